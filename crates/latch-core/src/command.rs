@@ -1,0 +1,128 @@
+//! Commands: requests to change state. `decide` turns each into events or a
+//! rejection. Everything random or time-dependent (ids, the new token's
+//! digest, the clock) is made at the edge and carried in, so `decide` is a
+//! pure function.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::account::AccountName;
+use crate::api_permission;
+use crate::event::StreamName;
+use crate::id::{AccountId, TokenId};
+use crate::permission::Permission;
+use crate::permission_set::PermissionSet;
+use crate::policy::PolicySettings;
+use crate::role::RoleName;
+use crate::span::Span;
+use crate::token_digest::TokenDigest;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "command")]
+pub enum Command {
+    CreateAccount { account_id: AccountId, name: AccountName, role: RoleName, description: String },
+    UpdateAccount { account_id: AccountId, role: Option<RoleName>, description: Option<String> },
+    DisableAccount { account_id: AccountId, reason: String },
+    EnableAccount { account_id: AccountId },
+    /// Final; revokes every live token of the account in the same append.
+    DeleteAccount { account_id: AccountId },
+    IssueToken {
+        account_id: AccountId,
+        token_id: TokenId,
+        name: String,
+        /// `None`: the role's permissions as they are now.
+        scopes: Option<PermissionSet>,
+        /// `None`: the policy's `default_ttl`.
+        ttl: Option<Span>,
+        allowed_cidrs: Vec<IpNet>,
+        digest: TokenDigest,
+    },
+    RevokeToken { token_id: TokenId, reason: String },
+    /// Issues `successor_id` with the same scopes and cuts the old token to
+    /// `now + grace` (policy's `rotation_grace` when `None`).
+    RotateToken { token_id: TokenId, successor_id: TokenId, successor_digest: TokenDigest, grace: Option<Span> },
+    DefineRole { name: RoleName, permissions: PermissionSet, description: String },
+    DeleteRole { name: RoleName },
+    /// Replaces the global layer (`role: None`) or one role's override.
+    SetPolicy { role: Option<RoleName>, settings: PolicySettings },
+    /// Scheduler only.
+    NoteTokenExpiring { token_id: TokenId },
+    /// Scheduler only.
+    NoteTokenExpired { token_id: TokenId },
+    /// Scheduler only.
+    NoteTokenRotationDue { token_id: TokenId },
+}
+
+/// What an actor must hold to run a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    Permission(Permission),
+    /// The permission, unless the actor is the token the command is about:
+    /// a token may always revoke or rotate itself.
+    PermissionOrSelf(Permission, TokenId),
+    /// Only Latch's own scheduler.
+    System,
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CreateAccount { .. } => "create_account",
+            Command::UpdateAccount { .. } => "update_account",
+            Command::DisableAccount { .. } => "disable_account",
+            Command::EnableAccount { .. } => "enable_account",
+            Command::DeleteAccount { .. } => "delete_account",
+            Command::IssueToken { .. } => "issue_token",
+            Command::RevokeToken { .. } => "revoke_token",
+            Command::RotateToken { .. } => "rotate_token",
+            Command::DefineRole { .. } => "define_role",
+            Command::DeleteRole { .. } => "delete_role",
+            Command::SetPolicy { .. } => "set_policy",
+            Command::NoteTokenExpiring { .. } => "note_token_expiring",
+            Command::NoteTokenExpired { .. } => "note_token_expired",
+            Command::NoteTokenRotationDue { .. } => "note_token_rotation_due",
+        }
+    }
+
+    pub fn requirement(&self) -> Requirement {
+        let permission = |text: &str| Permission::parse(text).expect("API permissions are valid");
+        match self {
+            Command::CreateAccount { .. }
+            | Command::UpdateAccount { .. }
+            | Command::DisableAccount { .. }
+            | Command::EnableAccount { .. }
+            | Command::DeleteAccount { .. } => Requirement::Permission(permission(api_permission::ACCOUNTS_WRITE)),
+            Command::IssueToken { .. } => Requirement::Permission(permission(api_permission::TOKENS_WRITE)),
+            Command::RevokeToken { token_id, .. } | Command::RotateToken { token_id, .. } => {
+                Requirement::PermissionOrSelf(permission(api_permission::TOKENS_WRITE), *token_id)
+            }
+            Command::DefineRole { .. } | Command::DeleteRole { .. } => {
+                Requirement::Permission(permission(api_permission::ROLES_WRITE))
+            }
+            Command::SetPolicy { .. } => Requirement::Permission(permission(api_permission::POLICY_WRITE)),
+            Command::NoteTokenExpiring { .. } | Command::NoteTokenExpired { .. } | Command::NoteTokenRotationDue { .. } => {
+                Requirement::System
+            }
+        }
+    }
+
+    /// The stream the command is addressed to: where an `If-Match` version
+    /// applies.
+    pub fn target_stream(&self) -> StreamName {
+        match self {
+            Command::CreateAccount { account_id, .. }
+            | Command::UpdateAccount { account_id, .. }
+            | Command::DisableAccount { account_id, .. }
+            | Command::EnableAccount { account_id }
+            | Command::DeleteAccount { account_id } => StreamName::account(*account_id),
+            Command::IssueToken { token_id, .. }
+            | Command::RevokeToken { token_id, .. }
+            | Command::RotateToken { token_id, .. }
+            | Command::NoteTokenExpiring { token_id }
+            | Command::NoteTokenExpired { token_id }
+            | Command::NoteTokenRotationDue { token_id } => StreamName::token(*token_id),
+            Command::DefineRole { name, .. } | Command::DeleteRole { name } => StreamName::role(name),
+            Command::SetPolicy { .. } => StreamName::policy(),
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The envelope every stored event carries, and a recorded event as
+//! projections consume it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::actor::Actor;
+use crate::event::Event;
+use crate::id::EventId;
+use crate::position::Position;
+
+/// Who did what, when, under which request. This is what the log stores
+/// as each event's data (the log adds position, stream, version and hashes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventEnvelope {
+    pub id: EventId,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// An event at its place in the log: what `evolve` folds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    pub position: Position,
+    pub version: u64,
+    #[serde(flatten)]
+    pub envelope: EventEnvelope,
+}

@@ -1,0 +1,183 @@
+//! Events: the only way state changes. Each names `account_id` and
+//! `token_id` wherever they apply, so a subscriber on NATS needs nothing
+//! else. None holds a token secret, only its digest.
+
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::account::AccountName;
+use crate::id::{AccountId, TokenId};
+use crate::permission_set::PermissionSet;
+use crate::policy::PolicySettings;
+use crate::role::RoleName;
+use crate::token_digest::TokenDigest;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Event {
+    #[serde(rename = "account.created")]
+    AccountCreated { account_id: AccountId, name: AccountName, role: RoleName, description: String },
+    /// Only the fields that changed are present.
+    #[serde(rename = "account.updated")]
+    AccountUpdated {
+        account_id: AccountId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<RoleName>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+    #[serde(rename = "account.disabled")]
+    AccountDisabled { account_id: AccountId, reason: String },
+    #[serde(rename = "account.enabled")]
+    AccountEnabled { account_id: AccountId },
+    /// Preceded, in the same append, by a `token.revoked` for each of the
+    /// account's live tokens.
+    #[serde(rename = "account.deleted")]
+    AccountDeleted { account_id: AccountId },
+    #[serde(rename = "token.issued")]
+    TokenIssued {
+        token_id: TokenId,
+        account_id: AccountId,
+        name: String,
+        scopes: PermissionSet,
+        digest: TokenDigest,
+        expires_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        allowed_cidrs: Vec<IpNet>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rotated_from: Option<TokenId>,
+    },
+    #[serde(rename = "token.revoked")]
+    TokenRevoked { token_id: TokenId, account_id: AccountId, reason: String },
+    /// The old token now expires at `expires_at` (its grace); appended with
+    /// the successor's `token.issued` in one atomic write.
+    #[serde(rename = "token.rotated")]
+    TokenRotated { token_id: TokenId, account_id: AccountId, successor_id: TokenId, expires_at: DateTime<Utc> },
+    #[serde(rename = "token.expiring")]
+    TokenExpiring { token_id: TokenId, account_id: AccountId, expires_at: DateTime<Utc> },
+    #[serde(rename = "token.expired")]
+    TokenExpired { token_id: TokenId, account_id: AccountId, expires_at: DateTime<Utc> },
+    #[serde(rename = "token.rotation_due")]
+    TokenRotationDue { token_id: TokenId, account_id: AccountId, issued_at: DateTime<Utc> },
+    #[serde(rename = "role.defined")]
+    RoleDefined { name: RoleName, permissions: PermissionSet, description: String },
+    #[serde(rename = "role.deleted")]
+    RoleDeleted { name: RoleName },
+    /// The whole layer: global when `role` is absent, else that role's override.
+    #[serde(rename = "policy.updated")]
+    PolicyUpdated {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<RoleName>,
+        settings: PolicySettings,
+    },
+}
+
+/// The aggregate stream an event belongs to: `account-<id>`, `token-<id>`,
+/// `role-<name>` or `policy`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamName(String);
+
+impl StreamName {
+    pub fn account(id: AccountId) -> Self {
+        Self(format!("account-{id}"))
+    }
+    pub fn token(id: TokenId) -> Self {
+        Self(format!("token-{id}"))
+    }
+    pub fn role(name: &RoleName) -> Self {
+        Self(format!("role-{name}"))
+    }
+    pub fn policy() -> Self {
+        Self("policy".to_owned())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl Event {
+    /// The dotted type: `token.revoked`.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Event::AccountCreated { .. } => "account.created",
+            Event::AccountUpdated { .. } => "account.updated",
+            Event::AccountDisabled { .. } => "account.disabled",
+            Event::AccountEnabled { .. } => "account.enabled",
+            Event::AccountDeleted { .. } => "account.deleted",
+            Event::TokenIssued { .. } => "token.issued",
+            Event::TokenRevoked { .. } => "token.revoked",
+            Event::TokenRotated { .. } => "token.rotated",
+            Event::TokenExpiring { .. } => "token.expiring",
+            Event::TokenExpired { .. } => "token.expired",
+            Event::TokenRotationDue { .. } => "token.rotation_due",
+            Event::RoleDefined { .. } => "role.defined",
+            Event::RoleDeleted { .. } => "role.deleted",
+            Event::PolicyUpdated { .. } => "policy.updated",
+        }
+    }
+
+    /// Every event type, for documentation and for checks that a codec
+    /// or a route handles them all.
+    pub const TYPES: [&'static str; 14] = [
+        "account.created",
+        "account.updated",
+        "account.disabled",
+        "account.enabled",
+        "account.deleted",
+        "token.issued",
+        "token.revoked",
+        "token.rotated",
+        "token.expiring",
+        "token.expired",
+        "token.rotation_due",
+        "role.defined",
+        "role.deleted",
+        "policy.updated",
+    ];
+
+    pub fn account_id(&self) -> Option<AccountId> {
+        match self {
+            Event::AccountCreated { account_id, .. }
+            | Event::AccountUpdated { account_id, .. }
+            | Event::AccountDisabled { account_id, .. }
+            | Event::AccountEnabled { account_id }
+            | Event::AccountDeleted { account_id }
+            | Event::TokenIssued { account_id, .. }
+            | Event::TokenRevoked { account_id, .. }
+            | Event::TokenRotated { account_id, .. }
+            | Event::TokenExpiring { account_id, .. }
+            | Event::TokenExpired { account_id, .. }
+            | Event::TokenRotationDue { account_id, .. } => Some(*account_id),
+            Event::RoleDefined { .. } | Event::RoleDeleted { .. } | Event::PolicyUpdated { .. } => None,
+        }
+    }
+
+    pub fn token_id(&self) -> Option<TokenId> {
+        match self {
+            Event::TokenIssued { token_id, .. }
+            | Event::TokenRevoked { token_id, .. }
+            | Event::TokenRotated { token_id, .. }
+            | Event::TokenExpiring { token_id, .. }
+            | Event::TokenExpired { token_id, .. }
+            | Event::TokenRotationDue { token_id, .. } => Some(*token_id),
+            _ => None,
+        }
+    }
+
+    pub fn stream(&self) -> StreamName {
+        if let Some(token_id) = self.token_id() {
+            return StreamName::token(token_id);
+        }
+        if let Some(account_id) = self.account_id() {
+            return StreamName::account(account_id);
+        }
+        match self {
+            Event::RoleDefined { name, .. } | Event::RoleDeleted { name } => StreamName::role(name),
+            _ => StreamName::policy(),
+        }
+    }
+}

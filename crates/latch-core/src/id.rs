@@ -1,0 +1,70 @@
+//! Identifiers: UUIDv7 newtypes so an account id can never be passed where a
+//! token id is expected. UUIDv7 sorts by creation time, which keeps RocksDB
+//! keys and listings in a useful order.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A new, time-ordered id. Ids are made at the edge (latchd) and
+            /// carried in commands, so `decide` stays deterministic.
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+            pub const fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+            pub const fn as_uuid(&self) -> &Uuid {
+                &self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0.hyphenated())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// The id of a service account.
+    AccountId
+);
+uuid_id!(
+    /// The public handle of a token (like Vault's accessor). Safe to log.
+    TokenId
+);
+uuid_id!(
+    /// The id of one event; NATS uses it as `Nats-Msg-Id` for de-duplication.
+    EventId
+);

@@ -1,0 +1,52 @@
+//! Latch's pure domain: identifiers, permissions, the token format,
+//! commands, events, `decide`/`evolve` and the projection `State`.
+//!
+//! No I/O lives here. latchd, the verifier library and the audit tools all
+//! fold the log with this crate's `evolve`, so they agree by construction.
+#![forbid(unsafe_code)]
+
+mod account;
+mod actor;
+pub mod api_permission;
+mod authentication;
+mod command;
+mod decide;
+mod domain_error;
+mod envelope;
+mod event;
+mod evolve;
+mod id;
+mod permission;
+mod permission_set;
+mod policy;
+mod position;
+mod role;
+mod span;
+mod state;
+mod token;
+mod token_digest;
+mod token_secret;
+
+pub use account::{Account, AccountName, AccountNameError, AccountStatus};
+pub use actor::Actor;
+pub use authentication::{Principal, Rejection, authenticate};
+pub use command::{Command, Requirement};
+pub use decide::{CommandContext, MAX_TEXT, decide};
+pub use domain_error::{DomainError, RejectionKind};
+pub use envelope::{EventEnvelope, RecordedEvent};
+pub use event::{Event, StreamName};
+pub use evolve::evolve;
+pub use id::{AccountId, EventId, TokenId};
+pub use permission::{Permission, PermissionError};
+pub use permission_set::PermissionSet;
+pub use policy::{Policy, PolicySettings};
+pub use position::Position;
+pub use role::{BuiltinRole, Role, RoleName, RoleNameError};
+pub use span::{Span, SpanError};
+pub use state::State;
+pub use token::{Revocation, Token};
+pub use token_digest::TokenDigest;
+pub use token_secret::{TOKEN_LEN, TokenFormatError, TokenSecret};
+
+/// Re-exported so callers name the same CIDR type the events carry.
+pub use ipnet::IpNet;

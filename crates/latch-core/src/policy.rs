@@ -1,0 +1,102 @@
+//! Token policy: a global setting with per-role overrides.
+//!
+//! Every field is optional at every layer: unset means "not set here". The
+//! effective policy for a role takes the role's override, else the global
+//! setting, else the built-in default.
+
+use serde::{Deserialize, Serialize};
+
+use crate::span::Span;
+
+/// One layer of policy, as `PUT /v1/policy` writes it and `policy.updated`
+/// records it (the whole layer, not a patch, so replay needs no history).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Longest lifetime a token may be issued with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ttl: Option<Span>,
+    /// Lifetime of a token issued without `ttl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_ttl: Option<Span>,
+    /// Age after which a token is due for rotation (`token.rotation_due`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_period: Option<Span>,
+    /// How long before expiry `token.expiring` is announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_warning: Option<Span>,
+    /// How long the old token keeps working after a rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_grace: Option<Span>,
+}
+
+impl PolicySettings {
+    /// `self` where set, else `fallback`.
+    pub fn or(&self, fallback: &PolicySettings) -> PolicySettings {
+        PolicySettings {
+            max_ttl: self.max_ttl.or(fallback.max_ttl),
+            default_ttl: self.default_ttl.or(fallback.default_ttl),
+            rotation_period: self.rotation_period.or(fallback.rotation_period),
+            expiry_warning: self.expiry_warning.or(fallback.expiry_warning),
+            rotation_grace: self.rotation_grace.or(fallback.rotation_grace),
+        }
+    }
+}
+
+/// The policy that applies to a token: every field resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// `None`: no limit beyond `default_ttl` being used when `ttl` is absent.
+    pub max_ttl: Option<Span>,
+    pub default_ttl: Span,
+    /// `None`: tokens are never due for rotation by age.
+    pub rotation_period: Option<Span>,
+    pub expiry_warning: Span,
+    pub rotation_grace: Span,
+}
+
+impl Policy {
+    /// Built-in defaults: tokens live 90 days unless asked otherwise, a
+    /// week's warning before expiry, an hour's grace on rotation.
+    pub const DEFAULT_TTL: Span = Span::days(90);
+    pub const DEFAULT_EXPIRY_WARNING: Span = Span::days(7);
+    pub const DEFAULT_ROTATION_GRACE: Span = Span::hours(1);
+
+    pub fn resolve(settings: &PolicySettings) -> Policy {
+        Policy {
+            max_ttl: settings.max_ttl,
+            default_ttl: settings.default_ttl.unwrap_or(Self::DEFAULT_TTL),
+            rotation_period: settings.rotation_period,
+            expiry_warning: settings.expiry_warning.unwrap_or(Self::DEFAULT_EXPIRY_WARNING),
+            rotation_grace: settings.rotation_grace.unwrap_or(Self::DEFAULT_ROTATION_GRACE),
+        }
+    }
+
+    /// A policy whose default would break its own limit is not a policy.
+    pub fn inconsistency(&self) -> Option<String> {
+        match self.max_ttl {
+            Some(max) if self.default_ttl > max => {
+                Some(format!("default_ttl {} exceeds max_ttl {}", self.default_ttl, max))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_layer_overrides_global_which_overrides_defaults() {
+        let global = PolicySettings { max_ttl: Some(Span::days(30)), default_ttl: Some(Span::days(7)), ..Default::default() };
+        let role = PolicySettings { default_ttl: Some(Span::hours(1)), ..Default::default() };
+        let policy = Policy::resolve(&role.or(&global));
+        assert_eq!(policy.max_ttl, Some(Span::days(30)));
+        assert_eq!(policy.default_ttl, Span::hours(1));
+        assert_eq!(policy.rotation_grace, Policy::DEFAULT_ROTATION_GRACE);
+        assert_eq!(policy.inconsistency(), None);
+        let bad = PolicySettings { max_ttl: Some(Span::days(1)), ..Default::default() };
+        assert!(Policy::resolve(&bad).inconsistency().is_some());
+    }
+}

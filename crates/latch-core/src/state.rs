@@ -1,0 +1,132 @@
+//! `State`: the projection every part of Latch folds from the log (latchd,
+//! verifiers, audit tools), with the indexes they look things up by.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::account::{Account, AccountName};
+use crate::id::{AccountId, TokenId};
+use crate::policy::{Policy, PolicySettings};
+use crate::position::Position;
+use crate::role::{BuiltinRole, Role, RoleName};
+use crate::token::Token;
+use crate::token_digest::TokenDigest;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub(crate) position: Position,
+    pub(crate) accounts: HashMap<AccountId, Account>,
+    /// Names stay reserved after deletion, so a name in the audit trail
+    /// always means one account.
+    pub(crate) account_by_name: HashMap<AccountName, AccountId>,
+    pub(crate) tokens: HashMap<TokenId, Token>,
+    pub(crate) token_by_digest: HashMap<TokenDigest, TokenId>,
+    pub(crate) tokens_by_account: HashMap<AccountId, BTreeSet<TokenId>>,
+    pub(crate) roles: BTreeMap<RoleName, Role>,
+    pub(crate) global_policy: PolicySettings,
+    pub(crate) role_policies: BTreeMap<RoleName, PolicySettings>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl State {
+    /// The state of an empty log: only the built-in roles.
+    pub fn new() -> Self {
+        let roles = BuiltinRole::ALL.iter().map(|b| b.role()).map(|r| (r.name.clone(), r)).collect();
+        Self {
+            position: Position::ZERO,
+            accounts: HashMap::new(),
+            account_by_name: HashMap::new(),
+            tokens: HashMap::new(),
+            token_by_digest: HashMap::new(),
+            tokens_by_account: HashMap::new(),
+            roles,
+            global_policy: PolicySettings::default(),
+            role_policies: BTreeMap::new(),
+        }
+    }
+
+    /// The position of the last event folded in.
+    pub fn position(&self) -> Position {
+        self.position
+    }
+
+    pub fn account(&self, id: AccountId) -> Option<&Account> {
+        self.accounts.get(&id)
+    }
+
+    pub fn account_by_name(&self, name: &AccountName) -> Option<&Account> {
+        self.account_by_name.get(name).and_then(|id| self.accounts.get(id))
+    }
+
+    /// Every account, in id (= creation) order.
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        let mut accounts: Vec<&Account> = self.accounts.values().collect();
+        accounts.sort_by_key(|a| a.id);
+        accounts.into_iter()
+    }
+
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    pub fn token(&self, id: TokenId) -> Option<&Token> {
+        self.tokens.get(&id)
+    }
+
+    pub fn token_by_digest(&self, digest: &TokenDigest) -> Option<&Token> {
+        self.token_by_digest.get(digest).and_then(|id| self.tokens.get(id))
+    }
+
+    /// An account's tokens, in id (= issue) order.
+    pub fn tokens_of(&self, account: AccountId) -> impl Iterator<Item = &Token> {
+        self.tokens_by_account
+            .get(&account)
+            .into_iter()
+            .flat_map(|ids| ids.iter())
+            .filter_map(|id| self.tokens.get(id))
+    }
+
+    pub fn token_count(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn role(&self, name: &RoleName) -> Option<&Role> {
+        self.roles.get(name)
+    }
+
+    pub fn roles(&self) -> impl Iterator<Item = &Role> {
+        self.roles.values()
+    }
+
+    pub fn global_policy(&self) -> &PolicySettings {
+        &self.global_policy
+    }
+
+    pub fn role_policy(&self, role: &RoleName) -> Option<&PolicySettings> {
+        self.role_policies.get(role)
+    }
+
+    /// The policy in force for accounts holding `role`.
+    pub fn effective_policy(&self, role: &RoleName) -> Policy {
+        let global = &self.global_policy;
+        match self.role_policies.get(role) {
+            Some(layer) => Policy::resolve(&layer.or(global)),
+            None => Policy::resolve(global),
+        }
+    }
+
+    /// Whether a token would be accepted at `now`, ignoring the source
+    /// address: account active, not revoked, not expired.
+    pub fn token_is_live(&self, token: &Token, now: DateTime<Utc>) -> bool {
+        token.revoked.is_none()
+            && !token.is_expired_at(now)
+            && self.accounts.get(&token.account_id).is_some_and(Account::is_active)
+    }
+}

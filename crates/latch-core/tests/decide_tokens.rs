@@ -1,0 +1,206 @@
+//! Given/when/then for the token commands.
+
+mod support;
+
+use chrono::TimeDelta;
+use latch_core::*;
+use support::*;
+
+fn issue(n: u128, account: u128, scopes: Option<&[&str]>, ttl: Option<&str>) -> Command {
+    Command::IssueToken {
+        account_id: account_id(account),
+        token_id: token_id(n),
+        name: format!("token-{n}"),
+        scopes: scopes.map(perms),
+        ttl: ttl.map(|t| Span::parse(t).unwrap()),
+        allowed_cidrs: Vec::new(),
+        digest: digest(&format!("token-{n}")),
+    }
+}
+
+fn ops() -> Actor {
+    as_token(account_id(OPS), token_id(1))
+}
+
+#[test]
+fn issue_token_within_the_role() {
+    let mut expected = token_issued(7, OPS, &["certificates:renew"]);
+    if let Event::TokenIssued { expires_at, .. } = &mut expected {
+        *expires_at = t0() + TimeDelta::hours(12);
+    }
+    given(world()).when(admin(), issue(7, OPS, Some(&["certificates:renew"]), Some("12h"))).then_expect_events(vec![expected]);
+}
+
+#[test]
+fn issue_token_defaults_to_the_role_and_the_default_ttl() {
+    let expected = token_issued(7, OPS, &["certificates:issue", "certificates:renew", "certificates:read"]);
+    given(world()).when(admin(), issue(7, OPS, None, None)).then_expect_events(vec![expected]);
+}
+
+#[test]
+fn issue_token_rejects_scopes_beyond_the_role() {
+    given(world())
+        .when(admin(), issue(7, OPS, Some(&["certificates:*"]), None))
+        .then_expect_error(DomainError::ScopeBeyondRole { role: role("cert-operator"), beyond: "certificates:*".into() });
+}
+
+#[test]
+fn issue_token_rejects_empty_scopes_and_names() {
+    given(world()).when(admin(), issue(7, OPS, Some(&[]), None)).then_expect_error(DomainError::EmptyScopes);
+    let mut command = issue(7, OPS, None, None);
+    if let Command::IssueToken { name, .. } = &mut command {
+        *name = String::new();
+    }
+    given(world()).when(admin(), command).then_expect_error(DomainError::Empty { field: "name" });
+}
+
+#[test]
+fn issue_token_cannot_grant_beyond_the_caller() {
+    // ops holds tokens:write by a broader role but only certificates:issue
+    // effectively: it may not mint certificates:renew for anyone.
+    let mut events = world();
+    events.push(Event::RoleDefined {
+        name: role("issuer-admin"),
+        permissions: perms(&["tokens:write", "certificates:*"]),
+        description: String::new(),
+    });
+    events.push(account_created(2, "issuer", "issuer-admin"));
+    events.push(token_issued(2, 2, &["tokens:write", "certificates:issue"]));
+    given(events)
+        .when(as_token(account_id(2), token_id(2)), issue(7, OPS, Some(&["certificates:renew"]), None))
+        .then_expect_error(DomainError::Escalation("certificates:renew".into()));
+}
+
+#[test]
+fn issue_token_respects_max_ttl_from_role_override() {
+    let mut events = world();
+    events.push(Event::PolicyUpdated {
+        role: Some(role("cert-operator")),
+        settings: PolicySettings { max_ttl: Some(Span::days(30)), default_ttl: Some(Span::days(7)), ..Default::default() },
+    });
+    given(events)
+        .when(admin(), issue(7, OPS, None, Some("31d")))
+        .then_expect_error(DomainError::TtlExceedsPolicy { ttl: Span::days(31), max_ttl: Span::days(30) });
+}
+
+#[test]
+fn issue_token_needs_an_active_account_and_fresh_ids() {
+    let mut disabled = world();
+    disabled.push(Event::AccountDisabled { account_id: account_id(OPS), reason: "x".into() });
+    given(disabled).when(admin(), issue(7, OPS, None, None)).then_expect_error(DomainError::AccountDisabled(account_id(OPS)));
+    given(world()).when(admin(), issue(7, 9, None, None)).then_expect_error(DomainError::AccountNotFound(account_id(9)));
+    given(world()).when(admin(), issue(1, OPS, None, None)).then_expect_error(DomainError::TokenIdTaken(token_id(1)));
+    given(world()).when(ops(), issue(7, OPS, None, None)).then_expect_error(DomainError::MissingPermission("tokens:write".into()));
+}
+
+#[test]
+fn revoke_token_by_an_admin_or_by_itself() {
+    let expected = vec![Event::TokenRevoked { token_id: token_id(1), account_id: account_id(OPS), reason: "leaked".into() }];
+    given(world())
+        .when(admin(), Command::RevokeToken { token_id: token_id(1), reason: "leaked".into() })
+        .then_expect_events(expected.clone());
+    given(world()).when(ops(), Command::RevokeToken { token_id: token_id(1), reason: "leaked".into() }).then_expect_events(expected);
+}
+
+#[test]
+fn revoke_token_rejections() {
+    given(world())
+        .when(admin(), Command::RevokeToken { token_id: token_id(9), reason: String::new() })
+        .then_expect_error(DomainError::TokenNotFound(token_id(9)));
+    given(world())
+        .when(ops(), Command::RevokeToken { token_id: token_id(0), reason: String::new() })
+        .then_expect_error(DomainError::MissingPermission("tokens:write".into()));
+    let mut events = world();
+    events.push(Event::TokenRevoked { token_id: token_id(1), account_id: account_id(OPS), reason: String::new() });
+    given(events)
+        .when(admin(), Command::RevokeToken { token_id: token_id(1), reason: String::new() })
+        .then_expect_error(DomainError::TokenRevoked(token_id(1)));
+}
+
+fn rotate(old: u128, new: u128, grace: Option<&str>) -> Command {
+    Command::RotateToken {
+        token_id: token_id(old),
+        successor_id: token_id(new),
+        successor_digest: digest(&format!("token-{new}")),
+        grace: grace.map(|g| Span::parse(g).unwrap()),
+    }
+}
+
+#[test]
+fn rotate_issues_a_successor_and_cuts_the_old_token_to_its_grace() {
+    let now = t0() + TimeDelta::days(10);
+    given(world()).when_at(ops(), now, rotate(1, 8, Some("15m"))).then_expect_events(vec![
+        Event::TokenIssued {
+            token_id: token_id(8),
+            account_id: account_id(OPS),
+            name: "token-1".into(),
+            scopes: perms(&["certificates:issue"]),
+            digest: digest("token-8"),
+            expires_at: now + TimeDelta::days(90),
+            allowed_cidrs: Vec::new(),
+            rotated_from: Some(token_id(1)),
+        },
+        Event::TokenRotated {
+            token_id: token_id(1),
+            account_id: account_id(OPS),
+            successor_id: token_id(8),
+            expires_at: now + TimeDelta::minutes(15),
+        },
+    ]);
+}
+
+#[test]
+fn rotate_grace_never_extends_the_old_token() {
+    let now = t0() + TimeDelta::days(90) - TimeDelta::minutes(5);
+    let events = given(world()).when_at(ops(), now, rotate(1, 8, None));
+    let expected_cut = t0() + TimeDelta::days(90);
+    events.then_expect_events(vec![
+        Event::TokenIssued {
+            token_id: token_id(8),
+            account_id: account_id(OPS),
+            name: "token-1".into(),
+            scopes: perms(&["certificates:issue"]),
+            digest: digest("token-8"),
+            expires_at: now + TimeDelta::days(90),
+            allowed_cidrs: Vec::new(),
+            rotated_from: Some(token_id(1)),
+        },
+        Event::TokenRotated { token_id: token_id(1), account_id: account_id(OPS), successor_id: token_id(8), expires_at: expected_cut },
+    ]);
+}
+
+#[test]
+fn rotate_rejections() {
+    let mut rotated = world();
+    rotated.push(Event::TokenRotated {
+        token_id: token_id(1),
+        account_id: account_id(OPS),
+        successor_id: token_id(8),
+        expires_at: t0() + TimeDelta::hours(1),
+    });
+    given(rotated)
+        .when(admin(), rotate(1, 9, None))
+        .then_expect_error(DomainError::TokenAlreadyRotated { token: token_id(1), successor: token_id(8) });
+    given(world())
+        .when_at(admin(), t0() + TimeDelta::days(91), rotate(1, 9, None))
+        .then_expect_error_kind(RejectionKind::Forbidden); // the admin token expired too
+    let mut long_admin = world();
+    long_admin[1] = Event::TokenIssued {
+        token_id: token_id(0),
+        account_id: account_id(ADMIN),
+        name: "admin".into(),
+        scopes: perms(&["*"]),
+        digest: digest("token-0"),
+        expires_at: t0() + TimeDelta::days(365),
+        allowed_cidrs: Vec::new(),
+        rotated_from: None,
+    };
+    given(long_admin)
+        .when_at(admin(), t0() + TimeDelta::days(91), rotate(1, 9, None))
+        .then_expect_error(DomainError::TokenExpired { token: token_id(1), at: t0() + TimeDelta::days(90) });
+    let mut revoked = world();
+    revoked.push(Event::TokenRevoked { token_id: token_id(1), account_id: account_id(OPS), reason: String::new() });
+    given(revoked).when(admin(), rotate(1, 9, None)).then_expect_error(DomainError::TokenRevoked(token_id(1)));
+    given(world()).when(admin(), rotate(1, 0, None)).then_expect_error(DomainError::TokenIdTaken(token_id(0)));
+    given(world()).when(ops(), rotate(0, 9, None)).then_expect_error(DomainError::MissingPermission("tokens:write".into()));
+}
