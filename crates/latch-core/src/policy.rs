@@ -10,23 +10,25 @@ use crate::span::Span;
 
 /// One layer of policy, as `PUT /v1/policy` writes it and `policy.updated`
 /// records it (the whole layer, not a patch, so replay needs no history).
+/// Unset fields serialise as `null` (no `skip_serializing_if`: the state
+/// snapshot format is not self-describing).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySettings {
     /// Longest lifetime a token may be issued with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub max_ttl: Option<Span>,
     /// Lifetime of a token issued without `ttl`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub default_ttl: Option<Span>,
     /// Age after which a token is due for rotation (`token.rotation_due`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub rotation_period: Option<Span>,
     /// How long before expiry `token.expiring` is announced.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub expiry_warning: Option<Span>,
     /// How long the old token keeps working after a rotation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub rotation_grace: Option<Span>,
 }
 

@@ -1,1 +1,23 @@
+//! Latch's event log: append-only, hash-chained, on RocksDB.
+//!
+//! Knows nothing of accounts or tokens: it stores JSON data in streams at
+//! global positions, chains them with SHA-256, remembers idempotency keys
+//! forever, and tells followers when the head moves.
 #![forbid(unsafe_code)]
+
+mod append;
+mod chain_hash;
+mod chain_verdict;
+mod event_store;
+mod expected_version;
+mod store_error;
+mod stored_event;
+
+pub use append::{AppendRejected, AppendRequest, Appended, IdempotencyKey, IdempotencyRecord, NewEvent};
+pub use chain_hash::ChainHash;
+pub use chain_verdict::ChainVerdict;
+pub use event_store::{EventStore, Head};
+pub use expected_version::ExpectedVersion;
+pub use store_error::StoreError;
+pub use stored_event::StoredEvent;
+pub use serde_json::value::RawValue;

@@ -1,0 +1,244 @@
+//! `latch-bench`: prints one JSON object per scenario with its figures and
+//! settings. Run in release mode:
+//!
+//! ```text
+//! cargo run --release -p latch-bench -- append
+//! cargo run --release -p latch-bench -- replay --events 1000000
+//! ```
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use latch_core::*;
+use latch_store::EventStore;
+use latchd::{CommandHandle, CommandHandler, CommandRequest, HandlerConfig, SystemClock, rebuild};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(about = "Latch benchmarks; each scenario prints one JSON object per measurement")]
+struct Args {
+    #[command(subcommand)]
+    scenario: Scenario,
+    /// Where to put the temporary stores (default: the system temp dir).
+    /// Put it on the disk you want to measure: fsync cost is the point.
+    #[arg(long, global = true)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Durable appends per second through the command handler (one event
+    /// per command, fsync'd), at each concurrency.
+    Append {
+        #[arg(long, value_delimiter = ',', default_value = "1,64")]
+        concurrency: Vec<usize>,
+        /// How long to run each concurrency.
+        #[arg(long, default_value = "10")]
+        seconds: u64,
+    },
+    /// Events per second to rebuild state from a log of `events` events,
+    /// and restart-to-ready time with a snapshot.
+    Replay {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let base = args.dir.unwrap_or_else(std::env::temp_dir);
+    match args.scenario {
+        Scenario::Append { concurrency, seconds } => {
+            for c in concurrency {
+                runtime.block_on(append(&base, c, Duration::from_secs(seconds)))?;
+            }
+        }
+        Scenario::Replay { events } => runtime.block_on(replay(&base, events))?,
+    }
+    Ok(())
+}
+
+fn create_account(n: u64) -> Command {
+    Command::CreateAccount {
+        account_id: AccountId::new(),
+        name: AccountName::parse(&format!("svc-{n}-{}", AccountId::new())).expect("valid"),
+        role: RoleName::parse("auditor").expect("valid"),
+        description: "benchmark".into(),
+    }
+}
+
+async fn submit_ok(handle: &CommandHandle, command: Command) -> anyhow::Result<CommandReceiptLite> {
+    match handle.submit(CommandRequest::new(Actor::System, command)).await? {
+        Ok(receipt) => Ok(CommandReceiptLite { events: receipt.events.len() }),
+        Err(rejection) => bail!("rejected: {rejection}"),
+    }
+}
+
+struct CommandReceiptLite {
+    events: usize,
+}
+
+async fn append(base: &std::path::Path, concurrency: usize, run_for: Duration) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir_in(base)?;
+    let store = Arc::new(EventStore::open(dir.path())?);
+    let (handler, _) = CommandHandler::start(store, Arc::new(SystemClock), HandlerConfig::default())?;
+    let handle = handler.handle();
+    let started = Instant::now();
+    let deadline = started + run_for;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|worker| {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = worker as u64 * 1_000_000_000;
+                while Instant::now() < deadline {
+                    let at = Instant::now();
+                    submit_ok(&handle, create_account(n)).await?;
+                    latencies.push(at.elapsed());
+                    n += 1;
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let batches = handle.metrics().batches_written.load(std::sync::atomic::Ordering::Relaxed);
+    handler.shutdown().await;
+    println!(
+        "{}",
+        json!({
+            "scenario": "append",
+            "concurrency": concurrency,
+            "commands": latencies.len(),
+            "seconds": elapsed.as_secs_f64(),
+            "appends_per_second": latencies.len() as f64 / elapsed.as_secs_f64(),
+            "synced_batches": batches,
+            "commands_per_batch": latencies.len() as f64 / batches.max(1) as f64,
+            "latency_p50_us": percentile(&latencies, 0.50).as_micros() as u64,
+            "latency_p99_us": percentile(&latencies, 0.99).as_micros() as u64,
+            "durability": "one synced RocksDB WriteBatch per group commit",
+        })
+    );
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Builds a realistic log: accounts, each with several tokens, some
+/// revoked; then rebuilds state from it twice: from scratch, and from a
+/// snapshot as latchd does on restart.
+async fn replay(base: &std::path::Path, target_events: u64) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir_in(base)?;
+    let store = Arc::new(EventStore::open(dir.path())?);
+    let config = HandlerConfig { snapshot_every: u64::MAX, ..HandlerConfig::default() };
+    let (handler, _) = CommandHandler::start(store.clone(), Arc::new(SystemClock), config)?;
+    let handle = handler.handle();
+    let building = Instant::now();
+    const WORKERS: u64 = 256;
+    let per_worker = target_events / WORKERS + 1;
+    let tasks: Vec<_> = (0..WORKERS)
+        .map(|worker| {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let mut written = 0u64;
+                let mut n = worker * 1_000_000_000;
+                while written < per_worker {
+                    let account_id = AccountId::new();
+                    let create = Command::CreateAccount {
+                        account_id,
+                        name: AccountName::parse(&format!("svc-{n}")).expect("valid"),
+                        role: RoleName::parse("auditor").expect("valid"),
+                        description: "replay benchmark".into(),
+                    };
+                    n += 1;
+                    written += submit_ok(&handle, create).await?.events as u64;
+                    for t in 0..8 {
+                        let token_id = TokenId::new();
+                        let issue = Command::IssueToken {
+                            account_id,
+                            token_id,
+                            name: format!("deploy-{t}"),
+                            scopes: None,
+                            ttl: Some(Span::days(30)),
+                            allowed_cidrs: Vec::new(),
+                            digest: TokenSecret::generate(&mut rand::rng()).digest(),
+                        };
+                        written += submit_ok(&handle, issue).await?.events as u64;
+                        if t == 7 {
+                            let revoke = Command::RevokeToken { token_id, reason: "benchmark".into() };
+                            written += submit_ok(&handle, revoke).await?.events as u64;
+                        }
+                    }
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    let built_in = building.elapsed();
+    handler.shutdown().await; // saves the snapshot a restart uses
+    let events = store.head().position.get();
+    let (tokens, accounts) = {
+        let state = handle.state();
+        (state.token_count(), state.account_count())
+    };
+    drop(handle);
+    drop(store);
+
+    let store = EventStore::open(dir.path()).context("reopening")?;
+    let verify_started = Instant::now();
+    let verdict = store.verify_chain()?;
+    let verify_took = verify_started.elapsed();
+
+    // From scratch: hide the snapshot by reading into a fresh state.
+    let full_started = Instant::now();
+    let mut state = State::new();
+    for stored in store.iter_from(Position::FIRST) {
+        evolve(&mut state, &latchd::to_recorded(&stored?)?);
+    }
+    let full_took = full_started.elapsed();
+    anyhow::ensure!(state.token_count() == tokens, "replay disagrees with the live state");
+
+    // What latchd does on restart: snapshot + verified tail.
+    let restart_started = Instant::now();
+    let rebuilt = rebuild(&store)?;
+    let restart_took = restart_started.elapsed();
+
+    println!(
+        "{}",
+        json!({
+            "scenario": "replay",
+            "events": events,
+            "accounts": accounts,
+            "tokens": tokens,
+            "build_seconds": built_in.as_secs_f64(),
+            "build_events_per_second": events as f64 / built_in.as_secs_f64(),
+            "verify_chain_seconds": verify_took.as_secs_f64(),
+            "verify_chain_events_per_second": events as f64 / verify_took.as_secs_f64(),
+            "chain": format!("{verdict:?}").split_whitespace().next().unwrap_or("").trim_end_matches(['{', ' ']),
+            "replay_seconds": full_took.as_secs_f64(),
+            "replay_events_per_second": events as f64 / full_took.as_secs_f64(),
+            "restart_with_snapshot_seconds": restart_took.as_secs_f64(),
+            "restart_snapshot_position": rebuilt.snapshot.map(|p| p.get()),
+            "restart_replayed_events": rebuilt.replayed,
+        })
+    );
+    Ok(())
+}

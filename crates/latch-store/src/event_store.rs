@@ -1,0 +1,372 @@
+//! `EventStore`: Latch's append-only log on RocksDB.
+//!
+//! Column families, one per concern:
+//! - `events`: position (u64 big-endian) → `hash ‖ record` (see `stored_event`)
+//! - `streams`: `stream \0 version` (version big-endian) → position
+//! - `stream_heads`: stream → its current version
+//! - `idempotency`: key → `IdempotencyRecord` (kept forever)
+//! - `snapshots`: position → projection snapshot bytes (a cache; losing it
+//!   only costs a longer replay)
+//!
+//! Appends are serialised by a mutex (the command handler is the only
+//! writer anyway) and each is one `WriteBatch` written with `sync = true`:
+//! when `append` returns, the events survive `kill -9` and power loss.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use latch_core::Position;
+use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+use tokio::sync::watch;
+
+use crate::append::{AppendRejected, AppendRequest, Appended, IdempotencyRecord};
+use crate::chain_hash::ChainHash;
+use crate::chain_verdict::ChainVerdict;
+use crate::stored_event::{self, StoredEvent};
+use crate::store_error::StoreError;
+
+const CF_EVENTS: &str = "events";
+const CF_STREAMS: &str = "streams";
+const CF_STREAM_HEADS: &str = "stream_heads";
+const CF_IDEMPOTENCY: &str = "idempotency";
+const CF_SNAPSHOTS: &str = "snapshots";
+const COLUMN_FAMILIES: [&str; 5] = [CF_EVENTS, CF_STREAMS, CF_STREAM_HEADS, CF_IDEMPOTENCY, CF_SNAPSHOTS];
+/// Older snapshots beyond this many are deleted when a new one is saved.
+const SNAPSHOTS_KEPT: usize = 2;
+
+/// The last event in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub position: Position,
+    pub hash: ChainHash,
+}
+
+impl Head {
+    const EMPTY: Head = Head { position: Position::ZERO, hash: ChainHash::GENESIS };
+}
+
+pub struct EventStore {
+    db: DB,
+    path: PathBuf,
+    read_only: bool,
+    /// Held for the whole of an append: there is one writer at a time.
+    head: Mutex<Head>,
+    notify: watch::Sender<Position>,
+}
+
+impl std::fmt::Debug for EventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStore").field("path", &self.path).field("head", &self.head()).finish()
+    }
+}
+
+impl EventStore {
+    /// Opens (creating if needed) the log in `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        std::fs::create_dir_all(path)?;
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_paranoid_checks(true);
+        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let descriptors = COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, options.clone()));
+        let db = DB::open_cf_descriptors(&options, path, descriptors)?;
+        Self::from_db(db, path, false)
+    }
+
+    /// Opens an existing log read-only: safe beside a running latchd, and
+    /// what audit tools use on a data directory or a backup of one. It sees
+    /// the log as it was when opened.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let options = Options::default();
+        let db = DB::open_cf_for_read_only(&options, path, COLUMN_FAMILIES, false)?;
+        Self::from_db(db, path, true)
+    }
+
+    fn from_db(db: DB, path: &Path, read_only: bool) -> Result<Self, StoreError> {
+        let head = {
+            let cf = cf(&db, CF_EVENTS);
+            let mut last = db.iterator_cf(cf, IteratorMode::End);
+            match last.next() {
+                None => Head::EMPTY,
+                Some(item) => {
+                    let (key, value) = item?;
+                    let position = Position::from_key(&key)
+                        .ok_or_else(|| StoreError::Corrupt { position: Position::ZERO, problem: "malformed event key".into() })?;
+                    // Only the stored hash is needed: a store whose last
+                    // record is damaged still opens, so `verify_chain` can
+                    // say where.
+                    let hash = value
+                        .get(..32)
+                        .and_then(ChainHash::from_slice)
+                        .ok_or_else(|| StoreError::Corrupt { position, problem: "record shorter than its hash".into() })?;
+                    Head { position, hash }
+                }
+            }
+        };
+        let (notify, _) = watch::channel(head.position);
+        Ok(Self { db, path: path.to_owned(), read_only, head: Mutex::new(head), notify })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn head(&self) -> Head {
+        *self.head.lock().expect("head lock poisoned")
+    }
+
+    /// Followers learn of new events here without polling: the value is the
+    /// head position, updated after every durable append.
+    pub fn subscribe(&self) -> watch::Receiver<Position> {
+        self.notify.subscribe()
+    }
+
+    /// Appends several requests in one synced `WriteBatch` (group commit).
+    ///
+    /// The outer `Result` is the infrastructure: on `Err`, nothing was
+    /// written. The inner results say, per request, whether it was written,
+    /// was a duplicate of an earlier idempotent append, or was refused by a
+    /// version check (then nothing of it was written; the others stand).
+    pub fn append(
+        &self,
+        requests: &[AppendRequest],
+    ) -> Result<Vec<Result<Appended, AppendRejected>>, StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let mut head_guard = self.head.lock().expect("head lock poisoned");
+        let mut head = *head_guard;
+        let mut batch = WriteBatch::default();
+        let mut versions: HashMap<String, u64> = HashMap::new();
+        let mut keys_in_batch: HashMap<String, IdempotencyRecord> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(requests.len());
+
+        for request in requests {
+            if let Some(idem) = &request.idempotency {
+                let original = match keys_in_batch.get(&idem.key) {
+                    Some(record) => Some(record.clone()),
+                    None => self.idempotency(&idem.key)?,
+                };
+                if let Some(original) = original {
+                    outcomes.push(Ok(Appended::Duplicate(original)));
+                    continue;
+                }
+            }
+            let mut refused = None;
+            for (stream, expected) in &request.expectations {
+                let actual = self.version_in_batch(&versions, stream)?;
+                if !expected.admits(actual) {
+                    refused = Some(AppendRejected::WrongExpectedVersion { stream: stream.clone(), expected: *expected, actual });
+                    break;
+                }
+            }
+            if let Some(rejection) = refused {
+                outcomes.push(Err(rejection));
+                continue;
+            }
+
+            let first = head.position.next();
+            for event in &request.events {
+                let version = self.version_in_batch(&versions, &event.stream)? + 1;
+                let position = head.position.next();
+                let (value, hash) = stored_event::encode(position, &event.stream, version, head.hash, &event.data);
+                batch.put_cf(cf(&self.db, CF_EVENTS), position.to_key(), value);
+                batch.put_cf(cf(&self.db, CF_STREAMS), stream_key(&event.stream, version), position.to_key());
+                batch.put_cf(cf(&self.db, CF_STREAM_HEADS), event.stream.as_bytes(), version.to_be_bytes());
+                versions.insert(event.stream.clone(), version);
+                head = Head { position, hash };
+            }
+            let count = request.events.len() as u64;
+            if let Some(idem) = &request.idempotency {
+                let record = IdempotencyRecord {
+                    first: if count == 0 { head.position } else { first },
+                    count,
+                    fingerprint: idem.fingerprint.clone(),
+                };
+                let bytes = serde_json::to_vec(&record).expect("plain record serialises");
+                batch.put_cf(cf(&self.db, CF_IDEMPOTENCY), idem.key.as_bytes(), bytes);
+                keys_in_batch.insert(idem.key.clone(), record);
+            }
+            outcomes.push(Ok(Appended::Written { first, count }));
+        }
+
+        if !batch.is_empty() {
+            let mut sync = WriteOptions::default();
+            sync.set_sync(true);
+            self.db.write_opt(batch, &sync)?;
+        }
+        *head_guard = head;
+        drop(head_guard);
+        self.notify.send_replace(head.position);
+        Ok(outcomes)
+    }
+
+    fn version_in_batch(&self, pending: &HashMap<String, u64>, stream: &str) -> Result<u64, StoreError> {
+        match pending.get(stream) {
+            Some(version) => Ok(*version),
+            None => self.stream_version(stream),
+        }
+    }
+
+    /// A stream's version: how many events it holds (0: none).
+    pub fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .db
+            .get_pinned_cf(cf(&self.db, CF_STREAM_HEADS), stream.as_bytes())?
+            .and_then(|bytes| <[u8; 8]>::try_from(&bytes[..]).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    pub fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let Some(bytes) = self.db.get_pinned_cf(cf(&self.db, CF_IDEMPOTENCY), key.as_bytes())? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt { position: Position::ZERO, problem: format!("idempotency record {key:?}: {e}") })
+    }
+
+    pub fn event(&self, position: Position) -> Result<Option<StoredEvent>, StoreError> {
+        match self.db.get_pinned_cf(cf(&self.db, CF_EVENTS), position.to_key())? {
+            None => Ok(None),
+            Some(value) => stored_event::decode(position, &value).map(Some),
+        }
+    }
+
+    /// Events from `from` on, in order, streamed (a replay of millions never
+    /// holds them all). Stops with an error at a gap in positions.
+    pub fn iter_from(&self, from: Position) -> impl Iterator<Item = Result<StoredEvent, StoreError>> + '_ {
+        let from = from.max(Position::FIRST);
+        let mut expected = from;
+        self.db
+            .iterator_cf(cf(&self.db, CF_EVENTS), IteratorMode::From(&from.to_key(), Direction::Forward))
+            .map(move |item| {
+                let (key, value) = item?;
+                let position = Position::from_key(&key)
+                    .ok_or_else(|| StoreError::Corrupt { position: expected, problem: "malformed event key".into() })?;
+                if position != expected {
+                    return Err(StoreError::Corrupt { position: expected, problem: format!("missing; next stored is {position}") });
+                }
+                expected = expected.next();
+                stored_event::decode(position, &value)
+            })
+    }
+
+    /// Up to `limit` events after `after`.
+    pub fn read_after(&self, after: Position, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.iter_from(after.next()).take(limit).collect()
+    }
+
+    /// A stream's events from version `from_version` on (1-based), at most `limit`.
+    pub fn read_stream(&self, stream: &str, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let start = stream_key(stream, from_version.max(1));
+        let prefix_len = stream.len() + 1;
+        let mut events = Vec::new();
+        for item in self.db.iterator_cf(cf(&self.db, CF_STREAMS), IteratorMode::From(&start, Direction::Forward)) {
+            let (key, value) = item?;
+            if key.len() != prefix_len + 8 || key[..prefix_len] != start[..prefix_len] || events.len() >= limit {
+                break;
+            }
+            let position = Position::from_key(&value)
+                .ok_or_else(|| StoreError::Corrupt { position: Position::ZERO, problem: format!("stream index of {stream}") })?;
+            let event = self
+                .event(position)?
+                .ok_or_else(|| StoreError::Corrupt { position, problem: format!("indexed in {stream} but missing") })?;
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    /// Walks the chain from the first event: every record's hash must be
+    /// the SHA-256 of its stored bytes and its `prev_hash` the hash before
+    /// it, with no gap in positions. Reports the first break.
+    pub fn verify_chain(&self) -> Result<ChainVerdict, StoreError> {
+        self.verify_chain_from(Position::FIRST, ChainHash::GENESIS)
+    }
+
+    /// As `verify_chain`, from `from` on, trusting `prev` as the hash before it.
+    pub fn verify_chain_from(&self, from: Position, prev: ChainHash) -> Result<ChainVerdict, StoreError> {
+        let mut expected = from.max(Position::FIRST);
+        let mut prev = prev;
+        let mut checked = 0u64;
+        for item in self.db.iterator_cf(cf(&self.db, CF_EVENTS), IteratorMode::From(&expected.to_key(), Direction::Forward)) {
+            let (key, value) = item?;
+            let broken = |problem: String| Ok(ChainVerdict::Broken { position: expected, problem });
+            match Position::from_key(&key) {
+                Some(p) if p == expected => {}
+                Some(p) => return broken(format!("missing; next stored is {p}")),
+                None => return broken("malformed key".into()),
+            }
+            if !stored_event::hash_matches(&value) {
+                return broken("stored bytes do not match their hash".into());
+            }
+            let event = match stored_event::decode(expected, &value) {
+                Ok(event) => event,
+                Err(e) => return broken(e.to_string()),
+            };
+            if event.prev_hash != prev {
+                return broken("prev_hash does not match the previous event's hash".into());
+            }
+            prev = event.hash;
+            checked += 1;
+            expected = expected.next();
+        }
+        Ok(ChainVerdict::Intact { checked, head: Position::new(expected.get() - 1), head_hash: prev })
+    }
+
+    /// Stores a projection snapshot taken at `position` (not synced: a lost
+    /// snapshot only means a longer replay) and drops older ones.
+    pub fn save_snapshot(&self, position: Position, bytes: &[u8]) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let snapshots = cf(&self.db, CF_SNAPSHOTS);
+        self.db.put_cf(snapshots, position.to_key(), bytes)?;
+        let keys: Vec<Box<[u8]>> = self
+            .db
+            .iterator_cf(snapshots, IteratorMode::End)
+            .skip(SNAPSHOTS_KEPT)
+            .map(|item| item.map(|(key, _)| key))
+            .collect::<Result<_, _>>()?;
+        for key in keys {
+            self.db.delete_cf(snapshots, key)?;
+        }
+        Ok(())
+    }
+
+    /// The newest snapshot at or below the head, if any.
+    pub fn latest_snapshot(&self) -> Result<Option<(Position, Vec<u8>)>, StoreError> {
+        let head = self.head().position;
+        for item in self.db.iterator_cf(cf(&self.db, CF_SNAPSHOTS), IteratorMode::End) {
+            let (key, value) = item?;
+            match Position::from_key(&key) {
+                Some(position) if position <= head => return Ok(Some((position, value.into_vec()))),
+                _ => continue,
+            }
+        }
+        Ok(None)
+    }
+
+    /// A consistent copy of the whole store (RocksDB checkpoint: hard links
+    /// where it can) in `dir`, which must not exist yet.
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<(), StoreError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dir)?;
+        Ok(())
+    }
+}
+
+fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
+    db.cf_handle(name).expect("column families are created on open")
+}
+
+fn stream_key(stream: &str, version: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(stream.len() + 9);
+    key.extend_from_slice(stream.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}

@@ -1,0 +1,16 @@
+//! `StoreError`: infrastructure failures. Never a business rejection.
+
+use latch_core::Position;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("RocksDB: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("stored event at position {position} is corrupt: {problem}")]
+    Corrupt { position: Position, problem: String },
+    #[error("the store was opened read-only")]
+    ReadOnly,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}

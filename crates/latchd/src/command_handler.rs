@@ -1,0 +1,472 @@
+//! The command handler: the single writer.
+//!
+//! One thread owns the write side. Callers send commands (with actor,
+//! idempotency key and request id) over a channel and await the answer. The
+//! writer drains what is queued, decides each command against a working
+//! copy of the state that already holds the earlier commands of the batch,
+//! writes all their events in one synced `WriteBatch` (group commit), then
+//! applies them to the committed state that readers see, and answers.
+//!
+//! Readers only ever see durable state: the committed state changes after
+//! the fsync. The working copy costs a second copy of the state in memory;
+//! see docs/adr/0003-single-writer-group-commit.md.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+
+use latch_core::{Actor, Command, CommandContext, EventEnvelope, EventId, Position, RecordedEvent, State, decide, evolve};
+use latch_store::{AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyKey, IdempotencyRecord};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::command_outcome::{CommandReceipt, CommandRejection, CommandResult, HandlerFailure};
+use crate::event_codec;
+use crate::rebuild::{RebuildError, Rebuilt, rebuild};
+use crate::state_snapshot;
+
+/// One command and what surrounds it.
+#[derive(Debug, Clone)]
+pub struct CommandRequest {
+    pub command: Command,
+    pub actor: Actor,
+    pub request_id: Option<String>,
+    pub idempotency: Option<Idempotency>,
+    /// `If-Match`: the version the caller believes the command's target
+    /// stream is at.
+    pub expected_version: Option<u64>,
+}
+
+impl CommandRequest {
+    pub fn new(actor: Actor, command: Command) -> Self {
+        Self { command, actor, request_id: None, idempotency: None, expected_version: None }
+    }
+}
+
+/// A caller's idempotency key and what its request was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    /// Identifies the request the key was first used with (e.g. a hash of
+    /// the HTTP body). A retry must match it; a different request under the
+    /// same key is refused.
+    pub fingerprint: String,
+}
+
+impl Idempotency {
+    /// A fingerprint of the command itself: right when the command holds
+    /// nothing generated per attempt (ids, digests).
+    pub fn of_command(key: impl Into<String>, command: &Command) -> Self {
+        let json = serde_json::to_vec(command).expect("commands serialise");
+        Self { key: key.into(), fingerprint: hex::encode(Sha256::digest(json)) }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HandlerConfig {
+    /// Most commands decided and written in one batch.
+    pub max_batch: usize,
+    /// Commands waiting for the writer before `submit` waits for room.
+    pub queue_depth: usize,
+    /// Save a projection snapshot after this many new events.
+    pub snapshot_every: u64,
+}
+
+impl Default for HandlerConfig {
+    fn default() -> Self {
+        Self { max_batch: 512, queue_depth: 4096, snapshot_every: 100_000 }
+    }
+}
+
+/// Counters for `/metrics` and benches.
+#[derive(Debug, Default)]
+pub struct HandlerMetrics {
+    pub commands_accepted: AtomicU64,
+    pub commands_rejected: AtomicU64,
+    pub commands_replayed: AtomicU64,
+    pub commands_failed: AtomicU64,
+    pub events_appended: AtomicU64,
+    pub batches_written: AtomicU64,
+}
+
+enum Message {
+    Submit(CommandRequest, oneshot::Sender<CommandResult>),
+    Stop,
+}
+
+/// A cheap, cloneable way to submit commands and read committed state.
+#[derive(Clone)]
+pub struct CommandHandle {
+    sender: mpsc::Sender<Message>,
+    committed: Arc<RwLock<State>>,
+    store: Arc<EventStore>,
+    metrics: Arc<HandlerMetrics>,
+}
+
+impl CommandHandle {
+    pub async fn submit(&self, request: CommandRequest) -> CommandResult {
+        let (reply, answer) = oneshot::channel();
+        self.sender.send(Message::Submit(request, reply)).await.map_err(|_| HandlerFailure::Stopped)?;
+        answer.await.map_err(|_| HandlerFailure::Stopped)?
+    }
+
+    /// The committed (durable) state. Hold the guard briefly: the writer
+    /// waits for it to apply each batch.
+    pub fn state(&self) -> RwLockReadGuard<'_, State> {
+        self.committed.read().expect("state lock poisoned")
+    }
+
+    pub fn store(&self) -> &Arc<EventStore> {
+        &self.store
+    }
+
+    pub fn metrics(&self) -> &HandlerMetrics {
+        &self.metrics
+    }
+}
+
+/// Owns the writer thread.
+pub struct CommandHandler {
+    handle: CommandHandle,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl CommandHandler {
+    /// Rebuilds state from the log (snapshot + tail) and starts the writer.
+    pub fn start(store: Arc<EventStore>, clock: Arc<dyn Clock>, config: HandlerConfig) -> Result<(Self, Rebuilt), RebuildError> {
+        let rebuilt = rebuild(&store)?;
+        let committed = Arc::new(RwLock::new(rebuilt.state.clone()));
+        let metrics = Arc::new(HandlerMetrics::default());
+        let (sender, receiver) = mpsc::channel(config.queue_depth);
+        let writer = Writer {
+            working: rebuilt.state.clone(),
+            committed: committed.clone(),
+            store: store.clone(),
+            clock,
+            metrics: metrics.clone(),
+            last_snapshot: rebuilt.snapshot.unwrap_or(Position::ZERO),
+            config,
+        };
+        let thread = std::thread::Builder::new()
+            .name("latch-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(latch_store::StoreError::from)?;
+        let handle = CommandHandle { sender, committed, store, metrics };
+        Ok((Self { handle, writer: Mutex::new(Some(thread)) }, rebuilt))
+    }
+
+    pub fn handle(&self) -> CommandHandle {
+        self.handle.clone()
+    }
+
+    /// Finishes every command already queued, refuses new ones, saves a
+    /// snapshot and stops the writer.
+    pub async fn shutdown(&self) {
+        let _ = self.handle.sender.send(Message::Stop).await;
+        let thread = self.writer.lock().expect("writer lock").take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+struct Writer {
+    working: State,
+    committed: Arc<RwLock<State>>,
+    store: Arc<EventStore>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<HandlerMetrics>,
+    last_snapshot: Position,
+    config: HandlerConfig,
+}
+
+/// What became of one submission while its batch was planned.
+enum Plan {
+    /// Answer decided without writing (a rejection, or a no-op).
+    Answer(Result<CommandReceipt, CommandRejection>),
+    /// An earlier append under the same key.
+    Replay(IdempotencyRecord),
+    /// Written by `requests[index]`; these are its events.
+    Append { index: usize, events: Vec<RecordedEvent> },
+    /// Same key and request as `plans[earlier]` in this batch.
+    SameAs(usize),
+}
+
+impl Writer {
+    fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
+        let mut stopping = false;
+        while !stopping {
+            let Some(first) = receiver.blocking_recv() else { break };
+            let mut batch = Vec::new();
+            let mut message = Some(first);
+            while let Some(current) = message.take() {
+                match current {
+                    Message::Submit(request, reply) => batch.push((request, reply)),
+                    // Everything queued before the stop is still processed.
+                    Message::Stop => stopping = true,
+                }
+                if batch.len() >= self.config.max_batch {
+                    break;
+                }
+                message = receiver.try_recv().ok();
+            }
+            if !batch.is_empty() {
+                self.process(batch);
+            }
+        }
+        // Anything that raced the stop is refused: its senders see `Stopped`.
+        receiver.close();
+        while let Ok(message) = receiver.try_recv() {
+            if let Message::Submit(_, reply) = message {
+                let _ = reply.send(Err(HandlerFailure::Stopped));
+            }
+        }
+        self.snapshot(true);
+    }
+
+    fn process(&mut self, batch: Vec<(CommandRequest, oneshot::Sender<CommandResult>)>) {
+        let mut plans: Vec<Plan> = Vec::with_capacity(batch.len());
+        let mut requests: Vec<AppendRequest> = Vec::new();
+        let mut keys_in_batch: HashMap<String, (usize, String)> = HashMap::new();
+        let mut versions: HashMap<String, u64> = HashMap::new();
+        let mut next = self.store.head().position.next();
+        let mut failure: Option<HandlerFailure> = None;
+
+        for (index, (request, _)) in batch.iter().enumerate() {
+            match self.plan(request, index, &mut keys_in_batch, &mut versions, &mut next, &mut requests) {
+                Ok(plan) => plans.push(plan),
+                Err(store_failure) => {
+                    failure = Some(store_failure);
+                    break;
+                }
+            }
+        }
+
+        if failure.is_none() && !requests.is_empty() {
+            failure = self.write(&requests, &plans).err();
+        }
+
+        match failure {
+            Some(failure) => {
+                // Nothing of this batch is durable: the working copy has to
+                // forget it. Every command decided against it is answered
+                // with the failure, since its decision may have depended on
+                // the lost ones.
+                tracing::error!(error = %failure, "append failed; state reset to the last durable position");
+                self.reset_after(&failure);
+                self.metrics.commands_failed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(failure.clone()));
+                }
+            }
+            None => {
+                let answers = self.answers(&plans);
+                for ((_, reply), answer) in batch.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
+                }
+                self.snapshot(false);
+            }
+        }
+    }
+
+    fn plan(
+        &mut self,
+        request: &CommandRequest,
+        index: usize,
+        keys_in_batch: &mut HashMap<String, (usize, String)>,
+        versions: &mut HashMap<String, u64>,
+        next: &mut Position,
+        requests: &mut Vec<AppendRequest>,
+    ) -> Result<Plan, HandlerFailure> {
+        let scoped_key = request.idempotency.as_ref().map(|i| (scope_key(&request.actor, &i.key), i.fingerprint.clone()));
+        if let Some((key, fingerprint)) = &scoped_key {
+            if let Some((earlier, earlier_fingerprint)) = keys_in_batch.get(key) {
+                return Ok(if earlier_fingerprint == fingerprint {
+                    Plan::SameAs(*earlier)
+                } else {
+                    Plan::Answer(Err(CommandRejection::IdempotencyKeyReused))
+                });
+            }
+            if let Some(record) = self.store.idempotency(key)? {
+                return Ok(if record.fingerprint == *fingerprint {
+                    Plan::Replay(record)
+                } else {
+                    Plan::Answer(Err(CommandRejection::IdempotencyKeyReused))
+                });
+            }
+        }
+
+        let target = request.command.target_stream().into_string();
+        let expectations = match request.expected_version {
+            None => Vec::new(),
+            Some(expected) => {
+                let actual = stream_version(&self.store, versions, &target)?;
+                if actual != expected {
+                    return Ok(Plan::Answer(Err(CommandRejection::VersionConflict {
+                        stream: target,
+                        expected: ExpectedVersion::Exact(expected),
+                        actual,
+                    })));
+                }
+                vec![(target, ExpectedVersion::Exact(expected))]
+            }
+        };
+
+        let now = self.clock.now();
+        let events = match decide(&self.working, &CommandContext { actor: request.actor, now }, &request.command) {
+            Ok(events) => events,
+            Err(rejection) => return Ok(Plan::Answer(Err(rejection.into()))),
+        };
+
+        let mut recorded = Vec::with_capacity(events.len());
+        for event in events {
+            let stream = event.stream().into_string();
+            let version = stream_version(&self.store, versions, &stream)? + 1;
+            versions.insert(stream, version);
+            let envelope = EventEnvelope {
+                id: EventId::new(),
+                at: now,
+                actor: request.actor,
+                request_id: request.request_id.clone(),
+                idempotency_key: request.idempotency.as_ref().map(|i| i.key.clone()),
+                event,
+            };
+            let event = RecordedEvent { position: *next, version, envelope };
+            *next = next.next();
+            evolve(&mut self.working, &event);
+            recorded.push(event);
+        }
+
+        if recorded.is_empty() && scoped_key.is_none() {
+            return Ok(Plan::Answer(Ok(CommandReceipt { events: Vec::new(), replayed: false })));
+        }
+        if let Some((key, fingerprint)) = &scoped_key {
+            keys_in_batch.insert(key.clone(), (index, fingerprint.clone()));
+        }
+        requests.push(AppendRequest {
+            events: recorded.iter().map(|e| event_codec::to_new_event(&e.envelope)).collect(),
+            expectations,
+            idempotency: scoped_key.map(|(key, fingerprint)| IdempotencyKey { key, fingerprint }),
+        });
+        Ok(Plan::Append { index: requests.len() - 1, events: recorded })
+    }
+
+    /// Writes the batch and, once it is durable, applies it to the
+    /// committed state.
+    fn write(&mut self, requests: &[AppendRequest], plans: &[Plan]) -> Result<(), HandlerFailure> {
+        let outcomes = self.store.append(requests)?;
+        let mut appended = 0u64;
+        {
+            let mut committed = self.committed.write().expect("state lock poisoned");
+            for plan in plans {
+                let Plan::Append { index, events } = plan else { continue };
+                match &outcomes[*index] {
+                    Ok(Appended::Written { first, count }) => {
+                        debug_assert_eq!(events.first().map_or(*first, |e| e.position), *first);
+                        debug_assert_eq!(events.len() as u64, *count);
+                        for event in events {
+                            evolve(&mut committed, event);
+                        }
+                        appended += count;
+                    }
+                    other => {
+                        // The writer pre-checks keys and versions, so the
+                        // store can only disagree if something else writes.
+                        return Err(HandlerFailure::Inconsistent(format!("the store answered {other:?} to a planned append")));
+                    }
+                }
+            }
+        }
+        self.metrics.events_appended.fetch_add(appended, Ordering::Relaxed);
+        self.metrics.batches_written.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// After a failed batch the working copy holds undurable events. When
+    /// the write itself failed, the committed state is exact; if the store
+    /// and the writer disagreed, only the log is, so both are rebuilt.
+    fn reset_after(&mut self, failure: &HandlerFailure) {
+        if let HandlerFailure::Inconsistent(_) = failure {
+            match rebuild(&self.store) {
+                Ok(rebuilt) => *self.committed.write().expect("state lock poisoned") = rebuilt.state,
+                Err(error) => tracing::error!(%error, "could not rebuild state from the log"),
+            }
+        }
+        self.working = self.committed.read().expect("state lock poisoned").clone();
+    }
+
+    fn answers(&self, plans: &[Plan]) -> Vec<CommandResult> {
+        let mut answers: Vec<CommandResult> = Vec::with_capacity(plans.len());
+        for plan in plans {
+            let answer = match plan {
+                Plan::Answer(answer) => Ok(answer.clone()),
+                Plan::Append { events, .. } => Ok(Ok(CommandReceipt { events: events.clone(), replayed: false })),
+                Plan::Replay(record) => self.replayed(record),
+                Plan::SameAs(earlier) => match &answers[*earlier] {
+                    Ok(Ok(receipt)) => Ok(Ok(CommandReceipt { events: receipt.events.clone(), replayed: true })),
+                    other => other.clone(),
+                },
+            };
+            let counter = match &answer {
+                Ok(Ok(receipt)) if receipt.replayed => &self.metrics.commands_replayed,
+                Ok(Ok(_)) => &self.metrics.commands_accepted,
+                Ok(Err(_)) => &self.metrics.commands_rejected,
+                Err(_) => &self.metrics.commands_failed,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            answers.push(answer);
+        }
+        answers
+    }
+
+    fn replayed(&self, record: &IdempotencyRecord) -> CommandResult {
+        let mut events = Vec::with_capacity(record.count as usize);
+        for position in record.positions() {
+            let stored = self.store.event(position)?.ok_or_else(|| {
+                latch_store::StoreError::Corrupt { position, problem: "recorded by an idempotency key but missing".into() }
+            })?;
+            events.push(event_codec::to_recorded(&stored)?);
+        }
+        Ok(Ok(CommandReceipt { events, replayed: true }))
+    }
+
+    fn snapshot(&mut self, always: bool) {
+        let committed = self.committed.read().expect("state lock poisoned");
+        let position = committed.position();
+        let due = position.get().saturating_sub(self.last_snapshot.get()) >= self.config.snapshot_every;
+        if position == self.last_snapshot || !(due || always) {
+            return;
+        }
+        let head = self.store.head();
+        if head.position != position {
+            return;
+        }
+        let bytes = state_snapshot::encode(&committed, head.hash);
+        drop(committed);
+        match self.store.save_snapshot(position, &bytes) {
+            Ok(()) => {
+                self.last_snapshot = position;
+                tracing::info!(%position, bytes = bytes.len(), "saved state snapshot");
+            }
+            Err(error) => tracing::warn!(%error, "could not save a state snapshot; restart will replay more"),
+        }
+    }
+}
+
+fn stream_version(store: &EventStore, pending: &HashMap<String, u64>, stream: &str) -> Result<u64, HandlerFailure> {
+    match pending.get(stream) {
+        Some(version) => Ok(*version),
+        None => Ok(store.stream_version(stream)?),
+    }
+}
+
+/// Keys are per caller account, so two callers cannot collide (or read each
+/// other's results) by choosing the same key.
+fn scope_key(actor: &Actor, key: &str) -> String {
+    match actor {
+        Actor::System => format!("system/{key}"),
+        Actor::Token { account_id, .. } => format!("{account_id}/{key}"),
+    }
+}

@@ -1,0 +1,17 @@
+//! latchd as a library: the command handler (single writer, group commit)
+//! over the event log, the clock it reads, and state rebuilding. The
+//! binary in `main.rs` wires these to configuration and signals.
+#![forbid(unsafe_code)]
+
+mod clock;
+mod command_handler;
+mod command_outcome;
+mod event_codec;
+mod rebuild;
+mod state_snapshot;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use command_handler::{CommandHandle, CommandHandler, CommandRequest, HandlerConfig, HandlerMetrics, Idempotency};
+pub use command_outcome::{CommandReceipt, CommandRejection, CommandResult, HandlerFailure};
+pub use event_codec::{to_new_event, to_recorded};
+pub use rebuild::{RebuildError, Rebuilt, rebuild};
