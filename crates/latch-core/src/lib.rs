@@ -21,6 +21,7 @@ mod permission_set;
 mod policy;
 mod position;
 mod role;
+mod serde_as_text;
 mod span;
 mod state;
 mod token;

@@ -9,7 +9,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 const WILDCARD: &str = "*";
@@ -129,18 +128,7 @@ impl FromStr for Permission {
     }
 }
 
-impl Serialize for Permission {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
 
-impl<'de> Deserialize<'de> for Permission {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -177,3 +165,5 @@ mod tests {
         assert_eq!(p("certificates:issue").meet(&p("certificates:read")), None);
     }
 }
+
+crate::serde_as_text::serde_as_text!(Permission);

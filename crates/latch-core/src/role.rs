@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::api_permission;
@@ -55,18 +55,7 @@ impl FromStr for RoleName {
     }
 }
 
-impl Serialize for RoleName {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
 
-impl<'de> Deserialize<'de> for RoleName {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
 
 /// A role as the projection holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,3 +108,5 @@ impl BuiltinRole {
         Self::ALL.iter().any(|b| b.name() == name.as_str())
     }
 }
+
+crate::serde_as_text::serde_as_text!(RoleName);
