@@ -7,6 +7,8 @@
 //! - `idempotency`: key → `IdempotencyRecord` (kept forever)
 //! - `snapshots`: position → projection snapshot bytes (a cache; losing it
 //!   only costs a longer replay)
+//! - `activity`: API activity records, keyed by a time-ordered 16-byte id
+//!   (latchd's request audit trail; not part of the hash chain)
 //!
 //! Appends are serialised by a mutex (the command handler is the only
 //! writer anyway) and each is one `WriteBatch` written with `sync = true`:
@@ -31,7 +33,8 @@ const CF_STREAMS: &str = "streams";
 const CF_STREAM_HEADS: &str = "stream_heads";
 const CF_IDEMPOTENCY: &str = "idempotency";
 const CF_SNAPSHOTS: &str = "snapshots";
-const COLUMN_FAMILIES: [&str; 5] = [CF_EVENTS, CF_STREAMS, CF_STREAM_HEADS, CF_IDEMPOTENCY, CF_SNAPSHOTS];
+const CF_ACTIVITY: &str = "activity";
+const COLUMN_FAMILIES: [&str; 6] = [CF_EVENTS, CF_STREAMS, CF_STREAM_HEADS, CF_IDEMPOTENCY, CF_SNAPSHOTS, CF_ACTIVITY];
 /// Older snapshots beyond this many are deleted when a new one is saved.
 const SNAPSHOTS_KEPT: usize = 2;
 
@@ -349,6 +352,42 @@ impl EventStore {
             }
         }
         Ok(None)
+    }
+
+    /// Writes (or overwrites) one activity record. Written to the WAL but not
+    /// fsync'd: it survives a crash of latchd, not necessarily power loss;
+    /// a per-request fsync would cap reads at disk speed.
+    pub fn put_activity(&self, id: [u8; 16], record: &[u8]) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        self.db.put_cf(cf(&self.db, CF_ACTIVITY), id, record)?;
+        Ok(())
+    }
+
+    /// Activity records after `after` (or from the first), oldest first,
+    /// for as long as `keep` says to continue.
+    pub fn scan_activity(
+        &self,
+        after: Option<[u8; 16]>,
+        mut keep: impl FnMut([u8; 16], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let activity = cf(&self.db, CF_ACTIVITY);
+        let mode = match &after {
+            Some(id) => IteratorMode::From(id, Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        for item in self.db.iterator_cf(activity, mode) {
+            let (key, value) = item?;
+            let Ok(id) = <[u8; 16]>::try_from(&key[..]) else { continue };
+            if Some(id) == after {
+                continue;
+            }
+            if !keep(id, &value) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// A consistent copy of the whole store (RocksDB checkpoint: hard links

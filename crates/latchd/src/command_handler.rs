@@ -464,7 +464,7 @@ fn stream_version(store: &EventStore, pending: &HashMap<String, u64>, stream: &s
 
 /// Keys are per caller account, so two callers cannot collide (or read each
 /// other's results) by choosing the same key.
-fn scope_key(actor: &Actor, key: &str) -> String {
+pub(crate) fn scope_key(actor: &Actor, key: &str) -> String {
     match actor {
         Actor::System => format!("system/{key}"),
         Actor::Token { account_id, .. } => format!("{account_id}/{key}"),

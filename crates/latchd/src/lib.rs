@@ -1,8 +1,11 @@
 //! latchd as a library: the command handler (single writer, group commit)
-//! over the event log, the clock it reads, and state rebuilding. The
-//! binary in `main.rs` wires these to configuration and signals.
+//! over the event log, the HTTP API, bootstrap, the clock it reads, and
+//! state rebuilding. The binary in `main.rs` wires these to configuration
+//! and signals.
 #![forbid(unsafe_code)]
 
+pub mod api;
+mod bootstrap;
 mod clock;
 mod command_handler;
 mod command_outcome;
@@ -10,6 +13,7 @@ mod event_codec;
 mod rebuild;
 mod state_snapshot;
 
+pub use bootstrap::{ADMIN_TOKEN_FILE, BootstrapError, Bootstrapped, bootstrap};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command_handler::{CommandHandle, CommandHandler, CommandRequest, HandlerConfig, HandlerMetrics, Idempotency};
 pub use command_outcome::{CommandReceipt, CommandRejection, CommandResult, HandlerFailure};

@@ -1,23 +1,29 @@
 //! `latchd`: the Latch server.
 //!
-//! Today it opens the event log, rebuilds state (snapshot + verified tail),
-//! runs the command handler and stops cleanly on SIGINT/SIGTERM, saving a
-//! snapshot. The HTTP API, relay and scheduler attach to the handler.
+//! Opens the event log, rebuilds state (snapshot + verified tail), creates
+//! the admin account on first start, serves the HTTP API, and stops cleanly
+//! on SIGINT/SIGTERM: in-flight requests finish, queued commands are
+//! written, a snapshot is saved.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use latch_store::{ChainVerdict, EventStore};
-use latchd::{CommandHandler, HandlerConfig, SystemClock};
+use latchd::api::{self, AppState};
+use latchd::{Bootstrapped, CommandHandler, HandlerConfig, SystemClock, bootstrap};
 
 #[derive(Debug, Parser)]
 #[command(name = "latchd", version, about = "Latch: the authority for service accounts and API tokens")]
 struct Settings {
-    /// Where the event log (RocksDB) lives.
+    /// Where the event log (RocksDB) and admin.token live.
     #[arg(long, env = "LATCH_DATA_DIR", default_value = "./latch-data")]
     data_dir: PathBuf,
+    /// Address for the HTTP API.
+    #[arg(long, env = "LATCH_LISTEN", default_value = "127.0.0.1:7420")]
+    listen: SocketAddr,
     /// Save a state snapshot after this many new events.
     #[arg(long, env = "LATCH_SNAPSHOT_EVERY", default_value_t = 100_000)]
     snapshot_every: u64,
@@ -36,21 +42,17 @@ async fn main() -> anyhow::Result<()> {
         EventStore::open(&store_dir).with_context(|| format!("opening the event log in {}", store_dir.display()))?,
     );
     let config = HandlerConfig { snapshot_every: settings.snapshot_every, ..HandlerConfig::default() };
-    let (handler, rebuilt) = CommandHandler::start(store.clone(), Arc::new(SystemClock), config)
-        .context("rebuilding state from the event log")?;
-    {
-        let handle = handler.handle();
-        let state = handle.state();
-        tracing::info!(
-            data_dir = %settings.data_dir.display(),
-            position = %state.position(),
-            accounts = state.account_count(),
-            tokens = state.token_count(),
-            snapshot = ?rebuilt.snapshot.map(|p| p.get()),
-            replayed = rebuilt.replayed,
-            took_ms = rebuilt.took.as_millis() as u64,
-            "latchd ready"
-        );
+    let clock = Arc::new(SystemClock);
+    let (handler, rebuilt) =
+        CommandHandler::start(store.clone(), clock.clone(), config).context("rebuilding state from the event log")?;
+    let commands = handler.handle();
+
+    match bootstrap(&commands, &settings.data_dir).await.context("bootstrapping the admin account")? {
+        Bootstrapped::AdminToken(path) => tracing::warn!(
+            path = %path.display(),
+            "first start: created account `admin`; its token is in this file (mode 0600). Keep it safe, then rotate it"
+        ),
+        Bootstrapped::AlreadyDone => {}
     }
 
     // Startup verified the chain after the newest snapshot; the part before
@@ -67,7 +69,33 @@ async fn main() -> anyhow::Result<()> {
         Err(error) => tracing::error!(%error, "could not verify the event log hash chain"),
     });
 
-    shutdown_signal().await;
+    let app = AppState::new(commands.clone(), clock);
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    app.set_ready(true);
+    {
+        let state = commands.state();
+        tracing::info!(
+            url = %format!("http://{address}"),
+            data_dir = %settings.data_dir.display(),
+            position = %state.position(),
+            accounts = state.account_count(),
+            tokens = state.token_count(),
+            snapshot = ?rebuilt.snapshot.map(|p| p.get()),
+            replayed = rebuilt.replayed,
+            took_ms = rebuilt.took.as_millis() as u64,
+            "latchd ready"
+        );
+    }
+
+    axum::serve(listener, api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+
+    app.set_ready(false);
     tracing::info!("shutting down: finishing queued commands");
     handler.shutdown().await;
     tracing::info!(position = %store.head().position, "stopped");
@@ -103,4 +131,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
+    tracing::info!("signal received: no new connections; finishing in-flight requests");
 }

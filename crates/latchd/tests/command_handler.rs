@@ -297,7 +297,7 @@ async fn a_broken_chain_after_the_snapshot_stops_the_rebuild() {
         handler.shutdown().await; // snapshots at 4, then at 8
     }
     {
-        let names = ["events", "streams", "stream_heads", "idempotency", "snapshots"];
+        let names = ["events", "streams", "stream_heads", "idempotency", "snapshots", "activity"];
         let db = rocksdb_raw::open(dir.path(), &names);
         db.delete_cf(db.cf_handle("snapshots").unwrap(), 8u64.to_be_bytes()).unwrap();
         rocksdb_raw::flip(&db, 7);

@@ -1,0 +1,92 @@
+//! The HTTP client: one request at a time to latchd, problem+json turned
+//! into a `CliError` with the server's detail and an exit code.
+
+use serde_json::Value;
+
+use crate::exit_code;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// latchd answered with an error.
+    #[error("{title} ({status}): {detail}{}", request_id.as_deref().map(|r| format!(" [request {r}]")).unwrap_or_default())]
+    Api { status: u16, title: String, detail: String, request_id: Option<String> },
+    #[error("cannot reach latchd at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Api { status, .. } => exit_code::for_status(*status),
+            CliError::Unreachable { .. } => exit_code::UNAVAILABLE,
+            CliError::Usage(_) => exit_code::USAGE,
+            CliError::Other(_) => exit_code::FAILURE,
+        }
+    }
+}
+
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+/// Extra request headers a command may set.
+#[derive(Default)]
+pub struct Headers {
+    pub idempotency_key: Option<String>,
+    pub if_match: Option<String>,
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        Self { base: base.trim_end_matches('/').to_owned(), token, agent }
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value, CliError> {
+        self.send("GET", path, None, &Headers::default())
+    }
+
+    pub fn send(&self, method: &str, path: &str, body: Option<&Value>, headers: &Headers) -> Result<Value, CliError> {
+        let url = format!("{}{}", self.base, path);
+        let token = self.token.as_deref().ok_or_else(|| {
+            CliError::Usage("no token: set LATCH_TOKEN, or pass --token-file (the admin token is in <data-dir>/admin.token)".into())
+        })?;
+        let auth = format!("Bearer {token}");
+        let mut request = ureq::http::Request::builder().method(method).uri(&url).header("Authorization", auth).header("Accept", "application/json");
+        if let Some(key) = &headers.idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if let Some(version) = &headers.if_match {
+            request = request.header("If-Match", format!("\"{}\"", version.trim_matches('"')));
+        }
+        let body_bytes = match body {
+            Some(value) => {
+                request = request.header("Content-Type", "application/json");
+                serde_json::to_vec(value).map_err(|e| CliError::Other(e.to_string()))?
+            }
+            None => Vec::new(),
+        };
+        let request = request.body(body_bytes).map_err(|e| CliError::Usage(format!("bad request for {url}: {e}")))?;
+        let unreachable = |e: ureq::Error| CliError::Unreachable { url: self.base.clone(), reason: e.to_string() };
+        let mut response = self.agent.run(request).map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().map_err(unreachable)?;
+        let value: Value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        if (200..300).contains(&status) {
+            return Ok(value);
+        }
+        let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+        Err(CliError::Api {
+            status,
+            title: field("title").unwrap_or_else(|| format!("HTTP {status}")),
+            detail: field("detail").unwrap_or_else(|| value.to_string()),
+            request_id: field("request_id"),
+        })
+    }
+}

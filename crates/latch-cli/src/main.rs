@@ -1,0 +1,486 @@
+//! `latch`: the command line for Latch. Talks HTTP to latchd.
+#![forbid(unsafe_code)]
+
+mod client;
+mod exit_code;
+mod output;
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Map, Value, json};
+
+use crate::client::{CliError, Client, Headers};
+use crate::output::{Column, Output, print};
+
+#[derive(Parser)]
+#[command(name = "latch", version, about = "Manage Latch service accounts, tokens, roles and policy", after_help = exit_code::HELP)]
+struct Cli {
+    /// latchd's URL.
+    #[arg(long, env = "LATCH_URL", default_value = "http://127.0.0.1:7420", global = true)]
+    url: String,
+    /// The token to act with. Prefer LATCH_TOKEN or --token-file: flags show up in process lists.
+    #[arg(long, env = "LATCH_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Read the token from this file (e.g. <data-dir>/admin.token).
+    #[arg(long, env = "LATCH_TOKEN_FILE", global = true)]
+    token_file: Option<PathBuf>,
+    /// How to print results.
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Service accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Roles: named permission sets.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Token policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Read the event log (the audit trail of every change).
+    Events(EventsArgs),
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create an account: `latch account create ci-deploy --role cert-operator`.
+    Create {
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// List accounts.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Show one account (by id or name).
+    Show { account: String },
+    /// Change an account's role or description.
+    Update {
+        account: String,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Fail with exit code 6 unless the account is still at this version.
+        #[arg(long)]
+        if_match: Option<String>,
+    },
+    /// Suspend every token of the account at once: the first move when a leak is suspected.
+    Disable {
+        account: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Resume a disabled account.
+    Enable { account: String },
+    /// Delete an account for good; revokes all its tokens.
+    Delete { account: String },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token; `--output raw` prints only the token.
+    Issue {
+        /// Account id or name.
+        account: String,
+        #[arg(long)]
+        name: String,
+        /// A permission the token carries (repeatable); default: the account's role.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. 30d; default from policy.
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Only accept the token from this CIDR (repeatable).
+        #[arg(long = "allow-cidr")]
+        allowed_cidrs: Vec<String>,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// List an account's tokens.
+    List { account: String },
+    /// Show a token's metadata (`self` for the calling token).
+    Show { id: String },
+    /// Revoke a token.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Rotate a token (or the calling one with --self); prints the new token.
+    Rotate {
+        #[arg(required_unless_present = "self_")]
+        id: Option<String>,
+        #[arg(long = "self", id = "self_")]
+        self_: bool,
+        /// How long the old token keeps working, e.g. 1h.
+        #[arg(long)]
+        grace: Option<String>,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Ask latchd whether a token is active (reads it from stdin when omitted or `-`).
+    Introspect { secret: Option<String> },
+}
+
+#[derive(Subcommand)]
+enum RoleCommand {
+    /// List roles.
+    List,
+    /// Define or redefine a role: `latch role set cert-operator --permission certificates:issue ...`.
+    Set {
+        name: String,
+        #[arg(long = "permission", required = true)]
+        permissions: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Show the global policy, role overrides and what is in force per role.
+    Show,
+    /// Replace the global policy (or a role's override with --role).
+    Set(PolicySet),
+}
+
+#[derive(Args)]
+struct PolicySet {
+    #[arg(long)]
+    role: Option<String>,
+    #[arg(long)]
+    max_ttl: Option<String>,
+    #[arg(long)]
+    default_ttl: Option<String>,
+    #[arg(long)]
+    rotation_period: Option<String>,
+    #[arg(long)]
+    expiry_warning: Option<String>,
+    #[arg(long)]
+    rotation_grace: Option<String>,
+}
+
+#[derive(Args)]
+struct EventsArgs {
+    /// Events after this position.
+    #[arg(long, default_value_t = 0)]
+    after: u64,
+    #[arg(long, default_value_t = 100)]
+    limit: u64,
+    /// Only events about this account (id or name).
+    #[arg(long)]
+    account: Option<String>,
+    /// Only events of this type, e.g. token.revoked.
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    /// Keep printing new events as they are appended.
+    #[arg(long)]
+    follow: bool,
+}
+
+const ACCOUNT_COLUMNS: &[Column] =
+    &[("ID", "id"), ("NAME", "name"), ("ROLE", "role"), ("STATUS", "status"), ("VERSION", "version"), ("DESCRIPTION", "description")];
+const TOKEN_COLUMNS: &[Column] = &[
+    ("ID", "id"),
+    ("NAME", "name"),
+    ("STATUS", "status"),
+    ("EXPIRES", "expires_at"),
+    ("SCOPES", "scopes"),
+    ("EFFECTIVE", "effective_permissions"),
+];
+const ISSUED_COLUMNS: &[Column] = &[("ID", "id"), ("TOKEN", "token"), ("EXPIRES", "expires_at"), ("SCOPES", "scopes")];
+const ROLE_COLUMNS: &[Column] = &[("NAME", "name"), ("BUILTIN", "builtin"), ("PERMISSIONS", "permissions"), ("DESCRIPTION", "description")];
+const EVENT_COLUMNS: &[Column] =
+    &[("POSITION", "position"), ("TIME", "at"), ("TYPE", "type"), ("ACCOUNT", "data.account_id"), ("TOKEN", "data.token_id"), ("ACTOR", "actor.account_id")];
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            std::process::exit(if error.use_stderr() { exit_code::USAGE } else { exit_code::OK });
+        }
+    };
+    if let Err(error) = run(cli) {
+        eprintln!("error: {error}");
+        std::process::exit(error.exit_code());
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let token = match (&cli.token, &cli.token_file) {
+        (Some(token), _) => Some(token.trim().to_owned()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| CliError::Usage(format!("reading token file {}: {e}", path.display())))?
+                .trim()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    let client = Client::new(&cli.url, token);
+    let out = cli.output;
+    match cli.command {
+        Command::Account(command) => account(&client, out, command),
+        Command::Token(command) => token_command(&client, out, command),
+        Command::Role(command) => role(&client, out, command),
+        Command::Policy(command) => policy(&client, out, command),
+        Command::Events(args) => events(&client, out, args),
+    }
+}
+
+/// Accepts an account id or a name.
+fn account_id(client: &Client, account: &str) -> Result<String, CliError> {
+    if account.len() == 36 && account.chars().filter(|c| *c == '-').count() == 4 {
+        return Ok(account.to_owned());
+    }
+    let list = client.get("/v1/accounts")?;
+    list["accounts"]
+        .as_array()
+        .and_then(|all| all.iter().find(|a| a["name"] == account))
+        .and_then(|a| a["id"].as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| CliError::Api { status: 404, title: "Not Found".into(), detail: format!("no account named {account}"), request_id: None })
+}
+
+fn object(pairs: Vec<(&str, Option<Value>)>) -> Value {
+    let map: Map<String, Value> = pairs.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))).collect();
+    Value::Object(map)
+}
+
+fn post(client: &Client, path: &str, body: Value, idempotency_key: Option<String>) -> Result<Value, CliError> {
+    client.send("POST", path, Some(&body), &Headers { idempotency_key, if_match: None })
+}
+
+fn account(client: &Client, out: Output, command: AccountCommand) -> Result<(), CliError> {
+    let result = match command {
+        AccountCommand::Create { name, role, description, idempotency_key } => {
+            let body = object(vec![("name", Some(json!(name))), ("role", Some(json!(role))), ("description", description.map(Value::from))]);
+            post(client, "/v1/accounts", body, idempotency_key)?
+        }
+        AccountCommand::List { status, role } => {
+            let mut query = Vec::new();
+            if let Some(status) = status {
+                query.push(format!("status={status}"));
+            }
+            if let Some(role) = role {
+                query.push(format!("role={role}"));
+            }
+            let path = if query.is_empty() { "/v1/accounts".to_owned() } else { format!("/v1/accounts?{}", query.join("&")) };
+            client.get(&path)?["accounts"].take()
+        }
+        AccountCommand::Show { account } => client.get(&format!("/v1/accounts/{}", account_id(client, &account)?))?,
+        AccountCommand::Update { account, role, description, if_match } => {
+            let id = account_id(client, &account)?;
+            let body = object(vec![("role", role.map(Value::from)), ("description", description.map(Value::from))]);
+            client.send("PATCH", &format!("/v1/accounts/{id}"), Some(&body), &Headers { idempotency_key: None, if_match })?
+        }
+        AccountCommand::Disable { account, reason } => {
+            let id = account_id(client, &account)?;
+            post(client, &format!("/v1/accounts/{id}/disable"), json!({ "reason": reason }), None)?
+        }
+        AccountCommand::Enable { account } => {
+            let id = account_id(client, &account)?;
+            post(client, &format!("/v1/accounts/{id}/enable"), json!({}), None)?
+        }
+        AccountCommand::Delete { account } => {
+            let id = account_id(client, &account)?;
+            client.send("DELETE", &format!("/v1/accounts/{id}"), None, &Headers::default())?
+        }
+    };
+    print(out, &result, ACCOUNT_COLUMNS);
+    Ok(())
+}
+
+fn print_issued(out: Output, issued: &Value) {
+    if out == Output::Raw {
+        println!("{}", issued["token"].as_str().unwrap_or_default());
+    } else {
+        print(out, issued, ISSUED_COLUMNS);
+        if out == Output::Table {
+            eprintln!("Store the token now: it is not shown again.");
+        }
+    }
+}
+
+fn token_command(client: &Client, out: Output, command: TokenCommand) -> Result<(), CliError> {
+    match command {
+        TokenCommand::Issue { account, name, scopes, ttl, allowed_cidrs, idempotency_key } => {
+            let id = account_id(client, &account)?;
+            let body = object(vec![
+                ("name", Some(json!(name))),
+                ("scopes", (!scopes.is_empty()).then(|| json!(scopes))),
+                ("ttl", ttl.map(Value::from)),
+                ("allowed_cidrs", (!allowed_cidrs.is_empty()).then(|| json!(allowed_cidrs))),
+            ]);
+            print_issued(out, &post(client, &format!("/v1/accounts/{id}/tokens"), body, idempotency_key)?);
+        }
+        TokenCommand::List { account } => {
+            let id = account_id(client, &account)?;
+            print(out, &client.get(&format!("/v1/accounts/{id}/tokens"))?["tokens"], TOKEN_COLUMNS);
+        }
+        TokenCommand::Show { id } => print(out, &client.get(&format!("/v1/tokens/{id}"))?, TOKEN_COLUMNS),
+        TokenCommand::Revoke { id, reason } => {
+            let body = object(vec![("reason", reason.map(Value::from))]);
+            print(out, &post(client, &format!("/v1/tokens/{id}/revoke"), body, None)?, TOKEN_COLUMNS);
+        }
+        TokenCommand::Rotate { id, self_, grace, idempotency_key } => {
+            let path = match (self_, id) {
+                (true, _) => "/v1/tokens/self/rotate".to_owned(),
+                (false, Some(id)) => format!("/v1/tokens/{id}/rotate"),
+                (false, None) => return Err(CliError::Usage("name a token id, or pass --self".into())),
+            };
+            let body = object(vec![("grace", grace.map(Value::from))]);
+            print_issued(out, &post(client, &path, body, idempotency_key)?);
+        }
+        TokenCommand::Introspect { secret } => {
+            let token = match secret.as_deref() {
+                Some(t) if t != "-" => t.to_owned(),
+                _ => {
+                    let mut text = String::new();
+                    std::io::stdin().read_to_string(&mut text).map_err(|e| CliError::Other(e.to_string()))?;
+                    text.trim().to_owned()
+                }
+            };
+            let result = post(client, "/v1/introspect", json!({ "token": token }), None)?;
+            print(out, &result, &[("ACTIVE", "active"), ("ACCOUNT", "account_id"), ("TOKEN", "token_id"), ("SCOPE", "scope"), ("EXP", "exp")]);
+        }
+    }
+    Ok(())
+}
+
+fn role(client: &Client, out: Output, command: RoleCommand) -> Result<(), CliError> {
+    let result = match command {
+        RoleCommand::List => client.get("/v1/roles")?["roles"].take(),
+        RoleCommand::Set { name, permissions, description } => {
+            let body = object(vec![("permissions", Some(json!(permissions))), ("description", description.map(Value::from))]);
+            client.send("PUT", &format!("/v1/roles/{name}"), Some(&body), &Headers::default())?
+        }
+    };
+    print(out, &result, ROLE_COLUMNS);
+    Ok(())
+}
+
+fn policy(client: &Client, out: Output, command: PolicyCommand) -> Result<(), CliError> {
+    let result = match command {
+        PolicyCommand::Show => client.get("/v1/policy")?,
+        PolicyCommand::Set(set) => {
+            let body = object(vec![
+                ("max_ttl", set.max_ttl.map(Value::from)),
+                ("default_ttl", set.default_ttl.map(Value::from)),
+                ("rotation_period", set.rotation_period.map(Value::from)),
+                ("expiry_warning", set.expiry_warning.map(Value::from)),
+                ("rotation_grace", set.rotation_grace.map(Value::from)),
+            ]);
+            let path = match &set.role {
+                Some(role) => format!("/v1/policy?role={role}"),
+                None => "/v1/policy".to_owned(),
+            };
+            client.send("PUT", &path, Some(&body), &Headers::default())?
+        }
+    };
+    if out == Output::Table {
+        let rows: Vec<Value> = result["effective"]
+            .as_object()
+            .map(|roles| roles.iter().map(|(name, p)| { let mut p = p.clone(); p["role"] = json!(name); p }).collect())
+            .unwrap_or_default();
+        let columns: &[Column] = &[("ROLE", "role"), ("MAX_TTL", "max_ttl"), ("DEFAULT_TTL", "default_ttl"), ("ROTATION_PERIOD", "rotation_period"), ("EXPIRY_WARNING", "expiry_warning"), ("ROTATION_GRACE", "rotation_grace")];
+        output::print_table(&rows.iter().collect::<Vec<_>>(), columns);
+    } else {
+        print(out, &result, &[]);
+    }
+    Ok(())
+}
+
+fn events(client: &Client, out: Output, args: EventsArgs) -> Result<(), CliError> {
+    let account = args.account.as_deref().map(|a| account_id(client, a)).transpose()?;
+    let mut after = args.after;
+    let mut header = true;
+    loop {
+        let mut path = format!("/v1/events?after={after}&limit={}", args.limit);
+        if let Some(account) = &account {
+            path.push_str(&format!("&account={account}"));
+        }
+        if let Some(event_type) = &args.event_type {
+            path.push_str(&format!("&type={event_type}"));
+        }
+        let page = client.get(&path)?;
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        match out {
+            Output::Table => {
+                let rows: Vec<&Value> = events.iter().collect();
+                if header || !rows.is_empty() {
+                    if header {
+                        output::print_table(&rows, EVENT_COLUMNS);
+                    } else {
+                        print_rows_only(&rows);
+                    }
+                }
+            }
+            _ => {
+                for event in &events {
+                    println!("{}", serde_json::to_string(event).unwrap_or_default());
+                }
+            }
+        }
+        header = false;
+        after = page["next_after"].as_u64().unwrap_or(after);
+        if !args.follow {
+            return Ok(());
+        }
+        if events.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+}
+
+fn print_rows_only(rows: &[&Value]) {
+    for row in rows {
+        let cells: Vec<String> = EVENT_COLUMNS.iter().map(|(_, f)| {
+            let mut v = *row;
+            for part in f.split('.') {
+                v = v.get(part).unwrap_or(&Value::Null);
+            }
+            v.as_str().map_or_else(|| if v.is_null() { String::new() } else { v.to_string() }, str::to_owned)
+        }).collect();
+        println!("{}", cells.join("  "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positional_arguments_never_become_the_credential() {
+        // `token show self` once replaced the global --token with "self".
+        for args in [
+            vec!["latch", "--token", "credential", "token", "show", "self"],
+            vec!["latch", "--token", "credential", "token", "revoke", "some-id"],
+            vec!["latch", "--token", "credential", "token", "rotate", "some-id"],
+            vec!["latch", "--token", "credential", "token", "introspect", "latch_other"],
+        ] {
+            let cli = Cli::try_parse_from(&args).unwrap();
+            assert_eq!(cli.token.as_deref(), Some("credential"), "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! How results are printed: a readable table (default), JSON, or, for
+//! commands that hand out a token, the raw token alone.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    /// Only the token secret (token issue / rotate), for capture by a script.
+    Raw,
+}
+
+/// A column: its heading and the JSON field (dotted for nesting) it shows.
+pub type Column = (&'static str, &'static str);
+
+pub fn print(output: Output, value: &Value, columns: &[Column]) {
+    match output {
+        Output::Json | Output::Raw => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
+        Output::Table => {
+            let rows: Vec<&Value> = match value {
+                Value::Array(items) => items.iter().collect(),
+                other => vec![other],
+            };
+            print_table(&rows, columns);
+        }
+    }
+}
+
+fn cell(value: &Value, field: &str) -> String {
+    let mut current = value;
+    for part in field.split('.') {
+        current = match current.get(part) {
+            Some(next) => next,
+            None => return String::new(),
+        };
+    }
+    match current {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned)).collect::<Vec<_>>().join(" "),
+        other => other.to_string(),
+    }
+}
+
+pub fn print_table(rows: &[&Value], columns: &[Column]) {
+    let cells: Vec<Vec<String>> = rows.iter().map(|row| columns.iter().map(|(_, field)| cell(row, field)).collect()).collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (heading, _))| cells.iter().map(|r| r[i].chars().count()).chain([heading.len()]).max().unwrap_or(0))
+        .collect();
+    let line = |values: Vec<String>| {
+        let padded: Vec<String> = values.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(columns.iter().map(|(h, _)| (*h).to_owned()).collect());
+    for row in cells {
+        line(row);
+    }
+}

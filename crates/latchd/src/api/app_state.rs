@@ -1,0 +1,47 @@
+//! `AppState`: what every route handler shares.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::api::http_metrics::HttpMetrics;
+use crate::api::issued_secrets::IssuedSecrets;
+use crate::clock::Clock;
+use crate::command_handler::CommandHandle;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub commands: CommandHandle,
+    pub clock: Arc<dyn Clock>,
+    pub secrets: IssuedSecrets,
+    pub metrics: HttpMetrics,
+    ready: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(commands: CommandHandle, clock: Arc<dyn Clock>) -> Self {
+        Self(Arc::new(Inner {
+            commands,
+            clock,
+            secrets: IssuedSecrets::default(),
+            metrics: HttpMetrics::default(),
+            ready: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.0.ready.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.ready.load(Ordering::SeqCst)
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

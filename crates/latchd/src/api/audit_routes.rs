@@ -1,0 +1,72 @@
+//! `GET /v1/audit`: API activity records.
+
+use axum::Json;
+use axum::extract::{Extension, Query, State};
+use latch_core::api_permission;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::activity::ActivityRecord;
+use crate::api::app_state::AppState;
+use crate::api::caller::Caller;
+use crate::api::problem::Problem;
+
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Records after this record id (default: from the first).
+    pub after: Option<uuid::Uuid>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<usize>,
+    /// Only requests made by this account.
+    pub account: Option<String>,
+    /// Only requests made with this token.
+    pub token: Option<String>,
+    /// Only responses with this status, e.g. 403.
+    pub status: Option<u16>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub records: Vec<ActivityRecord>,
+    /// Pass as `after` for the next page, when there may be one.
+    pub next_after: Option<uuid::Uuid>,
+}
+
+/// Read API activity, oldest first: every /v1 request, allowed or denied.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = AuditPage), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<AuditPage>, Problem> {
+    caller.require(api_permission::AUDIT_READ)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
+    let store = app.commands.store().clone();
+    let page = tokio::task::spawn_blocking(move || {
+        let mut records = Vec::new();
+        let mut last = None;
+        store.scan_activity(query.after.map(|id| *id.as_bytes()), |id, bytes| {
+            last = Some(uuid::Uuid::from_bytes(id));
+            if let Ok(record) = serde_json::from_slice::<ActivityRecord>(bytes) {
+                let matches = query.account.as_deref().is_none_or(|a| record.account_id.is_some_and(|id| id.to_string() == a))
+                    && query.token.as_deref().is_none_or(|t| record.token_id.is_some_and(|id| id.to_string() == t))
+                    && query.status.is_none_or(|s| record.status == Some(s));
+                if matches {
+                    records.push(record);
+                }
+            }
+            records.len() < limit
+        })?;
+        let next_after = if records.len() >= limit { last } else { None };
+        Ok::<_, latch_store::StoreError>(AuditPage { records, next_after })
+    })
+    .await
+    .map_err(|e| Problem::internal(e.to_string()))?
+    .map_err(|e| Problem::internal(e.to_string()))?;
+    Ok(Json(page))
+}

@@ -1,0 +1,34 @@
+//! `Caller`: the authenticated token behind a request, checked exactly as a
+//! verifier checks it (`latch_core::authenticate`).
+
+use latch_core::{AccountId, Actor, Permission, PermissionSet, TokenId};
+
+use crate::api::problem::Problem;
+
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account_id: AccountId,
+    pub token_id: TokenId,
+    /// Token scopes ∩ the account's role, at authentication.
+    pub permissions: PermissionSet,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        Actor::Token { account_id: self.account_id, token_id: self.token_id }
+    }
+
+    pub fn holds(&self, permission: &str) -> bool {
+        Permission::parse(permission).is_ok_and(|p| self.permissions.covers(&p))
+    }
+
+    /// 403 naming the permission unless the caller holds it.
+    pub fn require(&self, permission: &str) -> Result<(), Problem> {
+        if self.holds(permission) { Ok(()) } else { Err(Problem::forbidden(permission)) }
+    }
+
+    /// The permission, unless the request is about the caller's own token.
+    pub fn require_or_self(&self, permission: &str, token: TokenId) -> Result<(), Problem> {
+        if token == self.token_id { Ok(()) } else { self.require(permission) }
+    }
+}

@@ -1,0 +1,68 @@
+//! `JsonBody<T>`: a JSON request body with clear errors (malformed JSON,
+//! unknown fields, wrong types, too large) as problem+json, and the digest
+//! of the exact bytes, which is the request's idempotency fingerprint.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::api::problem::Problem;
+
+/// Bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub struct JsonBody<T> {
+    pub value: T,
+    /// SHA-256 of method, path and body bytes: what a retry must repeat.
+    pub fingerprint: String,
+}
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // Refuse an announced oversize body before reading any of it (a
+        // client sending `Expect: 100-continue` never has to send it).
+        let announced = request
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if announced.is_some_and(|length| length > MAX_BODY_BYTES) {
+            return Err(too_large());
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(request.method().as_str());
+        hasher.update(b" ");
+        hasher.update(request.uri().path());
+        hasher.update(b"\n");
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                Problem::bad_request(format!("could not read the request body: {rejection}"))
+            }
+        })?;
+        hasher.update(&bytes);
+        // An empty body is an empty object: `POST .../enable` needs none.
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        let value = serde_json::from_slice(text).map_err(|error| {
+            let what = match error.classify() {
+                serde_json::error::Category::Data => "invalid request body",
+                _ => "malformed JSON",
+            };
+            Problem::bad_request(format!("{what}: {error}"))
+        })?;
+        Ok(Self { value, fingerprint: hex::encode(hasher.finalize()) })
+    }
+}
+
+fn too_large() -> Problem {
+    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", format!("request body is larger than {MAX_BODY_BYTES} bytes"))
+}

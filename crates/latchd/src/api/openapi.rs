@@ -1,0 +1,55 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and
+//! served at `GET /v1/openapi.json` without authentication.
+
+use axum::Json;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::api::{
+    account_routes, audit_routes, event_routes, introspection, operations, policy_routes, role_routes, token_routes,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Latch",
+        description = "The authority for service accounts and API tokens. Every change is an event in a hash-chained log. \
+                       Errors are RFC 9457 problem+json. POSTs honour Idempotency-Key."
+    ),
+    paths(
+        account_routes::create, account_routes::list, account_routes::show, account_routes::update,
+        account_routes::disable, account_routes::enable, account_routes::delete,
+        token_routes::issue, token_routes::list, token_routes::show, token_routes::revoke,
+        token_routes::rotate, token_routes::rotate_self, introspection::introspect,
+        role_routes::list, role_routes::define, role_routes::delete,
+        policy_routes::show, policy_routes::set,
+        event_routes::list, audit_routes::list,
+        openapi_json, operations::healthz, operations::readyz, operations::metrics,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "accounts", description = "Service accounts"),
+        (name = "tokens", description = "API tokens"),
+        (name = "roles", description = "Named permission sets"),
+        (name = "policy", description = "Token lifetime and rotation policy"),
+        (name = "events", description = "The event log"),
+        (name = "audit", description = "API activity"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1")))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,63 @@
+//! `/healthz`, `/readyz`, `/metrics`: for the people who run latchd.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use crate::api::app_state::AppState;
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// State is rebuilt and commands are accepted.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "ready"), (status = 503, description = "not ready yet")))]
+pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    if app.is_ready() {
+        (StatusCode::OK, format!("ready position={}\n", app.commands.state().position()))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n".to_owned())
+    }
+}
+
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text")))]
+pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    let mut out = String::new();
+    app.metrics.render(&mut out);
+    let m = app.commands.metrics();
+    let counters = [
+        ("accepted", &m.commands_accepted),
+        ("rejected", &m.commands_rejected),
+        ("replayed", &m.commands_replayed),
+        ("failed", &m.commands_failed),
+    ];
+    out.push_str("# HELP latch_commands_total Commands by outcome.\n# TYPE latch_commands_total counter\n");
+    for (outcome, counter) in counters {
+        let _ = writeln!(out, "latch_commands_total{{outcome=\"{outcome}\"}} {}", counter.load(Ordering::Relaxed));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP latch_events_appended_total Events appended.\n# TYPE latch_events_appended_total counter\nlatch_events_appended_total {}",
+        m.events_appended.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP latch_batches_written_total Synced group-commit batches.\n# TYPE latch_batches_written_total counter\nlatch_batches_written_total {}",
+        m.batches_written.load(Ordering::Relaxed)
+    );
+    let (position, accounts, tokens) = {
+        let state = app.commands.state();
+        (state.position().get(), state.account_count(), state.token_count())
+    };
+    let _ = writeln!(out, "# HELP latch_log_position Position of the last event.\n# TYPE latch_log_position gauge\nlatch_log_position {position}");
+    let _ = writeln!(out, "# HELP latch_accounts Accounts in the projection.\n# TYPE latch_accounts gauge\nlatch_accounts {accounts}");
+    let _ = writeln!(out, "# HELP latch_tokens Tokens in the projection.\n# TYPE latch_tokens gauge\nlatch_tokens {tokens}");
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

@@ -1,0 +1,37 @@
+//! Submitting a command on behalf of the caller: the one path every
+//! mutating route takes.
+
+use latch_core::Command;
+
+use crate::api::app_state::AppState;
+use crate::api::caller::Caller;
+use crate::api::problem::Problem;
+use crate::api::request_id::RequestId;
+use crate::command_handler::{CommandRequest, Idempotency};
+use crate::command_outcome::CommandReceipt;
+
+pub struct Submission<'a> {
+    pub caller: &'a Caller,
+    pub request_id: &'a RequestId,
+    pub key: Option<String>,
+    pub fingerprint: String,
+    pub expected_version: Option<u64>,
+}
+
+impl Submission<'_> {
+    pub async fn submit(&self, app: &AppState, command: Command) -> Result<CommandReceipt, Problem> {
+        let request = CommandRequest {
+            command,
+            actor: self.caller.actor(),
+            request_id: Some(self.request_id.0.clone()),
+            idempotency: self.key.as_ref().map(|key| Idempotency { key: key.clone(), fingerprint: self.fingerprint.clone() }),
+            expected_version: self.expected_version,
+        };
+        Ok(app.commands.submit(request).await??)
+    }
+
+    /// The key as the handler scopes it: per caller account.
+    pub fn scoped_key(&self) -> Option<String> {
+        self.key.as_ref().map(|key| crate::command_handler::scope_key(&self.caller.actor(), key))
+    }
+}

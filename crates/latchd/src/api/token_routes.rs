@@ -1,0 +1,290 @@
+//! `/v1/accounts/{id}/tokens`, `/v1/tokens/...`: API tokens.
+
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use chrono::{DateTime, Utc};
+use latch_core::{Command, Event, IpNet, PermissionSet, Span, TokenId, TokenSecret, api_permission};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::account_routes::parse_account_id;
+use crate::api::app_state::AppState;
+use crate::api::caller::Caller;
+use crate::api::command_headers::IdempotencyKey;
+use crate::api::json_body::JsonBody;
+use crate::api::problem::Problem;
+use crate::api::request_id::RequestId;
+use crate::api::submit::Submission;
+use crate::api::views::TokenView;
+use crate::command_outcome::CommandReceipt;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueToken {
+    pub name: String,
+    /// A subset of the account's role; default: the role's permissions now.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Lifetime such as `30d`; default: the policy's `default_ttl`.
+    #[serde(default)]
+    pub ttl: Option<String>,
+    /// Source addresses allowed to use the token (IPv4/IPv6 CIDRs); default: any.
+    #[serde(default)]
+    pub allowed_cidrs: Option<Vec<String>>,
+}
+
+/// The one response that ever contains a token secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedToken {
+    /// The token's public handle: log and reference this.
+    pub id: String,
+    /// The secret, shown once: store it now.
+    pub token: String,
+    pub account_id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+    pub allowed_cidrs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotated_from: Option<String>,
+    /// For a rotation: when the old token stops working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeToken {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateToken {
+    /// How long the old token keeps working, e.g. `1h`; default: the policy's `rotation_grace`.
+    #[serde(default)]
+    pub grace: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    pub tokens: Vec<TokenView>,
+}
+
+pub fn parse_token_id(text: &str) -> Result<TokenId, Problem> {
+    text.parse().map_err(|_| Problem::not_found(format!("no token {text:?}: token ids are UUIDs")))
+}
+
+fn parse_span(field: &str, text: &str) -> Result<Span, Problem> {
+    Span::parse(text).map_err(|e| Problem::invalid(format!("{field}: {e}")))
+}
+
+fn token_view(app: &AppState, id: TokenId) -> Result<TokenView, Problem> {
+    let state = app.commands.state();
+    let token = state.token(id).ok_or_else(|| Problem::not_found(format!("token {id} not found")))?;
+    Ok(TokenView::of(token, &state, app.clock.now()))
+}
+
+/// Turns a receipt holding a `token.issued` into the response, with the
+/// secret: fresh, or remembered for an idempotent retry.
+fn issued_response(
+    app: &AppState,
+    submission: &Submission<'_>,
+    receipt: &CommandReceipt,
+    fresh: TokenSecret,
+) -> Result<(StatusCode, HeaderMap, Json<IssuedToken>), Problem> {
+    let mut issued = None;
+    let mut previous_expires_at = None;
+    for event in &receipt.events {
+        match &event.envelope.event {
+            Event::TokenIssued { token_id, account_id, name, scopes, expires_at, allowed_cidrs, rotated_from, .. } => {
+                issued = Some((*token_id, *account_id, name.clone(), scopes.clone(), *expires_at, allowed_cidrs.clone(), *rotated_from));
+            }
+            Event::TokenRotated { expires_at, .. } => previous_expires_at = Some(*expires_at),
+            _ => {}
+        }
+    }
+    let (token_id, account_id, name, scopes, expires_at, allowed_cidrs, rotated_from) =
+        issued.ok_or_else(|| Problem::internal("the command recorded no token.issued event"))?;
+    let secret = if receipt.replayed {
+        let remembered = submission.scoped_key().and_then(|key| app.secrets.recall(&key, token_id));
+        remembered.ok_or_else(|| {
+            Problem::conflict(format!(
+                "token {token_id} was already issued for this Idempotency-Key and its secret is no longer held; \
+                 rotate it (POST /v1/tokens/{token_id}/rotate) to get a new secret"
+            ))
+        })?
+    } else {
+        if let Some(key) = submission.scoped_key() {
+            app.secrets.remember(key, token_id, fresh.clone());
+        }
+        fresh
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(header::LOCATION, HeaderValue::from_str(&format!("/v1/tokens/{token_id}")).expect("ascii"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let status = if receipt.replayed { StatusCode::OK } else { StatusCode::CREATED };
+    let body = IssuedToken {
+        id: token_id.to_string(),
+        token: secret.expose().to_owned(),
+        account_id: account_id.to_string(),
+        name,
+        scopes: scopes.iter().map(ToString::to_string).collect(),
+        expires_at,
+        allowed_cidrs: allowed_cidrs.iter().map(ToString::to_string).collect(),
+        rotated_from: rotated_from.map(|t| t.to_string()),
+        previous_expires_at,
+    };
+    tracing::info!(token_id = %body.id, account_id = %body.account_id, replayed = receipt.replayed, "token secret handed out");
+    Ok((status, headers, Json(body)))
+}
+
+/// Issue a token for an account. The secret is in this response only.
+#[utoipa::path(post, path = "/v1/accounts/{id}/tokens", tag = "tokens", request_body = IssueToken,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = IssuedToken), (status = 200, body = IssuedToken, description = "Idempotent retry, secret still held"),
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn issue(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    Path(id): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+    body: JsonBody<IssueToken>,
+) -> Result<(StatusCode, HeaderMap, Json<IssuedToken>), Problem> {
+    caller.require(api_permission::TOKENS_WRITE)?;
+    let account_id = parse_account_id(&id)?;
+    let request = body.value;
+    let scopes = request
+        .scopes
+        .map(|s| PermissionSet::parse(&s).map_err(|e| Problem::invalid(format!("scopes: {e}"))))
+        .transpose()?;
+    let ttl = request.ttl.as_deref().map(|t| parse_span("ttl", t)).transpose()?;
+    let allowed_cidrs = request
+        .allowed_cidrs
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.parse::<IpNet>().map_err(|_| Problem::invalid(format!("allowed_cidrs: {c:?} is not a CIDR such as 10.0.0.0/8 or 2001:db8::/32"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let secret = TokenSecret::generate(&mut rand::rng());
+    let command = Command::IssueToken {
+        account_id,
+        token_id: TokenId::new(),
+        name: request.name,
+        scopes,
+        ttl,
+        allowed_cidrs,
+        digest: secret.digest(),
+    };
+    let submission = Submission { caller: &caller, request_id: &request_id, key, fingerprint: body.fingerprint, expected_version: None };
+    let receipt = submission.submit(&app, command).await?;
+    issued_response(&app, &submission, &receipt, secret)
+}
+
+/// List an account's tokens (metadata only).
+#[utoipa::path(get, path = "/v1/accounts/{id}/tokens", tag = "tokens", params(("id" = String, Path)),
+    responses((status = 200, body = TokenList), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<TokenList>, Problem> {
+    caller.require(api_permission::TOKENS_READ)?;
+    let account_id = parse_account_id(&id)?;
+    let state = app.commands.state();
+    if state.account(account_id).is_none() {
+        return Err(Problem::not_found(format!("account {account_id} not found")));
+    }
+    let now = app.clock.now();
+    Ok(Json(TokenList { tokens: state.tokens_of(account_id).map(|t| TokenView::of(t, &state, now)).collect() }))
+}
+
+/// Read a token's metadata. A token may always read itself.
+#[utoipa::path(get, path = "/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
+    responses((status = 200, body = TokenView), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn show(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<TokenView>, Problem> {
+    let token_id = if id == "self" { caller.token_id } else { parse_token_id(&id)? };
+    caller.require_or_self(api_permission::TOKENS_READ, token_id)?;
+    Ok(Json(token_view(&app, token_id)?))
+}
+
+/// Revoke a token: every verifier rejects it from now on. A token may revoke itself.
+#[utoipa::path(post, path = "/v1/tokens/{id}/revoke", tag = "tokens", request_body = RevokeToken,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = TokenView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn revoke(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    Path(id): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+    body: JsonBody<RevokeToken>,
+) -> Result<Json<TokenView>, Problem> {
+    let token_id = if id == "self" { caller.token_id } else { parse_token_id(&id)? };
+    caller.require_or_self(api_permission::TOKENS_WRITE, token_id)?;
+    let submission = Submission { caller: &caller, request_id: &request_id, key, fingerprint: body.fingerprint, expected_version: None };
+    submission.submit(&app, Command::RevokeToken { token_id, reason: body.value.reason.unwrap_or_default() }).await?;
+    Ok(Json(token_view(&app, token_id)?))
+}
+
+async fn rotate_token(
+    app: &AppState,
+    caller: &Caller,
+    request_id: &RequestId,
+    token_id: TokenId,
+    key: Option<String>,
+    body: JsonBody<RotateToken>,
+) -> Result<(StatusCode, HeaderMap, Json<IssuedToken>), Problem> {
+    caller.require_or_self(api_permission::TOKENS_WRITE, token_id)?;
+    let grace = body.value.grace.as_deref().map(|g| parse_span("grace", g)).transpose()?;
+    let secret = TokenSecret::generate(&mut rand::rng());
+    let command = Command::RotateToken { token_id, successor_id: TokenId::new(), successor_digest: secret.digest(), grace };
+    let submission = Submission { caller, request_id, key, fingerprint: body.fingerprint, expected_version: None };
+    let receipt = submission.submit(app, command).await?;
+    issued_response(app, &submission, &receipt, secret)
+}
+
+/// Rotate a token: a successor with the same scopes, and the old token cut
+/// to `now + grace`, in one atomic append.
+#[utoipa::path(post, path = "/v1/tokens/{id}/rotate", tag = "tokens", request_body = RotateToken,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = IssuedToken), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn rotate(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    Path(id): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+    body: JsonBody<RotateToken>,
+) -> Result<(StatusCode, HeaderMap, Json<IssuedToken>), Problem> {
+    let token_id = parse_token_id(&id)?;
+    rotate_token(&app, &caller, &request_id, token_id, key, body).await
+}
+
+/// Rotate the calling token itself: what a pipeline runs on a schedule.
+#[utoipa::path(post, path = "/v1/tokens/self/rotate", tag = "tokens", request_body = RotateToken,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = IssuedToken), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn rotate_self(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    IdempotencyKey(key): IdempotencyKey,
+    body: JsonBody<RotateToken>,
+) -> Result<(StatusCode, HeaderMap, Json<IssuedToken>), Problem> {
+    let token_id = caller.token_id;
+    rotate_token(&app, &caller, &request_id, token_id, key, body).await
+}

@@ -1,0 +1,99 @@
+//! The real `latch` binary against the real latchd: the quick start, the
+//! lifecycle, output formats and exit codes.
+
+use latch_e2e::Latchd;
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(output: std::process::Output) -> String {
+    assert!(output.status.success(), "latch failed ({:?}): {}", output.status.code(), stderr(&output));
+    stdout(&output)
+}
+
+#[test]
+fn the_lifecycle_through_the_cli() {
+    let latchd = Latchd::start();
+    let admin = latchd.admin_token();
+    let admin = Some(admin.as_str());
+
+    // The README's quick start.
+    ok(latchd.latch(admin, &["role", "set", "cert-operator", "--permission", "certificates:issue", "--permission", "certificates:renew", "--permission", "certificates:read"]));
+    let created = ok(latchd.latch(admin, &["account", "create", "ci-deploy", "--role", "cert-operator", "--description", "GitLab deploy pipeline"]));
+    assert!(created.contains("ci-deploy") && created.contains("cert-operator"), "{created}");
+    let token = ok(latchd.latch(admin, &["token", "issue", "ci-deploy", "--name", "deploy", "--scope", "certificates:issue", "--ttl", "30d", "--output", "raw"]));
+    let token = token.trim().to_owned();
+    assert_eq!(token.len(), 44, "raw output is the token alone");
+
+    let listed = ok(latchd.latch(admin, &["token", "list", "ci-deploy"]));
+    assert!(listed.contains("deploy") && listed.contains("active"), "{listed}");
+    let json: serde_json::Value = serde_json::from_str(&ok(latchd.latch(admin, &["account", "list", "--output", "json"]))).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+
+    // The token can introspect? No: it lacks tokens:introspect (exit 4).
+    let denied = latchd.latch(Some(&token), &["token", "introspect", &token]);
+    assert_eq!(denied.status.code(), Some(4), "{}", stderr(&denied));
+    assert!(stderr(&denied).contains("tokens:introspect"));
+
+    // Rotate itself; the new token on stdout, the old one in grace.
+    let new_token = ok(latchd.latch(Some(&token), &["token", "rotate", "--self", "--grace", "15m", "--output", "raw"]));
+    let new_token = new_token.trim().to_owned();
+    assert_eq!(new_token.len(), 44, "raw output is the new token alone: {new_token:?}");
+    assert_ne!(new_token, token);
+    let shown = ok(latchd.latch(Some(&new_token), &["token", "show", "self", "--output", "json"]));
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["status"], "active");
+    let old_id = shown["rotated_from"].as_str().unwrap().to_owned();
+
+    // Disable, see it suspended, enable.
+    ok(latchd.latch(admin, &["account", "disable", "ci-deploy", "--reason", "leak suspected in job 4411"]));
+    let suspended = latchd.latch(Some(&new_token), &["token", "show", "self"]);
+    assert_eq!(suspended.status.code(), Some(3), "401 is exit code 3");
+    ok(latchd.latch(admin, &["account", "enable", "ci-deploy"]));
+
+    // Revoke the old one; introspection as admin says inactive.
+    ok(latchd.latch(admin, &["token", "revoke", &old_id, "--reason", "rotated out"]));
+    let introspected = ok(latchd.latch(admin, &["token", "introspect", &token, "--output", "json"]));
+    assert!(introspected.contains("\"active\": false"), "{introspected}");
+
+    // Policy and events.
+    ok(latchd.latch(admin, &["policy", "set", "--max-ttl", "90d", "--default-ttl", "30d"]));
+    let policy = ok(latchd.latch(admin, &["policy", "show"]));
+    assert!(policy.contains("cert-operator") && policy.contains("90d"), "{policy}");
+    let events = ok(latchd.latch(admin, &["events", "--type", "token.revoked"]));
+    assert!(events.contains("token.revoked"), "{events}");
+    assert_eq!(events.lines().count(), 2, "header and one revocation:\n{events}");
+}
+
+#[test]
+fn errors_go_to_stderr_with_the_servers_detail_and_a_documented_exit_code() {
+    let latchd = Latchd::start();
+    let admin = latchd.admin_token();
+    let admin = Some(admin.as_str());
+    ok(latchd.latch(admin, &["account", "create", "dup", "--role", "auditor"]));
+
+    let conflict = latchd.latch(admin, &["account", "create", "dup", "--role", "auditor"]);
+    assert_eq!(conflict.status.code(), Some(6));
+    assert!(stderr(&conflict).contains("already exists"));
+    assert!(stdout(&conflict).is_empty());
+
+    let invalid = latchd.latch(admin, &["account", "create", "other", "--role", "wizard"]);
+    assert_eq!(invalid.status.code(), Some(7));
+    assert!(stderr(&invalid).contains("wizard"));
+
+    let missing = latchd.latch(admin, &["account", "show", "ghost"]);
+    assert_eq!(missing.status.code(), Some(5));
+
+    let bad_token = latchd.latch(Some("latch_nope"), &["account", "list"]);
+    assert_eq!(bad_token.status.code(), Some(3));
+    assert!(stderr(&bad_token).contains("malformed token"));
+
+    let usage = latchd.latch(admin, &["token", "issue"]);
+    assert_eq!(usage.status.code(), Some(2));
+}

@@ -1,0 +1,240 @@
+//! Test harness for the end-to-end tests: starts the real `latchd` binary
+//! on a free port with a temporary data directory, talks to it over HTTP,
+//! and runs the real `latch` binary against it.
+//!
+//! The binaries are the ones `cargo test --workspace` builds next to this
+//! test executable (target/<profile>/latchd and latch).
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Where cargo put the workspace's binaries.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace` (scripts/test) so it is built", path.display());
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("address").port()
+}
+
+/// A running latchd.
+pub struct Latchd {
+    child: Option<Child>,
+    pub url: String,
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    logs: Arc<Mutex<String>>,
+    agent: ureq::Agent,
+}
+
+/// An HTTP answer: status, JSON body (Null when empty), and headers.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub content_type: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Latchd {
+    /// Starts latchd on a fresh temporary data directory.
+    pub fn start() -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data_dir = temp.path().to_owned();
+        let mut latchd = Self::start_in(&data_dir);
+        latchd._temp = Some(temp);
+        latchd
+    }
+
+    /// Starts latchd on `data_dir` (kept by the caller), e.g. to restart.
+    pub fn start_in(data_dir: &Path) -> Self {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let mut child = Command::new(binary("latchd"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .env("LATCH_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start latchd");
+        let logs = Arc::new(Mutex::new(String::new()));
+        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as _)]
+            .into_iter()
+            .flatten()
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut all = logs.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            });
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let latchd = Self { child: Some(child), url, data_dir: data_dir.to_owned(), _temp: None, logs, agent };
+        latchd.wait_ready();
+        latchd
+    }
+
+    fn wait_ready(&self) {
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = self.agent.get(format!("{}/readyz", self.url)).call() {
+                if response.status().as_u16() == 200 {
+                    return;
+                }
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "latchd did not become ready; logs:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything latchd printed so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// The bootstrap admin token from `<data-dir>/admin.token`.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("admin.token")).expect("admin.token").trim().to_owned()
+    }
+
+    /// Stops latchd with SIGTERM and waits for it (graceful shutdown).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let started = Instant::now();
+            while child.try_wait().ok().flatten().is_none() {
+                if started.elapsed() > Duration::from_secs(30) {
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.wait();
+        }
+    }
+
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Reply {
+        let bytes = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
+        self.raw(method, path, token, &[], bytes)
+    }
+
+    /// A request with extra headers and a raw body.
+    pub fn raw(&self, method: &str, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+        let mut request = ureq::http::Request::builder().method(method).uri(format!("{}{}", self.url, path));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        if !body.is_empty() {
+            request = request.header("Content-Type", "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = self.agent.run(request.body(body).unwrap()).expect("latchd answers");
+        let status = response.status().as_u16();
+        let headers: Vec<(String, String)> =
+            response.headers().iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
+        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let body = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Reply { status, body, content_type, headers }
+    }
+
+    /// Announces a `length`-byte body with `Expect: 100-continue`, as curl
+    /// does for large uploads, and returns latchd's answer (it should
+    /// refuse before the body is sent).
+    pub fn announce_large_body(&self, path: &str, token: &str, length: usize) -> Reply {
+        use std::io::{Read, Write};
+        let address = self.url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+             Content-Length: {length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let headers: Vec<(String, String)> = head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_lowercase(), v.trim().to_owned())))
+            .collect();
+        let content_type = headers.iter().find(|(n, _)| n == "content-type").map(|(_, v)| v.clone()).unwrap_or_default();
+        Reply { status, body: serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())), content_type, headers }
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> Reply {
+        self.call("GET", path, Some(token), None)
+    }
+
+    pub fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call("POST", path, Some(token), Some(&body))
+    }
+
+    /// The log's head position (read with the admin token).
+    pub fn head(&self) -> u64 {
+        let reply = self.get("/v1/events?limit=1", &self.admin_token());
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        reply.body["head"].as_u64().unwrap()
+    }
+
+    /// Runs the real `latch` CLI against this latchd.
+    pub fn latch(&self, token: Option<&str>, args: &[&str]) -> Output {
+        let mut command = Command::new(binary("latch"));
+        command.args(args).env("LATCH_URL", &self.url).env_remove("LATCH_TOKEN").env_remove("LATCH_TOKEN_FILE");
+        if let Some(token) = token {
+            command.env("LATCH_TOKEN", token);
+        }
+        command.stdin(Stdio::null()).output().expect("run latch")
+    }
+}
+
+impl Drop for Latchd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Creates an account and issues it a token; returns (account id, token id, secret).
+pub fn account_with_token(latchd: &Latchd, admin: &str, name: &str, role: &str, scopes: Option<Vec<&str>>) -> (String, String, String) {
+    let created = latchd.post("/v1/accounts", admin, serde_json::json!({ "name": name, "role": role }));
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let account = created.body["id"].as_str().unwrap().to_owned();
+    let mut body = serde_json::json!({ "name": format!("{name}-token") });
+    if let Some(scopes) = scopes {
+        body["scopes"] = serde_json::json!(scopes);
+    }
+    let issued = latchd.post(&format!("/v1/accounts/{account}/tokens"), admin, body);
+    assert_eq!(issued.status, 201, "{:?}", issued.body);
+    (account, issued.body["id"].as_str().unwrap().to_owned(), issued.body["token"].as_str().unwrap().to_owned())
+}
