@@ -97,3 +97,18 @@ fn errors_go_to_stderr_with_the_servers_detail_and_a_documented_exit_code() {
     let usage = latchd.latch(admin, &["token", "issue"]);
     assert_eq!(usage.status.code(), Some(2));
 }
+
+#[test]
+fn the_token_can_come_from_a_file_as_in_the_quick_start() {
+    let latchd = Latchd::start();
+    let token_file = latchd.data_dir.join("admin.token");
+    let output = std::process::Command::new(latch_e2e::binary("latch"))
+        .args(["account", "list", "--output", "json"])
+        .env("LATCH_URL", &latchd.url)
+        .env_remove("LATCH_TOKEN")
+        .env("LATCH_TOKEN_FILE", &token_file)
+        .output()
+        .unwrap();
+    let listed = ok(output);
+    assert!(listed.contains("\"admin\""), "{listed}");
+}

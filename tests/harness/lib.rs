@@ -100,11 +100,10 @@ impl Latchd {
     fn wait_ready(&self) {
         let started = Instant::now();
         loop {
-            if let Ok(response) = self.agent.get(format!("{}/readyz", self.url)).call() {
-                if response.status().as_u16() == 200 {
+            if let Ok(response) = self.agent.get(format!("{}/readyz", self.url)).call()
+                && response.status().as_u16() == 200 {
                     return;
                 }
-            }
             assert!(started.elapsed() < Duration::from_secs(60), "latchd did not become ready; logs:\n{}", self.logs());
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -4,7 +4,13 @@
 //! ```text
 //! cargo run --release -p latch-bench -- append
 //! cargo run --release -p latch-bench -- replay --events 1000000
+//! cargo run --release -p latch-bench -- http-issue --concurrency 32
+//! cargo run --release -p latch-bench -- introspect --concurrency 32
 //! ```
+//!
+//! The HTTP scenarios serve latchd's real router in this process on a
+//! loopback port and drive it with blocking HTTP clients on threads: client
+//! and server share the machine's cores, as a co-located pipeline would.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -46,6 +52,20 @@ enum Scenario {
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
     },
+    /// Token issues per second over HTTP (POST /v1/accounts/{id}/tokens).
+    HttpIssue {
+        #[arg(long, value_delimiter = ',', default_value = "32")]
+        concurrency: Vec<usize>,
+        #[arg(long, default_value = "10")]
+        seconds: u64,
+    },
+    /// Introspection requests per second over HTTP (POST /v1/introspect).
+    Introspect {
+        #[arg(long, value_delimiter = ',', default_value = "32")]
+        concurrency: Vec<usize>,
+        #[arg(long, default_value = "10")]
+        seconds: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +79,16 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Scenario::Replay { events } => runtime.block_on(replay(&base, events))?,
+        Scenario::HttpIssue { concurrency, seconds } => {
+            for c in concurrency {
+                http_load(&runtime, &base, HttpWork::Issue, c, Duration::from_secs(seconds))?;
+            }
+        }
+        Scenario::Introspect { concurrency, seconds } => {
+            for c in concurrency {
+                http_load(&runtime, &base, HttpWork::Introspect, c, Duration::from_secs(seconds))?;
+            }
+        }
     }
     Ok(())
 }
@@ -199,8 +229,7 @@ async fn replay(base: &std::path::Path, target_events: u64) -> anyhow::Result<()
         let state = handle.state();
         (state.token_count(), state.account_count())
     };
-    drop(handle);
-    drop(store);
+    drop((handle, handler, store));
 
     let store = EventStore::open(dir.path()).context("reopening")?;
     let verify_started = Instant::now();
@@ -238,6 +267,85 @@ async fn replay(base: &std::path::Path, target_events: u64) -> anyhow::Result<()
             "restart_with_snapshot_seconds": restart_took.as_secs_f64(),
             "restart_snapshot_position": rebuilt.snapshot.map(|p| p.get()),
             "restart_replayed_events": rebuilt.replayed,
+        })
+    );
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum HttpWork {
+    Issue,
+    Introspect,
+}
+
+/// Serves latchd's router in-process and drives it with `concurrency`
+/// blocking clients for `run_for`.
+fn http_load(runtime: &tokio::runtime::Runtime, base: &std::path::Path, work: HttpWork, concurrency: usize, run_for: Duration) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir_in(base)?;
+    let (url, handler, admin) = runtime.block_on(async {
+        let store = Arc::new(EventStore::open(dir.path().join("log"))?);
+        let clock = Arc::new(SystemClock);
+        let (handler, _) = CommandHandler::start(store, clock.clone(), HandlerConfig::default())?;
+        latchd::bootstrap(&handler.handle(), dir.path()).await?;
+        let app = latchd::api::AppState::new(handler.handle(), clock);
+        app.set_ready(true);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let router = latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let admin = std::fs::read_to_string(dir.path().join("admin.token"))?.trim().to_owned();
+        anyhow::Ok((url, handler, admin))
+    })?;
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let post = |path: &str, body: serde_json::Value| -> anyhow::Result<(u16, serde_json::Value)> {
+        let mut response = agent.post(format!("{url}{path}")).header("Authorization", format!("Bearer {admin}")).send_json(&body)?;
+        let status = response.status().as_u16();
+        Ok((status, response.body_mut().read_json()?))
+    };
+    let (_, account) = post("/v1/accounts", json!({ "name": "bench", "role": "auditor" }))?;
+    let account = account["id"].as_str().context("account id")?.to_owned();
+    let (_, probe) = post(&format!("/v1/accounts/{account}/tokens"), json!({ "name": "probe" }))?;
+    let probe = probe["token"].as_str().context("token")?.to_owned();
+
+    let started = Instant::now();
+    let deadline = started + run_for;
+    let threads: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (agent, url, admin, account, probe) = (agent.clone(), url.clone(), admin.clone(), account.clone(), probe.clone());
+            std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let at = Instant::now();
+                    let (path, body) = match work {
+                        HttpWork::Issue => (format!("/v1/accounts/{account}/tokens"), json!({ "name": "load" })),
+                        HttpWork::Introspect => ("/v1/introspect".to_owned(), json!({ "token": probe })),
+                    };
+                    let response = agent.post(format!("{url}{path}")).header("Authorization", format!("Bearer {admin}")).send_json(&body)?;
+                    anyhow::ensure!(response.status().is_success(), "HTTP {}", response.status());
+                    latencies.push(at.elapsed());
+                }
+                Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for thread in threads {
+        latencies.extend(thread.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    runtime.block_on(handler.shutdown());
+    println!(
+        "{}",
+        json!({
+            "scenario": match work { HttpWork::Issue => "http-issue", HttpWork::Introspect => "introspect" },
+            "concurrency": concurrency,
+            "requests": latencies.len(),
+            "seconds": elapsed.as_secs_f64(),
+            "requests_per_second": latencies.len() as f64 / elapsed.as_secs_f64(),
+            "latency_p50_us": percentile(&latencies, 0.50).as_micros() as u64,
+            "latency_p99_us": percentile(&latencies, 0.99).as_micros() as u64,
+            "setup": "latchd router in-process, blocking HTTP/1.1 keep-alive clients on threads, same 2 cores",
         })
     );
     Ok(())

@@ -93,11 +93,10 @@ pub fn authenticate<'s>(
     if token.is_expired_at(now) {
         return Err(Rejection::Expired);
     }
-    if let Some(addr) = source {
-        if !token.allows_source(addr) {
+    if let Some(addr) = source
+        && !token.allows_source(addr) {
             return Err(Rejection::SourceNotAllowed);
         }
-    }
     let role = state.role(&account.role).ok_or(Rejection::Unknown)?;
     Ok(Principal {
         account_id: account.id,

@@ -124,11 +124,10 @@ pub fn decide(state: &State, ctx: &CommandContext, command: &Command) -> Result<
             authority.may_grant(&scopes)?;
             let policy = state.effective_policy(&account.role);
             let ttl = ttl.unwrap_or(policy.default_ttl);
-            if let Some(max_ttl) = policy.max_ttl {
-                if ttl > max_ttl {
+            if let Some(max_ttl) = policy.max_ttl
+                && ttl > max_ttl {
                     return Err(DomainError::TtlExceedsPolicy { ttl, max_ttl });
                 }
-            }
             Ok(vec![Event::TokenIssued {
                 token_id: *token_id,
                 account_id: *account_id,
@@ -204,11 +203,10 @@ pub fn decide(state: &State, ctx: &CommandContext, command: &Command) -> Result<
             }
             check_text("description", description, false)?;
             authority.may_grant(permissions)?;
-            if let Some(existing) = state.role(name) {
-                if existing.permissions == *permissions && existing.description == *description {
+            if let Some(existing) = state.role(name)
+                && existing.permissions == *permissions && existing.description == *description {
                     return Ok(Vec::new());
                 }
-            }
             Ok(vec![Event::RoleDefined {
                 name: name.clone(),
                 permissions: permissions.clone(),

@@ -91,6 +91,9 @@ pub struct HandlerMetrics {
     pub batches_written: AtomicU64,
 }
 
+// `Stop` is sent once per process; boxing every submission to shrink the
+// enum would allocate per command for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Message {
     Submit(CommandRequest, oneshot::Sender<CommandResult>),
     Stop,

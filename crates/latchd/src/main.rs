@@ -24,6 +24,10 @@ struct Settings {
     /// Address for the HTTP API.
     #[arg(long, env = "LATCH_LISTEN", default_value = "127.0.0.1:7420")]
     listen: SocketAddr,
+    /// The NATS server the relay publishes events to (the relay arrives with
+    /// the revocation broadcast; until then latchd only reports it).
+    #[arg(long, env = "LATCH_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
     /// Save a state snapshot after this many new events.
     #[arg(long, env = "LATCH_SNAPSHOT_EVERY", default_value_t = 100_000)]
     snapshot_every: u64,
@@ -80,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(
             url = %format!("http://{address}"),
             data_dir = %settings.data_dir.display(),
+            nats_url = %settings.nats_url,
             position = %state.position(),
             accounts = state.account_count(),
             tokens = state.token_count(),

@@ -73,11 +73,10 @@ pub async fn list(
     caller.require(api_permission::EVENTS_READ)?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
     let account = query.account.as_deref().map(|a| a.parse::<latch_core::AccountId>()).transpose().map_err(|_| Problem::bad_request("account must be an account id"))?;
-    if let Some(event_type) = &query.event_type {
-        if !latch_core::Event::TYPES.contains(&event_type.as_str()) {
+    if let Some(event_type) = &query.event_type
+        && !latch_core::Event::TYPES.contains(&event_type.as_str()) {
             return Err(Problem::bad_request(format!("unknown event type {event_type:?}; one of: {}", latch_core::Event::TYPES.join(", "))));
         }
-    }
     let store = app.commands.store().clone();
     let after = Position::new(query.after.unwrap_or(0));
     let page = tokio::task::spawn_blocking(move || -> Result<EventPage, Problem> {

@@ -12,7 +12,8 @@ use crate::api::caller::Caller;
 use crate::api::json_body::JsonBody;
 use crate::api::problem::Problem;
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// Holds a token secret: no `Debug`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntrospectRequest {
     pub token: String,

@@ -34,8 +34,9 @@ pub struct IssueToken {
     pub allowed_cidrs: Option<Vec<String>>,
 }
 
-/// The one response that ever contains a token secret.
-#[derive(Debug, Serialize, ToSchema)]
+/// The one response that ever contains a token secret. No `Debug`, so it
+/// cannot end up in a log line by accident.
+#[derive(Serialize, ToSchema)]
 pub struct IssuedToken {
     /// The token's public handle: log and reference this.
     pub id: String,
