@@ -184,3 +184,63 @@ fn the_admin_token_file_is_private() {
     let mode = std::fs::metadata(latchd.data_dir.join("admin.token")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn a_refused_request_leaves_the_keep_alive_connection_usable() {
+    let latchd = Latchd::start();
+    let admin = latchd.admin_token();
+    // Refused on the headers alone: no token; a malformed Idempotency-Key.
+    for (extra_headers, expected) in [(String::new(), 401), (format!("Authorization: Bearer {admin}\r\nIdempotency-Key: a b\r\n"), 400)] {
+        assert_eq!(refused_then_reused(&latchd, &extra_headers), (expected, 200));
+    }
+}
+
+/// Sends a POST whose body follows its headers a moment later (as clients
+/// that write them separately do), then a second request on the same
+/// connection; returns both statuses.
+fn refused_then_reused(latchd: &Latchd, extra_headers: &str) -> (u16, u16) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let address = latchd.url.trim_start_matches("http://").to_owned();
+    let stream = std::net::TcpStream::connect(&address).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut read_response = || -> u16 {
+        let mut status_line = String::new();
+        if reader.read_line(&mut status_line).unwrap_or(0) == 0 {
+            return 0;
+        }
+        let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        status
+    };
+    let body = r#"{"name":"x","role":"auditor"}"#;
+    write!(
+        writer,
+        "POST /v1/accounts HTTP/1.1\r\nHost: {address}\r\n{extra_headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let _ = writer.write_all(body.as_bytes());
+    let first = read_response();
+    let second = match write!(writer, "GET /healthz HTTP/1.1\r\nHost: {address}\r\n\r\n") {
+        Ok(()) => read_response(),
+        Err(_) => 0,
+    };
+    (first, second)
+}

@@ -20,6 +20,8 @@ pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
     let path = dir.join(name);
+    // `cargo test -p latch-e2e` alone does not rebuild the binaries: use
+    // `cargo test --workspace` (scripts/test), which builds them first.
     assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace` (scripts/test) so it is built", path.display());
     path
 }

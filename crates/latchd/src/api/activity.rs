@@ -111,3 +111,4 @@ fn authenticate(app: &AppState, headers: &HeaderMap, source: IpAddr) -> Result<C
         permissions: principal.effective_permissions(),
     })
 }
+

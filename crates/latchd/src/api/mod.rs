@@ -4,6 +4,7 @@ mod account_routes;
 mod activity;
 mod app_state;
 mod audit_routes;
+mod body_buffer;
 mod caller;
 mod command_headers;
 mod event_routes;
@@ -99,6 +100,7 @@ pub fn router(app: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(app.clone(), http_metrics::layer))
         .fallback(|| async { Problem::not_found("no such route; see GET /v1/openapi.json") })
         .layer(DefaultBodyLimit::max(json_body::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(body_buffer::layer))
         .layer(middleware::from_fn(request_id::layer))
         .with_state(app)
 }
