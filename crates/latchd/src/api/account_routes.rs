@@ -12,8 +12,7 @@ use crate::api::caller::Caller;
 use crate::api::command_headers::{IdempotencyKey, IfMatch, etag};
 use crate::api::json_body::JsonBody;
 use crate::api::problem::Problem;
-use crate::api::request_id::RequestId;
-use crate::api::submit::Submission;
+use crate::api::submit::Acting;
 use crate::api::views::AccountView;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -86,20 +85,18 @@ fn view_response(app: &AppState, id: AccountId, status: StatusCode) -> Result<(S
         (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn create(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
+    acting: Acting,
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<CreateAccount>,
 ) -> Result<(StatusCode, HeaderMap, Json<AccountView>), Problem> {
-    caller.require(api_permission::ACCOUNTS_WRITE)?;
+    acting.caller.require(api_permission::ACCOUNTS_WRITE)?;
     let name = AccountName::parse(&body.value.name).map_err(|e| Problem::invalid(e.to_string()))?;
     let role = parse_role(&body.value.role)?;
-    let submission = Submission { caller: &caller, request_id: &request_id, key, fingerprint: body.fingerprint, expected_version: None };
+    let submission = acting.submission(key, body.fingerprint, None);
     let command = Command::CreateAccount { account_id: AccountId::new(), name, role, description: body.value.description.unwrap_or_default() };
-    let receipt = submission.submit(&app, command).await?;
+    let receipt = submission.submit(&acting.app, command).await?;
     let id = receipt.events.first().and_then(|e| e.envelope.event.account_id()).ok_or_else(|| Problem::internal("no event recorded"))?;
-    view_response(&app, id, StatusCode::CREATED)
+    view_response(&acting.app, id, StatusCode::CREATED)
 }
 
 /// List service accounts.
@@ -145,19 +142,17 @@ pub async fn show(
         (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn update(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
+    acting: Acting,
     Path(id): Path<String>,
     IfMatch(expected_version): IfMatch,
     body: JsonBody<UpdateAccount>,
 ) -> Result<(StatusCode, HeaderMap, Json<AccountView>), Problem> {
-    caller.require(api_permission::ACCOUNTS_WRITE)?;
+    acting.caller.require(api_permission::ACCOUNTS_WRITE)?;
     let account_id = parse_account_id(&id)?;
     let role = body.value.role.as_deref().map(parse_role).transpose()?;
-    let submission = Submission { caller: &caller, request_id: &request_id, key: None, fingerprint: body.fingerprint, expected_version };
-    submission.submit(&app, Command::UpdateAccount { account_id, role, description: body.value.description }).await?;
-    view_response(&app, account_id, StatusCode::OK)
+    let submission = acting.submission(None, body.fingerprint, expected_version);
+    submission.submit(&acting.app, Command::UpdateAccount { account_id, role, description: body.value.description }).await?;
+    view_response(&acting.app, account_id, StatusCode::OK)
 }
 
 /// Suspend every token of the account until it is enabled again: the first
@@ -167,19 +162,17 @@ pub async fn update(
     responses((status = 200, body = AccountView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn disable(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
+    acting: Acting,
     Path(id): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
     IfMatch(expected_version): IfMatch,
     body: JsonBody<DisableAccount>,
 ) -> Result<(StatusCode, HeaderMap, Json<AccountView>), Problem> {
-    caller.require(api_permission::ACCOUNTS_WRITE)?;
+    acting.caller.require(api_permission::ACCOUNTS_WRITE)?;
     let account_id = parse_account_id(&id)?;
-    let submission = Submission { caller: &caller, request_id: &request_id, key, fingerprint: body.fingerprint, expected_version };
-    submission.submit(&app, Command::DisableAccount { account_id, reason: body.value.reason }).await?;
-    view_response(&app, account_id, StatusCode::OK)
+    let submission = acting.submission(key, body.fingerprint, expected_version);
+    submission.submit(&acting.app, Command::DisableAccount { account_id, reason: body.value.reason }).await?;
+    view_response(&acting.app, account_id, StatusCode::OK)
 }
 
 /// Resume an account: its tokens that are neither revoked nor expired work again.
@@ -188,19 +181,17 @@ pub async fn disable(
     responses((status = 200, body = AccountView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn enable(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
+    acting: Acting,
     Path(id): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
     IfMatch(expected_version): IfMatch,
     body: JsonBody<NoBody>,
 ) -> Result<(StatusCode, HeaderMap, Json<AccountView>), Problem> {
-    caller.require(api_permission::ACCOUNTS_WRITE)?;
+    acting.caller.require(api_permission::ACCOUNTS_WRITE)?;
     let account_id = parse_account_id(&id)?;
-    let submission = Submission { caller: &caller, request_id: &request_id, key, fingerprint: body.fingerprint, expected_version };
-    submission.submit(&app, Command::EnableAccount { account_id }).await?;
-    view_response(&app, account_id, StatusCode::OK)
+    let submission = acting.submission(key, body.fingerprint, expected_version);
+    submission.submit(&acting.app, Command::EnableAccount { account_id }).await?;
+    view_response(&acting.app, account_id, StatusCode::OK)
 }
 
 /// Delete an account: final, and revokes every token it has.
@@ -209,15 +200,13 @@ pub async fn enable(
     responses((status = 200, body = AccountView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn delete(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
+    acting: Acting,
     Path(id): Path<String>,
     IfMatch(expected_version): IfMatch,
 ) -> Result<(StatusCode, HeaderMap, Json<AccountView>), Problem> {
-    caller.require(api_permission::ACCOUNTS_WRITE)?;
+    acting.caller.require(api_permission::ACCOUNTS_WRITE)?;
     let account_id = parse_account_id(&id)?;
-    let submission = Submission { caller: &caller, request_id: &request_id, key: None, fingerprint: String::new(), expected_version };
-    submission.submit(&app, Command::DeleteAccount { account_id }).await?;
-    view_response(&app, account_id, StatusCode::OK)
+    let submission = acting.submission(None, String::new(), expected_version);
+    submission.submit(&acting.app, Command::DeleteAccount { account_id }).await?;
+    view_response(&acting.app, account_id, StatusCode::OK)
 }

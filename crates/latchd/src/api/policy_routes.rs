@@ -13,8 +13,7 @@ use crate::api::app_state::AppState;
 use crate::api::caller::Caller;
 use crate::api::json_body::JsonBody;
 use crate::api::problem::Problem;
-use crate::api::request_id::RequestId;
-use crate::api::submit::Submission;
+use crate::api::submit::Acting;
 
 /// One layer of policy; unset fields fall back to the next layer.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -121,16 +120,14 @@ pub async fn show(State(app): State<AppState>, Extension(caller): Extension<Call
     responses((status = 200, body = PolicyView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn set(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
+    acting: Acting,
     Query(target): Query<PolicyTarget>,
     body: JsonBody<PolicyLayer>,
 ) -> Result<Json<PolicyView>, Problem> {
-    caller.require(api_permission::POLICY_WRITE)?;
+    acting.caller.require(api_permission::POLICY_WRITE)?;
     let role = target.role.as_deref().map(parse_role).transpose()?;
     let settings = PolicySettings::try_from(body.value)?;
-    let submission = Submission { caller: &caller, request_id: &request_id, key: None, fingerprint: body.fingerprint, expected_version: None };
-    submission.submit(&app, Command::SetPolicy { role, settings }).await?;
-    Ok(Json(view(&app)))
+    let submission = acting.submission(None, body.fingerprint, None);
+    submission.submit(&acting.app, Command::SetPolicy { role, settings }).await?;
+    Ok(Json(view(&acting.app)))
 }

@@ -12,8 +12,7 @@ use crate::api::app_state::AppState;
 use crate::api::caller::Caller;
 use crate::api::json_body::JsonBody;
 use crate::api::problem::Problem;
-use crate::api::request_id::RequestId;
-use crate::api::submit::Submission;
+use crate::api::submit::Acting;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoleView {
@@ -62,19 +61,17 @@ pub async fn list(State(app): State<AppState>, Extension(caller): Extension<Call
     responses((status = 200, body = RoleView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn define(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
+    acting: Acting,
     Path(name): Path<String>,
     body: JsonBody<DefineRole>,
 ) -> Result<Json<RoleView>, Problem> {
-    caller.require(api_permission::ROLES_WRITE)?;
+    acting.caller.require(api_permission::ROLES_WRITE)?;
     let name = parse_role(&name)?;
     let permissions = PermissionSet::parse(&body.value.permissions).map_err(|e| Problem::invalid(format!("permissions: {e}")))?;
-    let submission = Submission { caller: &caller, request_id: &request_id, key: None, fingerprint: body.fingerprint, expected_version: None };
+    let submission = acting.submission(None, body.fingerprint, None);
     let command = Command::DefineRole { name: name.clone(), permissions, description: body.value.description.unwrap_or_default() };
-    submission.submit(&app, command).await?;
-    let state = app.commands.state();
+    submission.submit(&acting.app, command).await?;
+    let state = acting.app.commands.state();
     let role = state.role(&name).ok_or_else(|| Problem::internal("role vanished"))?;
     Ok(Json(role.into()))
 }
@@ -84,14 +81,12 @@ pub async fn define(
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn delete(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
+    acting: Acting,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    caller.require(api_permission::ROLES_WRITE)?;
+    acting.caller.require(api_permission::ROLES_WRITE)?;
     let name = parse_role(&name)?;
-    let submission = Submission { caller: &caller, request_id: &request_id, key: None, fingerprint: String::new(), expected_version: None };
-    submission.submit(&app, Command::DeleteRole { name }).await?;
+    let submission = acting.submission(None, String::new(), None);
+    submission.submit(&acting.app, Command::DeleteRole { name }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

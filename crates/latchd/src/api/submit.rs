@@ -1,6 +1,8 @@
 //! Submitting a command on behalf of the caller: the one path every
 //! mutating route takes.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use latch_core::Command;
 
 use crate::api::app_state::AppState;
@@ -33,5 +35,30 @@ impl Submission<'_> {
     /// The key as the handler scopes it: per caller account.
     pub fn scoped_key(&self) -> Option<String> {
         self.key.as_ref().map(|key| crate::command_handler::scope_key(&self.caller.actor(), key))
+    }
+}
+
+/// The caller of a mutating route, with what its commands carry: the
+/// extractor every such route takes instead of state, caller and request id.
+pub struct Acting {
+    pub app: AppState,
+    pub caller: Caller,
+    pub request_id: RequestId,
+}
+
+impl Acting {
+    pub fn submission(&self, key: Option<String>, fingerprint: String, expected_version: Option<u64>) -> Submission<'_> {
+        Submission { caller: &self.caller, request_id: &self.request_id, key, fingerprint, expected_version }
+    }
+}
+
+impl FromRequestParts<AppState> for Acting {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        // The activity layer authenticated the request before routing.
+        let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| Problem::unauthenticated("not authenticated"))?;
+        let request_id = parts.extensions.get::<RequestId>().cloned().unwrap_or_else(|| RequestId(String::new()));
+        Ok(Self { app: app.clone(), caller, request_id })
     }
 }

@@ -14,8 +14,7 @@ use crate::api::caller::Caller;
 use crate::api::command_headers::IdempotencyKey;
 use crate::api::json_body::JsonBody;
 use crate::api::problem::Problem;
-use crate::api::request_id::RequestId;
-use crate::api::submit::Submission;
+use crate::api::submit::{Acting, Submission};
 use crate::api::views::TokenView;
 use crate::command_outcome::CommandReceipt;
 
@@ -150,14 +149,12 @@ fn issued_response(
         (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn issue(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
+    acting: Acting,
     Path(id): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<IssueToken>,
 ) -> Result<(StatusCode, HeaderMap, Json<IssuedToken>), Problem> {
-    caller.require(api_permission::TOKENS_WRITE)?;
+    acting.caller.require(api_permission::TOKENS_WRITE)?;
     let account_id = parse_account_id(&id)?;
     let request = body.value;
     let scopes = request
@@ -181,9 +178,9 @@ pub async fn issue(
         allowed_cidrs,
         digest: secret.digest(),
     };
-    let submission = Submission { caller: &caller, request_id: &request_id, key, fingerprint: body.fingerprint, expected_version: None };
-    let receipt = submission.submit(&app, command).await?;
-    issued_response(&app, &submission, &receipt, secret)
+    let submission = acting.submission(key, body.fingerprint, None);
+    let receipt = submission.submit(&acting.app, command).await?;
+    issued_response(&acting.app, &submission, &receipt, secret)
 }
 
 /// List an account's tokens (metadata only).
@@ -225,35 +222,31 @@ pub async fn show(
     responses((status = 200, body = TokenView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn revoke(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
+    acting: Acting,
     Path(id): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<RevokeToken>,
 ) -> Result<Json<TokenView>, Problem> {
-    let token_id = if id == "self" { caller.token_id } else { parse_token_id(&id)? };
-    caller.require_or_self(api_permission::TOKENS_WRITE, token_id)?;
-    let submission = Submission { caller: &caller, request_id: &request_id, key, fingerprint: body.fingerprint, expected_version: None };
-    submission.submit(&app, Command::RevokeToken { token_id, reason: body.value.reason.unwrap_or_default() }).await?;
-    Ok(Json(token_view(&app, token_id)?))
+    let token_id = if id == "self" { acting.caller.token_id } else { parse_token_id(&id)? };
+    acting.caller.require_or_self(api_permission::TOKENS_WRITE, token_id)?;
+    let submission = acting.submission(key, body.fingerprint, None);
+    submission.submit(&acting.app, Command::RevokeToken { token_id, reason: body.value.reason.unwrap_or_default() }).await?;
+    Ok(Json(token_view(&acting.app, token_id)?))
 }
 
 async fn rotate_token(
-    app: &AppState,
-    caller: &Caller,
-    request_id: &RequestId,
+    acting: &Acting,
     token_id: TokenId,
     key: Option<String>,
     body: JsonBody<RotateToken>,
 ) -> Result<(StatusCode, HeaderMap, Json<IssuedToken>), Problem> {
-    caller.require_or_self(api_permission::TOKENS_WRITE, token_id)?;
+    acting.caller.require_or_self(api_permission::TOKENS_WRITE, token_id)?;
     let grace = body.value.grace.as_deref().map(|g| parse_span("grace", g)).transpose()?;
     let secret = TokenSecret::generate(&mut rand::rng());
     let command = Command::RotateToken { token_id, successor_id: TokenId::new(), successor_digest: secret.digest(), grace };
-    let submission = Submission { caller, request_id, key, fingerprint: body.fingerprint, expected_version: None };
-    let receipt = submission.submit(app, command).await?;
-    issued_response(app, &submission, &receipt, secret)
+    let submission = acting.submission(key, body.fingerprint, None);
+    let receipt = submission.submit(&acting.app, command).await?;
+    issued_response(&acting.app, &submission, &receipt, secret)
 }
 
 /// Rotate a token: a successor with the same scopes, and the old token cut
@@ -263,15 +256,13 @@ async fn rotate_token(
     responses((status = 201, body = IssuedToken), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn rotate(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
+    acting: Acting,
     Path(id): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<RotateToken>,
 ) -> Result<(StatusCode, HeaderMap, Json<IssuedToken>), Problem> {
     let token_id = parse_token_id(&id)?;
-    rotate_token(&app, &caller, &request_id, token_id, key, body).await
+    rotate_token(&acting, token_id, key, body).await
 }
 
 /// Rotate the calling token itself: what a pipeline runs on a schedule.
@@ -280,12 +271,10 @@ pub async fn rotate(
     responses((status = 201, body = IssuedToken), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn rotate_self(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
+    acting: Acting,
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<RotateToken>,
 ) -> Result<(StatusCode, HeaderMap, Json<IssuedToken>), Problem> {
-    let token_id = caller.token_id;
-    rotate_token(&app, &caller, &request_id, token_id, key, body).await
+    let token_id = acting.caller.token_id;
+    rotate_token(&acting, token_id, key, body).await
 }
