@@ -1,0 +1,16 @@
+//! The NATS contract of Latch, shared by latchd's relay, the verifier
+//! library and the CLI: stream settings, subjects, headers, the CloudEvents
+//! codec and the heartbeat. Depends on `latch-core` only: a service that
+//! embeds a verifier never builds RocksDB, and no NATS client is chosen here.
+#![forbid(unsafe_code)]
+
+pub mod cloud_event;
+pub mod headers;
+pub mod heartbeat;
+pub mod stream_settings;
+pub mod subject;
+
+pub use cloud_event::{CloudEvent, CodecError, decode, encode};
+pub use heartbeat::Heartbeat;
+pub use stream_settings::{STREAM_NAME, StreamSettings};
+pub use subject::event_subject;
