@@ -68,6 +68,18 @@ fn operations_endpoints_answer() {
     assert!(text.contains("latch_http_requests_total{method=\"GET\",route=\"/v1/accounts\",status=\"200\"} 1"), "{text}");
     assert!(text.contains("latch_log_position"));
     assert!(text.contains("latch_commands_total{outcome=\"accepted\"}"));
+    assert!(text.contains("latch_relay_lag_events"), "{text}");
+    // The relay publishes to latchd's own broker and catches up.
+    let started = std::time::Instant::now();
+    loop {
+        let ready = latchd.call("GET", "/readyz", None, None);
+        let body = ready.body.as_str().unwrap_or_default().to_owned();
+        if body.contains("relay_connected=true") && body.contains("relay_lag=0") {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "relay never caught up: {body}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let openapi = latchd.call("GET", "/v1/openapi.json", None, None);
     assert_eq!(openapi.status, 200);
     assert!(openapi.body["openapi"].as_str().unwrap().starts_with("3.1"));

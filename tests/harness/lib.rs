@@ -33,6 +33,8 @@ fn free_port() -> u16 {
 /// A running latchd.
 pub struct Latchd {
     child: Option<Child>,
+    /// latchd's own broker: tests never touch a shared one.
+    pub nats: latch_testkit::NatsServer,
     pub url: String,
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
@@ -67,6 +69,11 @@ impl Latchd {
 
     /// Starts latchd on `data_dir` (kept by the caller), e.g. to restart.
     pub fn start_in(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, latch_testkit::NatsServer::start())
+    }
+
+    /// Starts latchd on `data_dir`, relaying to `nats`.
+    pub fn start_with(data_dir: &Path, nats: latch_testkit::NatsServer) -> Self {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let mut child = Command::new(binary("latchd"))
@@ -74,6 +81,8 @@ impl Latchd {
             .arg(data_dir)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            .arg("--nats-url")
+            .arg(nats.url())
             .env("LATCH_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -94,7 +103,7 @@ impl Latchd {
             });
         }
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let latchd = Self { child: Some(child), url, data_dir: data_dir.to_owned(), _temp: None, logs, agent };
+        let latchd = Self { child: Some(child), nats, url, data_dir: data_dir.to_owned(), _temp: None, logs, agent };
         latchd.wait_ready();
         latchd
     }

@@ -46,7 +46,7 @@ fn recorded(n: u64, event: Event, actor: Actor) -> RecordedEvent {
             at: Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, n as u32 % 60).unwrap(),
             actor,
             request_id: Some(format!("req-{n}")),
-            idempotency_key: (n % 2 == 0).then(|| "key".to_owned()),
+            idempotency_key: n.is_multiple_of(2).then(|| "key".to_owned()),
             event,
         },
     }

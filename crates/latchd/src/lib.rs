@@ -14,6 +14,7 @@ mod command_handler;
 mod command_outcome;
 mod event_codec;
 mod rebuild;
+mod relay;
 mod state_snapshot;
 
 pub use bootstrap::{ADMIN_TOKEN_FILE, BootstrapError, Bootstrapped, bootstrap};
@@ -21,4 +22,5 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use command_handler::{CommandHandle, CommandHandler, CommandRequest, HandlerConfig, HandlerMetrics, Idempotency};
 pub use command_outcome::{CommandReceipt, CommandRejection, CommandResult, HandlerFailure};
 pub use event_codec::{to_new_event, to_recorded};
+pub use relay::{Relay, RelayStatus};
 pub use rebuild::{RebuildError, Rebuilt, rebuild};

@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::Parser;
 use latch_store::{ChainVerdict, EventStore};
 use latchd::api::{self, AppState};
-use latchd::{Bootstrapped, CommandHandler, HandlerConfig, SystemClock, bootstrap};
+use latchd::{Bootstrapped, CommandHandler, HandlerConfig, Relay, RelayStatus, SystemClock, bootstrap};
 
 #[derive(Debug, Parser)]
 #[command(name = "latchd", version, about = "Latch: the authority for service accounts and API tokens")]
@@ -24,8 +24,7 @@ struct Settings {
     /// Address for the HTTP API.
     #[arg(long, env = "LATCH_LISTEN", default_value = "127.0.0.1:7420")]
     listen: SocketAddr,
-    /// The NATS server the relay publishes events to (the relay arrives with
-    /// the revocation broadcast; until then latchd only reports it).
+    /// The NATS server (JetStream enabled) the relay publishes events to.
     #[arg(long, env = "LATCH_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
     /// Save a state snapshot after this many new events.
@@ -73,7 +72,12 @@ async fn main() -> anyhow::Result<()> {
         Err(error) => tracing::error!(%error, "could not verify the event log hash chain"),
     });
 
-    let app = AppState::new(commands.clone(), clock);
+    let relay_status = Arc::new(RelayStatus::default());
+    let (stop_relay, relay_shutdown) = tokio::sync::watch::channel(false);
+    let relay = Relay { store: store.clone(), nats_url: settings.nats_url.clone(), clock: clock.clone(), status: relay_status.clone() };
+    let relay_task = tokio::spawn(relay.run(relay_shutdown));
+
+    let app = AppState::with_relay(commands.clone(), clock, Some(relay_status.clone()));
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
@@ -103,7 +107,18 @@ async fn main() -> anyhow::Result<()> {
     app.set_ready(false);
     tracing::info!("shutting down: finishing queued commands");
     handler.shutdown().await;
-    tracing::info!(position = %store.head().position, "stopped");
+    // Give the relay a moment to publish what the last commands appended.
+    let head = store.head().position.get();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    while relay_status.connected.load(std::sync::atomic::Ordering::SeqCst)
+        && relay_status.published.load(std::sync::atomic::Ordering::SeqCst) < head
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let _ = stop_relay.send(true);
+    let _ = relay_task.await;
+    tracing::info!(position = %head, relay_published = relay_status.published.load(std::sync::atomic::Ordering::SeqCst), "stopped");
     Ok(())
 }
 

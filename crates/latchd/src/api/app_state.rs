@@ -7,6 +7,7 @@ use crate::api::http_metrics::HttpMetrics;
 use crate::api::issued_secrets::IssuedSecrets;
 use crate::clock::Clock;
 use crate::command_handler::CommandHandle;
+use crate::relay::RelayStatus;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -16,16 +17,23 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub secrets: IssuedSecrets,
     pub metrics: HttpMetrics,
+    /// The relay's progress, when latchd runs one.
+    pub relay: Option<Arc<RelayStatus>>,
     ready: AtomicBool,
 }
 
 impl AppState {
     pub fn new(commands: CommandHandle, clock: Arc<dyn Clock>) -> Self {
+        Self::with_relay(commands, clock, None)
+    }
+
+    pub fn with_relay(commands: CommandHandle, clock: Arc<dyn Clock>, relay: Option<Arc<RelayStatus>>) -> Self {
         Self(Arc::new(Inner {
             commands,
             clock,
             secrets: IssuedSecrets::default(),
             metrics: HttpMetrics::default(),
+            relay,
             ready: AtomicBool::new(false),
         }))
     }

@@ -1,0 +1,188 @@
+//! The relay: follows the event log and publishes every event, in position
+//! order, to the JetStream stream `LATCH_EVENTS`, with `Nats-Msg-Id` = event
+//! id and `Latch-Position`; and a heartbeat on `latch.heartbeat` every second.
+//!
+//! It never loses or reorders an event: on every (re)connection it reads the
+//! last position the stream holds and publishes from the next one, awaiting
+//! each publish's acknowledgement (pipelined per batch) before moving on.
+//! If NATS is down it retries with backoff while latchd keeps accepting
+//! commands, then catches up in order. Every few seconds it checks that the
+//! stream still holds what it published; a stream that lost its tail (NATS
+//! acknowledges before it writes to disk) or was deleted is refilled.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream::Stream};
+use latch_bus::{Heartbeat, StreamSettings, headers, heartbeat, subject};
+use latch_core::Position;
+use latch_store::EventStore;
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::event_codec;
+
+/// Events published per round of pipelined acknowledgements.
+const BATCH: usize = 256;
+/// How often the relay checks the stream still holds what it published.
+const STREAM_CHECK: Duration = Duration::from_secs(3);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// What `/readyz` and `/metrics` show of the relay.
+#[derive(Debug, Default)]
+pub struct RelayStatus {
+    /// The last position the stream acknowledged.
+    pub published: AtomicU64,
+    pub connected: AtomicBool,
+    /// Sessions that ended in an error (NATS down, publish timeouts).
+    pub failures: AtomicU64,
+    /// Times the stream was found behind what had been published.
+    pub repairs: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error(transparent)]
+    Store(#[from] latch_store::StoreError),
+}
+
+fn nats(error: impl std::fmt::Display) -> RelayError {
+    RelayError::Nats(error.to_string())
+}
+
+pub struct Relay {
+    pub store: Arc<EventStore>,
+    pub nats_url: String,
+    pub clock: Arc<dyn Clock>,
+    pub status: Arc<RelayStatus>,
+}
+
+impl Relay {
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let outcome = self.session(&mut shutdown).await;
+            if self.status.connected.swap(false, Ordering::SeqCst) {
+                backoff = BACKOFF_MIN;
+            }
+            match outcome {
+                Ok(()) => return,
+                Err(error) => {
+                    self.status.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "relay: NATS unavailable; latchd keeps accepting commands");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), RelayError> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(2))
+            .connect(self.nats_url.as_str())
+            .await
+            .map_err(nats)?;
+        let js = jetstream::new(client.clone());
+        let settings = StreamSettings::default();
+        let config = jetstream::stream::Config {
+            name: settings.name.to_owned(),
+            subjects: settings.subjects.clone(),
+            storage: if settings.file_storage { jetstream::stream::StorageType::File } else { jetstream::stream::StorageType::Memory },
+            duplicate_window: settings.duplicate_window,
+            ..Default::default()
+        };
+        let mut stream = js.get_or_create_stream(config).await.map_err(nats)?;
+        let mut published = last_position_in(&mut stream).await?;
+        self.status.published.store(published.get(), Ordering::SeqCst);
+        self.status.connected.store(true, Ordering::SeqCst);
+        tracing::info!(stream = settings.name, resume_after = %published, head = %self.store.head().position, "relay connected");
+
+        let mut head = self.store.subscribe();
+        let mut beat = tokio::time::interval(heartbeat::INTERVAL);
+        let mut check = tokio::time::interval(STREAM_CHECK);
+        check.tick().await;
+        loop {
+            while published < self.store.head().position {
+                published = self.publish_after(&js, published).await?;
+                self.status.published.store(published.get(), Ordering::SeqCst);
+            }
+            tokio::select! {
+                _ = head.changed() => {}
+                _ = beat.tick() => {
+                    let beat = Heartbeat { position: published, time: self.clock.now() };
+                    client.publish(subject::HEARTBEAT, beat.encode().into()).await.map_err(nats)?;
+                }
+                _ = check.tick() => {
+                    let in_stream = last_position_in(&mut stream).await?;
+                    if in_stream < published {
+                        tracing::warn!(%in_stream, %published, "relay: the stream lost events it had acknowledged; republishing them");
+                        self.status.repairs.fetch_add(1, Ordering::Relaxed);
+                        published = in_stream;
+                    }
+                }
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+
+    /// Publishes up to `BATCH` events after `after`, pipelined, and returns
+    /// the last position the stream acknowledged.
+    async fn publish_after(&self, js: &jetstream::Context, after: Position) -> Result<Position, RelayError> {
+        let events = self.store.read_after(after, BATCH)?;
+        let mut pending = Vec::with_capacity(events.len());
+        for stored in &events {
+            let recorded = event_codec::to_recorded(stored)?;
+            let mut message_headers = async_nats::HeaderMap::new();
+            message_headers.insert(headers::NATS_MSG_ID, recorded.envelope.id.to_string().as_str());
+            message_headers.insert(headers::LATCH_POSITION, recorded.position.to_string().as_str());
+            let subject = latch_bus::event_subject(&recorded.envelope.event);
+            let ack = js
+                .publish_with_headers(subject, message_headers, latch_bus::encode(&recorded).into())
+                .await
+                .map_err(nats)?;
+            pending.push((recorded.position, ack));
+        }
+        let mut acknowledged = after;
+        for (position, ack) in pending {
+            ack.await.map_err(nats)?;
+            acknowledged = position;
+        }
+        Ok(acknowledged)
+    }
+}
+
+/// The position of the last event the stream holds (0 when empty).
+async fn last_position_in(stream: &mut Stream) -> Result<Position, RelayError> {
+    let state = stream.info().await.map_err(nats)?.state.clone();
+    if state.messages == 0 {
+        return Ok(Position::ZERO);
+    }
+    let mut sequence = state.last_sequence;
+    while sequence >= state.first_sequence && sequence > 0 {
+        match stream.get_raw_message(sequence).await {
+            Ok(message) => {
+                let position = message
+                    .headers
+                    .get(headers::LATCH_POSITION)
+                    .and_then(|v| v.as_str().parse::<u64>().ok())
+                    .ok_or_else(|| RelayError::Nats(format!("stream message {sequence} has no {} header", headers::LATCH_POSITION)))?;
+                return Ok(Position::new(position));
+            }
+            Err(error) if matches!(error.kind(), jetstream::stream::RawMessageErrorKind::NoMessageFound) => sequence -= 1,
+            Err(error) => return Err(nats(error)),
+        }
+    }
+    Ok(Position::ZERO)
+}
