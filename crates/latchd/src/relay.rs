@@ -121,8 +121,13 @@ impl Relay {
             tokio::select! {
                 _ = head.changed() => {}
                 _ = beat.tick() => {
-                    let beat = Heartbeat { position: published, time: self.clock.now() };
-                    client.publish(subject::HEARTBEAT, beat.encode().into()).await.map_err(nats)?;
+                    // While disconnected the client would buffer heartbeats
+                    // and deliver them late, vouching for a position that may
+                    // since have moved on: send none instead.
+                    if client.connection_state() == async_nats::connection::State::Connected {
+                        let beat = Heartbeat { position: published, time: self.clock.now() };
+                        client.publish(subject::HEARTBEAT, beat.encode().into()).await.map_err(nats)?;
+                    }
                 }
                 _ = check.tick() => {
                     let in_stream = last_position_in(&mut stream).await?;

@@ -1,0 +1,209 @@
+//! `Verifier`: local token checks against a projection that follows the
+//! event stream.
+//!
+//! It bootstraps by reading the stream `LATCH_EVENTS` from the start with an
+//! ordered consumer, folding each event with `latch_core::evolve` (the code
+//! latchd runs), ignoring anything at or below the position it has. It is
+//! *current* while it has seen, within `max_staleness`, a heartbeat whose
+//! position it has reached (or an event); otherwise every check answers
+//! `Denial::Stale`. Checks are synchronous and allocate nothing.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use latch_bus::{Heartbeat, STREAM_NAME, subject};
+use latch_core::{AccountId, Permission, Position, State, TokenId, authenticate, evolve};
+
+use crate::denial::Denial;
+use crate::verifier_config::VerifierConfig;
+
+/// Who a verified token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub account_id: AccountId,
+    pub token_id: TokenId,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error("not current after {0:?}: is latchd's relay running?")]
+    NotCurrent(Duration),
+}
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct VerifierStats {
+    pub events_applied: AtomicU64,
+    pub duplicates_skipped: AtomicU64,
+    pub reconnects: AtomicU64,
+}
+
+struct Inner {
+    state: RwLock<State>,
+    started: Instant,
+    /// Milliseconds since `started` when the verifier last proved itself
+    /// current; 0: never.
+    fresh_at_ms: AtomicU64,
+    max_staleness: Duration,
+    stats: VerifierStats,
+}
+
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+impl Verifier {
+    /// Connects, bootstraps from the stream and waits until current.
+    pub async fn connect(config: VerifierConfig) -> Result<Self, ConnectError> {
+        let client = async_nats::connect(config.nats_url.as_str()).await.map_err(|e| ConnectError::Nats(e.to_string()))?;
+        let inner = Arc::new(Inner {
+            state: RwLock::new(State::new()),
+            started: Instant::now(),
+            fresh_at_ms: AtomicU64::new(0),
+            max_staleness: config.max_staleness,
+            stats: VerifierStats::default(),
+        });
+        let heartbeats = client.subscribe(subject::HEARTBEAT).await.map_err(|e| ConnectError::Nats(e.to_string()))?;
+        tokio::spawn(follow_heartbeats(inner.clone(), heartbeats));
+        tokio::spawn(follow_stream(inner.clone(), client));
+        let verifier = Self { inner };
+        let deadline = Instant::now() + config.connect_timeout;
+        while verifier.is_stale() {
+            if Instant::now() > deadline {
+                return Err(ConnectError::NotCurrent(config.connect_timeout));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(verifier)
+    }
+
+    /// Whether `token` may do `permission` now.
+    pub fn verify(&self, token: &str, permission: &Permission) -> Result<Verified, Denial> {
+        self.check(token, permission, None)
+    }
+
+    /// As `verify`, also applying the token's `allowed_cidrs` to `source`.
+    pub fn verify_with(&self, token: &str, permission: &Permission, source: IpAddr) -> Result<Verified, Denial> {
+        self.check(token, permission, Some(source))
+    }
+
+    fn check(&self, token: &str, permission: &Permission, source: Option<IpAddr>) -> Result<Verified, Denial> {
+        if self.is_stale() {
+            return Err(Denial::Stale);
+        }
+        let state = self.inner.state.read().expect("state lock");
+        let principal = authenticate(&state, token, Utc::now(), source)?;
+        if !principal.allows(permission) {
+            return Err(Denial::MissingPermission);
+        }
+        Ok(Verified { account_id: principal.account_id, token_id: principal.token_id, expires_at: principal.expires_at })
+    }
+
+    /// The position of the last event applied.
+    pub fn position(&self) -> Position {
+        self.inner.state.read().expect("state lock").position()
+    }
+
+    /// How long since the verifier last proved it was current.
+    pub fn staleness(&self) -> Duration {
+        match self.inner.fresh_at_ms.load(Ordering::SeqCst) {
+            0 => self.inner.started.elapsed(),
+            at => self.inner.started.elapsed().saturating_sub(Duration::from_millis(at)),
+        }
+    }
+
+    pub fn is_stale(&self) -> bool {
+        self.inner.fresh_at_ms.load(Ordering::SeqCst) == 0 || self.staleness() > self.inner.max_staleness
+    }
+
+    pub fn stats(&self) -> &VerifierStats {
+        &self.inner.stats
+    }
+}
+
+impl Inner {
+    fn mark_fresh(&self) {
+        let now = (self.started.elapsed().as_millis() as u64).max(1);
+        self.fresh_at_ms.store(now, Ordering::SeqCst);
+    }
+}
+
+/// A heartbeat proves the verifier current only when it is recent (a
+/// heartbeat delivered late vouches for nothing) and the verifier has
+/// reached the position it announces. This assumes latchd's and the
+/// verifier's clocks agree to well within `max_staleness`.
+async fn follow_heartbeats(inner: Arc<Inner>, mut heartbeats: async_nats::Subscriber) {
+    while let Some(message) = heartbeats.next().await {
+        let Ok(beat) = Heartbeat::decode(&message.payload) else { continue };
+        let age = (Utc::now() - beat.time).to_std().unwrap_or_default();
+        if age > inner.max_staleness {
+            continue;
+        }
+        if inner.state.read().expect("state lock").position() >= beat.position {
+            inner.mark_fresh();
+        }
+    }
+}
+
+async fn follow_stream(inner: Arc<Inner>, client: async_nats::Client) {
+    let mut last_sequence = 0u64;
+    loop {
+        if let Err(error) = consume(&inner, &client, &mut last_sequence).await {
+            tracing::warn!(%error, "verifier: lost the event stream; reconnecting");
+            inner.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+async fn consume(inner: &Inner, client: &async_nats::Client, last_sequence: &mut u64) -> Result<(), String> {
+    let js = jetstream::new(client.clone());
+    let mut stream = js.get_stream(STREAM_NAME).await.map_err(|e| e.to_string())?;
+    let info = stream.info().await.map_err(|e| e.to_string())?.state.clone();
+    // Resume after the last stream message seen, unless the stream was
+    // recreated since (then read it all; positions already held are skipped).
+    let deliver_policy = if *last_sequence > 0 && *last_sequence <= info.last_sequence && *last_sequence >= info.first_sequence {
+        DeliverPolicy::ByStartSequence { start_sequence: *last_sequence + 1 }
+    } else {
+        DeliverPolicy::All
+    };
+    let consumer = stream
+        .create_consumer(OrderedConfig { deliver_policy, ..Default::default() })
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|e| e.to_string())?;
+        if let Ok(info) = message.info() {
+            *last_sequence = info.stream_sequence;
+        }
+        let Ok(recorded) = latch_bus::decode(&message.payload) else {
+            tracing::warn!(subject = %message.subject, "verifier: skipping a message that is not a Latch event");
+            continue;
+        };
+        let mut state = inner.state.write().expect("state lock");
+        let have = state.position();
+        if recorded.position <= have {
+            inner.stats.duplicates_skipped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        if recorded.position != have.next() {
+            // A hole: never fold past it. Re-read everything from the start.
+            *last_sequence = 0;
+            return Err(format!("gap: have {have}, stream offered {}", recorded.position));
+        }
+        evolve(&mut state, &recorded);
+        drop(state);
+        inner.stats.events_applied.fetch_add(1, Ordering::Relaxed);
+    }
+    Err("the consumer ended".into())
+}

@@ -1,0 +1,180 @@
+//! The verifier against a real nats-server, fed by latchd's real command
+//! handler and relay.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use latch_core::*;
+use latch_store::EventStore;
+use latch_testkit::NatsServer;
+use latch_verify::{Denial, Verifier, VerifierConfig};
+use latchd::*;
+
+struct Latch {
+    handle: CommandHandle,
+    _handler: CommandHandler,
+    _stop_relay: tokio::sync::watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+fn start_latch(nats: &NatsServer) -> Latch {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EventStore::open(dir.path()).unwrap());
+    let (handler, _) = CommandHandler::start(store.clone(), Arc::new(SystemClock), HandlerConfig::default()).unwrap();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let relay = Relay { store, nats_url: nats.url(), clock: Arc::new(SystemClock), status: Arc::new(RelayStatus::default()) };
+    tokio::spawn(relay.run(shutdown));
+    Latch { handle: handler.handle(), _handler: handler, _stop_relay: stop, _dir: dir }
+}
+
+impl Latch {
+    async fn run(&self, command: Command) {
+        match self.handle.submit(CommandRequest::new(Actor::System, command)).await {
+            Ok(Ok(_)) => {}
+            other => panic!("command failed: {other:?}"),
+        }
+    }
+
+    async fn account(&self, name: &str, role: &str) -> AccountId {
+        let account_id = AccountId::new();
+        self.run(Command::CreateAccount {
+            account_id,
+            name: AccountName::parse(name).unwrap(),
+            role: RoleName::parse(role).unwrap(),
+            description: String::new(),
+        })
+        .await;
+        account_id
+    }
+
+    async fn token(&self, account_id: AccountId, ttl: Option<Span>) -> (TokenId, String) {
+        let token_id = TokenId::new();
+        let secret = TokenSecret::generate(&mut rand::rng());
+        self.run(Command::IssueToken { account_id, token_id, name: "t".into(), scopes: None, ttl, allowed_cidrs: Vec::new(), digest: secret.digest() })
+            .await;
+        (token_id, secret.expose().to_owned())
+    }
+}
+
+fn permission(text: &str) -> Permission {
+    Permission::parse(text).unwrap()
+}
+
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn config(nats: &NatsServer) -> VerifierConfig {
+    let mut config = VerifierConfig::new(nats.url());
+    config.max_staleness = Duration::from_millis(1500);
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_access_reducing_change_takes_effect() {
+    let nats = NatsServer::start();
+    let latch = start_latch(&nats);
+    latch
+        .run(Command::DefineRole {
+            name: RoleName::parse("cert-operator").unwrap(),
+            permissions: PermissionSet::parse(["certificates:issue", "certificates:read"]).unwrap(),
+            description: String::new(),
+        })
+        .await;
+    let issue = permission("certificates:issue");
+    let read = permission("certificates:read");
+    let a = latch.account("a", "cert-operator").await;
+    let (revoked_id, revoked) = latch.token(a, None).await;
+    let (rotated_id, rotated) = latch.token(a, None).await;
+    let (_, expiring) = latch.token(a, Some(Span::from_seconds(2))).await;
+    let b = latch.account("b", "cert-operator").await;
+    let (_, disabled) = latch.token(b, None).await;
+    let c = latch.account("c", "cert-operator").await;
+    let (_, deleted) = latch.token(c, None).await;
+    let d = latch.account("d", "cert-operator").await;
+    let (_, shrunk) = latch.token(d, None).await;
+
+    let verifier = Verifier::connect(config(&nats)).await.unwrap();
+    for token in [&revoked, &rotated, &expiring, &disabled, &deleted, &shrunk] {
+        assert!(verifier.verify(token, &issue).is_ok());
+    }
+    assert_eq!(verifier.verify(&revoked, &permission("accounts:write")), Err(Denial::MissingPermission));
+
+    latch.run(Command::RevokeToken { token_id: revoked_id, reason: "leak".into() }).await;
+    latch
+        .run(Command::RotateToken { token_id: rotated_id, successor_id: TokenId::new(), successor_digest: TokenDigest::of("s"), grace: Some(Span::from_seconds(1)) })
+        .await;
+    latch.run(Command::DisableAccount { account_id: b, reason: "leak".into() }).await;
+    latch.run(Command::DeleteAccount { account_id: c }).await;
+    latch
+        .run(Command::DefineRole { name: RoleName::parse("cert-operator").unwrap(), permissions: PermissionSet::parse(["certificates:read"]).unwrap(), description: String::new() })
+        .await;
+
+    eventually("the revocation applies", || verifier.verify(&revoked, &read) == Err(Denial::Rejected(Rejection::Revoked))).await;
+    eventually("the disable applies", || verifier.verify(&disabled, &read) == Err(Denial::Rejected(Rejection::AccountDisabled))).await;
+    eventually("the delete applies", || verifier.verify(&deleted, &read) == Err(Denial::Rejected(Rejection::AccountDeleted))).await;
+    eventually("the role shrink applies", || verifier.verify(&shrunk, &issue) == Err(Denial::MissingPermission)).await;
+    assert!(verifier.verify(&shrunk, &read).is_ok(), "what the role still grants works");
+    eventually("the rotated token's grace ends", || verifier.verify(&rotated, &read) == Err(Denial::Rejected(Rejection::Expired))).await;
+    eventually("the short token expires, with no event", || verifier.verify(&expiring, &read) == Err(Denial::Rejected(Rejection::Expired))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verifier_cut_off_from_nats_fails_closed_and_never_accepts_a_revoked_token() {
+    let mut nats = NatsServer::start();
+    let latch = start_latch(&nats);
+    let account = latch.account("svc", "auditor").await;
+    let (token_id, token) = latch.token(account, None).await;
+    let (_, other) = latch.token(account, None).await;
+    let read = permission("accounts:read");
+    let verifier = Verifier::connect(config(&nats)).await.unwrap();
+    assert!(verifier.verify(&token, &read).is_ok());
+
+    nats.stop();
+    eventually("the verifier goes stale", || verifier.verify(&other, &read) == Err(Denial::Stale)).await;
+    latch.run(Command::RevokeToken { token_id, reason: "revoked while NATS was down".into() }).await;
+
+    nats.restart();
+    // From now on the revoked token must never be accepted: stale until the
+    // verifier has caught up, revoked after.
+    let started = Instant::now();
+    loop {
+        match verifier.verify(&token, &read) {
+            Err(Denial::Stale) => {}
+            Err(Denial::Rejected(Rejection::Revoked)) => break,
+            other => panic!("the revoked token got {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the verifier never caught up");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(verifier.verify(&other, &read).is_ok(), "live tokens work again once current");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_verifier_bootstraps_the_whole_history() {
+    let nats = NatsServer::start();
+    let latch = start_latch(&nats);
+    let account = latch.account("svc", "auditor").await;
+    let mut tokens = Vec::new();
+    for n in 0..50 {
+        let (id, secret) = latch.token(account, None).await;
+        if n % 2 == 0 {
+            latch.run(Command::RevokeToken { token_id: id, reason: String::new() }).await;
+        }
+        tokens.push(secret);
+    }
+    let verifier = Verifier::connect(config(&nats)).await.unwrap();
+    let read = permission("accounts:read");
+    for (n, token) in tokens.iter().enumerate() {
+        let expected = if n % 2 == 0 { Err(Denial::Rejected(Rejection::Revoked)) } else { verifier.verify(token, &read) };
+        assert_eq!(verifier.verify(token, &read).map(|_| ()), expected.map(|_| ()), "token {n}");
+        if n % 2 == 1 {
+            assert!(verifier.verify(token, &read).is_ok());
+        }
+    }
+    assert_eq!(verifier.position(), Position::new(1 + 50 + 25));
+}
