@@ -4,10 +4,12 @@
 #![forbid(unsafe_code)]
 
 mod denial;
+mod require_permission;
 mod verifier;
 mod verifier_config;
 
 pub use denial::Denial;
 pub use latch_core::Permission;
+pub use require_permission::{RequirePermission, RequirePermissionService};
 pub use verifier::{ConnectError, Verified, Verifier, VerifierStats};
 pub use verifier_config::VerifierConfig;

@@ -178,3 +178,64 @@ async fn a_late_verifier_bootstraps_the_whole_history() {
     }
     assert_eq!(verifier.position(), Position::new(1 + 50 + 25));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_axum_layer_answers_like_latchd_and_hands_over_the_principal() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    let nats = NatsServer::start();
+    let latch = start_latch(&nats);
+    latch
+        .run(Command::DefineRole {
+            name: RoleName::parse("cert-operator").unwrap(),
+            permissions: PermissionSet::parse(["certificates:issue", "certificates:read"]).unwrap(),
+            description: String::new(),
+        })
+        .await;
+    let account = latch.account("ci", "cert-operator").await;
+    let (token_id, token) = latch.token(account, None).await;
+    let reader = latch.account("reader", "auditor").await;
+    let (_, read_only) = latch.token(reader, None).await;
+    let verifier = Verifier::connect(config(&nats)).await.unwrap();
+
+    let app = axum::Router::new()
+        .route(
+            "/certificates",
+            post(|axum::Extension(who): axum::Extension<latch_verify::Verified>| async move { who.token_id.to_string() }),
+        )
+        .layer(latch_verify::RequirePermission::new(verifier.clone(), "certificates:issue"));
+    let call = |token: Option<&str>| {
+        let mut request = Request::post("/certificates");
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        app.clone().oneshot(request.body(Body::empty()).unwrap())
+    };
+
+    let ok = call(Some(&token)).await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(ok.into_body(), 1024).await.unwrap();
+    assert_eq!(body, token_id.to_string().as_bytes(), "the principal reaches the handler");
+
+    let missing = call(None).await.unwrap();
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert!(missing.headers().contains_key("www-authenticate"));
+    assert_eq!(missing.headers()["content-type"], "application/problem+json");
+    let forbidden = call(Some(&read_only)).await.unwrap();
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    let body: serde_json::Value = serde_json::from_slice(&axum::body::to_bytes(forbidden.into_body(), 4096).await.unwrap()).unwrap();
+    assert_eq!(body["missing_permission"], "certificates:issue");
+
+    latch.run(Command::RevokeToken { token_id, reason: "leak".into() }).await;
+    let started = Instant::now();
+    loop {
+        if call(Some(&token)).await.unwrap().status() == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the revocation never reached the layer");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,123 @@
+//! `RequirePermission`: a tower layer for axum services. Requests without a
+//! valid `Authorization: Bearer` token get 401, tokens without the
+//! permission 403, a stale verifier 503 — each as RFC 9457 problem+json,
+//! like latchd. Accepted requests carry the `Verified` principal in their
+//! extensions.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use latch_core::Permission;
+use tower::{Layer, Service};
+
+use crate::denial::Denial;
+use crate::verifier::Verifier;
+
+#[derive(Clone)]
+pub struct RequirePermission {
+    verifier: Verifier,
+    permission: Permission,
+}
+
+impl RequirePermission {
+    /// Panics if `permission` is not a valid `resource:action`: a
+    /// programming error, caught the first time the service starts.
+    pub fn new(verifier: Verifier, permission: &str) -> Self {
+        let permission = Permission::parse(permission).unwrap_or_else(|e| panic!("RequirePermission: {e}"));
+        Self { verifier, permission }
+    }
+}
+
+impl<S> Layer<S> for RequirePermission {
+    type Service = RequirePermissionService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequirePermissionService { inner, verifier: self.verifier.clone(), permission: self.permission.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct RequirePermissionService<S> {
+    inner: S,
+    verifier: Verifier,
+    permission: Permission,
+}
+
+impl<S> Service<Request> for RequirePermissionService<S>
+where
+    S: Service<Request, Response = Response> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let token = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim);
+        let source = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let outcome = match (token, source) {
+            (None, _) => Err(problem(StatusCode::UNAUTHORIZED, "unauthenticated", "missing Authorization: Bearer <token>".into())),
+            (Some(token), Some(ip)) => self.verifier.verify_with(token, &self.permission, ip).map_err(|d| self.denied(d)),
+            (Some(token), None) => self.verifier.verify(token, &self.permission).map_err(|d| self.denied(d)),
+        };
+        match outcome {
+            Ok(verified) => {
+                request.extensions_mut().insert(verified);
+                Box::pin(self.inner.call(request))
+            }
+            Err(response) => Box::pin(async move { Ok(response) }),
+        }
+    }
+}
+
+impl<S> RequirePermissionService<S> {
+    fn denied(&self, denial: Denial) -> Response {
+        match denial {
+            Denial::Stale => problem(StatusCode::SERVICE_UNAVAILABLE, "verifier-stale", denial.to_string()),
+            Denial::Rejected(rejection) => problem(StatusCode::UNAUTHORIZED, "unauthenticated", rejection.to_string()),
+            Denial::MissingPermission => forbidden(&self.permission),
+        }
+    }
+}
+
+fn problem_body(status: StatusCode, slug: &str, detail: String) -> serde_json::Value {
+    serde_json::json!({
+        "type": format!("urn:latch:problem:{slug}"),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    })
+}
+
+fn problem(status: StatusCode, slug: &str, detail: String) -> Response {
+    respond(status, problem_body(status, slug, detail))
+}
+
+fn forbidden(permission: &Permission) -> Response {
+    let status = StatusCode::FORBIDDEN;
+    let mut body = problem_body(status, "forbidden", format!("missing permission {permission}"));
+    body["missing_permission"] = permission.to_string().into();
+    respond(status, body)
+}
+
+fn respond(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"latch\", error=\"invalid_token\""));
+    }
+    response
+}
