@@ -112,3 +112,45 @@ fn the_token_can_come_from_a_file_as_in_the_quick_start() {
     let listed = ok(output);
     assert!(listed.contains("\"admin\""), "{listed}");
 }
+
+#[test]
+fn watch_prints_events_live_with_filters() {
+    use std::io::{BufRead, BufReader};
+    let latchd = Latchd::start();
+    let admin = latchd.admin_token();
+    let (account, _, _) = latch_e2e::account_with_token(&latchd, &admin, "watched", "auditor", None);
+    let (other, _, _) = latch_e2e::account_with_token(&latchd, &admin, "ignored", "auditor", None);
+    let mut child = std::process::Command::new(latch_e2e::binary("latch"))
+        .args(["watch", "--nats-url", &latchd.nats.url(), "--type", "token.revoked", "--account", &account, "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it is subscribed (it says so on stderr).
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    stderr.read_line(&mut said).unwrap();
+    assert!(said.starts_with("watching latch.events.token.revoked."), "{said}");
+
+    let issue = |account: &str| latchd.post(&format!("/v1/accounts/{account}/tokens"), &admin, serde_json::json!({ "name": "w" })).body["id"].as_str().unwrap().to_owned();
+    let ignored = issue(&other);
+    latchd.post(&format!("/v1/tokens/{ignored}/revoke"), &admin, serde_json::json!({}));
+    let watched = issue(&account);
+    latchd.post(&format!("/v1/tokens/{watched}/revoke"), &admin, serde_json::json!({ "reason": "watch me" }));
+
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = sender.send(line);
+    });
+    let line = receiver.recv_timeout(std::time::Duration::from_secs(20));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("latch watch printed nothing within 20 s");
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["type"], "token.revoked");
+    assert_eq!(event["data"]["token_id"], watched.as_str(), "the other account's revocation was filtered out");
+    assert_eq!(event["data"]["reason"], "watch me");
+}

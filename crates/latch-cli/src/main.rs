@@ -49,6 +49,21 @@ enum Command {
     Policy(PolicyCommand),
     /// Read the event log (the audit trail of every change).
     Events(EventsArgs),
+    /// Follow events live over NATS as latchd publishes them.
+    Watch(WatchArgs),
+}
+
+#[derive(Args)]
+struct WatchArgs {
+    /// The NATS server latchd relays to.
+    #[arg(long, env = "LATCH_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// Only events about this account (id).
+    #[arg(long)]
+    account: Option<String>,
+    /// Only events of this type, e.g. token.revoked.
+    #[arg(long = "type")]
+    event_type: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -245,6 +260,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Role(command) => role(&client, out, command),
         Command::Policy(command) => policy(&client, out, command),
         Command::Events(args) => events(&client, out, args),
+        Command::Watch(args) => watch(out, args),
     }
 }
 
@@ -451,6 +467,51 @@ fn events(client: &Client, out: Output, args: EventsArgs) -> Result<(), CliError
             std::thread::sleep(std::time::Duration::from_millis(500));
         }
     }
+}
+
+/// Subscribes (core NATS) to the events matching the filters and prints
+/// each as it arrives: one table row, or one JSON line.
+fn watch(out: Output, args: WatchArgs) -> Result<(), CliError> {
+    if let Some(event_type) = &args.event_type
+        && event_type.split('.').count() != 2
+    {
+        return Err(CliError::Usage(format!("--type {event_type:?}: event types look like token.revoked")));
+    }
+    let subject = format!(
+        "latch.events.{}.{}",
+        args.event_type.as_deref().unwrap_or("*.*"),
+        args.account.as_deref().unwrap_or("*")
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| CliError::Other(e.to_string()))?;
+    runtime.block_on(async {
+        use futures::StreamExt;
+        let unreachable = |e: &dyn std::fmt::Display| CliError::Unreachable { url: args.nats_url.clone(), reason: e.to_string() };
+        let client = async_nats::connect(args.nats_url.as_str()).await.map_err(|e| unreachable(&e))?;
+        let mut messages = client.subscribe(subject.clone()).await.map_err(|e| unreachable(&e))?;
+        client.flush().await.map_err(|e| unreachable(&e))?;
+        eprintln!("watching {subject} on {}", args.nats_url);
+        if out == Output::Table {
+            output::print_table(&[], EVENT_COLUMNS);
+        }
+        while let Some(message) = messages.next().await {
+            let Ok(recorded) = latch_bus::decode(&message.payload) else { continue };
+            let event = serde_json::json!({
+                "position": recorded.position.get(),
+                "at": recorded.envelope.at,
+                "type": recorded.envelope.event.event_type(),
+                "data": serde_json::to_value(&recorded.envelope.event).unwrap_or_default()["data"],
+                "actor": match recorded.envelope.actor {
+                    latch_core::Actor::System => serde_json::json!({ "kind": "system" }),
+                    latch_core::Actor::Token { account_id, token_id } => serde_json::json!({ "kind": "token", "account_id": account_id.to_string(), "token_id": token_id.to_string() }),
+                },
+            });
+            match out {
+                Output::Table => print_rows_only(&[&event]),
+                _ => println!("{}", serde_json::to_string(&event).unwrap_or_default()),
+            }
+        }
+        Ok(())
+    })
 }
 
 fn print_rows_only(rows: &[&Value]) {
