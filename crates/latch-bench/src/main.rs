@@ -59,6 +59,14 @@ enum Scenario {
         #[arg(long, default_value = "10")]
         seconds: u64,
     },
+    /// Revoke-to-reject latency at N verifiers: after each revocation is
+    /// durable, how long until each verifier refuses the token.
+    Propagation {
+        #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
+        verifiers: Vec<usize>,
+        #[arg(long, default_value_t = 500)]
+        revocations: usize,
+    },
     /// Introspection requests per second over HTTP (POST /v1/introspect).
     Introspect {
         #[arg(long, value_delimiter = ',', default_value = "32")]
@@ -82,6 +90,11 @@ fn main() -> anyhow::Result<()> {
         Scenario::HttpIssue { concurrency, seconds } => {
             for c in concurrency {
                 http_load(&runtime, &base, HttpWork::Issue, c, Duration::from_secs(seconds))?;
+            }
+        }
+        Scenario::Propagation { verifiers, revocations } => {
+            for n in verifiers {
+                runtime.block_on(propagation(&base, n, revocations))?;
             }
         }
         Scenario::Introspect { concurrency, seconds } => {
@@ -346,6 +359,72 @@ fn http_load(runtime: &tokio::runtime::Runtime, base: &std::path::Path, work: Ht
             "latency_p50_us": percentile(&latencies, 0.50).as_micros() as u64,
             "latency_p99_us": percentile(&latencies, 0.99).as_micros() as u64,
             "setup": "latchd router in-process, blocking HTTP/1.1 keep-alive clients on threads, same 2 cores",
+        })
+    );
+    Ok(())
+}
+
+/// Starts a nats-server, latchd's command handler and relay in this
+/// process, and `verifier_count` verifiers (each its own NATS connection);
+/// then revokes tokens one at a time and times, from the moment the revoke
+/// command is durable, until each verifier refuses the token.
+async fn propagation(base: &std::path::Path, verifier_count: usize, revocations: usize) -> anyhow::Result<()> {
+    let nats = latch_testkit::NatsServer::start();
+    let dir = tempfile::tempdir_in(base)?;
+    let store = Arc::new(EventStore::open(dir.path())?);
+    let (handler, _) = CommandHandler::start(store.clone(), Arc::new(SystemClock), HandlerConfig::default())?;
+    let (_stop_relay, shutdown) = tokio::sync::watch::channel(false);
+    let relay = latchd::Relay { store, nats_url: nats.url(), clock: Arc::new(SystemClock), status: Arc::new(latchd::RelayStatus::default()) };
+    tokio::spawn(relay.run(shutdown));
+    let handle = handler.handle();
+
+    let account_id = AccountId::new();
+    submit_ok(&handle, Command::CreateAccount { account_id, name: AccountName::parse("bench").expect("valid"), role: RoleName::parse("auditor").expect("valid"), description: String::new() }).await?;
+    let mut tokens = Vec::with_capacity(revocations);
+    for _ in 0..revocations {
+        let token_id = TokenId::new();
+        let secret = TokenSecret::generate(&mut rand::rng());
+        submit_ok(&handle, Command::IssueToken { account_id, token_id, name: "p".into(), scopes: None, ttl: None, allowed_cidrs: Vec::new(), digest: secret.digest() }).await?;
+        tokens.push((token_id, secret.expose().to_owned()));
+    }
+    let mut verifiers = Vec::with_capacity(verifier_count);
+    for _ in 0..verifier_count {
+        verifiers.push(latch_verify::Verifier::connect(latch_verify::VerifierConfig::new(nats.url())).await?);
+    }
+    let read = Permission::parse("accounts:read")?;
+    let mut latencies = Vec::with_capacity(revocations * verifier_count);
+    for (token_id, secret) in &tokens {
+        anyhow::ensure!(verifiers.iter().all(|v| v.verify(secret, &read).is_ok()), "token not active before revocation");
+        submit_ok(&handle, Command::RevokeToken { token_id: *token_id, reason: "bench".into() }).await?;
+        let revoked_at = Instant::now();
+        let mut pending: Vec<usize> = (0..verifier_count).collect();
+        while !pending.is_empty() {
+            pending.retain(|&i| {
+                if verifiers[i].verify(secret, &read).is_err() {
+                    latencies.push(revoked_at.elapsed());
+                    false
+                } else {
+                    true
+                }
+            });
+            anyhow::ensure!(revoked_at.elapsed() < Duration::from_secs(10), "a verifier never saw the revocation");
+            tokio::task::yield_now().await;
+        }
+    }
+    latencies.sort_unstable();
+    handler.shutdown().await;
+    println!(
+        "{}",
+        json!({
+            "scenario": "propagation",
+            "verifiers": verifier_count,
+            "revocations": revocations,
+            "samples": latencies.len(),
+            "p50_us": percentile(&latencies, 0.50).as_micros() as u64,
+            "p99_us": percentile(&latencies, 0.99).as_micros() as u64,
+            "max_us": latencies.last().copied().unwrap_or_default().as_micros() as u64,
+            "measured_from": "revoke command durable (fsync'd) to the verifier refusing the token",
+            "path": "RocksDB log -> relay -> JetStream (nats-server 2.9, loopback) -> ordered consumer per verifier -> evolve",
         })
     );
     Ok(())
