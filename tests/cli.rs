@@ -121,7 +121,7 @@ fn watch_prints_events_live_with_filters() {
     let (account, _, _) = latch_e2e::account_with_token(&latchd, &admin, "watched", "auditor", None);
     let (other, _, _) = latch_e2e::account_with_token(&latchd, &admin, "ignored", "auditor", None);
     let mut child = std::process::Command::new(latch_e2e::binary("latch"))
-        .args(["watch", "--nats-url", &latchd.nats.url(), "--type", "token.revoked", "--account", &account, "--output", "json"])
+        .args(["watch", "--nats-url", &latchd.nats().url(), "--type", "token.revoked", "--account", &account, "--output", "json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

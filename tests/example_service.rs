@@ -28,7 +28,7 @@ fn revoking_through_latchd_locks_the_token_out_of_the_service() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let _service = Service(
         Command::new(binary("certificate-service"))
-            .args(["--nats-url", &latchd.nats.url(), "--listen", &format!("127.0.0.1:{port}"), "--max-staleness-seconds", "3"])
+            .args(["--nats-url", &latchd.nats().url(), "--listen", &format!("127.0.0.1:{port}"), "--max-staleness-seconds", "3"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

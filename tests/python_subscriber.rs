@@ -32,7 +32,7 @@ fn the_documented_python_subscriber_sees_a_revocation() {
     std::fs::write(script.path(), snippet()).unwrap();
     let mut child = Command::new("python3")
         .arg(script.path())
-        .env("NATS_URL", latchd.nats.url())
+        .env("NATS_URL", latchd.nats().url())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

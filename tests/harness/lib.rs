@@ -34,7 +34,7 @@ fn free_port() -> u16 {
 pub struct Latchd {
     child: Option<Child>,
     /// latchd's own broker: tests never touch a shared one.
-    pub nats: latch_testkit::NatsServer,
+    nats: Option<latch_testkit::NatsServer>,
     pub url: String,
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
@@ -103,7 +103,7 @@ impl Latchd {
             });
         }
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let latchd = Self { child: Some(child), nats, url, data_dir: data_dir.to_owned(), _temp: None, logs, agent };
+        let latchd = Self { child: Some(child), nats: Some(nats), url, data_dir: data_dir.to_owned(), _temp: None, logs, agent };
         latchd.wait_ready();
         latchd
     }
@@ -118,6 +118,20 @@ impl Latchd {
             assert!(started.elapsed() < Duration::from_secs(60), "latchd did not become ready; logs:\n{}", self.logs());
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// latchd's own nats-server.
+    pub fn nats(&self) -> &latch_testkit::NatsServer {
+        self.nats.as_ref().expect("latchd has its broker until it is killed")
+    }
+
+    /// `kill -9`: no graceful anything. The broker lives on, for a restart.
+    pub fn kill_9(mut self) -> latch_testkit::NatsServer {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.nats.take().expect("broker")
     }
 
     /// Everything latchd printed so far.
@@ -247,4 +261,22 @@ pub fn account_with_token(latchd: &Latchd, admin: &str, name: &str, role: &str, 
     let issued = latchd.post(&format!("/v1/accounts/{account}/tokens"), admin, body);
     assert_eq!(issued.status, 201, "{:?}", issued.body);
     (account, issued.body["id"].as_str().unwrap().to_owned(), issued.body["token"].as_str().unwrap().to_owned())
+}
+
+/// The `Latch-Position` of every message in the stream `LATCH_EVENTS`, in
+/// stream order.
+pub fn stream_positions(nats_url: &str) -> Vec<u64> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(nats_url).await.unwrap());
+        let mut stream = js.get_stream("LATCH_EVENTS").await.unwrap();
+        let state = stream.info().await.unwrap().state.clone();
+        let mut positions = Vec::new();
+        for sequence in state.first_sequence..=state.last_sequence {
+            if let Ok(message) = stream.get_raw_message(sequence).await {
+                positions.push(message.headers.get("Latch-Position").unwrap().as_str().parse().unwrap());
+            }
+        }
+        positions
+    })
 }
