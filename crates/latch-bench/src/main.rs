@@ -495,8 +495,8 @@ fn verify_bench(tokens: usize, checks: usize) -> anyhow::Result<()> {
         for i in 0..checks {
             let guard = state.read().expect("lock");
             let token = &inputs[i % inputs.len()];
-            if let Ok(p) = latch_core::authenticate(&guard, token, now, None) {
-                if p.allows(&permission) { ok += 1; }
+            if latch_core::authenticate(&guard, token, now, None).is_ok_and(|p| p.allows(&permission)) {
+                ok += 1;
             }
         }
         let elapsed = started.elapsed();
