@@ -35,6 +35,15 @@ impl Latch {
         }
     }
 
+    async fn role(&self, name: &str, permissions: &[&str]) {
+        self.run(Command::DefineRole {
+            name: RoleName::parse(name).unwrap(),
+            permissions: PermissionSet::parse(permissions).unwrap(),
+            description: String::new(),
+        })
+        .await;
+    }
+
     async fn account(&self, name: &str, role: &str) -> AccountId {
         let account_id = AccountId::new();
         self.run(Command::CreateAccount {
@@ -78,13 +87,7 @@ fn config(nats: &NatsServer) -> VerifierConfig {
 async fn every_access_reducing_change_takes_effect() {
     let nats = NatsServer::start();
     let latch = start_latch(&nats);
-    latch
-        .run(Command::DefineRole {
-            name: RoleName::parse("cert-operator").unwrap(),
-            permissions: PermissionSet::parse(["certificates:issue", "certificates:read"]).unwrap(),
-            description: String::new(),
-        })
-        .await;
+    latch.role("cert-operator", &["certificates:issue", "certificates:read"]).await;
     let issue = permission("certificates:issue");
     let read = permission("certificates:read");
     let a = latch.account("a", "cert-operator").await;
@@ -110,9 +113,7 @@ async fn every_access_reducing_change_takes_effect() {
         .await;
     latch.run(Command::DisableAccount { account_id: b, reason: "leak".into() }).await;
     latch.run(Command::DeleteAccount { account_id: c }).await;
-    latch
-        .run(Command::DefineRole { name: RoleName::parse("cert-operator").unwrap(), permissions: PermissionSet::parse(["certificates:read"]).unwrap(), description: String::new() })
-        .await;
+    latch.role("cert-operator", &["certificates:read"]).await;
 
     eventually("the revocation applies", || verifier.verify(&revoked, &read) == Err(Denial::Rejected(Rejection::Revoked))).await;
     eventually("the disable applies", || verifier.verify(&disabled, &read) == Err(Denial::Rejected(Rejection::AccountDisabled))).await;
@@ -188,13 +189,7 @@ async fn the_axum_layer_answers_like_latchd_and_hands_over_the_principal() {
 
     let nats = NatsServer::start();
     let latch = start_latch(&nats);
-    latch
-        .run(Command::DefineRole {
-            name: RoleName::parse("cert-operator").unwrap(),
-            permissions: PermissionSet::parse(["certificates:issue", "certificates:read"]).unwrap(),
-            description: String::new(),
-        })
-        .await;
+    latch.role("cert-operator", &["certificates:issue", "certificates:read"]).await;
     let account = latch.account("ci", "cert-operator").await;
     let (token_id, token) = latch.token(account, None).await;
     let reader = latch.account("reader", "auditor").await;
