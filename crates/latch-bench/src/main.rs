@@ -75,6 +75,14 @@ enum Scenario {
         #[arg(long, default_value_t = 2_000_000)]
         checks: usize,
     },
+    /// Revoke through latchd's HTTP API, then time until each of N HTTP
+    /// services guarded by `RequirePermission` answers 401.
+    PropagationHttp {
+        #[arg(long, default_value_t = 10)]
+        services: usize,
+        #[arg(long, default_value_t = 200)]
+        revocations: usize,
+    },
     /// Introspection requests per second over HTTP (POST /v1/introspect).
     Introspect {
         #[arg(long, value_delimiter = ',', default_value = "32")]
@@ -106,6 +114,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Scenario::Verify { tokens, checks } => verify_bench(tokens, checks)?,
+        Scenario::PropagationHttp { services, revocations } => propagation_http(&runtime, &base, services, revocations)?,
         Scenario::Introspect { concurrency, seconds } => {
             for c in concurrency {
                 http_load(&runtime, &base, HttpWork::Introspect, c, Duration::from_secs(seconds))?;
@@ -513,6 +522,94 @@ fn verify_bench(tokens: usize, checks: usize) -> anyhow::Result<()> {
         "sha256_of_token_ns": sha_ns, "sink": sink,
         "resident_bytes_per_token": per_token,
         "note": "single thread; authenticate + permission check under a read lock, as Verifier::verify",
+    }));
+    Ok(())
+}
+
+/// latchd (handler, relay and HTTP router) and `service_count` small axum
+/// services, each with its own verifier and `RequirePermission`, all on
+/// loopback in this process. For each revocation: POST /v1/tokens/{id}/revoke,
+/// then poll every service with the token until each answers 401.
+fn propagation_http(runtime: &tokio::runtime::Runtime, base: &std::path::Path, service_count: usize, revocations: usize) -> anyhow::Result<()> {
+    let nats = latch_testkit::NatsServer::start();
+    let dir = tempfile::tempdir_in(base)?;
+    let (url, admin, services, _guards) = runtime.block_on(async {
+        let store = Arc::new(EventStore::open(dir.path().join("log"))?);
+        let clock = Arc::new(SystemClock);
+        let (handler, _) = CommandHandler::start(store.clone(), clock.clone(), HandlerConfig::default())?;
+        latchd::bootstrap(&handler.handle(), dir.path()).await?;
+        let (stop_relay, shutdown) = tokio::sync::watch::channel(false);
+        let status = Arc::new(latchd::RelayStatus::default());
+        tokio::spawn(latchd::Relay { store, nats_url: nats.url(), clock: clock.clone(), status: status.clone() }.run(shutdown));
+        let app = latchd::api::AppState::with_relay(handler.handle(), clock, Some(status));
+        app.set_ready(true);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let router = latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let admin = std::fs::read_to_string(dir.path().join("admin.token"))?.trim().to_owned();
+
+        let mut services = Vec::new();
+        for _ in 0..service_count {
+            let verifier = latch_verify::Verifier::connect(latch_verify::VerifierConfig::new(nats.url())).await?;
+            let service = axum::Router::new()
+                .route("/certificates", axum::routing::post(|| async { "issued" }))
+                .layer(latch_verify::RequirePermission::new(verifier, "certificates:issue"));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            services.push(format!("http://{}/certificates", listener.local_addr()?));
+            tokio::spawn(async move { axum::serve(listener, service.into_make_service_with_connect_info::<std::net::SocketAddr>()).await });
+        }
+        anyhow::Ok((url, admin, services, (handler, stop_relay)))
+    })?;
+
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let call = |method: &str, url: &str, token: &str, body: Option<serde_json::Value>| -> anyhow::Result<(u16, serde_json::Value)> {
+        let request = ureq::http::Request::builder().method(method).uri(url).header("Authorization", format!("Bearer {token}")).header("Content-Type", "application/json");
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let mut response = agent.run(request.body(bytes)?)?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string()?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+    };
+    let role = json!({ "permissions": ["certificates:issue"] });
+    anyhow::ensure!(call("PUT", &format!("{url}/v1/roles/issuer"), &admin, Some(role))?.0 == 200, "role");
+    let (_, account) = call("POST", &format!("{url}/v1/accounts"), &admin, Some(json!({ "name": "ci", "role": "issuer" })))?;
+    let account = account["id"].as_str().context("account")?.to_owned();
+
+    let mut latencies = Vec::new();
+    for _ in 0..revocations {
+        let (_, issued) = call("POST", &format!("{url}/v1/accounts/{account}/tokens"), &admin, Some(json!({ "name": "p" })))?;
+        let (id, token) = (issued["id"].as_str().context("id")?.to_owned(), issued["token"].as_str().context("token")?.to_owned());
+        let started = Instant::now();
+        for service in &services {
+            while call("POST", service, &token, None)?.0 != 200 {
+                anyhow::ensure!(started.elapsed() < Duration::from_secs(10), "a service never accepted the new token");
+            }
+        }
+        let (status, _) = call("POST", &format!("{url}/v1/tokens/{id}/revoke"), &admin, Some(json!({})))?;
+        anyhow::ensure!(status == 200, "revoke: {status}");
+        let revoked_at = Instant::now();
+        let mut pending: Vec<&String> = services.iter().collect();
+        while !pending.is_empty() {
+            let mut still = Vec::new();
+            for service in pending {
+                if call("POST", service, &token, None)?.0 == 401 {
+                    latencies.push(revoked_at.elapsed());
+                } else {
+                    still.push(service);
+                }
+            }
+            pending = still;
+            anyhow::ensure!(revoked_at.elapsed() < Duration::from_secs(10), "a service never rejected the revoked token");
+        }
+    }
+    latencies.sort_unstable();
+    println!("{}", json!({
+        "scenario": "propagation-http", "services": service_count, "revocations": revocations, "samples": latencies.len(),
+        "p50_us": percentile(&latencies, 0.50).as_micros() as u64,
+        "p99_us": percentile(&latencies, 0.99).as_micros() as u64,
+        "max_us": latencies.last().copied().unwrap_or_default().as_micros() as u64,
+        "measured_from": "the revoke HTTP response to each service's first 401, polling the services one after another over HTTP",
     }));
     Ok(())
 }
