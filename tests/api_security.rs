@@ -30,6 +30,7 @@ fn every_v1_route_without_a_token_is_401_and_recorded() {
         ("GET", "/v1/policy"),
         ("PUT", "/v1/policy"),
         ("GET", "/v1/events"),
+        ("GET", "/v1/snapshot"),
         ("GET", "/v1/audit"),
     ]
     .into_iter()

@@ -126,3 +126,16 @@ fn heartbeats_round_trip() {
     let heartbeat = Heartbeat { position: Position::new(7), time: Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap() };
     assert_eq!(Heartbeat::decode(&heartbeat.encode()).unwrap(), heartbeat);
 }
+
+#[test]
+fn verifier_snapshots_round_trip_and_refuse_other_formats() {
+    let mut state = State::new();
+    for (n, event) in sample_events().into_iter().take(6).enumerate() {
+        evolve(&mut state, &recorded(n as u64 + 1, event, Actor::System));
+    }
+    let bytes = latch_bus::verifier_snapshot::encode(&state);
+    let (decoded, position) = latch_bus::verifier_snapshot::decode(&bytes).unwrap();
+    assert_eq!(position, Position::new(6));
+    assert_eq!(decoded, state);
+    assert!(latch_bus::verifier_snapshot::decode(&bytes[..bytes.len() / 2]).is_err());
+}

@@ -20,7 +20,7 @@ use latch_bus::{Heartbeat, STREAM_NAME, subject};
 use latch_core::{AccountId, Permission, Position, State, TokenId, authenticate, evolve};
 
 use crate::denial::Denial;
-use crate::verifier_config::VerifierConfig;
+use crate::verifier_config::{SnapshotSource, VerifierConfig};
 
 /// Who a verified token belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +65,18 @@ impl Verifier {
     /// Connects, bootstraps from the stream and waits until current.
     pub async fn connect(config: VerifierConfig) -> Result<Self, ConnectError> {
         let client = async_nats::connect(config.nats_url.as_str()).await.map_err(|e| ConnectError::Nats(e.to_string()))?;
+        let initial = match &config.snapshot {
+            None => State::new(),
+            Some(source) => match fetch_snapshot(source.clone()).await {
+                Ok(state) => state,
+                Err(error) => {
+                    tracing::warn!(%error, "verifier: no snapshot; reading the whole stream instead");
+                    State::new()
+                }
+            },
+        };
         let inner = Arc::new(Inner {
-            state: RwLock::new(State::new()),
+            state: RwLock::new(initial),
             started: Instant::now(),
             fresh_at_ms: AtomicU64::new(0),
             max_staleness: config.max_staleness,
@@ -171,8 +181,14 @@ async fn consume(inner: &Inner, client: &async_nats::Client, last_sequence: &mut
     let info = stream.info().await.map_err(|e| e.to_string())?.state.clone();
     // Resume after the last stream message seen, unless the stream was
     // recreated since (then read it all; positions already held are skipped).
+    let have = inner.state.read().expect("state lock").position();
     let deliver_policy = if *last_sequence > 0 && *last_sequence <= info.last_sequence && *last_sequence >= info.first_sequence {
         DeliverPolicy::ByStartSequence { start_sequence: *last_sequence + 1 }
+    } else if have > Position::ZERO && info.messages > 0 {
+        // Started from a snapshot, or the stream was recreated: find the
+        // first message after what the verifier has.
+        let start_sequence = first_sequence_after(&stream, info.first_sequence, info.last_sequence, have).await?;
+        DeliverPolicy::ByStartSequence { start_sequence }
     } else {
         DeliverPolicy::All
     };
@@ -206,4 +222,62 @@ async fn consume(inner: &Inner, client: &async_nats::Client, last_sequence: &mut
         inner.stats.events_applied.fetch_add(1, Ordering::Relaxed);
     }
     Err("the consumer ended".into())
+}
+
+async fn fetch_snapshot(source: SnapshotSource) -> Result<State, String> {
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut response = agent
+            .get(format!("{}/v1/snapshot", source.latchd_url.trim_end_matches('/')))
+            .header("Authorization", format!("Bearer {}", source.token))
+            .call()
+            .map_err(|e| e.to_string())?;
+        if response.status().as_u16() != 200 {
+            return Err(format!("latchd answered {} to GET /v1/snapshot", response.status()));
+        }
+        let bytes = response.body_mut().with_config().limit(u64::MAX).read_to_vec().map_err(|e| e.to_string())?;
+        let (state, position) = latch_bus::verifier_snapshot::decode(&bytes).map_err(|e| e.to_string())?;
+        tracing::info!(%position, bytes = bytes.len(), "verifier: started from latchd's snapshot");
+        Ok(state)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// The first existing stream message at or after `sequence` (up to
+/// `last`), with its position.
+async fn message_at_or_after(stream: &jetstream::stream::Stream, sequence: u64, last: u64) -> Result<Option<(u64, Position)>, String> {
+    let mut sequence = sequence;
+    while sequence <= last {
+        match stream.get_raw_message(sequence).await {
+            Ok(message) => {
+                let position = message
+                    .headers
+                    .get(latch_bus::headers::LATCH_POSITION)
+                    .and_then(|v| v.as_str().parse::<u64>().ok())
+                    .ok_or("a stream message has no Latch-Position")?;
+                return Ok(Some((sequence, Position::new(position))));
+            }
+            Err(error) if matches!(error.kind(), jetstream::stream::RawMessageErrorKind::NoMessageFound) => sequence += 1,
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    Ok(None)
+}
+
+/// Binary search for the first stream sequence whose position is after
+/// `have` (positions grow with sequences); `last + 1` when there is none yet.
+/// Anything it gets slightly wrong is caught by the consumer: positions at
+/// or below `have` are skipped, and a hole makes it re-read.
+async fn first_sequence_after(stream: &jetstream::stream::Stream, first: u64, last: u64, have: Position) -> Result<u64, String> {
+    let (mut low, mut high) = (first, last + 1);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        match message_at_or_after(stream, middle, last).await? {
+            Some((sequence, position)) if position > have => high = middle.min(sequence),
+            Some((sequence, _)) => low = sequence + 1,
+            None => high = middle,
+        }
+    }
+    Ok(low)
 }

@@ -10,10 +10,26 @@ pub struct VerifierConfig {
     pub max_staleness: Duration,
     /// How long `connect` waits to be current before giving up.
     pub connect_timeout: Duration,
+    /// Start from latchd's state snapshot instead of the whole stream.
+    pub snapshot: Option<SnapshotSource>,
+}
+
+/// Where a verifier fetches its starting state: latchd's `GET /v1/snapshot`,
+/// with a token holding `events:read` (the `verifier` role).
+#[derive(Clone)]
+pub struct SnapshotSource {
+    pub latchd_url: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for SnapshotSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotSource").field("latchd_url", &self.latchd_url).finish_non_exhaustive()
+    }
 }
 
 impl VerifierConfig {
     pub fn new(nats_url: impl Into<String>) -> Self {
-        Self { nats_url: nats_url.into(), max_staleness: Duration::from_secs(5), connect_timeout: Duration::from_secs(30) }
+        Self { nats_url: nats_url.into(), max_staleness: Duration::from_secs(5), connect_timeout: Duration::from_secs(30), snapshot: None }
     }
 }

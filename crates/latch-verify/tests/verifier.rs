@@ -260,3 +260,46 @@ async fn a_lost_stream_is_refilled_without_double_application_or_stall() {
     assert!(verifier.verify(&token, &read).is_ok());
     assert_eq!(verifier.stats().events_applied.load(Ordering::Relaxed), 4, "each event applied exactly once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verifier_started_from_latchds_snapshot_reads_only_the_tail() {
+    use std::sync::atomic::Ordering;
+    let nats = NatsServer::start();
+    let latch = start_latch(&nats);
+    // latchd's HTTP API in-process, to serve GET /v1/snapshot.
+    let app = latchd::api::AppState::new(latch.handle.clone(), Arc::new(SystemClock));
+    app.set_ready(true);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let verifier_account = latch.account("edge-verifier", "verifier").await;
+    let (_, verifier_token) = latch.token(verifier_account, None).await;
+    let account = latch.account("svc", "auditor").await;
+    let mut revoked = Vec::new();
+    for _ in 0..20 {
+        let (id, secret) = latch.token(account, None).await;
+        latch.run(Command::RevokeToken { token_id: id, reason: String::new() }).await;
+        revoked.push(secret);
+    }
+    let (_, live) = latch.token(account, None).await;
+    let head = latch.handle.state().position();
+
+    let mut config = config(&nats);
+    config.snapshot = Some(latch_verify::SnapshotSource { latchd_url: url, token: verifier_token });
+    let verifier = Verifier::connect(config).await.unwrap();
+    let read = permission("accounts:read");
+    assert!(verifier.position() >= head);
+    assert_eq!(verifier.stats().events_applied.load(Ordering::Relaxed), verifier.position().get() - head.get(), "only the tail after the snapshot was folded");
+    assert!(verifier.verify(&live, &read).is_ok());
+    for token in &revoked {
+        assert_eq!(verifier.verify(token, &read), Err(Denial::Rejected(Rejection::Revoked)));
+    }
+
+    // And it follows from there.
+    let (late_id, late) = latch.token(account, None).await;
+    eventually("the new token arrives", || verifier.verify(&late, &read).is_ok()).await;
+    latch.run(Command::RevokeToken { token_id: late_id, reason: String::new() }).await;
+    eventually("its revocation arrives", || verifier.verify(&late, &read) == Err(Denial::Rejected(Rejection::Revoked))).await;
+}

@@ -18,6 +18,7 @@ mod policy_routes;
 mod problem;
 mod request_id;
 mod role_routes;
+mod snapshot_route;
 mod submit;
 mod token_routes;
 mod views;
@@ -73,6 +74,7 @@ fn authenticated_routes() -> RouteTable {
         .add("get", "/v1/policy", get(policy_routes::show))
         .add("put", "/v1/policy", put(policy_routes::set))
         .add("get", "/v1/events", get(event_routes::list))
+        .add("get", "/v1/snapshot", get(snapshot_route::snapshot))
         .add("get", "/v1/audit", get(audit_routes::list))
 }
 

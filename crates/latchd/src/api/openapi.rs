@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
-    account_routes, audit_routes, event_routes, introspection, operations, policy_routes, role_routes, token_routes,
+    account_routes, audit_routes, event_routes, introspection, operations, policy_routes, role_routes, snapshot_route, token_routes,
 };
 
 #[derive(OpenApi)]
@@ -23,7 +23,7 @@ use crate::api::{
         token_routes::rotate, token_routes::rotate_self, introspection::introspect,
         role_routes::list, role_routes::define, role_routes::delete,
         policy_routes::show, policy_routes::set,
-        event_routes::list, audit_routes::list,
+        event_routes::list, snapshot_route::snapshot, audit_routes::list,
         openapi_json, operations::healthz, operations::readyz, operations::metrics,
     ),
     modifiers(&BearerAuth),
