@@ -83,6 +83,15 @@ enum Scenario {
         #[arg(long, default_value_t = 200)]
         revocations: usize,
     },
+    /// Verifier cold start with `tokens` tokens: from latchd's snapshot,
+    /// and optionally by reading the whole stream; resident bytes per token.
+    ColdStart {
+        #[arg(long, default_value_t = 1_000_000)]
+        tokens: usize,
+        /// Also time a verifier that reads the whole stream.
+        #[arg(long)]
+        also_stream: bool,
+    },
     /// Introspection requests per second over HTTP (POST /v1/introspect).
     Introspect {
         #[arg(long, value_delimiter = ',', default_value = "32")]
@@ -114,6 +123,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Scenario::Verify { tokens, checks } => verify_bench(tokens, checks)?,
+        Scenario::ColdStart { tokens, also_stream } => runtime.block_on(cold_start(&base, tokens, also_stream))?,
         Scenario::PropagationHttp { services, revocations } => propagation_http(&runtime, &base, services, revocations)?,
         Scenario::Introspect { concurrency, seconds } => {
             for c in concurrency {
@@ -611,5 +621,88 @@ fn propagation_http(runtime: &tokio::runtime::Runtime, base: &std::path::Path, s
         "max_us": latencies.last().copied().unwrap_or_default().as_micros() as u64,
         "measured_from": "the revoke HTTP response to each service's first 401, polling the services one after another over HTTP",
     }));
+    Ok(())
+}
+
+async fn cold_start(base: &std::path::Path, tokens: usize, also_stream: bool) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering;
+    let nats = latch_testkit::NatsServer::start();
+    let dir = tempfile::tempdir_in(base)?;
+    let store = Arc::new(EventStore::open(dir.path().join("log"))?);
+    let clock = Arc::new(SystemClock);
+    let (handler, _) = CommandHandler::start(store.clone(), clock.clone(), HandlerConfig { snapshot_every: u64::MAX, ..HandlerConfig::default() })?;
+    let handle = handler.handle();
+    let status = Arc::new(latchd::RelayStatus::default());
+    let (_stop_relay, shutdown) = tokio::sync::watch::channel(false);
+    tokio::spawn(latchd::Relay { store: store.clone(), nats_url: nats.url(), clock: clock.clone(), status: status.clone() }.run(shutdown));
+    let app = latchd::api::AppState::with_relay(handle.clone(), clock, Some(status.clone()));
+    app.set_ready(true);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let router = latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let verifier_account = AccountId::new();
+    submit_ok(&handle, Command::CreateAccount { account_id: verifier_account, name: AccountName::parse("edge")?, role: RoleName::parse("verifier")?, description: String::new() }).await?;
+    let secret = TokenSecret::generate(&mut rand::rng());
+    submit_ok(&handle, Command::IssueToken { account_id: verifier_account, token_id: TokenId::new(), name: "v".into(), scopes: None, ttl: None, allowed_cidrs: Vec::new(), digest: secret.digest() }).await?;
+    let verifier_token = secret.expose().to_owned();
+
+    let building = Instant::now();
+    const WORKERS: usize = 256;
+    let tasks: Vec<_> = (0..WORKERS)
+        .map(|worker| {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let account_id = AccountId::new();
+                submit_ok(&handle, Command::CreateAccount { account_id, name: AccountName::parse(&format!("svc-{worker}"))?, role: RoleName::parse("auditor")?, description: String::new() }).await?;
+                for _ in 0..tokens / WORKERS {
+                    let digest = TokenSecret::generate(&mut rand::rng()).digest();
+                    submit_ok(&handle, Command::IssueToken { account_id, token_id: TokenId::new(), name: "t".into(), scopes: None, ttl: None, allowed_cidrs: Vec::new(), digest }).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    let built = building.elapsed();
+    let head = store.head().position.get();
+    let relaying = Instant::now();
+    while status.published.load(Ordering::SeqCst) < head {
+        anyhow::ensure!(relaying.elapsed() < Duration::from_secs(600), "the relay did not catch up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let relayed = relaying.elapsed();
+
+    let before = resident_bytes();
+    let started = Instant::now();
+    let mut config = latch_verify::VerifierConfig::new(nats.url());
+    config.snapshot = Some(latch_verify::SnapshotSource { latchd_url: url, token: verifier_token });
+    config.connect_timeout = Duration::from_secs(600);
+    let verifier = latch_verify::Verifier::connect(config).await?;
+    let from_snapshot = started.elapsed();
+    let per_token = resident_bytes().saturating_sub(before) as f64 / tokens as f64;
+    anyhow::ensure!(verifier.position().get() >= head, "verifier behind");
+
+    let from_stream = if also_stream {
+        let started = Instant::now();
+        let mut config = latch_verify::VerifierConfig::new(nats.url());
+        config.connect_timeout = Duration::from_secs(600);
+        latch_verify::Verifier::connect(config).await?;
+        Some(started.elapsed().as_secs_f64())
+    } else {
+        None
+    };
+    println!("{}", json!({
+        "scenario": "cold-start", "tokens": tokens, "events": head,
+        "build_seconds": built.as_secs_f64(), "relay_catch_up_seconds": relayed.as_secs_f64(),
+        "verifier_cold_start_from_snapshot_seconds": from_snapshot.as_secs_f64(),
+        "verifier_cold_start_from_stream_seconds": from_stream,
+        "verifier_resident_bytes_per_token": per_token,
+        "note": "snapshot = GET /v1/snapshot over loopback HTTP + postcard decode + binary search of the stream; RSS delta measured in this process",
+    }));
+    drop(handler);
     Ok(())
 }
