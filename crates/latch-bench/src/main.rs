@@ -313,6 +313,44 @@ async fn replay(base: &std::path::Path, target_events: u64) -> anyhow::Result<()
     Ok(())
 }
 
+/// latchd in this process: command handler, bootstrap, the HTTP API on a
+/// loopback port and, given a broker, the relay.
+struct InProcessLatchd {
+    url: String,
+    admin: String,
+    handle: CommandHandle,
+    store: Arc<EventStore>,
+    relay: Option<Arc<latchd::RelayStatus>>,
+    handler: CommandHandler,
+    _stop_relay: tokio::sync::watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+impl InProcessLatchd {
+    async fn start(base: &std::path::Path, nats: Option<&latch_testkit::NatsServer>, config: HandlerConfig) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir_in(base)?;
+        let store = Arc::new(EventStore::open(dir.path().join("log"))?);
+        let clock = Arc::new(SystemClock);
+        let (handler, _) = CommandHandler::start(store.clone(), clock.clone(), config)?;
+        latchd::bootstrap(&handler.handle(), dir.path()).await?;
+        let (stop_relay, shutdown) = tokio::sync::watch::channel(false);
+        let relay = nats.map(|nats| {
+            let status = Arc::new(latchd::RelayStatus::default());
+            let relay = latchd::Relay { store: store.clone(), nats_url: nats.url(), clock: clock.clone(), status: status.clone() };
+            tokio::spawn(relay.run(shutdown));
+            status
+        });
+        let app = latchd::api::AppState::with_relay(handler.handle(), clock, relay.clone());
+        app.set_ready(true);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let router = latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let admin = std::fs::read_to_string(dir.path().join("admin.token"))?.trim().to_owned();
+        Ok(Self { url, admin, handle: handler.handle(), store, relay, handler, _stop_relay: stop_relay, _dir: dir })
+    }
+}
+
 #[derive(Clone, Copy)]
 enum HttpWork {
     Issue,
@@ -322,21 +360,8 @@ enum HttpWork {
 /// Serves latchd's router in-process and drives it with `concurrency`
 /// blocking clients for `run_for`.
 fn http_load(runtime: &tokio::runtime::Runtime, base: &std::path::Path, work: HttpWork, concurrency: usize, run_for: Duration) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir_in(base)?;
-    let (url, handler, admin) = runtime.block_on(async {
-        let store = Arc::new(EventStore::open(dir.path().join("log"))?);
-        let clock = Arc::new(SystemClock);
-        let (handler, _) = CommandHandler::start(store, clock.clone(), HandlerConfig::default())?;
-        latchd::bootstrap(&handler.handle(), dir.path()).await?;
-        let app = latchd::api::AppState::new(handler.handle(), clock);
-        app.set_ready(true);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let router = latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        let admin = std::fs::read_to_string(dir.path().join("admin.token"))?.trim().to_owned();
-        anyhow::Ok((url, handler, admin))
-    })?;
+    let latch = runtime.block_on(InProcessLatchd::start(base, None, HandlerConfig::default()))?;
+    let (url, admin) = (latch.url.clone(), latch.admin.clone());
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let post = |path: &str, body: serde_json::Value| -> anyhow::Result<(u16, serde_json::Value)> {
         let mut response = agent.post(format!("{url}{path}")).header("Authorization", format!("Bearer {admin}")).send_json(&body)?;
@@ -375,7 +400,7 @@ fn http_load(runtime: &tokio::runtime::Runtime, base: &std::path::Path, work: Ht
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
-    runtime.block_on(handler.shutdown());
+    runtime.block_on(latch.handler.shutdown());
     println!(
         "{}",
         json!({
@@ -542,23 +567,8 @@ fn verify_bench(tokens: usize, checks: usize) -> anyhow::Result<()> {
 /// then poll every service with the token until each answers 401.
 fn propagation_http(runtime: &tokio::runtime::Runtime, base: &std::path::Path, service_count: usize, revocations: usize) -> anyhow::Result<()> {
     let nats = latch_testkit::NatsServer::start();
-    let dir = tempfile::tempdir_in(base)?;
-    let (url, admin, services, _guards) = runtime.block_on(async {
-        let store = Arc::new(EventStore::open(dir.path().join("log"))?);
-        let clock = Arc::new(SystemClock);
-        let (handler, _) = CommandHandler::start(store.clone(), clock.clone(), HandlerConfig::default())?;
-        latchd::bootstrap(&handler.handle(), dir.path()).await?;
-        let (stop_relay, shutdown) = tokio::sync::watch::channel(false);
-        let status = Arc::new(latchd::RelayStatus::default());
-        tokio::spawn(latchd::Relay { store, nats_url: nats.url(), clock: clock.clone(), status: status.clone() }.run(shutdown));
-        let app = latchd::api::AppState::with_relay(handler.handle(), clock, Some(status));
-        app.set_ready(true);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let router = latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        let admin = std::fs::read_to_string(dir.path().join("admin.token"))?.trim().to_owned();
-
+    let (latch, services) = runtime.block_on(async {
+        let latch = InProcessLatchd::start(base, Some(&nats), HandlerConfig::default()).await?;
         let mut services = Vec::new();
         for _ in 0..service_count {
             let verifier = latch_verify::Verifier::connect(latch_verify::VerifierConfig::new(nats.url())).await?;
@@ -569,8 +579,9 @@ fn propagation_http(runtime: &tokio::runtime::Runtime, base: &std::path::Path, s
             services.push(format!("http://{}/certificates", listener.local_addr()?));
             tokio::spawn(async move { axum::serve(listener, service.into_make_service_with_connect_info::<std::net::SocketAddr>()).await });
         }
-        anyhow::Ok((url, admin, services, (handler, stop_relay)))
+        anyhow::Ok((latch, services))
     })?;
+    let (url, admin) = (latch.url.clone(), latch.admin.clone());
 
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let call = |method: &str, url: &str, token: &str, body: Option<serde_json::Value>| -> anyhow::Result<(u16, serde_json::Value)> {
@@ -627,21 +638,9 @@ fn propagation_http(runtime: &tokio::runtime::Runtime, base: &std::path::Path, s
 async fn cold_start(base: &std::path::Path, tokens: usize, also_stream: bool) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering;
     let nats = latch_testkit::NatsServer::start();
-    let dir = tempfile::tempdir_in(base)?;
-    let store = Arc::new(EventStore::open(dir.path().join("log"))?);
-    let clock = Arc::new(SystemClock);
-    let (handler, _) = CommandHandler::start(store.clone(), clock.clone(), HandlerConfig { snapshot_every: u64::MAX, ..HandlerConfig::default() })?;
-    let handle = handler.handle();
-    let status = Arc::new(latchd::RelayStatus::default());
-    let (_stop_relay, shutdown) = tokio::sync::watch::channel(false);
-    tokio::spawn(latchd::Relay { store: store.clone(), nats_url: nats.url(), clock: clock.clone(), status: status.clone() }.run(shutdown));
-    let app = latchd::api::AppState::with_relay(handle.clone(), clock, Some(status.clone()));
-    app.set_ready(true);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let router = latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-
+    let latch = InProcessLatchd::start(base, Some(&nats), HandlerConfig { snapshot_every: u64::MAX, ..HandlerConfig::default() }).await?;
+    let (handle, store, url) = (latch.handle.clone(), latch.store.clone(), latch.url.clone());
+    let status = latch.relay.clone().context("relay")?;
     let verifier_account = AccountId::new();
     submit_ok(&handle, Command::CreateAccount { account_id: verifier_account, name: AccountName::parse("edge")?, role: RoleName::parse("verifier")?, description: String::new() }).await?;
     let secret = TokenSecret::generate(&mut rand::rng());
@@ -703,6 +702,6 @@ async fn cold_start(base: &std::path::Path, tokens: usize, also_stream: bool) ->
         "verifier_resident_bytes_per_token": per_token,
         "note": "snapshot = GET /v1/snapshot over loopback HTTP + postcard decode + binary search of the stream; RSS delta measured in this process",
     }));
-    drop(handler);
+    drop(latch);
     Ok(())
 }
