@@ -46,6 +46,11 @@ pub struct RelayStatus {
 enum RelayError {
     #[error("NATS: {0}")]
     Nats(String),
+    #[error(
+        "the stream {stream} holds events of another log (its last event, at position {position}, is {found}; this log has {expected} there). \
+         Publishing nothing: point latchd at its own NATS, or delete the stream if this log replaces the old one"
+    )]
+    ForeignStream { stream: &'static str, position: Position, found: String, expected: String },
     #[error(transparent)]
     Store(#[from] latch_store::StoreError),
 }
@@ -75,6 +80,10 @@ impl Relay {
             }
             match outcome {
                 Ok(()) => return,
+                Err(error @ RelayError::ForeignStream { .. }) => {
+                    self.status.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(%error, retry_in_ms = backoff.as_millis() as u64, "relay: refusing to publish into another log's stream");
+                }
                 Err(error) => {
                     self.status.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "relay: NATS unavailable; latchd keeps accepting commands");
@@ -104,7 +113,7 @@ impl Relay {
             ..Default::default()
         };
         let mut stream = js.get_or_create_stream(config).await.map_err(nats)?;
-        let mut published = last_position_in(&mut stream).await?;
+        let mut published = self.check_same_log(&mut stream, settings.name).await?;
         self.status.published.store(published.get(), Ordering::SeqCst);
         self.status.connected.store(true, Ordering::SeqCst);
         tracing::info!(stream = settings.name, resume_after = %published, head = %self.store.head().position, "relay connected");
@@ -130,7 +139,7 @@ impl Relay {
                     }
                 }
                 _ = check.tick() => {
-                    let in_stream = last_position_in(&mut stream).await?;
+                    let in_stream = last_position_in(&mut stream).await?.map_or(Position::ZERO, |(p, _)| p);
                     if in_stream < published {
                         tracing::warn!(%in_stream, %published, "relay: the stream lost events it had acknowledged; republishing them");
                         self.status.repairs.fetch_add(1, Ordering::Relaxed);
@@ -139,6 +148,24 @@ impl Relay {
                 }
                 _ = shutdown.changed() => return Ok(()),
             }
+        }
+    }
+
+    /// The position the stream holds up to, after checking that its last
+    /// event is this log's event at that position (same event id). A stream
+    /// written from another log (an old data dir, another latchd) would
+    /// otherwise make the relay skip this log's first events for ever.
+    async fn check_same_log(&self, stream: &mut Stream, name: &'static str) -> Result<Position, RelayError> {
+        let Some((position, event_id)) = last_position_in(stream).await? else { return Ok(Position::ZERO) };
+        let expected = self.store.event(position)?.map(|stored| event_codec::to_recorded(&stored)).transpose()?;
+        match expected {
+            Some(recorded) if recorded.envelope.id.to_string() == event_id => Ok(position),
+            other => Err(RelayError::ForeignStream {
+                stream: name,
+                position,
+                found: event_id,
+                expected: other.map_or_else(|| "no event".to_owned(), |r| r.envelope.id.to_string()),
+            }),
         }
     }
 
@@ -168,26 +195,25 @@ impl Relay {
     }
 }
 
-/// The position of the last event the stream holds (0 when empty).
-async fn last_position_in(stream: &mut Stream) -> Result<Position, RelayError> {
+/// The position and event id of the last event the stream holds.
+async fn last_position_in(stream: &mut Stream) -> Result<Option<(Position, String)>, RelayError> {
     let state = stream.info().await.map_err(nats)?.state.clone();
     if state.messages == 0 {
-        return Ok(Position::ZERO);
+        return Ok(None);
     }
     let mut sequence = state.last_sequence;
     while sequence >= state.first_sequence && sequence > 0 {
         match stream.get_raw_message(sequence).await {
             Ok(message) => {
-                let position = message
-                    .headers
-                    .get(headers::LATCH_POSITION)
-                    .and_then(|v| v.as_str().parse::<u64>().ok())
+                let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
+                let position = header(headers::LATCH_POSITION)
+                    .and_then(|v| v.parse::<u64>().ok())
                     .ok_or_else(|| RelayError::Nats(format!("stream message {sequence} has no {} header", headers::LATCH_POSITION)))?;
-                return Ok(Position::new(position));
+                return Ok(Some((Position::new(position), header(headers::NATS_MSG_ID).unwrap_or_default())));
             }
             Err(error) if matches!(error.kind(), jetstream::stream::RawMessageErrorKind::NoMessageFound) => sequence -= 1,
             Err(error) => return Err(nats(error)),
         }
     }
-    Ok(Position::ZERO)
+    Ok(None)
 }

@@ -195,3 +195,38 @@ async fn heartbeats_and_core_nats_subscribers_see_the_contract() {
         assert!(Instant::now() < deadline, "no heartbeat at position 3");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_from_another_log_is_never_written_into() {
+    let nats = NatsServer::start();
+    // A stream left by another log (an old data dir, another latchd).
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: STREAM_NAME.to_owned(),
+        subjects: vec![subject::EVENTS_WILDCARD.to_owned()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut foreign = async_nats::HeaderMap::new();
+    foreign.insert(headers::NATS_MSG_ID, "01a22100-0000-7000-8000-000000000000");
+    foreign.insert(headers::LATCH_POSITION, "3");
+    js.publish_with_headers("latch.events.account.created._", foreign, "{}".into()).await.unwrap().await.unwrap();
+
+    let world = start(&nats);
+    create_accounts(&world, (0..5).map(|n| format!("a{n}"))).await;
+    wait_for("the relay to refuse", || world.status.failures.load(Ordering::SeqCst) > 0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(world.status.published.load(Ordering::SeqCst), 0);
+    assert_eq!(stream_contents_len(&nats).await, 1, "nothing was written into the foreign stream");
+
+    // Once the operator removes it, the relay publishes this log from 1.
+    js.delete_stream(STREAM_NAME).await.unwrap();
+    wait_for("the relay to publish this log", || world.status.published.load(Ordering::SeqCst) == 5).await;
+    assert_exactly_once_in_order(&stream_contents(&nats).await, 5);
+}
+
+async fn stream_contents_len(nats: &NatsServer) -> u64 {
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    js.get_stream(STREAM_NAME).await.unwrap().info().await.unwrap().state.messages
+}
