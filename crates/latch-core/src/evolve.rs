@@ -53,10 +53,10 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
             with_account(state, *account_id, at, |account| account.status = AccountStatus::Deleted { since: at });
         }
         Event::TokenIssued { token_id, account_id, name, scopes, digest, expires_at, allowed_cidrs, rotated_from } => {
-            state.token_by_digest.insert(*digest, *token_id);
+            state.token_digests.insert(*token_id, *digest);
             state.tokens_by_account.entry(*account_id).or_default().insert(*token_id);
             state.tokens.insert(
-                *token_id,
+                *digest,
                 Token {
                     id: *token_id,
                     account_id: *account_id,
@@ -119,7 +119,8 @@ fn with_account(state: &mut State, id: crate::id::AccountId, at: chrono::DateTim
 }
 
 fn with_token(state: &mut State, id: crate::id::TokenId, change: impl FnOnce(&mut Token)) {
-    if let Some(token) = state.tokens.get_mut(&id) {
+    let Some(digest) = state.token_digests.get(&id) else { return };
+    if let Some(token) = state.tokens.get_mut(digest) {
         change(token);
         token.version += 1;
     }

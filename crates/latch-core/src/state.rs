@@ -21,8 +21,10 @@ pub struct State {
     /// Names stay reserved after deletion, so a name in the audit trail
     /// always means one account.
     pub(crate) account_by_name: HashMap<AccountName, AccountId>,
-    pub(crate) tokens: HashMap<TokenId, Token>,
-    pub(crate) token_by_digest: HashMap<TokenDigest, TokenId>,
+    /// Keyed by digest: checking a presented token, the hot path of every
+    /// verifier, is one lookup. Reads by id take the `token_digests` hop.
+    pub(crate) tokens: HashMap<TokenDigest, Token>,
+    pub(crate) token_digests: HashMap<TokenId, TokenDigest>,
     pub(crate) tokens_by_account: HashMap<AccountId, BTreeSet<TokenId>>,
     pub(crate) roles: BTreeMap<RoleName, Role>,
     pub(crate) global_policy: PolicySettings,
@@ -44,7 +46,7 @@ impl State {
             accounts: HashMap::new(),
             account_by_name: HashMap::new(),
             tokens: HashMap::new(),
-            token_by_digest: HashMap::new(),
+            token_digests: HashMap::new(),
             tokens_by_account: HashMap::new(),
             roles,
             global_policy: PolicySettings::default(),
@@ -77,11 +79,11 @@ impl State {
     }
 
     pub fn token(&self, id: TokenId) -> Option<&Token> {
-        self.tokens.get(&id)
+        self.token_digests.get(&id).and_then(|digest| self.tokens.get(digest))
     }
 
     pub fn token_by_digest(&self, digest: &TokenDigest) -> Option<&Token> {
-        self.token_by_digest.get(digest).and_then(|id| self.tokens.get(id))
+        self.tokens.get(digest)
     }
 
     /// An account's tokens, in id (= issue) order.
@@ -90,7 +92,7 @@ impl State {
             .get(&account)
             .into_iter()
             .flat_map(|ids| ids.iter())
-            .filter_map(|id| self.tokens.get(id))
+            .filter_map(|id| self.token(*id))
     }
 
     pub fn token_count(&self) -> usize {
