@@ -45,7 +45,8 @@ impl Serialize for TokenDigest {
         if serializer.is_human_readable() {
             serializer.serialize_str(&self.to_hex())
         } else {
-            serializer.serialize_bytes(&self.0)
+            // A fixed-size array: no length, and no allocation to decode.
+            self.0.serialize(serializer)
         }
     }
 }
@@ -53,30 +54,12 @@ impl Serialize for TokenDigest {
 impl<'de> Deserialize<'de> for TokenDigest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let bytes: Vec<u8> = if deserializer.is_human_readable() {
-            let text = String::deserialize(deserializer)?;
-            hex::decode(text).map_err(D::Error::custom)?
-        } else {
-            serde_bytes_vec(deserializer)?
-        };
+        if !deserializer.is_human_readable() {
+            return <[u8; 32]>::deserialize(deserializer).map(Self);
+        }
+        let text = String::deserialize(deserializer)?;
+        let bytes = hex::decode(text).map_err(D::Error::custom)?;
         let array: [u8; 32] = bytes.try_into().map_err(|_| D::Error::custom("token digest must be 32 bytes"))?;
         Ok(Self(array))
     }
-}
-
-fn serde_bytes_vec<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
-    struct BytesVisitor;
-    impl<'de> serde::de::Visitor<'de> for BytesVisitor {
-        type Value = Vec<u8>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("32 bytes")
-        }
-        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(v.to_vec())
-        }
-        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(v)
-        }
-    }
-    deserializer.deserialize_bytes(BytesVisitor)
 }
