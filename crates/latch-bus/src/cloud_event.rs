@@ -81,7 +81,6 @@ fn parse_actor(text: &str) -> Option<Actor> {
 impl CloudEvent {
     pub fn from_recorded(recorded: &RecordedEvent) -> Self {
         let envelope = &recorded.envelope;
-        let tagged = serde_json::to_value(&envelope.event).expect("events serialise");
         CloudEvent {
             specversion: SPEC_VERSION.to_owned(),
             id: envelope.id.to_string(),
@@ -91,7 +90,7 @@ impl CloudEvent {
             time: envelope.at,
             datacontenttype: JSON.to_owned(),
             sequence: recorded.position.get().to_string(),
-            data: tagged.get("data").cloned().unwrap_or(serde_json::Value::Null),
+            data: envelope.event.body(),
             latchversion: recorded.version.to_string(),
             latchactor: actor_text(envelope.actor),
             latchrequestid: envelope.request_id.clone(),

@@ -448,7 +448,7 @@ fn events(client: &Client, out: Output, args: EventsArgs) -> Result<(), CliError
                     if header {
                         output::print_table(&rows, EVENT_COLUMNS);
                     } else {
-                        print_rows_only(&rows);
+                        output::print_rows(&rows, EVENT_COLUMNS);
                     }
                 }
             }
@@ -499,32 +499,19 @@ fn watch(out: Output, args: WatchArgs) -> Result<(), CliError> {
                 "position": recorded.position.get(),
                 "at": recorded.envelope.at,
                 "type": recorded.envelope.event.event_type(),
-                "data": serde_json::to_value(&recorded.envelope.event).unwrap_or_default()["data"],
+                "data": recorded.envelope.event.body(),
                 "actor": match recorded.envelope.actor {
                     latch_core::Actor::System => serde_json::json!({ "kind": "system" }),
                     latch_core::Actor::Token { account_id, token_id } => serde_json::json!({ "kind": "token", "account_id": account_id.to_string(), "token_id": token_id.to_string() }),
                 },
             });
             match out {
-                Output::Table => print_rows_only(&[&event]),
+                Output::Table => output::print_rows(&[&event], EVENT_COLUMNS),
                 _ => println!("{}", serde_json::to_string(&event).unwrap_or_default()),
             }
         }
         Ok(())
     })
-}
-
-fn print_rows_only(rows: &[&Value]) {
-    for row in rows {
-        let cells: Vec<String> = EVENT_COLUMNS.iter().map(|(_, f)| {
-            let mut v = *row;
-            for part in f.split('.') {
-                v = v.get(part).unwrap_or(&Value::Null);
-            }
-            v.as_str().map_or_else(|| if v.is_null() { String::new() } else { v.to_string() }, str::to_owned)
-        }).collect();
-        println!("{}", cells.join("  "));
-    }
 }
 
 #[cfg(test)]

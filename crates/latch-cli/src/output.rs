@@ -43,6 +43,14 @@ fn cell(value: &Value, field: &str) -> String {
     }
 }
 
+/// Rows without a heading, for output that continues a table (`--follow`).
+pub fn print_rows(rows: &[&Value], columns: &[Column]) {
+    for row in rows {
+        let cells: Vec<String> = columns.iter().map(|(_, field)| cell(row, field)).collect();
+        println!("{}", cells.join("  "));
+    }
+}
+
 pub fn print_table(rows: &[&Value], columns: &[Column]) {
     let cells: Vec<Vec<String>> = rows.iter().map(|row| columns.iter().map(|(_, field)| cell(row, field)).collect()).collect();
     let widths: Vec<usize> = columns

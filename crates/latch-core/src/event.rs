@@ -120,6 +120,15 @@ impl Event {
         }
     }
 
+    /// The event's body as JSON (what CloudEvents carry as `data`), without
+    /// the type tag.
+    pub fn body(&self) -> serde_json::Value {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut tagged)) => tagged.remove("data").unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        }
+    }
+
     /// Every event type, for documentation and for checks that a codec
     /// or a route handles them all.
     pub const TYPES: [&'static str; 14] = [

@@ -6,8 +6,10 @@ use latch_core::{Position, State};
 use latch_store::ChainHash;
 use serde::{Deserialize, Serialize};
 
-/// Bumped whenever `State`'s shape changes; older snapshots are ignored.
-const FORMAT: u32 = 3;
+/// The encoding of `State` is the one verifiers receive, so one number
+/// (bumped whenever `State`'s shape changes) covers both; older snapshots
+/// are ignored.
+const FORMAT: u32 = latch_bus::verifier_snapshot::FORMAT;
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotFile {

@@ -89,7 +89,6 @@ pub async fn list(
             let matches = account.is_none_or(|a| envelope.event.account_id() == Some(a))
                 && query.event_type.as_deref().is_none_or(|t| envelope.event.event_type() == t);
             if matches {
-                let body = serde_json::to_value(&envelope.event).unwrap_or_default();
                 events.push(EventView {
                     position: stored.position.get(),
                     id: envelope.id.to_string(),
@@ -100,7 +99,7 @@ pub async fn list(
                     version: stored.version,
                     request_id: envelope.request_id.clone(),
                     idempotency_key: envelope.idempotency_key.clone(),
-                    data: body.get("data").cloned().unwrap_or_default(),
+                    data: envelope.event.body(),
                     prev_hash: stored.prev_hash.to_hex(),
                     hash: stored.hash.to_hex(),
                 });
