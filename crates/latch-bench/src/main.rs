@@ -17,11 +17,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use latch_core::*;
 use latch_store::EventStore;
-use latchd::{CommandHandle, CommandHandler, CommandRequest, HandlerConfig, SystemClock, rebuild};
+use latch_bench::{InProcessLatchd, submit_ok};
+use latchd::{CommandHandler, HandlerConfig, SystemClock, rebuild};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -82,6 +83,11 @@ enum Scenario {
         services: usize,
         #[arg(long, default_value_t = 200)]
         revocations: usize,
+        /// Run each service as a process of this binary (the example
+        /// `certificate-service`). Default: the one built next to this
+        /// benchmark if there is one, else services in this process.
+        #[arg(long)]
+        example_binary: Option<PathBuf>,
     },
     /// Verifier cold start with `tokens` tokens: from latchd's snapshot,
     /// and optionally by reading the whole stream; resident bytes per token.
@@ -124,7 +130,13 @@ fn main() -> anyhow::Result<()> {
         }
         Scenario::Verify { tokens, checks } => verify_bench(tokens, checks)?,
         Scenario::ColdStart { tokens, also_stream } => runtime.block_on(cold_start(&base, tokens, also_stream))?,
-        Scenario::PropagationHttp { services, revocations } => propagation_http(&runtime, &base, services, revocations)?,
+        Scenario::PropagationHttp { services, revocations, example_binary } => {
+            let example_binary = example_binary.or_else(|| {
+                let beside = std::env::current_exe().ok()?.with_file_name("certificate-service");
+                beside.exists().then_some(beside)
+            });
+            propagation_http(&runtime, &base, services, revocations, example_binary.as_deref())?
+        }
         Scenario::Introspect { concurrency, seconds } => {
             for c in concurrency {
                 http_load(&runtime, &base, HttpWork::Introspect, c, Duration::from_secs(seconds))?;
@@ -141,17 +153,6 @@ fn create_account(n: u64) -> Command {
         role: RoleName::parse("auditor").expect("valid"),
         description: "benchmark".into(),
     }
-}
-
-async fn submit_ok(handle: &CommandHandle, command: Command) -> anyhow::Result<CommandReceiptLite> {
-    match handle.submit(CommandRequest::new(Actor::System, command)).await? {
-        Ok(receipt) => Ok(CommandReceiptLite { events: receipt.events.len() }),
-        Err(rejection) => bail!("rejected: {rejection}"),
-    }
-}
-
-struct CommandReceiptLite {
-    events: usize,
 }
 
 async fn append(base: &std::path::Path, concurrency: usize, run_for: Duration) -> anyhow::Result<()> {
@@ -311,44 +312,6 @@ async fn replay(base: &std::path::Path, target_events: u64) -> anyhow::Result<()
         })
     );
     Ok(())
-}
-
-/// latchd in this process: command handler, bootstrap, the HTTP API on a
-/// loopback port and, given a broker, the relay.
-struct InProcessLatchd {
-    url: String,
-    admin: String,
-    handle: CommandHandle,
-    store: Arc<EventStore>,
-    relay: Option<Arc<latchd::RelayStatus>>,
-    handler: CommandHandler,
-    _stop_relay: tokio::sync::watch::Sender<bool>,
-    _dir: tempfile::TempDir,
-}
-
-impl InProcessLatchd {
-    async fn start(base: &std::path::Path, nats: Option<&latch_testkit::NatsServer>, config: HandlerConfig) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir_in(base)?;
-        let store = Arc::new(EventStore::open(dir.path().join("log"))?);
-        let clock = Arc::new(SystemClock);
-        let (handler, _) = CommandHandler::start(store.clone(), clock.clone(), config)?;
-        latchd::bootstrap(&handler.handle(), dir.path()).await?;
-        let (stop_relay, shutdown) = tokio::sync::watch::channel(false);
-        let relay = nats.map(|nats| {
-            let status = Arc::new(latchd::RelayStatus::default());
-            let relay = latchd::Relay { store: store.clone(), nats_url: nats.url(), clock: clock.clone(), status: status.clone() };
-            tokio::spawn(relay.run(shutdown));
-            status
-        });
-        let app = latchd::api::AppState::with_relay(handler.handle(), clock, relay.clone());
-        app.set_ready(true);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let router = latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        let admin = std::fs::read_to_string(dir.path().join("admin.token"))?.trim().to_owned();
-        Ok(Self { url, admin, handle: handler.handle(), store, relay, handler, _stop_relay: stop_relay, _dir: dir })
-    }
 }
 
 #[derive(Clone, Copy)]
@@ -561,26 +524,46 @@ fn verify_bench(tokens: usize, checks: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// latchd (handler, relay and HTTP router) and `service_count` small axum
-/// services, each with its own verifier and `RequirePermission`, all on
-/// loopback in this process. For each revocation: POST /v1/tokens/{id}/revoke,
-/// then poll every service with the token until each answers 401.
-fn propagation_http(runtime: &tokio::runtime::Runtime, base: &std::path::Path, service_count: usize, revocations: usize) -> anyhow::Result<()> {
+/// latchd (handler, relay and HTTP router, in this process) and
+/// `service_count` services guarded by `RequirePermission`: processes of the
+/// example `certificate-service` when its binary is given, else small axum
+/// services in this process. For each revocation: POST /v1/tokens/{id}/revoke,
+/// then poll every service's `GET /certificates` with the token until each
+/// answers 401.
+fn propagation_http(
+    runtime: &tokio::runtime::Runtime,
+    base: &std::path::Path,
+    service_count: usize,
+    revocations: usize,
+    example_binary: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let nats = latch_testkit::NatsServer::start();
-    let (latch, services) = runtime.block_on(async {
-        let latch = InProcessLatchd::start(base, Some(&nats), HandlerConfig::default()).await?;
-        let mut services = Vec::new();
-        for _ in 0..service_count {
-            let verifier = latch_verify::Verifier::connect(latch_verify::VerifierConfig::new(nats.url())).await?;
-            let service = axum::Router::new()
-                .route("/certificates", axum::routing::post(|| async { "issued" }))
-                .layer(latch_verify::RequirePermission::new(verifier, "certificates:issue"));
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            services.push(format!("http://{}/certificates", listener.local_addr()?));
-            tokio::spawn(async move { axum::serve(listener, service.into_make_service_with_connect_info::<std::net::SocketAddr>()).await });
+    let latch = runtime.block_on(InProcessLatchd::start(base, Some(&nats), HandlerConfig::default()))?;
+    let mut services = Vec::new();
+    let mut children = ServiceProcesses(Vec::new());
+    for _ in 0..service_count {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        services.push(format!("http://127.0.0.1:{port}/certificates"));
+        match example_binary {
+            Some(binary) => children.0.push(
+                std::process::Command::new(binary)
+                    .args(["--nats-url", &nats.url(), "--listen", &format!("127.0.0.1:{port}")])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .with_context(|| format!("start {}", binary.display()))?,
+            ),
+            None => runtime.block_on(async {
+                let verifier = latch_verify::Verifier::connect(latch_verify::VerifierConfig::new(nats.url())).await?;
+                let service = axum::Router::new()
+                    .route("/certificates", axum::routing::get(|| async { "[]" }))
+                    .layer(latch_verify::RequirePermission::new(verifier, "certificates:read"));
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+                tokio::spawn(async move { axum::serve(listener, service.into_make_service_with_connect_info::<std::net::SocketAddr>()).await });
+                anyhow::Ok(())
+            })?,
         }
-        anyhow::Ok((latch, services))
-    })?;
+    }
     let (url, admin) = (latch.url.clone(), latch.admin.clone());
 
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
@@ -592,7 +575,7 @@ fn propagation_http(runtime: &tokio::runtime::Runtime, base: &std::path::Path, s
         let text = response.body_mut().read_to_string()?;
         Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
     };
-    let role = json!({ "permissions": ["certificates:issue"] });
+    let role = json!({ "permissions": ["certificates:issue", "certificates:read"] });
     anyhow::ensure!(call("PUT", &format!("{url}/v1/roles/issuer"), &admin, Some(role))?.0 == 200, "role");
     let (_, account) = call("POST", &format!("{url}/v1/accounts"), &admin, Some(json!({ "name": "ci", "role": "issuer" })))?;
     let account = account["id"].as_str().context("account")?.to_owned();
@@ -603,8 +586,10 @@ fn propagation_http(runtime: &tokio::runtime::Runtime, base: &std::path::Path, s
         let (id, token) = (issued["id"].as_str().context("id")?.to_owned(), issued["token"].as_str().context("token")?.to_owned());
         let started = Instant::now();
         for service in &services {
-            while call("POST", service, &token, None)?.0 != 200 {
-                anyhow::ensure!(started.elapsed() < Duration::from_secs(10), "a service never accepted the new token");
+            // Also waits for the service processes to come up, the first time.
+            while !matches!(call("GET", service, &token, None), Ok((200, _))) {
+                anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "{service} never accepted the new token");
+                std::thread::sleep(Duration::from_millis(5));
             }
         }
         let (status, _) = call("POST", &format!("{url}/v1/tokens/{id}/revoke"), &admin, Some(json!({})))?;
@@ -614,7 +599,7 @@ fn propagation_http(runtime: &tokio::runtime::Runtime, base: &std::path::Path, s
         while !pending.is_empty() {
             let mut still = Vec::new();
             for service in pending {
-                if call("POST", service, &token, None)?.0 == 401 {
+                if call("GET", service, &token, None)?.0 == 401 {
                     latencies.push(revoked_at.elapsed());
                 } else {
                     still.push(service);
@@ -627,12 +612,26 @@ fn propagation_http(runtime: &tokio::runtime::Runtime, base: &std::path::Path, s
     latencies.sort_unstable();
     println!("{}", json!({
         "scenario": "propagation-http", "services": service_count, "revocations": revocations, "samples": latencies.len(),
+        "services_are": example_binary.map_or("in-process axum services with RequirePermission".to_owned(), |b| format!("processes of {}", b.display())),
         "p50_us": percentile(&latencies, 0.50).as_micros() as u64,
         "p99_us": percentile(&latencies, 0.99).as_micros() as u64,
         "max_us": latencies.last().copied().unwrap_or_default().as_micros() as u64,
         "measured_from": "the revoke HTTP response to each service's first 401, polling the services one after another over HTTP",
     }));
+    drop(children);
     Ok(())
+}
+
+/// Kills the example service processes when the scenario ends, however it ends.
+struct ServiceProcesses(Vec<std::process::Child>);
+
+impl Drop for ServiceProcesses {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 async fn cold_start(base: &std::path::Path, tokens: usize, also_stream: bool) -> anyhow::Result<()> {
@@ -648,24 +647,7 @@ async fn cold_start(base: &std::path::Path, tokens: usize, also_stream: bool) ->
     let verifier_token = secret.expose().to_owned();
 
     let building = Instant::now();
-    const WORKERS: usize = 256;
-    let tasks: Vec<_> = (0..WORKERS)
-        .map(|worker| {
-            let handle = handle.clone();
-            tokio::spawn(async move {
-                let account_id = AccountId::new();
-                submit_ok(&handle, Command::CreateAccount { account_id, name: AccountName::parse(&format!("svc-{worker}"))?, role: RoleName::parse("auditor")?, description: String::new() }).await?;
-                for _ in 0..tokens / WORKERS {
-                    let digest = TokenSecret::generate(&mut rand::rng()).digest();
-                    submit_ok(&handle, Command::IssueToken { account_id, token_id: TokenId::new(), name: "t".into(), scopes: None, ttl: None, allowed_cidrs: Vec::new(), digest }).await?;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
-    }
+    latch_bench::populate(&handle, tokens, usize::MAX).await?;
     let built = building.elapsed();
     let head = store.head().position.get();
     let relaying = Instant::now();

@@ -3,6 +3,9 @@
 //! a test can stop and restart (same port, same store) to test faults.
 #![forbid(unsafe_code)]
 
+mod tcp_proxy;
+pub use tcp_proxy::TcpProxy;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -49,6 +52,10 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    pub fn address(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
     pub fn store_dir(&self) -> &Path {
         self.store.path()
     }
@@ -79,5 +86,28 @@ impl Drop for NatsServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+impl NatsServer {
+    /// Simulates a machine crash that cuts a JetStream stream short (nats-server
+    /// 2.9 acknowledges before data reaches the disk): stops the server,
+    /// truncates the stream's newest message block to `keep` of its bytes (the
+    /// server drops the partial record on recovery), and starts it again.
+    /// Returns how many bytes were cut.
+    pub fn cut_stream_tail(&mut self, stream: &str, keep: f64) -> u64 {
+        self.stop();
+        let messages = self.store.path().join("jetstream").join("$G").join("streams").join(stream).join("msgs");
+        let newest = std::fs::read_dir(&messages)
+            .unwrap_or_else(|e| panic!("no message blocks in {}: {e}", messages.display()))
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "blk"))
+            .max_by_key(|path| path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0))
+            .expect("the stream has a message block");
+        let length = std::fs::metadata(&newest).expect("block metadata").len();
+        let kept = (length as f64 * keep.clamp(0.0, 1.0)) as u64;
+        std::fs::OpenOptions::new().write(true).open(&newest).and_then(|file| file.set_len(kept)).expect("truncate the block");
+        self.launch();
+        length - kept
     }
 }

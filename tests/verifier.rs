@@ -6,14 +6,15 @@ use std::time::{Duration, Instant};
 
 use latch_core::*;
 use latch_store::EventStore;
-use latch_testkit::NatsServer;
+use latch_testkit::{NatsServer, TcpProxy};
 use latch_verify::{Denial, Verifier, VerifierConfig};
 use latchd::*;
 
 struct Latch {
     handle: CommandHandle,
     _handler: CommandHandler,
-    _stop_relay: tokio::sync::watch::Sender<bool>,
+    store: Arc<EventStore>,
+    stop_relay: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
 
@@ -21,13 +22,26 @@ fn start_latch(nats: &NatsServer) -> Latch {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(EventStore::open(dir.path()).unwrap());
     let (handler, _) = CommandHandler::start(store.clone(), Arc::new(SystemClock), HandlerConfig::default()).unwrap();
+    let stop_relay = spawn_relay(&store, nats);
+    Latch { handle: handler.handle(), _handler: handler, store, stop_relay, _dir: dir }
+}
+
+fn spawn_relay(store: &Arc<EventStore>, nats: &NatsServer) -> tokio::sync::watch::Sender<bool> {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let relay = Relay { store, nats_url: nats.url(), clock: Arc::new(SystemClock), status: Arc::new(RelayStatus::default()) };
+    let relay = Relay { store: store.clone(), nats_url: nats.url(), clock: Arc::new(SystemClock), status: Arc::new(RelayStatus::default()) };
     tokio::spawn(relay.run(shutdown));
-    Latch { handle: handler.handle(), _handler: handler, _stop_relay: stop, _dir: dir }
+    stop
 }
 
 impl Latch {
+    fn pause_relay(&self) {
+        self.stop_relay.send_replace(true);
+    }
+
+    fn resume_relay(&mut self, nats: &NatsServer) {
+        self.stop_relay = spawn_relay(&self.store, nats);
+    }
+
     async fn run(&self, command: Command) {
         match self.handle.submit(CommandRequest::new(Actor::System, command)).await {
             Ok(Ok(_)) => {}
@@ -302,4 +316,129 @@ async fn a_verifier_started_from_latchds_snapshot_reads_only_the_tail() {
     eventually("the new token arrives", || verifier.verify(&late, &read).is_ok()).await;
     latch.run(Command::RevokeToken { token_id: late_id, reason: String::new() }).await;
     eventually("its revocation arrives", || verifier.verify(&late, &read) == Err(Denial::Rejected(Rejection::Revoked))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verifier_disconnected_during_revocations_rejects_them_before_it_accepts_anything() {
+    let nats = NatsServer::start();
+    let latch = start_latch(&nats);
+    let account = latch.account("svc", "auditor").await;
+    let mut to_revoke = Vec::new();
+    for _ in 0..10 {
+        to_revoke.push(latch.token(account, None).await);
+    }
+    let (_, live) = latch.token(account, None).await;
+    let read = permission("accounts:read");
+
+    // This verifier reaches NATS through a proxy the test can cut; a second
+    // one, connected directly, shows when the revocations were published.
+    let proxy = TcpProxy::start(nats.address());
+    let mut cut_off = VerifierConfig::new(proxy.nats_url());
+    cut_off.max_staleness = Duration::from_millis(1500);
+    let verifier = Verifier::connect(cut_off).await.unwrap();
+    let witness = Verifier::connect(config(&nats)).await.unwrap();
+    for (_, token) in &to_revoke {
+        assert!(verifier.verify(token, &read).is_ok());
+    }
+
+    proxy.cut();
+    eventually("the cut-off verifier goes stale", || verifier.verify(&live, &read) == Err(Denial::Stale)).await;
+    for (token_id, _) in &to_revoke {
+        latch.run(Command::RevokeToken { token_id: *token_id, reason: "revoked while a verifier was cut off".into() }).await;
+    }
+    eventually("the revocations are published", || {
+        to_revoke.iter().all(|(_, token)| witness.verify(token, &read) == Err(Denial::Rejected(Rejection::Revoked)))
+    })
+    .await;
+    assert_eq!(verifier.verify(&live, &read), Err(Denial::Stale), "still cut off");
+
+    proxy.restore();
+    // Until it has caught up it accepts nothing; the first token it accepts
+    // comes after every revocation is in place.
+    let started = Instant::now();
+    loop {
+        for (_, token) in &to_revoke {
+            match verifier.verify(token, &read) {
+                Err(Denial::Stale | Denial::Rejected(Rejection::Revoked)) => {}
+                other => panic!("a token revoked during the cut got {other:?}"),
+            }
+        }
+        match verifier.verify(&live, &read) {
+            Err(Denial::Stale) => {}
+            Ok(_) => break,
+            other => panic!("the live token got {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the verifier never reconnected");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for (_, token) in &to_revoke {
+        assert_eq!(verifier.verify(token, &read), Err(Denial::Rejected(Rejection::Revoked)));
+    }
+    assert_eq!(verifier.position(), witness.position());
+}
+
+/// Every `Latch-Position` in the stream, in stream order.
+async fn stream_positions(nats: &NatsServer) -> Vec<u64> {
+    use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+    use futures::StreamExt;
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let mut stream = js.get_stream(latch_bus::STREAM_NAME).await.unwrap();
+    let count = stream.info().await.unwrap().state.messages;
+    let mut positions = Vec::new();
+    if count == 0 {
+        return positions;
+    }
+    let consumer = stream.create_consumer(OrderedConfig { deliver_policy: DeliverPolicy::All, ..Default::default() }).await.unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    while (positions.len() as u64) < count {
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.next()).await.unwrap().unwrap().unwrap();
+        let position = message.headers.as_ref().and_then(|h| h.get(latch_bus::headers::LATCH_POSITION)).unwrap().as_str().parse().unwrap();
+        positions.push(position);
+    }
+    positions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_short_by_a_broker_crash_is_refilled_in_order_without_double_application_or_stall() {
+    use std::sync::atomic::Ordering;
+    let mut nats = NatsServer::start();
+    let mut latch = start_latch(&nats);
+    let account = latch.account("svc", "auditor").await;
+    let mut revoked = Vec::new();
+    for _ in 0..15 {
+        let (id, secret) = latch.token(account, None).await;
+        latch.run(Command::RevokeToken { token_id: id, reason: String::new() }).await;
+        revoked.push(secret);
+    }
+    let (_, live) = latch.token(account, None).await;
+    let read = permission("accounts:read");
+    let head = latch.handle.state().position();
+    let verifier = Verifier::connect(config(&nats)).await.unwrap();
+    eventually("the verifier has every event", || verifier.position() == head).await;
+    assert_eq!(verifier.stats().events_applied.load(Ordering::Relaxed), head.get());
+
+    // The broker crashes and loses the stream's tail. The relay is paused so
+    // the test can see the hole before it is repaired; while it is, one more
+    // revocation is appended.
+    latch.pause_relay();
+    let cut = nats.cut_stream_tail(latch_bus::STREAM_NAME, 0.6);
+    let survived = stream_positions(&nats).await;
+    assert!(cut > 0 && (survived.len() as u64) < head.get(), "the crash cut the stream short ({} of {head} left)", survived.len());
+    assert_eq!(survived, (1..=survived.len() as u64).collect::<Vec<_>>(), "what survives is a prefix");
+    let (late_id, late) = latch.token(account, None).await;
+    latch.run(Command::RevokeToken { token_id: late_id, reason: "after the crash".into() }).await;
+    let new_head = latch.handle.state().position();
+
+    latch.resume_relay(&nats);
+    eventually("the verifier sees the revocation made after the crash", || {
+        verifier.verify(&late, &read) == Err(Denial::Rejected(Rejection::Revoked))
+    })
+    .await;
+    assert_eq!(stream_positions(&nats).await, (1..=new_head.get()).collect::<Vec<_>>(), "the stream is whole again, each event once, in order");
+    assert_eq!(verifier.position(), new_head);
+    assert_eq!(verifier.stats().events_applied.load(Ordering::Relaxed), new_head.get(), "no event applied twice");
+    assert!(verifier.verify(&live, &read).is_ok(), "and it did not stall");
+    for token in &revoked {
+        assert_eq!(verifier.verify(token, &read), Err(Denial::Rejected(Rejection::Revoked)));
+    }
 }
