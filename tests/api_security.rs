@@ -39,11 +39,20 @@ fn every_v1_route_without_a_token_is_401_and_recorded() {
     for (method, path) in &routes {
         let reply = latchd.call(method, path, None, Some(&json!({})));
         assert_eq!(reply.status, 401, "{method} {path}: {:?}", reply.body);
-        assert_eq!(reply.content_type, "application/problem+json", "{method} {path}");
-        assert!(reply.header("www-authenticate").is_some(), "{method} {path}");
+        assert_eq!(
+            reply.content_type, "application/problem+json",
+            "{method} {path}"
+        );
+        assert!(
+            reply.header("www-authenticate").is_some(),
+            "{method} {path}"
+        );
     }
     // The served-route list is the source of truth for this test's list.
-    let served = latchd.get("/v1/openapi.json", "").body["paths"].as_object().unwrap().len();
+    let served = latchd.get("/v1/openapi.json", "").body["paths"]
+        .as_object()
+        .unwrap()
+        .len();
     assert!(served >= 17, "openapi lists {served} paths");
 }
 
@@ -52,19 +61,59 @@ fn escalation_is_403_and_appends_nothing() {
     let latchd = Latchd::start();
     let admin = latchd.admin_token();
     let manager_role = json!({ "permissions": ["accounts:write", "accounts:read", "tokens:write", "roles:write", "certificates:read"] });
-    assert_eq!(latchd.call("PUT", "/v1/roles/manager", Some(&admin), Some(&manager_role)).status, 200);
+    assert_eq!(
+        latchd
+            .call(
+                "PUT",
+                "/v1/roles/manager",
+                Some(&admin),
+                Some(&manager_role)
+            )
+            .status,
+        200
+    );
     let operator_role = json!({ "permissions": ["certificates:issue", "certificates:read"] });
-    assert_eq!(latchd.call("PUT", "/v1/roles/cert-operator", Some(&admin), Some(&operator_role)).status, 200);
+    assert_eq!(
+        latchd
+            .call(
+                "PUT",
+                "/v1/roles/cert-operator",
+                Some(&admin),
+                Some(&operator_role)
+            )
+            .status,
+        200
+    );
     let (_, _, manager) = account_with_token(&latchd, &admin, "team-manager", "manager", None);
     let (ops, _, _) = account_with_token(&latchd, &admin, "ops-bot", "cert-operator", None);
     let head = latchd.head();
 
     let attempts = [
-        ("POST", "/v1/accounts".to_owned(), json!({ "name": "evil-admin", "role": "admin" })),
-        ("POST", format!("/v1/accounts/{ops}/tokens"), json!({ "name": "t", "scopes": ["certificates:issue"] })),
-        ("PUT", "/v1/roles/bigger".to_owned(), json!({ "permissions": ["certificates:*"] })),
-        ("PATCH", format!("/v1/accounts/{ops}"), json!({ "role": "admin" })),
-        ("PUT", "/v1/policy".to_owned(), json!({ "max_ttl": "1d", "default_ttl": "1d" })),
+        (
+            "POST",
+            "/v1/accounts".to_owned(),
+            json!({ "name": "evil-admin", "role": "admin" }),
+        ),
+        (
+            "POST",
+            format!("/v1/accounts/{ops}/tokens"),
+            json!({ "name": "t", "scopes": ["certificates:issue"] }),
+        ),
+        (
+            "PUT",
+            "/v1/roles/bigger".to_owned(),
+            json!({ "permissions": ["certificates:*"] }),
+        ),
+        (
+            "PATCH",
+            format!("/v1/accounts/{ops}"),
+            json!({ "role": "admin" }),
+        ),
+        (
+            "PUT",
+            "/v1/policy".to_owned(),
+            json!({ "max_ttl": "1d", "default_ttl": "1d" }),
+        ),
     ];
     for (method, path, body) in attempts {
         let reply = latchd.call(method, &path, Some(&manager), Some(&body));
@@ -78,17 +127,70 @@ fn escalation_is_403_and_appends_nothing() {
 fn a_scoped_token_cannot_reach_into_another_account() {
     let latchd = Latchd::start();
     let admin = latchd.admin_token();
-    let (_, _, alice) = account_with_token(&latchd, &admin, "alice-bot", "auditor", Some(vec!["certificates:read"]));
-    let (bob_account, bob_token_id, bob) = account_with_token(&latchd, &admin, "bob-bot", "auditor", None);
+    let (_, _, alice) = account_with_token(
+        &latchd,
+        &admin,
+        "alice-bot",
+        "auditor",
+        Some(vec!["certificates:read"]),
+    );
+    let (bob_account, bob_token_id, bob) =
+        account_with_token(&latchd, &admin, "bob-bot", "auditor", None);
     let head = latchd.head();
-    assert_eq!(latchd.get(&format!("/v1/tokens/{bob_token_id}"), &alice).status, 403);
-    assert_eq!(latchd.get(&format!("/v1/accounts/{bob_account}"), &alice).status, 403);
-    assert_eq!(latchd.get(&format!("/v1/accounts/{bob_account}/tokens"), &alice).status, 403);
-    assert_eq!(latchd.post(&format!("/v1/tokens/{bob_token_id}/revoke"), &alice, json!({})).status, 403);
-    assert_eq!(latchd.post(&format!("/v1/tokens/{bob_token_id}/rotate"), &alice, json!({})).status, 403);
-    assert_eq!(latchd.post(&format!("/v1/accounts/{bob_account}/disable"), &alice, json!({ "reason": "x" })).status, 403);
+    assert_eq!(
+        latchd
+            .get(&format!("/v1/tokens/{bob_token_id}"), &alice)
+            .status,
+        403
+    );
+    assert_eq!(
+        latchd
+            .get(&format!("/v1/accounts/{bob_account}"), &alice)
+            .status,
+        403
+    );
+    assert_eq!(
+        latchd
+            .get(&format!("/v1/accounts/{bob_account}/tokens"), &alice)
+            .status,
+        403
+    );
+    assert_eq!(
+        latchd
+            .post(
+                &format!("/v1/tokens/{bob_token_id}/revoke"),
+                &alice,
+                json!({})
+            )
+            .status,
+        403
+    );
+    assert_eq!(
+        latchd
+            .post(
+                &format!("/v1/tokens/{bob_token_id}/rotate"),
+                &alice,
+                json!({})
+            )
+            .status,
+        403
+    );
+    assert_eq!(
+        latchd
+            .post(
+                &format!("/v1/accounts/{bob_account}/disable"),
+                &alice,
+                json!({ "reason": "x" })
+            )
+            .status,
+        403
+    );
     assert_eq!(latchd.head(), head);
-    assert_eq!(latchd.get("/v1/tokens/self", &bob).status, 200, "bob unharmed");
+    assert_eq!(
+        latchd.get("/v1/tokens/self", &bob).status,
+        200,
+        "bob unharmed"
+    );
 }
 
 #[test]
@@ -102,12 +204,20 @@ fn altered_revoked_expired_and_misplaced_tokens_are_401() {
         let mut chars: Vec<char> = token.chars().collect();
         chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
         let altered: String = chars.into_iter().collect();
-        assert_eq!(latchd.get("/v1/tokens/self", &altered).status, 401, "changed at {at}");
+        assert_eq!(
+            latchd.get("/v1/tokens/self", &altered).status,
+            401,
+            "changed at {at}"
+        );
     }
     assert_eq!(latchd.get("/v1/tokens/self", "latch_tooshort").status, 401);
 
     // Expired: a one-second token, a moment later.
-    let short = latchd.post(&format!("/v1/accounts/{account}/tokens"), &admin, json!({ "name": "short", "ttl": "1s" }));
+    let short = latchd.post(
+        &format!("/v1/accounts/{account}/tokens"),
+        &admin,
+        json!({ "name": "short", "ttl": "1s" }),
+    );
     let short_token = short.body["token"].as_str().unwrap().to_owned();
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let expired = latchd.get("/v1/tokens/self", &short_token);
@@ -115,20 +225,41 @@ fn altered_revoked_expired_and_misplaced_tokens_are_401() {
     assert!(expired.body["detail"].as_str().unwrap().contains("expired"));
 
     // From a disallowed address (the test talks from 127.0.0.1).
-    let bound = latchd.post(&format!("/v1/accounts/{account}/tokens"), &admin, json!({ "name": "bound", "allowed_cidrs": ["10.0.0.0/8"] }));
+    let bound = latchd.post(
+        &format!("/v1/accounts/{account}/tokens"),
+        &admin,
+        json!({ "name": "bound", "allowed_cidrs": ["10.0.0.0/8"] }),
+    );
     let bound_token = bound.body["token"].as_str().unwrap().to_owned();
     assert_eq!(latchd.get("/v1/tokens/self", &bound_token).status, 401);
-    let local = latchd.post(&format!("/v1/accounts/{account}/tokens"), &admin, json!({ "name": "local", "allowed_cidrs": ["127.0.0.0/8", "::1/128"] }));
-    assert_eq!(latchd.get("/v1/tokens/self", local.body["token"].as_str().unwrap()).status, 200);
+    let local = latchd.post(
+        &format!("/v1/accounts/{account}/tokens"),
+        &admin,
+        json!({ "name": "local", "allowed_cidrs": ["127.0.0.0/8", "::1/128"] }),
+    );
+    assert_eq!(
+        latchd
+            .get("/v1/tokens/self", local.body["token"].as_str().unwrap())
+            .status,
+        200
+    );
 
     // Revoked.
     latchd.post(&format!("/v1/tokens/{token_id}/revoke"), &admin, json!({}));
     assert_eq!(latchd.get("/v1/tokens/self", &token).status, 401);
 
     // Introspection agrees, without revealing anything for inactive tokens.
-    let introspector = latchd.post(&format!("/v1/accounts/{account}/tokens"), &admin, json!({ "name": "i" }));
+    let introspector = latchd.post(
+        &format!("/v1/accounts/{account}/tokens"),
+        &admin,
+        json!({ "name": "i" }),
+    );
     let _ = introspector;
-    let active = latchd.post("/v1/introspect", &admin, json!({ "token": local.body["token"] }));
+    let active = latchd.post(
+        "/v1/introspect",
+        &admin,
+        json!({ "token": local.body["token"] }),
+    );
     assert_eq!(active.body["active"], true);
     assert_eq!(active.body["token_id"], local.body["id"]);
     let inactive = latchd.post("/v1/introspect", &admin, json!({ "token": token }));
@@ -144,23 +275,40 @@ fn no_secret_appears_in_latchds_logs() {
     secrets.push(token.clone());
     let rotated = latchd.post(&format!("/v1/tokens/{token_id}/rotate"), &admin, json!({}));
     secrets.push(rotated.body["token"].as_str().unwrap().to_owned());
-    let again = latchd.post(&format!("/v1/accounts/{account}/tokens"), &admin, json!({ "name": "x", "ttl": "1d" }));
+    let again = latchd.post(
+        &format!("/v1/accounts/{account}/tokens"),
+        &admin,
+        json!({ "name": "x", "ttl": "1d" }),
+    );
     secrets.push(again.body["token"].as_str().unwrap().to_owned());
     latchd.post("/v1/introspect", &admin, json!({ "token": secrets[2] }));
     latchd.get("/v1/tokens/self", &format!("{}x", secrets[3]));
     latchd.stop();
     let logs = latchd.logs();
-    assert!(logs.contains("admin.token"), "bootstrap says where the token is:\n{logs}");
+    assert!(
+        logs.contains("admin.token"),
+        "bootstrap says where the token is:\n{logs}"
+    );
     for secret in &secrets {
-        assert!(!logs.contains(secret.as_str()), "a token secret leaked into the logs");
-        assert!(!logs.contains(&secret[6..38]), "part of a token secret leaked into the logs");
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a token secret leaked into the logs"
+        );
+        assert!(
+            !logs.contains(&secret[6..38]),
+            "part of a token secret leaked into the logs"
+        );
     }
     // Nor in the event log.
     let store_files = walk(&latchd.data_dir.join("log"));
     for file in store_files {
         let bytes = std::fs::read(&file).unwrap_or_default();
         for secret in &secrets {
-            assert!(!contains(&bytes, secret.as_bytes()), "a token secret is stored in {}", file.display());
+            assert!(
+                !contains(&bytes, secret.as_bytes()),
+                "a token secret is stored in {}",
+                file.display()
+            );
         }
     }
 }
@@ -169,7 +317,11 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
-        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+        if path.is_dir() {
+            files.extend(walk(&path))
+        } else {
+            files.push(path)
+        }
     }
     files
 }
@@ -182,7 +334,10 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn the_admin_token_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let latchd = Latchd::start();
-    let mode = std::fs::metadata(latchd.data_dir.join("admin.token")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(latchd.data_dir.join("admin.token"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
 
@@ -191,8 +346,17 @@ fn a_refused_request_leaves_the_keep_alive_connection_usable() {
     let latchd = Latchd::start();
     let admin = latchd.admin_token();
     // Refused on the headers alone: no token; a malformed Idempotency-Key.
-    for (extra_headers, expected) in [(String::new(), 401), (format!("Authorization: Bearer {admin}\r\nIdempotency-Key: a b\r\n"), 400)] {
-        assert_eq!(refused_then_reused(&latchd, &extra_headers), (expected, 200));
+    for (extra_headers, expected) in [
+        (String::new(), 401),
+        (
+            format!("Authorization: Bearer {admin}\r\nIdempotency-Key: a b\r\n"),
+            400,
+        ),
+    ] {
+        assert_eq!(
+            refused_then_reused(&latchd, &extra_headers),
+            (expected, 200)
+        );
     }
 }
 
@@ -203,7 +367,9 @@ fn refused_then_reused(latchd: &Latchd, extra_headers: &str) -> (u16, u16) {
     use std::io::{BufRead, BufReader, Read, Write};
     let address = latchd.url.trim_start_matches("http://").to_owned();
     let stream = std::net::TcpStream::connect(&address).unwrap();
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     let mut read_response = || -> u16 {
@@ -211,7 +377,11 @@ fn refused_then_reused(latchd: &Latchd, extra_headers: &str) -> (u16, u16) {
         if reader.read_line(&mut status_line).unwrap_or(0) == 0 {
             return 0;
         }
-        let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let mut length = 0;
         loop {
             let mut line = String::new();

@@ -13,7 +13,12 @@ fn stderr(output: &std::process::Output) -> String {
 
 #[track_caller]
 fn ok(output: std::process::Output) -> String {
-    assert!(output.status.success(), "latch failed ({:?}): {}", output.status.code(), stderr(&output));
+    assert!(
+        output.status.success(),
+        "latch failed ({:?}): {}",
+        output.status.code(),
+        stderr(&output)
+    );
     stdout(&output)
 }
 
@@ -24,16 +29,64 @@ fn the_lifecycle_through_the_cli() {
     let admin = Some(admin.as_str());
 
     // The README's quick start.
-    ok(latchd.latch(admin, &["role", "set", "cert-operator", "--permission", "certificates:issue", "--permission", "certificates:renew", "--permission", "certificates:read"]));
-    let created = ok(latchd.latch(admin, &["account", "create", "ci-deploy", "--role", "cert-operator", "--description", "GitLab deploy pipeline"]));
-    assert!(created.contains("ci-deploy") && created.contains("cert-operator"), "{created}");
-    let token = ok(latchd.latch(admin, &["token", "issue", "ci-deploy", "--name", "deploy", "--scope", "certificates:issue", "--ttl", "30d", "--output", "raw"]));
+    ok(latchd.latch(
+        admin,
+        &[
+            "role",
+            "set",
+            "cert-operator",
+            "--permission",
+            "certificates:issue",
+            "--permission",
+            "certificates:renew",
+            "--permission",
+            "certificates:read",
+        ],
+    ));
+    let created = ok(latchd.latch(
+        admin,
+        &[
+            "account",
+            "create",
+            "ci-deploy",
+            "--role",
+            "cert-operator",
+            "--description",
+            "GitLab deploy pipeline",
+        ],
+    ));
+    assert!(
+        created.contains("ci-deploy") && created.contains("cert-operator"),
+        "{created}"
+    );
+    let token = ok(latchd.latch(
+        admin,
+        &[
+            "token",
+            "issue",
+            "ci-deploy",
+            "--name",
+            "deploy",
+            "--scope",
+            "certificates:issue",
+            "--ttl",
+            "30d",
+            "--output",
+            "raw",
+        ],
+    ));
     let token = token.trim().to_owned();
     assert_eq!(token.len(), 44, "raw output is the token alone");
 
     let listed = ok(latchd.latch(admin, &["token", "list", "ci-deploy"]));
-    assert!(listed.contains("deploy") && listed.contains("active"), "{listed}");
-    let json: serde_json::Value = serde_json::from_str(&ok(latchd.latch(admin, &["account", "list", "--output", "json"]))).unwrap();
+    assert!(
+        listed.contains("deploy") && listed.contains("active"),
+        "{listed}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        latchd.latch(admin, &["account", "list", "--output", "json"])
+    ))
+    .unwrap();
     assert_eq!(json.as_array().unwrap().len(), 2);
 
     // The token can introspect? No: it lacks tokens:introspect (exit 4).
@@ -42,33 +95,68 @@ fn the_lifecycle_through_the_cli() {
     assert!(stderr(&denied).contains("tokens:introspect"));
 
     // Rotate itself; the new token on stdout, the old one in grace.
-    let new_token = ok(latchd.latch(Some(&token), &["token", "rotate", "--self", "--grace", "15m", "--output", "raw"]));
+    let new_token = ok(latchd.latch(
+        Some(&token),
+        &[
+            "token", "rotate", "--self", "--grace", "15m", "--output", "raw",
+        ],
+    ));
     let new_token = new_token.trim().to_owned();
-    assert_eq!(new_token.len(), 44, "raw output is the new token alone: {new_token:?}");
+    assert_eq!(
+        new_token.len(),
+        44,
+        "raw output is the new token alone: {new_token:?}"
+    );
     assert_ne!(new_token, token);
-    let shown = ok(latchd.latch(Some(&new_token), &["token", "show", "self", "--output", "json"]));
+    let shown = ok(latchd.latch(
+        Some(&new_token),
+        &["token", "show", "self", "--output", "json"],
+    ));
     let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(shown["status"], "active");
     let old_id = shown["rotated_from"].as_str().unwrap().to_owned();
 
     // Disable, see it suspended, enable.
-    ok(latchd.latch(admin, &["account", "disable", "ci-deploy", "--reason", "leak suspected in job 4411"]));
+    ok(latchd.latch(
+        admin,
+        &[
+            "account",
+            "disable",
+            "ci-deploy",
+            "--reason",
+            "leak suspected in job 4411",
+        ],
+    ));
     let suspended = latchd.latch(Some(&new_token), &["token", "show", "self"]);
     assert_eq!(suspended.status.code(), Some(3), "401 is exit code 3");
     ok(latchd.latch(admin, &["account", "enable", "ci-deploy"]));
 
     // Revoke the old one; introspection as admin says inactive.
-    ok(latchd.latch(admin, &["token", "revoke", &old_id, "--reason", "rotated out"]));
-    let introspected = ok(latchd.latch(admin, &["token", "introspect", &token, "--output", "json"]));
+    ok(latchd.latch(
+        admin,
+        &["token", "revoke", &old_id, "--reason", "rotated out"],
+    ));
+    let introspected =
+        ok(latchd.latch(admin, &["token", "introspect", &token, "--output", "json"]));
     assert!(introspected.contains("\"active\": false"), "{introspected}");
 
     // Policy and events.
-    ok(latchd.latch(admin, &["policy", "set", "--max-ttl", "90d", "--default-ttl", "30d"]));
+    ok(latchd.latch(
+        admin,
+        &["policy", "set", "--max-ttl", "90d", "--default-ttl", "30d"],
+    ));
     let policy = ok(latchd.latch(admin, &["policy", "show"]));
-    assert!(policy.contains("cert-operator") && policy.contains("90d"), "{policy}");
+    assert!(
+        policy.contains("cert-operator") && policy.contains("90d"),
+        "{policy}"
+    );
     let events = ok(latchd.latch(admin, &["events", "--type", "token.revoked"]));
     assert!(events.contains("token.revoked"), "{events}");
-    assert_eq!(events.lines().count(), 2, "header and one revocation:\n{events}");
+    assert_eq!(
+        events.lines().count(),
+        2,
+        "header and one revocation:\n{events}"
+    );
 }
 
 #[test]
@@ -118,10 +206,21 @@ fn watch_prints_events_live_with_filters() {
     use std::io::{BufRead, BufReader};
     let latchd = Latchd::start();
     let admin = latchd.admin_token();
-    let (account, _, _) = latch_e2e::account_with_token(&latchd, &admin, "watched", "auditor", None);
+    let (account, _, _) =
+        latch_e2e::account_with_token(&latchd, &admin, "watched", "auditor", None);
     let (other, _, _) = latch_e2e::account_with_token(&latchd, &admin, "ignored", "auditor", None);
     let mut child = std::process::Command::new(latch_e2e::binary("latch"))
-        .args(["watch", "--nats-url", &latchd.nats().url(), "--type", "token.revoked", "--account", &account, "--output", "json"])
+        .args([
+            "watch",
+            "--nats-url",
+            &latchd.nats().url(),
+            "--type",
+            "token.revoked",
+            "--account",
+            &account,
+            "--output",
+            "json",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -130,13 +229,35 @@ fn watch_prints_events_live_with_filters() {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut said = String::new();
     stderr.read_line(&mut said).unwrap();
-    assert!(said.starts_with("watching latch.events.token.revoked."), "{said}");
+    assert!(
+        said.starts_with("watching latch.events.token.revoked."),
+        "{said}"
+    );
 
-    let issue = |account: &str| latchd.post(&format!("/v1/accounts/{account}/tokens"), &admin, serde_json::json!({ "name": "w" })).body["id"].as_str().unwrap().to_owned();
+    let issue = |account: &str| {
+        latchd
+            .post(
+                &format!("/v1/accounts/{account}/tokens"),
+                &admin,
+                serde_json::json!({ "name": "w" }),
+            )
+            .body["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     let ignored = issue(&other);
-    latchd.post(&format!("/v1/tokens/{ignored}/revoke"), &admin, serde_json::json!({}));
+    latchd.post(
+        &format!("/v1/tokens/{ignored}/revoke"),
+        &admin,
+        serde_json::json!({}),
+    );
     let watched = issue(&account);
-    latchd.post(&format!("/v1/tokens/{watched}/revoke"), &admin, serde_json::json!({ "reason": "watch me" }));
+    latchd.post(
+        &format!("/v1/tokens/{watched}/revoke"),
+        &admin,
+        serde_json::json!({ "reason": "watch me" }),
+    );
 
     let stdout = child.stdout.take().unwrap();
     let (sender, receiver) = std::sync::mpsc::channel();
@@ -151,6 +272,10 @@ fn watch_prints_events_live_with_filters() {
     let line = line.expect("latch watch printed nothing within 20 s");
     let event: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(event["type"], "token.revoked");
-    assert_eq!(event["data"]["token_id"], watched.as_str(), "the other account's revocation was filtered out");
+    assert_eq!(
+        event["data"]["token_id"],
+        watched.as_str(),
+        "the other account's revocation was filtered out"
+    );
     assert_eq!(event["data"]["reason"], "watch me");
 }

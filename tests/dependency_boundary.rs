@@ -4,27 +4,63 @@
 
 fn tree(package: &str) -> Vec<String> {
     let output = std::process::Command::new(env!("CARGO"))
-        .args(["tree", "--offline", "--package", package, "--prefix", "none", "--format", "{p}"])
+        .args([
+            "tree",
+            "--offline",
+            "--package",
+            package,
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo tree");
-    assert!(output.status.success(), "cargo tree -p {package} failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).expect("utf-8").lines().map(str::to_owned).collect()
+    assert!(
+        output.status.success(),
+        "cargo tree -p {package} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
 fn the_verifier_and_the_example_service_never_build_rocksdb() {
-    for package in ["latch-verify", "certificate-service", "latch-bus", "latch-core"] {
+    for package in [
+        "latch-verify",
+        "certificate-service",
+        "latch-bus",
+        "latch-core",
+    ] {
         let tree = tree(package);
-        assert!(tree.iter().any(|line| line.starts_with(package)), "cargo tree printed no {package}");
-        let rocksdb: Vec<&String> = tree.iter().filter(|line| line.contains("rocksdb")).collect();
-        assert!(rocksdb.is_empty(), "{package} pulls in RocksDB: {rocksdb:?}");
+        assert!(
+            tree.iter().any(|line| line.starts_with(package)),
+            "cargo tree printed no {package}"
+        );
+        let rocksdb: Vec<&String> = tree
+            .iter()
+            .filter(|line| line.contains("rocksdb"))
+            .collect();
+        assert!(
+            rocksdb.is_empty(),
+            "{package} pulls in RocksDB: {rocksdb:?}"
+        );
     }
 }
 
 #[test]
 fn the_bus_contract_depends_on_the_domain_alone() {
-    let ours: Vec<String> =
-        tree("latch-bus").into_iter().filter(|line| line.starts_with("latch") && !line.starts_with("latch-bus ")).collect();
-    assert!(ours.iter().all(|line| line.starts_with("latch-core ")), "latch-bus depends on {ours:?}");
+    let ours: Vec<String> = tree("latch-bus")
+        .into_iter()
+        .filter(|line| line.starts_with("latch") && !line.starts_with("latch-bus "))
+        .collect();
+    assert!(
+        ours.iter().all(|line| line.starts_with("latch-core ")),
+        "latch-bus depends on {ours:?}"
+    );
 }

@@ -22,19 +22,44 @@ fn revoking_through_latchd_locks_the_token_out_of_the_service() {
     let latchd = Latchd::start();
     let admin = latchd.admin_token();
     let role = json!({ "permissions": ["certificates:issue", "certificates:read"] });
-    assert_eq!(latchd.call("PUT", "/v1/roles/cert-operator", Some(&admin), Some(&role)).status, 200);
-    let (_, token_id, token) = latch_e2e::account_with_token(&latchd, &admin, "ci-deploy", "cert-operator", Some(vec!["certificates:issue"]));
+    assert_eq!(
+        latchd
+            .call("PUT", "/v1/roles/cert-operator", Some(&admin), Some(&role))
+            .status,
+        200
+    );
+    let (_, token_id, token) = latch_e2e::account_with_token(
+        &latchd,
+        &admin,
+        "ci-deploy",
+        "cert-operator",
+        Some(vec!["certificates:issue"]),
+    );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let _service = Service(
         Command::new(binary("certificate-service"))
-            .args(["--nats-url", &latchd.nats().url(), "--listen", &format!("127.0.0.1:{port}"), "--max-staleness-seconds", "3"])
+            .args([
+                "--nats-url",
+                &latchd.nats().url(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--max-staleness-seconds",
+                "3",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
     let issue = |token: &str| -> u16 {
         match agent
             .post(format!("http://127.0.0.1:{port}/certificates"))
@@ -47,17 +72,43 @@ fn revoking_through_latchd_locks_the_token_out_of_the_service() {
     };
     let started = Instant::now();
     while issue(&token) != 201 {
-        assert!(started.elapsed() < Duration::from_secs(30), "the service never accepted the token");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the service never accepted the token"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let list = agent.get(format!("http://127.0.0.1:{port}/certificates")).header("Authorization", format!("Bearer {token}")).call().unwrap();
-    assert_eq!(list.status().as_u16(), 403, "the token is scoped to certificates:issue only");
+    let list = agent
+        .get(format!("http://127.0.0.1:{port}/certificates"))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(
+        list.status().as_u16(),
+        403,
+        "the token is scoped to certificates:issue only"
+    );
 
     let revoked_at = Instant::now();
-    assert_eq!(latchd.post(&format!("/v1/tokens/{token_id}/revoke"), &admin, json!({ "reason": "leaked" })).status, 200);
+    assert_eq!(
+        latchd
+            .post(
+                &format!("/v1/tokens/{token_id}/revoke"),
+                &admin,
+                json!({ "reason": "leaked" })
+            )
+            .status,
+        200
+    );
     while issue(&token) != 401 {
-        assert!(revoked_at.elapsed() < Duration::from_secs(10), "the revocation never reached the service");
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(10),
+            "the revocation never reached the service"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
-    eprintln!("revoke response to first rejection: {:?}", revoked_at.elapsed());
+    eprintln!(
+        "revoke response to first rejection: {:?}",
+        revoked_at.elapsed()
+    );
 }

@@ -9,11 +9,22 @@ use latch_e2e::{Latchd, account_with_token};
 use serde_json::json;
 
 fn snippet() -> String {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/nats.md")).unwrap();
-    let start = doc.find("<!-- python-subscriber:start -->").expect("start marker");
-    let end = doc.find("<!-- python-subscriber:end -->").expect("end marker");
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/nats.md")).unwrap();
+    let start = doc
+        .find("<!-- python-subscriber:start -->")
+        .expect("start marker");
+    let end = doc
+        .find("<!-- python-subscriber:end -->")
+        .expect("end marker");
     let block = &doc[start..end];
-    let code = block.split("```python").nth(1).unwrap().split("```").next().unwrap();
+    let code = block
+        .split("```python")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
     code.to_owned()
 }
 
@@ -49,13 +60,29 @@ fn the_documented_python_subscriber_sees_a_revocation() {
     // could precede its SUB. Each try revokes a fresh token.
     let started = Instant::now();
     let mut expected = vec![token_id];
-    assert_eq!(latchd.post(&format!("/v1/tokens/{}/revoke", expected[0]), &admin, json!({})).status, 200);
+    assert_eq!(
+        latchd
+            .post(
+                &format!("/v1/tokens/{}/revoke", expected[0]),
+                &admin,
+                json!({})
+            )
+            .status,
+        200
+    );
     let line = loop {
         if let Ok(line) = received.recv_timeout(Duration::from_millis(500)) {
             break line;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "the Python subscriber printed nothing");
-        let issued = latchd.post(&format!("/v1/accounts/{account}/tokens"), &admin, json!({ "name": "again" }));
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the Python subscriber printed nothing"
+        );
+        let issued = latchd.post(
+            &format!("/v1/accounts/{account}/tokens"),
+            &admin,
+            json!({ "name": "again" }),
+        );
         let id = issued.body["id"].as_str().unwrap().to_owned();
         latchd.post(&format!("/v1/tokens/{id}/revoke"), &admin, json!({}));
         expected.push(id);
@@ -63,6 +90,9 @@ fn the_documented_python_subscriber_sees_a_revocation() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(line.starts_with("revoked "), "{line}");
-    assert!(expected.iter().any(|id| line.contains(id.as_str())), "{line} names a revoked token");
+    assert!(
+        expected.iter().any(|id| line.contains(id.as_str())),
+        "{line} names a revoked token"
+    );
     assert!(line.ends_with(&format!("of account {account}")), "{line}");
 }

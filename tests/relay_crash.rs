@@ -14,7 +14,10 @@ fn kill_9_between_append_and_publish_loses_and_duplicates_nothing() {
 
     // A writer hammering latchd from another thread until it dies.
     let writer = std::thread::spawn(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
         for n in 0.. {
             let sent = agent
                 .post(format!("{url}/v1/accounts"))
@@ -29,7 +32,10 @@ fn kill_9_between_append_and_publish_loses_and_duplicates_nothing() {
     std::thread::sleep(std::time::Duration::from_millis(700));
     let nats = latchd.kill_9();
     let attempted = writer.join().unwrap();
-    assert!(attempted > 10, "the writer got going before the kill ({attempted})");
+    assert!(
+        attempted > 10,
+        "the writer got going before the kill ({attempted})"
+    );
 
     let latchd = Latchd::start_with(temp.path(), nats);
     let head = latchd.head();
@@ -37,10 +43,18 @@ fn kill_9_between_append_and_publish_loses_and_duplicates_nothing() {
     loop {
         let positions = stream_positions(&latchd.nats().url());
         if positions.len() as u64 >= head {
-            assert_eq!(positions, (1..=head).collect::<Vec<_>>(), "every event once, in order");
+            assert_eq!(
+                positions,
+                (1..=head).collect::<Vec<_>>(),
+                "every event once, in order"
+            );
             break;
         }
-        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the relay never caught up: {} of {head}", positions.len());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the relay never caught up: {} of {head}",
+            positions.len()
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

@@ -21,14 +21,30 @@ struct Latch {
 fn start_latch(nats: &NatsServer) -> Latch {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(EventStore::open(dir.path()).unwrap());
-    let (handler, _) = CommandHandler::start(store.clone(), Arc::new(SystemClock), HandlerConfig::default()).unwrap();
+    let (handler, _) = CommandHandler::start(
+        store.clone(),
+        Arc::new(SystemClock),
+        HandlerConfig::default(),
+    )
+    .unwrap();
     let stop_relay = spawn_relay(&store, nats);
-    Latch { handle: handler.handle(), _handler: handler, store, stop_relay, _dir: dir }
+    Latch {
+        handle: handler.handle(),
+        _handler: handler,
+        store,
+        stop_relay,
+        _dir: dir,
+    }
 }
 
 fn spawn_relay(store: &Arc<EventStore>, nats: &NatsServer) -> tokio::sync::watch::Sender<bool> {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let relay = Relay { store: store.clone(), nats_url: nats.url(), clock: Arc::new(SystemClock), status: Arc::new(RelayStatus::default()) };
+    let relay = Relay {
+        store: store.clone(),
+        nats_url: nats.url(),
+        clock: Arc::new(SystemClock),
+        status: Arc::new(RelayStatus::default()),
+    };
     tokio::spawn(relay.run(shutdown));
     stop
 }
@@ -43,7 +59,11 @@ impl Latch {
     }
 
     async fn run(&self, command: Command) {
-        match self.handle.submit(CommandRequest::new(Actor::System, command)).await {
+        match self
+            .handle
+            .submit(CommandRequest::new(Actor::System, command))
+            .await
+        {
             Ok(Ok(_)) => {}
             other => panic!("command failed: {other:?}"),
         }
@@ -73,8 +93,16 @@ impl Latch {
     async fn token(&self, account_id: AccountId, ttl: Option<Span>) -> (TokenId, String) {
         let token_id = TokenId::new();
         let secret = TokenSecret::generate(&mut rand::rng());
-        self.run(Command::IssueToken { account_id, token_id, name: "t".into(), scopes: None, ttl, allowed_cidrs: Vec::new(), digest: secret.digest() })
-            .await;
+        self.run(Command::IssueToken {
+            account_id,
+            token_id,
+            name: "t".into(),
+            scopes: None,
+            ttl,
+            allowed_cidrs: Vec::new(),
+            digest: secret.digest(),
+        })
+        .await;
         (token_id, secret.expose().to_owned())
     }
 }
@@ -86,7 +114,10 @@ fn permission(text: &str) -> Permission {
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
-        assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting until {what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -101,7 +132,12 @@ fn config(nats: &NatsServer) -> VerifierConfig {
 async fn every_access_reducing_change_takes_effect() {
     let nats = NatsServer::start();
     let latch = start_latch(&nats);
-    latch.role("cert-operator", &["certificates:issue", "certificates:read"]).await;
+    latch
+        .role(
+            "cert-operator",
+            &["certificates:issue", "certificates:read"],
+        )
+        .await;
     let issue = permission("certificates:issue");
     let read = permission("certificates:read");
     let a = latch.account("a", "cert-operator").await;
@@ -119,23 +155,62 @@ async fn every_access_reducing_change_takes_effect() {
     for token in [&revoked, &rotated, &expiring, &disabled, &deleted, &shrunk] {
         assert!(verifier.verify(token, &issue).is_ok());
     }
-    assert_eq!(verifier.verify(&revoked, &permission("accounts:write")), Err(Denial::MissingPermission));
+    assert_eq!(
+        verifier.verify(&revoked, &permission("accounts:write")),
+        Err(Denial::MissingPermission)
+    );
 
-    latch.run(Command::RevokeToken { token_id: revoked_id, reason: "leak".into() }).await;
     latch
-        .run(Command::RotateToken { token_id: rotated_id, successor_id: TokenId::new(), successor_digest: TokenDigest::of("s"), grace: Some(Span::from_seconds(1)) })
+        .run(Command::RevokeToken {
+            token_id: revoked_id,
+            reason: "leak".into(),
+        })
         .await;
-    latch.run(Command::DisableAccount { account_id: b, reason: "leak".into() }).await;
+    latch
+        .run(Command::RotateToken {
+            token_id: rotated_id,
+            successor_id: TokenId::new(),
+            successor_digest: TokenDigest::of("s"),
+            grace: Some(Span::from_seconds(1)),
+        })
+        .await;
+    latch
+        .run(Command::DisableAccount {
+            account_id: b,
+            reason: "leak".into(),
+        })
+        .await;
     latch.run(Command::DeleteAccount { account_id: c }).await;
     latch.role("cert-operator", &["certificates:read"]).await;
 
-    eventually("the revocation applies", || verifier.verify(&revoked, &read) == Err(Denial::Rejected(Rejection::Revoked))).await;
-    eventually("the disable applies", || verifier.verify(&disabled, &read) == Err(Denial::Rejected(Rejection::AccountDisabled))).await;
-    eventually("the delete applies", || verifier.verify(&deleted, &read) == Err(Denial::Rejected(Rejection::AccountDeleted))).await;
-    eventually("the role shrink applies", || verifier.verify(&shrunk, &issue) == Err(Denial::MissingPermission)).await;
-    assert!(verifier.verify(&shrunk, &read).is_ok(), "what the role still grants works");
-    eventually("the rotated token's grace ends", || verifier.verify(&rotated, &read) == Err(Denial::Rejected(Rejection::Expired))).await;
-    eventually("the short token expires, with no event", || verifier.verify(&expiring, &read) == Err(Denial::Rejected(Rejection::Expired))).await;
+    eventually("the revocation applies", || {
+        verifier.verify(&revoked, &read) == Err(Denial::Rejected(Rejection::Revoked))
+    })
+    .await;
+    eventually("the disable applies", || {
+        verifier.verify(&disabled, &read) == Err(Denial::Rejected(Rejection::AccountDisabled))
+    })
+    .await;
+    eventually("the delete applies", || {
+        verifier.verify(&deleted, &read) == Err(Denial::Rejected(Rejection::AccountDeleted))
+    })
+    .await;
+    eventually("the role shrink applies", || {
+        verifier.verify(&shrunk, &issue) == Err(Denial::MissingPermission)
+    })
+    .await;
+    assert!(
+        verifier.verify(&shrunk, &read).is_ok(),
+        "what the role still grants works"
+    );
+    eventually("the rotated token's grace ends", || {
+        verifier.verify(&rotated, &read) == Err(Denial::Rejected(Rejection::Expired))
+    })
+    .await;
+    eventually("the short token expires, with no event", || {
+        verifier.verify(&expiring, &read) == Err(Denial::Rejected(Rejection::Expired))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,8 +225,16 @@ async fn a_verifier_cut_off_from_nats_fails_closed_and_never_accepts_a_revoked_t
     assert!(verifier.verify(&token, &read).is_ok());
 
     nats.stop();
-    eventually("the verifier goes stale", || verifier.verify(&other, &read) == Err(Denial::Stale)).await;
-    latch.run(Command::RevokeToken { token_id, reason: "revoked while NATS was down".into() }).await;
+    eventually("the verifier goes stale", || {
+        verifier.verify(&other, &read) == Err(Denial::Stale)
+    })
+    .await;
+    latch
+        .run(Command::RevokeToken {
+            token_id,
+            reason: "revoked while NATS was down".into(),
+        })
+        .await;
 
     nats.restart();
     // From now on the revoked token must never be accepted: stale until the
@@ -163,10 +246,16 @@ async fn a_verifier_cut_off_from_nats_fails_closed_and_never_accepts_a_revoked_t
             Err(Denial::Rejected(Rejection::Revoked)) => break,
             other => panic!("the revoked token got {other:?}"),
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "the verifier never caught up");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the verifier never caught up"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(verifier.verify(&other, &read).is_ok(), "live tokens work again once current");
+    assert!(
+        verifier.verify(&other, &read).is_ok(),
+        "live tokens work again once current"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,15 +267,28 @@ async fn a_late_verifier_bootstraps_the_whole_history() {
     for n in 0..50 {
         let (id, secret) = latch.token(account, None).await;
         if n % 2 == 0 {
-            latch.run(Command::RevokeToken { token_id: id, reason: String::new() }).await;
+            latch
+                .run(Command::RevokeToken {
+                    token_id: id,
+                    reason: String::new(),
+                })
+                .await;
         }
         tokens.push(secret);
     }
     let verifier = Verifier::connect(config(&nats)).await.unwrap();
     let read = permission("accounts:read");
     for (n, token) in tokens.iter().enumerate() {
-        let expected = if n % 2 == 0 { Err(Denial::Rejected(Rejection::Revoked)) } else { verifier.verify(token, &read) };
-        assert_eq!(verifier.verify(token, &read).map(|_| ()), expected.map(|_| ()), "token {n}");
+        let expected = if n % 2 == 0 {
+            Err(Denial::Rejected(Rejection::Revoked))
+        } else {
+            verifier.verify(token, &read)
+        };
+        assert_eq!(
+            verifier.verify(token, &read).map(|_| ()),
+            expected.map(|_| ()),
+            "token {n}"
+        );
         if n % 2 == 1 {
             assert!(verifier.verify(token, &read).is_ok());
         }
@@ -203,7 +305,12 @@ async fn the_axum_layer_answers_like_latchd_and_hands_over_the_principal() {
 
     let nats = NatsServer::start();
     let latch = start_latch(&nats);
-    latch.role("cert-operator", &["certificates:issue", "certificates:read"]).await;
+    latch
+        .role(
+            "cert-operator",
+            &["certificates:issue", "certificates:read"],
+        )
+        .await;
     let account = latch.account("ci", "cert-operator").await;
     let (token_id, token) = latch.token(account, None).await;
     let reader = latch.account("reader", "auditor").await;
@@ -213,9 +320,16 @@ async fn the_axum_layer_answers_like_latchd_and_hands_over_the_principal() {
     let app = axum::Router::new()
         .route(
             "/certificates",
-            post(|axum::Extension(who): axum::Extension<latch_verify::Verified>| async move { who.token_id.to_string() }),
+            post(
+                |axum::Extension(who): axum::Extension<latch_verify::Verified>| async move {
+                    who.token_id.to_string()
+                },
+            ),
         )
-        .layer(latch_verify::RequirePermission::new(verifier.clone(), "certificates:issue"));
+        .layer(latch_verify::RequirePermission::new(
+            verifier.clone(),
+            "certificates:issue",
+        ));
     let call = |token: Option<&str>| {
         let mut request = Request::post("/certificates");
         if let Some(token) = token {
@@ -227,24 +341,44 @@ async fn the_axum_layer_answers_like_latchd_and_hands_over_the_principal() {
     let ok = call(Some(&token)).await.unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
     let body = axum::body::to_bytes(ok.into_body(), 1024).await.unwrap();
-    assert_eq!(body, token_id.to_string().as_bytes(), "the principal reaches the handler");
+    assert_eq!(
+        body,
+        token_id.to_string().as_bytes(),
+        "the principal reaches the handler"
+    );
 
     let missing = call(None).await.unwrap();
     assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
     assert!(missing.headers().contains_key("www-authenticate"));
-    assert_eq!(missing.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
     let forbidden = call(Some(&read_only)).await.unwrap();
     assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
-    let body: serde_json::Value = serde_json::from_slice(&axum::body::to_bytes(forbidden.into_body(), 4096).await.unwrap()).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(
+        &axum::body::to_bytes(forbidden.into_body(), 4096)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(body["missing_permission"], "certificates:issue");
 
-    latch.run(Command::RevokeToken { token_id, reason: "leak".into() }).await;
+    latch
+        .run(Command::RevokeToken {
+            token_id,
+            reason: "leak".into(),
+        })
+        .await;
     let started = Instant::now();
     loop {
         if call(Some(&token)).await.unwrap().status() == StatusCode::UNAUTHORIZED {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "the revocation never reached the layer");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the revocation never reached the layer"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -268,11 +402,23 @@ async fn a_lost_stream_is_refilled_without_double_application_or_stall() {
     // New changes still arrive: the relay refills the stream in order, and
     // the verifier skips what it already has.
     let (revoked_id, revoked) = latch.token(account, None).await;
-    latch.run(Command::RevokeToken { token_id: revoked_id, reason: "after the loss".into() }).await;
-    eventually("the verifier sees the new revocation", || verifier.verify(&revoked, &read) == Err(Denial::Rejected(Rejection::Revoked))).await;
+    latch
+        .run(Command::RevokeToken {
+            token_id: revoked_id,
+            reason: "after the loss".into(),
+        })
+        .await;
+    eventually("the verifier sees the new revocation", || {
+        verifier.verify(&revoked, &read) == Err(Denial::Rejected(Rejection::Revoked))
+    })
+    .await;
     assert_eq!(verifier.position(), Position::new(4));
     assert!(verifier.verify(&token, &read).is_ok());
-    assert_eq!(verifier.stats().events_applied.load(Ordering::Relaxed), 4, "each event applied exactly once");
+    assert_eq!(
+        verifier.stats().events_applied.load(Ordering::Relaxed),
+        4,
+        "each event applied exactly once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +431,8 @@ async fn a_verifier_started_from_latchds_snapshot_reads_only_the_tail() {
     app.set_ready(true);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let router = latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let router =
+        latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, router).await });
 
     let verifier_account = latch.account("edge-verifier", "verifier").await;
@@ -294,28 +441,54 @@ async fn a_verifier_started_from_latchds_snapshot_reads_only_the_tail() {
     let mut revoked = Vec::new();
     for _ in 0..20 {
         let (id, secret) = latch.token(account, None).await;
-        latch.run(Command::RevokeToken { token_id: id, reason: String::new() }).await;
+        latch
+            .run(Command::RevokeToken {
+                token_id: id,
+                reason: String::new(),
+            })
+            .await;
         revoked.push(secret);
     }
     let (_, live) = latch.token(account, None).await;
     let head = latch.handle.state().position();
 
     let mut config = config(&nats);
-    config.snapshot = Some(latch_verify::SnapshotSource { latchd_url: url, token: verifier_token });
+    config.snapshot = Some(latch_verify::SnapshotSource {
+        latchd_url: url,
+        token: verifier_token,
+    });
     let verifier = Verifier::connect(config).await.unwrap();
     let read = permission("accounts:read");
     assert!(verifier.position() >= head);
-    assert_eq!(verifier.stats().events_applied.load(Ordering::Relaxed), verifier.position().get() - head.get(), "only the tail after the snapshot was folded");
+    assert_eq!(
+        verifier.stats().events_applied.load(Ordering::Relaxed),
+        verifier.position().get() - head.get(),
+        "only the tail after the snapshot was folded"
+    );
     assert!(verifier.verify(&live, &read).is_ok());
     for token in &revoked {
-        assert_eq!(verifier.verify(token, &read), Err(Denial::Rejected(Rejection::Revoked)));
+        assert_eq!(
+            verifier.verify(token, &read),
+            Err(Denial::Rejected(Rejection::Revoked))
+        );
     }
 
     // And it follows from there.
     let (late_id, late) = latch.token(account, None).await;
-    eventually("the new token arrives", || verifier.verify(&late, &read).is_ok()).await;
-    latch.run(Command::RevokeToken { token_id: late_id, reason: String::new() }).await;
-    eventually("its revocation arrives", || verifier.verify(&late, &read) == Err(Denial::Rejected(Rejection::Revoked))).await;
+    eventually("the new token arrives", || {
+        verifier.verify(&late, &read).is_ok()
+    })
+    .await;
+    latch
+        .run(Command::RevokeToken {
+            token_id: late_id,
+            reason: String::new(),
+        })
+        .await;
+    eventually("its revocation arrives", || {
+        verifier.verify(&late, &read) == Err(Denial::Rejected(Rejection::Revoked))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,15 +515,29 @@ async fn a_verifier_disconnected_during_revocations_rejects_them_before_it_accep
     }
 
     proxy.cut();
-    eventually("the cut-off verifier goes stale", || verifier.verify(&live, &read) == Err(Denial::Stale)).await;
-    for (token_id, _) in &to_revoke {
-        latch.run(Command::RevokeToken { token_id: *token_id, reason: "revoked while a verifier was cut off".into() }).await;
-    }
-    eventually("the revocations are published", || {
-        to_revoke.iter().all(|(_, token)| witness.verify(token, &read) == Err(Denial::Rejected(Rejection::Revoked)))
+    eventually("the cut-off verifier goes stale", || {
+        verifier.verify(&live, &read) == Err(Denial::Stale)
     })
     .await;
-    assert_eq!(verifier.verify(&live, &read), Err(Denial::Stale), "still cut off");
+    for (token_id, _) in &to_revoke {
+        latch
+            .run(Command::RevokeToken {
+                token_id: *token_id,
+                reason: "revoked while a verifier was cut off".into(),
+            })
+            .await;
+    }
+    eventually("the revocations are published", || {
+        to_revoke.iter().all(|(_, token)| {
+            witness.verify(token, &read) == Err(Denial::Rejected(Rejection::Revoked))
+        })
+    })
+    .await;
+    assert_eq!(
+        verifier.verify(&live, &read),
+        Err(Denial::Stale),
+        "still cut off"
+    );
 
     proxy.restore();
     // Until it has caught up it accepts nothing; the first token it accepts
@@ -368,11 +555,17 @@ async fn a_verifier_disconnected_during_revocations_rejects_them_before_it_accep
             Ok(_) => break,
             other => panic!("the live token got {other:?}"),
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "the verifier never reconnected");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the verifier never reconnected"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     for (_, token) in &to_revoke {
-        assert_eq!(verifier.verify(token, &read), Err(Denial::Rejected(Rejection::Revoked)));
+        assert_eq!(
+            verifier.verify(token, &read),
+            Err(Denial::Rejected(Rejection::Revoked))
+        );
     }
     assert_eq!(verifier.position(), witness.position());
 }
@@ -388,18 +581,36 @@ async fn stream_positions(nats: &NatsServer) -> Vec<u64> {
     if count == 0 {
         return positions;
     }
-    let consumer = stream.create_consumer(OrderedConfig { deliver_policy: DeliverPolicy::All, ..Default::default() }).await.unwrap();
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let mut messages = consumer.messages().await.unwrap();
     while (positions.len() as u64) < count {
-        let message = tokio::time::timeout(Duration::from_secs(10), messages.next()).await.unwrap().unwrap().unwrap();
-        let position = message.headers.as_ref().and_then(|h| h.get(latch_bus::headers::LATCH_POSITION)).unwrap().as_str().parse().unwrap();
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let position = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(latch_bus::headers::LATCH_POSITION))
+            .unwrap()
+            .as_str()
+            .parse()
+            .unwrap();
         positions.push(position);
     }
     positions
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_cut_short_by_a_broker_crash_is_refilled_in_order_without_double_application_or_stall() {
+async fn a_stream_cut_short_by_a_broker_crash_is_refilled_in_order_without_double_application_or_stall()
+ {
     use std::sync::atomic::Ordering;
     let mut nats = NatsServer::start();
     let mut latch = start_latch(&nats);
@@ -407,15 +618,26 @@ async fn a_stream_cut_short_by_a_broker_crash_is_refilled_in_order_without_doubl
     let mut revoked = Vec::new();
     for _ in 0..15 {
         let (id, secret) = latch.token(account, None).await;
-        latch.run(Command::RevokeToken { token_id: id, reason: String::new() }).await;
+        latch
+            .run(Command::RevokeToken {
+                token_id: id,
+                reason: String::new(),
+            })
+            .await;
         revoked.push(secret);
     }
     let (_, live) = latch.token(account, None).await;
     let read = permission("accounts:read");
     let head = latch.handle.state().position();
     let verifier = Verifier::connect(config(&nats)).await.unwrap();
-    eventually("the verifier has every event", || verifier.position() == head).await;
-    assert_eq!(verifier.stats().events_applied.load(Ordering::Relaxed), head.get());
+    eventually("the verifier has every event", || {
+        verifier.position() == head
+    })
+    .await;
+    assert_eq!(
+        verifier.stats().events_applied.load(Ordering::Relaxed),
+        head.get()
+    );
 
     // The broker crashes and loses the stream's tail. The relay is paused so
     // the test can see the hole before it is repaired; while it is, one more
@@ -423,22 +645,50 @@ async fn a_stream_cut_short_by_a_broker_crash_is_refilled_in_order_without_doubl
     latch.pause_relay();
     let cut = nats.cut_stream_tail(latch_bus::STREAM_NAME, 0.6);
     let survived = stream_positions(&nats).await;
-    assert!(cut > 0 && (survived.len() as u64) < head.get(), "the crash cut the stream short ({} of {head} left)", survived.len());
-    assert_eq!(survived, (1..=survived.len() as u64).collect::<Vec<_>>(), "what survives is a prefix");
+    assert!(
+        cut > 0 && (survived.len() as u64) < head.get(),
+        "the crash cut the stream short ({} of {head} left)",
+        survived.len()
+    );
+    assert_eq!(
+        survived,
+        (1..=survived.len() as u64).collect::<Vec<_>>(),
+        "what survives is a prefix"
+    );
     let (late_id, late) = latch.token(account, None).await;
-    latch.run(Command::RevokeToken { token_id: late_id, reason: "after the crash".into() }).await;
+    latch
+        .run(Command::RevokeToken {
+            token_id: late_id,
+            reason: "after the crash".into(),
+        })
+        .await;
     let new_head = latch.handle.state().position();
 
     latch.resume_relay(&nats);
-    eventually("the verifier sees the revocation made after the crash", || {
-        verifier.verify(&late, &read) == Err(Denial::Rejected(Rejection::Revoked))
-    })
+    eventually(
+        "the verifier sees the revocation made after the crash",
+        || verifier.verify(&late, &read) == Err(Denial::Rejected(Rejection::Revoked)),
+    )
     .await;
-    assert_eq!(stream_positions(&nats).await, (1..=new_head.get()).collect::<Vec<_>>(), "the stream is whole again, each event once, in order");
+    assert_eq!(
+        stream_positions(&nats).await,
+        (1..=new_head.get()).collect::<Vec<_>>(),
+        "the stream is whole again, each event once, in order"
+    );
     assert_eq!(verifier.position(), new_head);
-    assert_eq!(verifier.stats().events_applied.load(Ordering::Relaxed), new_head.get(), "no event applied twice");
-    assert!(verifier.verify(&live, &read).is_ok(), "and it did not stall");
+    assert_eq!(
+        verifier.stats().events_applied.load(Ordering::Relaxed),
+        new_head.get(),
+        "no event applied twice"
+    );
+    assert!(
+        verifier.verify(&live, &read).is_ok(),
+        "and it did not stall"
+    );
     for token in &revoked {
-        assert_eq!(verifier.verify(token, &read), Err(Denial::Rejected(Rejection::Revoked)));
+        assert_eq!(
+            verifier.verify(token, &read),
+            Err(Denial::Rejected(Rejection::Revoked))
+        );
     }
 }

@@ -18,16 +18,27 @@ use serde_json::Value;
 /// Where cargo put the workspace's binaries.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     let path = dir.join(name);
     // `cargo test -p latch-e2e` alone does not rebuild the binaries: use
     // `cargo test --workspace` (scripts/test), which builds them first.
-    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace` (scripts/test) so it is built", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (scripts/test) so it is built",
+        path.display()
+    );
     path
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("address").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("address")
+        .port()
 }
 
 /// A running latchd.
@@ -53,7 +64,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -89,9 +103,15 @@ impl Latchd {
             .spawn()
             .expect("start latchd");
         let logs = Arc::new(Mutex::new(String::new()));
-        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as _)]
-            .into_iter()
-            .flatten()
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ]
+        .into_iter()
+        .flatten()
         {
             let logs = logs.clone();
             std::thread::spawn(move || {
@@ -102,8 +122,19 @@ impl Latchd {
                 }
             });
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let latchd = Self { child: Some(child), nats: Some(nats), url, data_dir: data_dir.to_owned(), _temp: None, logs, agent };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let latchd = Self {
+            child: Some(child),
+            nats: Some(nats),
+            url,
+            data_dir: data_dir.to_owned(),
+            _temp: None,
+            logs,
+            agent,
+        };
         latchd.wait_ready();
         latchd
     }
@@ -112,17 +143,24 @@ impl Latchd {
         let started = Instant::now();
         loop {
             if let Ok(response) = self.agent.get(format!("{}/readyz", self.url)).call()
-                && response.status().as_u16() == 200 {
-                    return;
-                }
-            assert!(started.elapsed() < Duration::from_secs(60), "latchd did not become ready; logs:\n{}", self.logs());
+                && response.status().as_u16() == 200
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "latchd did not become ready; logs:\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// latchd's own nats-server.
     pub fn nats(&self) -> &latch_testkit::NatsServer {
-        self.nats.as_ref().expect("latchd has its broker until it is killed")
+        self.nats
+            .as_ref()
+            .expect("latchd has its broker until it is killed")
     }
 
     /// `kill -9`: no graceful anything. The broker lives on, for a restart.
@@ -141,13 +179,19 @@ impl Latchd {
 
     /// The bootstrap admin token from `<data-dir>/admin.token`.
     pub fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("admin.token")).expect("admin.token").trim().to_owned()
+        std::fs::read_to_string(self.data_dir.join("admin.token"))
+            .expect("admin.token")
+            .trim()
+            .to_owned()
     }
 
     /// Stops latchd with SIGTERM and waits for it (graceful shutdown).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let started = Instant::now();
             while child.try_wait().ok().flatten().is_none() {
                 if started.elapsed() > Duration::from_secs(30) {
@@ -160,14 +204,31 @@ impl Latchd {
         }
     }
 
-    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Reply {
-        let bytes = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let bytes = body
+            .map(|b| serde_json::to_vec(b).unwrap())
+            .unwrap_or_default();
         self.raw(method, path, token, &[], bytes)
     }
 
     /// A request with extra headers and a raw body.
-    pub fn raw(&self, method: &str, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
-        let mut request = ureq::http::Request::builder().method(method).uri(format!("{}{}", self.url, path));
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.url, path));
         if let Some(token) = token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
@@ -177,14 +238,34 @@ impl Latchd {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let mut response = self.agent.run(request.body(body).unwrap()).expect("latchd answers");
+        let mut response = self
+            .agent
+            .run(request.body(body).unwrap())
+            .expect("latchd answers");
         let status = response.status().as_u16();
-        let headers: Vec<(String, String)> =
-            response.headers().iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
-        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
         let text = response.body_mut().read_to_string().unwrap_or_default();
-        let body = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Reply { status, body, content_type, headers }
+        let body = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            body,
+            content_type,
+            headers,
+        }
     }
 
     /// Announces a `length`-byte body with `Expect: 100-continue`, as curl
@@ -194,7 +275,9 @@ impl Latchd {
         use std::io::{Read, Write};
         let address = self.url.trim_start_matches("http://");
         let mut stream = std::net::TcpStream::connect(address).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n\
              Content-Length: {length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
@@ -204,14 +287,30 @@ impl Latchd {
         let _ = stream.read_to_end(&mut response);
         let text = String::from_utf8_lossy(&response).into_owned();
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let headers: Vec<(String, String)> = head
             .lines()
             .skip(1)
-            .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_lowercase(), v.trim().to_owned())))
+            .filter_map(|l| {
+                l.split_once(':')
+                    .map(|(n, v)| (n.trim().to_lowercase(), v.trim().to_owned()))
+            })
             .collect();
-        let content_type = headers.iter().find(|(n, _)| n == "content-type").map(|(_, v)| v.clone()).unwrap_or_default();
-        Reply { status, body: serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())), content_type, headers }
+        let content_type = headers
+            .iter()
+            .find(|(n, _)| n == "content-type")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        Reply {
+            status,
+            body: serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
+            content_type,
+            headers,
+        }
     }
 
     pub fn get(&self, path: &str, token: &str) -> Reply {
@@ -232,7 +331,11 @@ impl Latchd {
     /// Runs the real `latch` CLI against this latchd.
     pub fn latch(&self, token: Option<&str>, args: &[&str]) -> Output {
         let mut command = Command::new(binary("latch"));
-        command.args(args).env("LATCH_URL", &self.url).env_remove("LATCH_TOKEN").env_remove("LATCH_TOKEN_FILE");
+        command
+            .args(args)
+            .env("LATCH_URL", &self.url)
+            .env_remove("LATCH_TOKEN")
+            .env_remove("LATCH_TOKEN_FILE");
         if let Some(token) = token {
             command.env("LATCH_TOKEN", token);
         }
@@ -250,8 +353,18 @@ impl Drop for Latchd {
 }
 
 /// Creates an account and issues it a token; returns (account id, token id, secret).
-pub fn account_with_token(latchd: &Latchd, admin: &str, name: &str, role: &str, scopes: Option<Vec<&str>>) -> (String, String, String) {
-    let created = latchd.post("/v1/accounts", admin, serde_json::json!({ "name": name, "role": role }));
+pub fn account_with_token(
+    latchd: &Latchd,
+    admin: &str,
+    name: &str,
+    role: &str,
+    scopes: Option<Vec<&str>>,
+) -> (String, String, String) {
+    let created = latchd.post(
+        "/v1/accounts",
+        admin,
+        serde_json::json!({ "name": name, "role": role }),
+    );
     assert_eq!(created.status, 201, "{:?}", created.body);
     let account = created.body["id"].as_str().unwrap().to_owned();
     let mut body = serde_json::json!({ "name": format!("{name}-token") });
@@ -260,13 +373,20 @@ pub fn account_with_token(latchd: &Latchd, admin: &str, name: &str, role: &str, 
     }
     let issued = latchd.post(&format!("/v1/accounts/{account}/tokens"), admin, body);
     assert_eq!(issued.status, 201, "{:?}", issued.body);
-    (account, issued.body["id"].as_str().unwrap().to_owned(), issued.body["token"].as_str().unwrap().to_owned())
+    (
+        account,
+        issued.body["id"].as_str().unwrap().to_owned(),
+        issued.body["token"].as_str().unwrap().to_owned(),
+    )
 }
 
 /// The `Latch-Position` of every message in the stream `LATCH_EVENTS`, in
 /// stream order.
 pub fn stream_positions(nats_url: &str) -> Vec<u64> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let js = async_nats::jetstream::new(async_nats::connect(nats_url).await.unwrap());
         let mut stream = js.get_stream("LATCH_EVENTS").await.unwrap();
@@ -274,7 +394,15 @@ pub fn stream_positions(nats_url: &str) -> Vec<u64> {
         let mut positions = Vec::new();
         for sequence in state.first_sequence..=state.last_sequence {
             if let Ok(message) = stream.get_raw_message(sequence).await {
-                positions.push(message.headers.get("Latch-Position").unwrap().as_str().parse().unwrap());
+                positions.push(
+                    message
+                        .headers
+                        .get("Latch-Position")
+                        .unwrap()
+                        .as_str()
+                        .parse()
+                        .unwrap(),
+                );
             }
         }
         positions

@@ -51,24 +51,47 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let tokens: usize = std::env::var("LATCH_BENCH_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let tokens: usize = std::env::var("LATCH_BENCH_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let nats = latch_testkit::NatsServer::start();
     eprintln!("verify bench: issuing {tokens} tokens through latchd's command handler ...");
     let (latch, population, verifier) = runtime.block_on(async {
-        let config = HandlerConfig { snapshot_every: u64::MAX, ..HandlerConfig::default() };
-        let latch = latch_bench::InProcessLatchd::start(dir.path(), Some(&nats), config).await.expect("latchd");
-        let population = latch_bench::populate(&latch.handle, tokens, 100).await.expect("tokens");
+        let config = HandlerConfig {
+            snapshot_every: u64::MAX,
+            ..HandlerConfig::default()
+        };
+        let latch = latch_bench::InProcessLatchd::start(dir.path(), Some(&nats), config)
+            .await
+            .expect("latchd");
+        let population = latch_bench::populate(&latch.handle, tokens, 100)
+            .await
+            .expect("tokens");
         eprintln!("verify bench: starting the verifier from latchd's snapshot ...");
         let mut config = VerifierConfig::new(nats.url());
-        config.snapshot = Some(latch_verify::SnapshotSource { latchd_url: latch.url.clone(), token: latch.admin.clone() });
+        config.snapshot = Some(latch_verify::SnapshotSource {
+            latchd_url: latch.url.clone(),
+            token: latch.admin.clone(),
+        });
         config.connect_timeout = Duration::from_secs(900);
         let verifier = Verifier::connect(config).await.expect("verifier");
         (latch, population, verifier)
     });
     let mut rng = rand::rng();
-    let misses = (0..10_000).map(|_| latch_core::TokenSecret::generate(&mut rng).expose().to_owned()).collect();
+    let misses = (0..10_000)
+        .map(|_| {
+            latch_core::TokenSecret::generate(&mut rng)
+                .expose()
+                .to_owned()
+        })
+        .collect();
     let wrong_checksum = population
         .live
         .iter()
@@ -79,14 +102,29 @@ fn setup() -> Setup {
             token
         })
         .collect();
-    Setup { verifier, live: population.live, revoked: population.revoked, misses, wrong_checksum, tokens, _latch: latch, _nats: nats, _runtime: runtime, _dir: dir }
+    Setup {
+        verifier,
+        live: population.live,
+        revoked: population.revoked,
+        misses,
+        wrong_checksum,
+        tokens,
+        _latch: latch,
+        _nats: nats,
+        _runtime: runtime,
+        _dir: dir,
+    }
 }
 
 /// Presents each of `inputs` in turn.
 fn cycle<'a>(inputs: &'a [String]) -> impl FnMut() -> &'a str {
     let mut next = 0;
     move || {
-        next = if next + 1 == inputs.len() { 0 } else { next + 1 };
+        next = if next + 1 == inputs.len() {
+            0
+        } else {
+            next + 1
+        };
         &inputs[next]
     }
 }
@@ -95,44 +133,116 @@ fn bench(criterion: &mut Criterion, setup: &Setup) {
     let permission = Permission::parse("accounts:read").expect("permission");
     let verifier = &setup.verifier;
     // Each case must do what it says, or its figure means nothing.
-    assert!(setup.live.iter().all(|t| verifier.verify(t, &permission).is_ok()), "hit tokens verify");
-    assert!(setup.revoked.iter().all(|t| matches!(verifier.verify(t, &permission), Err(Denial::Rejected(_)))), "revoked tokens are rejected");
-    assert!(setup.misses.iter().all(|t| verifier.verify(t, &permission).is_err()), "unknown tokens are rejected");
-    assert!(setup.wrong_checksum.iter().all(|t| verifier.verify(t, &permission).is_err()), "corrupt tokens are rejected");
+    assert!(
+        setup
+            .live
+            .iter()
+            .all(|t| verifier.verify(t, &permission).is_ok()),
+        "hit tokens verify"
+    );
+    assert!(
+        setup
+            .revoked
+            .iter()
+            .all(|t| matches!(verifier.verify(t, &permission), Err(Denial::Rejected(_)))),
+        "revoked tokens are rejected"
+    );
+    assert!(
+        setup
+            .misses
+            .iter()
+            .all(|t| verifier.verify(t, &permission).is_err()),
+        "unknown tokens are rejected"
+    );
+    assert!(
+        setup
+            .wrong_checksum
+            .iter()
+            .all(|t| verifier.verify(t, &permission).is_err()),
+        "corrupt tokens are rejected"
+    );
 
     let mut group = criterion.benchmark_group("verify");
     group.throughput(Throughput::Elements(1));
-    for (name, inputs) in [("latch_hit", &setup.live), ("latch_miss", &setup.misses), ("latch_revoked", &setup.revoked), ("latch_wrong_checksum", &setup.wrong_checksum)] {
+    for (name, inputs) in [
+        ("latch_hit", &setup.live),
+        ("latch_miss", &setup.misses),
+        ("latch_revoked", &setup.revoked),
+        ("latch_wrong_checksum", &setup.wrong_checksum),
+    ] {
         let mut next = cycle(inputs);
-        group.bench_function(name, |b| b.iter(|| black_box(verifier.verify(black_box(next()), &permission))));
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(verifier.verify(black_box(next()), &permission)))
+        });
     }
     {
         let mut next = cycle(&setup.live);
-        group.bench_function("sha256_floor", |b| b.iter(|| black_box(TokenDigest::of(black_box(next())))));
+        group.bench_function("sha256_floor", |b| {
+            b.iter(|| black_box(TokenDigest::of(black_box(next()))))
+        });
     }
 
-    let claims = Claims { sub: "0193c0de-0000-7000-8000-000000000001".into(), jti: "0193c0de-0000-7000-8000-000000000002".into(), scope: "*:read".into(), exp: 4_102_444_800 };
+    let claims = Claims {
+        sub: "0193c0de-0000-7000-8000-000000000001".into(),
+        jti: "0193c0de-0000-7000-8000-000000000002".into(),
+        scope: "*:read".into(),
+        exp: 4_102_444_800,
+    };
     let hmac_key = [7u8; 32];
-    let hs256 = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&hmac_key)).expect("HS256 token");
+    let hs256 = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(&hmac_key),
+    )
+    .expect("HS256 token");
     let hs256_key = DecodingKey::from_secret(&hmac_key);
     let hs256_validation = Validation::new(Algorithm::HS256);
     assert!(jsonwebtoken::decode::<Claims>(&hs256, &hs256_key, &hs256_validation).is_ok());
-    group.bench_function("jwt_hs256", |b| b.iter(|| black_box(jsonwebtoken::decode::<Claims>(black_box(&hs256), &hs256_key, &hs256_validation))));
+    group.bench_function("jwt_hs256", |b| {
+        b.iter(|| {
+            black_box(jsonwebtoken::decode::<Claims>(
+                black_box(&hs256),
+                &hs256_key,
+                &hs256_validation,
+            ))
+        })
+    });
 
-    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).expect("Ed25519 key");
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+        .expect("Ed25519 key");
     let keypair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("Ed25519 key");
     use ring::signature::KeyPair;
-    let eddsa = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &EncodingKey::from_ed_der(pkcs8.as_ref())).expect("EdDSA token");
+    let eddsa = jsonwebtoken::encode(
+        &Header::new(Algorithm::EdDSA),
+        &claims,
+        &EncodingKey::from_ed_der(pkcs8.as_ref()),
+    )
+    .expect("EdDSA token");
     let eddsa_key = DecodingKey::from_ed_der(keypair.public_key().as_ref());
     let eddsa_validation = Validation::new(Algorithm::EdDSA);
     assert!(jsonwebtoken::decode::<Claims>(&eddsa, &eddsa_key, &eddsa_validation).is_ok());
-    group.bench_function("jwt_eddsa", |b| b.iter(|| black_box(jsonwebtoken::decode::<Claims>(black_box(&eddsa), &eddsa_key, &eddsa_validation))));
+    group.bench_function("jwt_eddsa", |b| {
+        b.iter(|| {
+            black_box(jsonwebtoken::decode::<Claims>(
+                black_box(&eddsa),
+                &eddsa_key,
+                &eddsa_validation,
+            ))
+        })
+    });
     group.finish();
 }
 
 /// Criterion's mean estimate for `verify/<name>`, in nanoseconds.
 fn mean_ns(output: &std::path::Path, name: &str) -> Option<f64> {
-    let text = std::fs::read_to_string(output.join("verify").join(name).join("new").join("estimates.json")).ok()?;
+    let text = std::fs::read_to_string(
+        output
+            .join("verify")
+            .join(name)
+            .join("new")
+            .join("estimates.json"),
+    )
+    .ok()?;
     let estimates: serde_json::Value = serde_json::from_str(&text).ok()?;
     estimates["mean"]["point_estimate"].as_f64()
 }
@@ -142,14 +252,28 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
         .join("criterion");
-    let mut criterion = Criterion::default().output_directory(&output).configure_from_args();
+    let mut criterion = Criterion::default()
+        .output_directory(&output)
+        .configure_from_args();
     let setup = setup();
     bench(&mut criterion, &setup);
     criterion.final_summary();
 
-    let names = ["latch_hit", "latch_miss", "latch_revoked", "latch_wrong_checksum", "sha256_floor", "jwt_hs256", "jwt_eddsa"];
-    let means: serde_json::Map<String, serde_json::Value> =
-        names.iter().filter_map(|name| mean_ns(&output, name).map(|ns| ((*name).to_owned(), serde_json::json!(ns)))).collect();
+    let names = [
+        "latch_hit",
+        "latch_miss",
+        "latch_revoked",
+        "latch_wrong_checksum",
+        "sha256_floor",
+        "jwt_hs256",
+        "jwt_eddsa",
+    ];
+    let means: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .filter_map(|name| {
+            mean_ns(&output, name).map(|ns| ((*name).to_owned(), serde_json::json!(ns)))
+        })
+        .collect();
     let ratio = |a: &str, b: &str| Some(means.get(a)?.as_f64()? / means.get(b)?.as_f64()?);
     println!(
         "{}",

@@ -23,7 +23,11 @@ pub struct InProcessLatchd {
 }
 
 impl InProcessLatchd {
-    pub async fn start(base: &std::path::Path, nats: Option<&latch_testkit::NatsServer>, config: HandlerConfig) -> anyhow::Result<Self> {
+    pub async fn start(
+        base: &std::path::Path,
+        nats: Option<&latch_testkit::NatsServer>,
+        config: HandlerConfig,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir_in(base)?;
         let store = Arc::new(EventStore::open(dir.path().join("log"))?);
         let clock = Arc::new(SystemClock);
@@ -32,7 +36,12 @@ impl InProcessLatchd {
         let (stop_relay, shutdown) = tokio::sync::watch::channel(false);
         let relay = nats.map(|nats| {
             let status = Arc::new(latchd::RelayStatus::default());
-            let relay = latchd::Relay { store: store.clone(), nats_url: nats.url(), clock: clock.clone(), status: status.clone() };
+            let relay = latchd::Relay {
+                store: store.clone(),
+                nats_url: nats.url(),
+                clock: clock.clone(),
+                status: status.clone(),
+            };
             tokio::spawn(relay.run(shutdown));
             status
         });
@@ -40,17 +49,37 @@ impl InProcessLatchd {
         app.set_ready(true);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let router = latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let router =
+            latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, router).await });
-        let admin = std::fs::read_to_string(dir.path().join("admin.token"))?.trim().to_owned();
-        Ok(Self { url, admin, handle: handler.handle(), store, relay, handler, _stop_relay: stop_relay, _dir: dir })
+        let admin = std::fs::read_to_string(dir.path().join("admin.token"))?
+            .trim()
+            .to_owned();
+        Ok(Self {
+            url,
+            admin,
+            handle: handler.handle(),
+            store,
+            relay,
+            handler,
+            _stop_relay: stop_relay,
+            _dir: dir,
+        })
     }
 }
 
 /// Submits `command` as the system and fails on a rejection.
-pub async fn submit_ok(handle: &CommandHandle, command: Command) -> anyhow::Result<CommandReceiptLite> {
-    match handle.submit(CommandRequest::new(Actor::System, command)).await? {
-        Ok(receipt) => Ok(CommandReceiptLite { events: receipt.events.len() }),
+pub async fn submit_ok(
+    handle: &CommandHandle,
+    command: Command,
+) -> anyhow::Result<CommandReceiptLite> {
+    match handle
+        .submit(CommandRequest::new(Actor::System, command))
+        .await?
+    {
+        Ok(receipt) => Ok(CommandReceiptLite {
+            events: receipt.events.len(),
+        }),
         Err(rejection) => bail!("rejected: {rejection}"),
     }
 }
@@ -72,7 +101,11 @@ pub struct Population {
 /// Issues `tokens` tokens with `*:read` scopes over 256 auditor accounts,
 /// from 256 concurrent submitters (so the handler commits in groups), keeps
 /// the secrets of every `keep_every`-th and revokes the one after it.
-pub async fn populate(handle: &CommandHandle, tokens: usize, keep_every: usize) -> anyhow::Result<Population> {
+pub async fn populate(
+    handle: &CommandHandle,
+    tokens: usize,
+    keep_every: usize,
+) -> anyhow::Result<Population> {
     const WORKERS: usize = 256;
     let tasks: Vec<_> = (0..WORKERS)
         .map(|worker| {
@@ -80,17 +113,48 @@ pub async fn populate(handle: &CommandHandle, tokens: usize, keep_every: usize) 
             tokio::spawn(async move {
                 let account_id = AccountId::new();
                 let name = AccountName::parse(&format!("svc-{worker}-{}", AccountId::new()))?;
-                submit_ok(&handle, Command::CreateAccount { account_id, name, role: RoleName::parse("auditor")?, description: String::new() }).await?;
-                let mut kept = Population { live: Vec::new(), revoked: Vec::new() };
+                submit_ok(
+                    &handle,
+                    Command::CreateAccount {
+                        account_id,
+                        name,
+                        role: RoleName::parse("auditor")?,
+                        description: String::new(),
+                    },
+                )
+                .await?;
+                let mut kept = Population {
+                    live: Vec::new(),
+                    revoked: Vec::new(),
+                };
                 for n in 0..tokens.div_ceil(WORKERS) {
                     let secret = TokenSecret::generate(&mut rand::rng());
                     let token_id = TokenId::new();
                     let scopes = Some(PermissionSet::parse(["*:read"])?);
-                    submit_ok(&handle, Command::IssueToken { account_id, token_id, name: "t".into(), scopes, ttl: None, allowed_cidrs: Vec::new(), digest: secret.digest() }).await?;
+                    submit_ok(
+                        &handle,
+                        Command::IssueToken {
+                            account_id,
+                            token_id,
+                            name: "t".into(),
+                            scopes,
+                            ttl: None,
+                            allowed_cidrs: Vec::new(),
+                            digest: secret.digest(),
+                        },
+                    )
+                    .await?;
                     if n % keep_every == 0 {
                         kept.live.push(secret.expose().to_owned());
                     } else if n % keep_every == 1 {
-                        submit_ok(&handle, Command::RevokeToken { token_id, reason: "benchmark".into() }).await?;
+                        submit_ok(
+                            &handle,
+                            Command::RevokeToken {
+                                token_id,
+                                reason: "benchmark".into(),
+                            },
+                        )
+                        .await?;
                         kept.revoked.push(secret.expose().to_owned());
                     }
                 }
@@ -98,7 +162,10 @@ pub async fn populate(handle: &CommandHandle, tokens: usize, keep_every: usize) 
             })
         })
         .collect();
-    let mut population = Population { live: Vec::new(), revoked: Vec::new() };
+    let mut population = Population {
+        live: Vec::new(),
+        revoked: Vec::new(),
+    };
     for task in tasks {
         let kept = task.await??;
         population.live.extend(kept.live);

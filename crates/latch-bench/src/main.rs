@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use latch_bench::{InProcessLatchd, submit_ok};
 use latch_core::*;
 use latch_store::EventStore;
-use latch_bench::{InProcessLatchd, submit_ok};
 use latchd::{CommandHandler, HandlerConfig, SystemClock, rebuild};
 use serde_json::json;
 
@@ -112,34 +112,73 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let base = args.dir.unwrap_or_else(std::env::temp_dir);
     match args.scenario {
-        Scenario::Append { concurrency, seconds } => {
+        Scenario::Append {
+            concurrency,
+            seconds,
+        } => {
             for c in concurrency {
                 runtime.block_on(append(&base, c, Duration::from_secs(seconds)))?;
             }
         }
         Scenario::Replay { events } => runtime.block_on(replay(&base, events))?,
-        Scenario::HttpIssue { concurrency, seconds } => {
+        Scenario::HttpIssue {
+            concurrency,
+            seconds,
+        } => {
             for c in concurrency {
-                http_load(&runtime, &base, HttpWork::Issue, c, Duration::from_secs(seconds))?;
+                http_load(
+                    &runtime,
+                    &base,
+                    HttpWork::Issue,
+                    c,
+                    Duration::from_secs(seconds),
+                )?;
             }
         }
-        Scenario::Propagation { verifiers, revocations } => {
+        Scenario::Propagation {
+            verifiers,
+            revocations,
+        } => {
             for n in verifiers {
                 runtime.block_on(propagation(&base, n, revocations))?;
             }
         }
         Scenario::Verify { tokens, checks } => verify_bench(tokens, checks)?,
-        Scenario::ColdStart { tokens, also_stream } => runtime.block_on(cold_start(&base, tokens, also_stream))?,
-        Scenario::PropagationHttp { services, revocations, example_binary } => {
+        Scenario::ColdStart {
+            tokens,
+            also_stream,
+        } => runtime.block_on(cold_start(&base, tokens, also_stream))?,
+        Scenario::PropagationHttp {
+            services,
+            revocations,
+            example_binary,
+        } => {
             let example_binary = example_binary.or_else(|| {
-                let beside = std::env::current_exe().ok()?.with_file_name("certificate-service");
+                let beside = std::env::current_exe()
+                    .ok()?
+                    .with_file_name("certificate-service");
                 beside.exists().then_some(beside)
             });
-            propagation_http(&runtime, &base, services, revocations, example_binary.as_deref())?
+            propagation_http(
+                &runtime,
+                &base,
+                services,
+                revocations,
+                example_binary.as_deref(),
+            )?
         }
-        Scenario::Introspect { concurrency, seconds } => {
+        Scenario::Introspect {
+            concurrency,
+            seconds,
+        } => {
             for c in concurrency {
-                http_load(&runtime, &base, HttpWork::Introspect, c, Duration::from_secs(seconds))?;
+                http_load(
+                    &runtime,
+                    &base,
+                    HttpWork::Introspect,
+                    c,
+                    Duration::from_secs(seconds),
+                )?;
             }
         }
     }
@@ -155,10 +194,15 @@ fn create_account(n: u64) -> Command {
     }
 }
 
-async fn append(base: &std::path::Path, concurrency: usize, run_for: Duration) -> anyhow::Result<()> {
+async fn append(
+    base: &std::path::Path,
+    concurrency: usize,
+    run_for: Duration,
+) -> anyhow::Result<()> {
     let dir = tempfile::tempdir_in(base)?;
     let store = Arc::new(EventStore::open(dir.path())?);
-    let (handler, _) = CommandHandler::start(store, Arc::new(SystemClock), HandlerConfig::default())?;
+    let (handler, _) =
+        CommandHandler::start(store, Arc::new(SystemClock), HandlerConfig::default())?;
     let handle = handler.handle();
     let started = Instant::now();
     let deadline = started + run_for;
@@ -184,7 +228,10 @@ async fn append(base: &std::path::Path, concurrency: usize, run_for: Duration) -
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
-    let batches = handle.metrics().batches_written.load(std::sync::atomic::Ordering::Relaxed);
+    let batches = handle
+        .metrics()
+        .batches_written
+        .load(std::sync::atomic::Ordering::Relaxed);
     handler.shutdown().await;
     println!(
         "{}",
@@ -217,7 +264,10 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 async fn replay(base: &std::path::Path, target_events: u64) -> anyhow::Result<()> {
     let dir = tempfile::tempdir_in(base)?;
     let store = Arc::new(EventStore::open(dir.path())?);
-    let config = HandlerConfig { snapshot_every: u64::MAX, ..HandlerConfig::default() };
+    let config = HandlerConfig {
+        snapshot_every: u64::MAX,
+        ..HandlerConfig::default()
+    };
     let (handler, _) = CommandHandler::start(store.clone(), Arc::new(SystemClock), config)?;
     let handle = handler.handle();
     let building = Instant::now();
@@ -252,7 +302,10 @@ async fn replay(base: &std::path::Path, target_events: u64) -> anyhow::Result<()
                         };
                         written += submit_ok(&handle, issue).await?.events as u64;
                         if t == 7 {
-                            let revoke = Command::RevokeToken { token_id, reason: "benchmark".into() };
+                            let revoke = Command::RevokeToken {
+                                token_id,
+                                reason: "benchmark".into(),
+                            };
                             written += submit_ok(&handle, revoke).await?.events as u64;
                         }
                     }
@@ -285,7 +338,10 @@ async fn replay(base: &std::path::Path, target_events: u64) -> anyhow::Result<()
         evolve(&mut state, &latchd::to_recorded(&stored?)?);
     }
     let full_took = full_started.elapsed();
-    anyhow::ensure!(state.token_count() == tokens, "replay disagrees with the live state");
+    anyhow::ensure!(
+        state.token_count() == tokens,
+        "replay disagrees with the live state"
+    );
 
     // What latchd does on restart: snapshot + verified tail.
     let restart_started = Instant::now();
@@ -322,34 +378,66 @@ enum HttpWork {
 
 /// Serves latchd's router in-process and drives it with `concurrency`
 /// blocking clients for `run_for`.
-fn http_load(runtime: &tokio::runtime::Runtime, base: &std::path::Path, work: HttpWork, concurrency: usize, run_for: Duration) -> anyhow::Result<()> {
+fn http_load(
+    runtime: &tokio::runtime::Runtime,
+    base: &std::path::Path,
+    work: HttpWork,
+    concurrency: usize,
+    run_for: Duration,
+) -> anyhow::Result<()> {
     let latch = runtime.block_on(InProcessLatchd::start(base, None, HandlerConfig::default()))?;
     let (url, admin) = (latch.url.clone(), latch.admin.clone());
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
     let post = |path: &str, body: serde_json::Value| -> anyhow::Result<(u16, serde_json::Value)> {
-        let mut response = agent.post(format!("{url}{path}")).header("Authorization", format!("Bearer {admin}")).send_json(&body)?;
+        let mut response = agent
+            .post(format!("{url}{path}"))
+            .header("Authorization", format!("Bearer {admin}"))
+            .send_json(&body)?;
         let status = response.status().as_u16();
         Ok((status, response.body_mut().read_json()?))
     };
-    let (_, account) = post("/v1/accounts", json!({ "name": "bench", "role": "auditor" }))?;
+    let (_, account) = post(
+        "/v1/accounts",
+        json!({ "name": "bench", "role": "auditor" }),
+    )?;
     let account = account["id"].as_str().context("account id")?.to_owned();
-    let (_, probe) = post(&format!("/v1/accounts/{account}/tokens"), json!({ "name": "probe" }))?;
+    let (_, probe) = post(
+        &format!("/v1/accounts/{account}/tokens"),
+        json!({ "name": "probe" }),
+    )?;
     let probe = probe["token"].as_str().context("token")?.to_owned();
 
     let started = Instant::now();
     let deadline = started + run_for;
     let threads: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (agent, url, admin, account, probe) = (agent.clone(), url.clone(), admin.clone(), account.clone(), probe.clone());
+            let (agent, url, admin, account, probe) = (
+                agent.clone(),
+                url.clone(),
+                admin.clone(),
+                account.clone(),
+                probe.clone(),
+            );
             std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
                 let mut latencies = Vec::new();
                 while Instant::now() < deadline {
                     let at = Instant::now();
                     let (path, body) = match work {
-                        HttpWork::Issue => (format!("/v1/accounts/{account}/tokens"), json!({ "name": "load" })),
-                        HttpWork::Introspect => ("/v1/introspect".to_owned(), json!({ "token": probe })),
+                        HttpWork::Issue => (
+                            format!("/v1/accounts/{account}/tokens"),
+                            json!({ "name": "load" }),
+                        ),
+                        HttpWork::Introspect => {
+                            ("/v1/introspect".to_owned(), json!({ "token": probe }))
+                        }
                     };
-                    let response = agent.post(format!("{url}{path}")).header("Authorization", format!("Bearer {admin}")).send_json(&body)?;
+                    let response = agent
+                        .post(format!("{url}{path}"))
+                        .header("Authorization", format!("Bearer {admin}"))
+                        .send_json(&body)?;
                     anyhow::ensure!(response.status().is_success(), "HTTP {}", response.status());
                     latencies.push(at.elapsed());
                 }
@@ -359,7 +447,11 @@ fn http_load(runtime: &tokio::runtime::Runtime, base: &std::path::Path, work: Ht
         .collect();
     let mut latencies = Vec::new();
     for thread in threads {
-        latencies.extend(thread.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??);
+        latencies.extend(
+            thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("client thread panicked"))??,
+        );
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
@@ -384,34 +476,80 @@ fn http_load(runtime: &tokio::runtime::Runtime, base: &std::path::Path, work: Ht
 /// process, and `verifier_count` verifiers (each its own NATS connection);
 /// then revokes tokens one at a time and times, from the moment the revoke
 /// command is durable, until each verifier refuses the token.
-async fn propagation(base: &std::path::Path, verifier_count: usize, revocations: usize) -> anyhow::Result<()> {
+async fn propagation(
+    base: &std::path::Path,
+    verifier_count: usize,
+    revocations: usize,
+) -> anyhow::Result<()> {
     let nats = latch_testkit::NatsServer::start();
     let dir = tempfile::tempdir_in(base)?;
     let store = Arc::new(EventStore::open(dir.path())?);
-    let (handler, _) = CommandHandler::start(store.clone(), Arc::new(SystemClock), HandlerConfig::default())?;
+    let (handler, _) = CommandHandler::start(
+        store.clone(),
+        Arc::new(SystemClock),
+        HandlerConfig::default(),
+    )?;
     let (_stop_relay, shutdown) = tokio::sync::watch::channel(false);
-    let relay = latchd::Relay { store, nats_url: nats.url(), clock: Arc::new(SystemClock), status: Arc::new(latchd::RelayStatus::default()) };
+    let relay = latchd::Relay {
+        store,
+        nats_url: nats.url(),
+        clock: Arc::new(SystemClock),
+        status: Arc::new(latchd::RelayStatus::default()),
+    };
     tokio::spawn(relay.run(shutdown));
     let handle = handler.handle();
 
     let account_id = AccountId::new();
-    submit_ok(&handle, Command::CreateAccount { account_id, name: AccountName::parse("bench").expect("valid"), role: RoleName::parse("auditor").expect("valid"), description: String::new() }).await?;
+    submit_ok(
+        &handle,
+        Command::CreateAccount {
+            account_id,
+            name: AccountName::parse("bench").expect("valid"),
+            role: RoleName::parse("auditor").expect("valid"),
+            description: String::new(),
+        },
+    )
+    .await?;
     let mut tokens = Vec::with_capacity(revocations);
     for _ in 0..revocations {
         let token_id = TokenId::new();
         let secret = TokenSecret::generate(&mut rand::rng());
-        submit_ok(&handle, Command::IssueToken { account_id, token_id, name: "p".into(), scopes: None, ttl: None, allowed_cidrs: Vec::new(), digest: secret.digest() }).await?;
+        submit_ok(
+            &handle,
+            Command::IssueToken {
+                account_id,
+                token_id,
+                name: "p".into(),
+                scopes: None,
+                ttl: None,
+                allowed_cidrs: Vec::new(),
+                digest: secret.digest(),
+            },
+        )
+        .await?;
         tokens.push((token_id, secret.expose().to_owned()));
     }
     let mut verifiers = Vec::with_capacity(verifier_count);
     for _ in 0..verifier_count {
-        verifiers.push(latch_verify::Verifier::connect(latch_verify::VerifierConfig::new(nats.url())).await?);
+        verifiers.push(
+            latch_verify::Verifier::connect(latch_verify::VerifierConfig::new(nats.url())).await?,
+        );
     }
     let read = Permission::parse("accounts:read")?;
     let mut latencies = Vec::with_capacity(revocations * verifier_count);
     for (token_id, secret) in &tokens {
-        anyhow::ensure!(verifiers.iter().all(|v| v.verify(secret, &read).is_ok()), "token not active before revocation");
-        submit_ok(&handle, Command::RevokeToken { token_id: *token_id, reason: "bench".into() }).await?;
+        anyhow::ensure!(
+            verifiers.iter().all(|v| v.verify(secret, &read).is_ok()),
+            "token not active before revocation"
+        );
+        submit_ok(
+            &handle,
+            Command::RevokeToken {
+                token_id: *token_id,
+                reason: "bench".into(),
+            },
+        )
+        .await?;
         let revoked_at = Instant::now();
         let mut pending: Vec<usize> = (0..verifier_count).collect();
         while !pending.is_empty() {
@@ -423,7 +561,10 @@ async fn propagation(base: &std::path::Path, verifier_count: usize, revocations:
                     true
                 }
             });
-            anyhow::ensure!(revoked_at.elapsed() < Duration::from_secs(10), "a verifier never saw the revocation");
+            anyhow::ensure!(
+                revoked_at.elapsed() < Duration::from_secs(10),
+                "a verifier never saw the revocation"
+            );
             tokio::task::yield_now().await;
         }
     }
@@ -449,7 +590,11 @@ async fn propagation(base: &std::path::Path, verifier_count: usize, revocations:
 fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }
 
@@ -463,14 +608,36 @@ fn verify_bench(tokens: usize, checks: usize) -> anyhow::Result<()> {
     let mut position = 0u64;
     let mut record = |state: &mut State, event: Event| {
         position += 1;
-        let envelope = EventEnvelope { id: EventId::new(), at: now, actor: Actor::System, request_id: None, idempotency_key: None, event };
-        evolve(state, &RecordedEvent { position: Position::new(position), version: 1, envelope });
+        let envelope = EventEnvelope {
+            id: EventId::new(),
+            at: now,
+            actor: Actor::System,
+            request_id: None,
+            idempotency_key: None,
+            event,
+        };
+        evolve(
+            state,
+            &RecordedEvent {
+                position: Position::new(position),
+                version: 1,
+                envelope,
+            },
+        );
     };
     let before = resident_bytes();
     let mut state = State::new();
     let accounts: Vec<AccountId> = (0..1000).map(|_| AccountId::new()).collect();
     for (n, account_id) in accounts.iter().enumerate() {
-        record(&mut state, Event::AccountCreated { account_id: *account_id, name: AccountName::parse(&format!("svc-{n}"))?, role: RoleName::parse("auditor")?, description: String::new() });
+        record(
+            &mut state,
+            Event::AccountCreated {
+                account_id: *account_id,
+                name: AccountName::parse(&format!("svc-{n}"))?,
+                role: RoleName::parse("auditor")?,
+                description: String::new(),
+            },
+        );
     }
     let mut sample = Vec::new();
     let mut revoked = Vec::new();
@@ -479,48 +646,92 @@ fn verify_bench(tokens: usize, checks: usize) -> anyhow::Result<()> {
         let secret = TokenSecret::generate(&mut rng);
         let token_id = TokenId::new();
         let account_id = accounts[n % accounts.len()];
-        record(&mut state, Event::TokenIssued {
-            token_id, account_id, name: "t".into(), scopes: PermissionSet::parse(["*:read"])?, digest: secret.digest(),
-            expires_at: now + chrono::TimeDelta::days(30), allowed_cidrs: Vec::new(), rotated_from: None,
-        });
+        record(
+            &mut state,
+            Event::TokenIssued {
+                token_id,
+                account_id,
+                name: "t".into(),
+                scopes: PermissionSet::parse(["*:read"])?,
+                digest: secret.digest(),
+                expires_at: now + chrono::TimeDelta::days(30),
+                allowed_cidrs: Vec::new(),
+                rotated_from: None,
+            },
+        );
         if n % 100 == 0 {
-            if sample.len() < 10_000 { sample.push(secret.expose().to_owned()); }
+            if sample.len() < 10_000 {
+                sample.push(secret.expose().to_owned());
+            }
         } else if n % 101 == 0 && revoked.len() < 10_000 {
-            record(&mut state, Event::TokenRevoked { token_id, account_id, reason: String::new() });
+            record(
+                &mut state,
+                Event::TokenRevoked {
+                    token_id,
+                    account_id,
+                    reason: String::new(),
+                },
+            );
             revoked.push(secret.expose().to_owned());
         }
     }
     let per_token = (resident_bytes().saturating_sub(before)) as f64 / tokens as f64;
-    let misses: Vec<String> = (0..10_000).map(|_| TokenSecret::generate(&mut rng).expose().to_owned()).collect();
-    let corrupt: Vec<String> = sample.iter().map(|t| { let mut t = t.clone(); t.replace_range(10..11, if &t[10..11] == "A" { "B" } else { "A" }); t }).collect();
+    let misses: Vec<String> = (0..10_000)
+        .map(|_| TokenSecret::generate(&mut rng).expose().to_owned())
+        .collect();
+    let corrupt: Vec<String> = sample
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            t.replace_range(10..11, if &t[10..11] == "A" { "B" } else { "A" });
+            t
+        })
+        .collect();
     let permission = Permission::parse("accounts:read")?;
     let state = std::sync::RwLock::new(state);
 
-    let time = |name: &str, inputs: &[String], expect_ok: bool| -> anyhow::Result<serde_json::Value> {
+    let time = |name: &str,
+                inputs: &[String],
+                expect_ok: bool|
+     -> anyhow::Result<serde_json::Value> {
         let started = Instant::now();
         let mut ok = 0usize;
         for i in 0..checks {
             let guard = state.read().expect("lock");
             let token = &inputs[i % inputs.len()];
-            if latch_core::authenticate(&guard, token, now, None).is_ok_and(|p| p.allows(&permission)) {
+            if latch_core::authenticate(&guard, token, now, None)
+                .is_ok_and(|p| p.allows(&permission))
+            {
                 ok += 1;
             }
         }
         let elapsed = started.elapsed();
         anyhow::ensure!((ok == checks) == expect_ok, "{name}: unexpected outcome");
-        Ok(json!({ "case": name, "ns_per_check": elapsed.as_nanos() as f64 / checks as f64, "checks_per_second_one_core": checks as f64 / elapsed.as_secs_f64() }))
+        Ok(
+            json!({ "case": name, "ns_per_check": elapsed.as_nanos() as f64 / checks as f64, "checks_per_second_one_core": checks as f64 / elapsed.as_secs_f64() }),
+        )
     };
-    let cases = vec![time("hit", &sample, true)?, time("miss", &misses, false)?, time("revoked", &revoked, false)?, time("wrong_checksum", &corrupt, false)?];
+    let cases = vec![
+        time("hit", &sample, true)?,
+        time("miss", &misses, false)?,
+        time("revoked", &revoked, false)?,
+        time("wrong_checksum", &corrupt, false)?,
+    ];
     let sha_started = Instant::now();
     let mut sink = 0u8;
-    for i in 0..checks { sink ^= TokenDigest::of(&sample[i % sample.len()]).as_bytes()[0]; }
+    for i in 0..checks {
+        sink ^= TokenDigest::of(&sample[i % sample.len()]).as_bytes()[0];
+    }
     let sha_ns = sha_started.elapsed().as_nanos() as f64 / checks as f64;
-    println!("{}", json!({
-        "scenario": "verify", "tokens": tokens, "checks_per_case": checks, "cases": cases,
-        "sha256_of_token_ns": sha_ns, "sink": sink,
-        "resident_bytes_per_token": per_token,
-        "note": "single thread; authenticate + permission check under a read lock, as Verifier::verify",
-    }));
+    println!(
+        "{}",
+        json!({
+            "scenario": "verify", "tokens": tokens, "checks_per_case": checks, "cases": cases,
+            "sha256_of_token_ns": sha_ns, "sink": sink,
+            "resident_bytes_per_token": per_token,
+            "note": "single thread; authenticate + permission check under a read lock, as Verifier::verify",
+        })
+    );
     Ok(())
 }
 
@@ -538,61 +749,121 @@ fn propagation_http(
     example_binary: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let nats = latch_testkit::NatsServer::start();
-    let latch = runtime.block_on(InProcessLatchd::start(base, Some(&nats), HandlerConfig::default()))?;
+    let latch = runtime.block_on(InProcessLatchd::start(
+        base,
+        Some(&nats),
+        HandlerConfig::default(),
+    ))?;
     let mut services = Vec::new();
     let mut children = ServiceProcesses(Vec::new());
     for _ in 0..service_count {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         services.push(format!("http://127.0.0.1:{port}/certificates"));
         match example_binary {
             Some(binary) => children.0.push(
                 std::process::Command::new(binary)
-                    .args(["--nats-url", &nats.url(), "--listen", &format!("127.0.0.1:{port}")])
+                    .args([
+                        "--nats-url",
+                        &nats.url(),
+                        "--listen",
+                        &format!("127.0.0.1:{port}"),
+                    ])
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::null())
                     .spawn()
                     .with_context(|| format!("start {}", binary.display()))?,
             ),
             None => runtime.block_on(async {
-                let verifier = latch_verify::Verifier::connect(latch_verify::VerifierConfig::new(nats.url())).await?;
+                let verifier =
+                    latch_verify::Verifier::connect(latch_verify::VerifierConfig::new(nats.url()))
+                        .await?;
                 let service = axum::Router::new()
                     .route("/certificates", axum::routing::get(|| async { "[]" }))
-                    .layer(latch_verify::RequirePermission::new(verifier, "certificates:read"));
+                    .layer(latch_verify::RequirePermission::new(
+                        verifier,
+                        "certificates:read",
+                    ));
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-                tokio::spawn(async move { axum::serve(listener, service.into_make_service_with_connect_info::<std::net::SocketAddr>()).await });
+                tokio::spawn(async move {
+                    axum::serve(
+                        listener,
+                        service.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                    )
+                    .await
+                });
                 anyhow::Ok(())
             })?,
         }
     }
     let (url, admin) = (latch.url.clone(), latch.admin.clone());
 
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let call = |method: &str, url: &str, token: &str, body: Option<serde_json::Value>| -> anyhow::Result<(u16, serde_json::Value)> {
-        let request = ureq::http::Request::builder().method(method).uri(url).header("Authorization", format!("Bearer {token}")).header("Content-Type", "application/json");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let call = |method: &str,
+                url: &str,
+                token: &str,
+                body: Option<serde_json::Value>|
+     -> anyhow::Result<(u16, serde_json::Value)> {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json");
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let mut response = agent.run(request.body(bytes)?)?;
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string()?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        ))
     };
     let role = json!({ "permissions": ["certificates:issue", "certificates:read"] });
-    anyhow::ensure!(call("PUT", &format!("{url}/v1/roles/issuer"), &admin, Some(role))?.0 == 200, "role");
-    let (_, account) = call("POST", &format!("{url}/v1/accounts"), &admin, Some(json!({ "name": "ci", "role": "issuer" })))?;
+    anyhow::ensure!(
+        call("PUT", &format!("{url}/v1/roles/issuer"), &admin, Some(role))?.0 == 200,
+        "role"
+    );
+    let (_, account) = call(
+        "POST",
+        &format!("{url}/v1/accounts"),
+        &admin,
+        Some(json!({ "name": "ci", "role": "issuer" })),
+    )?;
     let account = account["id"].as_str().context("account")?.to_owned();
 
     let mut latencies = Vec::new();
     for _ in 0..revocations {
-        let (_, issued) = call("POST", &format!("{url}/v1/accounts/{account}/tokens"), &admin, Some(json!({ "name": "p" })))?;
-        let (id, token) = (issued["id"].as_str().context("id")?.to_owned(), issued["token"].as_str().context("token")?.to_owned());
+        let (_, issued) = call(
+            "POST",
+            &format!("{url}/v1/accounts/{account}/tokens"),
+            &admin,
+            Some(json!({ "name": "p" })),
+        )?;
+        let (id, token) = (
+            issued["id"].as_str().context("id")?.to_owned(),
+            issued["token"].as_str().context("token")?.to_owned(),
+        );
         let started = Instant::now();
         for service in &services {
             // Also waits for the service processes to come up, the first time.
             while !matches!(call("GET", service, &token, None), Ok((200, _))) {
-                anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "{service} never accepted the new token");
+                anyhow::ensure!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "{service} never accepted the new token"
+                );
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
-        let (status, _) = call("POST", &format!("{url}/v1/tokens/{id}/revoke"), &admin, Some(json!({})))?;
+        let (status, _) = call(
+            "POST",
+            &format!("{url}/v1/tokens/{id}/revoke"),
+            &admin,
+            Some(json!({})),
+        )?;
         anyhow::ensure!(status == 200, "revoke: {status}");
         let revoked_at = Instant::now();
         let mut pending: Vec<&String> = services.iter().collect();
@@ -606,18 +877,24 @@ fn propagation_http(
                 }
             }
             pending = still;
-            anyhow::ensure!(revoked_at.elapsed() < Duration::from_secs(10), "a service never rejected the revoked token");
+            anyhow::ensure!(
+                revoked_at.elapsed() < Duration::from_secs(10),
+                "a service never rejected the revoked token"
+            );
         }
     }
     latencies.sort_unstable();
-    println!("{}", json!({
-        "scenario": "propagation-http", "services": service_count, "revocations": revocations, "samples": latencies.len(),
-        "services_are": example_binary.map_or("in-process axum services with RequirePermission".to_owned(), |b| format!("processes of {}", b.display())),
-        "p50_us": percentile(&latencies, 0.50).as_micros() as u64,
-        "p99_us": percentile(&latencies, 0.99).as_micros() as u64,
-        "max_us": latencies.last().copied().unwrap_or_default().as_micros() as u64,
-        "measured_from": "the revoke HTTP response to each service's first 401, polling the services one after another over HTTP",
-    }));
+    println!(
+        "{}",
+        json!({
+            "scenario": "propagation-http", "services": service_count, "revocations": revocations, "samples": latencies.len(),
+            "services_are": example_binary.map_or("in-process axum services with RequirePermission".to_owned(), |b| format!("processes of {}", b.display())),
+            "p50_us": percentile(&latencies, 0.50).as_micros() as u64,
+            "p99_us": percentile(&latencies, 0.99).as_micros() as u64,
+            "max_us": latencies.last().copied().unwrap_or_default().as_micros() as u64,
+            "measured_from": "the revoke HTTP response to each service's first 401, polling the services one after another over HTTP",
+        })
+    );
     drop(children);
     Ok(())
 }
@@ -634,16 +911,49 @@ impl Drop for ServiceProcesses {
     }
 }
 
-async fn cold_start(base: &std::path::Path, tokens: usize, also_stream: bool) -> anyhow::Result<()> {
+async fn cold_start(
+    base: &std::path::Path,
+    tokens: usize,
+    also_stream: bool,
+) -> anyhow::Result<()> {
     use std::sync::atomic::Ordering;
     let nats = latch_testkit::NatsServer::start();
-    let latch = InProcessLatchd::start(base, Some(&nats), HandlerConfig { snapshot_every: u64::MAX, ..HandlerConfig::default() }).await?;
+    let latch = InProcessLatchd::start(
+        base,
+        Some(&nats),
+        HandlerConfig {
+            snapshot_every: u64::MAX,
+            ..HandlerConfig::default()
+        },
+    )
+    .await?;
     let (handle, store, url) = (latch.handle.clone(), latch.store.clone(), latch.url.clone());
     let status = latch.relay.clone().context("relay")?;
     let verifier_account = AccountId::new();
-    submit_ok(&handle, Command::CreateAccount { account_id: verifier_account, name: AccountName::parse("edge")?, role: RoleName::parse("verifier")?, description: String::new() }).await?;
+    submit_ok(
+        &handle,
+        Command::CreateAccount {
+            account_id: verifier_account,
+            name: AccountName::parse("edge")?,
+            role: RoleName::parse("verifier")?,
+            description: String::new(),
+        },
+    )
+    .await?;
     let secret = TokenSecret::generate(&mut rand::rng());
-    submit_ok(&handle, Command::IssueToken { account_id: verifier_account, token_id: TokenId::new(), name: "v".into(), scopes: None, ttl: None, allowed_cidrs: Vec::new(), digest: secret.digest() }).await?;
+    submit_ok(
+        &handle,
+        Command::IssueToken {
+            account_id: verifier_account,
+            token_id: TokenId::new(),
+            name: "v".into(),
+            scopes: None,
+            ttl: None,
+            allowed_cidrs: Vec::new(),
+            digest: secret.digest(),
+        },
+    )
+    .await?;
     let verifier_token = secret.expose().to_owned();
 
     let building = Instant::now();
@@ -652,7 +962,10 @@ async fn cold_start(base: &std::path::Path, tokens: usize, also_stream: bool) ->
     let head = store.head().position.get();
     let relaying = Instant::now();
     while status.published.load(Ordering::SeqCst) < head {
-        anyhow::ensure!(relaying.elapsed() < Duration::from_secs(600), "the relay did not catch up");
+        anyhow::ensure!(
+            relaying.elapsed() < Duration::from_secs(600),
+            "the relay did not catch up"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let relayed = relaying.elapsed();
@@ -660,7 +973,10 @@ async fn cold_start(base: &std::path::Path, tokens: usize, also_stream: bool) ->
     let before = resident_bytes();
     let started = Instant::now();
     let mut config = latch_verify::VerifierConfig::new(nats.url());
-    config.snapshot = Some(latch_verify::SnapshotSource { latchd_url: url, token: verifier_token });
+    config.snapshot = Some(latch_verify::SnapshotSource {
+        latchd_url: url,
+        token: verifier_token,
+    });
     config.connect_timeout = Duration::from_secs(600);
     let verifier = latch_verify::Verifier::connect(config).await?;
     let from_snapshot = started.elapsed();
@@ -676,14 +992,17 @@ async fn cold_start(base: &std::path::Path, tokens: usize, also_stream: bool) ->
     } else {
         None
     };
-    println!("{}", json!({
-        "scenario": "cold-start", "tokens": tokens, "events": head,
-        "build_seconds": built.as_secs_f64(), "relay_catch_up_seconds": relayed.as_secs_f64(),
-        "verifier_cold_start_from_snapshot_seconds": from_snapshot.as_secs_f64(),
-        "verifier_cold_start_from_stream_seconds": from_stream,
-        "verifier_resident_bytes_per_token": per_token,
-        "note": "snapshot = GET /v1/snapshot over loopback HTTP + postcard decode + binary search of the stream; RSS delta measured in this process",
-    }));
+    println!(
+        "{}",
+        json!({
+            "scenario": "cold-start", "tokens": tokens, "events": head,
+            "build_seconds": built.as_secs_f64(), "relay_catch_up_seconds": relayed.as_secs_f64(),
+            "verifier_cold_start_from_snapshot_seconds": from_snapshot.as_secs_f64(),
+            "verifier_cold_start_from_stream_seconds": from_stream,
+            "verifier_resident_bytes_per_token": per_token,
+            "note": "snapshot = GET /v1/snapshot over loopback HTTP + postcard decode + binary search of the stream; RSS delta measured in this process",
+        })
+    );
     drop(latch);
     Ok(())
 }

@@ -11,7 +11,9 @@
 //! `latchrequestid` and `latchidempotencykey`.
 
 use chrono::{DateTime, Utc};
-use latch_core::{AccountId, Actor, Event, EventEnvelope, EventId, Position, RecordedEvent, TokenId};
+use latch_core::{
+    AccountId, Actor, Event, EventEnvelope, EventId, Position, RecordedEvent, TokenId,
+};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -65,7 +67,10 @@ pub fn subject_of(event: &Event) -> String {
 fn actor_text(actor: Actor) -> String {
     match actor {
         Actor::System => "system".to_owned(),
-        Actor::Token { account_id, token_id } => format!("token/{account_id}/{token_id}"),
+        Actor::Token {
+            account_id,
+            token_id,
+        } => format!("token/{account_id}/{token_id}"),
     }
 }
 
@@ -75,7 +80,10 @@ fn parse_actor(text: &str) -> Option<Actor> {
     }
     let rest = text.strip_prefix("token/")?;
     let (account, token) = rest.split_once('/')?;
-    Some(Actor::Token { account_id: account.parse::<AccountId>().ok()?, token_id: token.parse::<TokenId>().ok()? })
+    Some(Actor::Token {
+        account_id: account.parse::<AccountId>().ok()?,
+        token_id: token.parse::<TokenId>().ok()?,
+    })
 }
 
 impl CloudEvent {
@@ -103,16 +111,30 @@ impl CloudEvent {
         if self.specversion != SPEC_VERSION || self.source != SOURCE {
             return Err(foreign("specversion or source is not Latch's"));
         }
-        let event_type = self.kind.strip_prefix(TYPE_PREFIX).ok_or_else(|| foreign("type is not latch.*"))?;
-        let event: Event = serde_json::from_value(serde_json::json!({ "type": event_type, "data": self.data }))?;
-        let position = self.sequence.parse::<u64>().map_err(|_| foreign("sequence is not a position"))?;
+        let event_type = self
+            .kind
+            .strip_prefix(TYPE_PREFIX)
+            .ok_or_else(|| foreign("type is not latch.*"))?;
+        let event: Event =
+            serde_json::from_value(serde_json::json!({ "type": event_type, "data": self.data }))?;
+        let position = self
+            .sequence
+            .parse::<u64>()
+            .map_err(|_| foreign("sequence is not a position"))?;
         Ok(RecordedEvent {
             position: Position::new(position),
-            version: self.latchversion.parse().map_err(|_| foreign("latchversion is not a number"))?,
+            version: self
+                .latchversion
+                .parse()
+                .map_err(|_| foreign("latchversion is not a number"))?,
             envelope: EventEnvelope {
-                id: self.id.parse::<EventId>().map_err(|_| foreign("id is not an event id"))?,
+                id: self
+                    .id
+                    .parse::<EventId>()
+                    .map_err(|_| foreign("id is not an event id"))?,
                 at: self.time,
-                actor: parse_actor(&self.latchactor).ok_or_else(|| foreign("latchactor is malformed"))?,
+                actor: parse_actor(&self.latchactor)
+                    .ok_or_else(|| foreign("latchactor is malformed"))?,
                 request_id: self.latchrequestid,
                 idempotency_key: self.latchidempotencykey,
                 event,

@@ -32,7 +32,11 @@ struct In {
 }
 
 pub fn encode(state: &State) -> Vec<u8> {
-    postcard::to_stdvec(&Out { format: FORMAT, state }).expect("state serialises")
+    postcard::to_stdvec(&Out {
+        format: FORMAT,
+        state,
+    })
+    .expect("state serialises")
 }
 
 /// The state and the position it is at.

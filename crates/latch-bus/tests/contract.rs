@@ -11,9 +11,21 @@ fn sample_events() -> Vec<Event> {
     let role = RoleName::parse("cert-operator").unwrap();
     let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
     vec![
-        Event::AccountCreated { account_id, name: AccountName::parse("ci").unwrap(), role: role.clone(), description: "d".into() },
-        Event::AccountUpdated { account_id, role: Some(role.clone()), description: None },
-        Event::AccountDisabled { account_id, reason: "leak".into() },
+        Event::AccountCreated {
+            account_id,
+            name: AccountName::parse("ci").unwrap(),
+            role: role.clone(),
+            description: "d".into(),
+        },
+        Event::AccountUpdated {
+            account_id,
+            role: Some(role.clone()),
+            description: None,
+        },
+        Event::AccountDisabled {
+            account_id,
+            reason: "leak".into(),
+        },
         Event::AccountEnabled { account_id },
         Event::AccountDeleted { account_id },
         Event::TokenIssued {
@@ -26,14 +38,45 @@ fn sample_events() -> Vec<Event> {
             allowed_cidrs: vec!["10.0.0.0/8".parse().unwrap()],
             rotated_from: Some(TokenId::new()),
         },
-        Event::TokenRevoked { token_id, account_id, reason: "leaked".into() },
-        Event::TokenRotated { token_id, account_id, successor_id: TokenId::new(), expires_at: at },
-        Event::TokenExpiring { token_id, account_id, expires_at: at },
-        Event::TokenExpired { token_id, account_id, expires_at: at },
-        Event::TokenRotationDue { token_id, account_id, issued_at: at },
-        Event::RoleDefined { name: role.clone(), permissions: PermissionSet::parse(["certificates:*"]).unwrap(), description: String::new() },
+        Event::TokenRevoked {
+            token_id,
+            account_id,
+            reason: "leaked".into(),
+        },
+        Event::TokenRotated {
+            token_id,
+            account_id,
+            successor_id: TokenId::new(),
+            expires_at: at,
+        },
+        Event::TokenExpiring {
+            token_id,
+            account_id,
+            expires_at: at,
+        },
+        Event::TokenExpired {
+            token_id,
+            account_id,
+            expires_at: at,
+        },
+        Event::TokenRotationDue {
+            token_id,
+            account_id,
+            issued_at: at,
+        },
+        Event::RoleDefined {
+            name: role.clone(),
+            permissions: PermissionSet::parse(["certificates:*"]).unwrap(),
+            description: String::new(),
+        },
         Event::RoleDeleted { name: role.clone() },
-        Event::PolicyUpdated { role: None, settings: PolicySettings { max_ttl: Some(Span::days(90)), ..Default::default() } },
+        Event::PolicyUpdated {
+            role: None,
+            settings: PolicySettings {
+                max_ttl: Some(Span::days(90)),
+                ..Default::default()
+            },
+        },
     ]
 }
 
@@ -43,7 +86,9 @@ fn recorded(n: u64, event: Event, actor: Actor) -> RecordedEvent {
         version: n + 3,
         envelope: EventEnvelope {
             id: EventId::new(),
-            at: Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, n as u32 % 60).unwrap(),
+            at: Utc
+                .with_ymd_and_hms(2026, 3, 2, 9, 0, n as u32 % 60)
+                .unwrap(),
             actor,
             request_id: Some(format!("req-{n}")),
             idempotency_key: n.is_multiple_of(2).then(|| "key".to_owned()),
@@ -57,9 +102,16 @@ fn every_event_type_round_trips_through_its_cloud_event() {
     let events = sample_events();
     let types: Vec<&str> = events.iter().map(Event::event_type).collect();
     assert_eq!(types, Event::TYPES, "the samples cover every event type");
-    let actor = Actor::Token { account_id: AccountId::new(), token_id: TokenId::new() };
+    let actor = Actor::Token {
+        account_id: AccountId::new(),
+        token_id: TokenId::new(),
+    };
     for (n, event) in events.into_iter().enumerate() {
-        let original = recorded(n as u64 + 1, event, if n % 2 == 0 { actor } else { Actor::System });
+        let original = recorded(
+            n as u64 + 1,
+            event,
+            if n % 2 == 0 { actor } else { Actor::System },
+        );
         let bytes = encode(&original);
         assert_eq!(decode(&bytes).unwrap(), original);
     }
@@ -69,7 +121,15 @@ fn every_event_type_round_trips_through_its_cloud_event() {
 fn the_payload_is_cloudevents_with_the_fixed_attributes() {
     let token_id = TokenId::new();
     let account_id = AccountId::new();
-    let event = recorded(42, Event::TokenRevoked { token_id, account_id, reason: "leaked".into() }, Actor::System);
+    let event = recorded(
+        42,
+        Event::TokenRevoked {
+            token_id,
+            account_id,
+            reason: "leaked".into(),
+        },
+        Actor::System,
+    );
     let json: serde_json::Value = serde_json::from_slice(&encode(&event)).unwrap();
     assert_eq!(json["specversion"], "1.0");
     assert_eq!(json["id"], event.envelope.id.to_string());
@@ -88,14 +148,32 @@ fn the_payload_is_cloudevents_with_the_fixed_attributes() {
 fn subjects_follow_the_scheme() {
     let account_id = AccountId::new();
     let token_id = TokenId::new();
-    let revoked = Event::TokenRevoked { token_id, account_id, reason: String::new() };
-    assert_eq!(event_subject(&revoked), format!("latch.events.token.revoked.{account_id}"));
-    let role = Event::RoleDeleted { name: RoleName::parse("x").unwrap() };
+    let revoked = Event::TokenRevoked {
+        token_id,
+        account_id,
+        reason: String::new(),
+    };
+    assert_eq!(
+        event_subject(&revoked),
+        format!("latch.events.token.revoked.{account_id}")
+    );
+    let role = Event::RoleDeleted {
+        name: RoleName::parse("x").unwrap(),
+    };
     assert_eq!(event_subject(&role), "latch.events.role.deleted._");
-    let policy = Event::PolicyUpdated { role: None, settings: PolicySettings::default() };
+    let policy = Event::PolicyUpdated {
+        role: None,
+        settings: PolicySettings::default(),
+    };
     assert_eq!(event_subject(&policy), "latch.events.policy.updated._");
-    assert_eq!(subject::TOKEN_REVOKED_WILDCARD, "latch.events.token.revoked.*");
-    assert_eq!(subject::account_wildcard(account_id), format!("latch.events.*.*.{account_id}"));
+    assert_eq!(
+        subject::TOKEN_REVOKED_WILDCARD,
+        "latch.events.token.revoked.*"
+    );
+    assert_eq!(
+        subject::account_wildcard(account_id),
+        format!("latch.events.*.*.{account_id}")
+    );
     // Every subject is inside the stream's wildcard and has four tokens
     // after `latch.events` is split off: type (2) + account (1).
     for event in sample_events() {
@@ -104,7 +182,10 @@ fn subjects_follow_the_scheme() {
         assert_eq!(subject.split('.').count(), 5, "{subject}");
     }
     let settings = StreamSettings::default();
-    assert_eq!((settings.name, settings.subjects.as_slice()), ("LATCH_EVENTS", ["latch.events.>".to_owned()].as_slice()));
+    assert_eq!(
+        (settings.name, settings.subjects.as_slice()),
+        ("LATCH_EVENTS", ["latch.events.>".to_owned()].as_slice())
+    );
 }
 
 #[test]
@@ -112,18 +193,33 @@ fn foreign_or_broken_payloads_are_errors_not_panics() {
     for bad in [&b"not json"[..], br#"{}"#, br#"{"specversion":"1.0"}"#] {
         assert!(decode(bad).is_err());
     }
-    let mut json: serde_json::Value =
-        serde_json::from_slice(&encode(&recorded(1, Event::AccountEnabled { account_id: AccountId::new() }, Actor::System))).unwrap();
+    let mut json: serde_json::Value = serde_json::from_slice(&encode(&recorded(
+        1,
+        Event::AccountEnabled {
+            account_id: AccountId::new(),
+        },
+        Actor::System,
+    )))
+    .unwrap();
     json["type"] = "com.example.other".into();
-    assert!(matches!(decode(&serde_json::to_vec(&json).unwrap()), Err(CodecError::Foreign(_))));
+    assert!(matches!(
+        decode(&serde_json::to_vec(&json).unwrap()),
+        Err(CodecError::Foreign(_))
+    ));
     json["type"] = "latch.account.enabled".into();
     json["latchactor"] = "somebody".into();
-    assert!(matches!(decode(&serde_json::to_vec(&json).unwrap()), Err(CodecError::Foreign(_))));
+    assert!(matches!(
+        decode(&serde_json::to_vec(&json).unwrap()),
+        Err(CodecError::Foreign(_))
+    ));
 }
 
 #[test]
 fn heartbeats_round_trip() {
-    let heartbeat = Heartbeat { position: Position::new(7), time: Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap() };
+    let heartbeat = Heartbeat {
+        position: Position::new(7),
+        time: Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
+    };
     assert_eq!(Heartbeat::decode(&heartbeat.encode()).unwrap(), heartbeat);
 }
 

@@ -9,7 +9,12 @@ use crate::exit_code;
 pub enum CliError {
     /// latchd answered with an error.
     #[error("{title} ({status}): {detail}{}", request_id.as_deref().map(|r| format!(" [request {r}]")).unwrap_or_default())]
-    Api { status: u16, title: String, detail: String, request_id: Option<String> },
+    Api {
+        status: u16,
+        title: String,
+        detail: String,
+        request_id: Option<String>,
+    },
     #[error("cannot reach latchd at {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("{0}")]
@@ -44,21 +49,38 @@ pub struct Headers {
 
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        Self { base: base.trim_end_matches('/').to_owned(), token, agent }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            agent,
+        }
     }
 
     pub fn get(&self, path: &str) -> Result<Value, CliError> {
         self.send("GET", path, None, &Headers::default())
     }
 
-    pub fn send(&self, method: &str, path: &str, body: Option<&Value>, headers: &Headers) -> Result<Value, CliError> {
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &Headers,
+    ) -> Result<Value, CliError> {
         let url = format!("{}{}", self.base, path);
         let token = self.token.as_deref().ok_or_else(|| {
             CliError::Usage("no token: set LATCH_TOKEN, or pass --token-file (the admin token is in <data-dir>/admin.token)".into())
         })?;
         let auth = format!("Bearer {token}");
-        let mut request = ureq::http::Request::builder().method(method).uri(&url).header("Authorization", auth).header("Accept", "application/json");
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("Authorization", auth)
+            .header("Accept", "application/json");
         if let Some(key) = &headers.idempotency_key {
             request = request.header("Idempotency-Key", key);
         }
@@ -72,12 +94,21 @@ impl Client {
             }
             None => Vec::new(),
         };
-        let request = request.body(body_bytes).map_err(|e| CliError::Usage(format!("bad request for {url}: {e}")))?;
-        let unreachable = |e: ureq::Error| CliError::Unreachable { url: self.base.clone(), reason: e.to_string() };
+        let request = request
+            .body(body_bytes)
+            .map_err(|e| CliError::Usage(format!("bad request for {url}: {e}")))?;
+        let unreachable = |e: ureq::Error| CliError::Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        };
         let mut response = self.agent.run(request).map_err(unreachable)?;
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().map_err(unreachable)?;
-        let value: Value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         if (200..300).contains(&status) {
             return Ok(value);
         }

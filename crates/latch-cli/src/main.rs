@@ -18,7 +18,12 @@ use crate::output::{Column, Output, print};
 #[command(name = "latch", version, about = "Manage Latch service accounts, tokens, roles and policy", after_help = exit_code::HELP)]
 struct Cli {
     /// latchd's URL.
-    #[arg(long, env = "LATCH_URL", default_value = "http://127.0.0.1:7420", global = true)]
+    #[arg(
+        long,
+        env = "LATCH_URL",
+        default_value = "http://127.0.0.1:7420",
+        global = true
+    )]
     url: String,
     /// The token to act with. Prefer LATCH_TOKEN or --token-file: flags show up in process lists.
     #[arg(long, env = "LATCH_TOKEN", hide_env_values = true, global = true)]
@@ -212,8 +217,14 @@ struct EventsArgs {
     follow: bool,
 }
 
-const ACCOUNT_COLUMNS: &[Column] =
-    &[("ID", "id"), ("NAME", "name"), ("ROLE", "role"), ("STATUS", "status"), ("VERSION", "version"), ("DESCRIPTION", "description")];
+const ACCOUNT_COLUMNS: &[Column] = &[
+    ("ID", "id"),
+    ("NAME", "name"),
+    ("ROLE", "role"),
+    ("STATUS", "status"),
+    ("VERSION", "version"),
+    ("DESCRIPTION", "description"),
+];
 const TOKEN_COLUMNS: &[Column] = &[
     ("ID", "id"),
     ("NAME", "name"),
@@ -222,17 +233,37 @@ const TOKEN_COLUMNS: &[Column] = &[
     ("SCOPES", "scopes"),
     ("EFFECTIVE", "effective_permissions"),
 ];
-const ISSUED_COLUMNS: &[Column] = &[("ID", "id"), ("TOKEN", "token"), ("EXPIRES", "expires_at"), ("SCOPES", "scopes")];
-const ROLE_COLUMNS: &[Column] = &[("NAME", "name"), ("BUILTIN", "builtin"), ("PERMISSIONS", "permissions"), ("DESCRIPTION", "description")];
-const EVENT_COLUMNS: &[Column] =
-    &[("POSITION", "position"), ("TIME", "at"), ("TYPE", "type"), ("ACCOUNT", "data.account_id"), ("TOKEN", "data.token_id"), ("ACTOR", "actor.account_id")];
+const ISSUED_COLUMNS: &[Column] = &[
+    ("ID", "id"),
+    ("TOKEN", "token"),
+    ("EXPIRES", "expires_at"),
+    ("SCOPES", "scopes"),
+];
+const ROLE_COLUMNS: &[Column] = &[
+    ("NAME", "name"),
+    ("BUILTIN", "builtin"),
+    ("PERMISSIONS", "permissions"),
+    ("DESCRIPTION", "description"),
+];
+const EVENT_COLUMNS: &[Column] = &[
+    ("POSITION", "position"),
+    ("TIME", "at"),
+    ("TYPE", "type"),
+    ("ACCOUNT", "data.account_id"),
+    ("TOKEN", "data.token_id"),
+    ("ACTOR", "actor.account_id"),
+];
 
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            std::process::exit(if error.use_stderr() { exit_code::USAGE } else { exit_code::OK });
+            std::process::exit(if error.use_stderr() {
+                exit_code::USAGE
+            } else {
+                exit_code::OK
+            });
         }
     };
     if let Err(error) = run(cli) {
@@ -246,7 +277,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         (Some(token), _) => Some(token.trim().to_owned()),
         (None, Some(path)) => Some(
             std::fs::read_to_string(path)
-                .map_err(|e| CliError::Usage(format!("reading token file {}: {e}", path.display())))?
+                .map_err(|e| {
+                    CliError::Usage(format!("reading token file {}: {e}", path.display()))
+                })?
                 .trim()
                 .to_owned(),
         ),
@@ -275,22 +308,52 @@ fn account_id(client: &Client, account: &str) -> Result<String, CliError> {
         .and_then(|all| all.iter().find(|a| a["name"] == account))
         .and_then(|a| a["id"].as_str())
         .map(str::to_owned)
-        .ok_or_else(|| CliError::Api { status: 404, title: "Not Found".into(), detail: format!("no account named {account}"), request_id: None })
+        .ok_or_else(|| CliError::Api {
+            status: 404,
+            title: "Not Found".into(),
+            detail: format!("no account named {account}"),
+            request_id: None,
+        })
 }
 
 fn object(pairs: Vec<(&str, Option<Value>)>) -> Value {
-    let map: Map<String, Value> = pairs.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))).collect();
+    let map: Map<String, Value> = pairs
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+        .collect();
     Value::Object(map)
 }
 
-fn post(client: &Client, path: &str, body: Value, idempotency_key: Option<String>) -> Result<Value, CliError> {
-    client.send("POST", path, Some(&body), &Headers { idempotency_key, if_match: None })
+fn post(
+    client: &Client,
+    path: &str,
+    body: Value,
+    idempotency_key: Option<String>,
+) -> Result<Value, CliError> {
+    client.send(
+        "POST",
+        path,
+        Some(&body),
+        &Headers {
+            idempotency_key,
+            if_match: None,
+        },
+    )
 }
 
 fn account(client: &Client, out: Output, command: AccountCommand) -> Result<(), CliError> {
     let result = match command {
-        AccountCommand::Create { name, role, description, idempotency_key } => {
-            let body = object(vec![("name", Some(json!(name))), ("role", Some(json!(role))), ("description", description.map(Value::from))]);
+        AccountCommand::Create {
+            name,
+            role,
+            description,
+            idempotency_key,
+        } => {
+            let body = object(vec![
+                ("name", Some(json!(name))),
+                ("role", Some(json!(role))),
+                ("description", description.map(Value::from)),
+            ]);
             post(client, "/v1/accounts", body, idempotency_key)?
         }
         AccountCommand::List { status, role } => {
@@ -301,26 +364,63 @@ fn account(client: &Client, out: Output, command: AccountCommand) -> Result<(), 
             if let Some(role) = role {
                 query.push(format!("role={role}"));
             }
-            let path = if query.is_empty() { "/v1/accounts".to_owned() } else { format!("/v1/accounts?{}", query.join("&")) };
+            let path = if query.is_empty() {
+                "/v1/accounts".to_owned()
+            } else {
+                format!("/v1/accounts?{}", query.join("&"))
+            };
             client.get(&path)?["accounts"].take()
         }
-        AccountCommand::Show { account } => client.get(&format!("/v1/accounts/{}", account_id(client, &account)?))?,
-        AccountCommand::Update { account, role, description, if_match } => {
+        AccountCommand::Show { account } => {
+            client.get(&format!("/v1/accounts/{}", account_id(client, &account)?))?
+        }
+        AccountCommand::Update {
+            account,
+            role,
+            description,
+            if_match,
+        } => {
             let id = account_id(client, &account)?;
-            let body = object(vec![("role", role.map(Value::from)), ("description", description.map(Value::from))]);
-            client.send("PATCH", &format!("/v1/accounts/{id}"), Some(&body), &Headers { idempotency_key: None, if_match })?
+            let body = object(vec![
+                ("role", role.map(Value::from)),
+                ("description", description.map(Value::from)),
+            ]);
+            client.send(
+                "PATCH",
+                &format!("/v1/accounts/{id}"),
+                Some(&body),
+                &Headers {
+                    idempotency_key: None,
+                    if_match,
+                },
+            )?
         }
         AccountCommand::Disable { account, reason } => {
             let id = account_id(client, &account)?;
-            post(client, &format!("/v1/accounts/{id}/disable"), json!({ "reason": reason }), None)?
+            post(
+                client,
+                &format!("/v1/accounts/{id}/disable"),
+                json!({ "reason": reason }),
+                None,
+            )?
         }
         AccountCommand::Enable { account } => {
             let id = account_id(client, &account)?;
-            post(client, &format!("/v1/accounts/{id}/enable"), json!({}), None)?
+            post(
+                client,
+                &format!("/v1/accounts/{id}/enable"),
+                json!({}),
+                None,
+            )?
         }
         AccountCommand::Delete { account } => {
             let id = account_id(client, &account)?;
-            client.send("DELETE", &format!("/v1/accounts/{id}"), None, &Headers::default())?
+            client.send(
+                "DELETE",
+                &format!("/v1/accounts/{id}"),
+                None,
+                &Headers::default(),
+            )?
         }
     };
     print(out, &result, ACCOUNT_COLUMNS);
@@ -340,30 +440,67 @@ fn print_issued(out: Output, issued: &Value) {
 
 fn token_command(client: &Client, out: Output, command: TokenCommand) -> Result<(), CliError> {
     match command {
-        TokenCommand::Issue { account, name, scopes, ttl, allowed_cidrs, idempotency_key } => {
+        TokenCommand::Issue {
+            account,
+            name,
+            scopes,
+            ttl,
+            allowed_cidrs,
+            idempotency_key,
+        } => {
             let id = account_id(client, &account)?;
             let body = object(vec![
                 ("name", Some(json!(name))),
                 ("scopes", (!scopes.is_empty()).then(|| json!(scopes))),
                 ("ttl", ttl.map(Value::from)),
-                ("allowed_cidrs", (!allowed_cidrs.is_empty()).then(|| json!(allowed_cidrs))),
+                (
+                    "allowed_cidrs",
+                    (!allowed_cidrs.is_empty()).then(|| json!(allowed_cidrs)),
+                ),
             ]);
-            print_issued(out, &post(client, &format!("/v1/accounts/{id}/tokens"), body, idempotency_key)?);
+            print_issued(
+                out,
+                &post(
+                    client,
+                    &format!("/v1/accounts/{id}/tokens"),
+                    body,
+                    idempotency_key,
+                )?,
+            );
         }
         TokenCommand::List { account } => {
             let id = account_id(client, &account)?;
-            print(out, &client.get(&format!("/v1/accounts/{id}/tokens"))?["tokens"], TOKEN_COLUMNS);
+            print(
+                out,
+                &client.get(&format!("/v1/accounts/{id}/tokens"))?["tokens"],
+                TOKEN_COLUMNS,
+            );
         }
-        TokenCommand::Show { id } => print(out, &client.get(&format!("/v1/tokens/{id}"))?, TOKEN_COLUMNS),
+        TokenCommand::Show { id } => print(
+            out,
+            &client.get(&format!("/v1/tokens/{id}"))?,
+            TOKEN_COLUMNS,
+        ),
         TokenCommand::Revoke { id, reason } => {
             let body = object(vec![("reason", reason.map(Value::from))]);
-            print(out, &post(client, &format!("/v1/tokens/{id}/revoke"), body, None)?, TOKEN_COLUMNS);
+            print(
+                out,
+                &post(client, &format!("/v1/tokens/{id}/revoke"), body, None)?,
+                TOKEN_COLUMNS,
+            );
         }
-        TokenCommand::Rotate { id, self_, grace, idempotency_key } => {
+        TokenCommand::Rotate {
+            id,
+            self_,
+            grace,
+            idempotency_key,
+        } => {
             let path = match (self_, id) {
                 (true, _) => "/v1/tokens/self/rotate".to_owned(),
                 (false, Some(id)) => format!("/v1/tokens/{id}/rotate"),
-                (false, None) => return Err(CliError::Usage("name a token id, or pass --self".into())),
+                (false, None) => {
+                    return Err(CliError::Usage("name a token id, or pass --self".into()));
+                }
             };
             let body = object(vec![("grace", grace.map(Value::from))]);
             print_issued(out, &post(client, &path, body, idempotency_key)?);
@@ -373,12 +510,24 @@ fn token_command(client: &Client, out: Output, command: TokenCommand) -> Result<
                 Some(t) if t != "-" => t.to_owned(),
                 _ => {
                     let mut text = String::new();
-                    std::io::stdin().read_to_string(&mut text).map_err(|e| CliError::Other(e.to_string()))?;
+                    std::io::stdin()
+                        .read_to_string(&mut text)
+                        .map_err(|e| CliError::Other(e.to_string()))?;
                     text.trim().to_owned()
                 }
             };
             let result = post(client, "/v1/introspect", json!({ "token": token }), None)?;
-            print(out, &result, &[("ACTIVE", "active"), ("ACCOUNT", "account_id"), ("TOKEN", "token_id"), ("SCOPE", "scope"), ("EXP", "exp")]);
+            print(
+                out,
+                &result,
+                &[
+                    ("ACTIVE", "active"),
+                    ("ACCOUNT", "account_id"),
+                    ("TOKEN", "token_id"),
+                    ("SCOPE", "scope"),
+                    ("EXP", "exp"),
+                ],
+            );
         }
     }
     Ok(())
@@ -387,9 +536,21 @@ fn token_command(client: &Client, out: Output, command: TokenCommand) -> Result<
 fn role(client: &Client, out: Output, command: RoleCommand) -> Result<(), CliError> {
     let result = match command {
         RoleCommand::List => client.get("/v1/roles")?["roles"].take(),
-        RoleCommand::Set { name, permissions, description } => {
-            let body = object(vec![("permissions", Some(json!(permissions))), ("description", description.map(Value::from))]);
-            client.send("PUT", &format!("/v1/roles/{name}"), Some(&body), &Headers::default())?
+        RoleCommand::Set {
+            name,
+            permissions,
+            description,
+        } => {
+            let body = object(vec![
+                ("permissions", Some(json!(permissions))),
+                ("description", description.map(Value::from)),
+            ]);
+            client.send(
+                "PUT",
+                &format!("/v1/roles/{name}"),
+                Some(&body),
+                &Headers::default(),
+            )?
         }
     };
     print(out, &result, ROLE_COLUMNS);
@@ -417,9 +578,25 @@ fn policy(client: &Client, out: Output, command: PolicyCommand) -> Result<(), Cl
     if out == Output::Table {
         let rows: Vec<Value> = result["effective"]
             .as_object()
-            .map(|roles| roles.iter().map(|(name, p)| { let mut p = p.clone(); p["role"] = json!(name); p }).collect())
+            .map(|roles| {
+                roles
+                    .iter()
+                    .map(|(name, p)| {
+                        let mut p = p.clone();
+                        p["role"] = json!(name);
+                        p
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
-        let columns: &[Column] = &[("ROLE", "role"), ("MAX_TTL", "max_ttl"), ("DEFAULT_TTL", "default_ttl"), ("ROTATION_PERIOD", "rotation_period"), ("EXPIRY_WARNING", "expiry_warning"), ("ROTATION_GRACE", "rotation_grace")];
+        let columns: &[Column] = &[
+            ("ROLE", "role"),
+            ("MAX_TTL", "max_ttl"),
+            ("DEFAULT_TTL", "default_ttl"),
+            ("ROTATION_PERIOD", "rotation_period"),
+            ("EXPIRY_WARNING", "expiry_warning"),
+            ("ROTATION_GRACE", "rotation_grace"),
+        ];
         output::print_table(&rows.iter().collect::<Vec<_>>(), columns);
     } else {
         print(out, &result, &[]);
@@ -428,7 +605,11 @@ fn policy(client: &Client, out: Output, command: PolicyCommand) -> Result<(), Cl
 }
 
 fn events(client: &Client, out: Output, args: EventsArgs) -> Result<(), CliError> {
-    let account = args.account.as_deref().map(|a| account_id(client, a)).transpose()?;
+    let account = args
+        .account
+        .as_deref()
+        .map(|a| account_id(client, a))
+        .transpose()?;
     let mut after = args.after;
     let mut header = true;
     loop {
@@ -475,14 +656,19 @@ fn watch(out: Output, args: WatchArgs) -> Result<(), CliError> {
     if let Some(event_type) = &args.event_type
         && event_type.split('.').count() != 2
     {
-        return Err(CliError::Usage(format!("--type {event_type:?}: event types look like token.revoked")));
+        return Err(CliError::Usage(format!(
+            "--type {event_type:?}: event types look like token.revoked"
+        )));
     }
     let subject = format!(
         "latch.events.{}.{}",
         args.event_type.as_deref().unwrap_or("*.*"),
         args.account.as_deref().unwrap_or("*")
     );
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| CliError::Other(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Other(e.to_string()))?;
     runtime.block_on(async {
         use futures::StreamExt;
         let unreachable = |e: &dyn std::fmt::Display| CliError::Unreachable { url: args.nats_url.clone(), reason: e.to_string() };
@@ -523,9 +709,30 @@ mod tests {
         // `token show self` once replaced the global --token with "self".
         for args in [
             vec!["latch", "--token", "credential", "token", "show", "self"],
-            vec!["latch", "--token", "credential", "token", "revoke", "some-id"],
-            vec!["latch", "--token", "credential", "token", "rotate", "some-id"],
-            vec!["latch", "--token", "credential", "token", "introspect", "latch_other"],
+            vec![
+                "latch",
+                "--token",
+                "credential",
+                "token",
+                "revoke",
+                "some-id",
+            ],
+            vec![
+                "latch",
+                "--token",
+                "credential",
+                "token",
+                "rotate",
+                "some-id",
+            ],
+            vec![
+                "latch",
+                "--token",
+                "credential",
+                "token",
+                "introspect",
+                "latch_other",
+            ],
         ] {
             let cli = Cli::try_parse_from(&args).unwrap();
             assert_eq!(cli.token.as_deref(), Some("credential"), "{args:?}");

@@ -16,7 +16,10 @@ pub type Column = (&'static str, &'static str);
 
 pub fn print(output: Output, value: &Value, columns: &[Column]) {
     match output {
-        Output::Json | Output::Raw => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
+        Output::Json | Output::Raw => println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        ),
         Output::Table => {
             let rows: Vec<&Value> = match value {
                 Value::Array(items) => items.iter().collect(),
@@ -38,7 +41,11 @@ fn cell(value: &Value, field: &str) -> String {
     match current {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned)).collect::<Vec<_>>().join(" "),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(" "),
         other => other.to_string(),
     }
 }
@@ -52,14 +59,28 @@ pub fn print_rows(rows: &[&Value], columns: &[Column]) {
 }
 
 pub fn print_table(rows: &[&Value], columns: &[Column]) {
-    let cells: Vec<Vec<String>> = rows.iter().map(|row| columns.iter().map(|(_, field)| cell(row, field)).collect()).collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| columns.iter().map(|(_, field)| cell(row, field)).collect())
+        .collect();
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
-        .map(|(i, (heading, _))| cells.iter().map(|r| r[i].chars().count()).chain([heading.len()]).max().unwrap_or(0))
+        .map(|(i, (heading, _))| {
+            cells
+                .iter()
+                .map(|r| r[i].chars().count())
+                .chain([heading.len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let line = |values: Vec<String>| {
-        let padded: Vec<String> = values.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
+        let padded: Vec<String> = values
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(columns.iter().map(|(h, _)| (*h).to_owned()).collect());

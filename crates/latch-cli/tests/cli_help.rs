@@ -15,7 +15,10 @@ fn every_subcommand_has_help() {
         vec!["policy", "set", "--help"],
         vec!["events", "--help"],
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_latch")).args(&args).output().unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_latch"))
+            .args(&args)
+            .output()
+            .unwrap();
         assert!(output.status.success(), "latch {args:?} --help failed");
         assert!(!output.stdout.is_empty());
     }
@@ -34,8 +37,11 @@ fn unreachable_latchd_is_exit_code_8_with_a_message() {
 
 #[test]
 fn a_missing_token_is_a_usage_error() {
-    let output = Command::new(env!("CARGO_BIN_EXE_latch")).args(["account", "list"]).env_remove("LATCH_TOKEN").output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_latch"))
+        .args(["account", "list"])
+        .env_remove("LATCH_TOKEN")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("LATCH_TOKEN"));
 }
-

@@ -15,7 +15,9 @@ use crate::role::RoleName;
 pub struct AccountName(Box<str>);
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("account name {0:?} must be 1-64 characters of a-z, 0-9, '-', '_' or '.', starting with a letter or digit")]
+#[error(
+    "account name {0:?} must be 1-64 characters of a-z, 0-9, '-', '_' or '.', starting with a letter or digit"
+)]
 pub struct AccountNameError(pub String);
 
 impl AccountName {
@@ -24,10 +26,14 @@ impl AccountName {
         let valid = !bytes.is_empty()
             && bytes.len() <= 64
             && bytes[0].is_ascii_alphanumeric()
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
-        if valid { Ok(Self(text.into())) } else { Err(AccountNameError(text.to_owned())) }
+            && bytes.iter().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+            });
+        if valid {
+            Ok(Self(text.into()))
+        } else {
+            Err(AccountNameError(text.to_owned()))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -54,16 +60,19 @@ impl fmt::Debug for AccountName {
     }
 }
 
-
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountStatus {
     Active,
     /// Every token is suspended until the account is enabled again.
-    Disabled { reason: String, since: DateTime<Utc> },
+    Disabled {
+        reason: String,
+        since: DateTime<Utc>,
+    },
     /// Final: every token was revoked.
-    Deleted { since: DateTime<Utc> },
+    Deleted {
+        since: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -94,9 +94,10 @@ pub fn authenticate<'s>(
         return Err(Rejection::Expired);
     }
     if let Some(addr) = source
-        && !token.allows_source(addr) {
-            return Err(Rejection::SourceNotAllowed);
-        }
+        && !token.allows_source(addr)
+    {
+        return Err(Rejection::SourceNotAllowed);
+    }
     let role = state.role(&account.role).ok_or(Rejection::Unknown)?;
     Ok(Principal {
         account_id: account.id,

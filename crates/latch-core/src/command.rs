@@ -20,12 +20,28 @@ use crate::token_digest::TokenDigest;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "command")]
 pub enum Command {
-    CreateAccount { account_id: AccountId, name: AccountName, role: RoleName, description: String },
-    UpdateAccount { account_id: AccountId, role: Option<RoleName>, description: Option<String> },
-    DisableAccount { account_id: AccountId, reason: String },
-    EnableAccount { account_id: AccountId },
+    CreateAccount {
+        account_id: AccountId,
+        name: AccountName,
+        role: RoleName,
+        description: String,
+    },
+    UpdateAccount {
+        account_id: AccountId,
+        role: Option<RoleName>,
+        description: Option<String>,
+    },
+    DisableAccount {
+        account_id: AccountId,
+        reason: String,
+    },
+    EnableAccount {
+        account_id: AccountId,
+    },
     /// Final; revokes every live token of the account in the same append.
-    DeleteAccount { account_id: AccountId },
+    DeleteAccount {
+        account_id: AccountId,
+    },
     IssueToken {
         account_id: AccountId,
         token_id: TokenId,
@@ -37,20 +53,43 @@ pub enum Command {
         allowed_cidrs: Vec<IpNet>,
         digest: TokenDigest,
     },
-    RevokeToken { token_id: TokenId, reason: String },
+    RevokeToken {
+        token_id: TokenId,
+        reason: String,
+    },
     /// Issues `successor_id` with the same scopes and cuts the old token to
     /// `now + grace` (policy's `rotation_grace` when `None`).
-    RotateToken { token_id: TokenId, successor_id: TokenId, successor_digest: TokenDigest, grace: Option<Span> },
-    DefineRole { name: RoleName, permissions: PermissionSet, description: String },
-    DeleteRole { name: RoleName },
+    RotateToken {
+        token_id: TokenId,
+        successor_id: TokenId,
+        successor_digest: TokenDigest,
+        grace: Option<Span>,
+    },
+    DefineRole {
+        name: RoleName,
+        permissions: PermissionSet,
+        description: String,
+    },
+    DeleteRole {
+        name: RoleName,
+    },
     /// Replaces the global layer (`role: None`) or one role's override.
-    SetPolicy { role: Option<RoleName>, settings: PolicySettings },
+    SetPolicy {
+        role: Option<RoleName>,
+        settings: PolicySettings,
+    },
     /// Scheduler only.
-    NoteTokenExpiring { token_id: TokenId },
+    NoteTokenExpiring {
+        token_id: TokenId,
+    },
     /// Scheduler only.
-    NoteTokenExpired { token_id: TokenId },
+    NoteTokenExpired {
+        token_id: TokenId,
+    },
     /// Scheduler only.
-    NoteTokenRotationDue { token_id: TokenId },
+    NoteTokenRotationDue {
+        token_id: TokenId,
+    },
 }
 
 /// What an actor must hold to run a command.
@@ -91,18 +130,24 @@ impl Command {
             | Command::UpdateAccount { .. }
             | Command::DisableAccount { .. }
             | Command::EnableAccount { .. }
-            | Command::DeleteAccount { .. } => Requirement::Permission(permission(api_permission::ACCOUNTS_WRITE)),
-            Command::IssueToken { .. } => Requirement::Permission(permission(api_permission::TOKENS_WRITE)),
+            | Command::DeleteAccount { .. } => {
+                Requirement::Permission(permission(api_permission::ACCOUNTS_WRITE))
+            }
+            Command::IssueToken { .. } => {
+                Requirement::Permission(permission(api_permission::TOKENS_WRITE))
+            }
             Command::RevokeToken { token_id, .. } | Command::RotateToken { token_id, .. } => {
                 Requirement::PermissionOrSelf(permission(api_permission::TOKENS_WRITE), *token_id)
             }
             Command::DefineRole { .. } | Command::DeleteRole { .. } => {
                 Requirement::Permission(permission(api_permission::ROLES_WRITE))
             }
-            Command::SetPolicy { .. } => Requirement::Permission(permission(api_permission::POLICY_WRITE)),
-            Command::NoteTokenExpiring { .. } | Command::NoteTokenExpired { .. } | Command::NoteTokenRotationDue { .. } => {
-                Requirement::System
+            Command::SetPolicy { .. } => {
+                Requirement::Permission(permission(api_permission::POLICY_WRITE))
             }
+            Command::NoteTokenExpiring { .. }
+            | Command::NoteTokenExpired { .. }
+            | Command::NoteTokenRotationDue { .. } => Requirement::System,
         }
     }
 
@@ -121,7 +166,9 @@ impl Command {
             | Command::NoteTokenExpiring { token_id }
             | Command::NoteTokenExpired { token_id }
             | Command::NoteTokenRotationDue { token_id } => StreamName::token(*token_id),
-            Command::DefineRole { name, .. } | Command::DeleteRole { name } => StreamName::role(name),
+            Command::DefineRole { name, .. } | Command::DeleteRole { name } => {
+                StreamName::role(name)
+            }
             Command::SetPolicy { .. } => StreamName::policy(),
         }
     }

@@ -27,12 +27,21 @@ pub const MAX_TEXT: usize = 1024;
 
 const REASON_ACCOUNT_DELETED: &str = "account deleted";
 
-pub fn decide(state: &State, ctx: &CommandContext, command: &Command) -> Result<Vec<Event>, DomainError> {
+pub fn decide(
+    state: &State,
+    ctx: &CommandContext,
+    command: &Command,
+) -> Result<Vec<Event>, DomainError> {
     let authority = Authority::of(state, ctx)?;
     authority.require(&command.requirement())?;
     let now = ctx.now;
     match command {
-        Command::CreateAccount { account_id, name, role, description } => {
+        Command::CreateAccount {
+            account_id,
+            name,
+            role,
+            description,
+        } => {
             if state.account(*account_id).is_some() {
                 return Err(DomainError::AccountIdTaken(*account_id));
             }
@@ -49,7 +58,11 @@ pub fn decide(state: &State, ctx: &CommandContext, command: &Command) -> Result<
                 description: description.clone(),
             }])
         }
-        Command::UpdateAccount { account_id, role, description } => {
+        Command::UpdateAccount {
+            account_id,
+            role,
+            description,
+        } => {
             let account = live_account(state, *account_id)?;
             let role = role.as_ref().filter(|r| **r != account.role);
             let description = description.as_ref().filter(|d| **d != account.description);
@@ -74,14 +87,19 @@ pub fn decide(state: &State, ctx: &CommandContext, command: &Command) -> Result<
             if let AccountStatus::Disabled { .. } = account.status {
                 return Err(DomainError::AccountDisabled(*account_id));
             }
-            Ok(vec![Event::AccountDisabled { account_id: *account_id, reason: reason.clone() }])
+            Ok(vec![Event::AccountDisabled {
+                account_id: *account_id,
+                reason: reason.clone(),
+            }])
         }
         Command::EnableAccount { account_id } => {
             let account = live_account(state, *account_id)?;
             if account.is_active() {
                 return Err(DomainError::AccountNotDisabled(*account_id));
             }
-            Ok(vec![Event::AccountEnabled { account_id: *account_id }])
+            Ok(vec![Event::AccountEnabled {
+                account_id: *account_id,
+            }])
         }
         Command::DeleteAccount { account_id } => {
             live_account(state, *account_id)?;
@@ -94,10 +112,20 @@ pub fn decide(state: &State, ctx: &CommandContext, command: &Command) -> Result<
                     reason: REASON_ACCOUNT_DELETED.to_owned(),
                 })
                 .collect();
-            events.push(Event::AccountDeleted { account_id: *account_id });
+            events.push(Event::AccountDeleted {
+                account_id: *account_id,
+            });
             Ok(events)
         }
-        Command::IssueToken { account_id, token_id, name, scopes, ttl, allowed_cidrs, digest } => {
+        Command::IssueToken {
+            account_id,
+            token_id,
+            name,
+            scopes,
+            ttl,
+            allowed_cidrs,
+            digest,
+        } => {
             let account = usable_account(state, *account_id)?;
             if state.token(*token_id).is_some() {
                 return Err(DomainError::TokenIdTaken(*token_id));
@@ -125,9 +153,10 @@ pub fn decide(state: &State, ctx: &CommandContext, command: &Command) -> Result<
             let policy = state.effective_policy(&account.role);
             let ttl = ttl.unwrap_or(policy.default_ttl);
             if let Some(max_ttl) = policy.max_ttl
-                && ttl > max_ttl {
-                    return Err(DomainError::TtlExceedsPolicy { ttl, max_ttl });
-                }
+                && ttl > max_ttl
+            {
+                return Err(DomainError::TtlExceedsPolicy { ttl, max_ttl });
+            }
             Ok(vec![Event::TokenIssued {
                 token_id: *token_id,
                 account_id: *account_id,
@@ -145,21 +174,38 @@ pub fn decide(state: &State, ctx: &CommandContext, command: &Command) -> Result<
             if token.revoked.is_some() {
                 return Err(DomainError::TokenRevoked(*token_id));
             }
-            Ok(vec![Event::TokenRevoked { token_id: *token_id, account_id: token.account_id, reason: reason.clone() }])
+            Ok(vec![Event::TokenRevoked {
+                token_id: *token_id,
+                account_id: token.account_id,
+                reason: reason.clone(),
+            }])
         }
-        Command::RotateToken { token_id, successor_id, successor_digest, grace } => {
+        Command::RotateToken {
+            token_id,
+            successor_id,
+            successor_digest,
+            grace,
+        } => {
             let token = existing_token(state, *token_id)?;
             if let Some(successor) = token.rotated_to {
-                return Err(DomainError::TokenAlreadyRotated { token: *token_id, successor });
+                return Err(DomainError::TokenAlreadyRotated {
+                    token: *token_id,
+                    successor,
+                });
             }
             if token.revoked.is_some() {
                 return Err(DomainError::TokenRevoked(*token_id));
             }
             if token.is_expired_at(now) {
-                return Err(DomainError::TokenExpired { token: *token_id, at: token.expires_at });
+                return Err(DomainError::TokenExpired {
+                    token: *token_id,
+                    at: token.expires_at,
+                });
             }
             let account = usable_account(state, token.account_id)?;
-            if state.token(*successor_id).is_some() || state.token_by_digest(successor_digest).is_some() {
+            if state.token(*successor_id).is_some()
+                || state.token_by_digest(successor_digest).is_some()
+            {
                 return Err(DomainError::TokenIdTaken(*successor_id));
             }
             // Rotating someone else's token hands the caller a fresh secret
@@ -194,7 +240,11 @@ pub fn decide(state: &State, ctx: &CommandContext, command: &Command) -> Result<
                 },
             ])
         }
-        Command::DefineRole { name, permissions, description } => {
+        Command::DefineRole {
+            name,
+            permissions,
+            description,
+        } => {
             if BuiltinRole::is_builtin(name) {
                 return Err(DomainError::BuiltinRole(name.clone()));
             }
@@ -204,9 +254,11 @@ pub fn decide(state: &State, ctx: &CommandContext, command: &Command) -> Result<
             check_text("description", description, false)?;
             authority.may_grant(permissions)?;
             if let Some(existing) = state.role(name)
-                && existing.permissions == *permissions && existing.description == *description {
-                    return Ok(Vec::new());
-                }
+                && existing.permissions == *permissions
+                && existing.description == *description
+            {
+                return Ok(Vec::new());
+            }
             Ok(vec![Event::RoleDefined {
                 name: name.clone(),
                 permissions: permissions.clone(),
@@ -226,7 +278,10 @@ pub fn decide(state: &State, ctx: &CommandContext, command: &Command) -> Result<
                 .filter(|a| a.role == *name && !matches!(a.status, AccountStatus::Deleted { .. }))
                 .count();
             if holders > 0 {
-                return Err(DomainError::RoleInUse { role: name.clone(), accounts: holders });
+                return Err(DomainError::RoleInUse {
+                    role: name.clone(),
+                    accounts: holders,
+                });
             }
             Ok(vec![Event::RoleDeleted { name: name.clone() }])
         }
@@ -245,60 +300,116 @@ pub fn decide(state: &State, ctx: &CommandContext, command: &Command) -> Result<
                 // A new global layer must not make any role's override
                 // inconsistent either.
                 for (name, layer) in &state.role_policies {
-                    if let Some(problem) = crate::policy::Policy::resolve(&layer.or(settings)).inconsistency() {
-                        return Err(DomainError::InconsistentPolicy(format!("for role {name}: {problem}")));
+                    if let Some(problem) =
+                        crate::policy::Policy::resolve(&layer.or(settings)).inconsistency()
+                    {
+                        return Err(DomainError::InconsistentPolicy(format!(
+                            "for role {name}: {problem}"
+                        )));
                     }
                 }
             }
-            Ok(vec![Event::PolicyUpdated { role: role.clone(), settings: settings.clone() }])
+            Ok(vec![Event::PolicyUpdated {
+                role: role.clone(),
+                settings: settings.clone(),
+            }])
         }
         Command::NoteTokenExpiring { token_id } => {
             const EVENT: &str = "token.expiring";
             let token = noteable_token(state, *token_id, EVENT)?;
             if token.expiring_noted {
-                return Err(DomainError::AlreadyNoted { token: *token_id, event: EVENT });
+                return Err(DomainError::AlreadyNoted {
+                    token: *token_id,
+                    event: EVENT,
+                });
             }
             let warning = token_policy(state, token).expiry_warning;
             let due = token.expires_at - warning.to_chrono();
             if now < due {
-                return Err(DomainError::NotDue { token: *token_id, event: EVENT, due });
+                return Err(DomainError::NotDue {
+                    token: *token_id,
+                    event: EVENT,
+                    due,
+                });
             }
             if token.is_expired_at(now) {
-                return Err(DomainError::NotApplicable { token: *token_id, event: EVENT, why: "already expired" });
+                return Err(DomainError::NotApplicable {
+                    token: *token_id,
+                    event: EVENT,
+                    why: "already expired",
+                });
             }
-            Ok(vec![Event::TokenExpiring { token_id: *token_id, account_id: token.account_id, expires_at: token.expires_at }])
+            Ok(vec![Event::TokenExpiring {
+                token_id: *token_id,
+                account_id: token.account_id,
+                expires_at: token.expires_at,
+            }])
         }
         Command::NoteTokenExpired { token_id } => {
             const EVENT: &str = "token.expired";
             let token = noteable_token(state, *token_id, EVENT)?;
             if token.expired_noted {
-                return Err(DomainError::AlreadyNoted { token: *token_id, event: EVENT });
+                return Err(DomainError::AlreadyNoted {
+                    token: *token_id,
+                    event: EVENT,
+                });
             }
             if !token.is_expired_at(now) {
-                return Err(DomainError::NotDue { token: *token_id, event: EVENT, due: token.expires_at });
+                return Err(DomainError::NotDue {
+                    token: *token_id,
+                    event: EVENT,
+                    due: token.expires_at,
+                });
             }
-            Ok(vec![Event::TokenExpired { token_id: *token_id, account_id: token.account_id, expires_at: token.expires_at }])
+            Ok(vec![Event::TokenExpired {
+                token_id: *token_id,
+                account_id: token.account_id,
+                expires_at: token.expires_at,
+            }])
         }
         Command::NoteTokenRotationDue { token_id } => {
             const EVENT: &str = "token.rotation_due";
             let token = noteable_token(state, *token_id, EVENT)?;
             if token.rotation_due_noted {
-                return Err(DomainError::AlreadyNoted { token: *token_id, event: EVENT });
+                return Err(DomainError::AlreadyNoted {
+                    token: *token_id,
+                    event: EVENT,
+                });
             }
             if token.rotated_to.is_some() {
-                return Err(DomainError::NotApplicable { token: *token_id, event: EVENT, why: "already rotated" });
+                return Err(DomainError::NotApplicable {
+                    token: *token_id,
+                    event: EVENT,
+                    why: "already rotated",
+                });
             }
             if token.is_expired_at(now) {
-                return Err(DomainError::NotApplicable { token: *token_id, event: EVENT, why: "already expired" });
+                return Err(DomainError::NotApplicable {
+                    token: *token_id,
+                    event: EVENT,
+                    why: "already expired",
+                });
             }
             let Some(period) = token_policy(state, token).rotation_period else {
-                return Err(DomainError::NotApplicable { token: *token_id, event: EVENT, why: "no rotation_period in policy" });
+                return Err(DomainError::NotApplicable {
+                    token: *token_id,
+                    event: EVENT,
+                    why: "no rotation_period in policy",
+                });
             };
             let due = token.issued_at + period.to_chrono();
             if now < due {
-                return Err(DomainError::NotDue { token: *token_id, event: EVENT, due });
+                return Err(DomainError::NotDue {
+                    token: *token_id,
+                    event: EVENT,
+                    due,
+                });
             }
-            Ok(vec![Event::TokenRotationDue { token_id: *token_id, account_id: token.account_id, issued_at: token.issued_at }])
+            Ok(vec![Event::TokenRotationDue {
+                token_id: *token_id,
+                account_id: token.account_id,
+                issued_at: token.issued_at,
+            }])
         }
     }
 }
@@ -306,21 +417,38 @@ pub fn decide(state: &State, ctx: &CommandContext, command: &Command) -> Result<
 /// What the actor holds, resolved once per command.
 enum Authority<'s> {
     System,
-    Caller { token_id: TokenId, scopes: &'s PermissionSet, role: &'s PermissionSet },
+    Caller {
+        token_id: TokenId,
+        scopes: &'s PermissionSet,
+        role: &'s PermissionSet,
+    },
 }
 
 impl<'s> Authority<'s> {
     fn of(state: &'s State, ctx: &CommandContext) -> Result<Self, DomainError> {
         match ctx.actor {
             Actor::System => Ok(Authority::System),
-            Actor::Token { account_id, token_id } => {
+            Actor::Token {
+                account_id,
+                token_id,
+            } => {
                 // Re-checked here, not only at authentication: the writer
                 // may decide after a revocation that raced the request.
                 let token = state.token(token_id).filter(|t| t.account_id == account_id);
-                let token = token.filter(|t| state.token_is_live(t, ctx.now)).ok_or(DomainError::ActorInactive)?;
-                let account = state.account(account_id).ok_or(DomainError::ActorInactive)?;
-                let role = state.role(&account.role).ok_or(DomainError::ActorInactive)?;
-                Ok(Authority::Caller { token_id, scopes: &token.scopes, role: &role.permissions })
+                let token = token
+                    .filter(|t| state.token_is_live(t, ctx.now))
+                    .ok_or(DomainError::ActorInactive)?;
+                let account = state
+                    .account(account_id)
+                    .ok_or(DomainError::ActorInactive)?;
+                let role = state
+                    .role(&account.role)
+                    .ok_or(DomainError::ActorInactive)?;
+                Ok(Authority::Caller {
+                    token_id,
+                    scopes: &token.scopes,
+                    role: &role.permissions,
+                })
             }
         }
     }
@@ -328,7 +456,9 @@ impl<'s> Authority<'s> {
     fn holds(&self, permission: &Permission) -> bool {
         match self {
             Authority::System => true,
-            Authority::Caller { scopes, role, .. } => scopes.covers(permission) && role.covers(permission),
+            Authority::Caller { scopes, role, .. } => {
+                scopes.covers(permission) && role.covers(permission)
+            }
         }
     }
 
@@ -342,7 +472,11 @@ impl<'s> Authority<'s> {
             Requirement::System => Err(DomainError::SystemOnly),
             Requirement::PermissionOrSelf(_, token) if self.is_token(*token) => Ok(()),
             Requirement::Permission(p) | Requirement::PermissionOrSelf(p, _) => {
-                if self.holds(p) { Ok(()) } else { Err(DomainError::MissingPermission(p.to_string())) }
+                if self.holds(p) {
+                    Ok(())
+                } else {
+                    Err(DomainError::MissingPermission(p.to_string()))
+                }
             }
         }
     }
@@ -350,12 +484,19 @@ impl<'s> Authority<'s> {
     /// No escalation: a caller may only hand out what it holds itself.
     fn may_grant(&self, granted: &PermissionSet) -> Result<(), DomainError> {
         let lacking: Vec<&Permission> = granted.iter().filter(|p| !self.holds(p)).collect();
-        if lacking.is_empty() { Ok(()) } else { Err(DomainError::Escalation(listed(lacking.into_iter()))) }
+        if lacking.is_empty() {
+            Ok(())
+        } else {
+            Err(DomainError::Escalation(listed(lacking.into_iter())))
+        }
     }
 }
 
 fn listed<'a>(permissions: impl Iterator<Item = &'a Permission>) -> String {
-    permissions.map(ToString::to_string).collect::<Vec<_>>().join(" ")
+    permissions
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn check_text(field: &'static str, text: &str, required: bool) -> Result<(), DomainError> {
@@ -363,13 +504,22 @@ fn check_text(field: &'static str, text: &str, required: bool) -> Result<(), Dom
         return Err(DomainError::Empty { field });
     }
     if text.chars().count() > MAX_TEXT {
-        return Err(DomainError::TooLong { field, max: MAX_TEXT });
+        return Err(DomainError::TooLong {
+            field,
+            max: MAX_TEXT,
+        });
     }
     Ok(())
 }
 
-fn role_permissions<'s>(state: &'s State, role: &RoleName) -> Result<&'s PermissionSet, DomainError> {
-    state.role(role).map(|r| &r.permissions).ok_or_else(|| DomainError::UnknownRole(role.clone()))
+fn role_permissions<'s>(
+    state: &'s State,
+    role: &RoleName,
+) -> Result<&'s PermissionSet, DomainError> {
+    state
+        .role(role)
+        .map(|r| &r.permissions)
+        .ok_or_else(|| DomainError::UnknownRole(role.clone()))
 }
 
 /// An account that exists and is not deleted.
@@ -394,10 +544,18 @@ fn existing_token(state: &State, id: TokenId) -> Result<&Token, DomainError> {
     state.token(id).ok_or(DomainError::TokenNotFound(id))
 }
 
-fn noteable_token<'s>(state: &'s State, id: TokenId, event: &'static str) -> Result<&'s Token, DomainError> {
+fn noteable_token<'s>(
+    state: &'s State,
+    id: TokenId,
+    event: &'static str,
+) -> Result<&'s Token, DomainError> {
     let token = existing_token(state, id)?;
     if token.revoked.is_some() {
-        return Err(DomainError::NotApplicable { token: id, event, why: "revoked" });
+        return Err(DomainError::NotApplicable {
+            token: id,
+            event,
+            why: "revoked",
+        });
     }
     Ok(token)
 }

@@ -78,24 +78,51 @@ pub enum DomainError {
     #[error("{field} is longer than {max} characters")]
     TooLong { field: &'static str, max: usize },
     #[error("token {token}: {event} is not due until {due}")]
-    NotDue { token: TokenId, event: &'static str, due: DateTime<Utc> },
+    NotDue {
+        token: TokenId,
+        event: &'static str,
+        due: DateTime<Utc>,
+    },
     #[error("token {token}: {event} was already recorded")]
     AlreadyNoted { token: TokenId, event: &'static str },
     #[error("token {token}: {event} does not apply: {why}")]
-    NotApplicable { token: TokenId, event: &'static str, why: &'static str },
+    NotApplicable {
+        token: TokenId,
+        event: &'static str,
+        why: &'static str,
+    },
 }
 
 impl DomainError {
     pub fn kind(&self) -> RejectionKind {
         use DomainError::*;
         match self {
-            ActorInactive | MissingPermission(_) | SystemOnly | Escalation(_) => RejectionKind::Forbidden,
+            ActorInactive | MissingPermission(_) | SystemOnly | Escalation(_) => {
+                RejectionKind::Forbidden
+            }
             AccountNotFound(_) | TokenNotFound(_) | RoleNotFound(_) => RejectionKind::NotFound,
-            AccountNameTaken(_) | AccountIdTaken(_) | AccountDeleted(_) | AccountDisabled(_) | AccountNotDisabled(_)
-            | RoleInUse { .. } | TokenIdTaken(_) | TokenRevoked(_) | TokenExpired { .. } | TokenAlreadyRotated { .. }
-            | AlreadyNoted { .. } | NotDue { .. } | NotApplicable { .. } => RejectionKind::Conflict,
-            UnknownRole(_) | BuiltinRole(_) | EmptyRole | ScopeBeyondRole { .. } | EmptyScopes | TtlExceedsPolicy { .. }
-            | InconsistentPolicy(_) | Empty { .. } | TooLong { .. } => RejectionKind::Invalid,
+            AccountNameTaken(_)
+            | AccountIdTaken(_)
+            | AccountDeleted(_)
+            | AccountDisabled(_)
+            | AccountNotDisabled(_)
+            | RoleInUse { .. }
+            | TokenIdTaken(_)
+            | TokenRevoked(_)
+            | TokenExpired { .. }
+            | TokenAlreadyRotated { .. }
+            | AlreadyNoted { .. }
+            | NotDue { .. }
+            | NotApplicable { .. } => RejectionKind::Conflict,
+            UnknownRole(_)
+            | BuiltinRole(_)
+            | EmptyRole
+            | ScopeBeyondRole { .. }
+            | EmptyScopes
+            | TtlExceedsPolicy { .. }
+            | InconsistentPolicy(_)
+            | Empty { .. }
+            | TooLong { .. } => RejectionKind::Invalid,
         }
     }
 }

@@ -17,7 +17,12 @@ use crate::token_digest::TokenDigest;
 #[serde(tag = "type", content = "data")]
 pub enum Event {
     #[serde(rename = "account.created")]
-    AccountCreated { account_id: AccountId, name: AccountName, role: RoleName, description: String },
+    AccountCreated {
+        account_id: AccountId,
+        name: AccountName,
+        role: RoleName,
+        description: String,
+    },
     /// Only the fields that changed are present.
     #[serde(rename = "account.updated")]
     AccountUpdated {
@@ -28,7 +33,10 @@ pub enum Event {
         description: Option<String>,
     },
     #[serde(rename = "account.disabled")]
-    AccountDisabled { account_id: AccountId, reason: String },
+    AccountDisabled {
+        account_id: AccountId,
+        reason: String,
+    },
     #[serde(rename = "account.enabled")]
     AccountEnabled { account_id: AccountId },
     /// Preceded, in the same append, by a `token.revoked` for each of the
@@ -49,19 +57,44 @@ pub enum Event {
         rotated_from: Option<TokenId>,
     },
     #[serde(rename = "token.revoked")]
-    TokenRevoked { token_id: TokenId, account_id: AccountId, reason: String },
+    TokenRevoked {
+        token_id: TokenId,
+        account_id: AccountId,
+        reason: String,
+    },
     /// The old token now expires at `expires_at` (its grace); appended with
     /// the successor's `token.issued` in one atomic write.
     #[serde(rename = "token.rotated")]
-    TokenRotated { token_id: TokenId, account_id: AccountId, successor_id: TokenId, expires_at: DateTime<Utc> },
+    TokenRotated {
+        token_id: TokenId,
+        account_id: AccountId,
+        successor_id: TokenId,
+        expires_at: DateTime<Utc>,
+    },
     #[serde(rename = "token.expiring")]
-    TokenExpiring { token_id: TokenId, account_id: AccountId, expires_at: DateTime<Utc> },
+    TokenExpiring {
+        token_id: TokenId,
+        account_id: AccountId,
+        expires_at: DateTime<Utc>,
+    },
     #[serde(rename = "token.expired")]
-    TokenExpired { token_id: TokenId, account_id: AccountId, expires_at: DateTime<Utc> },
+    TokenExpired {
+        token_id: TokenId,
+        account_id: AccountId,
+        expires_at: DateTime<Utc>,
+    },
     #[serde(rename = "token.rotation_due")]
-    TokenRotationDue { token_id: TokenId, account_id: AccountId, issued_at: DateTime<Utc> },
+    TokenRotationDue {
+        token_id: TokenId,
+        account_id: AccountId,
+        issued_at: DateTime<Utc>,
+    },
     #[serde(rename = "role.defined")]
-    RoleDefined { name: RoleName, permissions: PermissionSet, description: String },
+    RoleDefined {
+        name: RoleName,
+        permissions: PermissionSet,
+        description: String,
+    },
     #[serde(rename = "role.deleted")]
     RoleDeleted { name: RoleName },
     /// The whole layer: global when `role` is absent, else that role's override.
@@ -161,7 +194,9 @@ impl Event {
             | Event::TokenExpiring { account_id, .. }
             | Event::TokenExpired { account_id, .. }
             | Event::TokenRotationDue { account_id, .. } => Some(*account_id),
-            Event::RoleDefined { .. } | Event::RoleDeleted { .. } | Event::PolicyUpdated { .. } => None,
+            Event::RoleDefined { .. } | Event::RoleDeleted { .. } | Event::PolicyUpdated { .. } => {
+                None
+            }
         }
     }
 

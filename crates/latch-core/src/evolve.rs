@@ -14,7 +14,12 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
     let actor = recorded.envelope.actor;
     state.position = state.position.max(recorded.position);
     match &recorded.envelope.event {
-        Event::AccountCreated { account_id, name, role, description } => {
+        Event::AccountCreated {
+            account_id,
+            name,
+            role,
+            description,
+        } => {
             state.account_by_name.insert(name.clone(), *account_id);
             state.accounts.insert(
                 *account_id,
@@ -31,7 +36,11 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
                 },
             );
         }
-        Event::AccountUpdated { account_id, role, description } => {
+        Event::AccountUpdated {
+            account_id,
+            role,
+            description,
+        } => {
             with_account(state, *account_id, at, |account| {
                 if let Some(role) = role {
                     account.role = role.clone();
@@ -43,18 +52,38 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
         }
         Event::AccountDisabled { account_id, reason } => {
             with_account(state, *account_id, at, |account| {
-                account.status = AccountStatus::Disabled { reason: reason.clone(), since: at };
+                account.status = AccountStatus::Disabled {
+                    reason: reason.clone(),
+                    since: at,
+                };
             });
         }
         Event::AccountEnabled { account_id } => {
-            with_account(state, *account_id, at, |account| account.status = AccountStatus::Active);
+            with_account(state, *account_id, at, |account| {
+                account.status = AccountStatus::Active
+            });
         }
         Event::AccountDeleted { account_id } => {
-            with_account(state, *account_id, at, |account| account.status = AccountStatus::Deleted { since: at });
+            with_account(state, *account_id, at, |account| {
+                account.status = AccountStatus::Deleted { since: at }
+            });
         }
-        Event::TokenIssued { token_id, account_id, name, scopes, digest, expires_at, allowed_cidrs, rotated_from } => {
+        Event::TokenIssued {
+            token_id,
+            account_id,
+            name,
+            scopes,
+            digest,
+            expires_at,
+            allowed_cidrs,
+            rotated_from,
+        } => {
             state.token_digests.insert(*token_id, *digest);
-            state.tokens_by_account.entry(*account_id).or_default().insert(*token_id);
+            state
+                .tokens_by_account
+                .entry(*account_id)
+                .or_default()
+                .insert(*token_id);
             state.tokens.insert(
                 *digest,
                 Token {
@@ -77,40 +106,75 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
                 },
             );
         }
-        Event::TokenRevoked { token_id, reason, .. } => {
+        Event::TokenRevoked {
+            token_id, reason, ..
+        } => {
             with_token(state, *token_id, |token| {
-                token.revoked = Some(Revocation { at, by: actor, reason: reason.clone() });
+                token.revoked = Some(Revocation {
+                    at,
+                    by: actor,
+                    reason: reason.clone(),
+                });
             });
         }
-        Event::TokenRotated { token_id, successor_id, expires_at, .. } => {
+        Event::TokenRotated {
+            token_id,
+            successor_id,
+            expires_at,
+            ..
+        } => {
             with_token(state, *token_id, |token| {
                 token.rotated_to = Some(*successor_id);
                 token.expires_at = *expires_at;
             });
         }
-        Event::TokenExpiring { token_id, .. } => with_token(state, *token_id, |token| token.expiring_noted = true),
-        Event::TokenExpired { token_id, .. } => with_token(state, *token_id, |token| token.expired_noted = true),
+        Event::TokenExpiring { token_id, .. } => {
+            with_token(state, *token_id, |token| token.expiring_noted = true)
+        }
+        Event::TokenExpired { token_id, .. } => {
+            with_token(state, *token_id, |token| token.expired_noted = true)
+        }
         Event::TokenRotationDue { token_id, .. } => {
             with_token(state, *token_id, |token| token.rotation_due_noted = true);
         }
-        Event::RoleDefined { name, permissions, description } => {
+        Event::RoleDefined {
+            name,
+            permissions,
+            description,
+        } => {
             state.roles.insert(
                 name.clone(),
-                Role { name: name.clone(), permissions: permissions.clone(), description: description.clone(), builtin: false },
+                Role {
+                    name: name.clone(),
+                    permissions: permissions.clone(),
+                    description: description.clone(),
+                    builtin: false,
+                },
             );
         }
         Event::RoleDeleted { name } => {
             state.roles.remove(name);
             state.role_policies.remove(name);
         }
-        Event::PolicyUpdated { role: None, settings } => state.global_policy = settings.clone(),
-        Event::PolicyUpdated { role: Some(role), settings } => {
+        Event::PolicyUpdated {
+            role: None,
+            settings,
+        } => state.global_policy = settings.clone(),
+        Event::PolicyUpdated {
+            role: Some(role),
+            settings,
+        } => {
             state.role_policies.insert(role.clone(), settings.clone());
         }
     }
 }
 
-fn with_account(state: &mut State, id: crate::id::AccountId, at: chrono::DateTime<chrono::Utc>, change: impl FnOnce(&mut Account)) {
+fn with_account(
+    state: &mut State,
+    id: crate::id::AccountId,
+    at: chrono::DateTime<chrono::Utc>,
+    change: impl FnOnce(&mut Account),
+) {
     if let Some(account) = state.accounts.get_mut(&id) {
         change(account);
         account.updated_at = at;
@@ -119,7 +183,9 @@ fn with_account(state: &mut State, id: crate::id::AccountId, at: chrono::DateTim
 }
 
 fn with_token(state: &mut State, id: crate::id::TokenId, change: impl FnOnce(&mut Token)) {
-    let Some(digest) = state.token_digests.get(&id) else { return };
+    let Some(digest) = state.token_digests.get(&id) else {
+        return;
+    };
     if let Some(token) = state.tokens.get_mut(digest) {
         change(token);
         token.version += 1;

@@ -55,7 +55,10 @@ impl Permission {
     }
 
     fn from_segments(resource: &str, action: &str) -> Self {
-        Self { text: format!("{resource}:{action}").into_boxed_str(), colon: resource.len() }
+        Self {
+            text: format!("{resource}:{action}").into_boxed_str(),
+            colon: resource.len(),
+        }
     }
 
     pub fn resource(&self) -> &str {
@@ -68,7 +71,8 @@ impl Permission {
 
     /// Whether holding `self` grants `other`.
     pub fn covers(&self, other: &Permission) -> bool {
-        segment_covers(self.resource(), other.resource()) && segment_covers(self.action(), other.action())
+        segment_covers(self.resource(), other.resource())
+            && segment_covers(self.action(), other.action())
     }
 
     /// The permissions both `self` and `other` grant, if any: the segment-wise
@@ -100,9 +104,9 @@ fn valid_segment(segment: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= MAX_SEGMENT_LEN
         && bytes[0].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.'))
+        && bytes.iter().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
+        })
 }
 
 impl fmt::Display for Permission {
@@ -128,8 +132,6 @@ impl FromStr for Permission {
     }
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,14 +155,30 @@ mod tests {
 
     #[test]
     fn rejects_malformed_text() {
-        for bad in ["", "certificates", ":issue", "certificates:", "a:b:c", "Certs:issue", "certs:is sue", "-a:b", "**"] {
-            assert!(Permission::parse(bad).is_err(), "{bad:?} should be rejected");
+        for bad in [
+            "",
+            "certificates",
+            ":issue",
+            "certificates:",
+            "a:b:c",
+            "Certs:issue",
+            "certs:is sue",
+            "-a:b",
+            "**",
+        ] {
+            assert!(
+                Permission::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 
     #[test]
     fn meet_is_what_both_grant() {
-        assert_eq!(p("certificates:*").meet(&p("*:read")), Some(p("certificates:read")));
+        assert_eq!(
+            p("certificates:*").meet(&p("*:read")),
+            Some(p("certificates:read"))
+        );
         assert_eq!(p("*").meet(&p("audit:read")), Some(p("audit:read")));
         assert_eq!(p("certificates:issue").meet(&p("certificates:read")), None);
     }

@@ -26,7 +26,10 @@ impl PermissionSet {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        texts.into_iter().map(|t| Permission::parse(t.as_ref())).collect()
+        texts
+            .into_iter()
+            .map(|t| Permission::parse(t.as_ref()))
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -53,7 +56,10 @@ impl PermissionSet {
 
     /// The members of `other` that `self` does not grant: what an error
     /// should name.
-    pub fn not_covered<'a>(&'a self, other: &'a PermissionSet) -> impl Iterator<Item = &'a Permission> + 'a {
+    pub fn not_covered<'a>(
+        &'a self,
+        other: &'a PermissionSet,
+    ) -> impl Iterator<Item = &'a Permission> + 'a {
         other.0.iter().filter(move |wanted| !self.covers(wanted))
     }
 
@@ -87,7 +93,9 @@ impl FromIterator<Permission> for PermissionSet {
 
 impl<'de> Deserialize<'de> for PermissionSet {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Vec::<Permission>::deserialize(deserializer)?.into_iter().collect())
+        Ok(Vec::<Permission>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
     }
 }
 

@@ -69,17 +69,22 @@ impl Policy {
             max_ttl: settings.max_ttl,
             default_ttl: settings.default_ttl.unwrap_or(Self::DEFAULT_TTL),
             rotation_period: settings.rotation_period,
-            expiry_warning: settings.expiry_warning.unwrap_or(Self::DEFAULT_EXPIRY_WARNING),
-            rotation_grace: settings.rotation_grace.unwrap_or(Self::DEFAULT_ROTATION_GRACE),
+            expiry_warning: settings
+                .expiry_warning
+                .unwrap_or(Self::DEFAULT_EXPIRY_WARNING),
+            rotation_grace: settings
+                .rotation_grace
+                .unwrap_or(Self::DEFAULT_ROTATION_GRACE),
         }
     }
 
     /// A policy whose default would break its own limit is not a policy.
     pub fn inconsistency(&self) -> Option<String> {
         match self.max_ttl {
-            Some(max) if self.default_ttl > max => {
-                Some(format!("default_ttl {} exceeds max_ttl {}", self.default_ttl, max))
-            }
+            Some(max) if self.default_ttl > max => Some(format!(
+                "default_ttl {} exceeds max_ttl {}",
+                self.default_ttl, max
+            )),
             _ => None,
         }
     }
@@ -91,14 +96,24 @@ mod tests {
 
     #[test]
     fn role_layer_overrides_global_which_overrides_defaults() {
-        let global = PolicySettings { max_ttl: Some(Span::days(30)), default_ttl: Some(Span::days(7)), ..Default::default() };
-        let role = PolicySettings { default_ttl: Some(Span::hours(1)), ..Default::default() };
+        let global = PolicySettings {
+            max_ttl: Some(Span::days(30)),
+            default_ttl: Some(Span::days(7)),
+            ..Default::default()
+        };
+        let role = PolicySettings {
+            default_ttl: Some(Span::hours(1)),
+            ..Default::default()
+        };
         let policy = Policy::resolve(&role.or(&global));
         assert_eq!(policy.max_ttl, Some(Span::days(30)));
         assert_eq!(policy.default_ttl, Span::hours(1));
         assert_eq!(policy.rotation_grace, Policy::DEFAULT_ROTATION_GRACE);
         assert_eq!(policy.inconsistency(), None);
-        let bad = PolicySettings { max_ttl: Some(Span::days(1)), ..Default::default() };
+        let bad = PolicySettings {
+            max_ttl: Some(Span::days(1)),
+            ..Default::default()
+        };
         assert!(Policy::resolve(&bad).inconsistency().is_some());
     }
 }

@@ -23,8 +23,14 @@ impl RoleName {
         let valid = !bytes.is_empty()
             && bytes.len() <= 64
             && bytes[0].is_ascii_lowercase()
-            && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'));
-        if valid { Ok(Self(text.into())) } else { Err(RoleNameError(text.to_owned())) }
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'));
+        if valid {
+            Ok(Self(text.into()))
+        } else {
+            Err(RoleNameError(text.to_owned()))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -55,8 +61,6 @@ impl FromStr for RoleName {
     }
 }
 
-
-
 /// A role as the projection holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Role {
@@ -80,7 +84,11 @@ pub enum BuiltinRole {
 }
 
 impl BuiltinRole {
-    pub const ALL: [BuiltinRole; 3] = [BuiltinRole::Admin, BuiltinRole::Auditor, BuiltinRole::Verifier];
+    pub const ALL: [BuiltinRole; 3] = [
+        BuiltinRole::Admin,
+        BuiltinRole::Auditor,
+        BuiltinRole::Verifier,
+    ];
 
     pub const fn name(self) -> &'static str {
         match self {
@@ -93,8 +101,14 @@ impl BuiltinRole {
     pub fn role(self) -> Role {
         let (permissions, description): (&[&str], &str) = match self {
             BuiltinRole::Admin => (&["*"], "Every permission."),
-            BuiltinRole::Auditor => (&["*:read", api_permission::AUDIT_READ], "Reads everything, including the audit trail; changes nothing."),
-            BuiltinRole::Verifier => (api_permission::VERIFIER, "What a verifier needs to bootstrap and follow the log."),
+            BuiltinRole::Auditor => (
+                &["*:read", api_permission::AUDIT_READ],
+                "Reads everything, including the audit trail; changes nothing.",
+            ),
+            BuiltinRole::Verifier => (
+                api_permission::VERIFIER,
+                "What a verifier needs to bootstrap and follow the log.",
+            ),
         };
         Role {
             name: RoleName(self.name().into()),

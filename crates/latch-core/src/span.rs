@@ -15,7 +15,9 @@ pub struct Span {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("duration {0:?} must be a positive whole number followed by s, m, h or d (e.g. 30s, 15m, 12h, 90d), at most 36500d")]
+#[error(
+    "duration {0:?} must be a positive whole number followed by s, m, h or d (e.g. 30s, 15m, 12h, 90d), at most 36500d"
+)]
 pub struct SpanError(pub String);
 
 impl Span {
@@ -88,15 +90,18 @@ impl FromStr for Span {
     }
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_and_prints_the_written_forms() {
-        for (text, seconds) in [("30s", 30), ("15m", 900), ("12h", 43_200), ("90d", 7_776_000)] {
+        for (text, seconds) in [
+            ("30s", 30),
+            ("15m", 900),
+            ("12h", 43_200),
+            ("90d", 7_776_000),
+        ] {
             let span = Span::parse(text).unwrap();
             assert_eq!(span.as_seconds(), seconds);
             assert_eq!(span.to_string(), text);
@@ -106,7 +111,19 @@ mod tests {
 
     #[test]
     fn rejects_everything_else() {
-        for bad in ["", "s", "0s", "-5m", "5", "5w", "1h30m", " 5m", "5M", "36501d", "99999999999999999999s"] {
+        for bad in [
+            "",
+            "s",
+            "0s",
+            "-5m",
+            "5",
+            "5w",
+            "1h30m",
+            " 5m",
+            "5M",
+            "36501d",
+            "99999999999999999999s",
+        ] {
             assert!(Span::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -40,7 +40,11 @@ impl Default for State {
 impl State {
     /// The state of an empty log: only the built-in roles.
     pub fn new() -> Self {
-        let roles = BuiltinRole::ALL.iter().map(|b| b.role()).map(|r| (r.name.clone(), r)).collect();
+        let roles = BuiltinRole::ALL
+            .iter()
+            .map(|b| b.role())
+            .map(|r| (r.name.clone(), r))
+            .collect();
         Self {
             position: Position::ZERO,
             accounts: HashMap::new(),
@@ -64,7 +68,9 @@ impl State {
     }
 
     pub fn account_by_name(&self, name: &AccountName) -> Option<&Account> {
-        self.account_by_name.get(name).and_then(|id| self.accounts.get(id))
+        self.account_by_name
+            .get(name)
+            .and_then(|id| self.accounts.get(id))
     }
 
     /// Every account, in id (= creation) order.
@@ -79,7 +85,9 @@ impl State {
     }
 
     pub fn token(&self, id: TokenId) -> Option<&Token> {
-        self.token_digests.get(&id).and_then(|digest| self.tokens.get(digest))
+        self.token_digests
+            .get(&id)
+            .and_then(|digest| self.tokens.get(digest))
     }
 
     pub fn token_by_digest(&self, digest: &TokenDigest) -> Option<&Token> {
@@ -129,6 +137,9 @@ impl State {
     pub fn token_is_live(&self, token: &Token, now: DateTime<Utc>) -> bool {
         token.revoked.is_none()
             && !token.is_expired_at(now)
-            && self.accounts.get(&token.account_id).is_some_and(Account::is_active)
+            && self
+                .accounts
+                .get(&token.account_id)
+                .is_some_and(Account::is_active)
     }
 }

@@ -59,7 +59,9 @@ impl<'de> Deserialize<'de> for TokenDigest {
         }
         let text = String::deserialize(deserializer)?;
         let bytes = hex::decode(text).map_err(D::Error::custom)?;
-        let array: [u8; 32] = bytes.try_into().map_err(|_| D::Error::custom("token digest must be 32 bytes"))?;
+        let array: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| D::Error::custom("token digest must be 32 bytes"))?;
         Ok(Self(array))
     }
 }

@@ -132,9 +132,18 @@ mod tests {
     fn rejections_name_the_fault_not_the_token() {
         let token = TokenSecret::generate(&mut rand::rng());
         let text = token.expose();
-        assert_eq!(TokenSecret::parse(&text[..43]), Err(TokenFormatError::Length));
-        assert_eq!(TokenSecret::parse(&format!("xatch_{}", &text[6..])), Err(TokenFormatError::Prefix));
-        assert_eq!(TokenSecret::parse(&format!("{}-{}", &text[..10], &text[11..])), Err(TokenFormatError::Alphabet));
+        assert_eq!(
+            TokenSecret::parse(&text[..43]),
+            Err(TokenFormatError::Length)
+        );
+        assert_eq!(
+            TokenSecret::parse(&format!("xatch_{}", &text[6..])),
+            Err(TokenFormatError::Prefix)
+        );
+        assert_eq!(
+            TokenSecret::parse(&format!("{}-{}", &text[..10], &text[11..])),
+            Err(TokenFormatError::Alphabet)
+        );
         let err = TokenSecret::parse(&text[..43]).unwrap_err().to_string();
         assert!(!err.contains(&text[6..20]));
     }

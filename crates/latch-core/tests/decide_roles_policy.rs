@@ -6,94 +6,210 @@ use latch_core::*;
 use support::*;
 
 fn define(role_name: &str, permissions: &[&str]) -> Command {
-    Command::DefineRole { name: role(role_name), permissions: perms(permissions), description: String::new() }
+    Command::DefineRole {
+        name: role(role_name),
+        permissions: perms(permissions),
+        description: String::new(),
+    }
 }
 
 #[test]
 fn define_role_records_it() {
-    given(world()).when(admin(), define("reader", &["certificates:read"])).then_expect_events(vec![Event::RoleDefined {
-        name: role("reader"),
-        permissions: perms(&["certificates:read"]),
-        description: String::new(),
-    }]);
+    given(world())
+        .when(admin(), define("reader", &["certificates:read"]))
+        .then_expect_events(vec![Event::RoleDefined {
+            name: role("reader"),
+            permissions: perms(&["certificates:read"]),
+            description: String::new(),
+        }]);
 }
 
 #[test]
 fn redefining_a_role_identically_records_nothing() {
     let same = Command::DefineRole {
         name: role("cert-operator"),
-        permissions: perms(&["certificates:read", "certificates:renew", "certificates:issue"]),
+        permissions: perms(&[
+            "certificates:read",
+            "certificates:renew",
+            "certificates:issue",
+        ]),
         description: "issues and renews certificates".into(),
     };
-    given(world()).when(admin(), same).then_expect_events(vec![]);
+    given(world())
+        .when(admin(), same)
+        .then_expect_events(vec![]);
 }
 
 #[test]
 fn define_role_rejections() {
-    given(world()).when(admin(), define("admin", &["x:y"])).then_expect_error(DomainError::BuiltinRole(role("admin")));
-    given(world()).when(admin(), define("empty", &[])).then_expect_error(DomainError::EmptyRole);
+    given(world())
+        .when(admin(), define("admin", &["x:y"]))
+        .then_expect_error(DomainError::BuiltinRole(role("admin")));
+    given(world())
+        .when(admin(), define("empty", &[]))
+        .then_expect_error(DomainError::EmptyRole);
     let ops = as_token(account_id(OPS), token_id(1));
-    given(world()).when(ops, define("x", &["certificates:issue"])).then_expect_error(DomainError::MissingPermission("roles:write".into()));
+    given(world())
+        .when(ops, define("x", &["certificates:issue"]))
+        .then_expect_error(DomainError::MissingPermission("roles:write".into()));
 }
 
 #[test]
 fn define_role_cannot_exceed_the_caller() {
     let mut events = world();
-    events.push(Event::RoleDefined { name: role("role-admin"), permissions: perms(&["roles:write", "certificates:read"]), description: String::new() });
+    events.push(Event::RoleDefined {
+        name: role("role-admin"),
+        permissions: perms(&["roles:write", "certificates:read"]),
+        description: String::new(),
+    });
     events.push(account_created(2, "roles", "role-admin"));
     events.push(token_issued(2, 2, &["roles:write", "certificates:read"]));
     given(events)
-        .when(as_token(account_id(2), token_id(2)), define("bigger", &["certificates:*", "certificates:read"]))
+        .when(
+            as_token(account_id(2), token_id(2)),
+            define("bigger", &["certificates:*", "certificates:read"]),
+        )
         .then_expect_error(DomainError::Escalation("certificates:*".into()));
 }
 
 #[test]
 fn delete_role_only_when_unused_and_not_builtin() {
     given(world())
-        .when(admin(), Command::DeleteRole { name: role("cert-operator") })
-        .then_expect_error(DomainError::RoleInUse { role: role("cert-operator"), accounts: 1 });
-    given(world()).when(admin(), Command::DeleteRole { name: role("auditor") }).then_expect_error(DomainError::BuiltinRole(role("auditor")));
-    given(world()).when(admin(), Command::DeleteRole { name: role("ghost") }).then_expect_error(DomainError::RoleNotFound(role("ghost")));
+        .when(
+            admin(),
+            Command::DeleteRole {
+                name: role("cert-operator"),
+            },
+        )
+        .then_expect_error(DomainError::RoleInUse {
+            role: role("cert-operator"),
+            accounts: 1,
+        });
+    given(world())
+        .when(
+            admin(),
+            Command::DeleteRole {
+                name: role("auditor"),
+            },
+        )
+        .then_expect_error(DomainError::BuiltinRole(role("auditor")));
+    given(world())
+        .when(
+            admin(),
+            Command::DeleteRole {
+                name: role("ghost"),
+            },
+        )
+        .then_expect_error(DomainError::RoleNotFound(role("ghost")));
     let mut events = world();
-    events.push(Event::AccountDeleted { account_id: account_id(OPS) });
+    events.push(Event::AccountDeleted {
+        account_id: account_id(OPS),
+    });
     given(events)
-        .when(admin(), Command::DeleteRole { name: role("cert-operator") })
-        .then_expect_events(vec![Event::RoleDeleted { name: role("cert-operator") }]);
+        .when(
+            admin(),
+            Command::DeleteRole {
+                name: role("cert-operator"),
+            },
+        )
+        .then_expect_events(vec![Event::RoleDeleted {
+            name: role("cert-operator"),
+        }]);
 }
 
 #[test]
 fn set_policy_globally_and_per_role() {
-    let settings = PolicySettings { max_ttl: Some(Span::days(30)), default_ttl: Some(Span::days(7)), ..Default::default() };
+    let settings = PolicySettings {
+        max_ttl: Some(Span::days(30)),
+        default_ttl: Some(Span::days(7)),
+        ..Default::default()
+    };
     given(world())
-        .when(admin(), Command::SetPolicy { role: None, settings: settings.clone() })
-        .then_expect_events(vec![Event::PolicyUpdated { role: None, settings: settings.clone() }]);
+        .when(
+            admin(),
+            Command::SetPolicy {
+                role: None,
+                settings: settings.clone(),
+            },
+        )
+        .then_expect_events(vec![Event::PolicyUpdated {
+            role: None,
+            settings: settings.clone(),
+        }]);
     given(world())
-        .when(admin(), Command::SetPolicy { role: Some(role("cert-operator")), settings: settings.clone() })
-        .then_expect_events(vec![Event::PolicyUpdated { role: Some(role("cert-operator")), settings }]);
+        .when(
+            admin(),
+            Command::SetPolicy {
+                role: Some(role("cert-operator")),
+                settings: settings.clone(),
+            },
+        )
+        .then_expect_events(vec![Event::PolicyUpdated {
+            role: Some(role("cert-operator")),
+            settings,
+        }]);
 }
 
 #[test]
 fn set_policy_rejections() {
     // The built-in default_ttl (90d) would break a 30d max.
-    let only_max = PolicySettings { max_ttl: Some(Span::days(30)), ..Default::default() };
+    let only_max = PolicySettings {
+        max_ttl: Some(Span::days(30)),
+        ..Default::default()
+    };
     given(world())
-        .when(admin(), Command::SetPolicy { role: None, settings: only_max.clone() })
-        .then_expect_error(DomainError::InconsistentPolicy("default_ttl 90d exceeds max_ttl 30d".into()));
+        .when(
+            admin(),
+            Command::SetPolicy {
+                role: None,
+                settings: only_max.clone(),
+            },
+        )
+        .then_expect_error(DomainError::InconsistentPolicy(
+            "default_ttl 90d exceeds max_ttl 30d".into(),
+        ));
     given(world())
-        .when(admin(), Command::SetPolicy { role: Some(role("ghost")), settings: PolicySettings::default() })
+        .when(
+            admin(),
+            Command::SetPolicy {
+                role: Some(role("ghost")),
+                settings: PolicySettings::default(),
+            },
+        )
         .then_expect_error(DomainError::UnknownRole(role("ghost")));
     let ops = as_token(account_id(OPS), token_id(1));
     given(world())
-        .when(ops, Command::SetPolicy { role: None, settings: PolicySettings::default() })
+        .when(
+            ops,
+            Command::SetPolicy {
+                role: None,
+                settings: PolicySettings::default(),
+            },
+        )
         .then_expect_error(DomainError::MissingPermission("policy:write".into()));
     // A global change may not break an existing role override.
     let mut events = world();
     events.push(Event::PolicyUpdated {
         role: Some(role("cert-operator")),
-        settings: PolicySettings { default_ttl: Some(Span::days(60)), ..Default::default() },
+        settings: PolicySettings {
+            default_ttl: Some(Span::days(60)),
+            ..Default::default()
+        },
     });
-    let global = PolicySettings { max_ttl: Some(Span::days(30)), default_ttl: Some(Span::days(7)), ..Default::default() };
+    let global = PolicySettings {
+        max_ttl: Some(Span::days(30)),
+        default_ttl: Some(Span::days(7)),
+        ..Default::default()
+    };
     given(events)
-        .when(admin(), Command::SetPolicy { role: None, settings: global })
-        .then_expect_error(DomainError::InconsistentPolicy("for role cert-operator: default_ttl 60d exceeds max_ttl 30d".into()));
+        .when(
+            admin(),
+            Command::SetPolicy {
+                role: None,
+                settings: global,
+            },
+        )
+        .then_expect_error(DomainError::InconsistentPolicy(
+            "for role cert-operator: default_ttl 60d exceeds max_ttl 30d".into(),
+        ));
 }

@@ -28,30 +28,52 @@ fn issue_token_within_the_role() {
     if let Event::TokenIssued { expires_at, .. } = &mut expected {
         *expires_at = t0() + TimeDelta::hours(12);
     }
-    given(world()).when(admin(), issue(7, OPS, Some(&["certificates:renew"]), Some("12h"))).then_expect_events(vec![expected]);
+    given(world())
+        .when(
+            admin(),
+            issue(7, OPS, Some(&["certificates:renew"]), Some("12h")),
+        )
+        .then_expect_events(vec![expected]);
 }
 
 #[test]
 fn issue_token_defaults_to_the_role_and_the_default_ttl() {
-    let expected = token_issued(7, OPS, &["certificates:issue", "certificates:renew", "certificates:read"]);
-    given(world()).when(admin(), issue(7, OPS, None, None)).then_expect_events(vec![expected]);
+    let expected = token_issued(
+        7,
+        OPS,
+        &[
+            "certificates:issue",
+            "certificates:renew",
+            "certificates:read",
+        ],
+    );
+    given(world())
+        .when(admin(), issue(7, OPS, None, None))
+        .then_expect_events(vec![expected]);
 }
 
 #[test]
 fn issue_token_rejects_scopes_beyond_the_role() {
     given(world())
         .when(admin(), issue(7, OPS, Some(&["certificates:*"]), None))
-        .then_expect_error(DomainError::ScopeBeyondRole { role: role("cert-operator"), beyond: "certificates:*".into() });
+        .then_expect_error(DomainError::ScopeBeyondRole {
+            role: role("cert-operator"),
+            beyond: "certificates:*".into(),
+        });
 }
 
 #[test]
 fn issue_token_rejects_empty_scopes_and_names() {
-    given(world()).when(admin(), issue(7, OPS, Some(&[]), None)).then_expect_error(DomainError::EmptyScopes);
+    given(world())
+        .when(admin(), issue(7, OPS, Some(&[]), None))
+        .then_expect_error(DomainError::EmptyScopes);
     let mut command = issue(7, OPS, None, None);
     if let Command::IssueToken { name, .. } = &mut command {
         *name = String::new();
     }
-    given(world()).when(admin(), command).then_expect_error(DomainError::Empty { field: "name" });
+    given(world())
+        .when(admin(), command)
+        .then_expect_error(DomainError::Empty { field: "name" });
 }
 
 #[test]
@@ -67,7 +89,10 @@ fn issue_token_cannot_grant_beyond_the_caller() {
     events.push(account_created(2, "issuer", "issuer-admin"));
     events.push(token_issued(2, 2, &["tokens:write", "certificates:issue"]));
     given(events)
-        .when(as_token(account_id(2), token_id(2)), issue(7, OPS, Some(&["certificates:renew"]), None))
+        .when(
+            as_token(account_id(2), token_id(2)),
+            issue(7, OPS, Some(&["certificates:renew"]), None),
+        )
         .then_expect_error(DomainError::Escalation("certificates:renew".into()));
 }
 
@@ -76,44 +101,102 @@ fn issue_token_respects_max_ttl_from_role_override() {
     let mut events = world();
     events.push(Event::PolicyUpdated {
         role: Some(role("cert-operator")),
-        settings: PolicySettings { max_ttl: Some(Span::days(30)), default_ttl: Some(Span::days(7)), ..Default::default() },
+        settings: PolicySettings {
+            max_ttl: Some(Span::days(30)),
+            default_ttl: Some(Span::days(7)),
+            ..Default::default()
+        },
     });
     given(events)
         .when(admin(), issue(7, OPS, None, Some("31d")))
-        .then_expect_error(DomainError::TtlExceedsPolicy { ttl: Span::days(31), max_ttl: Span::days(30) });
+        .then_expect_error(DomainError::TtlExceedsPolicy {
+            ttl: Span::days(31),
+            max_ttl: Span::days(30),
+        });
 }
 
 #[test]
 fn issue_token_needs_an_active_account_and_fresh_ids() {
     let mut disabled = world();
-    disabled.push(Event::AccountDisabled { account_id: account_id(OPS), reason: "x".into() });
-    given(disabled).when(admin(), issue(7, OPS, None, None)).then_expect_error(DomainError::AccountDisabled(account_id(OPS)));
-    given(world()).when(admin(), issue(7, 9, None, None)).then_expect_error(DomainError::AccountNotFound(account_id(9)));
-    given(world()).when(admin(), issue(1, OPS, None, None)).then_expect_error(DomainError::TokenIdTaken(token_id(1)));
-    given(world()).when(ops(), issue(7, OPS, None, None)).then_expect_error(DomainError::MissingPermission("tokens:write".into()));
+    disabled.push(Event::AccountDisabled {
+        account_id: account_id(OPS),
+        reason: "x".into(),
+    });
+    given(disabled)
+        .when(admin(), issue(7, OPS, None, None))
+        .then_expect_error(DomainError::AccountDisabled(account_id(OPS)));
+    given(world())
+        .when(admin(), issue(7, 9, None, None))
+        .then_expect_error(DomainError::AccountNotFound(account_id(9)));
+    given(world())
+        .when(admin(), issue(1, OPS, None, None))
+        .then_expect_error(DomainError::TokenIdTaken(token_id(1)));
+    given(world())
+        .when(ops(), issue(7, OPS, None, None))
+        .then_expect_error(DomainError::MissingPermission("tokens:write".into()));
 }
 
 #[test]
 fn revoke_token_by_an_admin_or_by_itself() {
-    let expected = vec![Event::TokenRevoked { token_id: token_id(1), account_id: account_id(OPS), reason: "leaked".into() }];
+    let expected = vec![Event::TokenRevoked {
+        token_id: token_id(1),
+        account_id: account_id(OPS),
+        reason: "leaked".into(),
+    }];
     given(world())
-        .when(admin(), Command::RevokeToken { token_id: token_id(1), reason: "leaked".into() })
+        .when(
+            admin(),
+            Command::RevokeToken {
+                token_id: token_id(1),
+                reason: "leaked".into(),
+            },
+        )
         .then_expect_events(expected.clone());
-    given(world()).when(ops(), Command::RevokeToken { token_id: token_id(1), reason: "leaked".into() }).then_expect_events(expected);
+    given(world())
+        .when(
+            ops(),
+            Command::RevokeToken {
+                token_id: token_id(1),
+                reason: "leaked".into(),
+            },
+        )
+        .then_expect_events(expected);
 }
 
 #[test]
 fn revoke_token_rejections() {
     given(world())
-        .when(admin(), Command::RevokeToken { token_id: token_id(9), reason: String::new() })
+        .when(
+            admin(),
+            Command::RevokeToken {
+                token_id: token_id(9),
+                reason: String::new(),
+            },
+        )
         .then_expect_error(DomainError::TokenNotFound(token_id(9)));
     given(world())
-        .when(ops(), Command::RevokeToken { token_id: token_id(0), reason: String::new() })
+        .when(
+            ops(),
+            Command::RevokeToken {
+                token_id: token_id(0),
+                reason: String::new(),
+            },
+        )
         .then_expect_error(DomainError::MissingPermission("tokens:write".into()));
     let mut events = world();
-    events.push(Event::TokenRevoked { token_id: token_id(1), account_id: account_id(OPS), reason: String::new() });
+    events.push(Event::TokenRevoked {
+        token_id: token_id(1),
+        account_id: account_id(OPS),
+        reason: String::new(),
+    });
     given(events)
-        .when(admin(), Command::RevokeToken { token_id: token_id(1), reason: String::new() })
+        .when(
+            admin(),
+            Command::RevokeToken {
+                token_id: token_id(1),
+                reason: String::new(),
+            },
+        )
         .then_expect_error(DomainError::TokenRevoked(token_id(1)));
 }
 
@@ -129,24 +212,26 @@ fn rotate(old: u128, new: u128, grace: Option<&str>) -> Command {
 #[test]
 fn rotate_issues_a_successor_and_cuts_the_old_token_to_its_grace() {
     let now = t0() + TimeDelta::days(10);
-    given(world()).when_at(ops(), now, rotate(1, 8, Some("15m"))).then_expect_events(vec![
-        Event::TokenIssued {
-            token_id: token_id(8),
-            account_id: account_id(OPS),
-            name: "token-1".into(),
-            scopes: perms(&["certificates:issue"]),
-            digest: digest("token-8"),
-            expires_at: now + TimeDelta::days(90),
-            allowed_cidrs: Vec::new(),
-            rotated_from: Some(token_id(1)),
-        },
-        Event::TokenRotated {
-            token_id: token_id(1),
-            account_id: account_id(OPS),
-            successor_id: token_id(8),
-            expires_at: now + TimeDelta::minutes(15),
-        },
-    ]);
+    given(world())
+        .when_at(ops(), now, rotate(1, 8, Some("15m")))
+        .then_expect_events(vec![
+            Event::TokenIssued {
+                token_id: token_id(8),
+                account_id: account_id(OPS),
+                name: "token-1".into(),
+                scopes: perms(&["certificates:issue"]),
+                digest: digest("token-8"),
+                expires_at: now + TimeDelta::days(90),
+                allowed_cidrs: Vec::new(),
+                rotated_from: Some(token_id(1)),
+            },
+            Event::TokenRotated {
+                token_id: token_id(1),
+                account_id: account_id(OPS),
+                successor_id: token_id(8),
+                expires_at: now + TimeDelta::minutes(15),
+            },
+        ]);
 }
 
 #[test]
@@ -165,7 +250,12 @@ fn rotate_grace_never_extends_the_old_token() {
             allowed_cidrs: Vec::new(),
             rotated_from: Some(token_id(1)),
         },
-        Event::TokenRotated { token_id: token_id(1), account_id: account_id(OPS), successor_id: token_id(8), expires_at: expected_cut },
+        Event::TokenRotated {
+            token_id: token_id(1),
+            account_id: account_id(OPS),
+            successor_id: token_id(8),
+            expires_at: expected_cut,
+        },
     ]);
 }
 
@@ -180,7 +270,10 @@ fn rotate_rejections() {
     });
     given(rotated)
         .when(admin(), rotate(1, 9, None))
-        .then_expect_error(DomainError::TokenAlreadyRotated { token: token_id(1), successor: token_id(8) });
+        .then_expect_error(DomainError::TokenAlreadyRotated {
+            token: token_id(1),
+            successor: token_id(8),
+        });
     given(world())
         .when_at(admin(), t0() + TimeDelta::days(91), rotate(1, 9, None))
         .then_expect_error_kind(RejectionKind::Forbidden); // the admin token expired too
@@ -197,10 +290,23 @@ fn rotate_rejections() {
     };
     given(long_admin)
         .when_at(admin(), t0() + TimeDelta::days(91), rotate(1, 9, None))
-        .then_expect_error(DomainError::TokenExpired { token: token_id(1), at: t0() + TimeDelta::days(90) });
+        .then_expect_error(DomainError::TokenExpired {
+            token: token_id(1),
+            at: t0() + TimeDelta::days(90),
+        });
     let mut revoked = world();
-    revoked.push(Event::TokenRevoked { token_id: token_id(1), account_id: account_id(OPS), reason: String::new() });
-    given(revoked).when(admin(), rotate(1, 9, None)).then_expect_error(DomainError::TokenRevoked(token_id(1)));
-    given(world()).when(admin(), rotate(1, 0, None)).then_expect_error(DomainError::TokenIdTaken(token_id(0)));
-    given(world()).when(ops(), rotate(0, 9, None)).then_expect_error(DomainError::MissingPermission("tokens:write".into()));
+    revoked.push(Event::TokenRevoked {
+        token_id: token_id(1),
+        account_id: account_id(OPS),
+        reason: String::new(),
+    });
+    given(revoked)
+        .when(admin(), rotate(1, 9, None))
+        .then_expect_error(DomainError::TokenRevoked(token_id(1)));
+    given(world())
+        .when(admin(), rotate(1, 0, None))
+        .then_expect_error(DomainError::TokenIdTaken(token_id(0)));
+    given(world())
+        .when(ops(), rotate(0, 9, None))
+        .then_expect_error(DomainError::MissingPermission("tokens:write".into()));
 }

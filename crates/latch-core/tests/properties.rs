@@ -13,7 +13,8 @@ const RESOURCES: [&str; 3] = ["certificates", "tokens", "*"];
 const ACTIONS: [&str; 3] = ["issue", "read", "*"];
 
 fn permission() -> impl Strategy<Value = Permission> {
-    (0..3usize, 0..3usize).prop_map(|(r, a)| Permission::parse(&format!("{}:{}", RESOURCES[r], ACTIONS[a])).unwrap())
+    (0..3usize, 0..3usize)
+        .prop_map(|(r, a)| Permission::parse(&format!("{}:{}", RESOURCES[r], ACTIONS[a])).unwrap())
 }
 
 fn permission_set() -> impl Strategy<Value = PermissionSet> {
@@ -101,7 +102,12 @@ proptest! {
 const ACCOUNTS: u128 = 4;
 const TOKENS: u128 = 8;
 const ROLES: [&str; 3] = ["cert-operator", "reader", "auditor"];
-const SCOPES: [&[&str]; 4] = [&["certificates:issue"], &["certificates:read"], &["*:read"], &["certificates:*"]];
+const SCOPES: [&[&str]; 4] = [
+    &["certificates:issue"],
+    &["certificates:read"],
+    &["*:read"],
+    &["certificates:*"],
+];
 
 fn command() -> impl Strategy<Value = Command> {
     let account = (0..ACCOUNTS).prop_map(|n| account_id(n + 10));
@@ -110,35 +116,82 @@ fn command() -> impl Strategy<Value = Command> {
     let scopes = proptest::option::of((0..SCOPES.len()).prop_map(|i| perms(SCOPES[i])));
     let span = || proptest::option::of((1..200u64).prop_map(Span::hours));
     prop_oneof![
-        (account.clone(), 0..ACCOUNTS, role_name.clone())
-            .prop_map(|(id, n, r)| Command::CreateAccount { account_id: id, name: name(&format!("acct-{n}")), role: r, description: String::new() }),
-        (account.clone(), proptest::option::of(role_name.clone()), proptest::option::of("[a-z]{0,3}"))
-            .prop_map(|(id, r, d)| Command::UpdateAccount { account_id: id, role: r, description: d }),
-        account.clone().prop_map(|id| Command::DisableAccount { account_id: id, reason: "suspected leak".into() }),
-        account.clone().prop_map(|id| Command::EnableAccount { account_id: id }),
-        account.clone().prop_map(|id| Command::DeleteAccount { account_id: id }),
-        (account.clone(), token.clone(), scopes, span()).prop_map(|(a, t, s, ttl)| Command::IssueToken {
-            account_id: a,
-            token_id: t,
-            name: "ci".into(),
-            scopes: s,
-            ttl,
-            allowed_cidrs: vec!["10.0.0.0/8".parse().unwrap()],
-            digest: digest(&format!("{t}")),
+        (account.clone(), 0..ACCOUNTS, role_name.clone()).prop_map(|(id, n, r)| {
+            Command::CreateAccount {
+                account_id: id,
+                name: name(&format!("acct-{n}")),
+                role: r,
+                description: String::new(),
+            }
         }),
-        token.clone().prop_map(|t| Command::RevokeToken { token_id: t, reason: "rotated out".into() }),
+        (
+            account.clone(),
+            proptest::option::of(role_name.clone()),
+            proptest::option::of("[a-z]{0,3}")
+        )
+            .prop_map(|(id, r, d)| Command::UpdateAccount {
+                account_id: id,
+                role: r,
+                description: d
+            }),
+        account.clone().prop_map(|id| Command::DisableAccount {
+            account_id: id,
+            reason: "suspected leak".into()
+        }),
+        account
+            .clone()
+            .prop_map(|id| Command::EnableAccount { account_id: id }),
+        account
+            .clone()
+            .prop_map(|id| Command::DeleteAccount { account_id: id }),
+        (account.clone(), token.clone(), scopes, span()).prop_map(|(a, t, s, ttl)| {
+            Command::IssueToken {
+                account_id: a,
+                token_id: t,
+                name: "ci".into(),
+                scopes: s,
+                ttl,
+                allowed_cidrs: vec!["10.0.0.0/8".parse().unwrap()],
+                digest: digest(&format!("{t}")),
+            }
+        }),
+        token.clone().prop_map(|t| Command::RevokeToken {
+            token_id: t,
+            reason: "rotated out".into()
+        }),
         (token.clone(), 0..1000u128, span()).prop_map(|(t, n, grace)| {
             let successor = token_id(1000 + n);
-            Command::RotateToken { token_id: t, successor_id: successor, successor_digest: digest(&format!("{successor}")), grace }
+            Command::RotateToken {
+                token_id: t,
+                successor_id: successor,
+                successor_digest: digest(&format!("{successor}")),
+                grace,
+            }
         }),
-        (0..2usize, 0..SCOPES.len()).prop_map(|(r, s)| Command::DefineRole { name: role(ROLES[r]), permissions: perms(SCOPES[s]), description: String::new() }),
-        (0..2usize).prop_map(|r| Command::DeleteRole { name: role(ROLES[r]) }),
-        (proptest::option::of(role_name), span(), span()).prop_map(|(r, max, rotation)| Command::SetPolicy {
-            role: r,
-            settings: PolicySettings { max_ttl: max.map(|m| Span::from_seconds(m.as_seconds() * 24)), rotation_period: rotation, ..Default::default() },
+        (0..2usize, 0..SCOPES.len()).prop_map(|(r, s)| Command::DefineRole {
+            name: role(ROLES[r]),
+            permissions: perms(SCOPES[s]),
+            description: String::new()
         }),
-        token.clone().prop_map(|t| Command::NoteTokenExpiring { token_id: t }),
-        token.clone().prop_map(|t| Command::NoteTokenExpired { token_id: t }),
+        (0..2usize).prop_map(|r| Command::DeleteRole {
+            name: role(ROLES[r])
+        }),
+        (proptest::option::of(role_name), span(), span()).prop_map(|(r, max, rotation)| {
+            Command::SetPolicy {
+                role: r,
+                settings: PolicySettings {
+                    max_ttl: max.map(|m| Span::from_seconds(m.as_seconds() * 24)),
+                    rotation_period: rotation,
+                    ..Default::default()
+                },
+            }
+        }),
+        token
+            .clone()
+            .prop_map(|t| Command::NoteTokenExpiring { token_id: t }),
+        token
+            .clone()
+            .prop_map(|t| Command::NoteTokenExpired { token_id: t }),
         token.prop_map(|t| Command::NoteTokenRotationDue { token_id: t }),
     ]
 }

@@ -64,5 +64,9 @@ pub enum Appended {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppendRejected {
     #[error("stream {stream} is at version {actual}, expected {expected}")]
-    WrongExpectedVersion { stream: String, expected: ExpectedVersion, actual: u64 },
+    WrongExpectedVersion {
+        stream: String,
+        expected: ExpectedVersion,
+        actual: u64,
+    },
 }

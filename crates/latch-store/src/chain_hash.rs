@@ -57,6 +57,7 @@ impl Serialize for ChainHash {
 impl<'de> Deserialize<'de> for ChainHash {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = <&str>::deserialize(deserializer)?;
-        Self::from_hex(text).ok_or_else(|| serde::de::Error::custom("a chain hash is 64 hex digits"))
+        Self::from_hex(text)
+            .ok_or_else(|| serde::de::Error::custom("a chain hash is 64 hex digits"))
     }
 }

@@ -19,14 +19,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use latch_core::Position;
-use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{
+    ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions,
+};
 use tokio::sync::watch;
 
 use crate::append::{AppendRejected, AppendRequest, Appended, IdempotencyRecord};
 use crate::chain_hash::ChainHash;
 use crate::chain_verdict::ChainVerdict;
-use crate::stored_event::{self, StoredEvent};
 use crate::store_error::StoreError;
+use crate::stored_event::{self, StoredEvent};
 
 const CF_EVENTS: &str = "events";
 const CF_STREAMS: &str = "streams";
@@ -34,7 +36,14 @@ const CF_STREAM_HEADS: &str = "stream_heads";
 const CF_IDEMPOTENCY: &str = "idempotency";
 const CF_SNAPSHOTS: &str = "snapshots";
 const CF_ACTIVITY: &str = "activity";
-const COLUMN_FAMILIES: [&str; 6] = [CF_EVENTS, CF_STREAMS, CF_STREAM_HEADS, CF_IDEMPOTENCY, CF_SNAPSHOTS, CF_ACTIVITY];
+const COLUMN_FAMILIES: [&str; 6] = [
+    CF_EVENTS,
+    CF_STREAMS,
+    CF_STREAM_HEADS,
+    CF_IDEMPOTENCY,
+    CF_SNAPSHOTS,
+    CF_ACTIVITY,
+];
 /// Older snapshots beyond this many are deleted when a new one is saved.
 const SNAPSHOTS_KEPT: usize = 2;
 
@@ -46,7 +55,10 @@ pub struct Head {
 }
 
 impl Head {
-    const EMPTY: Head = Head { position: Position::ZERO, hash: ChainHash::GENESIS };
+    const EMPTY: Head = Head {
+        position: Position::ZERO,
+        hash: ChainHash::GENESIS,
+    };
 }
 
 pub struct EventStore {
@@ -60,7 +72,10 @@ pub struct EventStore {
 
 impl std::fmt::Debug for EventStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventStore").field("path", &self.path).field("head", &self.head()).finish()
+        f.debug_struct("EventStore")
+            .field("path", &self.path)
+            .field("head", &self.head())
+            .finish()
     }
 }
 
@@ -74,7 +89,9 @@ impl EventStore {
         options.create_missing_column_families(true);
         options.set_paranoid_checks(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let descriptors = COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, options.clone()));
+        let descriptors = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, options.clone()));
         let db = DB::open_cf_descriptors(&options, path, descriptors)?;
         Self::from_db(db, path, false)
     }
@@ -97,21 +114,33 @@ impl EventStore {
                 None => Head::EMPTY,
                 Some(item) => {
                     let (key, value) = item?;
-                    let position = Position::from_key(&key)
-                        .ok_or_else(|| StoreError::Corrupt { position: Position::ZERO, problem: "malformed event key".into() })?;
+                    let position = Position::from_key(&key).ok_or_else(|| StoreError::Corrupt {
+                        position: Position::ZERO,
+                        problem: "malformed event key".into(),
+                    })?;
                     // Only the stored hash is needed: a store whose last
                     // record is damaged still opens, so `verify_chain` can
                     // say where.
-                    let hash = value
-                        .get(..32)
-                        .and_then(ChainHash::from_slice)
-                        .ok_or_else(|| StoreError::Corrupt { position, problem: "record shorter than its hash".into() })?;
+                    let hash =
+                        value
+                            .get(..32)
+                            .and_then(ChainHash::from_slice)
+                            .ok_or_else(|| StoreError::Corrupt {
+                                position,
+                                problem: "record shorter than its hash".into(),
+                            })?;
                     Head { position, hash }
                 }
             }
         };
         let (notify, _) = watch::channel(head.position);
-        Ok(Self { db, path: path.to_owned(), read_only, head: Mutex::new(head), notify })
+        Ok(Self {
+            db,
+            path: path.to_owned(),
+            read_only,
+            head: Mutex::new(head),
+            notify,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -163,7 +192,11 @@ impl EventStore {
             for (stream, expected) in &request.expectations {
                 let actual = self.version_in_batch(&versions, stream)?;
                 if !expected.admits(actual) {
-                    refused = Some(AppendRejected::WrongExpectedVersion { stream: stream.clone(), expected: *expected, actual });
+                    refused = Some(AppendRejected::WrongExpectedVersion {
+                        stream: stream.clone(),
+                        expected: *expected,
+                        actual,
+                    });
                     break;
                 }
             }
@@ -176,10 +209,19 @@ impl EventStore {
             for event in &request.events {
                 let version = self.version_in_batch(&versions, &event.stream)? + 1;
                 let position = head.position.next();
-                let (value, hash) = stored_event::encode(position, &event.stream, version, head.hash, &event.data);
+                let (value, hash) =
+                    stored_event::encode(position, &event.stream, version, head.hash, &event.data);
                 batch.put_cf(cf(&self.db, CF_EVENTS), position.to_key(), value);
-                batch.put_cf(cf(&self.db, CF_STREAMS), stream_key(&event.stream, version), position.to_key());
-                batch.put_cf(cf(&self.db, CF_STREAM_HEADS), event.stream.as_bytes(), version.to_be_bytes());
+                batch.put_cf(
+                    cf(&self.db, CF_STREAMS),
+                    stream_key(&event.stream, version),
+                    position.to_key(),
+                );
+                batch.put_cf(
+                    cf(&self.db, CF_STREAM_HEADS),
+                    event.stream.as_bytes(),
+                    version.to_be_bytes(),
+                );
                 versions.insert(event.stream.clone(), version);
                 head = Head { position, hash };
             }
@@ -208,7 +250,11 @@ impl EventStore {
         Ok(outcomes)
     }
 
-    fn version_in_batch(&self, pending: &HashMap<String, u64>, stream: &str) -> Result<u64, StoreError> {
+    fn version_in_batch(
+        &self,
+        pending: &HashMap<String, u64>,
+        stream: &str,
+    ) -> Result<u64, StoreError> {
         match pending.get(stream) {
             Some(version) => Ok(*version),
             None => self.stream_version(stream),
@@ -225,16 +271,25 @@ impl EventStore {
     }
 
     pub fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let Some(bytes) = self.db.get_pinned_cf(cf(&self.db, CF_IDEMPOTENCY), key.as_bytes())? else {
+        let Some(bytes) = self
+            .db
+            .get_pinned_cf(cf(&self.db, CF_IDEMPOTENCY), key.as_bytes())?
+        else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| StoreError::Corrupt { position: Position::ZERO, problem: format!("idempotency record {key:?}: {e}") })
+            .map_err(|e| StoreError::Corrupt {
+                position: Position::ZERO,
+                problem: format!("idempotency record {key:?}: {e}"),
+            })
     }
 
     pub fn event(&self, position: Position) -> Result<Option<StoredEvent>, StoreError> {
-        match self.db.get_pinned_cf(cf(&self.db, CF_EVENTS), position.to_key())? {
+        match self
+            .db
+            .get_pinned_cf(cf(&self.db, CF_EVENTS), position.to_key())?
+        {
             None => Ok(None),
             Some(value) => stored_event::decode(position, &value).map(Some),
         }
@@ -242,17 +297,28 @@ impl EventStore {
 
     /// Events from `from` on, in order, streamed (a replay of millions never
     /// holds them all). Stops with an error at a gap in positions.
-    pub fn iter_from(&self, from: Position) -> impl Iterator<Item = Result<StoredEvent, StoreError>> + '_ {
+    pub fn iter_from(
+        &self,
+        from: Position,
+    ) -> impl Iterator<Item = Result<StoredEvent, StoreError>> + '_ {
         let from = from.max(Position::FIRST);
         let mut expected = from;
         self.db
-            .iterator_cf(cf(&self.db, CF_EVENTS), IteratorMode::From(&from.to_key(), Direction::Forward))
+            .iterator_cf(
+                cf(&self.db, CF_EVENTS),
+                IteratorMode::From(&from.to_key(), Direction::Forward),
+            )
             .map(move |item| {
                 let (key, value) = item?;
-                let position = Position::from_key(&key)
-                    .ok_or_else(|| StoreError::Corrupt { position: expected, problem: "malformed event key".into() })?;
+                let position = Position::from_key(&key).ok_or_else(|| StoreError::Corrupt {
+                    position: expected,
+                    problem: "malformed event key".into(),
+                })?;
                 if position != expected {
-                    return Err(StoreError::Corrupt { position: expected, problem: format!("missing; next stored is {position}") });
+                    return Err(StoreError::Corrupt {
+                        position: expected,
+                        problem: format!("missing; next stored is {position}"),
+                    });
                 }
                 expected = expected.next();
                 stored_event::decode(position, &value)
@@ -260,25 +326,43 @@ impl EventStore {
     }
 
     /// Up to `limit` events after `after`.
-    pub fn read_after(&self, after: Position, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+    pub fn read_after(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         self.iter_from(after.next()).take(limit).collect()
     }
 
     /// A stream's events from version `from_version` on (1-based), at most `limit`.
-    pub fn read_stream(&self, stream: &str, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+    pub fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let start = stream_key(stream, from_version.max(1));
         let prefix_len = stream.len() + 1;
         let mut events = Vec::new();
-        for item in self.db.iterator_cf(cf(&self.db, CF_STREAMS), IteratorMode::From(&start, Direction::Forward)) {
+        for item in self.db.iterator_cf(
+            cf(&self.db, CF_STREAMS),
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
             let (key, value) = item?;
-            if key.len() != prefix_len + 8 || key[..prefix_len] != start[..prefix_len] || events.len() >= limit {
+            if key.len() != prefix_len + 8
+                || key[..prefix_len] != start[..prefix_len]
+                || events.len() >= limit
+            {
                 break;
             }
-            let position = Position::from_key(&value)
-                .ok_or_else(|| StoreError::Corrupt { position: Position::ZERO, problem: format!("stream index of {stream}") })?;
-            let event = self
-                .event(position)?
-                .ok_or_else(|| StoreError::Corrupt { position, problem: format!("indexed in {stream} but missing") })?;
+            let position = Position::from_key(&value).ok_or_else(|| StoreError::Corrupt {
+                position: Position::ZERO,
+                problem: format!("stream index of {stream}"),
+            })?;
+            let event = self.event(position)?.ok_or_else(|| StoreError::Corrupt {
+                position,
+                problem: format!("indexed in {stream} but missing"),
+            })?;
             events.push(event);
         }
         Ok(events)
@@ -292,13 +376,25 @@ impl EventStore {
     }
 
     /// As `verify_chain`, from `from` on, trusting `prev` as the hash before it.
-    pub fn verify_chain_from(&self, from: Position, prev: ChainHash) -> Result<ChainVerdict, StoreError> {
+    pub fn verify_chain_from(
+        &self,
+        from: Position,
+        prev: ChainHash,
+    ) -> Result<ChainVerdict, StoreError> {
         let mut expected = from.max(Position::FIRST);
         let mut prev = prev;
         let mut checked = 0u64;
-        for item in self.db.iterator_cf(cf(&self.db, CF_EVENTS), IteratorMode::From(&expected.to_key(), Direction::Forward)) {
+        for item in self.db.iterator_cf(
+            cf(&self.db, CF_EVENTS),
+            IteratorMode::From(&expected.to_key(), Direction::Forward),
+        ) {
             let (key, value) = item?;
-            let broken = |problem: String| Ok(ChainVerdict::Broken { position: expected, problem });
+            let broken = |problem: String| {
+                Ok(ChainVerdict::Broken {
+                    position: expected,
+                    problem,
+                })
+            };
             match Position::from_key(&key) {
                 Some(p) if p == expected => {}
                 Some(p) => return broken(format!("missing; next stored is {p}")),
@@ -318,7 +414,11 @@ impl EventStore {
             checked += 1;
             expected = expected.next();
         }
-        Ok(ChainVerdict::Intact { checked, head: Position::new(expected.get() - 1), head_hash: prev })
+        Ok(ChainVerdict::Intact {
+            checked,
+            head: Position::new(expected.get() - 1),
+            head_hash: prev,
+        })
     }
 
     /// Stores a projection snapshot taken at `position` (not synced: a lost
@@ -344,10 +444,15 @@ impl EventStore {
     /// The newest snapshot at or below the head, if any.
     pub fn latest_snapshot(&self) -> Result<Option<(Position, Vec<u8>)>, StoreError> {
         let head = self.head().position;
-        for item in self.db.iterator_cf(cf(&self.db, CF_SNAPSHOTS), IteratorMode::End) {
+        for item in self
+            .db
+            .iterator_cf(cf(&self.db, CF_SNAPSHOTS), IteratorMode::End)
+        {
             let (key, value) = item?;
             match Position::from_key(&key) {
-                Some(position) if position <= head => return Ok(Some((position, value.into_vec()))),
+                Some(position) if position <= head => {
+                    return Ok(Some((position, value.into_vec())));
+                }
                 _ => continue,
             }
         }
@@ -379,7 +484,9 @@ impl EventStore {
         };
         for item in self.db.iterator_cf(activity, mode) {
             let (key, value) = item?;
-            let Ok(id) = <[u8; 16]>::try_from(&key[..]) else { continue };
+            let Ok(id) = <[u8; 16]>::try_from(&key[..]) else {
+                continue;
+            };
             if Some(id) == after {
                 continue;
             }
@@ -399,7 +506,8 @@ impl EventStore {
 }
 
 fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
-    db.cf_handle(name).expect("column families are created on open")
+    db.cf_handle(name)
+        .expect("column families are created on open")
 }
 
 fn stream_key(stream: &str, version: u64) -> Vec<u8> {

@@ -13,11 +13,13 @@ mod expected_version;
 mod store_error;
 mod stored_event;
 
-pub use append::{AppendRejected, AppendRequest, Appended, IdempotencyKey, IdempotencyRecord, NewEvent};
+pub use append::{
+    AppendRejected, AppendRequest, Appended, IdempotencyKey, IdempotencyRecord, NewEvent,
+};
 pub use chain_hash::ChainHash;
 pub use chain_verdict::ChainVerdict;
 pub use event_store::{EventStore, Head};
 pub use expected_version::ExpectedVersion;
+pub use serde_json::value::RawValue;
 pub use store_error::StoreError;
 pub use stored_event::StoredEvent;
-pub use serde_json::value::RawValue;

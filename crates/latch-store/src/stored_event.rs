@@ -26,8 +26,10 @@ pub struct StoredEvent {
 
 impl StoredEvent {
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, StoreError> {
-        serde_json::from_str(self.data.get())
-            .map_err(|e| StoreError::Corrupt { position: self.position, problem: format!("data does not decode: {e}") })
+        serde_json::from_str(self.data.get()).map_err(|e| StoreError::Corrupt {
+            position: self.position,
+            problem: format!("data does not decode: {e}"),
+        })
     }
 }
 
@@ -58,8 +60,14 @@ pub(crate) fn encode(
     prev_hash: ChainHash,
     data: &RawValue,
 ) -> (Vec<u8>, ChainHash) {
-    let record = serde_json::to_vec(&RecordOut { position, stream, version, prev_hash, data })
-        .expect("serialising plain fields cannot fail");
+    let record = serde_json::to_vec(&RecordOut {
+        position,
+        stream,
+        version,
+        prev_hash,
+        data,
+    })
+    .expect("serialising plain fields cannot fail");
     let hash = ChainHash::of(&record);
     let mut value = Vec::with_capacity(32 + record.len());
     value.extend_from_slice(hash.as_bytes());
@@ -70,15 +78,21 @@ pub(crate) fn encode(
 /// Parses a stored value. `key_position` is where it was found, so a record
 /// moved to another key is caught.
 pub(crate) fn decode(key_position: Position, value: &[u8]) -> Result<StoredEvent, StoreError> {
-    let corrupt = |problem: String| StoreError::Corrupt { position: key_position, problem };
+    let corrupt = |problem: String| StoreError::Corrupt {
+        position: key_position,
+        problem,
+    };
     if value.len() < 32 {
         return Err(corrupt("record shorter than its hash".into()));
     }
     let (hash, record) = value.split_at(32);
-    let parsed: RecordIn<'_> =
-        serde_json::from_slice(record).map_err(|e| corrupt(format!("record does not parse: {e}")))?;
+    let parsed: RecordIn<'_> = serde_json::from_slice(record)
+        .map_err(|e| corrupt(format!("record does not parse: {e}")))?;
     if parsed.position != key_position {
-        return Err(corrupt(format!("record says position {} but is stored at {key_position}", parsed.position)));
+        return Err(corrupt(format!(
+            "record says position {} but is stored at {key_position}",
+            parsed.position
+        )));
     }
     Ok(StoredEvent {
         position: parsed.position,

@@ -5,11 +5,18 @@ use latch_store::*;
 use proptest::prelude::*;
 
 fn event(stream: &str, n: u64) -> NewEvent {
-    NewEvent { stream: stream.to_owned(), data: RawValue::from_string(format!(r#"{{"n":{n},"note":"hello"}}"#)).unwrap() }
+    NewEvent {
+        stream: stream.to_owned(),
+        data: RawValue::from_string(format!(r#"{{"n":{n},"note":"hello"}}"#)).unwrap(),
+    }
 }
 
 fn request(events: Vec<NewEvent>) -> AppendRequest {
-    AppendRequest { events, expectations: Vec::new(), idempotency: None }
+    AppendRequest {
+        events,
+        expectations: Vec::new(),
+        idempotency: None,
+    }
 }
 
 fn written(outcome: &Result<Appended, AppendRejected>) -> (u64, u64) {
@@ -25,21 +32,32 @@ fn appends_get_consecutive_positions_and_stream_versions() {
     let store = EventStore::open(dir.path()).unwrap();
     assert_eq!(store.head().position, Position::ZERO);
     let outcomes = store
-        .append(&[request(vec![event("a", 1), event("b", 2)]), request(vec![event("a", 3)])])
+        .append(&[
+            request(vec![event("a", 1), event("b", 2)]),
+            request(vec![event("a", 3)]),
+        ])
         .unwrap();
     assert_eq!(written(&outcomes[0]), (1, 2));
     assert_eq!(written(&outcomes[1]), (3, 1));
     let outcomes = store.append(&[request(vec![event("c", 4)])]).unwrap();
     assert_eq!(written(&outcomes[0]), (4, 1));
 
-    let all: Vec<StoredEvent> = store.iter_from(Position::FIRST).collect::<Result<_, _>>().unwrap();
+    let all: Vec<StoredEvent> = store
+        .iter_from(Position::FIRST)
+        .collect::<Result<_, _>>()
+        .unwrap();
     let positions: Vec<u64> = all.iter().map(|e| e.position.get()).collect();
     assert_eq!(positions, [1, 2, 3, 4]);
     assert_eq!(all[0].prev_hash, ChainHash::GENESIS);
     assert_eq!(all[1].prev_hash, all[0].hash);
     assert_eq!(store.stream_version("a").unwrap(), 2);
     assert_eq!(store.stream_version("nope").unwrap(), 0);
-    let a: Vec<u64> = store.read_stream("a", 1, 10).unwrap().iter().map(|e| e.version).collect();
+    let a: Vec<u64> = store
+        .read_stream("a", 1, 10)
+        .unwrap()
+        .iter()
+        .map(|e| e.version)
+        .collect();
     assert_eq!(a, [1, 2]);
     let a2 = store.read_stream("a", 2, 10).unwrap();
     assert_eq!((a2.len(), a2[0].position.get()), (1, 3));
@@ -53,7 +71,9 @@ fn the_head_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let head = {
         let store = EventStore::open(dir.path()).unwrap();
-        store.append(&[request(vec![event("a", 1), event("a", 2)])]).unwrap();
+        store
+            .append(&[request(vec![event("a", 1), event("a", 2)])])
+            .unwrap();
         store.head()
     };
     let store = EventStore::open(dir.path()).unwrap();
@@ -61,7 +81,10 @@ fn the_head_survives_reopening() {
     let outcomes = store.append(&[request(vec![event("a", 3)])]).unwrap();
     assert_eq!(written(&outcomes[0]), (3, 1));
     assert_eq!(store.stream_version("a").unwrap(), 3);
-    assert!(matches!(store.verify_chain().unwrap(), ChainVerdict::Intact { checked: 3, .. }));
+    assert!(matches!(
+        store.verify_chain().unwrap(),
+        ChainVerdict::Intact { checked: 3, .. }
+    ));
 }
 
 #[test]
@@ -78,9 +101,17 @@ fn a_wrong_expected_version_writes_nothing_of_that_request() {
     let outcomes = store.append(&[stale, fresh]).unwrap();
     assert_eq!(
         outcomes[0],
-        Err(AppendRejected::WrongExpectedVersion { stream: "acct".into(), expected: ExpectedVersion::Exact(0), actual: 1 })
+        Err(AppendRejected::WrongExpectedVersion {
+            stream: "acct".into(),
+            expected: ExpectedVersion::Exact(0),
+            actual: 1
+        })
     );
-    assert_eq!(written(&outcomes[1]), (2, 1), "the rest of the batch stands");
+    assert_eq!(
+        written(&outcomes[1]),
+        (2, 1),
+        "the rest of the batch stands"
+    );
     assert_eq!(store.stream_version("acct").unwrap(), 1);
 
     let mut alone = request(vec![event("acct", 4)]);
@@ -115,21 +146,40 @@ fn an_idempotent_retry_returns_the_original_positions() {
     let keyed = |n| AppendRequest {
         events: vec![event("t", n), event("u", n)],
         expectations: Vec::new(),
-        idempotency: Some(IdempotencyKey { key: "caller/key-1".into(), fingerprint: "body-a".into() }),
+        idempotency: Some(IdempotencyKey {
+            key: "caller/key-1".into(),
+            fingerprint: "body-a".into(),
+        }),
     };
     store.append(&[request(vec![event("x", 0)])]).unwrap();
     assert_eq!(written(&store.append(&[keyed(1)]).unwrap()[0]), (2, 2));
     let head = store.head();
     // Retried later, and twice within one batch: nothing new either way.
     let outcomes = store.append(&[keyed(2), keyed(3)]).unwrap();
-    let original = IdempotencyRecord { first: Position::new(2), count: 2, fingerprint: "body-a".into() };
-    assert_eq!(outcomes, vec![Ok(Appended::Duplicate(original.clone())), Ok(Appended::Duplicate(original.clone()))]);
+    let original = IdempotencyRecord {
+        first: Position::new(2),
+        count: 2,
+        fingerprint: "body-a".into(),
+    };
+    assert_eq!(
+        outcomes,
+        vec![
+            Ok(Appended::Duplicate(original.clone())),
+            Ok(Appended::Duplicate(original.clone()))
+        ]
+    );
     assert_eq!(store.head(), head);
-    assert_eq!(original.positions().map(|p| p.get()).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(
+        original.positions().map(|p| p.get()).collect::<Vec<_>>(),
+        [2, 3]
+    );
     // And across a restart.
     drop(store);
     let store = EventStore::open(dir.path()).unwrap();
-    assert_eq!(store.append(&[keyed(4)]).unwrap(), vec![Ok(Appended::Duplicate(original))]);
+    assert_eq!(
+        store.append(&[keyed(4)]).unwrap(),
+        vec![Ok(Appended::Duplicate(original))]
+    );
     assert_eq!(store.head(), head);
 }
 
@@ -139,13 +189,22 @@ fn followers_are_told_when_the_head_moves() {
     let store = EventStore::open(dir.path()).unwrap();
     let mut follower = store.subscribe();
     assert_eq!(*follower.borrow_and_update(), Position::ZERO);
-    store.append(&[request(vec![event("a", 1), event("a", 2)])]).unwrap();
+    store
+        .append(&[request(vec![event("a", 1), event("a", 2)])])
+        .unwrap();
     assert!(follower.has_changed().unwrap());
     assert_eq!(*follower.borrow_and_update(), Position::new(2));
 }
 
 fn flip_byte(dir: &std::path::Path, position: u64, offset_from_end: usize) {
-    let names = ["events", "streams", "stream_heads", "idempotency", "snapshots", "activity"];
+    let names = [
+        "events",
+        "streams",
+        "stream_heads",
+        "idempotency",
+        "snapshots",
+        "activity",
+    ];
     let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir, names).unwrap();
     let cf = db.cf_handle("events").unwrap();
     let key = position.to_be_bytes();
@@ -162,10 +221,19 @@ fn the_chain_verifies_and_a_flipped_byte_is_found_at_its_position() {
         let head = {
             let store = EventStore::open(dir.path()).unwrap();
             for n in 0..7 {
-                store.append(&[request(vec![event(&format!("s{}", n % 3), n)])]).unwrap();
+                store
+                    .append(&[request(vec![event(&format!("s{}", n % 3), n)])])
+                    .unwrap();
             }
             let verdict = store.verify_chain().unwrap();
-            assert_eq!(verdict, ChainVerdict::Intact { checked: 7, head: Position::new(7), head_hash: store.head().hash });
+            assert_eq!(
+                verdict,
+                ChainVerdict::Intact {
+                    checked: 7,
+                    head: Position::new(7),
+                    head_hash: store.head().hash
+                }
+            );
             store.head()
         };
         flip_byte(dir.path(), target, offset_from_end);
@@ -187,7 +255,14 @@ fn a_flipped_hash_byte_is_found_too() {
         }
     }
     // The hash is the first 32 bytes of the value.
-    let names = ["events", "streams", "stream_heads", "idempotency", "snapshots", "activity"];
+    let names = [
+        "events",
+        "streams",
+        "stream_heads",
+        "idempotency",
+        "snapshots",
+        "activity",
+    ];
     {
         let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), names).unwrap();
         let cf = db.cf_handle("events").unwrap();
@@ -196,16 +271,24 @@ fn a_flipped_hash_byte_is_found_too() {
         db.put_cf(cf, 3u64.to_be_bytes(), value).unwrap();
     }
     let store = EventStore::open(dir.path()).unwrap();
-    assert!(matches!(store.verify_chain().unwrap(), ChainVerdict::Broken { position, .. } if position.get() == 3));
+    assert!(
+        matches!(store.verify_chain().unwrap(), ChainVerdict::Broken { position, .. } if position.get() == 3)
+    );
 }
 
 #[test]
 fn a_read_only_store_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
-    EventStore::open(dir.path()).unwrap().append(&[request(vec![event("a", 1)])]).unwrap();
+    EventStore::open(dir.path())
+        .unwrap()
+        .append(&[request(vec![event("a", 1)])])
+        .unwrap();
     let store = EventStore::open_read_only(dir.path()).unwrap();
     assert_eq!(store.head().position, Position::new(1));
-    assert!(matches!(store.append(&[request(vec![event("a", 2)])]), Err(StoreError::ReadOnly)));
+    assert!(matches!(
+        store.append(&[request(vec![event("a", 2)])]),
+        Err(StoreError::ReadOnly)
+    ));
 }
 
 #[test]
@@ -213,11 +296,18 @@ fn snapshots_keep_the_newest() {
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(dir.path()).unwrap();
     assert_eq!(store.latest_snapshot().unwrap(), None);
-    store.append(&[request((0..5).map(|n| event("a", n)).collect())]).unwrap();
+    store
+        .append(&[request((0..5).map(|n| event("a", n)).collect())])
+        .unwrap();
     for p in 1..=4u64 {
-        store.save_snapshot(Position::new(p), format!("state@{p}").as_bytes()).unwrap();
+        store
+            .save_snapshot(Position::new(p), format!("state@{p}").as_bytes())
+            .unwrap();
     }
-    assert_eq!(store.latest_snapshot().unwrap(), Some((Position::new(4), b"state@4".to_vec())));
+    assert_eq!(
+        store.latest_snapshot().unwrap(),
+        Some((Position::new(4), b"state@4".to_vec()))
+    );
 }
 
 proptest! {

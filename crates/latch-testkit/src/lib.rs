@@ -26,15 +26,30 @@ impl NatsServer {
     /// Panics with installation instructions when nats-server is missing:
     /// a test that needs NATS never skips silently.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().unwrap().port();
-        let mut server = Self { child: None, port, store: tempfile::tempdir().expect("temp dir") };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self {
+            child: None,
+            port,
+            store: tempfile::tempdir().expect("temp dir"),
+        };
         server.launch();
         server
     }
 
     fn launch(&mut self) {
         let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.store.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -43,7 +58,11 @@ impl NatsServer {
         self.child = Some(child);
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "nats-server did not start listening on {}", self.port);
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "nats-server did not start listening on {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -63,9 +82,14 @@ impl NatsServer {
     /// Stops the server (SIGTERM, then waits), keeping its store.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let started = Instant::now();
-            while child.try_wait().ok().flatten().is_none() && started.elapsed() < Duration::from_secs(10) {
+            while child.try_wait().ok().flatten().is_none()
+                && started.elapsed() < Duration::from_secs(10)
+            {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = child.kill();
@@ -97,16 +121,32 @@ impl NatsServer {
     /// Returns how many bytes were cut.
     pub fn cut_stream_tail(&mut self, stream: &str, keep: f64) -> u64 {
         self.stop();
-        let messages = self.store.path().join("jetstream").join("$G").join("streams").join(stream).join("msgs");
+        let messages = self
+            .store
+            .path()
+            .join("jetstream")
+            .join("$G")
+            .join("streams")
+            .join(stream)
+            .join("msgs");
         let newest = std::fs::read_dir(&messages)
             .unwrap_or_else(|e| panic!("no message blocks in {}: {e}", messages.display()))
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|path| path.extension().is_some_and(|ext| ext == "blk"))
-            .max_by_key(|path| path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0))
+            .max_by_key(|path| {
+                path.file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
             .expect("the stream has a message block");
         let length = std::fs::metadata(&newest).expect("block metadata").len();
         let kept = (length as f64 * keep.clamp(0.0, 1.0)) as u64;
-        std::fs::OpenOptions::new().write(true).open(&newest).and_then(|file| file.set_len(kept)).expect("truncate the block");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&newest)
+            .and_then(|file| file.set_len(kept))
+            .expect("truncate the block");
         self.launch();
         length - kept
     }

@@ -25,7 +25,12 @@ impl TcpProxy {
     pub fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("free port");
         let address = listener.local_addr().expect("local address");
-        let shared = Arc::new(Shared { target, cut: AtomicBool::new(false), stopped: AtomicBool::new(false), open: Mutex::new(Vec::new()) });
+        let shared = Arc::new(Shared {
+            target,
+            cut: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            open: Mutex::new(Vec::new()),
+        });
         let accepting = shared.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
@@ -37,14 +42,24 @@ impl TcpProxy {
                     drop(client);
                     continue;
                 }
-                let Ok(server) = TcpStream::connect_timeout(&accepting.target, Duration::from_secs(2)) else { continue };
+                let Ok(server) =
+                    TcpStream::connect_timeout(&accepting.target, Duration::from_secs(2))
+                else {
+                    continue;
+                };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
                 {
                     let mut open = accepting.open.lock().expect("proxy lock");
-                    open.extend([client.try_clone().expect("clone"), server.try_clone().expect("clone")]);
+                    open.extend([
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    ]);
                 }
-                pipe(client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                pipe(
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
                 pipe(server, client);
             }
         });

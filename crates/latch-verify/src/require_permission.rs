@@ -28,15 +28,23 @@ impl RequirePermission {
     /// Panics if `permission` is not a valid `resource:action`: a
     /// programming error, caught the first time the service starts.
     pub fn new(verifier: Verifier, permission: &str) -> Self {
-        let permission = Permission::parse(permission).unwrap_or_else(|e| panic!("RequirePermission: {e}"));
-        Self { verifier, permission }
+        let permission =
+            Permission::parse(permission).unwrap_or_else(|e| panic!("RequirePermission: {e}"));
+        Self {
+            verifier,
+            permission,
+        }
     }
 }
 
 impl<S> Layer<S> for RequirePermission {
     type Service = RequirePermissionService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        RequirePermissionService { inner, verifier: self.verifier.clone(), permission: self.permission.clone() }
+        RequirePermissionService {
+            inner,
+            verifier: self.verifier.clone(),
+            permission: self.permission.clone(),
+        }
     }
 }
 
@@ -65,13 +73,29 @@ where
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
-        let source = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let source = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
         let outcome = match (token, source) {
-            (None, _) => Err(problem(StatusCode::UNAUTHORIZED, "unauthenticated", "missing Authorization: Bearer <token>".into())),
-            (Some(token), Some(ip)) => self.verifier.verify_with(token, &self.permission, ip).map_err(|d| self.denied(d)),
-            (Some(token), None) => self.verifier.verify(token, &self.permission).map_err(|d| self.denied(d)),
+            (None, _) => Err(problem(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "missing Authorization: Bearer <token>".into(),
+            )),
+            (Some(token), Some(ip)) => self
+                .verifier
+                .verify_with(token, &self.permission, ip)
+                .map_err(|d| self.denied(d)),
+            (Some(token), None) => self
+                .verifier
+                .verify(token, &self.permission)
+                .map_err(|d| self.denied(d)),
         };
         match outcome {
             Ok(verified) => {
@@ -86,8 +110,16 @@ where
 impl<S> RequirePermissionService<S> {
     fn denied(&self, denial: Denial) -> Response {
         match denial {
-            Denial::Stale => problem(StatusCode::SERVICE_UNAVAILABLE, "verifier-stale", denial.to_string()),
-            Denial::Rejected(rejection) => problem(StatusCode::UNAUTHORIZED, "unauthenticated", rejection.to_string()),
+            Denial::Stale => problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "verifier-stale",
+                denial.to_string(),
+            ),
+            Denial::Rejected(rejection) => problem(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                rejection.to_string(),
+            ),
             Denial::MissingPermission => forbidden(&self.permission),
         }
     }
@@ -108,16 +140,26 @@ fn problem(status: StatusCode, slug: &str, detail: String) -> Response {
 
 fn forbidden(permission: &Permission) -> Response {
     let status = StatusCode::FORBIDDEN;
-    let mut body = problem_body(status, "forbidden", format!("missing permission {permission}"));
+    let mut body = problem_body(
+        status,
+        "forbidden",
+        format!("missing permission {permission}"),
+    );
     body["missing_permission"] = permission.to_string().into();
     respond(status, body)
 }
 
 fn respond(status: StatusCode, body: serde_json::Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"latch\", error=\"invalid_token\""));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"latch\", error=\"invalid_token\""),
+        );
     }
     response
 }

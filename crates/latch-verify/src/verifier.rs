@@ -64,7 +64,9 @@ pub struct Verifier {
 impl Verifier {
     /// Connects, bootstraps from the stream and waits until current.
     pub async fn connect(config: VerifierConfig) -> Result<Self, ConnectError> {
-        let client = async_nats::connect(config.nats_url.as_str()).await.map_err(|e| ConnectError::Nats(e.to_string()))?;
+        let client = async_nats::connect(config.nats_url.as_str())
+            .await
+            .map_err(|e| ConnectError::Nats(e.to_string()))?;
         let initial = match &config.snapshot {
             None => State::new(),
             Some(source) => match fetch_snapshot(source.clone()).await {
@@ -82,7 +84,10 @@ impl Verifier {
             max_staleness: config.max_staleness,
             stats: VerifierStats::default(),
         });
-        let heartbeats = client.subscribe(subject::HEARTBEAT).await.map_err(|e| ConnectError::Nats(e.to_string()))?;
+        let heartbeats = client
+            .subscribe(subject::HEARTBEAT)
+            .await
+            .map_err(|e| ConnectError::Nats(e.to_string()))?;
         tokio::spawn(follow_heartbeats(inner.clone(), heartbeats));
         tokio::spawn(follow_stream(inner.clone(), client));
         let verifier = Self { inner };
@@ -102,11 +107,21 @@ impl Verifier {
     }
 
     /// As `verify`, also applying the token's `allowed_cidrs` to `source`.
-    pub fn verify_with(&self, token: &str, permission: &Permission, source: IpAddr) -> Result<Verified, Denial> {
+    pub fn verify_with(
+        &self,
+        token: &str,
+        permission: &Permission,
+        source: IpAddr,
+    ) -> Result<Verified, Denial> {
         self.check(token, permission, Some(source))
     }
 
-    fn check(&self, token: &str, permission: &Permission, source: Option<IpAddr>) -> Result<Verified, Denial> {
+    fn check(
+        &self,
+        token: &str,
+        permission: &Permission,
+        source: Option<IpAddr>,
+    ) -> Result<Verified, Denial> {
         if self.is_stale() {
             return Err(Denial::Stale);
         }
@@ -115,7 +130,11 @@ impl Verifier {
         if !principal.allows(permission) {
             return Err(Denial::MissingPermission);
         }
-        Ok(Verified { account_id: principal.account_id, token_id: principal.token_id, expires_at: principal.expires_at })
+        Ok(Verified {
+            account_id: principal.account_id,
+            token_id: principal.token_id,
+            expires_at: principal.expires_at,
+        })
     }
 
     /// The position of the last event applied.
@@ -127,12 +146,17 @@ impl Verifier {
     pub fn staleness(&self) -> Duration {
         match self.inner.fresh_at_ms.load(Ordering::SeqCst) {
             0 => self.inner.started.elapsed(),
-            at => self.inner.started.elapsed().saturating_sub(Duration::from_millis(at)),
+            at => self
+                .inner
+                .started
+                .elapsed()
+                .saturating_sub(Duration::from_millis(at)),
         }
     }
 
     pub fn is_stale(&self) -> bool {
-        self.inner.fresh_at_ms.load(Ordering::SeqCst) == 0 || self.staleness() > self.inner.max_staleness
+        self.inner.fresh_at_ms.load(Ordering::SeqCst) == 0
+            || self.staleness() > self.inner.max_staleness
     }
 
     pub fn stats(&self) -> &VerifierStats {
@@ -153,7 +177,9 @@ impl Inner {
 /// verifier's clocks agree to well within `max_staleness`.
 async fn follow_heartbeats(inner: Arc<Inner>, mut heartbeats: async_nats::Subscriber) {
     while let Some(message) = heartbeats.next().await {
-        let Ok(beat) = Heartbeat::decode(&message.payload) else { continue };
+        let Ok(beat) = Heartbeat::decode(&message.payload) else {
+            continue;
+        };
         let age = (Utc::now() - beat.time).to_std().unwrap_or_default();
         if age > inner.max_staleness {
             continue;
@@ -175,25 +201,46 @@ async fn follow_stream(inner: Arc<Inner>, client: async_nats::Client) {
     }
 }
 
-async fn consume(inner: &Inner, client: &async_nats::Client, last_sequence: &mut u64) -> Result<(), String> {
+async fn consume(
+    inner: &Inner,
+    client: &async_nats::Client,
+    last_sequence: &mut u64,
+) -> Result<(), String> {
     let js = jetstream::new(client.clone());
-    let mut stream = js.get_stream(STREAM_NAME).await.map_err(|e| e.to_string())?;
-    let info = stream.info().await.map_err(|e| e.to_string())?.state.clone();
+    let mut stream = js
+        .get_stream(STREAM_NAME)
+        .await
+        .map_err(|e| e.to_string())?;
+    let info = stream
+        .info()
+        .await
+        .map_err(|e| e.to_string())?
+        .state
+        .clone();
     // Resume after the last stream message seen, unless the stream was
     // recreated since (then read it all; positions already held are skipped).
     let have = inner.state.read().expect("state lock").position();
-    let deliver_policy = if *last_sequence > 0 && *last_sequence <= info.last_sequence && *last_sequence >= info.first_sequence {
-        DeliverPolicy::ByStartSequence { start_sequence: *last_sequence + 1 }
+    let deliver_policy = if *last_sequence > 0
+        && *last_sequence <= info.last_sequence
+        && *last_sequence >= info.first_sequence
+    {
+        DeliverPolicy::ByStartSequence {
+            start_sequence: *last_sequence + 1,
+        }
     } else if have > Position::ZERO && info.messages > 0 {
         // Started from a snapshot, or the stream was recreated: find the
         // first message after what the verifier has.
-        let start_sequence = first_sequence_after(&stream, info.first_sequence, info.last_sequence, have).await?;
+        let start_sequence =
+            first_sequence_after(&stream, info.first_sequence, info.last_sequence, have).await?;
         DeliverPolicy::ByStartSequence { start_sequence }
     } else {
         DeliverPolicy::All
     };
     let consumer = stream
-        .create_consumer(OrderedConfig { deliver_policy, ..Default::default() })
+        .create_consumer(OrderedConfig {
+            deliver_policy,
+            ..Default::default()
+        })
         .await
         .map_err(|e| e.to_string())?;
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
@@ -209,13 +256,19 @@ async fn consume(inner: &Inner, client: &async_nats::Client, last_sequence: &mut
         let mut state = inner.state.write().expect("state lock");
         let have = state.position();
         if recorded.position <= have {
-            inner.stats.duplicates_skipped.fetch_add(1, Ordering::Relaxed);
+            inner
+                .stats
+                .duplicates_skipped
+                .fetch_add(1, Ordering::Relaxed);
             continue;
         }
         if recorded.position != have.next() {
             // A hole: never fold past it. Re-read everything from the start.
             *last_sequence = 0;
-            return Err(format!("gap: have {have}, stream offered {}", recorded.position));
+            return Err(format!(
+                "gap: have {have}, stream offered {}",
+                recorded.position
+            ));
         }
         evolve(&mut state, &recorded);
         drop(state);
@@ -226,17 +279,32 @@ async fn consume(inner: &Inner, client: &async_nats::Client, last_sequence: &mut
 
 async fn fetch_snapshot(source: SnapshotSource) -> Result<State, String> {
     tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
         let mut response = agent
-            .get(format!("{}/v1/snapshot", source.latchd_url.trim_end_matches('/')))
+            .get(format!(
+                "{}/v1/snapshot",
+                source.latchd_url.trim_end_matches('/')
+            ))
             .header("Authorization", format!("Bearer {}", source.token))
             .call()
             .map_err(|e| e.to_string())?;
         if response.status().as_u16() != 200 {
-            return Err(format!("latchd answered {} to GET /v1/snapshot", response.status()));
+            return Err(format!(
+                "latchd answered {} to GET /v1/snapshot",
+                response.status()
+            ));
         }
-        let bytes = response.body_mut().with_config().limit(u64::MAX).read_to_vec().map_err(|e| e.to_string())?;
-        let (state, position) = latch_bus::verifier_snapshot::decode(&bytes).map_err(|e| e.to_string())?;
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .map_err(|e| e.to_string())?;
+        let (state, position) =
+            latch_bus::verifier_snapshot::decode(&bytes).map_err(|e| e.to_string())?;
         tracing::info!(%position, bytes = bytes.len(), "verifier: started from latchd's snapshot");
         Ok(state)
     })
@@ -246,7 +314,11 @@ async fn fetch_snapshot(source: SnapshotSource) -> Result<State, String> {
 
 /// The first existing stream message at or after `sequence` (up to
 /// `last`), with its position.
-async fn message_at_or_after(stream: &jetstream::stream::Stream, sequence: u64, last: u64) -> Result<Option<(u64, Position)>, String> {
+async fn message_at_or_after(
+    stream: &jetstream::stream::Stream,
+    sequence: u64,
+    last: u64,
+) -> Result<Option<(u64, Position)>, String> {
     let mut sequence = sequence;
     while sequence <= last {
         match stream.get_raw_message(sequence).await {
@@ -258,7 +330,14 @@ async fn message_at_or_after(stream: &jetstream::stream::Stream, sequence: u64, 
                     .ok_or("a stream message has no Latch-Position")?;
                 return Ok(Some((sequence, Position::new(position))));
             }
-            Err(error) if matches!(error.kind(), jetstream::stream::RawMessageErrorKind::NoMessageFound) => sequence += 1,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    jetstream::stream::RawMessageErrorKind::NoMessageFound
+                ) =>
+            {
+                sequence += 1
+            }
             Err(error) => return Err(error.to_string()),
         }
     }
@@ -269,7 +348,12 @@ async fn message_at_or_after(stream: &jetstream::stream::Stream, sequence: u64, 
 /// `have` (positions grow with sequences); `last + 1` when there is none yet.
 /// Anything it gets slightly wrong is caught by the consumer: positions at
 /// or below `have` are skipped, and a hole makes it re-read.
-async fn first_sequence_after(stream: &jetstream::stream::Stream, first: u64, last: u64, have: Position) -> Result<u64, String> {
+async fn first_sequence_after(
+    stream: &jetstream::stream::Stream,
+    first: u64,
+    last: u64,
+    have: Position,
+) -> Result<u64, String> {
     let (mut low, mut high) = (first, last + 1);
     while low < high {
         let middle = low + (high - low) / 2;

@@ -24,12 +24,19 @@ pub struct SnapshotSource {
 
 impl std::fmt::Debug for SnapshotSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnapshotSource").field("latchd_url", &self.latchd_url).finish_non_exhaustive()
+        f.debug_struct("SnapshotSource")
+            .field("latchd_url", &self.latchd_url)
+            .finish_non_exhaustive()
     }
 }
 
 impl VerifierConfig {
     pub fn new(nats_url: impl Into<String>) -> Self {
-        Self { nats_url: nats_url.into(), max_staleness: Duration::from_secs(5), connect_timeout: Duration::from_secs(30), snapshot: None }
+        Self {
+            nats_url: nats_url.into(),
+            max_staleness: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(30),
+            snapshot: None,
+        }
     }
 }

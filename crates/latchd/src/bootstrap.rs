@@ -21,7 +21,10 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     #[error("writing {path}: {source}")]
-    TokenFile { path: PathBuf, source: std::io::Error },
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Handler(#[from] HandlerFailure),
     #[error("bootstrap command rejected: {0}")]
@@ -36,11 +39,16 @@ pub enum Bootstrapped {
     AdminToken(PathBuf),
 }
 
-pub async fn bootstrap(commands: &CommandHandle, data_dir: &Path) -> Result<Bootstrapped, BootstrapError> {
+pub async fn bootstrap(
+    commands: &CommandHandle,
+    data_dir: &Path,
+) -> Result<Bootstrapped, BootstrapError> {
     let name = AccountName::parse(ADMIN_ACCOUNT).expect("valid name");
     let existing = {
         let state = commands.state();
-        state.account_by_name(&name).map(|a| (a.id, state.tokens_of(a.id).next().is_some()))
+        state
+            .account_by_name(&name)
+            .map(|a| (a.id, state.tokens_of(a.id).next().is_some()))
     };
     let account_id = match existing {
         Some((_, true)) => return Ok(Bootstrapped::AlreadyDone),
@@ -53,13 +61,18 @@ pub async fn bootstrap(commands: &CommandHandle, data_dir: &Path) -> Result<Boot
                 role: RoleName::admin(),
                 description: "created by latchd on first start".into(),
             };
-            commands.submit(CommandRequest::new(Actor::System, command)).await??;
+            commands
+                .submit(CommandRequest::new(Actor::System, command))
+                .await??;
             account_id
         }
     };
     let secret = TokenSecret::generate(&mut rand::rng());
     let path = data_dir.join(ADMIN_TOKEN_FILE);
-    write_token_file(&path, &secret).map_err(|source| BootstrapError::TokenFile { path: path.clone(), source })?;
+    write_token_file(&path, &secret).map_err(|source| BootstrapError::TokenFile {
+        path: path.clone(),
+        source,
+    })?;
     let command = Command::IssueToken {
         account_id,
         token_id: TokenId::new(),
@@ -69,7 +82,9 @@ pub async fn bootstrap(commands: &CommandHandle, data_dir: &Path) -> Result<Boot
         allowed_cidrs: Vec::new(),
         digest: secret.digest(),
     };
-    commands.submit(CommandRequest::new(Actor::System, command)).await??;
+    commands
+        .submit(CommandRequest::new(Actor::System, command))
+        .await??;
     Ok(Bootstrapped::AdminToken(path))
 }
 

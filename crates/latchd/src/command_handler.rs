@@ -16,8 +16,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
-use latch_core::{Actor, Command, CommandContext, EventEnvelope, EventId, Position, RecordedEvent, State, decide, evolve};
-use latch_store::{AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyKey, IdempotencyRecord};
+use latch_core::{
+    Actor, Command, CommandContext, EventEnvelope, EventId, Position, RecordedEvent, State, decide,
+    evolve,
+};
+use latch_store::{
+    AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
+};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
@@ -41,7 +46,13 @@ pub struct CommandRequest {
 
 impl CommandRequest {
     pub fn new(actor: Actor, command: Command) -> Self {
-        Self { command, actor, request_id: None, idempotency: None, expected_version: None }
+        Self {
+            command,
+            actor,
+            request_id: None,
+            idempotency: None,
+            expected_version: None,
+        }
     }
 }
 
@@ -60,7 +71,10 @@ impl Idempotency {
     /// nothing generated per attempt (ids, digests).
     pub fn of_command(key: impl Into<String>, command: &Command) -> Self {
         let json = serde_json::to_vec(command).expect("commands serialise");
-        Self { key: key.into(), fingerprint: hex::encode(Sha256::digest(json)) }
+        Self {
+            key: key.into(),
+            fingerprint: hex::encode(Sha256::digest(json)),
+        }
     }
 }
 
@@ -76,7 +90,11 @@ pub struct HandlerConfig {
 
 impl Default for HandlerConfig {
     fn default() -> Self {
-        Self { max_batch: 512, queue_depth: 4096, snapshot_every: 100_000 }
+        Self {
+            max_batch: 512,
+            queue_depth: 4096,
+            snapshot_every: 100_000,
+        }
     }
 }
 
@@ -111,7 +129,10 @@ pub struct CommandHandle {
 impl CommandHandle {
     pub async fn submit(&self, request: CommandRequest) -> CommandResult {
         let (reply, answer) = oneshot::channel();
-        self.sender.send(Message::Submit(request, reply)).await.map_err(|_| HandlerFailure::Stopped)?;
+        self.sender
+            .send(Message::Submit(request, reply))
+            .await
+            .map_err(|_| HandlerFailure::Stopped)?;
         answer.await.map_err(|_| HandlerFailure::Stopped)?
     }
 
@@ -138,7 +159,11 @@ pub struct CommandHandler {
 
 impl CommandHandler {
     /// Rebuilds state from the log (snapshot + tail) and starts the writer.
-    pub fn start(store: Arc<EventStore>, clock: Arc<dyn Clock>, config: HandlerConfig) -> Result<(Self, Rebuilt), RebuildError> {
+    pub fn start(
+        store: Arc<EventStore>,
+        clock: Arc<dyn Clock>,
+        config: HandlerConfig,
+    ) -> Result<(Self, Rebuilt), RebuildError> {
         let rebuilt = rebuild(&store)?;
         let committed = Arc::new(RwLock::new(rebuilt.state.clone()));
         let metrics = Arc::new(HandlerMetrics::default());
@@ -156,8 +181,19 @@ impl CommandHandler {
             .name("latch-writer".into())
             .spawn(move || writer.run(receiver))
             .map_err(latch_store::StoreError::from)?;
-        let handle = CommandHandle { sender, committed, store, metrics };
-        Ok((Self { handle, writer: Mutex::new(Some(thread)) }, rebuilt))
+        let handle = CommandHandle {
+            sender,
+            committed,
+            store,
+            metrics,
+        };
+        Ok((
+            Self {
+                handle,
+                writer: Mutex::new(Some(thread)),
+            },
+            rebuilt,
+        ))
     }
 
     pub fn handle(&self) -> CommandHandle {
@@ -192,7 +228,10 @@ enum Plan {
     /// An earlier append under the same key.
     Replay(IdempotencyRecord),
     /// Written by `requests[index]`; these are its events.
-    Append { index: usize, events: Vec<RecordedEvent> },
+    Append {
+        index: usize,
+        events: Vec<RecordedEvent>,
+    },
     /// Same key and request as `plans[earlier]` in this batch.
     SameAs(usize),
 }
@@ -201,7 +240,9 @@ impl Writer {
     fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
         let mut stopping = false;
         while !stopping {
-            let Some(first) = receiver.blocking_recv() else { break };
+            let Some(first) = receiver.blocking_recv() else {
+                break;
+            };
             let mut batch = Vec::new();
             let mut message = Some(first);
             while let Some(current) = message.take() {
@@ -238,7 +279,14 @@ impl Writer {
         let mut failure: Option<HandlerFailure> = None;
 
         for (index, (request, _)) in batch.iter().enumerate() {
-            match self.plan(request, index, &mut keys_in_batch, &mut versions, &mut next, &mut requests) {
+            match self.plan(
+                request,
+                index,
+                &mut keys_in_batch,
+                &mut versions,
+                &mut next,
+                &mut requests,
+            ) {
                 Ok(plan) => plans.push(plan),
                 Err(store_failure) => {
                     failure = Some(store_failure);
@@ -259,7 +307,9 @@ impl Writer {
                 // the lost ones.
                 tracing::error!(error = %failure, "append failed; state reset to the last durable position");
                 self.reset_after(&failure);
-                self.metrics.commands_failed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.metrics
+                    .commands_failed
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 for (_, reply) in batch {
                     let _ = reply.send(Err(failure.clone()));
                 }
@@ -283,7 +333,10 @@ impl Writer {
         next: &mut Position,
         requests: &mut Vec<AppendRequest>,
     ) -> Result<Plan, HandlerFailure> {
-        let scoped_key = request.idempotency.as_ref().map(|i| (scope_key(&request.actor, &i.key), i.fingerprint.clone()));
+        let scoped_key = request
+            .idempotency
+            .as_ref()
+            .map(|i| (scope_key(&request.actor, &i.key), i.fingerprint.clone()));
         if let Some((key, fingerprint)) = &scoped_key {
             if let Some((earlier, earlier_fingerprint)) = keys_in_batch.get(key) {
                 return Ok(if earlier_fingerprint == fingerprint {
@@ -318,7 +371,14 @@ impl Writer {
         };
 
         let now = self.clock.now();
-        let events = match decide(&self.working, &CommandContext { actor: request.actor, now }, &request.command) {
+        let events = match decide(
+            &self.working,
+            &CommandContext {
+                actor: request.actor,
+                now,
+            },
+            &request.command,
+        ) {
             Ok(events) => events,
             Err(rejection) => return Ok(Plan::Answer(Err(rejection.into()))),
         };
@@ -336,24 +396,37 @@ impl Writer {
                 idempotency_key: request.idempotency.as_ref().map(|i| i.key.clone()),
                 event,
             };
-            let event = RecordedEvent { position: *next, version, envelope };
+            let event = RecordedEvent {
+                position: *next,
+                version,
+                envelope,
+            };
             *next = next.next();
             evolve(&mut self.working, &event);
             recorded.push(event);
         }
 
         if recorded.is_empty() && scoped_key.is_none() {
-            return Ok(Plan::Answer(Ok(CommandReceipt { events: Vec::new(), replayed: false })));
+            return Ok(Plan::Answer(Ok(CommandReceipt {
+                events: Vec::new(),
+                replayed: false,
+            })));
         }
         if let Some((key, fingerprint)) = &scoped_key {
             keys_in_batch.insert(key.clone(), (index, fingerprint.clone()));
         }
         requests.push(AppendRequest {
-            events: recorded.iter().map(|e| event_codec::to_new_event(&e.envelope)).collect(),
+            events: recorded
+                .iter()
+                .map(|e| event_codec::to_new_event(&e.envelope))
+                .collect(),
             expectations,
             idempotency: scoped_key.map(|(key, fingerprint)| IdempotencyKey { key, fingerprint }),
         });
-        Ok(Plan::Append { index: requests.len() - 1, events: recorded })
+        Ok(Plan::Append {
+            index: requests.len() - 1,
+            events: recorded,
+        })
     }
 
     /// Writes the batch and, once it is durable, applies it to the
@@ -364,7 +437,9 @@ impl Writer {
         {
             let mut committed = self.committed.write().expect("state lock poisoned");
             for plan in plans {
-                let Plan::Append { index, events } = plan else { continue };
+                let Plan::Append { index, events } = plan else {
+                    continue;
+                };
                 match &outcomes[*index] {
                     Ok(Appended::Written { first, count }) => {
                         debug_assert_eq!(events.first().map_or(*first, |e| e.position), *first);
@@ -377,12 +452,16 @@ impl Writer {
                     other => {
                         // The writer pre-checks keys and versions, so the
                         // store can only disagree if something else writes.
-                        return Err(HandlerFailure::Inconsistent(format!("the store answered {other:?} to a planned append")));
+                        return Err(HandlerFailure::Inconsistent(format!(
+                            "the store answered {other:?} to a planned append"
+                        )));
                     }
                 }
             }
         }
-        self.metrics.events_appended.fetch_add(appended, Ordering::Relaxed);
+        self.metrics
+            .events_appended
+            .fetch_add(appended, Ordering::Relaxed);
         self.metrics.batches_written.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -393,7 +472,9 @@ impl Writer {
     fn reset_after(&mut self, failure: &HandlerFailure) {
         if let HandlerFailure::Inconsistent(_) = failure {
             match rebuild(&self.store) {
-                Ok(rebuilt) => *self.committed.write().expect("state lock poisoned") = rebuilt.state,
+                Ok(rebuilt) => {
+                    *self.committed.write().expect("state lock poisoned") = rebuilt.state
+                }
                 Err(error) => tracing::error!(%error, "could not rebuild state from the log"),
             }
         }
@@ -405,10 +486,16 @@ impl Writer {
         for plan in plans {
             let answer = match plan {
                 Plan::Answer(answer) => Ok(answer.clone()),
-                Plan::Append { events, .. } => Ok(Ok(CommandReceipt { events: events.clone(), replayed: false })),
+                Plan::Append { events, .. } => Ok(Ok(CommandReceipt {
+                    events: events.clone(),
+                    replayed: false,
+                })),
                 Plan::Replay(record) => self.replayed(record),
                 Plan::SameAs(earlier) => match &answers[*earlier] {
-                    Ok(Ok(receipt)) => Ok(Ok(CommandReceipt { events: receipt.events.clone(), replayed: true })),
+                    Ok(Ok(receipt)) => Ok(Ok(CommandReceipt {
+                        events: receipt.events.clone(),
+                        replayed: true,
+                    })),
                     other => other.clone(),
                 },
             };
@@ -427,18 +514,26 @@ impl Writer {
     fn replayed(&self, record: &IdempotencyRecord) -> CommandResult {
         let mut events = Vec::with_capacity(record.count as usize);
         for position in record.positions() {
-            let stored = self.store.event(position)?.ok_or_else(|| {
-                latch_store::StoreError::Corrupt { position, problem: "recorded by an idempotency key but missing".into() }
-            })?;
+            let stored =
+                self.store
+                    .event(position)?
+                    .ok_or_else(|| latch_store::StoreError::Corrupt {
+                        position,
+                        problem: "recorded by an idempotency key but missing".into(),
+                    })?;
             events.push(event_codec::to_recorded(&stored)?);
         }
-        Ok(Ok(CommandReceipt { events, replayed: true }))
+        Ok(Ok(CommandReceipt {
+            events,
+            replayed: true,
+        }))
     }
 
     fn snapshot(&mut self, always: bool) {
         let committed = self.committed.read().expect("state lock poisoned");
         let position = committed.position();
-        let due = position.get().saturating_sub(self.last_snapshot.get()) >= self.config.snapshot_every;
+        let due =
+            position.get().saturating_sub(self.last_snapshot.get()) >= self.config.snapshot_every;
         if position == self.last_snapshot || !(due || always) {
             return;
         }
@@ -453,12 +548,18 @@ impl Writer {
                 self.last_snapshot = position;
                 tracing::info!(%position, bytes = bytes.len(), "saved state snapshot");
             }
-            Err(error) => tracing::warn!(%error, "could not save a state snapshot; restart will replay more"),
+            Err(error) => {
+                tracing::warn!(%error, "could not save a state snapshot; restart will replay more")
+            }
         }
     }
 }
 
-fn stream_version(store: &EventStore, pending: &HashMap<String, u64>, stream: &str) -> Result<u64, HandlerFailure> {
+fn stream_version(
+    store: &EventStore,
+    pending: &HashMap<String, u64>,
+    stream: &str,
+) -> Result<u64, HandlerFailure> {
     match pending.get(stream) {
         Some(version) => Ok(*version),
         None => Ok(store.stream_version(stream)?),

@@ -26,7 +26,11 @@ pub enum CommandRejection {
     #[error(transparent)]
     Domain(#[from] DomainError),
     #[error("{stream} is at version {actual}, not {expected}")]
-    VersionConflict { stream: String, expected: ExpectedVersion, actual: u64 },
+    VersionConflict {
+        stream: String,
+        expected: ExpectedVersion,
+        actual: u64,
+    },
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyKeyReused,
 }

@@ -13,5 +13,9 @@ pub fn to_new_event(envelope: &EventEnvelope) -> NewEvent {
 }
 
 pub fn to_recorded(stored: &StoredEvent) -> Result<RecordedEvent, StoreError> {
-    Ok(RecordedEvent { position: stored.position, version: stored.version, envelope: stored.decode()? })
+    Ok(RecordedEvent {
+        position: stored.position,
+        version: stored.version,
+        envelope: stored.decode()?,
+    })
 }

@@ -19,8 +19,10 @@ mod state_snapshot;
 
 pub use bootstrap::{ADMIN_TOKEN_FILE, BootstrapError, Bootstrapped, bootstrap};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use command_handler::{CommandHandle, CommandHandler, CommandRequest, HandlerConfig, HandlerMetrics, Idempotency};
+pub use command_handler::{
+    CommandHandle, CommandHandler, CommandRequest, HandlerConfig, HandlerMetrics, Idempotency,
+};
 pub use command_outcome::{CommandReceipt, CommandRejection, CommandResult, HandlerFailure};
 pub use event_codec::{to_new_event, to_recorded};
-pub use relay::{Relay, RelayStatus};
 pub use rebuild::{RebuildError, Rebuilt, rebuild};
+pub use relay::{Relay, RelayStatus};

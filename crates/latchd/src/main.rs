@@ -13,10 +13,16 @@ use anyhow::Context;
 use clap::Parser;
 use latch_store::{ChainVerdict, EventStore};
 use latchd::api::{self, AppState};
-use latchd::{Bootstrapped, CommandHandler, HandlerConfig, Relay, RelayStatus, SystemClock, bootstrap};
+use latchd::{
+    Bootstrapped, CommandHandler, HandlerConfig, Relay, RelayStatus, SystemClock, bootstrap,
+};
 
 #[derive(Debug, Parser)]
-#[command(name = "latchd", version, about = "Latch: the authority for service accounts and API tokens")]
+#[command(
+    name = "latchd",
+    version,
+    about = "Latch: the authority for service accounts and API tokens"
+)]
 struct Settings {
     /// Where the event log (RocksDB) and admin.token live.
     #[arg(long, env = "LATCH_DATA_DIR", default_value = "./latch-data")]
@@ -42,15 +48,22 @@ async fn main() -> anyhow::Result<()> {
 
     let store_dir = settings.data_dir.join("log");
     let store = Arc::new(
-        EventStore::open(&store_dir).with_context(|| format!("opening the event log in {}", store_dir.display()))?,
+        EventStore::open(&store_dir)
+            .with_context(|| format!("opening the event log in {}", store_dir.display()))?,
     );
-    let config = HandlerConfig { snapshot_every: settings.snapshot_every, ..HandlerConfig::default() };
+    let config = HandlerConfig {
+        snapshot_every: settings.snapshot_every,
+        ..HandlerConfig::default()
+    };
     let clock = Arc::new(SystemClock);
-    let (handler, rebuilt) =
-        CommandHandler::start(store.clone(), clock.clone(), config).context("rebuilding state from the event log")?;
+    let (handler, rebuilt) = CommandHandler::start(store.clone(), clock.clone(), config)
+        .context("rebuilding state from the event log")?;
     let commands = handler.handle();
 
-    match bootstrap(&commands, &settings.data_dir).await.context("bootstrapping the admin account")? {
+    match bootstrap(&commands, &settings.data_dir)
+        .await
+        .context("bootstrapping the admin account")?
+    {
         Bootstrapped::AdminToken(path) => tracing::warn!(
             path = %path.display(),
             "first start: created account `admin`; its token is in this file (mode 0600). Keep it safe, then rotate it"
@@ -63,7 +76,9 @@ async fn main() -> anyhow::Result<()> {
     // log is reported without delaying readiness.
     let verifying = store.clone();
     tokio::task::spawn_blocking(move || match verifying.verify_chain() {
-        Ok(ChainVerdict::Intact { checked, head_hash, .. }) => {
+        Ok(ChainVerdict::Intact {
+            checked, head_hash, ..
+        }) => {
             tracing::info!(checked, head_hash = %head_hash, "event log hash chain verified")
         }
         Ok(ChainVerdict::Broken { position, problem }) => {
@@ -74,7 +89,12 @@ async fn main() -> anyhow::Result<()> {
 
     let relay_status = Arc::new(RelayStatus::default());
     let (stop_relay, relay_shutdown) = tokio::sync::watch::channel(false);
-    let relay = Relay { store: store.clone(), nats_url: settings.nats_url.clone(), clock: clock.clone(), status: relay_status.clone() };
+    let relay = Relay {
+        store: store.clone(),
+        nats_url: settings.nats_url.clone(),
+        clock: clock.clone(),
+        status: relay_status.clone(),
+    };
     let relay_task = tokio::spawn(relay.run(relay_shutdown));
 
     let app = AppState::with_relay(commands.clone(), clock, Some(relay_status.clone()));
@@ -99,10 +119,13 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    axum::serve(listener, api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    axum::serve(
+        listener,
+        api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP")?;
 
     app.set_ready(false);
     tracing::info!("shutting down: finishing queued commands");
@@ -110,8 +133,13 @@ async fn main() -> anyhow::Result<()> {
     // Give the relay a moment to publish what the last commands appended.
     let head = store.head().position.get();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
-    while relay_status.connected.load(std::sync::atomic::Ordering::SeqCst)
-        && relay_status.published.load(std::sync::atomic::Ordering::SeqCst) < head
+    while relay_status
+        .connected
+        .load(std::sync::atomic::Ordering::SeqCst)
+        && relay_status
+            .published
+            .load(std::sync::atomic::Ordering::SeqCst)
+            < head
         && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -123,8 +151,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LATCH_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("LATCH_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

@@ -25,13 +25,16 @@ pub struct Rebuilt {
 pub enum RebuildError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the event log's hash chain is broken at position {position}: {problem}. Run `latch audit verify` and restore from a backup")]
+    #[error(
+        "the event log's hash chain is broken at position {position}: {problem}. Run `latch audit verify` and restore from a backup"
+    )]
     BrokenChain { position: Position, problem: String },
 }
 
 pub fn rebuild(store: &EventStore) -> Result<Rebuilt, RebuildError> {
     let started = Instant::now();
-    let (mut state, anchor) = usable_snapshot(store)?.unwrap_or_else(|| (State::new(), ChainHash::GENESIS));
+    let (mut state, anchor) =
+        usable_snapshot(store)?.unwrap_or_else(|| (State::new(), ChainHash::GENESIS));
     let snapshot = (state.position() > Position::ZERO).then_some(state.position());
     let from = state.position().next();
 
@@ -44,17 +47,26 @@ pub fn rebuild(store: &EventStore) -> Result<Rebuilt, RebuildError> {
         evolve(&mut state, &recorded);
         replayed += 1;
     }
-    Ok(Rebuilt { state, snapshot, replayed, took: started.elapsed() })
+    Ok(Rebuilt {
+        state,
+        snapshot,
+        replayed,
+        took: started.elapsed(),
+    })
 }
 
 fn usable_snapshot(store: &EventStore) -> Result<Option<(State, ChainHash)>, StoreError> {
-    let Some((position, bytes)) = store.latest_snapshot()? else { return Ok(None) };
+    let Some((position, bytes)) = store.latest_snapshot()? else {
+        return Ok(None);
+    };
     let Some((state, hash)) = state_snapshot::decode(&bytes) else {
         tracing::warn!(%position, "ignoring a snapshot in an older format; replaying the whole log");
         return Ok(None);
     };
     match store.event(position)? {
-        Some(event) if event.hash == hash && state.position() == position => Ok(Some((state, hash))),
+        Some(event) if event.hash == hash && state.position() == position => {
+            Ok(Some((state, hash)))
+        }
         _ => {
             tracing::warn!(%position, "ignoring a snapshot that does not match the log; replaying the whole log");
             Ok(None)

@@ -50,7 +50,12 @@ enum RelayError {
         "the stream {stream} holds events of another log (its last event, at position {position}, is {found}; this log has {expected} there). \
          Publishing nothing: point latchd at its own NATS, or delete the stream if this log replaces the old one"
     )]
-    ForeignStream { stream: &'static str, position: Position, found: String, expected: String },
+    ForeignStream {
+        stream: &'static str,
+        position: Position,
+        found: String,
+        expected: String,
+    },
     #[error(transparent)]
     Store(#[from] latch_store::StoreError),
 }
@@ -108,13 +113,19 @@ impl Relay {
         let config = jetstream::stream::Config {
             name: settings.name.to_owned(),
             subjects: settings.subjects.clone(),
-            storage: if settings.file_storage { jetstream::stream::StorageType::File } else { jetstream::stream::StorageType::Memory },
+            storage: if settings.file_storage {
+                jetstream::stream::StorageType::File
+            } else {
+                jetstream::stream::StorageType::Memory
+            },
             duplicate_window: settings.duplicate_window,
             ..Default::default()
         };
         let mut stream = js.get_or_create_stream(config).await.map_err(nats)?;
         let mut published = self.check_same_log(&mut stream, settings.name).await?;
-        self.status.published.store(published.get(), Ordering::SeqCst);
+        self.status
+            .published
+            .store(published.get(), Ordering::SeqCst);
         self.status.connected.store(true, Ordering::SeqCst);
         tracing::info!(stream = settings.name, resume_after = %published, head = %self.store.head().position, "relay connected");
 
@@ -125,7 +136,9 @@ impl Relay {
         loop {
             while published < self.store.head().position {
                 published = self.publish_after(&js, published).await?;
-                self.status.published.store(published.get(), Ordering::SeqCst);
+                self.status
+                    .published
+                    .store(published.get(), Ordering::SeqCst);
             }
             tokio::select! {
                 _ = head.changed() => {}
@@ -155,33 +168,58 @@ impl Relay {
     /// event is this log's event at that position (same event id). A stream
     /// written from another log (an old data dir, another latchd) would
     /// otherwise make the relay skip this log's first events for ever.
-    async fn check_same_log(&self, stream: &mut Stream, name: &'static str) -> Result<Position, RelayError> {
-        let Some((position, event_id)) = last_position_in(stream).await? else { return Ok(Position::ZERO) };
-        let expected = self.store.event(position)?.map(|stored| event_codec::to_recorded(&stored)).transpose()?;
+    async fn check_same_log(
+        &self,
+        stream: &mut Stream,
+        name: &'static str,
+    ) -> Result<Position, RelayError> {
+        let Some((position, event_id)) = last_position_in(stream).await? else {
+            return Ok(Position::ZERO);
+        };
+        let expected = self
+            .store
+            .event(position)?
+            .map(|stored| event_codec::to_recorded(&stored))
+            .transpose()?;
         match expected {
             Some(recorded) if recorded.envelope.id.to_string() == event_id => Ok(position),
             other => Err(RelayError::ForeignStream {
                 stream: name,
                 position,
                 found: event_id,
-                expected: other.map_or_else(|| "no event".to_owned(), |r| r.envelope.id.to_string()),
+                expected: other
+                    .map_or_else(|| "no event".to_owned(), |r| r.envelope.id.to_string()),
             }),
         }
     }
 
     /// Publishes up to `BATCH` events after `after`, pipelined, and returns
     /// the last position the stream acknowledged.
-    async fn publish_after(&self, js: &jetstream::Context, after: Position) -> Result<Position, RelayError> {
+    async fn publish_after(
+        &self,
+        js: &jetstream::Context,
+        after: Position,
+    ) -> Result<Position, RelayError> {
         let events = self.store.read_after(after, BATCH)?;
         let mut pending = Vec::with_capacity(events.len());
         for stored in &events {
             let recorded = event_codec::to_recorded(stored)?;
             let mut message_headers = async_nats::HeaderMap::new();
-            message_headers.insert(headers::NATS_MSG_ID, recorded.envelope.id.to_string().as_str());
-            message_headers.insert(headers::LATCH_POSITION, recorded.position.to_string().as_str());
+            message_headers.insert(
+                headers::NATS_MSG_ID,
+                recorded.envelope.id.to_string().as_str(),
+            );
+            message_headers.insert(
+                headers::LATCH_POSITION,
+                recorded.position.to_string().as_str(),
+            );
             let subject = latch_bus::event_subject(&recorded.envelope.event);
             let ack = js
-                .publish_with_headers(subject, message_headers, latch_bus::encode(&recorded).into())
+                .publish_with_headers(
+                    subject,
+                    message_headers,
+                    latch_bus::encode(&recorded).into(),
+                )
                 .await
                 .map_err(nats)?;
             pending.push((recorded.position, ack));
@@ -208,10 +246,25 @@ async fn last_position_in(stream: &mut Stream) -> Result<Option<(Position, Strin
                 let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
                 let position = header(headers::LATCH_POSITION)
                     .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| RelayError::Nats(format!("stream message {sequence} has no {} header", headers::LATCH_POSITION)))?;
-                return Ok(Some((Position::new(position), header(headers::NATS_MSG_ID).unwrap_or_default())));
+                    .ok_or_else(|| {
+                        RelayError::Nats(format!(
+                            "stream message {sequence} has no {} header",
+                            headers::LATCH_POSITION
+                        ))
+                    })?;
+                return Ok(Some((
+                    Position::new(position),
+                    header(headers::NATS_MSG_ID).unwrap_or_default(),
+                )));
             }
-            Err(error) if matches!(error.kind(), jetstream::stream::RawMessageErrorKind::NoMessageFound) => sequence -= 1,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    jetstream::stream::RawMessageErrorKind::NoMessageFound
+                ) =>
+            {
+                sequence -= 1
+            }
             Err(error) => return Err(nats(error)),
         }
     }

@@ -27,16 +27,25 @@ pub fn encode(state: &State, hash: ChainHash) -> Vec<u8> {
         hash: [u8; 32],
         state: &'a State,
     }
-    postcard::to_stdvec(&SnapshotRef { format: FORMAT, position: state.position(), hash: *hash.as_bytes(), state })
-        .expect("state serialises")
+    postcard::to_stdvec(&SnapshotRef {
+        format: FORMAT,
+        position: state.position(),
+        hash: *hash.as_bytes(),
+        state,
+    })
+    .expect("state serialises")
 }
 
 /// The state and the chain hash at its position, if the bytes are a
 /// snapshot of the current format.
 pub fn decode(bytes: &[u8]) -> Option<(State, ChainHash)> {
     let file: SnapshotFile = postcard::from_bytes(bytes).ok()?;
-    (file.format == FORMAT && file.state.position() == file.position)
-        .then(|| (file.state, ChainHash::from_slice(&file.hash).expect("32 bytes")))
+    (file.format == FORMAT && file.state.position() == file.position).then(|| {
+        (
+            file.state,
+            ChainHash::from_slice(&file.hash).expect("32 bytes"),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -15,17 +15,28 @@ async fn a_request_whose_audit_record_cannot_be_written_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let token = {
         let store = Arc::new(EventStore::open(dir.path().join("log")).unwrap());
-        let (handler, _) = CommandHandler::start(store, Arc::new(SystemClock), HandlerConfig::default()).unwrap();
+        let (handler, _) =
+            CommandHandler::start(store, Arc::new(SystemClock), HandlerConfig::default()).unwrap();
         bootstrap(&handler.handle(), dir.path()).await.unwrap();
         handler.shutdown().await;
-        std::fs::read_to_string(dir.path().join("admin.token")).unwrap().trim().to_owned()
+        std::fs::read_to_string(dir.path().join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned()
     };
 
     let store = Arc::new(EventStore::open_read_only(dir.path().join("log")).unwrap());
-    let (handler, _) = CommandHandler::start(store, Arc::new(SystemClock), HandlerConfig::default()).unwrap();
+    let (handler, _) =
+        CommandHandler::start(store, Arc::new(SystemClock), HandlerConfig::default()).unwrap();
     let app = AppState::new(handler.handle(), Arc::new(SystemClock));
-    let request = Request::get("/v1/accounts").header("Authorization", format!("Bearer {token}")).body(Body::empty()).unwrap();
+    let request = Request::get("/v1/accounts")
+        .header("Authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
     let response = router(app).oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
 }

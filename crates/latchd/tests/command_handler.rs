@@ -9,10 +9,15 @@ use latch_store::{ChainVerdict, EventStore};
 use latchd::*;
 
 fn clock() -> Arc<ManualClock> {
-    Arc::new(ManualClock::starting_at(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()))
+    Arc::new(ManualClock::starting_at(
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
+    ))
 }
 
-fn start(dir: &std::path::Path, config: HandlerConfig) -> (CommandHandler, Rebuilt, Arc<EventStore>) {
+fn start(
+    dir: &std::path::Path,
+    config: HandlerConfig,
+) -> (CommandHandler, Rebuilt, Arc<EventStore>) {
     let store = Arc::new(EventStore::open(dir).unwrap());
     let (handler, rebuilt) = CommandHandler::start(store.clone(), clock(), config).unwrap();
     (handler, rebuilt, store)
@@ -46,7 +51,11 @@ async fn accepted_commands_are_durable_and_visible() {
     let dir = tempfile::tempdir().unwrap();
     let (handler, _, store) = start(dir.path(), HandlerConfig::default());
     let handle = handler.handle();
-    let receipt = accepted(handle.submit(CommandRequest::new(Actor::System, create("ci-deploy"))).await);
+    let receipt = accepted(
+        handle
+            .submit(CommandRequest::new(Actor::System, create("ci-deploy")))
+            .await,
+    );
     assert_eq!(receipt.events.len(), 1);
     assert_eq!(receipt.events[0].position, Position::new(1));
     assert!(!receipt.replayed);
@@ -61,12 +70,26 @@ async fn a_rejected_command_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (handler, _, store) = start(dir.path(), HandlerConfig::default());
     let handle = handler.handle();
-    accepted(handle.submit(CommandRequest::new(Actor::System, create("dup"))).await);
+    accepted(
+        handle
+            .submit(CommandRequest::new(Actor::System, create("dup")))
+            .await,
+    );
     let head = store.head();
-    let rejection = rejected(handle.submit(CommandRequest::new(Actor::System, create("dup"))).await);
-    assert!(matches!(rejection, CommandRejection::Domain(DomainError::AccountNameTaken(_))));
+    let rejection = rejected(
+        handle
+            .submit(CommandRequest::new(Actor::System, create("dup")))
+            .await,
+    );
+    assert!(matches!(
+        rejection,
+        CommandRejection::Domain(DomainError::AccountNameTaken(_))
+    ));
     assert_eq!(store.head(), head);
-    assert_eq!(handle.metrics().commands_rejected.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        handle.metrics().commands_rejected.load(Ordering::Relaxed),
+        1
+    );
     handler.shutdown().await;
 }
 
@@ -89,7 +112,10 @@ async fn an_idempotent_retry_returns_the_original_events_and_appends_nothing() {
     let other = create("twice");
     let mut reused = CommandRequest::new(Actor::System, other.clone());
     reused.idempotency = Some(Idempotency::of_command("key-1", &other));
-    assert_eq!(rejected(handle.submit(reused).await), CommandRejection::IdempotencyKeyReused);
+    assert_eq!(
+        rejected(handle.submit(reused).await),
+        CommandRejection::IdempotencyKeyReused
+    );
     assert_eq!(store.head(), head);
     handler.shutdown().await;
 }
@@ -102,7 +128,10 @@ async fn the_same_key_twice_in_one_batch_appends_once() {
     let command = create("racing");
     let mut request = CommandRequest::new(Actor::System, command.clone());
     request.idempotency = Some(Idempotency::of_command("race", &command));
-    let (a, b) = tokio::join!(handle.submit(request.clone()), handle.submit(request.clone()));
+    let (a, b) = tokio::join!(
+        handle.submit(request.clone()),
+        handle.submit(request.clone())
+    );
     let (a, b) = (accepted(a), accepted(b));
     assert_eq!(a.events, b.events);
     assert!(a.replayed != b.replayed, "exactly one of the two wrote");
@@ -122,11 +151,19 @@ async fn a_stale_expected_version_is_a_conflict() {
         role: RoleName::parse("auditor").unwrap(),
         description: String::new(),
     };
-    accepted(handle.submit(CommandRequest::new(Actor::System, command)).await);
+    accepted(
+        handle
+            .submit(CommandRequest::new(Actor::System, command))
+            .await,
+    );
     let update = |version| {
         let mut request = CommandRequest::new(
             Actor::System,
-            Command::UpdateAccount { account_id, role: None, description: Some(format!("v{version}")) },
+            Command::UpdateAccount {
+                account_id,
+                role: None,
+                description: Some(format!("v{version}")),
+            },
         );
         request.expected_version = Some(version);
         request
@@ -134,7 +171,13 @@ async fn a_stale_expected_version_is_a_conflict() {
     accepted(handle.submit(update(1)).await);
     let head = store.head();
     let conflict = rejected(handle.submit(update(1)).await);
-    assert!(matches!(conflict, CommandRejection::VersionConflict { actual: 2, .. }), "{conflict:?}");
+    assert!(
+        matches!(
+            conflict,
+            CommandRejection::VersionConflict { actual: 2, .. }
+        ),
+        "{conflict:?}"
+    );
     assert_eq!(store.head(), head);
     assert_eq!(handle.state().account(account_id).unwrap().version, 2);
     handler.shutdown().await;
@@ -148,7 +191,13 @@ async fn concurrent_callers_are_group_committed() {
     let tasks: Vec<_> = (0..200)
         .map(|n| {
             let handle = handle.clone();
-            tokio::spawn(async move { accepted(handle.submit(CommandRequest::new(Actor::System, create(&format!("a{n}")))).await) })
+            tokio::spawn(async move {
+                accepted(
+                    handle
+                        .submit(CommandRequest::new(Actor::System, create(&format!("a{n}"))))
+                        .await,
+                )
+            })
         })
         .collect();
     let mut positions = Vec::new();
@@ -158,8 +207,14 @@ async fn concurrent_callers_are_group_committed() {
     positions.sort_unstable();
     assert_eq!(positions, (1..=200).collect::<Vec<_>>());
     let batches = handle.metrics().batches_written.load(Ordering::Relaxed);
-    assert!(batches < 200, "{batches} batches for 200 concurrent commands: no group commit");
-    assert!(matches!(store.verify_chain().unwrap(), ChainVerdict::Intact { checked: 200, .. }));
+    assert!(
+        batches < 200,
+        "{batches} batches for 200 concurrent commands: no group commit"
+    );
+    assert!(matches!(
+        store.verify_chain().unwrap(),
+        ChainVerdict::Intact { checked: 200, .. }
+    ));
     handler.shutdown().await;
 }
 
@@ -190,14 +245,18 @@ async fn scripted_history(handle: &CommandHandle) {
             }))
             .await,
     );
-    let admin = Actor::Token { account_id: admin_id, token_id: admin_token };
+    let admin = Actor::Token {
+        account_id: admin_id,
+        token_id: admin_token,
+    };
     accepted(
         handle
             .submit(CommandRequest::new(
                 admin,
                 Command::DefineRole {
                     name: RoleName::parse("cert-operator").unwrap(),
-                    permissions: PermissionSet::parse(["certificates:issue", "certificates:read"]).unwrap(),
+                    permissions: PermissionSet::parse(["certificates:issue", "certificates:read"])
+                        .unwrap(),
                     description: String::new(),
                 },
             ))
@@ -236,7 +295,17 @@ async fn scripted_history(handle: &CommandHandle) {
                 .await,
         );
         if n % 3 == 0 {
-            accepted(handle.submit(CommandRequest::new(admin, Command::RevokeToken { token_id, reason: "test".into() })).await);
+            accepted(
+                handle
+                    .submit(CommandRequest::new(
+                        admin,
+                        Command::RevokeToken {
+                            token_id,
+                            reason: "test".into(),
+                        },
+                    ))
+                    .await,
+            );
         }
     }
 }
@@ -245,7 +314,13 @@ async fn scripted_history(handle: &CommandHandle) {
 async fn a_restart_rebuilds_the_same_state_with_and_without_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let live = {
-        let (handler, _, _) = start(dir.path(), HandlerConfig { snapshot_every: u64::MAX, ..HandlerConfig::default() });
+        let (handler, _, _) = start(
+            dir.path(),
+            HandlerConfig {
+                snapshot_every: u64::MAX,
+                ..HandlerConfig::default()
+            },
+        );
         let handle = handler.handle();
         scripted_history(&handle).await;
         let live = handle.state().clone();
@@ -261,7 +336,9 @@ async fn a_restart_rebuilds_the_same_state_with_and_without_a_snapshot() {
 
     // Without any usable snapshot: the whole log.
     let store = Arc::new(EventStore::open(dir.path()).unwrap());
-    store.save_snapshot(live.position(), b"not a snapshot").unwrap();
+    store
+        .save_snapshot(live.position(), b"not a snapshot")
+        .unwrap();
     let rebuilt = rebuild(&store).unwrap();
     assert_eq!(rebuilt.snapshot, None);
     assert_eq!(rebuilt.replayed, live.position().get());
@@ -271,7 +348,13 @@ async fn a_restart_rebuilds_the_same_state_with_and_without_a_snapshot() {
 #[tokio::test]
 async fn periodic_snapshots_shorten_the_replay() {
     let dir = tempfile::tempdir().unwrap();
-    let (handler, _, _) = start(dir.path(), HandlerConfig { snapshot_every: 10, ..HandlerConfig::default() });
+    let (handler, _, _) = start(
+        dir.path(),
+        HandlerConfig {
+            snapshot_every: 10,
+            ..HandlerConfig::default()
+        },
+    );
     let handle = handler.handle();
     scripted_history(&handle).await;
     let live = handle.state().clone();
@@ -290,16 +373,38 @@ async fn periodic_snapshots_shorten_the_replay() {
 async fn a_broken_chain_after_the_snapshot_stops_the_rebuild() {
     let dir = tempfile::tempdir().unwrap();
     for round in 0..2 {
-        let (handler, _, _) = start(dir.path(), HandlerConfig { snapshot_every: u64::MAX, ..HandlerConfig::default() });
+        let (handler, _, _) = start(
+            dir.path(),
+            HandlerConfig {
+                snapshot_every: u64::MAX,
+                ..HandlerConfig::default()
+            },
+        );
         for n in 0..4 {
-            accepted(handler.handle().submit(CommandRequest::new(Actor::System, create(&format!("r{round}-{n}")))).await);
+            accepted(
+                handler
+                    .handle()
+                    .submit(CommandRequest::new(
+                        Actor::System,
+                        create(&format!("r{round}-{n}")),
+                    ))
+                    .await,
+            );
         }
         handler.shutdown().await; // snapshots at 4, then at 8
     }
     {
-        let names = ["events", "streams", "stream_heads", "idempotency", "snapshots", "activity"];
+        let names = [
+            "events",
+            "streams",
+            "stream_heads",
+            "idempotency",
+            "snapshots",
+            "activity",
+        ];
         let db = rocksdb_raw::open(dir.path(), &names);
-        db.delete_cf(db.cf_handle("snapshots").unwrap(), 8u64.to_be_bytes()).unwrap();
+        db.delete_cf(db.cf_handle("snapshots").unwrap(), 8u64.to_be_bytes())
+            .unwrap();
         rocksdb_raw::flip(&db, 7);
     }
     let store = EventStore::open(dir.path()).unwrap();

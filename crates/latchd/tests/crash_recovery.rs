@@ -26,11 +26,14 @@ const WRITERS: usize = 32;
 /// `CRASH_CHILD_DIR` it returns at once.
 #[test]
 fn child_appends_until_killed() {
-    let Ok(dir) = std::env::var(CHILD_DIR) else { return };
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async move {
         let store = Arc::new(EventStore::open(&dir).unwrap());
-        let (handler, _) = CommandHandler::start(store, Arc::new(SystemClock), HandlerConfig::default()).unwrap();
+        let (handler, _) =
+            CommandHandler::start(store, Arc::new(SystemClock), HandlerConfig::default()).unwrap();
         let handle = handler.handle();
         let writers: Vec<_> = (0..WRITERS)
             .map(|writer| {
@@ -40,11 +43,15 @@ fn child_appends_until_killed() {
                         let account_id = AccountId::new();
                         let command = Command::CreateAccount {
                             account_id,
-                            name: AccountName::parse(&format!("w{writer}-{account_id}-{n}")).unwrap(),
+                            name: AccountName::parse(&format!("w{writer}-{account_id}-{n}"))
+                                .unwrap(),
                             role: RoleName::parse("auditor").unwrap(),
                             description: "crash test".into(),
                         };
-                        let receipt = match handle.submit(CommandRequest::new(Actor::System, command)).await {
+                        let receipt = match handle
+                            .submit(CommandRequest::new(Actor::System, command))
+                            .await
+                        {
                             Ok(Ok(receipt)) => receipt,
                             other => panic!("append failed: {other:?}"),
                         };
@@ -68,7 +75,13 @@ fn every_acknowledged_append_survives_kill_9() {
 
     for round in 0..ROUNDS {
         let mut child = Process::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_appends_until_killed", "--nocapture", "--test-threads", "1"])
+            .args([
+                "--exact",
+                "child_appends_until_killed",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
             .env(CHILD_DIR, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -82,7 +95,10 @@ fn every_acknowledged_append_survives_kill_9() {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.strip_prefix("ack ") {
                     let (position, account) = rest.split_once(' ').unwrap();
-                    acks.push((position.parse::<u64>().unwrap(), account.parse::<AccountId>().unwrap()));
+                    acks.push((
+                        position.parse::<u64>().unwrap(),
+                        account.parse::<AccountId>().unwrap(),
+                    ));
                     if acks.len() == 1 {
                         let _ = first_ack.send(());
                     }
@@ -100,26 +116,47 @@ fn every_acknowledged_append_survives_kill_9() {
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
         let acks = reader.join().unwrap();
-        assert!(!acks.is_empty(), "round {round}: the child acknowledged nothing before it was killed");
+        assert!(
+            !acks.is_empty(),
+            "round {round}: the child acknowledged nothing before it was killed"
+        );
         for (position, account) in &acks {
-            assert!(acknowledged.insert(*position, *account).is_none(), "position {position} acknowledged twice");
+            assert!(
+                acknowledged.insert(*position, *account).is_none(),
+                "position {position} acknowledged twice"
+            );
         }
 
         let store = EventStore::open(dir.path()).unwrap();
         let head = store.head().position.get();
         let max_acked = *acknowledged.keys().max().unwrap();
-        assert!(head >= max_acked, "round {round}: head {head} is behind acknowledged position {max_acked}");
+        assert!(
+            head >= max_acked,
+            "round {round}: head {head} is behind acknowledged position {max_acked}"
+        );
         match store.verify_chain().unwrap() {
-            ChainVerdict::Intact { checked, .. } => assert_eq!(checked, head, "positions 1..={head} without gaps"),
+            ChainVerdict::Intact { checked, .. } => {
+                assert_eq!(checked, head, "positions 1..={head} without gaps")
+            }
             broken => panic!("round {round}: chain broken after kill -9: {broken:?}"),
         }
         let state = rebuild(&store).unwrap().state;
         for (position, account) in &acknowledged {
-            let stored = store.event(Position::new(*position)).unwrap().expect("acknowledged event present");
+            let stored = store
+                .event(Position::new(*position))
+                .unwrap()
+                .expect("acknowledged event present");
             let recorded = to_recorded(&stored).unwrap();
-            assert_eq!(recorded.envelope.event.account_id(), Some(*account), "position {position} holds another event");
+            assert_eq!(
+                recorded.envelope.event.account_id(),
+                Some(*account),
+                "position {position} holds another event"
+            );
             assert!(state.account(*account).is_some());
         }
-        eprintln!("round {round}: {} acknowledged before kill, head {head}, all present", acks.len());
+        eprintln!(
+            "round {round}: {} acknowledged before kill, head {head}, all present",
+            acks.len()
+        );
     }
 }

@@ -11,9 +11,16 @@ fn every_served_route_is_documented() {
     let served = served_routes();
     for (method, path) in &served {
         let operation = paths.get(*path).and_then(|p| p.get(*method));
-        assert!(operation.is_some(), "{} {path} is served but missing from the OpenAPI document", method.to_uppercase());
+        assert!(
+            operation.is_some(),
+            "{} {path} is served but missing from the OpenAPI document",
+            method.to_uppercase()
+        );
         let responses = operation.unwrap()["responses"].as_object().unwrap();
-        assert!(!responses.is_empty(), "{method} {path} documents no responses");
+        assert!(
+            !responses.is_empty(),
+            "{method} {path} documents no responses"
+        );
     }
     for (path, item) in paths {
         for method in item.as_object().unwrap().keys() {
@@ -24,5 +31,8 @@ fn every_served_route_is_documented() {
             );
         }
     }
-    assert!(document["components"]["schemas"]["Problem"].is_object(), "errors are documented");
+    assert!(
+        document["components"]["schemas"]["Problem"].is_object(),
+        "errors are documented"
+    );
 }

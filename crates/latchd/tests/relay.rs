@@ -26,15 +26,40 @@ struct World {
 fn start(nats: &NatsServer) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(EventStore::open(dir.path()).unwrap());
-    let (handler, _) = CommandHandler::start(store.clone(), Arc::new(SystemClock), HandlerConfig::default()).unwrap();
+    let (handler, _) = CommandHandler::start(
+        store.clone(),
+        Arc::new(SystemClock),
+        HandlerConfig::default(),
+    )
+    .unwrap();
     let status = Arc::new(RelayStatus::default());
     let (stop, relay, status) = spawn_relay(nats, &store, status);
-    World { handler, store, status, stop, relay, _dir: dir }
+    World {
+        handler,
+        store,
+        status,
+        stop,
+        relay,
+        _dir: dir,
+    }
 }
 
-fn spawn_relay(nats: &NatsServer, store: &Arc<EventStore>, status: Arc<RelayStatus>) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>, Arc<RelayStatus>) {
+fn spawn_relay(
+    nats: &NatsServer,
+    store: &Arc<EventStore>,
+    status: Arc<RelayStatus>,
+) -> (
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+    Arc<RelayStatus>,
+) {
     let (stop, shutdown) = watch::channel(false);
-    let relay = Relay { store: store.clone(), nats_url: nats.url(), clock: Arc::new(SystemClock), status: status.clone() };
+    let relay = Relay {
+        store: store.clone(),
+        nats_url: nats.url(),
+        clock: Arc::new(SystemClock),
+        status: status.clone(),
+    };
     (stop, tokio::spawn(relay.run(shutdown)), status)
 }
 
@@ -46,14 +71,23 @@ async fn create_accounts(world: &World, names: impl IntoIterator<Item = String>)
             role: RoleName::parse("auditor").unwrap(),
             description: String::new(),
         };
-        world.handler.handle().submit(CommandRequest::new(Actor::System, command)).await.unwrap().unwrap();
+        world
+            .handler
+            .handle()
+            .submit(CommandRequest::new(Actor::System, command))
+            .await
+            .unwrap()
+            .unwrap();
     }
 }
 
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
-        assert!(started.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -66,12 +100,28 @@ async fn stream_contents(nats: &NatsServer) -> Vec<(u64, String, String)> {
     let state = stream.info().await.unwrap().state.clone();
     let mut contents = Vec::new();
     for sequence in state.first_sequence..=state.last_sequence {
-        let Ok(message) = stream.get_raw_message(sequence).await else { continue };
-        let position: u64 = message.headers.get(headers::LATCH_POSITION).unwrap().as_str().parse().unwrap();
-        let msg_id = message.headers.get(headers::NATS_MSG_ID).unwrap().as_str().to_owned();
+        let Ok(message) = stream.get_raw_message(sequence).await else {
+            continue;
+        };
+        let position: u64 = message
+            .headers
+            .get(headers::LATCH_POSITION)
+            .unwrap()
+            .as_str()
+            .parse()
+            .unwrap();
+        let msg_id = message
+            .headers
+            .get(headers::NATS_MSG_ID)
+            .unwrap()
+            .as_str()
+            .to_owned();
         let recorded = latch_bus::decode(&message.payload).unwrap();
         assert_eq!(recorded.position.get(), position);
-        assert_eq!(message.subject.as_str(), latch_bus::event_subject(&recorded.envelope.event));
+        assert_eq!(
+            message.subject.as_str(),
+            latch_bus::event_subject(&recorded.envelope.event)
+        );
         contents.push((position, recorded.envelope.id.to_string(), msg_id));
     }
     contents
@@ -79,7 +129,11 @@ async fn stream_contents(nats: &NatsServer) -> Vec<(u64, String, String)> {
 
 fn assert_exactly_once_in_order(contents: &[(u64, String, String)], head: u64) {
     let positions: Vec<u64> = contents.iter().map(|c| c.0).collect();
-    assert_eq!(positions, (1..=head).collect::<Vec<_>>(), "every position once, in order");
+    assert_eq!(
+        positions,
+        (1..=head).collect::<Vec<_>>(),
+        "every position once, in order"
+    );
     for (_, event_id, msg_id) in contents {
         assert_eq!(event_id, msg_id, "Nats-Msg-Id is the event id");
     }
@@ -90,7 +144,10 @@ async fn every_event_reaches_the_stream_once_in_order() {
     let nats = NatsServer::start();
     let world = start(&nats);
     create_accounts(&world, (0..300).map(|n| format!("a{n}"))).await;
-    wait_for("the relay to catch up", || world.status.published.load(Ordering::SeqCst) == 300).await;
+    wait_for("the relay to catch up", || {
+        world.status.published.load(Ordering::SeqCst) == 300
+    })
+    .await;
     assert_exactly_once_in_order(&stream_contents(&nats).await, 300);
 }
 
@@ -99,15 +156,28 @@ async fn commands_keep_flowing_while_nats_is_down_and_the_relay_catches_up() {
     let mut nats = NatsServer::start();
     let world = start(&nats);
     create_accounts(&world, (0..20).map(|n| format!("before{n}"))).await;
-    wait_for("the first events", || world.status.published.load(Ordering::SeqCst) == 20).await;
+    wait_for("the first events", || {
+        world.status.published.load(Ordering::SeqCst) == 20
+    })
+    .await;
 
     nats.stop();
     create_accounts(&world, (0..30).map(|n| format!("during{n}"))).await;
-    assert_eq!(world.store.head().position.get(), 50, "latchd accepted commands with NATS down");
-    wait_for("the relay to notice", || !world.status.connected.load(Ordering::SeqCst)).await;
+    assert_eq!(
+        world.store.head().position.get(),
+        50,
+        "latchd accepted commands with NATS down"
+    );
+    wait_for("the relay to notice", || {
+        !world.status.connected.load(Ordering::SeqCst)
+    })
+    .await;
 
     nats.restart();
-    wait_for("the relay to catch up", || world.status.published.load(Ordering::SeqCst) == 50).await;
+    wait_for("the relay to catch up", || {
+        world.status.published.load(Ordering::SeqCst) == 50
+    })
+    .await;
     assert_exactly_once_in_order(&stream_contents(&nats).await, 50);
 }
 
@@ -116,9 +186,18 @@ async fn a_restarted_relay_resumes_without_duplicates() {
     let nats = NatsServer::start();
     let world = start(&nats);
     create_accounts(&world, (0..40).map(|n| format!("a{n}"))).await;
-    wait_for("the relay", || world.status.published.load(Ordering::SeqCst) == 40).await;
+    wait_for("the relay", || {
+        world.status.published.load(Ordering::SeqCst) == 40
+    })
+    .await;
     world.stop.send(true).unwrap();
-    let World { handler, store, relay, _dir, .. } = world;
+    let World {
+        handler,
+        store,
+        relay,
+        _dir,
+        ..
+    } = world;
     relay.await.unwrap();
     let world = World {
         handler,
@@ -130,8 +209,12 @@ async fn a_restarted_relay_resumes_without_duplicates() {
     };
 
     create_accounts(&world, (0..10).map(|n| format!("b{n}"))).await;
-    let (_stop, _relay, status) = spawn_relay(&nats, &world.store, Arc::new(RelayStatus::default()));
-    wait_for("the new relay", || status.published.load(Ordering::SeqCst) == 50).await;
+    let (_stop, _relay, status) =
+        spawn_relay(&nats, &world.store, Arc::new(RelayStatus::default()));
+    wait_for("the new relay", || {
+        status.published.load(Ordering::SeqCst) == 50
+    })
+    .await;
     // Duplicates would be dropped by JetStream's window anyway; the relay
     // must not even send them, so nothing depends on that window.
     assert_exactly_once_in_order(&stream_contents(&nats).await, 50);
@@ -142,12 +225,22 @@ async fn a_lost_stream_is_refilled_in_order() {
     let nats = NatsServer::start();
     let world = start(&nats);
     create_accounts(&world, (0..25).map(|n| format!("a{n}"))).await;
-    wait_for("the relay", || world.status.published.load(Ordering::SeqCst) == 25).await;
+    wait_for("the relay", || {
+        world.status.published.load(Ordering::SeqCst) == 25
+    })
+    .await;
 
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     js.delete_stream(STREAM_NAME).await.unwrap();
-    wait_for("the refill", || world.status.repairs.load(Ordering::SeqCst) + world.status.failures.load(Ordering::SeqCst) > 0).await;
-    wait_for("the relay to republish", || world.status.published.load(Ordering::SeqCst) == 25).await;
+    wait_for("the refill", || {
+        world.status.repairs.load(Ordering::SeqCst) + world.status.failures.load(Ordering::SeqCst)
+            > 0
+    })
+    .await;
+    wait_for("the relay to republish", || {
+        world.status.published.load(Ordering::SeqCst) == 25
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_exactly_once_in_order(&stream_contents(&nats).await, 25);
 }
@@ -156,7 +249,10 @@ async fn a_lost_stream_is_refilled_in_order() {
 async fn heartbeats_and_core_nats_subscribers_see_the_contract() {
     let nats = NatsServer::start();
     let client = async_nats::connect(nats.url()).await.unwrap();
-    let mut revocations = client.subscribe(subject::TOKEN_REVOKED_WILDCARD).await.unwrap();
+    let mut revocations = client
+        .subscribe(subject::TOKEN_REVOKED_WILDCARD)
+        .await
+        .unwrap();
     let mut beats = client.subscribe(subject::HEARTBEAT).await.unwrap();
     let world = start(&nats);
 
@@ -165,29 +261,67 @@ async fn heartbeats_and_core_nats_subscribers_see_the_contract() {
     let handle = world.handler.handle();
     let system = |command| CommandRequest::new(Actor::System, command);
     handle
-        .submit(system(Command::CreateAccount { account_id, name: AccountName::parse("svc").unwrap(), role: RoleName::parse("auditor").unwrap(), description: String::new() }))
+        .submit(system(Command::CreateAccount {
+            account_id,
+            name: AccountName::parse("svc").unwrap(),
+            role: RoleName::parse("auditor").unwrap(),
+            description: String::new(),
+        }))
         .await
         .unwrap()
         .unwrap();
     let digest = TokenSecret::generate(&mut rand::rng()).digest();
     handle
-        .submit(system(Command::IssueToken { account_id, token_id, name: "t".into(), scopes: None, ttl: None, allowed_cidrs: Vec::new(), digest }))
+        .submit(system(Command::IssueToken {
+            account_id,
+            token_id,
+            name: "t".into(),
+            scopes: None,
+            ttl: None,
+            allowed_cidrs: Vec::new(),
+            digest,
+        }))
         .await
         .unwrap()
         .unwrap();
-    handle.submit(system(Command::RevokeToken { token_id, reason: "leak".into() })).await.unwrap().unwrap();
+    handle
+        .submit(system(Command::RevokeToken {
+            token_id,
+            reason: "leak".into(),
+        }))
+        .await
+        .unwrap()
+        .unwrap();
 
-    let message = tokio::time::timeout(Duration::from_secs(10), revocations.next()).await.unwrap().unwrap();
-    assert_eq!(message.subject.as_str(), format!("latch.events.token.revoked.{account_id}"));
+    let message = tokio::time::timeout(Duration::from_secs(10), revocations.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        message.subject.as_str(),
+        format!("latch.events.token.revoked.{account_id}")
+    );
     let payload: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
     assert_eq!(payload["type"], "latch.token.revoked");
     assert_eq!(payload["data"]["token_id"], token_id.to_string());
     assert_eq!(payload["sequence"], "3");
-    assert_eq!(message.headers.as_ref().unwrap().get(headers::LATCH_POSITION).unwrap().as_str(), "3");
+    assert_eq!(
+        message
+            .headers
+            .as_ref()
+            .unwrap()
+            .get(headers::LATCH_POSITION)
+            .unwrap()
+            .as_str(),
+        "3"
+    );
 
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let beat = tokio::time::timeout(Duration::from_secs(3), beats.next()).await.unwrap().unwrap();
+        let beat = tokio::time::timeout(Duration::from_secs(3), beats.next())
+            .await
+            .unwrap()
+            .unwrap();
         let beat = Heartbeat::decode(&beat.payload).unwrap();
         if beat.position == Position::new(3) {
             break;
@@ -211,22 +345,43 @@ async fn a_stream_from_another_log_is_never_written_into() {
     let mut foreign = async_nats::HeaderMap::new();
     foreign.insert(headers::NATS_MSG_ID, "01a22100-0000-7000-8000-000000000000");
     foreign.insert(headers::LATCH_POSITION, "3");
-    js.publish_with_headers("latch.events.account.created._", foreign, "{}".into()).await.unwrap().await.unwrap();
+    js.publish_with_headers("latch.events.account.created._", foreign, "{}".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
 
     let world = start(&nats);
     create_accounts(&world, (0..5).map(|n| format!("a{n}"))).await;
-    wait_for("the relay to refuse", || world.status.failures.load(Ordering::SeqCst) > 0).await;
+    wait_for("the relay to refuse", || {
+        world.status.failures.load(Ordering::SeqCst) > 0
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(world.status.published.load(Ordering::SeqCst), 0);
-    assert_eq!(stream_contents_len(&nats).await, 1, "nothing was written into the foreign stream");
+    assert_eq!(
+        stream_contents_len(&nats).await,
+        1,
+        "nothing was written into the foreign stream"
+    );
 
     // Once the operator removes it, the relay publishes this log from 1.
     js.delete_stream(STREAM_NAME).await.unwrap();
-    wait_for("the relay to publish this log", || world.status.published.load(Ordering::SeqCst) == 5).await;
+    wait_for("the relay to publish this log", || {
+        world.status.published.load(Ordering::SeqCst) == 5
+    })
+    .await;
     assert_exactly_once_in_order(&stream_contents(&nats).await, 5);
 }
 
 async fn stream_contents_len(nats: &NatsServer) -> u64 {
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    js.get_stream(STREAM_NAME).await.unwrap().info().await.unwrap().state.messages
+    js.get_stream(STREAM_NAME)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages
 }

@@ -25,7 +25,11 @@ struct Settings {
     /// The NATS server latchd relays its events to.
     #[arg(long, env = "LATCH_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
-    #[arg(long, env = "CERTIFICATE_SERVICE_LISTEN", default_value = "127.0.0.1:7430")]
+    #[arg(
+        long,
+        env = "CERTIFICATE_SERVICE_LISTEN",
+        default_value = "127.0.0.1:7430"
+    )]
     listen: SocketAddr,
     /// Refuse every token when not provably current for this many seconds.
     #[arg(long, default_value_t = 5)]
@@ -49,7 +53,11 @@ struct Certificate {
 
 type Issued = Arc<Mutex<Vec<Certificate>>>;
 
-async fn issue(State(issued): State<Issued>, Extension(who): Extension<Verified>, Json(request): Json<IssueRequest>) -> (StatusCode, Json<Certificate>) {
+async fn issue(
+    State(issued): State<Issued>,
+    Extension(who): Extension<Verified>,
+    Json(request): Json<IssueRequest>,
+) -> (StatusCode, Json<Certificate>) {
     let mut all = issued.lock().expect("lock");
     let certificate = Certificate {
         serial: all.len() as u64 + 1,
@@ -68,7 +76,9 @@ async fn list(State(issued): State<Issued>) -> Json<Vec<Certificate>> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let settings = Settings::parse();
     let mut config = VerifierConfig::new(settings.nats_url.clone());
     config.max_staleness = Duration::from_secs(settings.max_staleness_seconds);
@@ -77,11 +87,27 @@ async fn main() -> anyhow::Result<()> {
 
     let issued: Issued = Arc::default();
     let app = Router::new()
-        .route("/certificates", post(issue).route_layer(RequirePermission::new(verifier.clone(), "certificates:issue")))
-        .route("/certificates", get(list).route_layer(RequirePermission::new(verifier.clone(), "certificates:read")))
+        .route(
+            "/certificates",
+            post(issue).route_layer(RequirePermission::new(
+                verifier.clone(),
+                "certificates:issue",
+            )),
+        )
+        .route(
+            "/certificates",
+            get(list).route_layer(RequirePermission::new(
+                verifier.clone(),
+                "certificates:read",
+            )),
+        )
         .with_state(issued);
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     tracing::info!(url = %format!("http://{}", listener.local_addr()?), "certificate-service listening");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }

@@ -35,7 +35,10 @@ pub fn token_id(n: u128) -> TokenId {
 }
 
 pub fn as_token(account: AccountId, token: TokenId) -> Actor {
-    Actor::Token { account_id: account, token_id: token }
+    Actor::Token {
+        account_id: account,
+        token_id: token,
+    }
 }
 
 pub struct Given {
@@ -45,7 +48,10 @@ pub struct Given {
 
 /// Events the state is built from, all recorded at `t0()` by `System`.
 pub fn given(events: impl IntoIterator<Item = Event>) -> Given {
-    let mut g = Given { state: State::new(), position: 0 };
+    let mut g = Given {
+        state: State::new(),
+        position: 0,
+    };
     for event in events {
         g.record(event, Actor::System, t0());
     }
@@ -65,7 +71,14 @@ impl Given {
         let recorded = RecordedEvent {
             position: Position::new(self.position),
             version: 0,
-            envelope: EventEnvelope { id: EventId::new(), at, actor, request_id: None, idempotency_key: None, event },
+            envelope: EventEnvelope {
+                id: EventId::new(),
+                at,
+                actor,
+                request_id: None,
+                idempotency_key: None,
+                event,
+            },
         };
         evolve(&mut self.state, &recorded);
     }
@@ -147,7 +160,11 @@ pub fn token_issued(n: u128, account: u128, scopes: &[&str]) -> Event {
 pub fn cert_operator_defined() -> Event {
     Event::RoleDefined {
         name: role("cert-operator"),
-        permissions: perms(&["certificates:issue", "certificates:renew", "certificates:read"]),
+        permissions: perms(&[
+            "certificates:issue",
+            "certificates:renew",
+            "certificates:read",
+        ]),
         description: "issues and renews certificates".into(),
     }
 }

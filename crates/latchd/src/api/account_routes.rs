@@ -60,20 +60,33 @@ pub struct AccountList {
 }
 
 pub fn parse_account_id(text: &str) -> Result<AccountId, Problem> {
-    text.parse().map_err(|_| Problem::not_found(format!("no account {text:?}: account ids are UUIDs")))
+    text.parse()
+        .map_err(|_| Problem::not_found(format!("no account {text:?}: account ids are UUIDs")))
 }
 
 pub fn parse_role(text: &str) -> Result<RoleName, Problem> {
     RoleName::parse(text).map_err(|e| Problem::invalid(e.to_string()))
 }
 
-fn view_response(app: &AppState, id: AccountId, status: StatusCode) -> Result<(StatusCode, HeaderMap, Json<AccountView>), Problem> {
+fn view_response(
+    app: &AppState,
+    id: AccountId,
+    status: StatusCode,
+) -> Result<(StatusCode, HeaderMap, Json<AccountView>), Problem> {
     let state = app.commands.state();
-    let account = state.account(id).ok_or_else(|| Problem::not_found(format!("account {id} not found")))?;
+    let account = state
+        .account(id)
+        .ok_or_else(|| Problem::not_found(format!("account {id} not found")))?;
     let mut headers = HeaderMap::new();
-    headers.insert(header::ETAG, HeaderValue::from_str(&etag(account.version)).expect("ascii"));
+    headers.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag(account.version)).expect("ascii"),
+    );
     if status == StatusCode::CREATED {
-        headers.insert(header::LOCATION, HeaderValue::from_str(&format!("/v1/accounts/{id}")).expect("ascii"));
+        headers.insert(
+            header::LOCATION,
+            HeaderValue::from_str(&format!("/v1/accounts/{id}")).expect("ascii"),
+        );
     }
     Ok((status, headers, Json(AccountView::of(account, &state))))
 }
@@ -93,9 +106,18 @@ pub async fn create(
     let name = AccountName::parse(&body.value.name).map_err(|e| Problem::invalid(e.to_string()))?;
     let role = parse_role(&body.value.role)?;
     let submission = acting.submission(key, body.fingerprint, None);
-    let command = Command::CreateAccount { account_id: AccountId::new(), name, role, description: body.value.description.unwrap_or_default() };
+    let command = Command::CreateAccount {
+        account_id: AccountId::new(),
+        name,
+        role,
+        description: body.value.description.unwrap_or_default(),
+    };
     let receipt = submission.submit(&acting.app, command).await?;
-    let id = receipt.events.first().and_then(|e| e.envelope.event.account_id()).ok_or_else(|| Problem::internal("no event recorded"))?;
+    let id = receipt
+        .events
+        .first()
+        .and_then(|e| e.envelope.event.account_id())
+        .ok_or_else(|| Problem::internal("no event recorded"))?;
     view_response(&acting.app, id, StatusCode::CREATED)
 }
 
@@ -151,7 +173,16 @@ pub async fn update(
     let account_id = parse_account_id(&id)?;
     let role = body.value.role.as_deref().map(parse_role).transpose()?;
     let submission = acting.submission(None, body.fingerprint, expected_version);
-    submission.submit(&acting.app, Command::UpdateAccount { account_id, role, description: body.value.description }).await?;
+    submission
+        .submit(
+            &acting.app,
+            Command::UpdateAccount {
+                account_id,
+                role,
+                description: body.value.description,
+            },
+        )
+        .await?;
     view_response(&acting.app, account_id, StatusCode::OK)
 }
 
@@ -171,7 +202,15 @@ pub async fn disable(
     acting.caller.require(api_permission::ACCOUNTS_WRITE)?;
     let account_id = parse_account_id(&id)?;
     let submission = acting.submission(key, body.fingerprint, expected_version);
-    submission.submit(&acting.app, Command::DisableAccount { account_id, reason: body.value.reason }).await?;
+    submission
+        .submit(
+            &acting.app,
+            Command::DisableAccount {
+                account_id,
+                reason: body.value.reason,
+            },
+        )
+        .await?;
     view_response(&acting.app, account_id, StatusCode::OK)
 }
 
@@ -190,7 +229,9 @@ pub async fn enable(
     acting.caller.require(api_permission::ACCOUNTS_WRITE)?;
     let account_id = parse_account_id(&id)?;
     let submission = acting.submission(key, body.fingerprint, expected_version);
-    submission.submit(&acting.app, Command::EnableAccount { account_id }).await?;
+    submission
+        .submit(&acting.app, Command::EnableAccount { account_id })
+        .await?;
     view_response(&acting.app, account_id, StatusCode::OK)
 }
 
@@ -207,6 +248,8 @@ pub async fn delete(
     acting.caller.require(api_permission::ACCOUNTS_WRITE)?;
     let account_id = parse_account_id(&id)?;
     let submission = acting.submission(None, String::new(), expected_version);
-    submission.submit(&acting.app, Command::DeleteAccount { account_id }).await?;
+    submission
+        .submit(&acting.app, Command::DeleteAccount { account_id })
+        .await?;
     view_response(&acting.app, account_id, StatusCode::OK)
 }

@@ -48,14 +48,23 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
     let remote = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0), |c| c.0);
+        .map_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0), |c| {
+            c.0
+        });
     let authenticated = authenticate(&app, request.headers(), remote.ip());
     let mut record = ActivityRecord {
         id: uuid::Uuid::now_v7(),
         at: app.clock.now(),
-        request_id: request.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default(),
+        request_id: request
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default(),
         method: request.method().to_string(),
-        route: request.extensions().get::<MatchedPath>().map_or_else(|| request.uri().path().to_owned(), |m| m.as_str().to_owned()),
+        route: request.extensions().get::<MatchedPath>().map_or_else(
+            || request.uri().path().to_owned(),
+            |m| m.as_str().to_owned(),
+        ),
         path: request.uri().path().to_owned(),
         remote_addr: remote.ip().to_string(),
         account_id: authenticated.as_ref().ok().map(|c| c.account_id),
@@ -96,11 +105,15 @@ fn authenticate(app: &AppState, headers: &HeaderMap, source: IpAddr) -> Result<C
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| Problem::unauthenticated("missing Authorization: Bearer <token>"))?;
-    let value = value.to_str().map_err(|_| Problem::unauthenticated("the Authorization header is not text"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| Problem::unauthenticated("the Authorization header is not text"))?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
-        .ok_or_else(|| Problem::unauthenticated("the Authorization header must be: Bearer <token>"))?
+        .ok_or_else(|| {
+            Problem::unauthenticated("the Authorization header must be: Bearer <token>")
+        })?
         .trim();
     let state = app.commands.state();
     let principal = latch_core::authenticate(&state, token, app.clock.now(), Some(source))
@@ -111,4 +124,3 @@ fn authenticate(app: &AppState, headers: &HeaderMap, source: IpAddr) -> Result<C
         permissions: principal.effective_permissions(),
     })
 }
-

@@ -27,7 +27,11 @@ impl AppState {
         Self::with_relay(commands, clock, None)
     }
 
-    pub fn with_relay(commands: CommandHandle, clock: Arc<dyn Clock>, relay: Option<Arc<RelayStatus>>) -> Self {
+    pub fn with_relay(
+        commands: CommandHandle,
+        clock: Arc<dyn Clock>,
+        relay: Option<Arc<RelayStatus>>,
+    ) -> Self {
         Self(Arc::new(Inner {
             commands,
             clock,

@@ -53,8 +53,14 @@ pub async fn list(
         store.scan_activity(query.after.map(|id| *id.as_bytes()), |id, bytes| {
             last = Some(uuid::Uuid::from_bytes(id));
             if let Ok(record) = serde_json::from_slice::<ActivityRecord>(bytes) {
-                let matches = query.account.as_deref().is_none_or(|a| record.account_id.is_some_and(|id| id.to_string() == a))
-                    && query.token.as_deref().is_none_or(|t| record.token_id.is_some_and(|id| id.to_string() == t))
+                let matches = query
+                    .account
+                    .as_deref()
+                    .is_none_or(|a| record.account_id.is_some_and(|id| id.to_string() == a))
+                    && query
+                        .token
+                        .as_deref()
+                        .is_none_or(|t| record.token_id.is_some_and(|id| id.to_string() == t))
                     && query.status.is_none_or(|s| record.status == Some(s));
                 if matches {
                     records.push(record);
@@ -63,7 +69,10 @@ pub async fn list(
             records.len() < limit
         })?;
         let next_after = if records.len() >= limit { last } else { None };
-        Ok::<_, latch_store::StoreError>(AuditPage { records, next_after })
+        Ok::<_, latch_store::StoreError>(AuditPage {
+            records,
+            next_after,
+        })
     })
     .await
     .map_err(|e| Problem::internal(e.to_string()))?

@@ -15,7 +15,10 @@ pub struct Caller {
 
 impl Caller {
     pub fn actor(&self) -> Actor {
-        Actor::Token { account_id: self.account_id, token_id: self.token_id }
+        Actor::Token {
+            account_id: self.account_id,
+            token_id: self.token_id,
+        }
     }
 
     pub fn holds(&self, permission: &str) -> bool {
@@ -24,11 +27,19 @@ impl Caller {
 
     /// 403 naming the permission unless the caller holds it.
     pub fn require(&self, permission: &str) -> Result<(), Problem> {
-        if self.holds(permission) { Ok(()) } else { Err(Problem::forbidden(permission)) }
+        if self.holds(permission) {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(permission))
+        }
     }
 
     /// The permission, unless the request is about the caller's own token.
     pub fn require_or_self(&self, permission: &str, token: TokenId) -> Result<(), Problem> {
-        if token == self.token_id { Ok(()) } else { self.require(permission) }
+        if token == self.token_id {
+            Ok(())
+        } else {
+            self.require(permission)
+        }
     }
 }

@@ -14,12 +14,16 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get("idempotency-key") else { return Ok(Self(None)) };
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(Self(None));
+        };
         let key = value
             .to_str()
             .ok()
             .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
-            .ok_or_else(|| Problem::bad_request("Idempotency-Key must be 1-255 visible ASCII characters"))?;
+            .ok_or_else(|| {
+                Problem::bad_request("Idempotency-Key must be 1-255 visible ASCII characters")
+            })?;
         Ok(Self(Some(key.to_owned())))
     }
 }
@@ -32,13 +36,17 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get("if-match") else { return Ok(Self(None)) };
+        let Some(value) = parts.headers.get("if-match") else {
+            return Ok(Self(None));
+        };
         let version = value
             .to_str()
             .ok()
             .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
             .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| Problem::bad_request("If-Match must be a version as returned in ETag, e.g. \"3\""))?;
+            .ok_or_else(|| {
+                Problem::bad_request("If-Match must be a version as returned in ETag, e.g. \"3\"")
+            })?;
         Ok(Self(Some(version)))
     }
 }

@@ -72,11 +72,20 @@ pub async fn list(
 ) -> Result<Json<EventPage>, Problem> {
     caller.require(api_permission::EVENTS_READ)?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
-    let account = query.account.as_deref().map(|a| a.parse::<latch_core::AccountId>()).transpose().map_err(|_| Problem::bad_request("account must be an account id"))?;
+    let account = query
+        .account
+        .as_deref()
+        .map(|a| a.parse::<latch_core::AccountId>())
+        .transpose()
+        .map_err(|_| Problem::bad_request("account must be an account id"))?;
     if let Some(event_type) = &query.event_type
-        && !latch_core::Event::TYPES.contains(&event_type.as_str()) {
-            return Err(Problem::bad_request(format!("unknown event type {event_type:?}; one of: {}", latch_core::Event::TYPES.join(", "))));
-        }
+        && !latch_core::Event::TYPES.contains(&event_type.as_str())
+    {
+        return Err(Problem::bad_request(format!(
+            "unknown event type {event_type:?}; one of: {}",
+            latch_core::Event::TYPES.join(", ")
+        )));
+    }
     let store = app.commands.store().clone();
     let after = Position::new(query.after.unwrap_or(0));
     let page = tokio::task::spawn_blocking(move || -> Result<EventPage, Problem> {
@@ -85,9 +94,14 @@ pub async fn list(
         for stored in store.iter_from(after.next()).take(MAX_SCAN) {
             let stored = stored.map_err(|e| Problem::internal(e.to_string()))?;
             next_after = stored.position;
-            let envelope: EventEnvelope = stored.decode().map_err(|e| Problem::internal(e.to_string()))?;
+            let envelope: EventEnvelope = stored
+                .decode()
+                .map_err(|e| Problem::internal(e.to_string()))?;
             let matches = account.is_none_or(|a| envelope.event.account_id() == Some(a))
-                && query.event_type.as_deref().is_none_or(|t| envelope.event.event_type() == t);
+                && query
+                    .event_type
+                    .as_deref()
+                    .is_none_or(|t| envelope.event.event_type() == t);
             if matches {
                 events.push(EventView {
                     position: stored.position.get(),
@@ -108,7 +122,11 @@ pub async fn list(
                 }
             }
         }
-        Ok(EventPage { events, next_after: next_after.get(), head: store.head().position.get() })
+        Ok(EventPage {
+            events,
+            next_after: next_after.get(),
+            head: store.head().position.get(),
+        })
     })
     .await
     .map_err(|e| Problem::internal(e.to_string()))??;

@@ -11,7 +11,9 @@ use axum::response::Response;
 
 use crate::api::app_state::AppState;
 
-const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0];
+const BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+];
 
 #[derive(Default)]
 struct Series {
@@ -27,7 +29,9 @@ impl HttpMetrics {
     pub fn observe(&self, method: &str, route: &str, status: u16, took: Duration) {
         let seconds = took.as_secs_f64();
         let mut all = self.0.lock().expect("metrics lock");
-        let series = all.entry((method.to_owned(), route.to_owned(), status)).or_default();
+        let series = all
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default();
         series.count += 1;
         series.sum += seconds;
         for (slot, bound) in series.buckets.iter_mut().zip(BUCKETS) {
@@ -39,21 +43,42 @@ impl HttpMetrics {
 
     pub fn render(&self, out: &mut String) {
         let all = self.0.lock().expect("metrics lock");
-        out.push_str("# HELP latch_http_requests_total HTTP requests by method, route and status.\n");
+        out.push_str(
+            "# HELP latch_http_requests_total HTTP requests by method, route and status.\n",
+        );
         out.push_str("# TYPE latch_http_requests_total counter\n");
         for ((method, route, status), series) in all.iter() {
-            let _ = writeln!(out, "latch_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}", series.count);
+            let _ = writeln!(
+                out,
+                "latch_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
+                series.count
+            );
         }
         out.push_str("# HELP latch_http_request_duration_seconds HTTP request latency.\n");
         out.push_str("# TYPE latch_http_request_duration_seconds histogram\n");
         for ((method, route, status), series) in all.iter() {
             let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
             for (bound, count) in BUCKETS.iter().zip(series.buckets) {
-                let _ = writeln!(out, "latch_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}");
+                let _ = writeln!(
+                    out,
+                    "latch_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+                );
             }
-            let _ = writeln!(out, "latch_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", series.count);
-            let _ = writeln!(out, "latch_http_request_duration_seconds_sum{{{labels}}} {}", series.sum);
-            let _ = writeln!(out, "latch_http_request_duration_seconds_count{{{labels}}} {}", series.count);
+            let _ = writeln!(
+                out,
+                "latch_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                series.count
+            );
+            let _ = writeln!(
+                out,
+                "latch_http_request_duration_seconds_sum{{{labels}}} {}",
+                series.sum
+            );
+            let _ = writeln!(
+                out,
+                "latch_http_request_duration_seconds_count{{{labels}}} {}",
+                series.count
+            );
         }
     }
 }
@@ -62,8 +87,17 @@ impl HttpMetrics {
 pub async fn layer(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
     let response = next.run(request).await;
-    app.metrics.observe(&method, &route, response.status().as_u16(), started.elapsed());
+    app.metrics.observe(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }

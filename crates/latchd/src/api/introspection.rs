@@ -54,20 +54,31 @@ pub async fn introspect(
         .value
         .source_ip
         .as_deref()
-        .map(|ip| ip.parse().map_err(|_| Problem::invalid(format!("source_ip {ip:?} is not an IP address"))))
+        .map(|ip| {
+            ip.parse()
+                .map_err(|_| Problem::invalid(format!("source_ip {ip:?} is not an IP address")))
+        })
         .transpose()?;
     let state = app.commands.state();
-    let inactive = IntrospectResponse { active: false, account_id: None, token_id: None, scope: None, exp: None, token_type: None };
-    let response = match latch_core::authenticate(&state, &body.value.token, app.clock.now(), source) {
-        Err(_) => inactive,
-        Ok(principal) => IntrospectResponse {
-            active: true,
-            account_id: Some(principal.account_id.to_string()),
-            token_id: Some(principal.token_id.to_string()),
-            scope: Some(principal.effective_permissions().to_string()),
-            exp: Some(principal.expires_at.timestamp()),
-            token_type: Some("Bearer"),
-        },
+    let inactive = IntrospectResponse {
+        active: false,
+        account_id: None,
+        token_id: None,
+        scope: None,
+        exp: None,
+        token_type: None,
     };
+    let response =
+        match latch_core::authenticate(&state, &body.value.token, app.clock.now(), source) {
+            Err(_) => inactive,
+            Ok(principal) => IntrospectResponse {
+                active: true,
+                account_id: Some(principal.account_id.to_string()),
+                token_id: Some(principal.token_id.to_string()),
+                scope: Some(principal.effective_permissions().to_string()),
+                exp: Some(principal.expires_at.timestamp()),
+                token_type: Some("Bearer"),
+            },
+        };
     Ok(Json(response))
 }

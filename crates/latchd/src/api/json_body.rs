@@ -32,16 +32,22 @@ where
         hasher.update(b" ");
         hasher.update(request.uri().path());
         hasher.update(b"\n");
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                Problem::bad_request(format!("could not read the request body: {rejection}"))
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large()
+                } else {
+                    Problem::bad_request(format!("could not read the request body: {rejection}"))
+                }
+            })?;
         hasher.update(&bytes);
         // An empty body is an empty object: `POST .../enable` needs none.
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
         let value = serde_json::from_slice(text).map_err(|error| {
             let what = match error.classify() {
                 serde_json::error::Category::Data => "invalid request body",
@@ -49,10 +55,17 @@ where
             };
             Problem::bad_request(format!("{what}: {error}"))
         })?;
-        Ok(Self { value, fingerprint: hex::encode(hasher.finalize()) })
+        Ok(Self {
+            value,
+            fingerprint: hex::encode(hasher.finalize()),
+        })
     }
 }
 
 pub fn too_large() -> Problem {
-    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", format!("request body is larger than {MAX_BODY_BYTES} bytes"))
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too-large",
+        format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+    )
 }

@@ -42,10 +42,18 @@ struct RouteTable {
 
 impl RouteTable {
     fn new() -> Self {
-        Self { router: Router::new(), routes: Vec::new() }
+        Self {
+            router: Router::new(),
+            routes: Vec::new(),
+        }
     }
 
-    fn add(mut self, method: &'static str, path: &'static str, handler: MethodRouter<AppState>) -> Self {
+    fn add(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
         self.router = self.router.route(path, handler);
         self.routes.push((method, path));
         self
@@ -58,15 +66,35 @@ fn authenticated_routes() -> RouteTable {
         .add("get", "/v1/accounts", get(account_routes::list))
         .add("get", "/v1/accounts/{id}", get(account_routes::show))
         .add("patch", "/v1/accounts/{id}", patch(account_routes::update))
-        .add("delete", "/v1/accounts/{id}", delete(account_routes::delete))
-        .add("post", "/v1/accounts/{id}/disable", post(account_routes::disable))
-        .add("post", "/v1/accounts/{id}/enable", post(account_routes::enable))
-        .add("post", "/v1/accounts/{id}/tokens", post(token_routes::issue))
+        .add(
+            "delete",
+            "/v1/accounts/{id}",
+            delete(account_routes::delete),
+        )
+        .add(
+            "post",
+            "/v1/accounts/{id}/disable",
+            post(account_routes::disable),
+        )
+        .add(
+            "post",
+            "/v1/accounts/{id}/enable",
+            post(account_routes::enable),
+        )
+        .add(
+            "post",
+            "/v1/accounts/{id}/tokens",
+            post(token_routes::issue),
+        )
         .add("get", "/v1/accounts/{id}/tokens", get(token_routes::list))
         .add("get", "/v1/tokens/{id}", get(token_routes::show))
         .add("post", "/v1/tokens/{id}/revoke", post(token_routes::revoke))
         .add("post", "/v1/tokens/{id}/rotate", post(token_routes::rotate))
-        .add("post", "/v1/tokens/self/rotate", post(token_routes::rotate_self))
+        .add(
+            "post",
+            "/v1/tokens/self/rotate",
+            post(token_routes::rotate_self),
+        )
         .add("post", "/v1/introspect", post(introspection::introspect))
         .add("get", "/v1/roles", get(role_routes::list))
         .add("put", "/v1/roles/{name}", put(role_routes::define))
@@ -99,7 +127,10 @@ pub fn router(app: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(app.clone(), activity::layer));
     authenticated
         .merge(public_routes().router)
-        .route_layer(middleware::from_fn_with_state(app.clone(), http_metrics::layer))
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            http_metrics::layer,
+        ))
         .fallback(|| async { Problem::not_found("no such route; see GET /v1/openapi.json") })
         .layer(DefaultBodyLimit::max(json_body::MAX_BODY_BYTES))
         .layer(middleware::from_fn(body_buffer::layer))

@@ -6,7 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
-    account_routes, audit_routes, event_routes, introspection, operations, policy_routes, role_routes, snapshot_route, token_routes,
+    account_routes, audit_routes, event_routes, introspection, operations, policy_routes,
+    role_routes, snapshot_route, token_routes,
 };
 
 #[derive(OpenApi)]
@@ -44,7 +45,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 

@@ -27,11 +27,17 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
             Some(relay) => {
                 let published = relay.published.load(Ordering::Relaxed);
                 let connected = relay.connected.load(Ordering::Relaxed);
-                format!(" relay_connected={connected} relay_published={published} relay_lag={}", position.saturating_sub(published))
+                format!(
+                    " relay_connected={connected} relay_published={published} relay_lag={}",
+                    position.saturating_sub(published)
+                )
             }
             None => String::new(),
         };
-        (StatusCode::OK, format!("ready position={position}{relay}\n"))
+        (
+            StatusCode::OK,
+            format!("ready position={position}{relay}\n"),
+        )
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting\n".to_owned())
     }
@@ -49,9 +55,15 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         ("replayed", &m.commands_replayed),
         ("failed", &m.commands_failed),
     ];
-    out.push_str("# HELP latch_commands_total Commands by outcome.\n# TYPE latch_commands_total counter\n");
+    out.push_str(
+        "# HELP latch_commands_total Commands by outcome.\n# TYPE latch_commands_total counter\n",
+    );
     for (outcome, counter) in counters {
-        let _ = writeln!(out, "latch_commands_total{{outcome=\"{outcome}\"}} {}", counter.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "latch_commands_total{{outcome=\"{outcome}\"}} {}",
+            counter.load(Ordering::Relaxed)
+        );
     }
     let _ = writeln!(
         out,
@@ -65,18 +77,50 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     );
     let (position, accounts, tokens) = {
         let state = app.commands.state();
-        (state.position().get(), state.account_count(), state.token_count())
+        (
+            state.position().get(),
+            state.account_count(),
+            state.token_count(),
+        )
     };
-    let _ = writeln!(out, "# HELP latch_log_position Position of the last event.\n# TYPE latch_log_position gauge\nlatch_log_position {position}");
-    let _ = writeln!(out, "# HELP latch_accounts Accounts in the projection.\n# TYPE latch_accounts gauge\nlatch_accounts {accounts}");
-    let _ = writeln!(out, "# HELP latch_tokens Tokens in the projection.\n# TYPE latch_tokens gauge\nlatch_tokens {tokens}");
+    let _ = writeln!(
+        out,
+        "# HELP latch_log_position Position of the last event.\n# TYPE latch_log_position gauge\nlatch_log_position {position}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP latch_accounts Accounts in the projection.\n# TYPE latch_accounts gauge\nlatch_accounts {accounts}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP latch_tokens Tokens in the projection.\n# TYPE latch_tokens gauge\nlatch_tokens {tokens}"
+    );
     if let Some(relay) = &app.relay {
         let published = relay.published.load(Ordering::Relaxed);
-        let _ = writeln!(out, "# HELP latch_relay_published_position Last position the NATS stream acknowledged.\n# TYPE latch_relay_published_position gauge\nlatch_relay_published_position {published}");
-        let _ = writeln!(out, "# HELP latch_relay_lag_events Events in the log not yet in the stream.\n# TYPE latch_relay_lag_events gauge\nlatch_relay_lag_events {}", position.saturating_sub(published));
-        let _ = writeln!(out, "# HELP latch_relay_connected Whether the relay is connected to NATS.\n# TYPE latch_relay_connected gauge\nlatch_relay_connected {}", u8::from(relay.connected.load(Ordering::Relaxed)));
-        let _ = writeln!(out, "# HELP latch_relay_failures_total Relay sessions ended by an error.\n# TYPE latch_relay_failures_total counter\nlatch_relay_failures_total {}", relay.failures.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP latch_relay_repairs_total Times the stream was found behind and refilled.\n# TYPE latch_relay_repairs_total counter\nlatch_relay_repairs_total {}", relay.repairs.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP latch_relay_published_position Last position the NATS stream acknowledged.\n# TYPE latch_relay_published_position gauge\nlatch_relay_published_position {published}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP latch_relay_lag_events Events in the log not yet in the stream.\n# TYPE latch_relay_lag_events gauge\nlatch_relay_lag_events {}",
+            position.saturating_sub(published)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP latch_relay_connected Whether the relay is connected to NATS.\n# TYPE latch_relay_connected gauge\nlatch_relay_connected {}",
+            u8::from(relay.connected.load(Ordering::Relaxed))
+        );
+        let _ = writeln!(
+            out,
+            "# HELP latch_relay_failures_total Relay sessions ended by an error.\n# TYPE latch_relay_failures_total counter\nlatch_relay_failures_total {}",
+            relay.failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP latch_relay_repairs_total Times the stream was found behind and refilled.\n# TYPE latch_relay_repairs_total counter\nlatch_relay_repairs_total {}",
+            relay.repairs.load(Ordering::Relaxed)
+        );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

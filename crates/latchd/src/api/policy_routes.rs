@@ -48,7 +48,10 @@ impl TryFrom<PolicyLayer> for PolicySettings {
     type Error = Problem;
     fn try_from(layer: PolicyLayer) -> Result<Self, Problem> {
         let span = |field: &str, text: Option<String>| {
-            text.map(|t| latch_core::Span::parse(&t).map_err(|e| Problem::invalid(format!("{field}: {e}")))).transpose()
+            text.map(|t| {
+                latch_core::Span::parse(&t).map_err(|e| Problem::invalid(format!("{field}: {e}")))
+            })
+            .transpose()
         };
         Ok(PolicySettings {
             max_ttl: span("max_ttl", layer.max_ttl)?,
@@ -102,15 +105,28 @@ fn view(app: &AppState) -> PolicyView {
     let state = app.commands.state();
     PolicyView {
         global: state.global_policy().into(),
-        roles: state.roles().filter_map(|r| state.role_policy(&r.name).map(|p| (r.name.to_string(), p.into()))).collect(),
-        effective: state.roles().map(|r| (r.name.to_string(), state.effective_policy(&r.name).into())).collect(),
+        roles: state
+            .roles()
+            .filter_map(|r| {
+                state
+                    .role_policy(&r.name)
+                    .map(|p| (r.name.to_string(), p.into()))
+            })
+            .collect(),
+        effective: state
+            .roles()
+            .map(|r| (r.name.to_string(), state.effective_policy(&r.name).into()))
+            .collect(),
     }
 }
 
 /// Read the policy.
 #[utoipa::path(get, path = "/v1/policy", tag = "policy",
     responses((status = 200, body = PolicyView), (status = 403, body = Problem)), security(("bearer" = [])))]
-pub async fn show(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Json<PolicyView>, Problem> {
+pub async fn show(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<PolicyView>, Problem> {
     caller.require(api_permission::POLICY_READ)?;
     Ok(Json(view(&app)))
 }
@@ -128,6 +144,8 @@ pub async fn set(
     let role = target.role.as_deref().map(parse_role).transpose()?;
     let settings = PolicySettings::try_from(body.value)?;
     let submission = acting.submission(None, body.fingerprint, None);
-    submission.submit(&acting.app, Command::SetPolicy { role, settings }).await?;
+    submission
+        .submit(&acting.app, Command::SetPolicy { role, settings })
+        .await?;
     Ok(Json(view(&acting.app)))
 }

@@ -50,7 +50,11 @@ impl Problem {
     }
 
     pub fn forbidden(permission: &str) -> Self {
-        let mut problem = Self::new(StatusCode::FORBIDDEN, "forbidden", format!("missing permission {permission}"));
+        let mut problem = Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("missing permission {permission}"),
+        );
         problem.missing_permission = Some(permission.to_owned());
         problem
     }
@@ -81,7 +85,9 @@ impl From<DomainError> for Problem {
         let detail = error.to_string();
         match (error.kind(), &error) {
             (_, DomainError::MissingPermission(permission)) => Problem::forbidden(permission),
-            (RejectionKind::Forbidden, _) => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            (RejectionKind::Forbidden, _) => {
+                Problem::new(StatusCode::FORBIDDEN, "forbidden", detail)
+            }
             (RejectionKind::NotFound, _) => Problem::not_found(detail),
             (RejectionKind::Conflict, _) => Problem::conflict(detail),
             (RejectionKind::Invalid, _) => Problem::invalid(detail),
@@ -93,9 +99,11 @@ impl From<CommandRejection> for Problem {
     fn from(rejection: CommandRejection) -> Self {
         match rejection {
             CommandRejection::Domain(error) => error.into(),
-            CommandRejection::VersionConflict { .. } => {
-                Problem::new(StatusCode::PRECONDITION_FAILED, "precondition-failed", format!("{rejection}; read it again and retry"))
-            }
+            CommandRejection::VersionConflict { .. } => Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                format!("{rejection}; read it again and retry"),
+            ),
             CommandRejection::IdempotencyKeyReused => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",
@@ -109,7 +117,9 @@ impl From<HandlerFailure> for Problem {
     fn from(failure: HandlerFailure) -> Self {
         tracing::error!(error = %failure, "command could not be completed");
         match failure {
-            HandlerFailure::Stopped => Problem::unavailable("latchd is shutting down; retry with the same Idempotency-Key"),
+            HandlerFailure::Stopped => {
+                Problem::unavailable("latchd is shutting down; retry with the same Idempotency-Key")
+            }
             other => Problem::internal(format!("{other}; retry with the same Idempotency-Key")),
         }
     }
@@ -121,7 +131,10 @@ impl IntoResponse for Problem {
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,

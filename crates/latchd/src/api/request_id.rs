@@ -18,7 +18,11 @@ pub const HEADER: &str = "x-request-id";
 pub struct RequestId(pub String);
 
 fn acceptable(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 pub async fn layer(mut request: Request, next: Next) -> Response {
@@ -44,11 +48,16 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
 /// Adds `request_id` to a problem body so an operator can find the request.
 async fn stamp_problem(response: Response, id: &str) -> Response {
     let (mut parts, body) = response.into_parts();
-    let Ok(collected) = body.collect().await else { return Response::from_parts(parts, Body::empty()) };
+    let Ok(collected) = body.collect().await else {
+        return Response::from_parts(parts, Body::empty());
+    };
     let bytes = collected.to_bytes();
     let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
         Ok(serde_json::Value::Object(mut map)) => {
-            map.insert("request_id".into(), serde_json::Value::String(id.to_owned()));
+            map.insert(
+                "request_id".into(),
+                serde_json::Value::String(id.to_owned()),
+            );
             let out = serde_json::to_vec(&map).unwrap_or_else(|_| bytes.to_vec());
             parts.headers.remove(header::CONTENT_LENGTH);
             Body::from(out)

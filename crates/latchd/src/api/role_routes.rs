@@ -50,10 +50,15 @@ pub struct DefineRole {
 /// List roles, built-in and custom.
 #[utoipa::path(get, path = "/v1/roles", tag = "roles",
     responses((status = 200, body = RoleList), (status = 403, body = Problem)), security(("bearer" = [])))]
-pub async fn list(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Json<RoleList>, Problem> {
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<RoleList>, Problem> {
     caller.require(api_permission::ROLES_READ)?;
     let state = app.commands.state();
-    Ok(Json(RoleList { roles: state.roles().map(RoleView::from).collect() }))
+    Ok(Json(RoleList {
+        roles: state.roles().map(RoleView::from).collect(),
+    }))
 }
 
 /// Define or redefine a custom role. Shrinking a role shrinks every token of its accounts at once.
@@ -67,12 +72,19 @@ pub async fn define(
 ) -> Result<Json<RoleView>, Problem> {
     acting.caller.require(api_permission::ROLES_WRITE)?;
     let name = parse_role(&name)?;
-    let permissions = PermissionSet::parse(&body.value.permissions).map_err(|e| Problem::invalid(format!("permissions: {e}")))?;
+    let permissions = PermissionSet::parse(&body.value.permissions)
+        .map_err(|e| Problem::invalid(format!("permissions: {e}")))?;
     let submission = acting.submission(None, body.fingerprint, None);
-    let command = Command::DefineRole { name: name.clone(), permissions, description: body.value.description.unwrap_or_default() };
+    let command = Command::DefineRole {
+        name: name.clone(),
+        permissions,
+        description: body.value.description.unwrap_or_default(),
+    };
     submission.submit(&acting.app, command).await?;
     let state = acting.app.commands.state();
-    let role = state.role(&name).ok_or_else(|| Problem::internal("role vanished"))?;
+    let role = state
+        .role(&name)
+        .ok_or_else(|| Problem::internal("role vanished"))?;
     Ok(Json(role.into()))
 }
 
@@ -80,13 +92,12 @@ pub async fn define(
 #[utoipa::path(delete, path = "/v1/roles/{name}", tag = "roles", params(("name" = String, Path)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
-pub async fn delete(
-    acting: Acting,
-    Path(name): Path<String>,
-) -> Result<StatusCode, Problem> {
+pub async fn delete(acting: Acting, Path(name): Path<String>) -> Result<StatusCode, Problem> {
     acting.caller.require(api_permission::ROLES_WRITE)?;
     let name = parse_role(&name)?;
     let submission = acting.submission(None, String::new(), None);
-    submission.submit(&acting.app, Command::DeleteRole { name }).await?;
+    submission
+        .submit(&acting.app, Command::DeleteRole { name })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,18 +18,30 @@ use crate::api::problem::Problem;
     responses((status = 200, description = "application/vnd.latch.snapshot: postcard-encoded state", content_type = "application/vnd.latch.snapshot"),
         (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
-pub async fn snapshot(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, Problem> {
+pub async fn snapshot(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, Problem> {
     caller.require(api_permission::EVENTS_READ)?;
     let commands = app.commands.clone();
     let (bytes, position) = tokio::task::spawn_blocking(move || {
         let state = commands.state();
-        (latch_bus::verifier_snapshot::encode(&state), state.position())
+        (
+            latch_bus::verifier_snapshot::encode(&state),
+            state.position(),
+        )
     })
     .await
     .map_err(|e| Problem::internal(e.to_string()))?;
     let mut response = Response::new(Body::from(bytes));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(latch_bus::verifier_snapshot::CONTENT_TYPE));
-    headers.insert(latch_bus::headers::LATCH_POSITION, HeaderValue::from_str(&position.to_string()).expect("digits"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(latch_bus::verifier_snapshot::CONTENT_TYPE),
+    );
+    headers.insert(
+        latch_bus::headers::LATCH_POSITION,
+        HeaderValue::from_str(&position.to_string()).expect("digits"),
+    );
     Ok(response)
 }

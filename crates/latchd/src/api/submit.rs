@@ -21,12 +21,19 @@ pub struct Submission<'a> {
 }
 
 impl Submission<'_> {
-    pub async fn submit(&self, app: &AppState, command: Command) -> Result<CommandReceipt, Problem> {
+    pub async fn submit(
+        &self,
+        app: &AppState,
+        command: Command,
+    ) -> Result<CommandReceipt, Problem> {
         let request = CommandRequest {
             command,
             actor: self.caller.actor(),
             request_id: Some(self.request_id.0.clone()),
-            idempotency: self.key.as_ref().map(|key| Idempotency { key: key.clone(), fingerprint: self.fingerprint.clone() }),
+            idempotency: self.key.as_ref().map(|key| Idempotency {
+                key: key.clone(),
+                fingerprint: self.fingerprint.clone(),
+            }),
             expected_version: self.expected_version,
         };
         Ok(app.commands.submit(request).await??)
@@ -34,7 +41,9 @@ impl Submission<'_> {
 
     /// The key as the handler scopes it: per caller account.
     pub fn scoped_key(&self) -> Option<String> {
-        self.key.as_ref().map(|key| crate::command_handler::scope_key(&self.caller.actor(), key))
+        self.key
+            .as_ref()
+            .map(|key| crate::command_handler::scope_key(&self.caller.actor(), key))
     }
 }
 
@@ -47,18 +56,44 @@ pub struct Acting {
 }
 
 impl Acting {
-    pub fn submission(&self, key: Option<String>, fingerprint: String, expected_version: Option<u64>) -> Submission<'_> {
-        Submission { caller: &self.caller, request_id: &self.request_id, key, fingerprint, expected_version }
+    pub fn submission(
+        &self,
+        key: Option<String>,
+        fingerprint: String,
+        expected_version: Option<u64>,
+    ) -> Submission<'_> {
+        Submission {
+            caller: &self.caller,
+            request_id: &self.request_id,
+            key,
+            fingerprint,
+            expected_version,
+        }
     }
 }
 
 impl FromRequestParts<AppState> for Acting {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         // The activity layer authenticated the request before routing.
-        let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| Problem::unauthenticated("not authenticated"))?;
-        let request_id = parts.extensions.get::<RequestId>().cloned().unwrap_or_else(|| RequestId(String::new()));
-        Ok(Self { app: app.clone(), caller, request_id })
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| Problem::unauthenticated("not authenticated"))?;
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId(String::new()));
+        Ok(Self {
+            app: app.clone(),
+            caller,
+            request_id,
+        })
     }
 }

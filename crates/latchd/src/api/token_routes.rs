@@ -4,7 +4,9 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use chrono::{DateTime, Utc};
-use latch_core::{Command, Event, IpNet, PermissionSet, Span, TokenId, TokenSecret, api_permission};
+use latch_core::{
+    Command, Event, IpNet, PermissionSet, Span, TokenId, TokenSecret, api_permission,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -74,7 +76,8 @@ pub struct TokenList {
 }
 
 pub fn parse_token_id(text: &str) -> Result<TokenId, Problem> {
-    text.parse().map_err(|_| Problem::not_found(format!("no token {text:?}: token ids are UUIDs")))
+    text.parse()
+        .map_err(|_| Problem::not_found(format!("no token {text:?}: token ids are UUIDs")))
 }
 
 fn parse_span(field: &str, text: &str) -> Result<Span, Problem> {
@@ -83,7 +86,9 @@ fn parse_span(field: &str, text: &str) -> Result<Span, Problem> {
 
 fn token_view(app: &AppState, id: TokenId) -> Result<TokenView, Problem> {
     let state = app.commands.state();
-    let token = state.token(id).ok_or_else(|| Problem::not_found(format!("token {id} not found")))?;
+    let token = state
+        .token(id)
+        .ok_or_else(|| Problem::not_found(format!("token {id} not found")))?;
     Ok(TokenView::of(token, &state, app.clock.now()))
 }
 
@@ -99,8 +104,25 @@ fn issued_response(
     let mut previous_expires_at = None;
     for event in &receipt.events {
         match &event.envelope.event {
-            Event::TokenIssued { token_id, account_id, name, scopes, expires_at, allowed_cidrs, rotated_from, .. } => {
-                issued = Some((*token_id, *account_id, name.clone(), scopes.clone(), *expires_at, allowed_cidrs.clone(), *rotated_from));
+            Event::TokenIssued {
+                token_id,
+                account_id,
+                name,
+                scopes,
+                expires_at,
+                allowed_cidrs,
+                rotated_from,
+                ..
+            } => {
+                issued = Some((
+                    *token_id,
+                    *account_id,
+                    name.clone(),
+                    scopes.clone(),
+                    *expires_at,
+                    allowed_cidrs.clone(),
+                    *rotated_from,
+                ));
             }
             Event::TokenRotated { expires_at, .. } => previous_expires_at = Some(*expires_at),
             _ => {}
@@ -109,7 +131,9 @@ fn issued_response(
     let (token_id, account_id, name, scopes, expires_at, allowed_cidrs, rotated_from) =
         issued.ok_or_else(|| Problem::internal("the command recorded no token.issued event"))?;
     let secret = if receipt.replayed {
-        let remembered = submission.scoped_key().and_then(|key| app.secrets.recall(&key, token_id));
+        let remembered = submission
+            .scoped_key()
+            .and_then(|key| app.secrets.recall(&key, token_id));
         remembered.ok_or_else(|| {
             Problem::conflict(format!(
                 "token {token_id} was already issued for this Idempotency-Key and its secret is no longer held; \
@@ -123,9 +147,16 @@ fn issued_response(
         fresh
     };
     let mut headers = HeaderMap::new();
-    headers.insert(header::LOCATION, HeaderValue::from_str(&format!("/v1/tokens/{token_id}")).expect("ascii"));
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/v1/tokens/{token_id}")).expect("ascii"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let status = if receipt.replayed { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if receipt.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     let body = IssuedToken {
         id: token_id.to_string(),
         token: secret.expose().to_owned(),
@@ -161,12 +192,22 @@ pub async fn issue(
         .scopes
         .map(|s| PermissionSet::parse(&s).map_err(|e| Problem::invalid(format!("scopes: {e}"))))
         .transpose()?;
-    let ttl = request.ttl.as_deref().map(|t| parse_span("ttl", t)).transpose()?;
+    let ttl = request
+        .ttl
+        .as_deref()
+        .map(|t| parse_span("ttl", t))
+        .transpose()?;
     let allowed_cidrs = request
         .allowed_cidrs
         .unwrap_or_default()
         .iter()
-        .map(|c| c.parse::<IpNet>().map_err(|_| Problem::invalid(format!("allowed_cidrs: {c:?} is not a CIDR such as 10.0.0.0/8 or 2001:db8::/32"))))
+        .map(|c| {
+            c.parse::<IpNet>().map_err(|_| {
+                Problem::invalid(format!(
+                    "allowed_cidrs: {c:?} is not a CIDR such as 10.0.0.0/8 or 2001:db8::/32"
+                ))
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let secret = TokenSecret::generate(&mut rand::rng());
     let command = Command::IssueToken {
@@ -196,10 +237,17 @@ pub async fn list(
     let account_id = parse_account_id(&id)?;
     let state = app.commands.state();
     if state.account(account_id).is_none() {
-        return Err(Problem::not_found(format!("account {account_id} not found")));
+        return Err(Problem::not_found(format!(
+            "account {account_id} not found"
+        )));
     }
     let now = app.clock.now();
-    Ok(Json(TokenList { tokens: state.tokens_of(account_id).map(|t| TokenView::of(t, &state, now)).collect() }))
+    Ok(Json(TokenList {
+        tokens: state
+            .tokens_of(account_id)
+            .map(|t| TokenView::of(t, &state, now))
+            .collect(),
+    }))
 }
 
 /// Read a token's metadata. A token may always read itself.
@@ -211,7 +259,11 @@ pub async fn show(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<TokenView>, Problem> {
-    let token_id = if id == "self" { caller.token_id } else { parse_token_id(&id)? };
+    let token_id = if id == "self" {
+        caller.token_id
+    } else {
+        parse_token_id(&id)?
+    };
     caller.require_or_self(api_permission::TOKENS_READ, token_id)?;
     Ok(Json(token_view(&app, token_id)?))
 }
@@ -227,10 +279,24 @@ pub async fn revoke(
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<RevokeToken>,
 ) -> Result<Json<TokenView>, Problem> {
-    let token_id = if id == "self" { acting.caller.token_id } else { parse_token_id(&id)? };
-    acting.caller.require_or_self(api_permission::TOKENS_WRITE, token_id)?;
+    let token_id = if id == "self" {
+        acting.caller.token_id
+    } else {
+        parse_token_id(&id)?
+    };
+    acting
+        .caller
+        .require_or_self(api_permission::TOKENS_WRITE, token_id)?;
     let submission = acting.submission(key, body.fingerprint, None);
-    submission.submit(&acting.app, Command::RevokeToken { token_id, reason: body.value.reason.unwrap_or_default() }).await?;
+    submission
+        .submit(
+            &acting.app,
+            Command::RevokeToken {
+                token_id,
+                reason: body.value.reason.unwrap_or_default(),
+            },
+        )
+        .await?;
     Ok(Json(token_view(&acting.app, token_id)?))
 }
 
@@ -240,10 +306,22 @@ async fn rotate_token(
     key: Option<String>,
     body: JsonBody<RotateToken>,
 ) -> Result<(StatusCode, HeaderMap, Json<IssuedToken>), Problem> {
-    acting.caller.require_or_self(api_permission::TOKENS_WRITE, token_id)?;
-    let grace = body.value.grace.as_deref().map(|g| parse_span("grace", g)).transpose()?;
+    acting
+        .caller
+        .require_or_self(api_permission::TOKENS_WRITE, token_id)?;
+    let grace = body
+        .value
+        .grace
+        .as_deref()
+        .map(|g| parse_span("grace", g))
+        .transpose()?;
     let secret = TokenSecret::generate(&mut rand::rng());
-    let command = Command::RotateToken { token_id, successor_id: TokenId::new(), successor_digest: secret.digest(), grace };
+    let command = Command::RotateToken {
+        token_id,
+        successor_id: TokenId::new(),
+        successor_digest: secret.digest(),
+        grace,
+    };
     let submission = acting.submission(key, body.fingerprint, None);
     let receipt = submission.submit(&acting.app, command).await?;
     issued_response(&acting.app, &submission, &receipt, secret)

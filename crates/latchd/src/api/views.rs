@@ -19,10 +19,19 @@ pub struct ActorView {
 impl From<Actor> for ActorView {
     fn from(actor: Actor) -> Self {
         match actor {
-            Actor::System => ActorView { kind: "system", account_id: None, token_id: None },
-            Actor::Token { account_id, token_id } => {
-                ActorView { kind: "token", account_id: Some(account_id.to_string()), token_id: Some(token_id.to_string()) }
-            }
+            Actor::System => ActorView {
+                kind: "system",
+                account_id: None,
+                token_id: None,
+            },
+            Actor::Token {
+                account_id,
+                token_id,
+            } => ActorView {
+                kind: "token",
+                account_id: Some(account_id.to_string()),
+                token_id: Some(token_id.to_string()),
+            },
         }
     }
 }
@@ -52,7 +61,9 @@ impl AccountView {
     pub fn of(account: &Account, state: &State) -> Self {
         let (status, disabled_reason, status_since) = match &account.status {
             AccountStatus::Active => ("active", None, None),
-            AccountStatus::Disabled { reason, since } => ("disabled", Some(reason.clone()), Some(*since)),
+            AccountStatus::Disabled { reason, since } => {
+                ("disabled", Some(reason.clone()), Some(*since))
+            }
             AccountStatus::Deleted { since } => ("deleted", None, Some(*since)),
         };
         AccountView {
@@ -67,7 +78,10 @@ impl AccountView {
             created_by: account.created_by.into(),
             updated_at: account.updated_at,
             version: account.version,
-            permissions: state.role(&account.role).map(|r| r.permissions.iter().map(ToString::to_string).collect()).unwrap_or_default(),
+            permissions: state
+                .role(&account.role)
+                .map(|r| r.permissions.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
         }
     }
 }
@@ -101,7 +115,9 @@ pub struct TokenView {
 
 impl TokenView {
     pub fn of(token: &Token, state: &State, now: DateTime<Utc>) -> Self {
-        let account_active = state.account(token.account_id).is_some_and(Account::is_active);
+        let account_active = state
+            .account(token.account_id)
+            .is_some_and(Account::is_active);
         let status = if token.revoked.is_some() {
             "revoked"
         } else if token.is_expired_at(now) {
@@ -115,7 +131,14 @@ impl TokenView {
             state
                 .account(token.account_id)
                 .and_then(|a| state.role(&a.role))
-                .map(|role| token.scopes.intersect(&role.permissions).iter().map(ToString::to_string).collect())
+                .map(|role| {
+                    token
+                        .scopes
+                        .intersect(&role.permissions)
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect()
+                })
                 .unwrap_or_default()
         } else {
             Vec::new()
@@ -130,7 +153,11 @@ impl TokenView {
             issued_at: token.issued_at,
             issued_by: token.issued_by.into(),
             expires_at: token.expires_at,
-            allowed_cidrs: token.allowed_cidrs.iter().map(ToString::to_string).collect(),
+            allowed_cidrs: token
+                .allowed_cidrs
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             revoked_at: token.revoked.as_ref().map(|r| r.at),
             revoked_by: token.revoked.as_ref().map(|r| r.by.into()),
             revoke_reason: token.revoked.as_ref().map(|r| r.reason.clone()),
