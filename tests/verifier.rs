@@ -98,7 +98,7 @@ impl Latch {
             token_id,
             name: "t".into(),
             scopes: None,
-            ttl,
+            ttl: ttl.map(Ttl::For),
             allowed_cidrs: Vec::new(),
             digest: secret.digest(),
         })
@@ -691,4 +691,93 @@ async fn a_stream_cut_short_by_a_broker_crash_is_refilled_in_order_without_doubl
             Err(Denial::Rejected(Rejection::Revoked))
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_the_rotation_grace_both_tokens_pass_and_after_it_only_the_new_one() {
+    let nats = NatsServer::start();
+    let latch = start_latch(&nats);
+    let account = latch.account("pipeline", "auditor").await;
+    let (old_id, old) = latch.token(account, None).await;
+    let verifier = Verifier::connect(config(&nats)).await.unwrap();
+    let read = permission("accounts:read");
+    let successor = TokenSecret::generate(&mut rand::rng());
+    let grace = Duration::from_secs(2);
+    latch
+        .run(Command::RotateToken {
+            token_id: old_id,
+            successor_id: TokenId::new(),
+            successor_digest: successor.digest(),
+            grace: Some(Span::from_seconds(2)),
+        })
+        .await;
+    let rotated_at = Instant::now();
+    eventually("the successor arrives", || {
+        verifier.verify(successor.expose(), &read).is_ok()
+    })
+    .await;
+    assert!(rotated_at.elapsed() < grace, "checked within the grace");
+    assert!(
+        verifier.verify(&old, &read).is_ok(),
+        "the old token still passes during the grace"
+    );
+    eventually("the grace ends", || {
+        verifier.verify(&old, &read) == Err(Denial::Rejected(Rejection::Expired))
+    })
+    .await;
+    assert!(
+        rotated_at.elapsed() >= grace - Duration::from_millis(100),
+        "not before the grace ends"
+    );
+    assert!(
+        verifier.verify(successor.expose(), &read).is_ok(),
+        "the new token carries on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn address_bound_tokens_pass_only_from_their_addresses_ipv4_and_ipv6() {
+    let nats = NatsServer::start();
+    let latch = start_latch(&nats);
+    let account = latch.account("edge", "auditor").await;
+    let secret = TokenSecret::generate(&mut rand::rng());
+    let cidrs = vec![
+        "10.0.0.0/8".parse().unwrap(),
+        "2001:db8::/32".parse().unwrap(),
+    ];
+    latch
+        .run(Command::IssueToken {
+            account_id: account,
+            token_id: TokenId::new(),
+            name: "bound".into(),
+            scopes: None,
+            ttl: None,
+            allowed_cidrs: cidrs,
+            digest: secret.digest(),
+        })
+        .await;
+    let verifier = Verifier::connect(config(&nats)).await.unwrap();
+    let read = permission("accounts:read");
+    let token = secret.expose();
+    let from = |addr: &str| verifier.verify_with(token, &read, addr.parse().unwrap());
+    assert!(from("10.20.30.40").is_ok());
+    assert!(from("2001:db8::7").is_ok());
+    assert!(
+        from("::ffff:10.1.1.1").is_ok(),
+        "an IPv4 client seen through an IPv6 socket"
+    );
+    assert_eq!(
+        from("192.168.1.1"),
+        Err(Denial::Rejected(Rejection::SourceNotAllowed))
+    );
+    assert_eq!(
+        from("2001:db9::1"),
+        Err(Denial::Rejected(Rejection::SourceNotAllowed))
+    );
+    let verified = from("10.0.0.1").unwrap();
+    let effective = verifier.effective_permissions(&verified).unwrap();
+    assert!(
+        effective.covers(&read) && !effective.covers(&permission("accounts:write")),
+        "the auditor role's permissions: {effective:?}"
+    );
 }

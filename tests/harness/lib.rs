@@ -88,13 +88,26 @@ impl Latchd {
 
     /// Starts latchd on `data_dir`, relaying to `nats`.
     pub fn start_with(data_dir: &Path, nats: latch_testkit::NatsServer) -> Self {
+        Self::launch(data_dir, nats, "127.0.0.1")
+    }
+
+    /// Starts latchd on a fresh data directory, listening on IPv6 loopback
+    /// (`[::1]`), so requests come from `::1`.
+    pub fn start_ipv6() -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut latchd = Self::launch(temp.path(), latch_testkit::NatsServer::start(), "[::1]");
+        latchd._temp = Some(temp);
+        latchd
+    }
+
+    fn launch(data_dir: &Path, nats: latch_testkit::NatsServer, host: &str) -> Self {
         let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
+        let url = format!("http://{host}:{port}");
         let mut child = Command::new(binary("latchd"))
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{host}:{port}"))
             .arg("--nats-url")
             .arg(nats.url())
             .env("LATCH_LOG", "info")

@@ -296,7 +296,7 @@ async fn replay(base: &std::path::Path, target_events: u64) -> anyhow::Result<()
                             token_id,
                             name: format!("deploy-{t}"),
                             scopes: None,
-                            ttl: Some(Span::days(30)),
+                            ttl: Some(Ttl::For(Span::days(30))),
                             allowed_cidrs: Vec::new(),
                             digest: TokenSecret::generate(&mut rand::rng()).digest(),
                         };
@@ -654,7 +654,7 @@ fn verify_bench(tokens: usize, checks: usize) -> anyhow::Result<()> {
                 name: "t".into(),
                 scopes: PermissionSet::parse(["*:read"])?,
                 digest: secret.digest(),
-                expires_at: now + chrono::TimeDelta::days(30),
+                expires_at: Some(now + chrono::TimeDelta::days(30)),
                 allowed_cidrs: Vec::new(),
                 rotated_from: None,
             },

@@ -1,6 +1,6 @@
 //! The NATS contract of Latch, shared by latchd's relay, the verifier
 //! library and the CLI: stream settings, subjects, headers, the CloudEvents
-//! codec, the heartbeat, and the state snapshot verifiers start from. Depends on `latch-core` only: a service that
+//! codec, the heartbeat, verifiers' usage reports, and the state snapshot verifiers start from. Depends on `latch-core` only: a service that
 //! embeds a verifier never builds RocksDB, and no NATS client is chosen here.
 #![forbid(unsafe_code)]
 
@@ -9,9 +9,11 @@ pub mod headers;
 pub mod heartbeat;
 pub mod stream_settings;
 pub mod subject;
+pub mod usage_report;
 pub mod verifier_snapshot;
 
 pub use cloud_event::{CloudEvent, CodecError, decode, encode};
 pub use heartbeat::Heartbeat;
 pub use stream_settings::{STREAM_NAME, StreamSettings};
 pub use subject::event_subject;
+pub use usage_report::{TokenUse, UsageReport};

@@ -9,6 +9,8 @@ pub const EVENTS_WILDCARD: &str = "latch.events.>";
 pub const TOKEN_REVOKED_WILDCARD: &str = "latch.events.token.revoked.*";
 /// latchd's heartbeat, every second.
 pub const HEARTBEAT: &str = "latch.heartbeat";
+/// Every verifier usage report (latchd subscribes to this).
+pub const USAGE_WILDCARD: &str = "latch.usage.*";
 /// The account segment of events that concern no account.
 pub const NO_ACCOUNT: &str = "_";
 
@@ -31,4 +33,9 @@ pub fn event_type_wildcard(event_type: &str) -> String {
 /// types have exactly two dotted segments).
 pub fn account_wildcard(account: latch_core::AccountId) -> String {
     format!("{EVENTS_PREFIX}.*.*.{account}")
+}
+
+/// Where verifiers report the uses of one account's tokens.
+pub fn usage_subject(account: latch_core::AccountId) -> String {
+    format!("latch.usage.{account}")
 }

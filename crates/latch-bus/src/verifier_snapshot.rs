@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Bumped whenever `State`'s shape changes.
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
 pub const CONTENT_TYPE: &str = "application/vnd.latch.snapshot";
 
 #[derive(Debug, Error)]

@@ -34,7 +34,7 @@ fn sample_events() -> Vec<Event> {
             name: "deploy".into(),
             scopes: PermissionSet::parse(["certificates:issue"]).unwrap(),
             digest: TokenDigest::of("x"),
-            expires_at: at,
+            expires_at: Some(at),
             allowed_cidrs: vec!["10.0.0.0/8".parse().unwrap()],
             rotated_from: Some(TokenId::new()),
         },

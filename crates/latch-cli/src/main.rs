@@ -136,7 +136,13 @@ enum TokenCommand {
         idempotency_key: Option<String>,
     },
     /// List an account's tokens.
-    List { account: String },
+    List {
+        account: String,
+        /// Only live tokens not used within this span (e.g. 30d): stale
+        /// tokens to clean up.
+        #[arg(long)]
+        unused_since: Option<String>,
+    },
     /// Show a token's metadata (`self` for the calling token).
     Show { id: String },
     /// Revoke a token.
@@ -165,13 +171,17 @@ enum TokenCommand {
 enum RoleCommand {
     /// List roles.
     List,
-    /// Define or redefine a role: `latch role set cert-operator --permission certificates:issue ...`.
+    /// Define or redefine a role (`--permission certificates:issue ...`),
+    /// and/or change its policy override (`--max-ttl 30d ...`; the flags
+    /// given replace those fields, the others stay).
     Set {
         name: String,
-        #[arg(long = "permission", required = true)]
+        #[arg(long = "permission")]
         permissions: Vec<String>,
         #[arg(long)]
         description: Option<String>,
+        #[command(flatten)]
+        policy: PolicyFields,
     },
 }
 
@@ -187,6 +197,12 @@ enum PolicyCommand {
 struct PolicySet {
     #[arg(long)]
     role: Option<String>,
+    #[command(flatten)]
+    fields: PolicyFields,
+}
+
+#[derive(Args)]
+struct PolicyFields {
     #[arg(long)]
     max_ttl: Option<String>,
     #[arg(long)]
@@ -197,6 +213,33 @@ struct PolicySet {
     expiry_warning: Option<String>,
     #[arg(long)]
     rotation_grace: Option<String>,
+    /// Live tokens one account may hold.
+    #[arg(long)]
+    max_tokens_per_account: Option<u32>,
+    /// Whether every token must expire (true/false).
+    #[arg(long)]
+    require_expiry: Option<bool>,
+}
+
+impl PolicyFields {
+    /// The fields given, as the policy API names them.
+    fn fields(self) -> serde_json::Map<String, Value> {
+        [
+            ("max_ttl", self.max_ttl.map(Value::from)),
+            ("default_ttl", self.default_ttl.map(Value::from)),
+            ("rotation_period", self.rotation_period.map(Value::from)),
+            ("expiry_warning", self.expiry_warning.map(Value::from)),
+            ("rotation_grace", self.rotation_grace.map(Value::from)),
+            (
+                "max_tokens_per_account",
+                self.max_tokens_per_account.map(Value::from),
+            ),
+            ("require_expiry", self.require_expiry.map(Value::from)),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name.to_owned(), v)))
+        .collect()
+    }
 }
 
 #[derive(Args)]
@@ -230,6 +273,7 @@ const TOKEN_COLUMNS: &[Column] = &[
     ("NAME", "name"),
     ("STATUS", "status"),
     ("EXPIRES", "expires_at"),
+    ("LAST USED", "last_used_at"),
     ("SCOPES", "scopes"),
     ("EFFECTIVE", "effective_permissions"),
 ];
@@ -468,11 +512,17 @@ fn token_command(client: &Client, out: Output, command: TokenCommand) -> Result<
                 )?,
             );
         }
-        TokenCommand::List { account } => {
+        TokenCommand::List {
+            account,
+            unused_since,
+        } => {
             let id = account_id(client, &account)?;
+            let query = unused_since
+                .map(|span| format!("?unused_since={span}"))
+                .unwrap_or_default();
             print(
                 out,
-                &client.get(&format!("/v1/accounts/{id}/tokens"))?["tokens"],
+                &client.get(&format!("/v1/accounts/{id}/tokens{query}"))?["tokens"],
                 TOKEN_COLUMNS,
             );
         }
@@ -540,17 +590,52 @@ fn role(client: &Client, out: Output, command: RoleCommand) -> Result<(), CliErr
             name,
             permissions,
             description,
+            policy,
         } => {
-            let body = object(vec![
-                ("permissions", Some(json!(permissions))),
-                ("description", description.map(Value::from)),
-            ]);
-            client.send(
-                "PUT",
-                &format!("/v1/roles/{name}"),
-                Some(&body),
-                &Headers::default(),
-            )?
+            let policy = policy.fields();
+            if permissions.is_empty() && policy.is_empty() {
+                return Err(CliError::Usage(
+                    "give --permission (to define the role) and/or policy flags such as --max-ttl"
+                        .into(),
+                ));
+            }
+            let mut result = json!({ "name": name });
+            if !permissions.is_empty() {
+                let body = object(vec![
+                    ("permissions", Some(json!(permissions))),
+                    ("description", description.map(Value::from)),
+                ]);
+                result = client.send(
+                    "PUT",
+                    &format!("/v1/roles/{name}"),
+                    Some(&body),
+                    &Headers::default(),
+                )?;
+            }
+            if !policy.is_empty() {
+                // Patch the role's override: keep what the flags do not name.
+                let mut layer = client.get("/v1/policy")?["roles"][&name]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                layer.extend(policy);
+                let body = Value::Object(layer.into_iter().filter(|(_, v)| !v.is_null()).collect());
+                client.send(
+                    "PUT",
+                    &format!("/v1/policy?role={name}"),
+                    Some(&body),
+                    &Headers::default(),
+                )?;
+                if permissions.is_empty() {
+                    result = client.get("/v1/roles")?["roles"]
+                        .as_array()
+                        .and_then(|roles| {
+                            roles.iter().find(|r| r["name"] == name.as_str()).cloned()
+                        })
+                        .unwrap_or(result);
+                }
+            }
+            result
         }
     };
     print(out, &result, ROLE_COLUMNS);
@@ -561,13 +646,7 @@ fn policy(client: &Client, out: Output, command: PolicyCommand) -> Result<(), Cl
     let result = match command {
         PolicyCommand::Show => client.get("/v1/policy")?,
         PolicyCommand::Set(set) => {
-            let body = object(vec![
-                ("max_ttl", set.max_ttl.map(Value::from)),
-                ("default_ttl", set.default_ttl.map(Value::from)),
-                ("rotation_period", set.rotation_period.map(Value::from)),
-                ("expiry_warning", set.expiry_warning.map(Value::from)),
-                ("rotation_grace", set.rotation_grace.map(Value::from)),
-            ]);
+            let body = Value::Object(set.fields.fields());
             let path = match &set.role {
                 Some(role) => format!("/v1/policy?role={role}"),
                 None => "/v1/policy".to_owned(),
@@ -596,6 +675,8 @@ fn policy(client: &Client, out: Output, command: PolicyCommand) -> Result<(), Cl
             ("ROTATION_PERIOD", "rotation_period"),
             ("EXPIRY_WARNING", "expiry_warning"),
             ("ROTATION_GRACE", "rotation_grace"),
+            ("MAX_TOKENS", "max_tokens_per_account"),
+            ("REQUIRE_EXPIRY", "require_expiry"),
         ];
         output::print_table(&rows.iter().collect::<Vec<_>>(), columns);
     } else {

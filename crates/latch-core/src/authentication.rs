@@ -20,7 +20,8 @@ use crate::token_secret::{self, TokenFormatError};
 pub struct Principal<'a> {
     pub account_id: AccountId,
     pub token_id: TokenId,
-    pub expires_at: DateTime<Utc>,
+    /// `None`: never expires.
+    pub expires_at: Option<DateTime<Utc>>,
     scopes: &'a PermissionSet,
     role_permissions: &'a PermissionSet,
 }

@@ -16,6 +16,7 @@ use crate::policy::PolicySettings;
 use crate::role::RoleName;
 use crate::span::Span;
 use crate::token_digest::TokenDigest;
+use crate::ttl::Ttl;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "command")]
@@ -48,8 +49,9 @@ pub enum Command {
         name: String,
         /// `None`: the role's permissions as they are now.
         scopes: Option<PermissionSet>,
-        /// `None`: the policy's `default_ttl`.
-        ttl: Option<Span>,
+        /// `None`: the policy's `default_ttl`; `Ttl::Never` only where the
+        /// policy allows tokens that never expire.
+        ttl: Option<Ttl>,
         allowed_cidrs: Vec<IpNet>,
         digest: TokenDigest,
     },

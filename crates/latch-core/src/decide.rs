@@ -11,9 +11,11 @@ use crate::event::Event;
 use crate::id::{AccountId, TokenId};
 use crate::permission::Permission;
 use crate::permission_set::PermissionSet;
+use crate::policy::PolicySettings;
 use crate::role::{BuiltinRole, RoleName};
 use crate::state::State;
 use crate::token::Token;
+use crate::ttl::Ttl;
 
 /// Who is asking, and when. Made at the edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,11 +153,58 @@ pub fn decide(
             }
             authority.may_grant(&scopes)?;
             let policy = state.effective_policy(&account.role);
-            let ttl = ttl.unwrap_or(policy.default_ttl);
-            if let Some(max_ttl) = policy.max_ttl
-                && ttl > max_ttl
-            {
-                return Err(DomainError::TtlExceedsPolicy { ttl, max_ttl });
+            let layer =
+                |pick: fn(&PolicySettings) -> bool| policy_layer(state, &account.role, pick);
+            let expires_at = match ttl.unwrap_or(Ttl::For(policy.default_ttl)) {
+                Ttl::For(ttl) => {
+                    if let Some(max_ttl) = policy.max_ttl
+                        && ttl > max_ttl
+                    {
+                        return Err(DomainError::PolicyViolation {
+                            policy: "max_ttl",
+                            value: max_ttl.to_string(),
+                            layer: layer(|p| p.max_ttl.is_some()),
+                            detail: format!("ttl {ttl} is longer than allowed"),
+                        });
+                    }
+                    Some(now + ttl.to_chrono())
+                }
+                Ttl::Never => {
+                    if policy.require_expiry {
+                        return Err(DomainError::PolicyViolation {
+                            policy: "require_expiry",
+                            value: "true".into(),
+                            layer: layer(|p| p.require_expiry.is_some()),
+                            detail: "a token that never expires is not allowed".into(),
+                        });
+                    }
+                    if let Some(max_ttl) = policy.max_ttl {
+                        return Err(DomainError::PolicyViolation {
+                            policy: "max_ttl",
+                            value: max_ttl.to_string(),
+                            layer: layer(|p| p.max_ttl.is_some()),
+                            detail: "a token that never expires is longer than allowed".into(),
+                        });
+                    }
+                    None
+                }
+            };
+            if let Some(limit) = policy.max_tokens_per_account {
+                let live = state
+                    .tokens_of(*account_id)
+                    .filter(|t| t.revoked.is_none() && !t.is_expired_at(now))
+                    .count();
+                if live >= limit as usize {
+                    return Err(DomainError::PolicyViolation {
+                        policy: "max_tokens_per_account",
+                        value: limit.to_string(),
+                        layer: layer(|p| p.max_tokens_per_account.is_some()),
+                        detail: format!(
+                            "account {} already holds {live} live token(s); revoke one first",
+                            account.name
+                        ),
+                    });
+                }
             }
             Ok(vec![Event::TokenIssued {
                 token_id: *token_id,
@@ -163,7 +212,7 @@ pub fn decide(
                 name: name.clone(),
                 scopes,
                 digest: *digest,
-                expires_at: now + ttl.to_chrono(),
+                expires_at,
                 allowed_cidrs: allowed_cidrs.clone(),
                 rotated_from: None,
             }])
@@ -196,10 +245,12 @@ pub fn decide(
             if token.revoked.is_some() {
                 return Err(DomainError::TokenRevoked(*token_id));
             }
-            if token.is_expired_at(now) {
+            if let Some(at) = token.expires_at
+                && now >= at
+            {
                 return Err(DomainError::TokenExpired {
                     token: *token_id,
-                    at: token.expires_at,
+                    at,
                 });
             }
             let account = usable_account(state, token.account_id)?;
@@ -216,11 +267,19 @@ pub fn decide(
             let policy = state.effective_policy(&account.role);
             let grace = grace.unwrap_or(policy.rotation_grace);
             // The successor lives as long as the original was meant to,
-            // within today's max_ttl.
-            let mut lifetime = token.expires_at - token.issued_at;
-            if let Some(max_ttl) = policy.max_ttl {
-                lifetime = lifetime.min(max_ttl.to_chrono());
-            }
+            // within today's policy (a token that never expired gets the
+            // default ttl once policy requires expiry).
+            let lifetime = match token.expires_at {
+                Some(at) => Some(at - token.issued_at),
+                None if policy.require_expiry || policy.max_ttl.is_some() => {
+                    Some(policy.default_ttl.to_chrono())
+                }
+                None => None,
+            };
+            let lifetime = match (lifetime, policy.max_ttl) {
+                (Some(lifetime), Some(max_ttl)) => Some(lifetime.min(max_ttl.to_chrono())),
+                (lifetime, _) => lifetime,
+            };
             Ok(vec![
                 Event::TokenIssued {
                     token_id: *successor_id,
@@ -228,7 +287,7 @@ pub fn decide(
                     name: token.name.clone(),
                     scopes: token.scopes.clone(),
                     digest: *successor_digest,
-                    expires_at: now + lifetime,
+                    expires_at: lifetime.map(|lifetime| now + lifetime),
                     allowed_cidrs: token.allowed_cidrs.clone(),
                     rotated_from: Some(*token_id),
                 },
@@ -236,7 +295,9 @@ pub fn decide(
                     token_id: *token_id,
                     account_id: token.account_id,
                     successor_id: *successor_id,
-                    expires_at: token.expires_at.min(now + grace.to_chrono()),
+                    expires_at: token.expires_at.map_or(now + grace.to_chrono(), |at| {
+                        at.min(now + grace.to_chrono())
+                    }),
                 },
             ])
         }
@@ -323,8 +384,13 @@ pub fn decide(
                     event: EVENT,
                 });
             }
-            let warning = token_policy(state, token).expiry_warning;
-            let due = token.expires_at - warning.to_chrono();
+            let Some(due) = token.expiring_due(&token_policy(state, token)) else {
+                return Err(DomainError::NotApplicable {
+                    token: *token_id,
+                    event: EVENT,
+                    why: "never expires, was rotated, or lives shorter than the expiry warning",
+                });
+            };
             if now < due {
                 return Err(DomainError::NotDue {
                     token: *token_id,
@@ -332,17 +398,17 @@ pub fn decide(
                     due,
                 });
             }
-            if token.is_expired_at(now) {
+            let Some(expires_at) = token.expires_at.filter(|at| now < *at) else {
                 return Err(DomainError::NotApplicable {
                     token: *token_id,
                     event: EVENT,
                     why: "already expired",
                 });
-            }
+            };
             Ok(vec![Event::TokenExpiring {
                 token_id: *token_id,
                 account_id: token.account_id,
-                expires_at: token.expires_at,
+                expires_at,
             }])
         }
         Command::NoteTokenExpired { token_id } => {
@@ -354,17 +420,24 @@ pub fn decide(
                     event: EVENT,
                 });
             }
-            if !token.is_expired_at(now) {
+            let Some(expires_at) = token.expires_at else {
+                return Err(DomainError::NotApplicable {
+                    token: *token_id,
+                    event: EVENT,
+                    why: "never expires",
+                });
+            };
+            if now < expires_at {
                 return Err(DomainError::NotDue {
                     token: *token_id,
                     event: EVENT,
-                    due: token.expires_at,
+                    due: expires_at,
                 });
             }
             Ok(vec![Event::TokenExpired {
                 token_id: *token_id,
                 account_id: token.account_id,
-                expires_at: token.expires_at,
+                expires_at,
             }])
         }
         Command::NoteTokenRotationDue { token_id } => {
@@ -390,14 +463,13 @@ pub fn decide(
                     why: "already expired",
                 });
             }
-            let Some(period) = token_policy(state, token).rotation_period else {
+            let Some(due) = token.rotation_due(&token_policy(state, token)) else {
                 return Err(DomainError::NotApplicable {
                     token: *token_id,
                     event: EVENT,
                     why: "no rotation_period in policy",
                 });
             };
-            let due = token.issued_at + period.to_chrono();
             if now < due {
                 return Err(DomainError::NotDue {
                     token: *token_id,
@@ -558,6 +630,15 @@ fn noteable_token<'s>(
         });
     }
     Ok(token)
+}
+
+/// Where a policy value comes from, for error messages.
+fn policy_layer(state: &State, role: &RoleName, set_in: fn(&PolicySettings) -> bool) -> String {
+    match state.role_policy(role) {
+        Some(layer) if set_in(layer) => format!("for role {role}"),
+        _ if set_in(state.global_policy()) => "globally".to_owned(),
+        _ => "by default".to_owned(),
+    }
 }
 
 fn token_policy(state: &State, token: &Token) -> crate::policy::Policy {

@@ -8,7 +8,6 @@ use thiserror::Error;
 use crate::account::AccountName;
 use crate::id::{AccountId, TokenId};
 use crate::role::RoleName;
-use crate::span::Span;
 
 /// How an edge should classify a rejection (latchd maps these to HTTP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +68,15 @@ pub enum DomainError {
     TokenExpired { token: TokenId, at: DateTime<Utc> },
     #[error("token {token} was already rotated to {successor}")]
     TokenAlreadyRotated { token: TokenId, successor: TokenId },
-    #[error("ttl {ttl} exceeds the policy's max_ttl {max_ttl}")]
-    TtlExceedsPolicy { ttl: Span, max_ttl: Span },
+    /// A token request beyond policy: which policy, its value, and where
+    /// it is set (for role X, globally, or by default).
+    #[error("{detail}: policy {policy} is {value} ({layer})")]
+    PolicyViolation {
+        policy: &'static str,
+        value: String,
+        layer: String,
+        detail: String,
+    },
     #[error("policy is inconsistent: {0}")]
     InconsistentPolicy(String),
     #[error("{field} must not be empty")]
@@ -119,7 +125,7 @@ impl DomainError {
             | EmptyRole
             | ScopeBeyondRole { .. }
             | EmptyScopes
-            | TtlExceedsPolicy { .. }
+            | PolicyViolation { .. }
             | InconsistentPolicy(_)
             | Empty { .. }
             | TooLong { .. } => RejectionKind::Invalid,

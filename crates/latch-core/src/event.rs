@@ -50,7 +50,8 @@ pub enum Event {
         name: String,
         scopes: PermissionSet,
         digest: TokenDigest,
-        expires_at: DateTime<Utc>,
+        /// `None`: the token never expires (policy `require_expiry = false`).
+        expires_at: Option<DateTime<Utc>>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         allowed_cidrs: Vec<IpNet>,
         #[serde(default, skip_serializing_if = "Option::is_none")]

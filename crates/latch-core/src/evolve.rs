@@ -125,7 +125,7 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
         } => {
             with_token(state, *token_id, |token| {
                 token.rotated_to = Some(*successor_id);
-                token.expires_at = *expires_at;
+                token.expires_at = Some(*expires_at);
             });
         }
         Event::TokenExpiring { token_id, .. } => {

@@ -21,12 +21,14 @@ mod permission_set;
 mod policy;
 mod position;
 mod role;
+mod schedule;
 mod serde_as_text;
 mod span;
 mod state;
 mod token;
 mod token_digest;
 mod token_secret;
+mod ttl;
 
 pub use account::{Account, AccountName, AccountNameError, AccountStatus};
 pub use actor::Actor;
@@ -43,11 +45,13 @@ pub use permission_set::PermissionSet;
 pub use policy::{Policy, PolicySettings};
 pub use position::Position;
 pub use role::{BuiltinRole, Role, RoleName, RoleNameError};
+pub use schedule::{ScheduledNote, scheduled_notes};
 pub use span::{Span, SpanError};
 pub use state::State;
 pub use token::{Revocation, Token};
 pub use token_digest::TokenDigest;
 pub use token_secret::{TOKEN_LEN, TokenFormatError, TokenSecret};
+pub use ttl::Ttl;
 
 /// Re-exported so callers name the same CIDR type the events carry.
 pub use ipnet::IpNet;

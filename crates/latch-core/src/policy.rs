@@ -30,6 +30,12 @@ pub struct PolicySettings {
     /// How long the old token keeps working after a rotation.
     #[serde(default)]
     pub rotation_grace: Option<Span>,
+    /// How many live (unrevoked, unexpired) tokens one account may hold.
+    #[serde(default)]
+    pub max_tokens_per_account: Option<u32>,
+    /// Whether every token must expire (`ttl: "never"` refused).
+    #[serde(default)]
+    pub require_expiry: Option<bool>,
 }
 
 impl PolicySettings {
@@ -41,6 +47,10 @@ impl PolicySettings {
             rotation_period: self.rotation_period.or(fallback.rotation_period),
             expiry_warning: self.expiry_warning.or(fallback.expiry_warning),
             rotation_grace: self.rotation_grace.or(fallback.rotation_grace),
+            max_tokens_per_account: self
+                .max_tokens_per_account
+                .or(fallback.max_tokens_per_account),
+            require_expiry: self.require_expiry.or(fallback.require_expiry),
         }
     }
 }
@@ -55,11 +65,15 @@ pub struct Policy {
     pub rotation_period: Option<Span>,
     pub expiry_warning: Span,
     pub rotation_grace: Span,
+    /// `None`: no limit.
+    pub max_tokens_per_account: Option<u32>,
+    pub require_expiry: bool,
 }
 
 impl Policy {
     /// Built-in defaults: tokens live 90 days unless asked otherwise, a
-    /// week's warning before expiry, an hour's grace on rotation.
+    /// week's warning before expiry, an hour's grace on rotation, and every
+    /// token expires.
     pub const DEFAULT_TTL: Span = Span::days(90);
     pub const DEFAULT_EXPIRY_WARNING: Span = Span::days(7);
     pub const DEFAULT_ROTATION_GRACE: Span = Span::hours(1);
@@ -75,6 +89,8 @@ impl Policy {
             rotation_grace: settings
                 .rotation_grace
                 .unwrap_or(Self::DEFAULT_ROTATION_GRACE),
+            max_tokens_per_account: settings.max_tokens_per_account,
+            require_expiry: settings.require_expiry.unwrap_or(true),
         }
     }
 
@@ -85,6 +101,9 @@ impl Policy {
                 "default_ttl {} exceeds max_ttl {}",
                 self.default_ttl, max
             )),
+            _ if self.max_tokens_per_account == Some(0) => {
+                Some("max_tokens_per_account 0 would forbid every token".to_owned())
+            }
             _ => None,
         }
     }

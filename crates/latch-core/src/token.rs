@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::actor::Actor;
 use crate::id::{AccountId, TokenId};
 use crate::permission_set::PermissionSet;
+use crate::policy::Policy;
 use crate::token_digest::TokenDigest;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,8 +26,9 @@ pub struct Token {
     pub digest: TokenDigest,
     pub issued_at: DateTime<Utc>,
     pub issued_by: Actor,
-    /// Cut to `now + grace` when the token is rotated.
-    pub expires_at: DateTime<Utc>,
+    /// Cut to `now + grace` when the token is rotated; `None`: never
+    /// expires.
+    pub expires_at: Option<DateTime<Utc>>,
     /// Empty: any source address.
     pub allowed_cidrs: Vec<IpNet>,
     pub revoked: Option<Revocation>,
@@ -42,7 +44,25 @@ pub struct Token {
 
 impl Token {
     pub fn is_expired_at(&self, now: DateTime<Utc>) -> bool {
-        now >= self.expires_at
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// When `token.expiring` is due under `policy`: `expiry_warning` before
+    /// expiry. `None` for a token that never expires, was rotated (its
+    /// successor carries on) or lives no longer than the warning itself.
+    pub fn expiring_due(&self, policy: &Policy) -> Option<DateTime<Utc>> {
+        let expires_at = self.expires_at?;
+        let warning = policy.expiry_warning.to_chrono();
+        (self.rotated_to.is_none() && expires_at - self.issued_at > warning)
+            .then(|| expires_at - warning)
+    }
+
+    /// When `token.rotation_due` is due under `policy`: `rotation_period`
+    /// after issue. `None` without a rotation period.
+    pub fn rotation_due(&self, policy: &Policy) -> Option<DateTime<Utc>> {
+        policy
+            .rotation_period
+            .map(|period| self.issued_at + period.to_chrono())
     }
 
     /// Whether `addr` may use this token.

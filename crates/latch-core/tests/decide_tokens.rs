@@ -12,7 +12,7 @@ fn issue(n: u128, account: u128, scopes: Option<&[&str]>, ttl: Option<&str>) -> 
         token_id: token_id(n),
         name: format!("token-{n}"),
         scopes: scopes.map(perms),
-        ttl: ttl.map(|t| Span::parse(t).unwrap()),
+        ttl: ttl.map(|t| t.parse::<Ttl>().unwrap()),
         allowed_cidrs: Vec::new(),
         digest: digest(&format!("token-{n}")),
     }
@@ -26,7 +26,7 @@ fn ops() -> Actor {
 fn issue_token_within_the_role() {
     let mut expected = token_issued(7, OPS, &["certificates:renew"]);
     if let Event::TokenIssued { expires_at, .. } = &mut expected {
-        *expires_at = t0() + TimeDelta::hours(12);
+        *expires_at = Some(t0() + TimeDelta::hours(12));
     }
     given(world())
         .when(
@@ -109,9 +109,11 @@ fn issue_token_respects_max_ttl_from_role_override() {
     });
     given(events)
         .when(admin(), issue(7, OPS, None, Some("31d")))
-        .then_expect_error(DomainError::TtlExceedsPolicy {
-            ttl: Span::days(31),
-            max_ttl: Span::days(30),
+        .then_expect_error(DomainError::PolicyViolation {
+            policy: "max_ttl",
+            value: "30d".into(),
+            layer: "for role cert-operator".into(),
+            detail: "ttl 31d is longer than allowed".into(),
         });
 }
 
@@ -221,7 +223,7 @@ fn rotate_issues_a_successor_and_cuts_the_old_token_to_its_grace() {
                 name: "token-1".into(),
                 scopes: perms(&["certificates:issue"]),
                 digest: digest("token-8"),
-                expires_at: now + TimeDelta::days(90),
+                expires_at: Some(now + TimeDelta::days(90)),
                 allowed_cidrs: Vec::new(),
                 rotated_from: Some(token_id(1)),
             },
@@ -246,7 +248,7 @@ fn rotate_grace_never_extends_the_old_token() {
             name: "token-1".into(),
             scopes: perms(&["certificates:issue"]),
             digest: digest("token-8"),
-            expires_at: now + TimeDelta::days(90),
+            expires_at: Some(now + TimeDelta::days(90)),
             allowed_cidrs: Vec::new(),
             rotated_from: Some(token_id(1)),
         },
@@ -284,7 +286,7 @@ fn rotate_rejections() {
         name: "admin".into(),
         scopes: perms(&["*"]),
         digest: digest("token-0"),
-        expires_at: t0() + TimeDelta::days(365),
+        expires_at: Some(t0() + TimeDelta::days(365)),
         allowed_cidrs: Vec::new(),
         rotated_from: None,
     };
@@ -309,4 +311,85 @@ fn rotate_rejections() {
     given(world())
         .when(ops(), rotate(0, 9, None))
         .then_expect_error(DomainError::MissingPermission("tokens:write".into()));
+}
+
+#[test]
+fn tokens_that_never_expire_need_a_policy_that_allows_them() {
+    given(world())
+        .when(admin(), issue(7, OPS, None, Some("never")))
+        .then_expect_error(DomainError::PolicyViolation {
+            policy: "require_expiry",
+            value: "true".into(),
+            layer: "by default".into(),
+            detail: "a token that never expires is not allowed".into(),
+        });
+    let mut lax = world();
+    lax.push(Event::PolicyUpdated {
+        role: None,
+        settings: PolicySettings {
+            require_expiry: Some(false),
+            ..Default::default()
+        },
+    });
+    let when = given(lax.clone()).when(admin(), issue(7, OPS, None, Some("never")));
+    let Ok(events) = when.outcome() else {
+        panic!("a never-expiring token is allowed once require_expiry is false")
+    };
+    assert!(matches!(
+        &events[..],
+        [Event::TokenIssued {
+            expires_at: None,
+            ..
+        }]
+    ));
+    // A max_ttl still bounds every token.
+    lax.push(Event::PolicyUpdated {
+        role: Some(role("cert-operator")),
+        settings: PolicySettings {
+            max_ttl: Some(Span::days(30)),
+            default_ttl: Some(Span::days(7)),
+            ..Default::default()
+        },
+    });
+    given(lax)
+        .when(admin(), issue(7, OPS, None, Some("never")))
+        .then_expect_error(DomainError::PolicyViolation {
+            policy: "max_ttl",
+            value: "30d".into(),
+            layer: "for role cert-operator".into(),
+            detail: "a token that never expires is longer than allowed".into(),
+        });
+}
+
+#[test]
+fn an_account_holds_at_most_max_tokens_per_account_live_tokens() {
+    let mut events = world();
+    events.push(Event::PolicyUpdated {
+        role: None,
+        settings: PolicySettings {
+            max_tokens_per_account: Some(1),
+            ..Default::default()
+        },
+    });
+    // The world's token 1 already belongs to OPS.
+    given(events.clone())
+        .when(admin(), issue(7, OPS, None, None))
+        .then_expect_error(DomainError::PolicyViolation {
+            policy: "max_tokens_per_account",
+            value: "1".into(),
+            layer: "globally".into(),
+            detail: "account ci-deploy already holds 1 live token(s); revoke one first".into(),
+        });
+    events.push(Event::TokenRevoked {
+        token_id: token_id(1),
+        account_id: account_id(OPS),
+        reason: String::new(),
+    });
+    assert!(
+        given(events)
+            .when(admin(), issue(7, OPS, None, None))
+            .outcome()
+            .is_ok(),
+        "revoked tokens do not count"
+    );
 }

@@ -150,7 +150,7 @@ fn command() -> impl Strategy<Value = Command> {
                 token_id: t,
                 name: "ci".into(),
                 scopes: s,
-                ttl,
+                ttl: ttl.map(Ttl::For),
                 allowed_cidrs: vec!["10.0.0.0/8".parse().unwrap()],
                 digest: digest(&format!("{t}")),
             }

@@ -9,6 +9,8 @@
 //!   only costs a longer replay)
 //! - `activity`: API activity records, keyed by a time-ordered 16-byte id
 //!   (latchd's request audit trail; not part of the hash chain)
+//! - `usage`: each token's last use, keyed by token id (from latchd's own
+//!   authentications and verifiers' reports; not part of the hash chain)
 //!
 //! Appends are serialised by a mutex (the command handler is the only
 //! writer anyway) and each is one `WriteBatch` written with `sync = true`:
@@ -36,13 +38,15 @@ const CF_STREAM_HEADS: &str = "stream_heads";
 const CF_IDEMPOTENCY: &str = "idempotency";
 const CF_SNAPSHOTS: &str = "snapshots";
 const CF_ACTIVITY: &str = "activity";
-const COLUMN_FAMILIES: [&str; 6] = [
+const CF_USAGE: &str = "usage";
+const COLUMN_FAMILIES: [&str; 7] = [
     CF_EVENTS,
     CF_STREAMS,
     CF_STREAM_HEADS,
     CF_IDEMPOTENCY,
     CF_SNAPSHOTS,
     CF_ACTIVITY,
+    CF_USAGE,
 ];
 /// Older snapshots beyond this many are deleted when a new one is saved.
 const SNAPSHOTS_KEPT: usize = 2;
@@ -102,7 +106,24 @@ impl EventStore {
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
         let options = Options::default();
-        let db = DB::open_cf_for_read_only(&options, path, COLUMN_FAMILIES, false)?;
+        // A log written by an older latchd may lack newer column families.
+        let existing = DB::list_cf(&options, path)?;
+        let db = DB::open_cf_for_read_only(&options, path, existing, false)?;
+        for name in [
+            CF_EVENTS,
+            CF_STREAMS,
+            CF_STREAM_HEADS,
+            CF_IDEMPOTENCY,
+            CF_SNAPSHOTS,
+            CF_ACTIVITY,
+        ] {
+            if db.cf_handle(name).is_none() {
+                return Err(StoreError::Corrupt {
+                    position: Position::ZERO,
+                    problem: format!("no column family {name}: not a Latch log"),
+                });
+            }
+        }
         Self::from_db(db, path, true)
     }
 
@@ -468,6 +489,24 @@ impl EventStore {
         }
         self.db.put_cf(cf(&self.db, CF_ACTIVITY), id, record)?;
         Ok(())
+    }
+
+    /// Writes (or overwrites) one token's usage record. Not fsync'd, like
+    /// activity records.
+    pub fn put_usage(&self, token: [u8; 16], record: &[u8]) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        self.db.put_cf(cf(&self.db, CF_USAGE), token, record)?;
+        Ok(())
+    }
+
+    /// One token's usage record, if it was ever used.
+    pub fn usage(&self, token: [u8; 16]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.db.cf_handle(CF_USAGE) {
+            Some(usage) => Ok(self.db.get_cf(usage, token)?),
+            None => Ok(None),
+        }
     }
 
     /// Activity records after `after` (or from the first), oldest first,

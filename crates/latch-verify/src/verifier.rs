@@ -8,26 +8,31 @@
 //! position it has reached (or an event); otherwise every check answers
 //! `Denial::Stale`. Checks are synchronous and allocate nothing.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use latch_bus::{Heartbeat, STREAM_NAME, subject};
-use latch_core::{AccountId, Permission, Position, State, TokenId, authenticate, evolve};
+use latch_bus::{Heartbeat, STREAM_NAME, TokenUse, UsageReport, subject};
+use latch_core::{
+    AccountId, Permission, PermissionSet, Position, State, TokenId, authenticate, evolve,
+};
 
 use crate::denial::Denial;
 use crate::verifier_config::{SnapshotSource, VerifierConfig};
 
-/// Who a verified token belongs to.
+/// Who a verified token belongs to. `Copy`, so `verify` allocates nothing;
+/// `Verifier::effective_permissions` gives what it may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verified {
     pub account_id: AccountId,
     pub token_id: TokenId,
-    pub expires_at: DateTime<Utc>,
+    /// `None`: never expires.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +59,8 @@ struct Inner {
     fresh_at_ms: AtomicU64,
     max_staleness: Duration,
     stats: VerifierStats,
+    /// Accepted uses since the last report; `None`: not reporting.
+    usage: Option<Mutex<HashMap<TokenId, (AccountId, TokenUse)>>>,
 }
 
 #[derive(Clone)]
@@ -83,12 +90,23 @@ impl Verifier {
             fresh_at_ms: AtomicU64::new(0),
             max_staleness: config.max_staleness,
             stats: VerifierStats::default(),
+            usage: config
+                .usage_report_every
+                .map(|_| Mutex::new(HashMap::new())),
         });
         let heartbeats = client
             .subscribe(subject::HEARTBEAT)
             .await
             .map_err(|e| ConnectError::Nats(e.to_string()))?;
         tokio::spawn(follow_heartbeats(inner.clone(), heartbeats));
+        if let Some(every) = config.usage_report_every {
+            tokio::spawn(report_usage(
+                Arc::downgrade(&inner),
+                client.clone(),
+                config.name.clone(),
+                every,
+            ));
+        }
         tokio::spawn(follow_stream(inner.clone(), client));
         let verifier = Self { inner };
         let deadline = Instant::now() + config.connect_timeout;
@@ -125,16 +143,48 @@ impl Verifier {
         if self.is_stale() {
             return Err(Denial::Stale);
         }
+        let now = Utc::now();
         let state = self.inner.state.read().expect("state lock");
-        let principal = authenticate(&state, token, Utc::now(), source)?;
+        let principal = authenticate(&state, token, now, source)?;
         if !principal.allows(permission) {
             return Err(Denial::MissingPermission);
         }
-        Ok(Verified {
+        let verified = Verified {
             account_id: principal.account_id,
             token_id: principal.token_id,
             expires_at: principal.expires_at,
-        })
+        };
+        drop(state);
+        if let Some(usage) = &self.inner.usage {
+            let mut usage = usage.lock().expect("usage lock");
+            let (_, used) = usage.entry(verified.token_id).or_insert_with(|| {
+                (
+                    verified.account_id,
+                    TokenUse {
+                        token_id: verified.token_id,
+                        count: 0,
+                        first_at: now,
+                        last_at: now,
+                        last_from: None,
+                    },
+                )
+            });
+            used.count += 1;
+            used.last_at = now;
+            used.last_from = source.or(used.last_from);
+        }
+        Ok(verified)
+    }
+
+    /// What a verified token may do now: its scopes within its account's
+    /// role (allocates; for display and for handlers that decide more).
+    pub fn effective_permissions(&self, verified: &Verified) -> Option<PermissionSet> {
+        let state = self.inner.state.read().expect("state lock");
+        let token = state.token(verified.token_id)?;
+        let role = state
+            .account(token.account_id)
+            .and_then(|account| state.role(&account.role))?;
+        Some(token.scopes.intersect(&role.permissions))
     }
 
     /// The position of the last event applied.
@@ -186,6 +236,43 @@ async fn follow_heartbeats(inner: Arc<Inner>, mut heartbeats: async_nats::Subscr
         }
         if inner.state.read().expect("state lock").position() >= beat.position {
             inner.mark_fresh();
+        }
+    }
+}
+
+/// Every `every`, publishes the accepted uses since the last report, one
+/// message per account. Ends when the verifier is dropped. Reports are best
+/// effort: usage is for operators, never for access decisions.
+async fn report_usage(
+    inner: std::sync::Weak<Inner>,
+    client: async_nats::Client,
+    verifier: String,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let Some(usage) = &inner.usage else { return };
+        let taken = std::mem::take(&mut *usage.lock().expect("usage lock"));
+        drop(inner);
+        let mut by_account: HashMap<AccountId, Vec<TokenUse>> = HashMap::new();
+        for (_, (account_id, used)) in taken {
+            by_account.entry(account_id).or_default().push(used);
+        }
+        for (account_id, uses) in by_account {
+            let report = UsageReport {
+                verifier: verifier.clone(),
+                account_id,
+                uses,
+            };
+            if let Err(error) = client
+                .publish(subject::usage_subject(account_id), report.encode().into())
+                .await
+            {
+                tracing::debug!(%error, "verifier: could not report usage");
+            }
         }
     }
 }

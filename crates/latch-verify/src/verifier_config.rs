@@ -12,6 +12,11 @@ pub struct VerifierConfig {
     pub connect_timeout: Duration,
     /// Start from latchd's state snapshot instead of the whole stream.
     pub snapshot: Option<SnapshotSource>,
+    /// How often to report accepted uses to latchd on `latch.usage.<account>`
+    /// (so `latch token show` has `last_used_at`); `None`: never.
+    pub usage_report_every: Option<Duration>,
+    /// Names this verifier in its usage reports (service and instance).
+    pub name: String,
 }
 
 /// Where a verifier fetches its starting state: latchd's `GET /v1/snapshot`,
@@ -37,6 +42,8 @@ impl VerifierConfig {
             max_staleness: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(30),
             snapshot: None,
+            usage_report_every: Some(Duration::from_secs(2)),
+            name: format!("latch-verify/{}", std::process::id()),
         }
     }
 }

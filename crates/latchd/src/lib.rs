@@ -12,10 +12,14 @@ mod bootstrap;
 mod clock;
 mod command_handler;
 mod command_outcome;
+mod deadline_index;
 mod event_codec;
 mod rebuild;
 mod relay;
+mod scheduler;
 mod state_snapshot;
+mod usage_book;
+mod usage_intake;
 
 pub use bootstrap::{ADMIN_TOKEN_FILE, BootstrapError, Bootstrapped, bootstrap};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -26,3 +30,6 @@ pub use command_outcome::{CommandReceipt, CommandRejection, CommandResult, Handl
 pub use event_codec::{to_new_event, to_recorded};
 pub use rebuild::{RebuildError, Rebuilt, rebuild};
 pub use relay::{Relay, RelayStatus};
+pub use scheduler::{Scheduler, SchedulerStatus};
+pub use usage_book::{TokenUsage, UsageBook};
+pub use usage_intake::UsageIntake;

@@ -14,7 +14,8 @@ use clap::Parser;
 use latch_store::{ChainVerdict, EventStore};
 use latchd::api::{self, AppState};
 use latchd::{
-    Bootstrapped, CommandHandler, HandlerConfig, Relay, RelayStatus, SystemClock, bootstrap,
+    Bootstrapped, CommandHandler, HandlerConfig, Relay, RelayStatus, Scheduler, SchedulerStatus,
+    SystemClock, UsageIntake, bootstrap,
 };
 
 #[derive(Debug, Parser)]
@@ -95,9 +96,28 @@ async fn main() -> anyhow::Result<()> {
         clock: clock.clone(),
         status: relay_status.clone(),
     };
-    let relay_task = tokio::spawn(relay.run(relay_shutdown));
+    let relay_task = tokio::spawn(relay.run(relay_shutdown.clone()));
+    let scheduler = Scheduler {
+        commands: commands.clone(),
+        store: store.clone(),
+        clock: clock.clone(),
+        tick: std::time::Duration::from_secs(1),
+        status: Arc::new(SchedulerStatus::default()),
+    };
+    let scheduler_task = tokio::spawn(scheduler.run(relay_shutdown.clone()));
 
     let app = AppState::with_relay(commands.clone(), clock, Some(relay_status.clone()));
+    let intake = UsageIntake {
+        nats_url: settings.nats_url.clone(),
+        commands: commands.clone(),
+        book: app.usage.clone(),
+    };
+    tokio::spawn(intake.run(relay_shutdown.clone()));
+    let usage_flusher = tokio::spawn(
+        app.usage
+            .clone()
+            .run_flusher(std::time::Duration::from_secs(2), relay_shutdown.clone()),
+    );
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
@@ -129,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
 
     app.set_ready(false);
     tracing::info!("shutting down: finishing queued commands");
+    scheduler_task.abort();
     handler.shutdown().await;
     // Give the relay a moment to publish what the last commands appended.
     let head = store.head().position.get();
@@ -146,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let _ = stop_relay.send(true);
     let _ = relay_task.await;
+    let _ = usage_flusher.await;
     tracing::info!(position = %head, relay_published = relay_status.published.load(std::sync::atomic::Ordering::SeqCst), "stopped");
     Ok(())
 }

@@ -287,7 +287,7 @@ async fn scripted_history(handle: &CommandHandle) {
                         token_id,
                         name: "deploy".into(),
                         scopes: None,
-                        ttl: Some(Span::days(30)),
+                        ttl: Some(Ttl::For(Span::days(30))),
                         allowed_cidrs: Vec::new(),
                         digest: TokenSecret::generate(&mut rand::rng()).digest(),
                     },
@@ -394,14 +394,7 @@ async fn a_broken_chain_after_the_snapshot_stops_the_rebuild() {
         handler.shutdown().await; // snapshots at 4, then at 8
     }
     {
-        let names = [
-            "events",
-            "streams",
-            "stream_heads",
-            "idempotency",
-            "snapshots",
-            "activity",
-        ];
+        let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap();
         let db = rocksdb_raw::open(dir.path(), &names);
         db.delete_cf(db.cf_handle("snapshots").unwrap(), 8u64.to_be_bytes())
             .unwrap();
@@ -415,7 +408,7 @@ async fn a_broken_chain_after_the_snapshot_stops_the_rebuild() {
 }
 
 mod rocksdb_raw {
-    pub fn open(dir: &std::path::Path, names: &[&str]) -> rocksdb::DB {
+    pub fn open(dir: &std::path::Path, names: &[String]) -> rocksdb::DB {
         rocksdb::DB::open_cf(&rocksdb::Options::default(), dir, names).unwrap()
     }
     pub fn flip(db: &rocksdb::DB, position: u64) {

@@ -102,6 +102,11 @@ pub struct When {
 }
 
 impl When {
+    /// The raw outcome, for checks the `then_*` forms cannot express.
+    pub fn outcome(self) -> Result<Vec<Event>, DomainError> {
+        self.result
+    }
+
     #[track_caller]
     pub fn then_expect_events(self, expected: Vec<Event>) {
         match self.result {
@@ -151,7 +156,7 @@ pub fn token_issued(n: u128, account: u128, scopes: &[&str]) -> Event {
         name: format!("token-{n}"),
         scopes: perms(scopes),
         digest: digest(&format!("token-{n}")),
-        expires_at: t0() + chrono::TimeDelta::days(90),
+        expires_at: Some(t0() + chrono::TimeDelta::days(90)),
         allowed_cidrs: Vec::new(),
         rotated_from: None,
     }

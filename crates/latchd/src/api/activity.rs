@@ -77,6 +77,8 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
     }
     let response = match authenticated {
         Ok(caller) => {
+            app.usage
+                .record(caller.token_id, record.at, record.at, Some(remote.ip()), 1);
             request.extensions_mut().insert(caller);
             next.run(request).await
         }

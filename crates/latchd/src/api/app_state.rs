@@ -8,6 +8,7 @@ use crate::api::issued_secrets::IssuedSecrets;
 use crate::clock::Clock;
 use crate::command_handler::CommandHandle;
 use crate::relay::RelayStatus;
+use crate::usage_book::UsageBook;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -19,6 +20,8 @@ pub struct Inner {
     pub metrics: HttpMetrics,
     /// The relay's progress, when latchd runs one.
     pub relay: Option<Arc<RelayStatus>>,
+    /// Each token's last use (latchd's and verifiers').
+    pub usage: Arc<UsageBook>,
     ready: AtomicBool,
 }
 
@@ -32,7 +35,9 @@ impl AppState {
         clock: Arc<dyn Clock>,
         relay: Option<Arc<RelayStatus>>,
     ) -> Self {
+        let usage = Arc::new(UsageBook::new(commands.store().clone()));
         Self(Arc::new(Inner {
+            usage,
             commands,
             clock,
             secrets: IssuedSecrets::default(),

@@ -76,7 +76,7 @@ pub async fn introspect(
                 account_id: Some(principal.account_id.to_string()),
                 token_id: Some(principal.token_id.to_string()),
                 scope: Some(principal.effective_permissions().to_string()),
-                exp: Some(principal.expires_at.timestamp()),
+                exp: principal.expires_at.map(|at| at.timestamp()),
                 token_type: Some("Bearer"),
             },
         };

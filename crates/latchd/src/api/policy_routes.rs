@@ -29,6 +29,12 @@ pub struct PolicyLayer {
     pub expiry_warning: Option<String>,
     #[serde(default)]
     pub rotation_grace: Option<String>,
+    /// Live tokens one account may hold.
+    #[serde(default)]
+    pub max_tokens_per_account: Option<u32>,
+    /// Whether every token must expire (`ttl: "never"` refused).
+    #[serde(default)]
+    pub require_expiry: Option<bool>,
 }
 
 impl From<&PolicySettings> for PolicyLayer {
@@ -40,6 +46,8 @@ impl From<&PolicySettings> for PolicyLayer {
             rotation_period: text(settings.rotation_period),
             expiry_warning: text(settings.expiry_warning),
             rotation_grace: text(settings.rotation_grace),
+            max_tokens_per_account: settings.max_tokens_per_account,
+            require_expiry: settings.require_expiry,
         }
     }
 }
@@ -59,6 +67,8 @@ impl TryFrom<PolicyLayer> for PolicySettings {
             rotation_period: span("rotation_period", layer.rotation_period)?,
             expiry_warning: span("expiry_warning", layer.expiry_warning)?,
             rotation_grace: span("rotation_grace", layer.rotation_grace)?,
+            max_tokens_per_account: layer.max_tokens_per_account,
+            require_expiry: layer.require_expiry,
         })
     }
 }
@@ -71,6 +81,8 @@ pub struct EffectivePolicy {
     pub rotation_period: Option<String>,
     pub expiry_warning: String,
     pub rotation_grace: String,
+    pub max_tokens_per_account: Option<u32>,
+    pub require_expiry: bool,
 }
 
 impl From<Policy> for EffectivePolicy {
@@ -81,6 +93,8 @@ impl From<Policy> for EffectivePolicy {
             rotation_period: policy.rotation_period.map(|s| s.to_string()),
             expiry_warning: policy.expiry_warning.to_string(),
             rotation_grace: policy.rotation_grace.to_string(),
+            max_tokens_per_account: policy.max_tokens_per_account,
+            require_expiry: policy.require_expiry,
         }
     }
 }

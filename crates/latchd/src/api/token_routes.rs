@@ -1,11 +1,12 @@
 //! `/v1/accounts/{id}/tokens`, `/v1/tokens/...`: API tokens.
 
 use axum::Json;
-use axum::extract::{Extension, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use chrono::{DateTime, Utc};
 use latch_core::{
-    Command, Event, IpNet, PermissionSet, Span, TokenId, TokenSecret, api_permission,
+    Command, Event, IpNet, PermissionSet, Span, TokenId, TokenSecret, Ttl, api_permission,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -27,7 +28,8 @@ pub struct IssueToken {
     /// A subset of the account's role; default: the role's permissions now.
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
-    /// Lifetime such as `30d`; default: the policy's `default_ttl`.
+    /// Lifetime such as `30d`, or `never` where policy allows tokens that
+    /// do not expire; default: the policy's `default_ttl`.
     #[serde(default)]
     pub ttl: Option<String>,
     /// Source addresses allowed to use the token (IPv4/IPv6 CIDRs); default: any.
@@ -46,7 +48,8 @@ pub struct IssuedToken {
     pub account_id: String,
     pub name: String,
     pub scopes: Vec<String>,
-    pub expires_at: DateTime<Utc>,
+    /// `null`: never expires.
+    pub expires_at: Option<DateTime<Utc>>,
     pub allowed_cidrs: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rotated_from: Option<String>,
@@ -89,7 +92,12 @@ fn token_view(app: &AppState, id: TokenId) -> Result<TokenView, Problem> {
     let token = state
         .token(id)
         .ok_or_else(|| Problem::not_found(format!("token {id} not found")))?;
-    Ok(TokenView::of(token, &state, app.clock.now()))
+    Ok(TokenView::of(
+        token,
+        &state,
+        app.clock.now(),
+        app.usage.get(id),
+    ))
 }
 
 /// Turns a receipt holding a `token.issued` into the response, with the
@@ -195,7 +203,10 @@ pub async fn issue(
     let ttl = request
         .ttl
         .as_deref()
-        .map(|t| parse_span("ttl", t))
+        .map(|t| {
+            t.parse::<Ttl>()
+                .map_err(|e| Problem::invalid(format!("ttl: {e}, or \"never\"")))
+        })
         .transpose()?;
     let allowed_cidrs = request
         .allowed_cidrs
@@ -224,16 +235,34 @@ pub async fn issue(
     issued_response(&acting.app, &submission, &receipt, secret)
 }
 
+/// Filters for listing tokens.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListTokens {
+    /// Only live tokens (not revoked or expired) issued before and not used
+    /// within this span, e.g. `30d`: stale tokens to clean up.
+    pub unused_since: Option<String>,
+}
+
 /// List an account's tokens (metadata only).
-#[utoipa::path(get, path = "/v1/accounts/{id}/tokens", tag = "tokens", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/accounts/{id}/tokens", tag = "tokens", params(("id" = String, Path), ListTokens),
     responses((status = 200, body = TokenList), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    query: Result<Query<ListTokens>, QueryRejection>,
 ) -> Result<Json<TokenList>, Problem> {
     caller.require(api_permission::TOKENS_READ)?;
+    let Query(filter) = query.map_err(|e| Problem::invalid(format!("query: {}", e.body_text())))?;
+    let now = app.clock.now();
+    let cutoff = filter
+        .unused_since
+        .as_deref()
+        .map(|s| parse_span("unused_since", s))
+        .transpose()?
+        .map(|span| now - span.to_chrono());
     let account_id = parse_account_id(&id)?;
     let state = app.commands.state();
     if state.account(account_id).is_none() {
@@ -241,13 +270,20 @@ pub async fn list(
             "account {account_id} not found"
         )));
     }
-    let now = app.clock.now();
-    Ok(Json(TokenList {
-        tokens: state
-            .tokens_of(account_id)
-            .map(|t| TokenView::of(t, &state, now))
-            .collect(),
-    }))
+    let tokens = state
+        .tokens_of(account_id)
+        .filter_map(|token| {
+            let usage = app.usage.get(token.id);
+            let keep = cutoff.is_none_or(|cutoff| {
+                token.revoked.is_none()
+                    && !token.is_expired_at(now)
+                    && token.issued_at <= cutoff
+                    && usage.is_none_or(|u| u.last_used_at < cutoff)
+            });
+            keep.then(|| TokenView::of(token, &state, now, usage))
+        })
+        .collect();
+    Ok(Json(TokenList { tokens }))
 }
 
 /// Read a token's metadata. A token may always read itself.

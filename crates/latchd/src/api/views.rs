@@ -6,6 +6,8 @@ use latch_core::{Account, AccountStatus, Actor, State, Token};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::usage_book::TokenUsage;
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActorView {
     /// `token` or `system`.
@@ -98,7 +100,8 @@ pub struct TokenView {
     pub status: &'static str,
     pub issued_at: DateTime<Utc>,
     pub issued_by: ActorView,
-    pub expires_at: DateTime<Utc>,
+    /// `null`: never expires.
+    pub expires_at: Option<DateTime<Utc>>,
     pub allowed_cidrs: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<DateTime<Utc>>,
@@ -110,11 +113,17 @@ pub struct TokenView {
     pub rotated_from: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rotated_to: Option<String>,
+    /// Last accepted use, at latchd or at any verifier that reports usage
+    /// (verifiers report every few seconds); `null`: never used.
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_from: Option<String>,
+    /// Accepted uses recorded.
+    pub use_count: u64,
     pub version: u64,
 }
 
 impl TokenView {
-    pub fn of(token: &Token, state: &State, now: DateTime<Utc>) -> Self {
+    pub fn of(token: &Token, state: &State, now: DateTime<Utc>, usage: Option<TokenUsage>) -> Self {
         let account_active = state
             .account(token.account_id)
             .is_some_and(Account::is_active);
@@ -163,6 +172,9 @@ impl TokenView {
             revoke_reason: token.revoked.as_ref().map(|r| r.reason.clone()),
             rotated_from: token.rotated_from.map(|t| t.to_string()),
             rotated_to: token.rotated_to.map(|t| t.to_string()),
+            last_used_at: usage.map(|u| u.last_used_at),
+            last_used_from: usage.and_then(|u| u.last_used_from).map(|a| a.to_string()),
+            use_count: usage.map_or(0, |u| u.count),
             version: token.version,
         }
     }

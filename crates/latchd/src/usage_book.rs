@@ -1,0 +1,158 @@
+//! `UsageBook`: when and from where each token was last used: by latchd's
+//! own authentications and by verifiers' usage reports. Uses are gathered in
+//! memory and written to the store's `usage` column family every few
+//! seconds (`flush`), not per request. Usage informs operators (stale
+//! tokens, leak investigations); it never decides access.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use latch_core::TokenId;
+use latch_store::{EventStore, StoreError};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub first_used_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub last_used_from: Option<IpAddr>,
+    pub count: u64,
+}
+
+impl TokenUsage {
+    fn merge(self, other: TokenUsage) -> TokenUsage {
+        let (last_used_at, last_used_from) = if other.last_used_at >= self.last_used_at {
+            (
+                other.last_used_at,
+                other.last_used_from.or(self.last_used_from),
+            )
+        } else {
+            (
+                self.last_used_at,
+                self.last_used_from.or(other.last_used_from),
+            )
+        };
+        TokenUsage {
+            first_used_at: self.first_used_at.min(other.first_used_at),
+            last_used_at,
+            last_used_from,
+            count: self.count + other.count,
+        }
+    }
+}
+
+pub struct UsageBook {
+    store: Arc<EventStore>,
+    pending: Mutex<HashMap<TokenId, TokenUsage>>,
+}
+
+impl UsageBook {
+    pub fn new(store: Arc<EventStore>) -> Self {
+        Self {
+            store,
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records `count` uses of a token, the last at `last_at` from `from`.
+    pub fn record(
+        &self,
+        token_id: TokenId,
+        first_at: DateTime<Utc>,
+        last_at: DateTime<Utc>,
+        from: Option<IpAddr>,
+        count: u64,
+    ) {
+        let used = TokenUsage {
+            first_used_at: first_at,
+            last_used_at: last_at,
+            last_used_from: from,
+            count,
+        };
+        let mut pending = self.pending.lock().expect("usage lock");
+        pending
+            .entry(token_id)
+            .and_modify(|known| *known = known.merge(used))
+            .or_insert(used);
+    }
+
+    /// What is known of a token's use, stored and pending.
+    pub fn get(&self, token_id: TokenId) -> Option<TokenUsage> {
+        let stored = self.stored(token_id).unwrap_or_else(|error| {
+            tracing::warn!(%error, %token_id, "usage: could not read a usage record");
+            None
+        });
+        let pending = self
+            .pending
+            .lock()
+            .expect("usage lock")
+            .get(&token_id)
+            .copied();
+        match (stored, pending) {
+            (Some(stored), Some(pending)) => Some(stored.merge(pending)),
+            (stored, pending) => stored.or(pending),
+        }
+    }
+
+    fn stored(&self, token_id: TokenId) -> Result<Option<TokenUsage>, StoreError> {
+        let Some(bytes) = self.store.usage(*token_id.as_uuid().as_bytes())? else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice(&bytes).ok())
+    }
+
+    /// Writes pending uses to the store. On failure they stay pending.
+    pub fn flush(&self) -> Result<usize, StoreError> {
+        let pending = std::mem::take(&mut *self.pending.lock().expect("usage lock"));
+        let count = pending.len();
+        let mut failed = None;
+        for (token_id, used) in pending {
+            let result = self.stored(token_id).and_then(|stored| {
+                let merged = stored.map_or(used, |stored| stored.merge(used));
+                self.store.put_usage(
+                    *token_id.as_uuid().as_bytes(),
+                    &serde_json::to_vec(&merged).expect("usage serialises"),
+                )
+            });
+            if let Err(error) = result {
+                self.record(
+                    token_id,
+                    used.first_used_at,
+                    used.last_used_at,
+                    used.last_used_from,
+                    used.count,
+                );
+                failed = Some(error);
+            }
+        }
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(count),
+        }
+    }
+}
+
+impl UsageBook {
+    /// Flushes every `every` until `shutdown`, then once more.
+    pub async fn run_flusher(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => {
+                    let _ = self.flush();
+                    return;
+                }
+            }
+            if let Err(error) = self.flush() {
+                tracing::warn!(%error, "usage: could not write usage records; keeping them for the next flush");
+            }
+        }
+    }
+}
