@@ -297,8 +297,20 @@ fn last_use_at_latchd_and_at_a_verifier_shows_in_token_show_and_stale_tokens_are
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    // Stale tokens: nothing issued a day ago yet, so nothing is stale for
-    // a day; every live token is stale "since 0s"... except after use.
+    // The verifier's report is in the audit trail beside the API requests.
+    let audit = latchd.get(&format!("/v1/audit?token={token_id}"), &admin);
+    let reports: Vec<&Value> = audit.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "VERIFY")
+        .collect();
+    assert_eq!(reports.len(), 1, "{:?}", audit.body);
+    assert_eq!(reports[0]["path"], "certificate-service/test");
+    assert_eq!(reports[0]["verifier_uses"], 3);
+    assert_eq!(reports[0]["remote_addr"], "10.1.2.3");
+
+    // Stale tokens: live, issued before the span and not used within it.
     let stale = |account: &str, since: &str| -> Vec<String> {
         let listed: Value = serde_json::from_str(&ok(latchd.latch(
             Some(&admin),
@@ -387,4 +399,34 @@ latch token show self --output json
         "{}",
         stderr(&again)
     );
+}
+
+#[test]
+fn a_retried_self_rotation_with_the_same_idempotency_key_returns_the_same_token_once() {
+    let latchd = Latchd::start();
+    let admin = latchd.admin_token();
+    let (_, _, old) = account_with_token(&latchd, &admin, "pipeline", "auditor", None);
+    let rotate = || {
+        latchd.latch(
+            Some(&old),
+            &[
+                "token",
+                "rotate",
+                "--self",
+                "--idempotency-key",
+                "nightly-2026-11-28",
+                "--output",
+                "raw",
+            ],
+        )
+    };
+    let first = ok(rotate());
+    let head = latchd.head();
+    let retried = ok(rotate());
+    assert_eq!(
+        retried, first,
+        "the retry returns the token the first call made"
+    );
+    assert_eq!(latchd.head(), head, "and appends nothing");
+    assert_eq!(latchd.get("/v1/tokens/self", first.trim()).status, 200);
 }

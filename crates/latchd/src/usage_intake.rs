@@ -1,5 +1,5 @@
 //! `UsageIntake`: takes verifiers' usage reports from `latch.usage.*` into
-//! the usage book. A report only counts for tokens that belong to the
+//! the usage book and the audit trail (`GET /v1/audit`). A report only counts for tokens that belong to the
 //! account its subject names; anything else is dropped. Whoever may publish
 //! on `latch.usage.>` can claim uses (never access): restrict it with NATS
 //! permissions to your verifiers.
@@ -11,6 +11,7 @@ use futures::StreamExt;
 use latch_bus::{UsageReport, subject};
 use tokio::sync::watch;
 
+use crate::api::ActivityRecord;
 use crate::command_handler::CommandHandle;
 use crate::usage_book::UsageBook;
 
@@ -81,6 +82,11 @@ impl UsageIntake {
                     used.last_from,
                     used.count,
                 );
+                let record =
+                    ActivityRecord::verifier_use(&report.verifier, report.account_id, &used);
+                if let Err(error) = record.store(self.commands.store()) {
+                    tracing::warn!(%error, "usage: could not write the audit record of a verifier's report");
+                }
             }
         }
     }

@@ -23,7 +23,10 @@ use crate::api::caller::Caller;
 use crate::api::problem::Problem;
 use crate::api::request_id::RequestId;
 
-/// One API request, as `GET /v1/audit` returns it.
+/// One API request, or one verifier's report of a token's accepted uses
+/// (`method` `VERIFY`, `route` `verifier`, `path` the verifier's name,
+/// `verifier_uses` the count, `at` the last use), as `GET /v1/audit`
+/// returns it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ActivityRecord {
     pub id: uuid::Uuid,
@@ -41,6 +44,37 @@ pub struct ActivityRecord {
     /// `None` while the request is being processed (or if latchd died during it).
     pub status: Option<u16>,
     pub duration_us: Option<u64>,
+    /// For a verifier's report: how many accepted uses it covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifier_uses: Option<u64>,
+}
+
+impl ActivityRecord {
+    /// The audit record of a verifier's report of one token's uses.
+    pub fn verifier_use(verifier: &str, account_id: AccountId, used: &latch_bus::TokenUse) -> Self {
+        ActivityRecord {
+            id: uuid::Uuid::now_v7(),
+            at: used.last_at,
+            request_id: String::new(),
+            method: "VERIFY".into(),
+            route: "verifier".into(),
+            path: verifier.to_owned(),
+            remote_addr: used.last_from.map(|a| a.to_string()).unwrap_or_default(),
+            account_id: Some(account_id),
+            token_id: Some(used.token_id),
+            status: Some(200),
+            duration_us: None,
+            verifier_uses: Some(used.count),
+        }
+    }
+
+    /// Writes the record to the store's activity column family.
+    pub fn store(&self, store: &latch_store::EventStore) -> Result<(), latch_store::StoreError> {
+        store.put_activity(
+            *self.id.as_bytes(),
+            &serde_json::to_vec(self).expect("activity records serialise"),
+        )
+    }
 }
 
 pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -71,6 +105,7 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
         token_id: authenticated.as_ref().ok().map(|c| c.token_id),
         status: None,
         duration_us: None,
+        verifier_uses: None,
     };
     if let Err(problem) = write(&app, &record) {
         return problem.into_response();
@@ -96,8 +131,7 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
 }
 
 fn write(app: &AppState, record: &ActivityRecord) -> Result<(), Problem> {
-    let bytes = serde_json::to_vec(record).expect("activity records serialise");
-    app.commands.store().put_activity(*record.id.as_bytes(), &bytes).map_err(|error| {
+    record.store(app.commands.store()).map_err(|error| {
         tracing::error!(%error, "could not write the API activity record; refusing the request");
         Problem::unavailable("the audit trail cannot be written, so the request was refused")
     })
