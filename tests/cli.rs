@@ -1,26 +1,7 @@
 //! The real `latch` binary against the real latchd: the quick start, the
 //! lifecycle, output formats and exit codes.
 
-use latch_e2e::Latchd;
-
-fn stdout(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-#[track_caller]
-fn ok(output: std::process::Output) -> String {
-    assert!(
-        output.status.success(),
-        "latch failed ({:?}): {}",
-        output.status.code(),
-        stderr(&output)
-    );
-    stdout(&output)
-}
+use latch_e2e::{Latchd, ok, stderr, stdout};
 
 #[test]
 fn the_lifecycle_through_the_cli() {

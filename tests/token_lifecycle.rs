@@ -4,23 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use latch_e2e::{Latchd, account_with_token, binary};
+use latch_e2e::{Latchd, account_with_token, binary, ok, stderr};
 use serde_json::{Value, json};
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-#[track_caller]
-fn ok(output: std::process::Output) -> String {
-    assert!(
-        output.status.success(),
-        "latch failed ({:?}): {}",
-        output.status.code(),
-        stderr(&output)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// Runs `latch` expecting a policy rejection: exit 7 (422), a message naming
 /// the policy and its value, and nothing appended.
@@ -165,20 +150,23 @@ fn each_policy_limit_refuses_with_a_clear_message_and_writes_nothing() {
     );
 }
 
+/// Issues `account` a token bound to `cidrs`; its secret.
+fn bound_token(latchd: &Latchd, admin: &str, account: &str, cidrs: Value) -> String {
+    let issued = latchd.post(
+        &format!("/v1/accounts/{account}/tokens"),
+        admin,
+        json!({ "name": "bound", "allowed_cidrs": cidrs }),
+    );
+    assert_eq!(issued.status, 201, "{:?}", issued.body);
+    issued.body["token"].as_str().unwrap().to_owned()
+}
+
 #[test]
 fn tokens_bound_to_addresses_work_only_from_them_at_latchd_ipv4() {
     let latchd = Latchd::start();
     let admin = latchd.admin_token();
     let (account, _, _) = account_with_token(&latchd, &admin, "bound", "auditor", None);
-    let issue = |cidrs: Value| {
-        let issued = latchd.post(
-            &format!("/v1/accounts/{account}/tokens"),
-            &admin,
-            json!({ "name": "b", "allowed_cidrs": cidrs }),
-        );
-        assert_eq!(issued.status, 201, "{:?}", issued.body);
-        issued.body["token"].as_str().unwrap().to_owned()
-    };
+    let issue = |cidrs: Value| bound_token(&latchd, &admin, &account, cidrs);
     let loopback = issue(json!(["127.0.0.0/8"]));
     let elsewhere = issue(json!(["10.0.0.0/8", "2001:db8::/32"]));
     assert_eq!(latchd.get("/v1/tokens/self", &loopback).status, 200);
@@ -205,15 +193,7 @@ fn tokens_bound_to_addresses_work_only_from_them_at_latchd_ipv6() {
     let latchd = Latchd::start_ipv6();
     let admin = latchd.admin_token();
     let (account, _, _) = account_with_token(&latchd, &admin, "bound", "auditor", None);
-    let issue = |cidrs: Value| {
-        let issued = latchd.post(
-            &format!("/v1/accounts/{account}/tokens"),
-            &admin,
-            json!({ "name": "b", "allowed_cidrs": cidrs }),
-        );
-        assert_eq!(issued.status, 201, "{:?}", issued.body);
-        issued.body["token"].as_str().unwrap().to_owned()
-    };
+    let issue = |cidrs: Value| bound_token(&latchd, &admin, &account, cidrs);
     assert_eq!(
         latchd
             .get("/v1/tokens/self", &issue(json!(["::1/128"])))

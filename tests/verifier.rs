@@ -105,6 +105,20 @@ impl Latch {
         .await;
         (token_id, secret.expose().to_owned())
     }
+    /// Issues `count` tokens to `account` and revokes each; their secrets.
+    async fn revoked_tokens(&self, account_id: AccountId, count: usize) -> Vec<String> {
+        let mut revoked = Vec::new();
+        for _ in 0..count {
+            let (token_id, secret) = self.token(account_id, None).await;
+            self.run(Command::RevokeToken {
+                token_id,
+                reason: String::new(),
+            })
+            .await;
+            revoked.push(secret);
+        }
+        revoked
+    }
 }
 
 fn permission(text: &str) -> Permission {
@@ -438,17 +452,7 @@ async fn a_verifier_started_from_latchds_snapshot_reads_only_the_tail() {
     let verifier_account = latch.account("edge-verifier", "verifier").await;
     let (_, verifier_token) = latch.token(verifier_account, None).await;
     let account = latch.account("svc", "auditor").await;
-    let mut revoked = Vec::new();
-    for _ in 0..20 {
-        let (id, secret) = latch.token(account, None).await;
-        latch
-            .run(Command::RevokeToken {
-                token_id: id,
-                reason: String::new(),
-            })
-            .await;
-        revoked.push(secret);
-    }
+    let revoked = latch.revoked_tokens(account, 20).await;
     let (_, live) = latch.token(account, None).await;
     let head = latch.handle.state().position();
 
@@ -615,17 +619,7 @@ async fn a_stream_cut_short_by_a_broker_crash_is_refilled_in_order_without_doubl
     let mut nats = NatsServer::start();
     let mut latch = start_latch(&nats);
     let account = latch.account("svc", "auditor").await;
-    let mut revoked = Vec::new();
-    for _ in 0..15 {
-        let (id, secret) = latch.token(account, None).await;
-        latch
-            .run(Command::RevokeToken {
-                token_id: id,
-                reason: String::new(),
-            })
-            .await;
-        revoked.push(secret);
-    }
+    let revoked = latch.revoked_tokens(account, 15).await;
     let (_, live) = latch.token(account, None).await;
     let read = permission("accounts:read");
     let head = latch.handle.state().position();

@@ -421,3 +421,25 @@ pub fn stream_positions(nats_url: &str) -> Vec<u64> {
         positions
     })
 }
+
+/// What a `latch` run printed on stdout.
+pub fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// What a `latch` run printed on stderr.
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The stdout of a `latch` run that must succeed.
+#[track_caller]
+pub fn ok(output: std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "latch failed ({:?}): {}",
+        output.status.code(),
+        stderr(&output)
+    );
+    stdout(&output)
+}

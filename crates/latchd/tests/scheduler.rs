@@ -78,6 +78,34 @@ impl Running {
         );
     }
 
+    async fn account(&self, name: &str) -> AccountId {
+        let account_id = AccountId::new();
+        self.run(Command::CreateAccount {
+            account_id,
+            name: AccountName::parse(name).unwrap(),
+            role: RoleName::parse("auditor").unwrap(),
+            description: String::new(),
+        })
+        .await;
+        account_id
+    }
+
+    /// Issues a token with the policy's default ttl.
+    async fn token(&self, account_id: AccountId, seed: &str) -> TokenId {
+        let token_id = TokenId::new();
+        self.run(Command::IssueToken {
+            account_id,
+            token_id,
+            name: seed.into(),
+            scopes: None,
+            ttl: None,
+            allowed_cidrs: Vec::new(),
+            digest: TokenDigest::of(seed),
+        })
+        .await;
+        token_id
+    }
+
     async fn stop(self) {
         self.stop.send_replace(true);
         self.task.await.unwrap();
@@ -100,40 +128,10 @@ async fn notes_appear_once_each_when_due_across_restarts() {
             },
         })
         .await;
-    let account_id = AccountId::new();
-    latch
-        .run(Command::CreateAccount {
-            account_id,
-            name: AccountName::parse("ci").unwrap(),
-            role: RoleName::parse("auditor").unwrap(),
-            description: String::new(),
-        })
-        .await;
-    let token_id = TokenId::new();
-    latch
-        .run(Command::IssueToken {
-            account_id,
-            token_id,
-            name: "t".into(),
-            scopes: None,
-            ttl: None,
-            allowed_cidrs: Vec::new(),
-            digest: TokenDigest::of("t"),
-        })
-        .await;
+    let account_id = latch.account("ci").await;
+    let token_id = latch.token(account_id, "t").await;
     // A second token, revoked: it never gets a note.
-    let revoked = TokenId::new();
-    latch
-        .run(Command::IssueToken {
-            account_id,
-            token_id: revoked,
-            name: "r".into(),
-            scopes: None,
-            ttl: None,
-            allowed_cidrs: Vec::new(),
-            digest: TokenDigest::of("r"),
-        })
-        .await;
+    let revoked = latch.token(account_id, "r").await;
     latch
         .run(Command::RevokeToken {
             token_id: revoked,
@@ -187,27 +185,8 @@ async fn a_rotated_token_is_noted_expired_when_its_grace_ends_and_policy_changes
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let clock = ManualClock::starting_at(t0);
     let latch = start(dir.path(), &clock);
-    let account_id = AccountId::new();
-    latch
-        .run(Command::CreateAccount {
-            account_id,
-            name: AccountName::parse("ci").unwrap(),
-            role: RoleName::parse("auditor").unwrap(),
-            description: String::new(),
-        })
-        .await;
-    let old = TokenId::new();
-    latch
-        .run(Command::IssueToken {
-            account_id,
-            token_id: old,
-            name: "t".into(),
-            scopes: None,
-            ttl: None,
-            allowed_cidrs: Vec::new(),
-            digest: TokenDigest::of("old"),
-        })
-        .await;
+    let account_id = latch.account("ci").await;
+    let old = latch.token(account_id, "old").await;
     latch
         .run(Command::RotateToken {
             token_id: old,
