@@ -99,22 +99,10 @@ fn issue_token_cannot_grant_beyond_the_caller() {
 #[test]
 fn issue_token_respects_max_ttl_from_role_override() {
     let mut events = world();
-    events.push(Event::PolicyUpdated {
-        role: Some(role("cert-operator")),
-        settings: PolicySettings {
-            max_ttl: Some(Span::days(30)),
-            default_ttl: Some(Span::days(7)),
-            ..Default::default()
-        },
-    });
+    events.push(cert_operator_max_ttl_30d());
     given(events)
         .when(admin(), issue(7, OPS, None, Some("31d")))
-        .then_expect_error(DomainError::PolicyViolation {
-            policy: "max_ttl",
-            value: "30d".into(),
-            layer: "for role cert-operator".into(),
-            detail: "ttl 31d is longer than allowed".into(),
-        });
+        .then_expect_error(beyond_max_ttl_30d("ttl 31d is longer than allowed"));
 }
 
 #[test]
@@ -343,22 +331,12 @@ fn tokens_that_never_expire_need_a_policy_that_allows_them() {
         }]
     ));
     // A max_ttl still bounds every token.
-    lax.push(Event::PolicyUpdated {
-        role: Some(role("cert-operator")),
-        settings: PolicySettings {
-            max_ttl: Some(Span::days(30)),
-            default_ttl: Some(Span::days(7)),
-            ..Default::default()
-        },
-    });
+    lax.push(cert_operator_max_ttl_30d());
     given(lax)
         .when(admin(), issue(7, OPS, None, Some("never")))
-        .then_expect_error(DomainError::PolicyViolation {
-            policy: "max_ttl",
-            value: "30d".into(),
-            layer: "for role cert-operator".into(),
-            detail: "a token that never expires is longer than allowed".into(),
-        });
+        .then_expect_error(beyond_max_ttl_30d(
+            "a token that never expires is longer than allowed",
+        ));
 }
 
 #[test]
@@ -392,4 +370,25 @@ fn an_account_holds_at_most_max_tokens_per_account_live_tokens() {
             .is_ok(),
         "revoked tokens do not count"
     );
+}
+
+/// The cert-operator role's override: tokens live at most 30 days.
+fn cert_operator_max_ttl_30d() -> Event {
+    Event::PolicyUpdated {
+        role: Some(role("cert-operator")),
+        settings: PolicySettings {
+            max_ttl: Some(Span::days(30)),
+            default_ttl: Some(Span::days(7)),
+            ..Default::default()
+        },
+    }
+}
+
+fn beyond_max_ttl_30d(detail: &str) -> DomainError {
+    DomainError::PolicyViolation {
+        policy: "max_ttl",
+        value: "30d".into(),
+        layer: "for role cert-operator".into(),
+        detail: detail.into(),
+    }
 }
