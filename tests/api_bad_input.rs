@@ -208,6 +208,12 @@ fn operations_endpoints_answer() {
     assert!(text.contains("latch_log_position"));
     assert!(text.contains("latch_commands_total{outcome=\"accepted\"}"));
     assert!(text.contains("latch_relay_lag_events"), "{text}");
+    let pending: u64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("latch_scheduler_pending_notes "))
+        .and_then(|value| value.parse().ok())
+        .expect("the scheduler's gauge");
+    assert!(pending >= 2, "at least the admin token's expiry warning and expiry are pending: {text}");
     // The relay publishes to latchd's own broker and catches up.
     let started = std::time::Instant::now();
     loop {

@@ -97,16 +97,16 @@ async fn main() -> anyhow::Result<()> {
         status: relay_status.clone(),
     };
     let relay_task = tokio::spawn(relay.run(relay_shutdown.clone()));
+
+    let app = AppState::with_relay(commands.clone(), clock.clone(), Some(relay_status.clone()));
     let scheduler = Scheduler {
         commands: commands.clone(),
         store: store.clone(),
         clock: clock.clone(),
         tick: std::time::Duration::from_secs(1),
-        status: Arc::new(SchedulerStatus::default()),
+        status: app.scheduler.clone(),
     };
     let scheduler_task = tokio::spawn(scheduler.run(relay_shutdown.clone()));
-
-    let app = AppState::with_relay(commands.clone(), clock, Some(relay_status.clone()));
     let intake = UsageIntake {
         nats_url: settings.nats_url.clone(),
         commands: commands.clone(),

@@ -8,6 +8,7 @@ use crate::api::issued_secrets::IssuedSecrets;
 use crate::clock::Clock;
 use crate::command_handler::CommandHandle;
 use crate::relay::RelayStatus;
+use crate::scheduler::SchedulerStatus;
 use crate::usage_book::UsageBook;
 
 #[derive(Clone)]
@@ -22,6 +23,8 @@ pub struct Inner {
     pub relay: Option<Arc<RelayStatus>>,
     /// Each token's last use (latchd's and verifiers').
     pub usage: Arc<UsageBook>,
+    /// The scheduler's counters (zero when no scheduler runs).
+    pub scheduler: Arc<SchedulerStatus>,
     ready: AtomicBool,
 }
 
@@ -38,6 +41,7 @@ impl AppState {
         let usage = Arc::new(UsageBook::new(commands.store().clone()));
         Self(Arc::new(Inner {
             usage,
+            scheduler: Arc::default(),
             commands,
             clock,
             secrets: IssuedSecrets::default(),

@@ -122,5 +122,15 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
             relay.repairs.load(Ordering::Relaxed)
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP latch_scheduler_pending_notes Time-based notes (expiring, expired, rotation due) waiting in the deadline index.\n# TYPE latch_scheduler_pending_notes gauge\nlatch_scheduler_pending_notes {}",
+        app.scheduler.pending.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP latch_scheduler_notes_total Time-based events the scheduler appended.\n# TYPE latch_scheduler_notes_total counter\nlatch_scheduler_notes_total {}",
+        app.scheduler.noted.load(Ordering::Relaxed)
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
