@@ -213,7 +213,10 @@ fn operations_endpoints_answer() {
         .find_map(|line| line.strip_prefix("latch_scheduler_pending_notes "))
         .and_then(|value| value.parse().ok())
         .expect("the scheduler's gauge");
-    assert!(pending >= 2, "at least the admin token's expiry warning and expiry are pending: {text}");
+    assert!(
+        pending >= 2,
+        "at least the admin token's expiry warning and expiry are pending: {text}"
+    );
     // The relay publishes to latchd's own broker and catches up.
     let started = std::time::Instant::now();
     loop {

@@ -233,17 +233,19 @@ fn bench(criterion: &mut Criterion, setup: &Setup) {
     group.finish();
 }
 
-/// Criterion's mean estimate for `verify/<name>`, in nanoseconds.
-fn mean_ns(output: &std::path::Path, name: &str) -> Option<f64> {
-    let text = std::fs::read_to_string(
-        output
-            .join("verify")
-            .join(name)
-            .join("new")
-            .join("estimates.json"),
-    )
-    .ok()?;
-    let estimates: serde_json::Value = serde_json::from_str(&text).ok()?;
+/// Criterion's mean estimate for `verify/<name>`, in nanoseconds, if this
+/// run measured it (written after `since`; older files are other runs').
+fn mean_ns(output: &std::path::Path, name: &str, since: std::time::SystemTime) -> Option<f64> {
+    let path = output
+        .join("verify")
+        .join(name)
+        .join("new")
+        .join("estimates.json");
+    if std::fs::metadata(&path).and_then(|m| m.modified()).ok()? < since {
+        return None;
+    }
+    let estimates: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     estimates["mean"]["point_estimate"].as_f64()
 }
 
@@ -256,6 +258,7 @@ fn main() {
         .output_directory(&output)
         .configure_from_args();
     let setup = setup();
+    let started = std::time::SystemTime::now();
     bench(&mut criterion, &setup);
     criterion.final_summary();
 
@@ -271,9 +274,12 @@ fn main() {
     let means: serde_json::Map<String, serde_json::Value> = names
         .iter()
         .filter_map(|name| {
-            mean_ns(&output, name).map(|ns| ((*name).to_owned(), serde_json::json!(ns)))
+            mean_ns(&output, name, started).map(|ns| ((*name).to_owned(), serde_json::json!(ns)))
         })
         .collect();
+    if means.is_empty() {
+        return; // --profile-time, or a filter that matched nothing: no estimates.
+    }
     let ratio = |a: &str, b: &str| Some(means.get(a)?.as_f64()? / means.get(b)?.as_f64()?);
     println!(
         "{}",
