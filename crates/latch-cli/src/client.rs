@@ -21,6 +21,9 @@ pub enum CliError {
     Usage(String),
     #[error("{0}")]
     Other(String),
+    /// `latch audit verify` found the chain broken (already reported).
+    #[error("the hash chain is broken at position {0}: the log was altered")]
+    Tampered(u64),
 }
 
 impl CliError {
@@ -30,6 +33,7 @@ impl CliError {
             CliError::Unreachable { .. } => exit_code::UNAVAILABLE,
             CliError::Usage(_) => exit_code::USAGE,
             CliError::Other(_) => exit_code::FAILURE,
+            CliError::Tampered(_) => exit_code::TAMPERED,
         }
     }
 }

@@ -18,6 +18,8 @@ pub const CONFLICT: i32 = 6;
 pub const INVALID: i32 = 7;
 /// 5xx, or latchd could not be reached.
 pub const UNAVAILABLE: i32 = 8;
+/// `latch audit verify`: the log's hash chain is broken (altered).
+pub const TAMPERED: i32 = 9;
 
 pub fn for_status(status: u16) -> i32 {
     match status {
@@ -32,4 +34,4 @@ pub fn for_status(status: u16) -> i32 {
 }
 
 pub const HELP: &str = "Exit codes: 0 ok, 1 other failure, 2 usage, 3 not authenticated (401), 4 forbidden (403), \
-5 not found (404), 6 conflict (409/412), 7 invalid request (400/413/422), 8 latchd unavailable (5xx or unreachable).";
+5 not found (404), 6 conflict (409/412), 7 invalid request (400/413/422), 8 latchd unavailable (5xx or unreachable), 9 the audited log or export was altered.";

@@ -1,6 +1,7 @@
 //! `latch`: the command line for Latch. Talks HTTP to latchd.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod client;
 mod exit_code;
 mod output;
@@ -56,6 +57,9 @@ enum Command {
     Events(EventsArgs),
     /// Follow events live over NATS as latchd publishes them.
     Watch(WatchArgs),
+    /// Investigate: verify the log's hash chain, online or offline.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Args)]
@@ -338,6 +342,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Policy(command) => policy(&client, out, command),
         Command::Events(args) => events(&client, out, args),
         Command::Watch(args) => watch(out, args),
+        Command::Audit(command) => audit::audit(&client, out, command),
     }
 }
 

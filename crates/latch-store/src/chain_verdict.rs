@@ -4,7 +4,11 @@ use latch_core::Position;
 
 use crate::chain_hash::ChainHash;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialised as `{"verdict": "intact", "checked", "head", "head_hash"}` or
+/// `{"verdict": "broken", "position", "problem"}`: what `latch audit verify`
+/// prints, online and offline alike.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum ChainVerdict {
     /// Every event checked out; `head_hash` anchors the whole log.
     Intact {

@@ -14,8 +14,8 @@ use clap::Parser;
 use latch_store::{ChainVerdict, EventStore};
 use latchd::api::{self, AppState};
 use latchd::{
-    Bootstrapped, CommandHandler, HandlerConfig, Relay, RelayStatus, Scheduler, SchedulerStatus,
-    SystemClock, UsageIntake, bootstrap,
+    Bootstrapped, CommandHandler, HandlerConfig, Relay, RelayStatus, Scheduler, SystemClock,
+    UsageIntake, bootstrap,
 };
 
 #[derive(Debug, Parser)]

@@ -104,6 +104,7 @@ fn authenticated_routes() -> RouteTable {
         .add("get", "/v1/events", get(event_routes::list))
         .add("get", "/v1/snapshot", get(snapshot_route::snapshot))
         .add("get", "/v1/audit", get(audit_routes::list))
+        .add("get", "/v1/audit/chain", get(audit_routes::chain))
 }
 
 fn public_routes() -> RouteTable {

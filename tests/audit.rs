@@ -1,0 +1,120 @@
+//! `latch audit verify` through the real binaries: online against latchd,
+//! offline against its data directory while it runs, and on a copy in which
+//! one byte of one stored event was changed.
+
+use latch_e2e::{Latchd, account_with_token, ok, stderr, stdout};
+use serde_json::Value;
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Changes one byte of the stored record of the event at `position` (in
+/// its JSON, after the 32-byte hash) in the log under `data_dir`.
+fn alter_event(data_dir: &std::path::Path, position: u64) {
+    let log = data_dir.join("log");
+    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), &log).unwrap();
+    let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &log, names).unwrap();
+    let events = db.cf_handle("events").unwrap();
+    let mut value = db
+        .get_cf(events, position.to_be_bytes())
+        .unwrap()
+        .expect("the event exists");
+    let at = value.len() - 3;
+    value[at] ^= 0x01;
+    db.put_cf(events, position.to_be_bytes(), value).unwrap();
+}
+
+#[test]
+fn the_chain_verifies_online_and_offline_and_an_altered_byte_is_named() {
+    let mut latchd = Latchd::start();
+    let admin = latchd.admin_token();
+    for name in ["ci", "deploy", "backup"] {
+        account_with_token(&latchd, &admin, name, "auditor", None);
+    }
+    let head = latchd.head();
+
+    let online: Value = serde_json::from_str(&ok(
+        latchd.latch(Some(&admin), &["audit", "verify", "--output", "json"])
+    ))
+    .unwrap();
+    assert_eq!(online["verdict"], "intact");
+    assert_eq!(online["checked"], head);
+    assert_eq!(online["head"], head);
+    let table = ok(latchd.latch(Some(&admin), &["audit", "verify"]));
+    assert!(
+        table.starts_with(&format!("intact: {head} events")),
+        "{table}"
+    );
+
+    // Offline, while latchd runs on the same data directory, no token needed.
+    let data_dir = latchd.data_dir.to_str().unwrap().to_owned();
+    let offline: Value = serde_json::from_str(&ok(latchd.latch(
+        None,
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            &data_dir,
+            "--output",
+            "json",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(offline, online, "the same verdict and head hash either way");
+
+    // A copy of the data directory with one byte of event 3 changed.
+    latchd.stop();
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&latchd.data_dir, copy.path());
+    alter_event(copy.path(), 3);
+    let copy_dir_text = copy.path().to_str().unwrap();
+    let broken = latchd.latch(None, &["audit", "verify", "--data-dir", copy_dir_text]);
+    assert_eq!(
+        broken.status.code(),
+        Some(9),
+        "exit code 9 for a tampered log; stderr: {}",
+        stderr(&broken)
+    );
+    assert!(
+        stdout(&broken).starts_with("BROKEN at position 3:"),
+        "{}",
+        stdout(&broken)
+    );
+    let as_json: Value = serde_json::from_str(&stdout(&latchd.latch(
+        None,
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            copy_dir_text,
+            "--output",
+            "json",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(as_json["verdict"], "broken");
+    assert_eq!(as_json["position"], 3);
+
+    // The original is untouched.
+    ok(latchd.latch(None, &["audit", "verify", "--data-dir", &data_dir]));
+    let missing = latchd.latch(
+        None,
+        &["audit", "verify", "--data-dir", "/nonexistent/latch"],
+    );
+    assert_eq!(
+        missing.status.code(),
+        Some(2),
+        "a bad --data-dir is a usage error: {}",
+        stderr(&missing)
+    );
+}
