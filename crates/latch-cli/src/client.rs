@@ -22,7 +22,7 @@ pub enum CliError {
     #[error("{0}")]
     Other(String),
     /// `latch audit verify` found the chain broken (already reported).
-    #[error("the hash chain is broken at position {0}: the log was altered")]
+    #[error("the hash chain is broken (at position {0}): the log or export was altered")]
     Tampered(u64),
 }
 
@@ -66,6 +66,41 @@ impl Client {
 
     pub fn get(&self, path: &str) -> Result<Value, CliError> {
         self.send("GET", path, None, &Headers::default())
+    }
+
+    /// GETs `path` and copies a successful response body to `out` as it
+    /// arrives (for exports), without holding it in memory.
+    pub fn get_to(&self, path: &str, out: &mut impl std::io::Write) -> Result<(), CliError> {
+        let url = format!("{}{}", self.base, path);
+        let token = self.token.as_deref().ok_or_else(|| {
+            CliError::Usage("no token: set LATCH_TOKEN, or pass --token-file".into())
+        })?;
+        let unreachable = |e: ureq::Error| CliError::Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        };
+        let mut response = self
+            .agent
+            .get(&url)
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .map_err(unreachable)?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let text = response.body_mut().read_to_string().map_err(unreachable)?;
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+            return Err(CliError::Api {
+                status,
+                title: field("title").unwrap_or_else(|| format!("HTTP {status}")),
+                detail: field("detail").unwrap_or(text),
+                request_id: field("request_id"),
+            });
+        }
+        let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        std::io::copy(&mut reader, out)
+            .map_err(|e| CliError::Other(format!("reading the export: {e}")))?;
+        Ok(())
     }
 
     pub fn send(

@@ -442,6 +442,35 @@ impl EventStore {
         })
     }
 
+    /// The stored records from `from` through `through`, exactly as stored
+    /// (`hash ‖ record` split), for exports. Stops early when `each` says so.
+    pub fn for_each_record(
+        &self,
+        from: Position,
+        through: Position,
+        mut each: impl FnMut(Position, &[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let from = from.max(Position::FIRST);
+        for item in self.db.iterator_cf(
+            cf(&self.db, CF_EVENTS),
+            IteratorMode::From(&from.to_key(), Direction::Forward),
+        ) {
+            let (key, value) = item?;
+            let position = Position::from_key(&key).ok_or_else(|| StoreError::Corrupt {
+                position: from,
+                problem: "malformed event key".into(),
+            })?;
+            if position > through {
+                break;
+            }
+            let (hash, record) = value.split_at(value.len().min(32));
+            if !each(position, hash, record) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Stores a projection snapshot taken at `position` (not synced: a lost
     /// snapshot only means a longer replay) and drops older ones.
     pub fn save_snapshot(&self, position: Position, bytes: &[u8]) -> Result<(), StoreError> {

@@ -2,7 +2,8 @@
 //!
 //! Knows nothing of accounts or tokens: it stores JSON data in streams at
 //! global positions, chains them with SHA-256, remembers idempotency keys
-//! forever, and tells followers when the head moves.
+//! forever, and tells followers when the head moves; and it writes and
+//! verifies exports that anyone can check without Latch.
 #![forbid(unsafe_code)]
 
 mod append;
@@ -10,6 +11,7 @@ mod chain_hash;
 mod chain_verdict;
 mod event_store;
 mod expected_version;
+mod export;
 mod store_error;
 mod stored_event;
 
@@ -20,6 +22,7 @@ pub use chain_hash::ChainHash;
 pub use chain_verdict::ChainVerdict;
 pub use event_store::{EventStore, Head};
 pub use expected_version::ExpectedVersion;
+pub use export::{ExportVerdict, positions_between, verify_export, write_export};
 pub use serde_json::value::RawValue;
 pub use store_error::StoreError;
 pub use stored_event::StoredEvent;

@@ -105,6 +105,7 @@ fn authenticated_routes() -> RouteTable {
         .add("get", "/v1/snapshot", get(snapshot_route::snapshot))
         .add("get", "/v1/audit", get(audit_routes::list))
         .add("get", "/v1/audit/chain", get(audit_routes::chain))
+        .add("get", "/v1/audit/export", get(audit_routes::export))
 }
 
 fn public_routes() -> RouteTable {

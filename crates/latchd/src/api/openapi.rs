@@ -24,7 +24,7 @@ use crate::api::{
         token_routes::rotate, token_routes::rotate_self, introspection::introspect,
         role_routes::list, role_routes::define, role_routes::delete,
         policy_routes::show, policy_routes::set,
-        event_routes::list, snapshot_route::snapshot, audit_routes::list, audit_routes::chain,
+        event_routes::list, snapshot_route::snapshot, audit_routes::list, audit_routes::chain, audit_routes::export,
         openapi_json, operations::healthz, operations::readyz, operations::metrics,
     ),
     modifiers(&BearerAuth),
