@@ -54,7 +54,7 @@ pub fn audit(client: &Client, out: Output, command: AuditCommand) -> Result<(), 
             let verdict =
                 serde_json::to_value(latch_store::verify_export(std::io::BufReader::new(input)))
                     .expect("a verdict serialises");
-            report_export(out, &verdict)
+            report(out, &verdict, export_line)
         }
         AuditCommand::Verify {
             data_dir,
@@ -66,7 +66,7 @@ pub fn audit(client: &Client, out: Output, command: AuditCommand) -> Result<(), 
                 }
                 None => client.get("/v1/audit/chain")?,
             };
-            report(out, &verdict)
+            report(out, &verdict, chain_line)
         }
         AuditCommand::Export {
             since,
@@ -120,34 +120,43 @@ pub fn audit(client: &Client, out: Output, command: AuditCommand) -> Result<(), 
     }
 }
 
-fn report_export(out: Output, verdict: &Value) -> Result<(), CliError> {
-    match out {
-        Output::Table => match verdict["verdict"].as_str() {
-            Some("intact") => println!(
-                "intact: {} events, positions {} to {}, anchor {}, last hash {}",
-                verdict["events"],
-                verdict["first"],
-                verdict["last"],
-                verdict["anchor"].as_str().unwrap_or(""),
-                verdict["last_hash"].as_str().unwrap_or("")
-            ),
-            _ => println!(
-                "BROKEN at line {}{}: {}",
-                verdict["line"],
-                verdict["position"]
-                    .as_u64()
-                    .map(|p| format!(" (position {p})"))
-                    .unwrap_or_default(),
-                verdict["problem"].as_str().unwrap_or("")
-            ),
-        },
-        _ => output::print(out, verdict, &[]),
-    }
+/// The table line for an export's verdict.
+fn export_line(verdict: &Value) -> String {
     match verdict["verdict"].as_str() {
-        Some("intact") => Ok(()),
-        _ => Err(CliError::Tampered(
-            verdict["position"].as_u64().unwrap_or(0),
-        )),
+        Some("intact") => format!(
+            "intact: {} events, positions {} to {}, anchor {}, last hash {}",
+            verdict["events"],
+            verdict["first"],
+            verdict["last"],
+            verdict["anchor"].as_str().unwrap_or(""),
+            verdict["last_hash"].as_str().unwrap_or("")
+        ),
+        _ => format!(
+            "BROKEN at line {}{}: {}",
+            verdict["line"],
+            verdict["position"]
+                .as_u64()
+                .map(|p| format!(" (position {p})"))
+                .unwrap_or_default(),
+            verdict["problem"].as_str().unwrap_or("")
+        ),
+    }
+}
+
+/// The table line for the log's chain verdict.
+fn chain_line(verdict: &Value) -> String {
+    match verdict["verdict"].as_str() {
+        Some("intact") => format!(
+            "intact: {} events, head position {}, head hash {}",
+            verdict["checked"],
+            verdict["head"],
+            verdict["head_hash"].as_str().unwrap_or("")
+        ),
+        _ => format!(
+            "BROKEN at position {}: {}",
+            verdict["position"],
+            verdict["problem"].as_str().unwrap_or("")
+        ),
     }
 }
 
@@ -173,21 +182,11 @@ fn verify_offline(dir: &std::path::Path) -> Result<ChainVerdict, CliError> {
         .map_err(|e| CliError::Other(format!("reading the log: {e}")))
 }
 
-fn report(out: Output, verdict: &Value) -> Result<(), CliError> {
+/// Prints a verdict (a line, or JSON) and fails with exit code 9 unless it
+/// is intact.
+fn report(out: Output, verdict: &Value, line: fn(&Value) -> String) -> Result<(), CliError> {
     match out {
-        Output::Table => match verdict["verdict"].as_str() {
-            Some("intact") => println!(
-                "intact: {} events, head position {}, head hash {}",
-                verdict["checked"],
-                verdict["head"],
-                verdict["head_hash"].as_str().unwrap_or("")
-            ),
-            _ => println!(
-                "BROKEN at position {}: {}",
-                verdict["position"],
-                verdict["problem"].as_str().unwrap_or("")
-            ),
-        },
+        Output::Table => println!("{}", line(verdict)),
         _ => output::print(out, verdict, &[]),
     }
     match verdict["verdict"].as_str() {

@@ -88,14 +88,8 @@ impl Client {
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let text = response.body_mut().read_to_string().map_err(unreachable)?;
-            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
-            return Err(CliError::Api {
-                status,
-                title: field("title").unwrap_or_else(|| format!("HTTP {status}")),
-                detail: field("detail").unwrap_or(text),
-                request_id: field("request_id"),
-            });
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            return Err(api_error(status, &value));
         }
         let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
         std::io::copy(&mut reader, out)
@@ -151,12 +145,17 @@ impl Client {
         if (200..300).contains(&status) {
             return Ok(value);
         }
-        let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
-        Err(CliError::Api {
-            status,
-            title: field("title").unwrap_or_else(|| format!("HTTP {status}")),
-            detail: field("detail").unwrap_or_else(|| value.to_string()),
-            request_id: field("request_id"),
-        })
+        Err(api_error(status, &value))
+    }
+}
+
+/// latchd's problem+json answer (or whatever came instead) as an error.
+fn api_error(status: u16, value: &Value) -> CliError {
+    let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+    CliError::Api {
+        status,
+        title: field("title").unwrap_or_else(|| format!("HTTP {status}")),
+        detail: field("detail").unwrap_or_else(|| value.to_string()),
+        request_id: field("request_id"),
     }
 }
