@@ -172,6 +172,8 @@ enum TokenCommand {
 }
 
 #[derive(Subcommand)]
+// Parsed once per run: the size of the policy flags does not matter.
+#[allow(clippy::large_enum_variant)]
 enum RoleCommand {
     /// List roles.
     List,
