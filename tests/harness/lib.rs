@@ -201,19 +201,7 @@ impl Latchd {
     /// Stops latchd with SIGTERM and waits for it (graceful shutdown).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let started = Instant::now();
-            while child.try_wait().ok().flatten().is_none() {
-                if started.elapsed() > Duration::from_secs(30) {
-                    let _ = child.kill();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.wait();
+            latch_testkit::terminate(&mut child, Duration::from_secs(30));
         }
     }
 

@@ -204,24 +204,7 @@ fn rotate_issues_a_successor_and_cuts_the_old_token_to_its_grace() {
     let now = t0() + TimeDelta::days(10);
     given(world())
         .when_at(ops(), now, rotate(1, 8, Some("15m")))
-        .then_expect_events(vec![
-            Event::TokenIssued {
-                token_id: token_id(8),
-                account_id: account_id(OPS),
-                name: "token-1".into(),
-                scopes: perms(&["certificates:issue"]),
-                digest: digest("token-8"),
-                expires_at: Some(now + TimeDelta::days(90)),
-                allowed_cidrs: Vec::new(),
-                rotated_from: Some(token_id(1)),
-            },
-            Event::TokenRotated {
-                token_id: token_id(1),
-                account_id: account_id(OPS),
-                successor_id: token_id(8),
-                expires_at: now + TimeDelta::minutes(15),
-            },
-        ]);
+        .then_expect_events(rotated_1_to_8(now, now + TimeDelta::minutes(15)));
 }
 
 #[test]
@@ -229,24 +212,7 @@ fn rotate_grace_never_extends_the_old_token() {
     let now = t0() + TimeDelta::days(90) - TimeDelta::minutes(5);
     let events = given(world()).when_at(ops(), now, rotate(1, 8, None));
     let expected_cut = t0() + TimeDelta::days(90);
-    events.then_expect_events(vec![
-        Event::TokenIssued {
-            token_id: token_id(8),
-            account_id: account_id(OPS),
-            name: "token-1".into(),
-            scopes: perms(&["certificates:issue"]),
-            digest: digest("token-8"),
-            expires_at: Some(now + TimeDelta::days(90)),
-            allowed_cidrs: Vec::new(),
-            rotated_from: Some(token_id(1)),
-        },
-        Event::TokenRotated {
-            token_id: token_id(1),
-            account_id: account_id(OPS),
-            successor_id: token_id(8),
-            expires_at: expected_cut,
-        },
-    ]);
+    events.then_expect_events(rotated_1_to_8(now, expected_cut));
 }
 
 #[test]
@@ -391,4 +357,30 @@ fn beyond_max_ttl_30d(detail: &str) -> DomainError {
         layer: "for role cert-operator".into(),
         detail: detail.into(),
     }
+}
+
+/// Token 1 rotated to token 8 at `now`: the successor lives the original's
+/// 90 days; the old token now ends at `old_ends`.
+fn rotated_1_to_8(
+    now: chrono::DateTime<chrono::Utc>,
+    old_ends: chrono::DateTime<chrono::Utc>,
+) -> Vec<Event> {
+    vec![
+        Event::TokenIssued {
+            token_id: token_id(8),
+            account_id: account_id(OPS),
+            name: "token-1".into(),
+            scopes: perms(&["certificates:issue"]),
+            digest: digest("token-8"),
+            expires_at: Some(now + TimeDelta::days(90)),
+            allowed_cidrs: Vec::new(),
+            rotated_from: Some(token_id(1)),
+        },
+        Event::TokenRotated {
+            token_id: token_id(1),
+            account_id: account_id(OPS),
+            successor_id: token_id(8),
+            expires_at: old_ends,
+        },
+    ]
 }

@@ -82,18 +82,7 @@ impl NatsServer {
     /// Stops the server (SIGTERM, then waits), keeping its store.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let started = Instant::now();
-            while child.try_wait().ok().flatten().is_none()
-                && started.elapsed() < Duration::from_secs(10)
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            terminate(&mut child, Duration::from_secs(10));
         }
     }
 
@@ -150,4 +139,19 @@ impl NatsServer {
         self.launch();
         length - kept
     }
+}
+
+/// Stops a child process the way an operator would: SIGTERM, then waits up
+/// to `grace` for it to exit, then kills it.
+pub fn terminate(child: &mut std::process::Child, grace: Duration) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let started = Instant::now();
+    while child.try_wait().ok().flatten().is_none() && started.elapsed() < grace {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
