@@ -105,6 +105,63 @@ fn the_chain_verifies_online_and_offline_and_an_altered_byte_is_named() {
     assert_eq!(as_json["verdict"], "broken");
     assert_eq!(as_json["position"], 3);
 
+    // Investigations replay through the chain check: no answer rests on the
+    // altered record, and each says where the chain broke.
+    let head_text = head.to_string();
+    let ci_token = {
+        let tokens = latchd.latch(
+            None,
+            &[
+                "audit",
+                "events",
+                "--type",
+                "token.issued",
+                "--data-dir",
+                &data_dir,
+                "--output",
+                "ndjson",
+            ],
+        );
+        let last = stdout(&tokens).lines().last().map(str::to_owned).unwrap();
+        serde_json::from_str::<Value>(&last).unwrap()["data"]["token_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for args in [
+        vec!["audit", "state", "--at", head_text.as_str()],
+        vec![
+            "audit",
+            "who-can",
+            "tokens:read",
+            "--at",
+            head_text.as_str(),
+        ],
+        vec!["audit", "token", ci_token.as_str()],
+    ] {
+        let mut args = args;
+        args.extend_from_slice(&["--data-dir", copy_dir_text]);
+        let refused = latchd.latch(None, &args);
+        assert_eq!(
+            refused.status.code(),
+            Some(9),
+            "{args:?}: {}",
+            stderr(&refused)
+        );
+        assert!(
+            stderr(&refused).contains("broken at position 3"),
+            "{args:?}: {}",
+            stderr(&refused)
+        );
+        // The intact original answers.
+        let intact_args: Vec<&str> = args[..args.len() - 1]
+            .iter()
+            .copied()
+            .chain([data_dir.as_str()])
+            .collect();
+        ok(latchd.latch(None, &intact_args));
+    }
+
     // The original is untouched.
     ok(latchd.latch(None, &["audit", "verify", "--data-dir", &data_dir]));
     let missing = latchd.latch(

@@ -88,22 +88,51 @@ impl Latchd {
 
     /// Starts latchd on `data_dir`, relaying to `nats`.
     pub fn start_with(data_dir: &Path, nats: latch_testkit::NatsServer) -> Self {
-        Self::launch(data_dir, nats, "127.0.0.1")
+        Self::launch(data_dir, nats, "127.0.0.1", None)
+    }
+
+    /// Starts latchd on a fresh data directory reading "now" from
+    /// `clock_file` (one RFC 3339 time; rewrite it to move time), so a test
+    /// can script days of activity against the real binary.
+    pub fn start_with_clock(clock_file: &Path) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut latchd = Self::launch(
+            temp.path(),
+            latch_testkit::NatsServer::start(),
+            "127.0.0.1",
+            Some(clock_file),
+        );
+        latchd._temp = Some(temp);
+        latchd
     }
 
     /// Starts latchd on a fresh data directory, listening on IPv6 loopback
     /// (`[::1]`), so requests come from `::1`.
     pub fn start_ipv6() -> Self {
         let temp = tempfile::tempdir().expect("temp dir");
-        let mut latchd = Self::launch(temp.path(), latch_testkit::NatsServer::start(), "[::1]");
+        let mut latchd = Self::launch(
+            temp.path(),
+            latch_testkit::NatsServer::start(),
+            "[::1]",
+            None,
+        );
         latchd._temp = Some(temp);
         latchd
     }
 
-    fn launch(data_dir: &Path, nats: latch_testkit::NatsServer, host: &str) -> Self {
+    fn launch(
+        data_dir: &Path,
+        nats: latch_testkit::NatsServer,
+        host: &str,
+        clock_file: Option<&Path>,
+    ) -> Self {
         let port = free_port();
         let url = format!("http://{host}:{port}");
-        let mut child = Command::new(binary("latchd"))
+        let mut command = Command::new(binary("latchd"));
+        if let Some(clock_file) = clock_file {
+            command.arg("--clock-file").arg(clock_file);
+        }
+        let mut child = command
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")

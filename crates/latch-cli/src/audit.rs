@@ -1,18 +1,58 @@
 //! `latch audit …`: investigations over the event log, against a running
 //! latchd (needs `audit:read`) or offline against a data directory or a
 //! backup of one (`--data-dir`, opened read-only: safe while latchd runs).
+//! Online and offline run the same latch-audit code (latchd runs it for
+//! the online answers), so they give the same answers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+use latch_audit::{AuditError, Moment, TokenStory};
+use latch_core::{Permission, TokenId};
 use latch_store::{ChainVerdict, EventStore};
 use serde_json::Value;
 
 use crate::client::{CliError, Client};
 use crate::output::{self, Output};
+use crate::progress::Progress;
+use crate::record_printer::RecordPrinter;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
+    /// The event log, filtered: `latch audit events --token <id>`,
+    /// `--account ci --type token.* --since 2026-11-01T00:00:00Z`, `--follow`.
+    Events(crate::audit_events::EventsArgs),
+    /// One token's whole story in time order: who issued it with what
+    /// scopes, every change to it or to what it may do, and every recorded
+    /// use (requests to latchd, verifiers' reports).
+    Token {
+        /// The token's id.
+        id: String,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// The state as it was at a moment: roles, accounts, and each token
+    /// with its status and effective permissions then.
+    State {
+        /// An RFC 3339 time (2026-11-03T14:02:00Z) or a log position (1042).
+        #[arg(long)]
+        at: Moment,
+        /// Only active accounts and tokens.
+        #[arg(long)]
+        active_only: bool,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Every account and token that held a permission at a moment, and why.
+    WhoCan {
+        /// e.g. certificates:issue
+        permission: String,
+        /// An RFC 3339 time (2026-11-03T14:02:00Z) or a log position (1042).
+        #[arg(long)]
+        at: Moment,
+        #[command(flatten)]
+        source: Source,
+    },
     /// Walk the log's hash chain: prints the event count and the head hash
     /// that anchors the whole log, or the first position where the chain
     /// breaks (exit code 9).
@@ -44,8 +84,29 @@ pub enum AuditCommand {
     },
 }
 
+/// Where an investigation reads: latchd (default) or a data directory.
+#[derive(Args)]
+pub struct Source {
+    /// A latchd data directory, or a backup of one, to read offline
+    /// (read-only; safe while latchd runs; no token needed).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
 pub fn audit(client: &Client, out: Output, command: AuditCommand) -> Result<(), CliError> {
     match command {
+        AuditCommand::Events(args) => crate::audit_events::events(client, out, args),
+        AuditCommand::Token { id, source } => token(client, out, &id, source),
+        AuditCommand::State {
+            at,
+            active_only,
+            source,
+        } => state(client, out, at, active_only, source),
+        AuditCommand::WhoCan {
+            permission,
+            at,
+            source,
+        } => who_can(client, out, &permission, at, source),
         AuditCommand::Verify {
             file: Some(file), ..
         } => {
@@ -120,6 +181,163 @@ pub fn audit(client: &Client, out: Output, command: AuditCommand) -> Result<(), 
     }
 }
 
+fn token(client: &Client, out: Output, id: &str, source: Source) -> Result<(), CliError> {
+    let token_id: TokenId = id
+        .parse()
+        .map_err(|_| CliError::Usage(format!("{id:?} is not a token id")))?;
+    let mut printer = RecordPrinter::new(out);
+    let kind = |entry: &Value| match entry["kind"].as_str() {
+        Some("token") => "story_token",
+        _ => "timeline",
+    };
+    match source.data_dir {
+        Some(dir) => {
+            let store = open_log(&dir)?;
+            let progress = Progress::positions("reading the log");
+            let story =
+                TokenStory::read(&store, token_id, chrono::Utc::now(), &mut |done, total| {
+                    progress.update(done, total)
+                })
+                .map_err(audit_error)?;
+            progress.done();
+            story
+                .tell(&store, |entry| print(&mut printer, kind, &entry))
+                .map_err(audit_error)?;
+        }
+        None => {
+            let progress = Progress::waiting("latchd is reading the log");
+            client.get_lines(&format!("/v1/audit/tokens/{token_id}"), |entry| {
+                progress.done();
+                Ok(print(&mut printer, kind, &entry))
+            })?;
+        }
+    }
+    finish(printer)
+}
+
+fn state(
+    client: &Client,
+    out: Output,
+    at: Moment,
+    active_only: bool,
+    source: Source,
+) -> Result<(), CliError> {
+    let mut printer = RecordPrinter::new(out);
+    let kind = |entry: &Value| match entry["kind"].as_str() {
+        Some("moment") => "moment",
+        Some("role") => "role",
+        Some("account") => "account",
+        _ => "token",
+    };
+    match source.data_dir {
+        Some(dir) => {
+            let replayed = replay_offline(&dir, at)?;
+            let scope = latch_audit::StateScope { active_only };
+            latch_audit::state_entries(&replayed, scope, |entry| print(&mut printer, kind, &entry));
+        }
+        None => {
+            let progress = Progress::waiting("latchd is replaying the log");
+            let path = format!(
+                "/v1/audit/state?at={}{}",
+                query_moment(at),
+                if active_only { "&active_only=true" } else { "" }
+            );
+            client.get_lines(&path, |entry| {
+                progress.done();
+                Ok(print(&mut printer, kind, &entry))
+            })?;
+        }
+    }
+    finish(printer)
+}
+
+fn who_can(
+    client: &Client,
+    out: Output,
+    permission: &str,
+    at: Moment,
+    source: Source,
+) -> Result<(), CliError> {
+    let permission = Permission::parse(permission)
+        .map_err(|e| CliError::Usage(format!("permission {permission:?}: {e}")))?;
+    let mut printer = RecordPrinter::new(out);
+    let kind = |entry: &Value| match entry["kind"].as_str() {
+        Some("moment") => "moment",
+        Some("account") => "holder_account",
+        _ => "holder_token",
+    };
+    match source.data_dir {
+        Some(dir) => {
+            let replayed = replay_offline(&dir, at)?;
+            latch_audit::who_can(&replayed, &permission, |holder| {
+                print(&mut printer, kind, &holder)
+            });
+        }
+        None => {
+            let progress = Progress::waiting("latchd is replaying the log");
+            let path = format!(
+                "/v1/audit/who-can?permission={permission}&at={}",
+                query_moment(at)
+            );
+            client.get_lines(&path, |entry| {
+                progress.done();
+                Ok(print(&mut printer, kind, &entry))
+            })?;
+        }
+    }
+    finish(printer)
+}
+
+/// Replays the data directory's log to `at`, with a progress bar on a terminal.
+fn replay_offline(dir: &Path, at: Moment) -> Result<latch_audit::Replayed, CliError> {
+    let store = open_log(dir)?;
+    let progress = Progress::positions("replaying the log");
+    let replayed = latch_audit::replay(&store, at, &mut |done, total| progress.update(done, total))
+        .map_err(audit_error)?;
+    progress.done();
+    Ok(replayed)
+}
+
+/// A moment as a query parameter: positions as numbers, times in UTC with
+/// `Z` (no `+` to escape).
+fn query_moment(at: Moment) -> String {
+    at.to_string()
+}
+
+/// Prints one entry (typed offline, JSON online) under the layout `kind`
+/// picks; `false` once stdout is gone, to stop reading.
+fn print(
+    printer: &mut RecordPrinter,
+    kind: impl Fn(&Value) -> &'static str,
+    entry: &impl serde::Serialize,
+) -> bool {
+    let Ok(value) = serde_json::to_value(entry) else {
+        return false;
+    };
+    printer.print(kind(&value), &value).is_ok()
+}
+
+pub(crate) fn finish(printer: RecordPrinter) -> Result<(), CliError> {
+    match printer.finish() {
+        Ok(()) => Ok(()),
+        // `| head`: the reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::Other(format!("writing the answer: {e}"))),
+    }
+}
+
+pub(crate) fn audit_error(error: AuditError) -> CliError {
+    match error {
+        AuditError::BeyondHead { .. } => CliError::Invalid(error.to_string()),
+        AuditError::UnknownToken(_) => CliError::NotFound(error.to_string()),
+        AuditError::BrokenChain { position, problem } => {
+            eprintln!("the log's hash chain is broken at position {position}: {problem}");
+            CliError::Tampered(position.get())
+        }
+        AuditError::Store(e) => CliError::Other(format!("reading the log: {e}")),
+    }
+}
+
 /// The table line for an export's verdict.
 fn export_line(verdict: &Value) -> String {
     match verdict["verdict"].as_str() {
@@ -162,7 +380,7 @@ fn chain_line(verdict: &Value) -> String {
 
 /// The data directory's log: latchd keeps it in `<data-dir>/log`; a bare
 /// log directory works too.
-fn open_log(dir: &std::path::Path) -> Result<EventStore, CliError> {
+pub(crate) fn open_log(dir: &Path) -> Result<EventStore, CliError> {
     let log = if dir.join("log").is_dir() {
         dir.join("log")
     } else {
@@ -176,7 +394,7 @@ fn open_log(dir: &std::path::Path) -> Result<EventStore, CliError> {
     })
 }
 
-fn verify_offline(dir: &std::path::Path) -> Result<ChainVerdict, CliError> {
+fn verify_offline(dir: &Path) -> Result<ChainVerdict, CliError> {
     open_log(dir)?
         .verify_chain()
         .map_err(|e| CliError::Other(format!("reading the log: {e}")))

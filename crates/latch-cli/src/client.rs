@@ -19,6 +19,12 @@ pub enum CliError {
     Unreachable { url: String, reason: String },
     #[error("{0}")]
     Usage(String),
+    /// Offline: no such account or token in the log.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request cannot be answered as asked (e.g. a position past the log's end).
+    #[error("{0}")]
+    Invalid(String),
     #[error("{0}")]
     Other(String),
     /// `latch audit verify` found the chain broken (already reported).
@@ -32,6 +38,8 @@ impl CliError {
             CliError::Api { status, .. } => exit_code::for_status(*status),
             CliError::Unreachable { .. } => exit_code::UNAVAILABLE,
             CliError::Usage(_) => exit_code::USAGE,
+            CliError::NotFound(_) => exit_code::NOT_FOUND,
+            CliError::Invalid(_) => exit_code::INVALID,
             CliError::Other(_) => exit_code::FAILURE,
             CliError::Tampered(_) => exit_code::TAMPERED,
         }
@@ -71,6 +79,40 @@ impl Client {
     /// GETs `path` and copies a successful response body to `out` as it
     /// arrives (for exports), without holding it in memory.
     pub fn get_to(&self, path: &str, out: &mut impl std::io::Write) -> Result<(), CliError> {
+        let mut body = self.get_stream(path)?;
+        std::io::copy(&mut body, out)
+            .map_err(|e| CliError::Other(format!("reading latchd's answer: {e}")))?;
+        Ok(())
+    }
+
+    /// GETs `path` (an NDJSON answer) and hands each line to `each` as it
+    /// arrives, for as long as `each` says to go on.
+    pub fn get_lines(
+        &self,
+        path: &str,
+        mut each: impl FnMut(Value) -> Result<bool, CliError>,
+    ) -> Result<(), CliError> {
+        use std::io::BufRead;
+        let body = std::io::BufReader::new(self.get_stream(path)?);
+        for line in body.lines() {
+            let line =
+                line.map_err(|e| CliError::Other(format!("reading latchd's answer: {e}")))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let value = serde_json::from_str(&line).map_err(|e| {
+                CliError::Other(format!("latchd sent a line that is not JSON ({e}): {line}"))
+            })?;
+            if !each(value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// A successful response's body as a reader (no size limit); an error
+    /// answer as a `CliError`.
+    fn get_stream(&self, path: &str) -> Result<ureq::BodyReader<'static>, CliError> {
         let url = format!("{}{}", self.base, path);
         let token = self.token.as_deref().ok_or_else(|| {
             CliError::Usage("no token: set LATCH_TOKEN, or pass --token-file".into())
@@ -91,10 +133,11 @@ impl Client {
             let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
             return Err(api_error(status, &value));
         }
-        let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
-        std::io::copy(&mut reader, out)
-            .map_err(|e| CliError::Other(format!("reading the export: {e}")))?;
-        Ok(())
+        Ok(response
+            .into_body()
+            .into_with_config()
+            .limit(u64::MAX)
+            .reader())
     }
 
     pub fn send(

@@ -2,9 +2,12 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod audit_events;
 mod client;
 mod exit_code;
 mod output;
+mod progress;
+mod record_printer;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -57,7 +60,9 @@ enum Command {
     Events(EventsArgs),
     /// Follow events live over NATS as latchd publishes them.
     Watch(WatchArgs),
-    /// Investigate: verify the log's hash chain, online or offline.
+    /// Investigate: the log filtered, a token's story, the state or who could
+    /// do what at a moment; verify and export the hash-chained log. Online, or
+    /// offline with --data-dir.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
 }
@@ -820,6 +825,23 @@ mod tests {
                 "token",
                 "introspect",
                 "latch_other",
+            ],
+            vec![
+                "latch",
+                "--token",
+                "credential",
+                "audit",
+                "events",
+                "--token-id",
+                "some-id",
+            ],
+            vec![
+                "latch",
+                "--token",
+                "credential",
+                "audit",
+                "token",
+                "some-id",
             ],
         ] {
             let cli = Cli::try_parse_from(&args).unwrap();

@@ -7,6 +7,8 @@ use serde_json::Value;
 pub enum Output {
     Table,
     Json,
+    /// One JSON value a line (for `latch audit …`; elsewhere as `json`).
+    Ndjson,
     /// Only the token secret (token issue / rotate), for capture by a script.
     Raw,
 }
@@ -20,6 +22,7 @@ pub fn print(output: Output, value: &Value, columns: &[Column]) {
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_default()
         ),
+        Output::Ndjson => println!("{}", serde_json::to_string(value).unwrap_or_default()),
         Output::Table => {
             let rows: Vec<&Value> = match value {
                 Value::Array(items) => items.iter().collect(),
@@ -30,7 +33,7 @@ pub fn print(output: Output, value: &Value, columns: &[Column]) {
     }
 }
 
-fn cell(value: &Value, field: &str) -> String {
+pub fn cell(value: &Value, field: &str) -> String {
     let mut current = value;
     for part in field.split('.') {
         current = match current.get(part) {

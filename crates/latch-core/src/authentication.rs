@@ -11,6 +11,7 @@ use crate::id::{AccountId, TokenId};
 use crate::permission::Permission;
 use crate::permission_set::PermissionSet;
 use crate::state::State;
+use crate::token::Token;
 use crate::token_digest::TokenDigest;
 use crate::token_secret::{self, TokenFormatError};
 
@@ -67,6 +68,20 @@ pub enum Rejection {
     SourceNotAllowed,
 }
 
+/// Which token was presented, whatever its status: shape and checksum
+/// first (no lookup for garbage), then the digest index and a constant-time
+/// comparison of the digests. For `authenticate`, and for the audit trail,
+/// which names the token a refused request presented.
+pub fn identify<'s>(state: &'s State, presented: &str) -> Result<&'s Token, Rejection> {
+    token_secret::check(presented).map_err(Rejection::Malformed)?;
+    let digest = TokenDigest::of(presented);
+    let token = state.token_by_digest(&digest).ok_or(Rejection::Unknown)?;
+    if !token.digest.ct_eq(&digest) {
+        return Err(Rejection::Unknown);
+    }
+    Ok(token)
+}
+
 /// Shape and checksum first (no lookup for garbage), then the digest index,
 /// then a constant-time comparison of the digests, then the token's and
 /// account's status at `now`, then the source address when one is given.
@@ -76,12 +91,7 @@ pub fn authenticate<'s>(
     now: DateTime<Utc>,
     source: Option<IpAddr>,
 ) -> Result<Principal<'s>, Rejection> {
-    token_secret::check(presented).map_err(Rejection::Malformed)?;
-    let digest = TokenDigest::of(presented);
-    let token = state.token_by_digest(&digest).ok_or(Rejection::Unknown)?;
-    if !token.digest.ct_eq(&digest) {
-        return Err(Rejection::Unknown);
-    }
+    let token = identify(state, presented)?;
     let account = state.account(token.account_id).ok_or(Rejection::Unknown)?;
     match account.status {
         AccountStatus::Active => {}

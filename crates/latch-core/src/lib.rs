@@ -28,11 +28,12 @@ mod state;
 mod token;
 mod token_digest;
 mod token_secret;
+mod token_status;
 mod ttl;
 
 pub use account::{Account, AccountName, AccountNameError, AccountStatus};
 pub use actor::Actor;
-pub use authentication::{Principal, Rejection, authenticate};
+pub use authentication::{Principal, Rejection, authenticate, identify};
 pub use command::{Command, Requirement};
 pub use decide::{CommandContext, MAX_TEXT, decide};
 pub use domain_error::{DomainError, RejectionKind};
@@ -51,6 +52,7 @@ pub use state::State;
 pub use token::{Revocation, Token};
 pub use token_digest::TokenDigest;
 pub use token_secret::{TOKEN_LEN, TokenFormatError, TokenSecret};
+pub use token_status::TokenStatus;
 pub use ttl::Ttl;
 
 /// Re-exported so callers name the same CIDR type the events carry.

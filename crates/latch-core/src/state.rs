@@ -8,11 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::{Account, AccountName};
 use crate::id::{AccountId, TokenId};
+use crate::permission_set::PermissionSet;
 use crate::policy::{Policy, PolicySettings};
 use crate::position::Position;
 use crate::role::{BuiltinRole, Role, RoleName};
 use crate::token::Token;
 use crate::token_digest::TokenDigest;
+use crate::token_status::TokenStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -135,11 +137,37 @@ impl State {
     /// Whether a token would be accepted at `now`, ignoring the source
     /// address: account active, not revoked, not expired.
     pub fn token_is_live(&self, token: &Token, now: DateTime<Utc>) -> bool {
-        token.revoked.is_none()
-            && !token.is_expired_at(now)
-            && self
-                .accounts
-                .get(&token.account_id)
-                .is_some_and(Account::is_active)
+        self.token_status(token, now) == TokenStatus::Active
+    }
+
+    /// What the token is at `now` in this state: revoked first, then
+    /// expired, then suspended with its account.
+    pub fn token_status(&self, token: &Token, now: DateTime<Utc>) -> TokenStatus {
+        if token.revoked.is_some() {
+            TokenStatus::Revoked
+        } else if token.is_expired_at(now) {
+            TokenStatus::Expired
+        } else if !self
+            .accounts
+            .get(&token.account_id)
+            .is_some_and(Account::is_active)
+        {
+            TokenStatus::Suspended
+        } else {
+            TokenStatus::Active
+        }
+    }
+
+    /// What the token may do at `now`: its scopes ∩ its account's role,
+    /// empty unless it is active.
+    pub fn effective_permissions(&self, token: &Token, now: DateTime<Utc>) -> PermissionSet {
+        if self.token_status(token, now) != TokenStatus::Active {
+            return PermissionSet::empty();
+        }
+        self.accounts
+            .get(&token.account_id)
+            .and_then(|account| self.roles.get(&account.role))
+            .map(|role| token.scopes.intersect(&role.permissions))
+            .unwrap_or_default()
     }
 }

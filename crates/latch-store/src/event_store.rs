@@ -291,6 +291,23 @@ impl EventStore {
             .map_or(0, u64::from_be_bytes))
     }
 
+    /// The names of the streams that start with `prefix`, in order (e.g.
+    /// every `account-` stream: one per account ever created).
+    pub fn stream_names(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut names = Vec::new();
+        for item in self.db.iterator_cf(
+            cf(&self.db, CF_STREAM_HEADS),
+            IteratorMode::From(prefix.as_bytes(), Direction::Forward),
+        ) {
+            let (key, _) = item?;
+            if !key.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            names.push(String::from_utf8_lossy(&key).into_owned());
+        }
+        Ok(names)
+    }
+
     pub fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let Some(bytes) = self
             .db
@@ -402,44 +419,93 @@ impl EventStore {
         from: Position,
         prev: ChainHash,
     ) -> Result<ChainVerdict, StoreError> {
-        let mut expected = from.max(Position::FIRST);
-        let mut prev = prev;
         let mut checked = 0u64;
-        for item in self.db.iterator_cf(
-            cf(&self.db, CF_EVENTS),
-            IteratorMode::From(&expected.to_key(), Direction::Forward),
-        ) {
-            let (key, value) = item?;
-            let broken = |problem: String| {
-                Ok(ChainVerdict::Broken {
-                    position: expected,
-                    problem,
-                })
-            };
-            match Position::from_key(&key) {
-                Some(p) if p == expected => {}
-                Some(p) => return broken(format!("missing; next stored is {p}")),
-                None => return broken("malformed key".into()),
+        let mut head = Position::new(from.max(Position::FIRST).get() - 1);
+        let mut head_hash = prev;
+        for event in self.iter_chained(from, prev) {
+            match event {
+                Ok(event) => {
+                    checked += 1;
+                    head = event.position;
+                    head_hash = event.hash;
+                }
+                Err(StoreError::ChainBroken { position, problem }) => {
+                    return Ok(ChainVerdict::Broken { position, problem });
+                }
+                Err(other) => return Err(other),
             }
-            if !stored_event::hash_matches(&value) {
-                return broken("stored bytes do not match their hash".into());
-            }
-            let event = match stored_event::decode(expected, &value) {
-                Ok(event) => event,
-                Err(e) => return broken(e.to_string()),
-            };
-            if event.prev_hash != prev {
-                return broken("prev_hash does not match the previous event's hash".into());
-            }
-            prev = event.hash;
-            checked += 1;
-            expected = expected.next();
         }
         Ok(ChainVerdict::Intact {
             checked,
-            head: Position::new(expected.get() - 1),
-            head_hash: prev,
+            head,
+            head_hash,
         })
+    }
+
+    /// Events from `from` on, in order, each checked against the chain as
+    /// it is read (its hash is the SHA-256 of its stored bytes, its
+    /// `prev_hash` the hash before it, no position missing), `prev` being
+    /// the hash before `from`. The first break ends the iteration with
+    /// `StoreError::ChainBroken`: what replays for audit read, so an answer
+    /// never rests on an altered record.
+    pub fn iter_chained(
+        &self,
+        from: Position,
+        prev: ChainHash,
+    ) -> impl Iterator<Item = Result<StoredEvent, StoreError>> + '_ {
+        let mut expected = from.max(Position::FIRST);
+        let mut prev = prev;
+        let mut broken = false;
+        self.db
+            .iterator_cf(
+                cf(&self.db, CF_EVENTS),
+                IteratorMode::From(&expected.to_key(), Direction::Forward),
+            )
+            .map_while(move |item| {
+                if broken {
+                    return None;
+                }
+                let checked = (|| {
+                    let (key, value) = item?;
+                    let broken_here = |problem: String| StoreError::ChainBroken {
+                        position: expected,
+                        problem,
+                    };
+                    match Position::from_key(&key) {
+                        Some(p) if p == expected => {}
+                        Some(p) => return Err(broken_here(format!("missing; next stored is {p}"))),
+                        None => return Err(broken_here("malformed key".into())),
+                    }
+                    if !stored_event::hash_matches(&value) {
+                        return Err(broken_here("stored bytes do not match their hash".into()));
+                    }
+                    let event = stored_event::decode(expected, &value)
+                        .map_err(|e| broken_here(e.to_string()))?;
+                    if event.prev_hash != prev {
+                        return Err(broken_here(
+                            "prev_hash does not match the previous event's hash".into(),
+                        ));
+                    }
+                    Ok(event)
+                })();
+                match &checked {
+                    Ok(event) => {
+                        prev = event.hash;
+                        expected = expected.next();
+                    }
+                    Err(_) => broken = true,
+                }
+                Some(checked)
+            })
+    }
+
+    /// The hash of the event at `position` (the genesis hash for position 0),
+    /// as the anchor for `iter_chained` from the position after it.
+    pub fn hash_at(&self, position: Position) -> Result<Option<ChainHash>, StoreError> {
+        if position == Position::ZERO {
+            return Ok(Some(ChainHash::GENESIS));
+        }
+        Ok(self.event(position)?.map(|event| event.hash))
     }
 
     /// The stored records from `from` through `through`, exactly as stored

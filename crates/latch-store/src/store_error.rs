@@ -9,6 +9,9 @@ pub enum StoreError {
     Rocks(#[from] rocksdb::Error),
     #[error("stored event at position {position} is corrupt: {problem}")]
     Corrupt { position: Position, problem: String },
+    /// The hash chain does not hold here: the log was altered.
+    #[error("the hash chain is broken at position {position}: {problem}")]
+    ChainBroken { position: Position, problem: String },
     #[error("the store was opened read-only")]
     ReadOnly,
     #[error("{0}")]

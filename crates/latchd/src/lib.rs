@@ -22,14 +22,15 @@ mod usage_book;
 mod usage_intake;
 
 pub use bootstrap::{ADMIN_TOKEN_FILE, BootstrapError, Bootstrapped, bootstrap};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, FileClock, ManualClock, SystemClock};
 pub use command_handler::{
     CommandHandle, CommandHandler, CommandRequest, HandlerConfig, HandlerMetrics, Idempotency,
 };
 pub use command_outcome::{CommandReceipt, CommandRejection, CommandResult, HandlerFailure};
 pub use event_codec::{to_new_event, to_recorded};
+pub use latch_audit::TokenUsage;
 pub use rebuild::{RebuildError, Rebuilt, rebuild};
 pub use relay::{Relay, RelayStatus};
 pub use scheduler::{Scheduler, SchedulerStatus};
-pub use usage_book::{TokenUsage, UsageBook};
+pub use usage_book::UsageBook;
 pub use usage_intake::UsageIntake;

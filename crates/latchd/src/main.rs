@@ -14,8 +14,8 @@ use clap::Parser;
 use latch_store::{ChainVerdict, EventStore};
 use latchd::api::{self, AppState};
 use latchd::{
-    Bootstrapped, CommandHandler, HandlerConfig, Relay, RelayStatus, Scheduler, SystemClock,
-    UsageIntake, bootstrap,
+    Bootstrapped, Clock, CommandHandler, FileClock, HandlerConfig, Relay, RelayStatus, Scheduler,
+    SystemClock, UsageIntake, bootstrap,
 };
 
 #[derive(Debug, Parser)]
@@ -40,6 +40,10 @@ struct Settings {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "LATCH_LOG_JSON")]
     log_json: bool,
+    /// For tests only: read "now" from this file (one RFC 3339 time,
+    /// re-read at every use) instead of the system clock.
+    #[arg(long, env = "LATCH_CLOCK_FILE", hide = true)]
+    clock_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -56,7 +60,13 @@ async fn main() -> anyhow::Result<()> {
         snapshot_every: settings.snapshot_every,
         ..HandlerConfig::default()
     };
-    let clock = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = match &settings.clock_file {
+        Some(path) => {
+            tracing::warn!(path = %path.display(), "TEST CLOCK: \"now\" is read from a file, not the system clock");
+            Arc::new(FileClock::open(path).map_err(anyhow::Error::msg)?)
+        }
+        None => Arc::new(SystemClock),
+    };
     let (handler, rebuilt) = CommandHandler::start(store.clone(), clock.clone(), config)
         .context("rebuilding state from the event log")?;
     let commands = handler.handle();

@@ -9,39 +9,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use latch_audit::TokenUsage;
 use latch_core::TokenId;
 use latch_store::{EventStore, StoreError};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenUsage {
-    pub first_used_at: DateTime<Utc>,
-    pub last_used_at: DateTime<Utc>,
-    pub last_used_from: Option<IpAddr>,
-    pub count: u64,
-}
-
-impl TokenUsage {
-    fn merge(self, other: TokenUsage) -> TokenUsage {
-        let (last_used_at, last_used_from) = if other.last_used_at >= self.last_used_at {
-            (
-                other.last_used_at,
-                other.last_used_from.or(self.last_used_from),
-            )
-        } else {
-            (
-                self.last_used_at,
-                self.last_used_from.or(other.last_used_from),
-            )
-        };
-        TokenUsage {
-            first_used_at: self.first_used_at.min(other.first_used_at),
-            last_used_at,
-            last_used_from,
-            count: self.count + other.count,
-        }
-    }
-}
 
 pub struct UsageBook {
     store: Arc<EventStore>,
@@ -97,10 +67,7 @@ impl UsageBook {
     }
 
     fn stored(&self, token_id: TokenId) -> Result<Option<TokenUsage>, StoreError> {
-        let Some(bytes) = self.store.usage(*token_id.as_uuid().as_bytes())? else {
-            return Ok(None);
-        };
-        Ok(serde_json::from_slice(&bytes).ok())
+        TokenUsage::stored(&self.store, token_id)
     }
 
     /// Writes pending uses to the store. On failure they stay pending.
@@ -110,11 +77,9 @@ impl UsageBook {
         let mut failed = None;
         for (token_id, used) in pending {
             let result = self.stored(token_id).and_then(|stored| {
-                let merged = stored.map_or(used, |stored| stored.merge(used));
-                self.store.put_usage(
-                    *token_id.as_uuid().as_bytes(),
-                    &serde_json::to_vec(&merged).expect("usage serialises"),
-                )
+                stored
+                    .map_or(used, |stored| stored.merge(used))
+                    .store(&self.store, token_id)
             });
             if let Err(error) = result {
                 self.record(

@@ -13,7 +13,7 @@ use crate::api::command_headers::{IdempotencyKey, IfMatch, etag};
 use crate::api::json_body::JsonBody;
 use crate::api::problem::Problem;
 use crate::api::submit::Acting;
-use crate::api::views::AccountView;
+use latch_audit::AccountView;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -13,69 +13,13 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use latch_audit::ActivityRecord;
 use latch_core::{AccountId, TokenId};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::api::app_state::AppState;
 use crate::api::caller::Caller;
 use crate::api::problem::Problem;
 use crate::api::request_id::RequestId;
-
-/// One API request, or one verifier's report of a token's accepted uses
-/// (`method` `VERIFY`, `route` `verifier`, `path` the verifier's name,
-/// `verifier_uses` the count, `at` the last use), as `GET /v1/audit`
-/// returns it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ActivityRecord {
-    pub id: uuid::Uuid,
-    pub at: DateTime<Utc>,
-    pub request_id: String,
-    pub method: String,
-    /// The route template, e.g. `/v1/tokens/{id}/revoke`.
-    pub route: String,
-    pub path: String,
-    pub remote_addr: String,
-    #[schema(value_type = Option<String>)]
-    pub account_id: Option<AccountId>,
-    #[schema(value_type = Option<String>)]
-    pub token_id: Option<TokenId>,
-    /// `None` while the request is being processed (or if latchd died during it).
-    pub status: Option<u16>,
-    pub duration_us: Option<u64>,
-    /// For a verifier's report: how many accepted uses it covers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verifier_uses: Option<u64>,
-}
-
-impl ActivityRecord {
-    /// The audit record of a verifier's report of one token's uses.
-    pub fn verifier_use(verifier: &str, account_id: AccountId, used: &latch_bus::TokenUse) -> Self {
-        ActivityRecord {
-            id: uuid::Uuid::now_v7(),
-            at: used.last_at,
-            request_id: String::new(),
-            method: "VERIFY".into(),
-            route: "verifier".into(),
-            path: verifier.to_owned(),
-            remote_addr: used.last_from.map(|a| a.to_string()).unwrap_or_default(),
-            account_id: Some(account_id),
-            token_id: Some(used.token_id),
-            status: Some(200),
-            duration_us: None,
-            verifier_uses: Some(used.count),
-        }
-    }
-
-    /// Writes the record to the store's activity column family.
-    pub fn store(&self, store: &latch_store::EventStore) -> Result<(), latch_store::StoreError> {
-        store.put_activity(
-            *self.id.as_bytes(),
-            &serde_json::to_vec(self).expect("activity records serialise"),
-        )
-    }
-}
 
 pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -101,8 +45,14 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
         ),
         path: request.uri().path().to_owned(),
         remote_addr: remote.ip().to_string(),
-        account_id: authenticated.as_ref().ok().map(|c| c.account_id),
-        token_id: authenticated.as_ref().ok().map(|c| c.token_id),
+        account_id: match &authenticated {
+            Ok(caller) => Some(caller.account_id),
+            Err(refused) => refused.presented.map(|(account, _)| account),
+        },
+        token_id: match &authenticated {
+            Ok(caller) => Some(caller.token_id),
+            Err(refused) => refused.presented.map(|(_, token)| token),
+        },
         status: None,
         duration_us: None,
         verifier_uses: None,
@@ -117,7 +67,7 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        Err(problem) => {
+        Err(Refused { problem, .. }) => {
             tracing::info!(route = %record.route, reason = %problem.detail, "request not authenticated");
             problem.into_response()
         }
@@ -137,7 +87,24 @@ fn write(app: &AppState, record: &ActivityRecord) -> Result<(), Problem> {
     })
 }
 
-fn authenticate(app: &AppState, headers: &HeaderMap, source: IpAddr) -> Result<Caller, Problem> {
+/// A request that could not be authenticated, and the token it presented
+/// when latch knows it (revoked, expired, suspended, or from a source it may
+/// not be used from): investigators want those attempts on the token's record.
+struct Refused {
+    problem: Problem,
+    presented: Option<(AccountId, TokenId)>,
+}
+
+impl From<Problem> for Refused {
+    fn from(problem: Problem) -> Self {
+        Refused {
+            problem,
+            presented: None,
+        }
+    }
+}
+
+fn authenticate(app: &AppState, headers: &HeaderMap, source: IpAddr) -> Result<Caller, Refused> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| Problem::unauthenticated("missing Authorization: Bearer <token>"))?;
@@ -153,7 +120,12 @@ fn authenticate(app: &AppState, headers: &HeaderMap, source: IpAddr) -> Result<C
         .trim();
     let state = app.commands.state();
     let principal = latch_core::authenticate(&state, token, app.clock.now(), Some(source))
-        .map_err(|rejection| Problem::unauthenticated(rejection.to_string()))?;
+        .map_err(|rejection| Refused {
+            problem: Problem::unauthenticated(rejection.to_string()),
+            presented: latch_core::identify(&state, token)
+                .ok()
+                .map(|t| (t.account_id, t.id)),
+        })?;
     Ok(Caller {
         account_id: principal.account_id,
         token_id: principal.token_id,

@@ -1,5 +1,6 @@
 //! `GET /v1/audit`: API activity records; `GET /v1/audit/chain`: the
-//! event log's hash chain, walked.
+//! event log's hash chain, walked; `GET /v1/audit/export`: the log as a
+//! self-verifying NDJSON file.
 
 use axum::Json;
 use axum::extract::{Extension, Query, State};
@@ -7,9 +8,11 @@ use latch_core::api_permission;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::activity::ActivityRecord;
+use latch_audit::ActivityRecord;
+
 use crate::api::app_state::AppState;
 use crate::api::caller::Caller;
+use crate::api::ndjson;
 use crate::api::problem::Problem;
 
 const MAX_LIMIT: usize = 1000;
@@ -21,9 +24,9 @@ pub struct AuditQuery {
     pub after: Option<uuid::Uuid>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<usize>,
-    /// Only requests made by this account.
+    /// Only requests made by this account (or refused while presenting one of its tokens).
     pub account: Option<String>,
-    /// Only requests made with this token.
+    /// Only requests made with this token (accepted or refused).
     pub token: Option<String>,
     /// Only responses with this status, e.g. 403.
     pub status: Option<u16>,
@@ -133,7 +136,6 @@ pub async fn export(
     Extension(caller): Extension<Caller>,
     query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::response::Response, Problem> {
-    use axum::response::IntoResponse;
     caller.require(api_permission::AUDIT_READ)?;
     let Query(query) = query.map_err(|e| Problem::invalid(format!("query: {}", e.body_text())))?;
     let store = app.commands.store().clone();
@@ -151,37 +153,10 @@ pub async fn export(
             "no events were recorded in that time range",
         ));
     };
-    let (sender, mut receiver) =
-        tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
-    tokio::task::spawn_blocking(move || {
-        let mut out = std::io::BufWriter::with_capacity(64 * 1024, ChannelWriter(sender.clone()));
-        if let Err(error) = latch_store::write_export(&store, first, last, &mut out) {
-            tracing::warn!(%error, "audit export failed part way");
-            let _ = sender.blocking_send(Err(std::io::Error::other(error.to_string())));
-        }
-    });
-    let stream = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response())
-}
-
-/// Hands written bytes to the response body.
-struct ChannelWriter(tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>);
-
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
-            })?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    Ok(ndjson::stream(move |out| {
+        let mut out = out;
+        latch_store::write_export(&store, first, last, &mut out)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }))
 }

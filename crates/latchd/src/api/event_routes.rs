@@ -1,134 +1,201 @@
-//! `GET /v1/events`: the log itself, for audit and for followers.
+//! `GET /v1/events`: the log itself, filtered, for audit and for followers;
+//! with `wait`, a long poll that answers as soon as a matching event is
+//! appended (what `latch audit events --follow` uses).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Extension, Query, State};
 use chrono::{DateTime, Utc};
-use latch_core::{EventEnvelope, Position, api_permission};
+use latch_audit::{AccountNames, ActorMatch, AuditEvent, EventFilter, TypeMatch};
+use latch_core::{AccountId, AccountName, Position, Span, TokenId, api_permission};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::app_state::AppState;
 use crate::api::caller::Caller;
 use crate::api::problem::Problem;
-use crate::api::views::ActorView;
 
 /// Most events one page returns.
 const MAX_LIMIT: usize = 1000;
-/// Most events one page looks at while filtering.
-const MAX_SCAN: usize = 100_000;
+/// Most events one page reads while filtering.
+const MAX_READ: u64 = 100_000;
+/// Longest `wait`.
+const MAX_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
     /// Events after this position (default 0: from the start).
     pub after: Option<u64>,
+    /// Events up to and including this position.
+    pub to: Option<u64>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<usize>,
-    /// Only events about this account.
+    /// Only events about this account (id or name): its own and its tokens'.
     pub account: Option<String>,
-    /// Only events of this type, e.g. `token.revoked`.
+    /// Only events about this token (id).
+    pub token: Option<String>,
+    /// Only events caused by `system` or by any token of this account (id or name).
+    pub actor: Option<String>,
+    /// Only events caused with this token (id).
+    pub actor_token: Option<String>,
+    /// Only events of these types, comma-separated: `token.revoked`, or a
+    /// family: `token.*`.
     #[serde(rename = "type")]
     pub event_type: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventView {
-    pub position: u64,
-    pub id: String,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub at: DateTime<Utc>,
-    pub actor: ActorView,
-    pub stream: String,
-    pub version: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub idempotency_key: Option<String>,
-    /// The event body; names `account_id` and `token_id` where they apply.
-    #[schema(value_type = Object)]
-    pub data: serde_json::Value,
-    pub prev_hash: String,
-    pub hash: String,
+    /// Only events recorded at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Only events recorded before this time (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// When nothing matches yet, wait up to this long (e.g. `30s`, at most
+    /// 60s) for a matching event to be appended.
+    pub wait: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventPage {
-    pub events: Vec<EventView>,
+    pub events: Vec<AuditEvent>,
     /// Pass as `after` for the next page.
     pub next_after: u64,
     /// The log's head position now.
     pub head: u64,
+    /// No later event can match (`to` or `until` was passed): stop paging.
+    pub complete: bool,
 }
 
-/// Read the event log, oldest first.
+/// Read the event log, oldest first, filtered.
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventQuery),
-    responses((status = 200, body = EventPage), (status = 400, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, body = EventPage), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<EventQuery>,
+    query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<EventPage>, Problem> {
     caller.require(api_permission::EVENTS_READ)?;
+    let Query(query) =
+        query.map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
+    let wait = query
+        .wait
+        .as_deref()
+        .map(|text| {
+            Span::parse(text)
+                .map(|span| span.to_chrono().to_std().unwrap_or(MAX_WAIT).min(MAX_WAIT))
+                .map_err(|e| Problem::bad_request(format!("wait: {e}")))
+        })
+        .transpose()?;
+    let filter = filter_of(&app, &query)?;
+    let mut after = Position::new(query.after.unwrap_or(0));
+    let deadline = wait.map(|wait| tokio::time::Instant::now() + wait);
+    let names = Arc::new(AccountNames::of_state(&app.commands.state()));
+    let mut head_moved = app.commands.store().subscribe();
+    loop {
+        head_moved.mark_unchanged();
+        let store = app.commands.store().clone();
+        let filter = filter.clone();
+        let names = names.clone();
+        let (events, end) = tokio::task::spawn_blocking(move || {
+            let mut events = Vec::new();
+            latch_audit::scan_events(&store, &filter, after, MAX_READ, &names, |event| {
+                events.push(event);
+                events.len() < limit
+            })
+            .map(|end| (events, end))
+        })
+        .await
+        .map_err(|e| Problem::internal(e.to_string()))?
+        .map_err(|e| Problem::internal(e.to_string()))?;
+        let head = app.commands.store().head().position;
+        let caught_up = end.last_read >= head;
+        after = end.last_read;
+        let waiting = deadline.filter(|_| events.is_empty() && caught_up && !end.complete);
+        let Some(deadline) = waiting else {
+            return Ok(Json(EventPage {
+                events,
+                next_after: end.last_read.get(),
+                head: head.get(),
+                complete: end.complete,
+            }));
+        };
+        // Nothing yet: wait for the head to move (or the time to run out).
+        if tokio::time::timeout_at(deadline, head_moved.changed())
+            .await
+            .is_err()
+        {
+            return Ok(Json(EventPage {
+                events,
+                next_after: end.last_read.get(),
+                head: app.commands.store().head().position.get(),
+                complete: false,
+            }));
+        }
+    }
+}
+
+/// The query's conditions, names resolved against latchd's state.
+fn filter_of(app: &AppState, query: &EventQuery) -> Result<EventFilter, Problem> {
     let account = query
         .account
         .as_deref()
-        .map(|a| a.parse::<latch_core::AccountId>())
-        .transpose()
-        .map_err(|_| Problem::bad_request("account must be an account id"))?;
-    if let Some(event_type) = &query.event_type
-        && !latch_core::Event::TYPES.contains(&event_type.as_str())
-    {
-        return Err(Problem::bad_request(format!(
-            "unknown event type {event_type:?}; one of: {}",
-            latch_core::Event::TYPES.join(", ")
-        )));
-    }
-    let store = app.commands.store().clone();
-    let after = Position::new(query.after.unwrap_or(0));
-    let page = tokio::task::spawn_blocking(move || -> Result<EventPage, Problem> {
-        let mut events = Vec::new();
-        let mut next_after = after;
-        for stored in store.iter_from(after.next()).take(MAX_SCAN) {
-            let stored = stored.map_err(|e| Problem::internal(e.to_string()))?;
-            next_after = stored.position;
-            let envelope: EventEnvelope = stored
-                .decode()
-                .map_err(|e| Problem::internal(e.to_string()))?;
-            let matches = account.is_none_or(|a| envelope.event.account_id() == Some(a))
-                && query
-                    .event_type
-                    .as_deref()
-                    .is_none_or(|t| envelope.event.event_type() == t);
-            if matches {
-                events.push(EventView {
-                    position: stored.position.get(),
-                    id: envelope.id.to_string(),
-                    event_type: envelope.event.event_type().to_owned(),
-                    at: envelope.at,
-                    actor: envelope.actor.into(),
-                    stream: stored.stream.clone(),
-                    version: stored.version,
-                    request_id: envelope.request_id.clone(),
-                    idempotency_key: envelope.idempotency_key.clone(),
-                    data: envelope.event.body(),
-                    prev_hash: stored.prev_hash.to_hex(),
-                    hash: stored.hash.to_hex(),
-                });
-                if events.len() >= limit {
-                    break;
-                }
-            }
+        .map(|text| account_by_id_or_name(app, "account", text))
+        .transpose()?;
+    let actor = match (query.actor.as_deref(), query.actor_token.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(Problem::bad_request("give actor or actor_token, not both"));
         }
-        Ok(EventPage {
-            events,
-            next_after: next_after.get(),
-            head: store.head().position.get(),
+        (Some("system"), None) => Some(ActorMatch::System),
+        (Some(text), None) => Some(ActorMatch::Account(account_by_id_or_name(
+            app, "actor", text,
+        )?)),
+        (None, Some(text)) => Some(ActorMatch::Token(token_id("actor_token", text)?)),
+        (None, None) => None,
+    };
+    let types = query
+        .event_type
+        .as_deref()
+        .map(|list| {
+            list.split(',')
+                .map(|t| TypeMatch::parse(t.trim()).map_err(Problem::bad_request))
+                .collect::<Result<Vec<_>, _>>()
         })
+        .transpose()?
+        .unwrap_or_default();
+    Ok(EventFilter {
+        account,
+        token: query
+            .token
+            .as_deref()
+            .map(|text| token_id("token", text))
+            .transpose()?,
+        actor,
+        types,
+        since: query.since,
+        until: query.until,
+        from: None,
+        to: query.to.map(Position::new),
     })
-    .await
-    .map_err(|e| Problem::internal(e.to_string()))??;
-    Ok(Json(page))
+}
+
+fn account_by_id_or_name(app: &AppState, field: &str, text: &str) -> Result<AccountId, Problem> {
+    if let Ok(id) = text.parse::<AccountId>() {
+        return Ok(id);
+    }
+    let name = AccountName::parse(text).map_err(|_| {
+        Problem::bad_request(format!("{field} must be an account id or an account name"))
+    })?;
+    app.commands
+        .state()
+        .account_by_name(&name)
+        .map(|account| account.id)
+        .ok_or_else(|| {
+            Problem::not_found(format!("{field}: no account named {name} was ever created"))
+        })
+}
+
+fn token_id(field: &str, text: &str) -> Result<TokenId, Problem> {
+    text.parse::<TokenId>()
+        .map_err(|_| Problem::bad_request(format!("{field} must be a token id")))
 }

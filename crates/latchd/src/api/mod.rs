@@ -10,8 +10,10 @@ mod command_headers;
 mod event_routes;
 mod http_metrics;
 mod introspection;
+mod investigation_routes;
 mod issued_secrets;
 mod json_body;
+mod ndjson;
 mod openapi;
 mod operations;
 mod policy_routes;
@@ -21,15 +23,14 @@ mod role_routes;
 mod snapshot_route;
 mod submit;
 mod token_routes;
-mod views;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
-pub use activity::ActivityRecord;
 pub use app_state::AppState;
+pub use latch_audit::ActivityRecord;
 pub use openapi::ApiDoc;
 pub use problem::Problem;
 
@@ -106,6 +107,17 @@ fn authenticated_routes() -> RouteTable {
         .add("get", "/v1/audit", get(audit_routes::list))
         .add("get", "/v1/audit/chain", get(audit_routes::chain))
         .add("get", "/v1/audit/export", get(audit_routes::export))
+        .add("get", "/v1/audit/state", get(investigation_routes::state))
+        .add(
+            "get",
+            "/v1/audit/who-can",
+            get(investigation_routes::who_can),
+        )
+        .add(
+            "get",
+            "/v1/audit/tokens/{id}",
+            get(investigation_routes::token_story),
+        )
 }
 
 fn public_routes() -> RouteTable {

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
-    account_routes, audit_routes, event_routes, introspection, operations, policy_routes,
-    role_routes, snapshot_route, token_routes,
+    account_routes, audit_routes, event_routes, introspection, investigation_routes, operations,
+    policy_routes, role_routes, snapshot_route, token_routes,
 };
 
 #[derive(OpenApi)]
@@ -25,6 +25,7 @@ use crate::api::{
         role_routes::list, role_routes::define, role_routes::delete,
         policy_routes::show, policy_routes::set,
         event_routes::list, snapshot_route::snapshot, audit_routes::list, audit_routes::chain, audit_routes::export,
+        investigation_routes::state, investigation_routes::who_can, investigation_routes::token_story,
         openapi_json, operations::healthz, operations::readyz, operations::metrics,
     ),
     modifiers(&BearerAuth),
@@ -34,7 +35,7 @@ use crate::api::{
         (name = "roles", description = "Named permission sets"),
         (name = "policy", description = "Token lifetime and rotation policy"),
         (name = "events", description = "The event log"),
-        (name = "audit", description = "API activity"),
+        (name = "audit", description = "API activity, the hash chain, exports and investigations"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -18,8 +18,8 @@ use crate::api::command_headers::IdempotencyKey;
 use crate::api::json_body::JsonBody;
 use crate::api::problem::Problem;
 use crate::api::submit::{Acting, Submission};
-use crate::api::views::TokenView;
 use crate::command_outcome::CommandReceipt;
+use latch_audit::TokenView;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -96,7 +96,7 @@ fn token_view(app: &AppState, id: TokenId) -> Result<TokenView, Problem> {
         token,
         &state,
         app.clock.now(),
-        app.usage.get(id),
+        Some(app.usage.get(id)),
     ))
 }
 
@@ -280,7 +280,7 @@ pub async fn list(
                     && token.issued_at <= cutoff
                     && usage.is_none_or(|u| u.last_used_at < cutoff)
             });
-            keep.then(|| TokenView::of(token, &state, now, usage))
+            keep.then(|| TokenView::of(token, &state, now, Some(usage)))
         })
         .collect();
     Ok(Json(TokenList { tokens }))

@@ -1,0 +1,51 @@
+//! Reading Latch's history: what `GET /v1/events` and `/v1/audit/*` serve
+//! and what `latch audit … --data-dir` computes offline, from one code path.
+//!
+//! - `EventFilter`: which events an investigation wants.
+//! - `replay` to a `Moment` with latch-core's own `evolve`, checking the
+//!   hash chain as it reads; then `state_entries` (the state then) and
+//!   `who_can` (who held a permission then, and why).
+//! - `TokenStory`: one token's events and uses, in time order.
+//! - The views (`AccountView`, `TokenView`, `ActorView`, `AuditEvent`) and
+//!   the records latchd keeps beside the log (`ActivityRecord`,
+//!   `TokenUsage`).
+//!
+//! Everything hands out entries one at a time (`each` returns whether to go
+//! on), so a million-token answer is streamed, never collected.
+#![forbid(unsafe_code)]
+
+mod account_names;
+mod account_view;
+mod activity_record;
+mod actor_view;
+mod audit_error;
+mod audit_event;
+mod event_filter;
+mod event_scan;
+mod event_summary;
+mod find_account;
+mod moment;
+mod replay;
+mod state_entry;
+mod token_story;
+mod token_usage;
+mod token_view;
+mod who_can;
+
+pub use account_names::AccountNames;
+pub use account_view::AccountView;
+pub use activity_record::ActivityRecord;
+pub use actor_view::ActorView;
+pub use audit_error::AuditError;
+pub use audit_event::AuditEvent;
+pub use event_filter::{ActorMatch, EventFilter, TypeMatch, Verdict};
+pub use event_scan::{ScanEnd, scan_events};
+pub use event_summary::summary;
+pub use find_account::find_account;
+pub use moment::Moment;
+pub use replay::{Progress, Replayed, replay};
+pub use state_entry::{RoleView, StateEntry, StateScope, TokenAt, state_entries};
+pub use token_story::{StoryEntry, TokenStory};
+pub use token_usage::TokenUsage;
+pub use token_view::{TokenView, UsageView};
+pub use who_can::{Holder, who_can};

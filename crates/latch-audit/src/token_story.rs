@@ -1,0 +1,264 @@
+//! `latch audit token <id>`: the whole story of one token, in time order:
+//! who issued it with what scopes, every event that changed it or what it
+//! may do (its rotation, expiry, revocation; its account's changes; its
+//! role's redefinition), and every recorded use (requests to latchd made
+//! with it, accepted or refused, and verifiers' usage reports).
+
+use chrono::{DateTime, Utc};
+use latch_core::{Event, PermissionSet, RecordedEvent, State, Token, TokenId, TokenStatus};
+use latch_store::EventStore;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::activity_record::ActivityRecord;
+use crate::actor_view::ActorView;
+use crate::audit_error::AuditError;
+use crate::event_summary::summary;
+use crate::replay::{Progress, for_each_recorded};
+use crate::state_entry::TokenAt;
+use crate::token_usage::TokenUsage;
+use crate::token_view::TokenView;
+
+/// One line of `GET /v1/audit/tokens/{id}` (NDJSON), tagged by `kind`:
+/// the token as it is now first, then its timeline.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StoryEntry {
+    /// The token as the log's head has it, judged now, with its usage.
+    Token(TokenAt),
+    /// An event that changed the token or what it may do.
+    Event {
+        at: DateTime<Utc>,
+        position: u64,
+        #[serde(rename = "type")]
+        event_type: &'static str,
+        /// `token` (its own), `successor` (the token that replaced it was
+        /// issued), `account` (its account changed) or `role` (its
+        /// account's role was redefined or deleted).
+        about: &'static str,
+        actor: ActorView,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+        summary: String,
+        /// The token's status right after the event: `active`, `expired`,
+        /// `revoked` or `suspended`.
+        #[schema(value_type = String)]
+        status: TokenStatus,
+        /// What the token may do right after the event.
+        effective_permissions: Vec<String>,
+        /// Whether the event changed what the token may do.
+        permissions_changed: bool,
+    },
+    /// A request to latchd that presented the token (accepted or refused).
+    Request {
+        at: DateTime<Utc>,
+        request_id: String,
+        method: String,
+        route: String,
+        path: String,
+        status: Option<u16>,
+        remote_addr: String,
+    },
+    /// A verifier's report of the token's accepted uses since its last
+    /// report (`at`: the last of them).
+    VerifierUse {
+        at: DateTime<Utc>,
+        verifier: String,
+        uses: u64,
+        from: String,
+    },
+}
+
+impl StoryEntry {
+    fn at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            StoryEntry::Token(_) => None,
+            StoryEntry::Event { at, .. }
+            | StoryEntry::Request { at, .. }
+            | StoryEntry::VerifierUse { at, .. } => Some(*at),
+        }
+    }
+
+    fn of_activity(record: ActivityRecord) -> Self {
+        match record.verifier_uses {
+            Some(uses) => StoryEntry::VerifierUse {
+                at: record.at,
+                verifier: record.path,
+                uses,
+                from: record.remote_addr,
+            },
+            None => StoryEntry::Request {
+                at: record.at,
+                request_id: record.request_id,
+                method: record.method,
+                route: record.route,
+                path: record.path,
+                status: record.status,
+                remote_addr: record.remote_addr,
+            },
+        }
+    }
+}
+
+/// A token's story, read from the log: its events are few and held; its
+/// uses, which may be many, are read from the store as they are handed out.
+#[derive(Debug)]
+pub struct TokenStory {
+    token_id: TokenId,
+    now: TokenAt,
+    events: Vec<StoryEntry>,
+}
+
+impl TokenStory {
+    /// Replays the whole log (checking the chain) and keeps the events that
+    /// touched the token; `now` judges its present status.
+    pub fn read(
+        store: &EventStore,
+        token_id: TokenId,
+        now: DateTime<Utc>,
+        progress: Progress<'_>,
+    ) -> Result<Self, AuditError> {
+        let mut state = State::new();
+        let mut events = Vec::new();
+        for_each_recorded(store, store.head().position, progress, |recorded| {
+            let about = about(&state, token_id, &recorded);
+            let before = about.map(|_| may_do(&state, token_id, recorded.envelope.at));
+            latch_core::evolve(&mut state, &recorded);
+            if let (Some(about), Some(before)) = (about, before)
+                && let Some(event) = story_event(&state, token_id, &recorded, about, before)
+            {
+                events.push(event);
+            }
+            true
+        })?;
+        let token = state
+            .token(token_id)
+            .ok_or(AuditError::UnknownToken(token_id))?;
+        let usage = TokenUsage::stored(store, token_id)?;
+        let now = TokenAt {
+            account_name: account_name(&state, token),
+            token: TokenView::of(token, &state, now, Some(usage)),
+        };
+        Ok(TokenStory {
+            token_id,
+            now,
+            events,
+        })
+    }
+
+    /// Hands out the token as it is now, then its events and uses merged in
+    /// time order, for as long as `each` says to go on.
+    pub fn tell(
+        self,
+        store: &EventStore,
+        mut each: impl FnMut(StoryEntry) -> bool,
+    ) -> Result<(), AuditError> {
+        if !each(StoryEntry::Token(self.now)) {
+            return Ok(());
+        }
+        let mut events = self.events.into_iter().peekable();
+        let mut stopped = false;
+        ActivityRecord::scan(store, None, |record| {
+            if record.token_id != Some(self.token_id) {
+                return true;
+            }
+            let used = StoryEntry::of_activity(record);
+            while let Some(event) = events.next_if(|e| e.at() <= used.at()) {
+                if !each(event) {
+                    stopped = true;
+                    return false;
+                }
+            }
+            stopped = !each(used);
+            !stopped
+        })?;
+        if !stopped {
+            for event in events {
+                if !each(event) {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why the event belongs to the token's story, judged on the state before
+/// it; `None` when it does not.
+fn about(state: &State, token_id: TokenId, recorded: &RecordedEvent) -> Option<&'static str> {
+    let event = &recorded.envelope.event;
+    if event.token_id() == Some(token_id) {
+        return Some("token");
+    }
+    if let Event::TokenIssued {
+        rotated_from: Some(from),
+        ..
+    } = event
+        && *from == token_id
+    {
+        return Some("successor");
+    }
+    // Changes to its account or role matter while the token can still be
+    // used again: not once it is revoked or past its expiry.
+    let token = state.token(token_id)?;
+    if token.revoked.is_some() || token.is_expired_at(recorded.envelope.at) {
+        return None;
+    }
+    let account = state.account(token.account_id)?;
+    match event {
+        _ if event.account_id() == Some(account.id) && event.token_id().is_none() => {
+            Some("account")
+        }
+        Event::RoleDefined { name, .. } | Event::RoleDeleted { name } if *name == account.role => {
+            Some("role")
+        }
+        _ => None,
+    }
+}
+
+/// The token's status and effective permissions at `at` (nothing before it
+/// exists).
+fn may_do(
+    state: &State,
+    token_id: TokenId,
+    at: DateTime<Utc>,
+) -> Option<(TokenStatus, PermissionSet)> {
+    let token = state.token(token_id)?;
+    Some((
+        state.token_status(token, at),
+        state.effective_permissions(token, at),
+    ))
+}
+
+fn story_event(
+    state: &State,
+    token_id: TokenId,
+    recorded: &RecordedEvent,
+    about: &'static str,
+    before: Option<(TokenStatus, PermissionSet)>,
+) -> Option<StoryEntry> {
+    let envelope = &recorded.envelope;
+    // `None` only for an event about a token the log never issued, which
+    // `evolve` skips: it tells nothing of this token.
+    let (status, effective) = may_do(state, token_id, envelope.at)?;
+    let permissions_changed = before.is_none_or(|(_, before)| before != effective);
+    Some(StoryEntry::Event {
+        at: envelope.at,
+        position: recorded.position.get(),
+        event_type: envelope.event.event_type(),
+        about,
+        actor: ActorView::named(envelope.actor, state),
+        request_id: envelope.request_id.clone(),
+        summary: summary(&envelope.event),
+        status,
+        effective_permissions: effective.iter().map(ToString::to_string).collect(),
+        permissions_changed,
+    })
+}
+
+fn account_name(state: &State, token: &Token) -> String {
+    state
+        .account(token.account_id)
+        .map(|a| a.name.to_string())
+        .unwrap_or_default()
+}
