@@ -173,3 +173,56 @@ pub async fn populate(
     }
     Ok(population)
 }
+
+/// Writes a realistic log of about `target_events` events through the
+/// command handler: accounts (role `auditor`), each with eight 30-day
+/// tokens, the last of them revoked; from 256 concurrent submitters.
+pub async fn build_log(handle: &CommandHandle, target_events: u64) -> anyhow::Result<()> {
+    const WORKERS: u64 = 256;
+    let per_worker = target_events / WORKERS + 1;
+    let tasks: Vec<_> = (0..WORKERS)
+        .map(|worker| {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let mut written = 0u64;
+                let mut n = worker * 1_000_000_000;
+                while written < per_worker {
+                    let account_id = AccountId::new();
+                    let create = Command::CreateAccount {
+                        account_id,
+                        name: AccountName::parse(&format!("svc-{n}")).expect("valid"),
+                        role: RoleName::parse("auditor").expect("valid"),
+                        description: "replay benchmark".into(),
+                    };
+                    n += 1;
+                    written += submit_ok(&handle, create).await?.events as u64;
+                    for t in 0..8 {
+                        let token_id = TokenId::new();
+                        let issue = Command::IssueToken {
+                            account_id,
+                            token_id,
+                            name: format!("deploy-{t}"),
+                            scopes: None,
+                            ttl: Some(Ttl::For(Span::days(30))),
+                            allowed_cidrs: Vec::new(),
+                            digest: TokenSecret::generate(&mut rand::rng()).digest(),
+                        };
+                        written += submit_ok(&handle, issue).await?.events as u64;
+                        if t == 7 {
+                            let revoke = Command::RevokeToken {
+                                token_id,
+                                reason: "benchmark".into(),
+                            };
+                            written += submit_ok(&handle, revoke).await?.events as u64;
+                        }
+                    }
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p latch-bench -- append
 //! cargo run --release -p latch-bench -- replay --events 1000000
+//! cargo run --release -p latch-bench -- audit --events 1000000
 //! cargo run --release -p latch-bench -- http-issue --concurrency 32
 //! cargo run --release -p latch-bench -- introspect --concurrency 32
 //! ```
@@ -19,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+mod audit_scenario;
+
 use latch_bench::{InProcessLatchd, submit_ok};
 use latch_core::*;
 use latch_store::EventStore;
@@ -52,6 +55,17 @@ enum Scenario {
     Replay {
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
+    },
+    /// Investigations over a log of `events` events, as `latch audit
+    /// --data-dir` runs them: state at a moment, who-can, a token's story,
+    /// chain verification, export and export verification.
+    Audit {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Keep the data directory (and print where it is) to run `latch
+        /// audit` against it by hand.
+        #[arg(long)]
+        keep: bool,
     },
     /// Token issues per second over HTTP (POST /v1/accounts/{id}/tokens).
     HttpIssue {
@@ -121,6 +135,9 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Scenario::Replay { events } => runtime.block_on(replay(&base, events))?,
+        Scenario::Audit { events, keep } => {
+            runtime.block_on(audit_scenario::run(&base, events, keep))?
+        }
         Scenario::HttpIssue {
             concurrency,
             seconds,
@@ -271,52 +288,7 @@ async fn replay(base: &std::path::Path, target_events: u64) -> anyhow::Result<()
     let (handler, _) = CommandHandler::start(store.clone(), Arc::new(SystemClock), config)?;
     let handle = handler.handle();
     let building = Instant::now();
-    const WORKERS: u64 = 256;
-    let per_worker = target_events / WORKERS + 1;
-    let tasks: Vec<_> = (0..WORKERS)
-        .map(|worker| {
-            let handle = handle.clone();
-            tokio::spawn(async move {
-                let mut written = 0u64;
-                let mut n = worker * 1_000_000_000;
-                while written < per_worker {
-                    let account_id = AccountId::new();
-                    let create = Command::CreateAccount {
-                        account_id,
-                        name: AccountName::parse(&format!("svc-{n}")).expect("valid"),
-                        role: RoleName::parse("auditor").expect("valid"),
-                        description: "replay benchmark".into(),
-                    };
-                    n += 1;
-                    written += submit_ok(&handle, create).await?.events as u64;
-                    for t in 0..8 {
-                        let token_id = TokenId::new();
-                        let issue = Command::IssueToken {
-                            account_id,
-                            token_id,
-                            name: format!("deploy-{t}"),
-                            scopes: None,
-                            ttl: Some(Ttl::For(Span::days(30))),
-                            allowed_cidrs: Vec::new(),
-                            digest: TokenSecret::generate(&mut rand::rng()).digest(),
-                        };
-                        written += submit_ok(&handle, issue).await?.events as u64;
-                        if t == 7 {
-                            let revoke = Command::RevokeToken {
-                                token_id,
-                                reason: "benchmark".into(),
-                            };
-                            written += submit_ok(&handle, revoke).await?.events as u64;
-                        }
-                    }
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
-    }
+    latch_bench::build_log(&handle, target_events).await?;
     let built_in = building.elapsed();
     handler.shutdown().await; // saves the snapshot a restart uses
     let events = store.head().position.get();

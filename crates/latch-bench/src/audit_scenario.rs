@@ -1,0 +1,187 @@
+//! `latch-bench audit`: investigations over a log of a million events, as
+//! `latch audit … --data-dir` runs them (the same latch-audit calls, the
+//! output serialised to a sink), and, when the `latch` binary was built
+//! next to this one, the real commands with their output sent to /dev/null.
+
+use std::io::{BufReader, BufWriter, Write};
+use std::path::Path;
+use std::process::{Command as Process, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use latch_audit::{Moment, StateScope, TokenStory};
+use latch_core::{EventEnvelope, Permission, Position};
+use latch_store::EventStore;
+use latchd::{CommandHandler, HandlerConfig, SystemClock};
+use serde_json::json;
+
+pub async fn run(base: &Path, events: u64, keep: bool) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir_in(base)?;
+    let log = dir.path().join("log");
+    let building = Instant::now();
+    {
+        let store = Arc::new(EventStore::open(&log)?);
+        let config = HandlerConfig {
+            snapshot_every: u64::MAX,
+            ..HandlerConfig::default()
+        };
+        let (handler, _) = CommandHandler::start(store, Arc::new(SystemClock), config)?;
+        latchd::bootstrap(&handler.handle(), dir.path()).await?;
+        latch_bench::build_log(&handler.handle(), events).await?;
+        handler.shutdown().await;
+    }
+    let built = building.elapsed();
+
+    // Read-only, as the CLI opens a data directory.
+    let store = EventStore::open_read_only(&log)?;
+    let head = store.head().position;
+    let middle = Position::new(head.get() / 2);
+    let middle_at = store
+        .event(middle)?
+        .ok_or_else(|| anyhow::anyhow!("no event at {middle}"))?
+        .decode::<EventEnvelope>()?
+        .at;
+
+    // state --at <the middle of the log, as a time>
+    let started = Instant::now();
+    let replayed = latch_audit::replay(&store, Moment::Time(middle_at), &mut |_, _| {})?;
+    let state_replay = started.elapsed();
+    let mut state_lines = 0u64;
+    latch_audit::state_entries(&replayed, StateScope::default(), |entry| {
+        state_lines += 1;
+        serde_json::to_writer(std::io::sink(), &entry).is_ok()
+    });
+    let state_total = started.elapsed();
+    let middle_events = replayed.events;
+    drop(replayed);
+
+    // who-can at the head: every auditor token holds certificates:read.
+    let started = Instant::now();
+    let replayed = latch_audit::replay(&store, Moment::Position(head), &mut |_, _| {})?;
+    let who_can_replay = started.elapsed();
+    let permission = Permission::parse("certificates:read")?;
+    let mut holders = 0u64;
+    latch_audit::who_can(&replayed, &permission, |holder| {
+        holders += 1;
+        serde_json::to_writer(std::io::sink(), &holder).is_ok()
+    });
+    let who_can_total = started.elapsed();
+    let some_token = replayed
+        .state
+        .accounts()
+        .last()
+        .and_then(|account| replayed.state.tokens_of(account.id).next())
+        .map(|token| token.id)
+        .ok_or_else(|| anyhow::anyhow!("no token in the log"))?;
+    drop(replayed);
+
+    // One token's story: a whole-log replay plus the activity scan.
+    let started = Instant::now();
+    let story = TokenStory::read(&store, some_token, Utc::now(), &mut |_, _| {})?;
+    let mut story_entries = 0u64;
+    story.tell(&store, |_| {
+        story_entries += 1;
+        true
+    })?;
+    let story_took = started.elapsed();
+
+    let started = Instant::now();
+    let chain = store.verify_chain()?;
+    let chain_took = started.elapsed();
+
+    let export = dir.path().join("export.ndjson");
+    let started = Instant::now();
+    {
+        let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&export)?);
+        latch_store::write_export(&store, Position::FIRST, head, &mut out)?;
+        out.flush()?;
+    }
+    let export_took = started.elapsed();
+    let export_bytes = std::fs::metadata(&export)?.len();
+    let started = Instant::now();
+    let verdict = latch_store::verify_export(BufReader::with_capacity(
+        1 << 20,
+        std::fs::File::open(&export)?,
+    ));
+    let export_verify_took = started.elapsed();
+    std::fs::remove_file(&export)?;
+
+    let per_second = |took: Duration| head.get() as f64 / took.as_secs_f64();
+    let middle_text = middle_at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+    let cli = beside_this_binary("latch").map(|latch| {
+        let data_dir = dir.path().to_str().unwrap_or_default().to_owned();
+        let head_text = head.get().to_string();
+        json!({
+            "state_at_middle_seconds": time_command(&latch, &["audit", "state", "--at", &middle_text, "--data-dir", &data_dir, "--output", "ndjson"]),
+            "who_can_at_head_seconds": time_command(&latch, &["audit", "who-can", "certificates:read", "--at", &head_text, "--data-dir", &data_dir, "--output", "ndjson"]),
+            "token_story_seconds": time_command(&latch, &["audit", "token", &some_token.to_string(), "--data-dir", &data_dir, "--output", "ndjson"]),
+            "verify_seconds": time_command(&latch, &["audit", "verify", "--data-dir", &data_dir]),
+            "export_seconds": time_command(&latch, &["audit", "export", "--data-dir", &data_dir]),
+        })
+    });
+
+    println!(
+        "{}",
+        json!({
+            "scenario": "audit",
+            "events": head.get(),
+            "build_seconds": built.as_secs_f64(),
+            "state_at_middle": {
+                "at": middle_text,
+                "events_replayed": middle_events,
+                "replay_seconds": state_replay.as_secs_f64(),
+                "seconds_with_output": state_total.as_secs_f64(),
+                "lines": state_lines,
+            },
+            "who_can_at_head": {
+                "permission": permission.to_string(),
+                "replay_seconds": who_can_replay.as_secs_f64(),
+                "seconds_with_output": who_can_total.as_secs_f64(),
+                "lines": holders,
+            },
+            "token_story": {
+                "seconds": story_took.as_secs_f64(),
+                "entries": story_entries,
+            },
+            "verify_chain": {
+                "intact": matches!(chain, latch_store::ChainVerdict::Intact { .. }),
+                "seconds": chain_took.as_secs_f64(),
+                "events_per_second": per_second(chain_took),
+            },
+            "export": {
+                "seconds": export_took.as_secs_f64(),
+                "events_per_second": per_second(export_took),
+                "bytes": export_bytes,
+            },
+            "export_verify": {
+                "intact": matches!(verdict, latch_store::ExportVerdict::Intact { .. }),
+                "seconds": export_verify_took.as_secs_f64(),
+                "events_per_second": per_second(export_verify_took),
+            },
+            "cli": cli,
+        })
+    );
+    if keep {
+        let kept = dir.keep();
+        eprintln!("data directory kept: {}", kept.display());
+    }
+    Ok(())
+}
+
+fn beside_this_binary(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::current_exe().ok()?.with_file_name(name);
+    path.exists().then_some(path)
+}
+
+/// Wall-clock seconds of a run with stdout to /dev/null; `None` if it failed.
+fn time_command(program: &Path, args: &[&str]) -> Option<f64> {
+    let started = Instant::now();
+    let status = Process::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    status.success().then(|| started.elapsed().as_secs_f64())
+}
