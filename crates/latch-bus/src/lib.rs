@@ -1,10 +1,12 @@
 //! The NATS contract of Latch, shared by latchd's relay, the verifier
 //! library and the CLI: stream settings, subjects, headers, the CloudEvents
-//! codec, the heartbeat, verifiers' usage reports, and the state snapshot verifiers start from. Depends on `latch-core` only: a service that
+//! codec, the heartbeat, verifiers' usage reports, the command subjects, and
+//! the state snapshot verifiers start from. Depends on `latch-core` only: a service that
 //! embeds a verifier never builds RocksDB, and no NATS client is chosen here.
 #![forbid(unsafe_code)]
 
 pub mod cloud_event;
+pub mod command_route;
 pub mod headers;
 pub mod heartbeat;
 pub mod stream_settings;
@@ -13,6 +15,7 @@ pub mod usage_report;
 pub mod verifier_snapshot;
 
 pub use cloud_event::{CloudEvent, CodecError, decode, encode};
+pub use command_route::{COMMAND_ROUTES, CommandRoute};
 pub use heartbeat::Heartbeat;
 pub use stream_settings::{STREAM_NAME, StreamSettings};
 pub use subject::event_subject;

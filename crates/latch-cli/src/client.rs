@@ -50,6 +50,9 @@ pub struct Client {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
+    /// `Some` with `--transport nats`: requests go to latchd's NATS command
+    /// service instead.
+    nats: Option<crate::nats_transport::NatsCommands>,
 }
 
 /// Extra request headers a command may set.
@@ -69,7 +72,14 @@ impl Client {
             base: base.trim_end_matches('/').to_owned(),
             token,
             agent,
+            nats: None,
         }
+    }
+
+    /// Sends requests over NATS to latchd's command service at `url`.
+    pub fn over_nats(mut self, url: &str) -> Result<Self, CliError> {
+        self.nats = Some(crate::nats_transport::NatsCommands::new(url)?);
+        Ok(self)
     }
 
     pub fn get(&self, path: &str) -> Result<Value, CliError> {
@@ -113,6 +123,11 @@ impl Client {
     /// A successful response's body as a reader (no size limit); an error
     /// answer as a `CliError`.
     fn get_stream(&self, path: &str) -> Result<ureq::BodyReader<'static>, CliError> {
+        if self.nats.is_some() {
+            return Err(CliError::Usage(
+                "this command streams its answer over HTTP; use --transport http for it".into(),
+            ));
+        }
         let url = format!("{}{}", self.base, path);
         let token = self.token.as_deref().ok_or_else(|| {
             CliError::Usage("no token: set LATCH_TOKEN, or pass --token-file".into())
@@ -151,6 +166,14 @@ impl Client {
         let token = self.token.as_deref().ok_or_else(|| {
             CliError::Usage("no token: set LATCH_TOKEN, or pass --token-file (the admin token is in <data-dir>/admin.token)".into())
         })?;
+        if let Some(nats) = &self.nats {
+            let (status, value) = nats.send(token, method, path, body, headers)?;
+            return if (200..300).contains(&status) {
+                Ok(value)
+            } else {
+                Err(api_error(status, &value))
+            };
+        }
         let auth = format!("Bearer {token}");
         let mut request = ureq::http::Request::builder()
             .method(method)

@@ -5,6 +5,7 @@ mod audit;
 mod audit_events;
 mod client;
 mod exit_code;
+mod nats_transport;
 mod output;
 mod progress;
 mod record_printer;
@@ -38,6 +39,18 @@ struct Cli {
     /// How to print results.
     #[arg(long, value_enum, default_value = "table", global = true)]
     output: Output,
+    /// How to reach latchd: HTTP at --url, or NATS at --nats-url (latchd's
+    /// command service on latch.cmd.*).
+    #[arg(long, value_enum, default_value = "http", global = true)]
+    transport: Transport,
+    /// The NATS server (for --transport nats and `latch watch`).
+    #[arg(
+        long,
+        env = "LATCH_NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        global = true
+    )]
+    nats_url: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,11 +80,14 @@ enum Command {
     Audit(audit::AuditCommand),
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Transport {
+    Http,
+    Nats,
+}
+
 #[derive(Args)]
 struct WatchArgs {
-    /// The NATS server latchd relays to.
-    #[arg(long, env = "LATCH_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
     /// Only events about this account (id).
     #[arg(long)]
     account: Option<String>,
@@ -341,6 +357,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         (None, None) => None,
     };
     let client = Client::new(&cli.url, token);
+    let client = match cli.transport {
+        Transport::Http => client,
+        Transport::Nats => client.over_nats(&cli.nats_url)?,
+    };
     let out = cli.output;
     match cli.command {
         Command::Account(command) => account(&client, out, command),
@@ -348,7 +368,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Role(command) => role(&client, out, command),
         Command::Policy(command) => policy(&client, out, command),
         Command::Events(args) => events(&client, out, args),
-        Command::Watch(args) => watch(out, args),
+        Command::Watch(args) => watch(out, &cli.nats_url, args),
         Command::Audit(command) => audit::audit(&client, out, command),
     }
 }
@@ -745,7 +765,7 @@ fn events(client: &Client, out: Output, args: EventsArgs) -> Result<(), CliError
 
 /// Subscribes (core NATS) to the events matching the filters and prints
 /// each as it arrives: one table row, or one JSON line.
-fn watch(out: Output, args: WatchArgs) -> Result<(), CliError> {
+fn watch(out: Output, nats_url: &str, args: WatchArgs) -> Result<(), CliError> {
     if let Some(event_type) = &args.event_type
         && event_type.split('.').count() != 2
     {
@@ -764,11 +784,11 @@ fn watch(out: Output, args: WatchArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Other(e.to_string()))?;
     runtime.block_on(async {
         use futures::StreamExt;
-        let unreachable = |e: &dyn std::fmt::Display| CliError::Unreachable { url: args.nats_url.clone(), reason: e.to_string() };
-        let client = async_nats::connect(args.nats_url.as_str()).await.map_err(|e| unreachable(&e))?;
+        let unreachable = |e: &dyn std::fmt::Display| CliError::Unreachable { url: nats_url.to_owned(), reason: e.to_string() };
+        let client = async_nats::connect(nats_url).await.map_err(|e| unreachable(&e))?;
         let mut messages = client.subscribe(subject.clone()).await.map_err(|e| unreachable(&e))?;
         client.flush().await.map_err(|e| unreachable(&e))?;
-        eprintln!("watching {subject} on {}", args.nats_url);
+        eprintln!("watching {subject} on {nats_url}");
         if out == Output::Table {
             output::print_table(&[], EVENT_COLUMNS);
         }

@@ -1,5 +1,5 @@
 //! latchd as a library: the command handler (single writer, group commit)
-//! over the event log, the HTTP API, bootstrap, the clock it reads, and
+//! over the event log, the HTTP API and its NATS command service, bootstrap, the clock it reads, and
 //! state rebuilding. The binary in `main.rs` wires these to configuration
 //! and signals.
 #![forbid(unsafe_code)]
@@ -12,6 +12,7 @@ mod bootstrap;
 mod clock;
 mod command_handler;
 mod command_outcome;
+mod command_service;
 mod deadline_index;
 mod event_codec;
 mod rebuild;
@@ -27,6 +28,7 @@ pub use command_handler::{
     CommandHandle, CommandHandler, CommandRequest, HandlerConfig, HandlerMetrics, Idempotency,
 };
 pub use command_outcome::{CommandReceipt, CommandRejection, CommandResult, HandlerFailure};
+pub use command_service::CommandService;
 pub use event_codec::{to_new_event, to_recorded};
 pub use latch_audit::TokenUsage;
 pub use rebuild::{RebuildError, Rebuilt, rebuild};

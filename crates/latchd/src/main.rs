@@ -14,8 +14,8 @@ use clap::Parser;
 use latch_store::{ChainVerdict, EventStore};
 use latchd::api::{self, AppState};
 use latchd::{
-    Bootstrapped, Clock, CommandHandler, FileClock, HandlerConfig, Relay, RelayStatus, Scheduler,
-    SystemClock, UsageIntake, bootstrap,
+    Bootstrapped, Clock, CommandHandler, CommandService, FileClock, HandlerConfig, Relay,
+    RelayStatus, Scheduler, SystemClock, UsageIntake, bootstrap,
 };
 
 #[derive(Debug, Parser)]
@@ -128,6 +128,11 @@ async fn main() -> anyhow::Result<()> {
             .clone()
             .run_flusher(std::time::Duration::from_secs(2), relay_shutdown.clone()),
     );
+    let command_service = CommandService {
+        nats_url: settings.nats_url.clone(),
+        router: api::router(app.clone()),
+    };
+    let command_task = tokio::spawn(command_service.run(relay_shutdown.clone()));
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
@@ -177,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let _ = stop_relay.send(true);
     let _ = relay_task.await;
+    let _ = command_task.await;
     let _ = usage_flusher.await;
     tracing::info!(position = %head, relay_published = relay_status.published.load(std::sync::atomic::Ordering::SeqCst), "stopped");
     Ok(())

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use latch_audit::ActivityRecord;
 use latch_core::{AccountId, TokenId};
 
+use crate::api::NatsTransport;
 use crate::api::app_state::AppState;
 use crate::api::caller::Caller;
 use crate::api::problem::Problem;
@@ -44,7 +45,11 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
             |m| m.as_str().to_owned(),
         ),
         path: request.uri().path().to_owned(),
-        remote_addr: remote.ip().to_string(),
+        remote_addr: if request.extensions().get::<NatsTransport>().is_some() {
+            "nats".to_owned()
+        } else {
+            remote.ip().to_string()
+        },
         account_id: match &authenticated {
             Ok(caller) => Some(caller.account_id),
             Err(refused) => refused.presented.map(|(account, _)| account),

@@ -34,6 +34,11 @@ pub use latch_audit::ActivityRecord;
 pub use openapi::ApiDoc;
 pub use problem::Problem;
 
+/// Marks a request that came over NATS (latchd's command service), not a
+/// socket: its activity record says `nats` where an address would be.
+#[derive(Debug, Clone, Copy)]
+pub struct NatsTransport;
+
 /// Builds the router while recording every route it serves, so a test can
 /// hold the OpenAPI document to the routes that really exist.
 struct RouteTable {

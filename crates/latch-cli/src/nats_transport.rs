@@ -1,0 +1,125 @@
+//! `--transport nats`: the CLI's requests sent as NATS commands to
+//! latchd's command service (`latch.cmd.<command>`) instead of HTTP. The
+//! route table in latch-bus turns each HTTP request into its subject and
+//! body; the reply is the HTTP response, its status in `Latch-Status`.
+
+use std::time::Duration;
+
+use latch_bus::command_route::{CommandRoute, STATUS_HEADER};
+use serde_json::{Map, Value};
+
+use crate::client::{CliError, Headers};
+
+/// How long to wait for latchd's reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct NatsCommands {
+    url: String,
+    runtime: tokio::runtime::Runtime,
+    client: std::cell::OnceCell<async_nats::Client>,
+}
+
+impl NatsCommands {
+    pub fn new(url: &str) -> Result<Self, CliError> {
+        Ok(Self {
+            url: url.to_owned(),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::Other(e.to_string()))?,
+            client: std::cell::OnceCell::new(),
+        })
+    }
+
+    /// Sends what would be `method path` with `body` over HTTP: `(status, body)`.
+    pub fn send(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &Headers,
+    ) -> Result<(u16, Value), CliError> {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let (route, param) = CommandRoute::for_request(method, path).ok_or_else(|| {
+            CliError::Usage(format!(
+                "{method} {path} has no NATS command; use --transport http for it"
+            ))
+        })?;
+        let mut fields: Map<String, Value> = match body {
+            Some(Value::Object(fields)) => fields.clone(),
+            _ => Map::new(),
+        };
+        if let (Some(name), Some(value)) = (route.param, param) {
+            fields.insert(name.to_owned(), Value::String(value));
+        }
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            fields.insert(name.to_owned(), Value::String(value.to_owned()));
+        }
+        let mut nats_headers = async_nats::HeaderMap::new();
+        nats_headers.insert("Authorization", format!("Bearer {token}").as_str());
+        if let Some(key) = &headers.idempotency_key {
+            nats_headers.insert("Idempotency-Key", key.as_str());
+        }
+        if let Some(version) = &headers.if_match {
+            nats_headers.insert(
+                "If-Match",
+                format!("\"{}\"", version.trim_matches('"')).as_str(),
+            );
+        }
+        let payload = serde_json::to_vec(&Value::Object(fields))
+            .map_err(|e| CliError::Other(e.to_string()))?;
+        let unreachable = |reason: String| CliError::Unreachable {
+            url: self.url.clone(),
+            reason,
+        };
+        let reply = self.runtime.block_on(async {
+            let client = match self.client.get() {
+                Some(client) => client.clone(),
+                None => {
+                    let client = async_nats::connect(self.url.as_str())
+                        .await
+                        .map_err(|e| unreachable(e.to_string()))?;
+                    let _ = self.client.set(client.clone());
+                    client
+                }
+            };
+            tokio::time::timeout(
+                REPLY_TIMEOUT,
+                client.request_with_headers(route.subject(), nats_headers, payload.into()),
+            )
+            .await
+            .map_err(|_| {
+                unreachable(format!(
+                    "no reply on {} within {REPLY_TIMEOUT:?}",
+                    route.subject()
+                ))
+            })?
+            .map_err(|e| {
+                unreachable(format!(
+                    "{e} (is latchd serving commands on {}?)",
+                    route.subject()
+                ))
+            })
+        })?;
+        let header = |name: &str| {
+            reply
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+        };
+        let status = header(STATUS_HEADER)
+            .or_else(|| header(async_nats::service::NATS_SERVICE_ERROR_CODE))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(200);
+        let text = String::from_utf8_lossy(&reply.payload);
+        let value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text.into_owned()))
+        };
+        Ok((status, value))
+    }
+}
