@@ -18,6 +18,8 @@ pub struct InProcessLatchd {
     pub store: Arc<EventStore>,
     pub relay: Option<Arc<latchd::RelayStatus>>,
     pub handler: CommandHandler,
+    /// The API's state, to build more routers (e.g. for the NATS command service).
+    pub app: latchd::api::AppState,
     _stop_relay: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
@@ -49,8 +51,8 @@ impl InProcessLatchd {
         app.set_ready(true);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let router =
-            latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let router = latchd::api::router(app.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, router).await });
         let admin = std::fs::read_to_string(dir.path().join("admin.token"))?
             .trim()
@@ -62,6 +64,7 @@ impl InProcessLatchd {
             store,
             relay,
             handler,
+            app,
             _stop_relay: stop_relay,
             _dir: dir,
         })

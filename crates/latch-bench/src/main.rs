@@ -5,6 +5,7 @@
 //! cargo run --release -p latch-bench -- append
 //! cargo run --release -p latch-bench -- replay --events 1000000
 //! cargo run --release -p latch-bench -- audit --events 1000000
+//! cargo run --release -p latch-bench -- commands --concurrency 32
 //! cargo run --release -p latch-bench -- http-issue --concurrency 32
 //! cargo run --release -p latch-bench -- introspect --concurrency 32
 //! ```
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 mod audit_scenario;
+mod commands_scenario;
 
 use latch_bench::{InProcessLatchd, submit_ok};
 use latch_core::*;
@@ -66,6 +68,14 @@ enum Scenario {
         /// audit` against it by hand.
         #[arg(long)]
         keep: bool,
+    },
+    /// Token issues per second over HTTP and over NATS (latchd's command
+    /// service, `latch.cmd.token.issue`), side by side.
+    Commands {
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value = "10")]
+        seconds: u64,
     },
     /// Token issues per second over HTTP (POST /v1/accounts/{id}/tokens).
     HttpIssue {
@@ -135,6 +145,10 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Scenario::Replay { events } => runtime.block_on(replay(&base, events))?,
+        Scenario::Commands {
+            concurrency,
+            seconds,
+        } => commands_scenario::run(&runtime, &base, concurrency, Duration::from_secs(seconds))?,
         Scenario::Audit { events, keep } => {
             runtime.block_on(audit_scenario::run(&base, events, keep))?
         }
