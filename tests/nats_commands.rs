@@ -465,22 +465,9 @@ fn the_documented_python_example_issues_and_revokes_a_token_over_nats() {
     let admin = latchd.admin_token();
     let (account, _, _) =
         latch_e2e::account_with_token(&latchd, &admin, "ci-deploy", "auditor", None);
-    let doc =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/nats.md")).unwrap();
-    let block = doc
-        .split("<!-- python-commands:start -->")
-        .nth(1)
-        .and_then(|rest| rest.split("<!-- python-commands:end -->").next())
-        .expect("the marked example");
-    let code = block
-        .split("```python")
-        .nth(1)
-        .unwrap()
-        .split("```")
-        .next()
-        .unwrap();
+    let code = latch_e2e::doc_snippet("nats.md", "python-commands", "python");
     let output = std::process::Command::new("python3")
-        .args(["-c", code])
+        .args(["-c", &code])
         .env("NATS_URL", latchd.nats().url())
         .env("LATCH_TOKEN", &admin)
         .env("ACCOUNT_ID", &account)

@@ -9,23 +9,7 @@ use latch_e2e::{Latchd, account_with_token};
 use serde_json::json;
 
 fn snippet() -> String {
-    let doc =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/nats.md")).unwrap();
-    let start = doc
-        .find("<!-- python-subscriber:start -->")
-        .expect("start marker");
-    let end = doc
-        .find("<!-- python-subscriber:end -->")
-        .expect("end marker");
-    let block = &doc[start..end];
-    let code = block
-        .split("```python")
-        .nth(1)
-        .unwrap()
-        .split("```")
-        .next()
-        .unwrap();
-    code.to_owned()
+    latch_e2e::doc_snippet("nats.md", "python-subscriber", "python")
 }
 
 #[test]

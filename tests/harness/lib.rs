@@ -460,3 +460,22 @@ pub fn ok(output: std::process::Output) -> String {
     );
     stdout(&output)
 }
+
+/// The code block (```` ```python ```` etc.) between `<!-- {marker}:start -->`
+/// and `<!-- {marker}:end -->` in a file under `docs/`: documented examples
+/// are run as written.
+pub fn doc_snippet(doc: &str, marker: &str, language: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(doc);
+    let text = std::fs::read_to_string(&path).expect("the documentation file");
+    let block = text
+        .split(&format!("<!-- {marker}:start -->"))
+        .nth(1)
+        .and_then(|rest| rest.split(&format!("<!-- {marker}:end -->")).next())
+        .unwrap_or_else(|| panic!("{} has no {marker} block", path.display()));
+    block
+        .split(&format!("```{language}"))
+        .nth(1)
+        .and_then(|code| code.split("```").next())
+        .unwrap_or_else(|| panic!("the {marker} block has no {language} code"))
+        .to_owned()
+}
