@@ -6,6 +6,7 @@
 //! cargo run --release -p latch-bench -- replay --events 1000000
 //! cargo run --release -p latch-bench -- audit --events 1000000
 //! cargo run --release -p latch-bench -- commands --concurrency 32
+//! cargo run --release -p latch-bench -- store-peer --concurrency 64
 //! cargo run --release -p latch-bench -- http-issue --concurrency 32
 //! cargo run --release -p latch-bench -- introspect --concurrency 32
 //! ```
@@ -23,6 +24,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 mod audit_scenario;
 mod commands_scenario;
+mod store_peer_scenario;
 
 use latch_bench::{InProcessLatchd, submit_ok};
 use latch_core::*;
@@ -76,6 +78,22 @@ enum Scenario {
         concurrency: usize,
         #[arg(long, default_value = "10")]
         seconds: u64,
+    },
+    /// The same append workload (one event per command, synced, from
+    /// `concurrency` callers) on Latch's log, on a Postgres events table as
+    /// cqrs-es/postgres-es stores events, and on a JetStream stream with
+    /// synchronous publishes.
+    StorePeer {
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value = "10")]
+        seconds: u64,
+        #[arg(
+            long,
+            env = "LATCH_BENCH_POSTGRES",
+            default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+        )]
+        postgres: String,
     },
     /// Token issues per second over HTTP (POST /v1/accounts/{id}/tokens).
     HttpIssue {
@@ -149,6 +167,16 @@ fn main() -> anyhow::Result<()> {
             concurrency,
             seconds,
         } => commands_scenario::run(&runtime, &base, concurrency, Duration::from_secs(seconds))?,
+        Scenario::StorePeer {
+            concurrency,
+            seconds,
+            postgres,
+        } => runtime.block_on(store_peer_scenario::run(
+            &base,
+            concurrency,
+            Duration::from_secs(seconds),
+            &postgres,
+        ))?,
         Scenario::Audit { events, keep } => {
             runtime.block_on(audit_scenario::run(&base, events, keep))?
         }
@@ -225,11 +253,26 @@ fn create_account(n: u64) -> Command {
     }
 }
 
-async fn append(
+/// What `append` measured.
+pub struct Appends {
+    pub latencies: Vec<Duration>,
+    pub elapsed: Duration,
+    pub batches: u64,
+}
+
+impl Appends {
+    pub fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Durable appends through the command handler: `concurrency` callers,
+/// one event (an account creation) per command, for `run_for`.
+pub async fn measure_appends(
     base: &std::path::Path,
     concurrency: usize,
     run_for: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Appends> {
     let dir = tempfile::tempdir_in(base)?;
     let store = Arc::new(EventStore::open(dir.path())?);
     let (handler, _) =
@@ -264,18 +307,32 @@ async fn append(
         .batches_written
         .load(std::sync::atomic::Ordering::Relaxed);
     handler.shutdown().await;
+    Ok(Appends {
+        latencies,
+        elapsed,
+        batches,
+    })
+}
+
+async fn append(
+    base: &std::path::Path,
+    concurrency: usize,
+    run_for: Duration,
+) -> anyhow::Result<()> {
+    let appends = measure_appends(base, concurrency, run_for).await?;
+    let count = appends.latencies.len();
     println!(
         "{}",
         json!({
             "scenario": "append",
             "concurrency": concurrency,
-            "commands": latencies.len(),
-            "seconds": elapsed.as_secs_f64(),
-            "appends_per_second": latencies.len() as f64 / elapsed.as_secs_f64(),
-            "synced_batches": batches,
-            "commands_per_batch": latencies.len() as f64 / batches.max(1) as f64,
-            "latency_p50_us": percentile(&latencies, 0.50).as_micros() as u64,
-            "latency_p99_us": percentile(&latencies, 0.99).as_micros() as u64,
+            "commands": count,
+            "seconds": appends.elapsed.as_secs_f64(),
+            "appends_per_second": appends.per_second(),
+            "synced_batches": appends.batches,
+            "commands_per_batch": count as f64 / appends.batches.max(1) as f64,
+            "latency_p50_us": percentile(&appends.latencies, 0.50).as_micros() as u64,
+            "latency_p99_us": percentile(&appends.latencies, 0.99).as_micros() as u64,
             "durability": "one synced RocksDB WriteBatch per group commit",
         })
     );
