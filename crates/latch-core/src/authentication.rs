@@ -23,8 +23,8 @@ pub struct Principal<'a> {
     pub token_id: TokenId,
     /// `None`: never expires.
     pub expires_at: Option<DateTime<Utc>>,
-    scopes: &'a PermissionSet,
-    role_permissions: &'a PermissionSet,
+    pub(crate) scopes: &'a PermissionSet,
+    pub(crate) role_permissions: &'a PermissionSet,
 }
 
 impl<'a> Principal<'a> {
@@ -91,7 +91,22 @@ pub fn authenticate<'s>(
     now: DateTime<Utc>,
     source: Option<IpAddr>,
 ) -> Result<Principal<'s>, Rejection> {
-    let token = identify(state, presented)?;
+    token_secret::check(presented).map_err(Rejection::Malformed)?;
+    authenticate_digest(state, &TokenDigest::of(presented), now, source)
+}
+
+/// `authenticate` for a presented token whose format was checked and whose
+/// digest was computed.
+pub fn authenticate_digest<'s>(
+    state: &'s State,
+    digest: &TokenDigest,
+    now: DateTime<Utc>,
+    source: Option<IpAddr>,
+) -> Result<Principal<'s>, Rejection> {
+    let token = state.token_by_digest(digest).ok_or(Rejection::Unknown)?;
+    if !token.digest.ct_eq(digest) {
+        return Err(Rejection::Unknown);
+    }
     let account = state.account(token.account_id).ok_or(Rejection::Unknown)?;
     match account.status {
         AccountStatus::Active => {}

@@ -30,10 +30,11 @@ mod token_digest;
 mod token_secret;
 mod token_status;
 mod ttl;
+mod verifier_view;
 
 pub use account::{Account, AccountName, AccountNameError, AccountStatus};
 pub use actor::Actor;
-pub use authentication::{Principal, Rejection, authenticate, identify};
+pub use authentication::{Principal, Rejection, authenticate, authenticate_digest, identify};
 pub use command::{Command, Requirement};
 pub use decide::{CommandContext, MAX_TEXT, decide};
 pub use domain_error::{DomainError, RejectionKind};
@@ -54,6 +55,7 @@ pub use token_digest::TokenDigest;
 pub use token_secret::{TOKEN_LEN, TokenFormatError, TokenSecret};
 pub use token_status::TokenStatus;
 pub use ttl::Ttl;
+pub use verifier_view::{VerifierView, VerifierViewParts};
 
 /// Re-exported so callers name the same CIDR type the events carry.
 pub use ipnet::IpNet;

@@ -196,6 +196,48 @@ fn command() -> impl Strategy<Value = Command> {
     ]
 }
 
+/// Roles, the four accounts and eight tokens (some limited to 10.0.0.0/8),
+/// so that random steps act on things that exist.
+fn prelude() -> Vec<Command> {
+    let mut commands = vec![
+        Command::DefineRole {
+            name: role("cert-operator"),
+            permissions: perms(&["certificates:*"]),
+            description: String::new(),
+        },
+        Command::DefineRole {
+            name: role("reader"),
+            permissions: perms(&["*:read"]),
+            description: String::new(),
+        },
+    ];
+    for n in 0..ACCOUNTS {
+        commands.push(Command::CreateAccount {
+            account_id: account_id(n + 10),
+            name: name(&format!("acct-{n}")),
+            role: role(ROLES[n as usize % ROLES.len()]),
+            description: String::new(),
+        });
+    }
+    for n in 0..TOKENS {
+        let t = token_id(n + 10);
+        commands.push(Command::IssueToken {
+            account_id: account_id(n % ACCOUNTS + 10),
+            token_id: t,
+            name: "ci".into(),
+            scopes: (n % 3 != 0).then(|| perms(SCOPES[n as usize % SCOPES.len()])),
+            ttl: Some(Ttl::For(Span::hours(24 + 24 * n as u64))),
+            allowed_cidrs: if n % 2 == 0 {
+                vec!["10.0.0.0/8".parse().unwrap()]
+            } else {
+                Vec::new()
+            },
+            digest: digest(&format!("{t}")),
+        });
+    }
+    commands
+}
+
 fn actor() -> impl Strategy<Value = Actor> {
     prop_oneof![
         3 => Just(Actor::System),
@@ -214,7 +256,8 @@ proptest! {
         let mut log: Vec<String> = Vec::new();
         let mut now = t0();
         let mut position = 0u64;
-        for (actor, command, hours) in steps {
+        let prelude = prelude().into_iter().map(|command| (Actor::System, command, 0));
+        for (actor, command, hours) in prelude.chain(steps) {
             now += TimeDelta::hours(hours);
             let Ok(events) = decide(&live, &CommandContext { actor, now }, &command) else { continue };
             for event in events {
@@ -234,5 +277,80 @@ proptest! {
             evolve(&mut replayed, &recorded);
         }
         prop_assert_eq!(replayed, live);
+    }
+}
+
+// ---- the verifier's view answers as the state does ----
+
+/// What a check says, comparable across the two projections.
+fn outcome(
+    checked: Result<Principal<'_>, Rejection>,
+) -> Result<
+    (
+        AccountId,
+        TokenId,
+        Option<chrono::DateTime<chrono::Utc>>,
+        Vec<bool>,
+    ),
+    Rejection,
+> {
+    checked.map(|principal| {
+        let allows = universe().iter().map(|p| principal.allows(p)).collect();
+        (
+            principal.account_id,
+            principal.token_id,
+            principal.expires_at,
+            allows,
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Folded event by event, or built from the state at the end, the
+    /// verifier's compact view accepts and refuses exactly what
+    /// `authenticate` over the state does, with the same permissions.
+    #[test]
+    fn the_verifier_view_decides_as_the_state_does(steps in proptest::collection::vec((actor(), command(), 0..72i64), 1..60)) {
+        let mut live = State::new();
+        let mut view = VerifierView::new();
+        let mut now = t0();
+        let mut position = 0u64;
+        let prelude = prelude().into_iter().map(|command| (Actor::System, command, 0));
+        for (actor, command, hours) in prelude.chain(steps) {
+            now += TimeDelta::hours(hours);
+            let Ok(events) = decide(&live, &CommandContext { actor, now }, &command) else { continue };
+            for event in events {
+                position += 1;
+                let recorded = RecordedEvent {
+                    position: Position::new(position),
+                    version: 1,
+                    envelope: EventEnvelope { id: EventId::new(), at: now, actor, request_id: None, idempotency_key: None, event },
+                };
+                evolve(&mut live, &recorded);
+                view.apply(&recorded);
+            }
+        }
+        let built = VerifierView::of(&live);
+        let rebuilt = VerifierView::from_parts(built.parts().clone());
+        prop_assert_eq!(view.position(), live.position());
+        let mut digests: Vec<TokenDigest> = live
+            .accounts()
+            .flat_map(|a| live.tokens_of(a.id))
+            .map(|t| t.digest)
+            .collect();
+        digests.push(digest("never issued"));
+        let sources = [None, Some("10.1.2.3".parse().unwrap()), Some("192.168.1.1".parse().unwrap())];
+        for digest in &digests {
+            for at in [now - TimeDelta::hours(100), now, now + TimeDelta::hours(150)] {
+                for source in sources {
+                    let expected = outcome(authenticate_digest(&live, digest, at, source));
+                    prop_assert_eq!(&outcome(view.authenticate_digest(digest, at, source)), &expected, "folded");
+                    prop_assert_eq!(&outcome(built.authenticate_digest(digest, at, source)), &expected, "built");
+                    prop_assert_eq!(&outcome(rebuilt.authenticate_digest(digest, at, source)), &expected, "rebuilt");
+                }
+            }
+        }
     }
 }
