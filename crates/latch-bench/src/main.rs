@@ -5,7 +5,7 @@
 //! cargo run --release -p latch-bench -- append
 //! cargo run --release -p latch-bench -- replay --events 1000000
 //! cargo run --release -p latch-bench -- audit --events 1000000
-//! cargo run --release -p latch-bench -- commands --concurrency 32
+//! cargo run --release -p latch-bench -- commands --concurrency 1,8,64
 //! cargo run --release -p latch-bench -- store-peer --concurrency 64
 //! cargo run --release -p latch-bench -- http-issue --concurrency 32
 //! cargo run --release -p latch-bench -- introspect --concurrency 32
@@ -74,8 +74,8 @@ enum Scenario {
     /// Token issues per second over HTTP and over NATS (latchd's command
     /// service, `latch.cmd.token.issue`), side by side.
     Commands {
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+        concurrency: Vec<usize>,
         #[arg(long, default_value = "10")]
         seconds: u64,
     },
@@ -166,7 +166,11 @@ fn main() -> anyhow::Result<()> {
         Scenario::Commands {
             concurrency,
             seconds,
-        } => commands_scenario::run(&runtime, &base, concurrency, Duration::from_secs(seconds))?,
+        } => {
+            for c in concurrency {
+                commands_scenario::run(&runtime, &base, c, Duration::from_secs(seconds))?;
+            }
+        }
         Scenario::StorePeer {
             concurrency,
             seconds,

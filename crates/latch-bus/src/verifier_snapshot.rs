@@ -1,14 +1,15 @@
-//! The state snapshot latchd serves to verifiers (`GET /v1/snapshot`), so a
-//! verifier starts from the state at a position and reads only the stream's
-//! tail. Postcard-encoded `State`, with a format number: a verifier that
-//! does not know the format falls back to reading the whole stream.
+//! The snapshot latchd serves to verifiers (`GET /v1/snapshot`), so a
+//! verifier starts from the compact view at a position and reads only the
+//! stream's tail. Postcard-encoded `VerifierViewParts`, with a format
+//! number: a verifier that does not know the format falls back to reading
+//! the whole stream.
 
-use latch_core::{Position, State};
+use latch_core::{Position, VerifierView, VerifierViewParts};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Bumped whenever `State`'s shape changes.
-pub const FORMAT: u32 = 4;
+/// Bumped whenever `VerifierViewParts`' shape changes.
+pub const FORMAT: u32 = 5;
 pub const CONTENT_TYPE: &str = "application/vnd.latch.snapshot";
 
 #[derive(Debug, Error)]
@@ -22,29 +23,33 @@ pub enum SnapshotError {
 #[derive(Serialize)]
 struct Out<'a> {
     format: u32,
-    state: &'a State,
+    view: &'a VerifierViewParts,
 }
 
 #[derive(Deserialize)]
 struct In {
+    #[allow(dead_code)] // read first, on its own, by `decode`
     format: u32,
-    state: State,
+    view: VerifierViewParts,
 }
 
-pub fn encode(state: &State) -> Vec<u8> {
+pub fn encode(view: &VerifierView) -> Vec<u8> {
     postcard::to_stdvec(&Out {
         format: FORMAT,
-        state,
+        view: view.parts(),
     })
-    .expect("state serialises")
+    .expect("the view serialises")
 }
 
-/// The state and the position it is at.
-pub fn decode(bytes: &[u8]) -> Result<(State, Position), SnapshotError> {
-    let snapshot: In = postcard::from_bytes(bytes)?;
-    if snapshot.format != FORMAT {
-        return Err(SnapshotError::Format(snapshot.format));
+/// The view and the position it is at.
+pub fn decode(bytes: &[u8]) -> Result<(VerifierView, Position), SnapshotError> {
+    // The format number leads, so an unknown format is named, not misread.
+    let format: u32 = postcard::take_from_bytes::<u32>(bytes)?.0;
+    if format != FORMAT {
+        return Err(SnapshotError::Format(format));
     }
-    let position = snapshot.state.position();
-    Ok((snapshot.state, position))
+    let snapshot: In = postcard::from_bytes(bytes)?;
+    let view = VerifierView::from_parts(snapshot.view);
+    let position = view.position();
+    Ok((view, position))
 }

@@ -1,9 +1,10 @@
 //! `Verifier`: local token checks against a projection that follows the
 //! event stream.
 //!
-//! It bootstraps by reading the stream `LATCH_EVENTS` from the start with an
-//! ordered consumer, folding each event with `latch_core::evolve` (the code
-//! latchd runs), ignoring anything at or below the position it has. It is
+//! It bootstraps from latchd's snapshot of the compact `VerifierView` (or
+//! from the stream's start), then follows the stream `LATCH_EVENTS` with an
+//! ordered consumer, folding each event into the view (which a property
+//! test in latch-core holds to latchd's own `evolve` and `authenticate`), ignoring anything at or below the position it has. It is
 //! *current* while it has seen, within `max_staleness`, a heartbeat whose
 //! position it has reached (or an event); otherwise every check answers
 //! `Denial::Stale`. Checks are synchronous and allocate nothing.
@@ -18,9 +19,7 @@ use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::Order
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use latch_bus::{Heartbeat, STREAM_NAME, TokenUse, UsageReport, subject};
-use latch_core::{
-    AccountId, Permission, PermissionSet, Position, State, TokenId, authenticate, evolve,
-};
+use latch_core::{AccountId, Permission, PermissionSet, Position, TokenId, VerifierView};
 
 use crate::denial::Denial;
 use crate::verifier_config::{SnapshotSource, VerifierConfig};
@@ -52,7 +51,7 @@ pub struct VerifierStats {
 }
 
 struct Inner {
-    state: RwLock<State>,
+    state: RwLock<VerifierView>,
     started: Instant,
     /// Milliseconds since `started` when the verifier last proved itself
     /// current; 0: never.
@@ -75,12 +74,12 @@ impl Verifier {
             .await
             .map_err(|e| ConnectError::Nats(e.to_string()))?;
         let initial = match &config.snapshot {
-            None => State::new(),
+            None => VerifierView::new(),
             Some(source) => match fetch_snapshot(source.clone()).await {
                 Ok(state) => state,
                 Err(error) => {
                     tracing::warn!(%error, "verifier: no snapshot; reading the whole stream instead");
-                    State::new()
+                    VerifierView::new()
                 }
             },
         };
@@ -145,7 +144,7 @@ impl Verifier {
         }
         let now = Utc::now();
         let state = self.inner.state.read().expect("state lock");
-        let principal = authenticate(&state, token, now, source)?;
+        let principal = state.authenticate(token, now, source)?;
         if !principal.allows(permission) {
             return Err(Denial::MissingPermission);
         }
@@ -179,12 +178,11 @@ impl Verifier {
     /// What a verified token may do now: its scopes within its account's
     /// role (allocates; for display and for handlers that decide more).
     pub fn effective_permissions(&self, verified: &Verified) -> Option<PermissionSet> {
-        let state = self.inner.state.read().expect("state lock");
-        let token = state.token(verified.token_id)?;
-        let role = state
-            .account(token.account_id)
-            .and_then(|account| state.role(&account.role))?;
-        Some(token.scopes.intersect(&role.permissions))
+        self.inner
+            .state
+            .read()
+            .expect("state lock")
+            .effective_permissions(verified.token_id)
     }
 
     /// The position of the last event applied.
@@ -357,14 +355,14 @@ async fn consume(
                 recorded.position
             ));
         }
-        evolve(&mut state, &recorded);
+        state.apply(&recorded);
         drop(state);
         inner.stats.events_applied.fetch_add(1, Ordering::Relaxed);
     }
     Err("the consumer ended".into())
 }
 
-async fn fetch_snapshot(source: SnapshotSource) -> Result<State, String> {
+async fn fetch_snapshot(source: SnapshotSource) -> Result<VerifierView, String> {
     tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -390,10 +388,10 @@ async fn fetch_snapshot(source: SnapshotSource) -> Result<State, String> {
             .limit(u64::MAX)
             .read_to_vec()
             .map_err(|e| e.to_string())?;
-        let (state, position) =
+        let (view, position) =
             latch_bus::verifier_snapshot::decode(&bytes).map_err(|e| e.to_string())?;
         tracing::info!(%position, bytes = bytes.len(), "verifier: started from latchd's snapshot");
-        Ok(state)
+        Ok(view)
     })
     .await
     .map_err(|e| e.to_string())?

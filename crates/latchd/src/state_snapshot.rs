@@ -6,10 +6,8 @@ use latch_core::{Position, State};
 use latch_store::ChainHash;
 use serde::{Deserialize, Serialize};
 
-/// The encoding of `State` is the one verifiers receive, so one number
-/// (bumped whenever `State`'s shape changes) covers both; older snapshots
-/// are ignored.
-const FORMAT: u32 = latch_bus::verifier_snapshot::FORMAT;
+/// Bumped whenever `State`'s shape changes; older snapshots are ignored.
+const FORMAT: u32 = 4;
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotFile {

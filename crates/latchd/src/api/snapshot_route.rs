@@ -1,5 +1,5 @@
-//! `GET /v1/snapshot`: the projection state for verifiers to start from, so
-//! they read only the stream's tail. Needs `events:read` (the `verifier`
+//! `GET /v1/snapshot`: the compact view verifiers check tokens against, for
+//! them to start from, so they read only the stream's tail. Needs `events:read` (the `verifier`
 //! role has it); it holds nothing `/v1/events` does not already show.
 
 use axum::body::Body;
@@ -12,10 +12,10 @@ use crate::api::app_state::AppState;
 use crate::api::caller::Caller;
 use crate::api::problem::Problem;
 
-/// The state at the position in `Latch-Position`, encoded as
+/// The verifier view at the position in `Latch-Position`, encoded as
 /// `latch_bus::verifier_snapshot` describes.
 #[utoipa::path(get, path = "/v1/snapshot", tag = "events",
-    responses((status = 200, description = "application/vnd.latch.snapshot: postcard-encoded state", content_type = "application/vnd.latch.snapshot"),
+    responses((status = 200, description = "application/vnd.latch.snapshot: the postcard-encoded verifier view", content_type = "application/vnd.latch.snapshot"),
         (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
 pub async fn snapshot(
@@ -25,11 +25,8 @@ pub async fn snapshot(
     caller.require(api_permission::EVENTS_READ)?;
     let commands = app.commands.clone();
     let (bytes, position) = tokio::task::spawn_blocking(move || {
-        let state = commands.state();
-        (
-            latch_bus::verifier_snapshot::encode(&state),
-            state.position(),
-        )
+        let view = latch_core::VerifierView::of(&commands.state());
+        (latch_bus::verifier_snapshot::encode(&view), view.position())
     })
     .await
     .map_err(|e| Problem::internal(e.to_string()))?;
