@@ -653,7 +653,7 @@ fn verify_bench(tokens: usize, checks: usize) -> anyhow::Result<()> {
     use chrono::Utc;
     let now = Utc::now();
     let mut position = 0u64;
-    let mut record = |state: &mut State, event: Event| {
+    let mut record = |view: &mut VerifierView, event: Event| {
         position += 1;
         let envelope = EventEnvelope {
             id: EventId::new(),
@@ -663,17 +663,14 @@ fn verify_bench(tokens: usize, checks: usize) -> anyhow::Result<()> {
             idempotency_key: None,
             event,
         };
-        evolve(
-            state,
-            &RecordedEvent {
-                position: Position::new(position),
-                version: 1,
-                envelope,
-            },
-        );
+        view.apply(&RecordedEvent {
+            position: Position::new(position),
+            version: 1,
+            envelope,
+        });
     };
     let before = resident_bytes();
-    let mut state = State::new();
+    let mut state = VerifierView::new();
     let accounts: Vec<AccountId> = (0..1000).map(|_| AccountId::new()).collect();
     for (n, account_id) in accounts.iter().enumerate() {
         record(
@@ -746,7 +743,8 @@ fn verify_bench(tokens: usize, checks: usize) -> anyhow::Result<()> {
         for i in 0..checks {
             let guard = state.read().expect("lock");
             let token = &inputs[i % inputs.len()];
-            if latch_core::authenticate(&guard, token, now, None)
+            if guard
+                .authenticate(token, now, None)
                 .is_ok_and(|p| p.allows(&permission))
             {
                 ok += 1;
@@ -776,7 +774,7 @@ fn verify_bench(tokens: usize, checks: usize) -> anyhow::Result<()> {
             "scenario": "verify", "tokens": tokens, "checks_per_case": checks, "cases": cases,
             "sha256_of_token_ns": sha_ns, "sink": sink,
             "resident_bytes_per_token": per_token,
-            "note": "single thread; authenticate + permission check under a read lock, as Verifier::verify",
+            "note": "single thread; VerifierView::authenticate + permission check under a read lock, as Verifier::verify",
         })
     );
     Ok(())

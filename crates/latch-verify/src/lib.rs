@@ -5,6 +5,7 @@
 
 mod denial;
 mod require_permission;
+mod token_id_hasher;
 mod verifier;
 mod verifier_config;
 

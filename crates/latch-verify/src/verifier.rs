@@ -22,6 +22,7 @@ use latch_bus::{Heartbeat, STREAM_NAME, TokenUse, UsageReport, subject};
 use latch_core::{AccountId, Permission, PermissionSet, Position, TokenId, VerifierView};
 
 use crate::denial::Denial;
+use crate::token_id_hasher::BuildTokenIdHasher;
 use crate::verifier_config::{SnapshotSource, VerifierConfig};
 
 /// Who a verified token belongs to. `Copy`, so `verify` allocates nothing;
@@ -59,8 +60,11 @@ struct Inner {
     max_staleness: Duration,
     stats: VerifierStats,
     /// Accepted uses since the last report; `None`: not reporting.
-    usage: Option<Mutex<HashMap<TokenId, (AccountId, TokenUse)>>>,
+    usage: Option<Mutex<UsageCounts>>,
 }
+
+/// Accepted uses since the last report, by token.
+type UsageCounts = HashMap<TokenId, (AccountId, TokenUse), BuildTokenIdHasher>;
 
 #[derive(Clone)]
 pub struct Verifier {
@@ -91,7 +95,7 @@ impl Verifier {
             stats: VerifierStats::default(),
             usage: config
                 .usage_report_every
-                .map(|_| Mutex::new(HashMap::new())),
+                .map(|_| Mutex::new(UsageCounts::default())),
         });
         let heartbeats = client
             .subscribe(subject::HEARTBEAT)
