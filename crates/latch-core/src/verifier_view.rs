@@ -151,29 +151,36 @@ impl VerifierView {
             view.push_account(account.id, role);
             view.set_standing(account.id, standing(&account.status));
         }
-        let mut tokens: Vec<&crate::token::Token> = state
-            .accounts()
-            .flat_map(|account| state.tokens_of(account.id))
-            .collect();
-        tokens.sort_by_key(|token| token.id);
-        view.parts.tokens.reserve_exact(tokens.len());
-        view.by_id.reserve_exact(tokens.len());
-        for token in tokens {
+        // Straight from the digest map (no per-token lookups), interning
+        // scope sets with a one-entry cache: most tokens share their
+        // neighbour's scopes. Then sorted into issue order, indexes rebuilt.
+        let mut entries = Vec::with_capacity(state.tokens.len());
+        let mut last_scopes: Option<(&PermissionSet, u32)> = None;
+        for token in state.tokens.values() {
             let Some(&account) = view.account_index.get(&token.account_id) else {
                 continue;
             };
-            let entry = TokenEntry {
+            let scopes = match last_scopes {
+                Some((set, at)) if *set == token.scopes => at,
+                _ => {
+                    let at = view.scope_id(&token.scopes);
+                    last_scopes = Some((&token.scopes, at));
+                    at
+                }
+            };
+            entries.push(TokenEntry {
                 digest: *token.digest.as_bytes(),
                 id: token.id,
                 account,
-                scopes: view.scope_id(&token.scopes),
+                scopes,
                 cidrs: view.cidr_id(&token.allowed_cidrs),
                 expires_at: nanos(token.expires_at),
                 revoked: token.revoked.is_some(),
-            };
-            view.push_token(entry);
+            });
         }
-        view
+        entries.sort_unstable_by_key(|entry| entry.id);
+        view.parts.tokens = entries;
+        Self::from_parts(view.parts)
     }
 
     /// Rebuilds the indexes of a snapshot's parts.
