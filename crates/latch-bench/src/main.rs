@@ -585,10 +585,24 @@ async fn propagation(
     let read = Permission::parse("accounts:read")?;
     let mut latencies = Vec::with_capacity(revocations * verifier_count);
     for (token_id, secret) in &tokens {
-        anyhow::ensure!(
-            verifiers.iter().all(|v| v.verify(secret, &read).is_ok()),
-            "token not active before revocation"
-        );
+        // Under load a verifier may be briefly stale (it refuses everything
+        // until its next heartbeat): wait until every one accepts the token.
+        let ready_by = Instant::now() + Duration::from_secs(30);
+        loop {
+            let refusals: Vec<_> = verifiers
+                .iter()
+                .filter_map(|v| v.verify(secret, &read).err())
+                .collect();
+            if refusals.is_empty() {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < ready_by,
+                "token not accepted before revocation: {:?}",
+                refusals.first()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         submit_ok(
             &handle,
             Command::RevokeToken {
