@@ -5,22 +5,25 @@
 //! rewrites (`--clock-file`), so the week takes seconds.
 //!
 //! The week, all times UTC, November 2026:
-//! - Mon 2  09:00  latchd starts: account `admin` and its token.
-//!          09:10  role `cert-operator` = certificates:{read,issue,revoke};
-//!                 role `cert-reader` = certificates:read.
-//!          09:20  accounts `ci-pipeline` (cert-operator), `provisioner` (cert-reader).
-//!          09:30  token `deploy-1` for ci-pipeline, scopes certificates:{read,issue}.
-//!          09:35  token `inventory` for provisioner.
-//! - Tue 3  10:00  cert-operator cut to certificates:read (ci-pipeline loses issue) …
-//!          16:00  … and restored.
-//! - Wed 4  09:00  deploy-1 rotated to `deploy-2` with 1h grace.
-//! - Thu 5  09:00  cert-operator gains certificates:renew (deploy-2 unchanged: not in its scopes).
-//!          14:02  deploy-2 leaked: a request to latchd with it (403), and a
-//!                 verifier reports 3 accepted uses from 203.0.113.7.
-//!          15:30  admin revokes deploy-2 ("leaked in a public build log"),
-//!                 issues `deploy-3`.
-//!          15:31  the attacker tries deploy-2 again: 401.
-//! - Fri 6  09:00  provisioner disabled ("decommissioned").
+//!
+//! ```text
+//! Mon 2  09:00  latchd starts: account `admin` and its token.
+//!        09:10  role cert-operator = certificates:{read,issue,revoke};
+//!               role cert-reader = certificates:read.
+//!        09:20  accounts ci-pipeline (cert-operator), provisioner (cert-reader).
+//!        09:30  token deploy-1 for ci-pipeline, scopes certificates:{read,issue}.
+//!        09:35  token inventory for provisioner.
+//! Tue 3  10:00  cert-operator cut to certificates:read (ci-pipeline loses issue) …
+//!        16:00  … and restored.
+//! Wed 4  09:00  deploy-1 rotated to deploy-2 with 1h grace.
+//! Thu 5  09:00  cert-operator gains certificates:renew (deploy-2 unchanged: not in its scopes).
+//!        14:02  deploy-2 leaked: a request to latchd with it (403), and a
+//!               verifier reports 3 accepted uses from 203.0.113.7.
+//!        15:30  admin revokes deploy-2 ("leaked in a public build log"),
+//!               issues deploy-3.
+//!        15:31  the attacker tries deploy-2 again: 401.
+//! Fri 6  09:00  provisioner disabled ("decommissioned").
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -597,7 +600,7 @@ fn who_could_issue(week: &Week) {
     // Tuesday noon, with cert-operator cut to read: only admin.
     let (accounts, tokens, _) = holders("2026-11-03T12:00:00Z");
     assert_eq!(accounts, ["admin"]);
-    assert_eq!(tokens, [week.admin_token_id.clone()]);
+    assert_eq!(tokens, std::slice::from_ref(&week.admin_token_id));
 
     // Wednesday 09:30, in deploy-1's grace: both deploy tokens.
     let (_, tokens, _) = holders("2026-11-04T09:30:00Z");

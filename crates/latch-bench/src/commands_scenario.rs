@@ -107,14 +107,7 @@ fn over_http(
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    for thread in threads {
-        latencies.extend(
-            thread
-                .join()
-                .map_err(|_| anyhow::anyhow!("client thread panicked"))??,
-        );
-    }
+    let latencies = latch_bench::thread_latencies(threads)?;
     Ok((latencies, started.elapsed()))
 }
 
@@ -169,9 +162,6 @@ async fn over_nats(
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
+    let latencies = latch_bench::task_latencies(tasks).await?;
     Ok((latencies, started.elapsed()))
 }

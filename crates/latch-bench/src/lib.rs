@@ -229,3 +229,29 @@ pub async fn build_log(handle: &CommandHandle, target_events: u64) -> anyhow::Re
     }
     Ok(())
 }
+
+/// Every client's latencies, from tasks that each measured their own.
+pub async fn task_latencies(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Vec<std::time::Duration>>>>,
+) -> anyhow::Result<Vec<std::time::Duration>> {
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    Ok(latencies)
+}
+
+/// Every client's latencies, from threads that each measured their own.
+pub fn thread_latencies(
+    threads: Vec<std::thread::JoinHandle<anyhow::Result<Vec<std::time::Duration>>>>,
+) -> anyhow::Result<Vec<std::time::Duration>> {
+    let mut latencies = Vec::new();
+    for thread in threads {
+        latencies.extend(
+            thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("client thread panicked"))??,
+        );
+    }
+    Ok(latencies)
+}

@@ -300,10 +300,7 @@ pub async fn measure_appends(
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
+    let mut latencies = latch_bench::task_latencies(tasks).await?;
     let elapsed = started.elapsed();
     latencies.sort_unstable();
     let batches = handle
@@ -492,14 +489,7 @@ fn http_load(
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    for thread in threads {
-        latencies.extend(
-            thread
-                .join()
-                .map_err(|_| anyhow::anyhow!("client thread panicked"))??,
-        );
-    }
+    let mut latencies = latch_bench::thread_latencies(threads)?;
     let elapsed = started.elapsed();
     latencies.sort_unstable();
     runtime.block_on(latch.handler.shutdown());

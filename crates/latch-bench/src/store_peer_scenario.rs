@@ -135,10 +135,7 @@ async fn on_postgres(
             anyhow::Ok(latencies)
         }));
     }
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
+    let latencies = latch_bench::task_latencies(tasks).await?;
     let elapsed = started.elapsed();
     admin.batch_execute(&format!("DROP TABLE {table}")).await?;
     Ok((latencies, elapsed))
@@ -180,9 +177,6 @@ async fn on_jetstream(
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
+    let latencies = latch_bench::task_latencies(tasks).await?;
     Ok((latencies, started.elapsed()))
 }

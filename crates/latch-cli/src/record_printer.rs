@@ -63,7 +63,7 @@ impl RecordPrinter {
         }
         self.printed += 1;
         // A follower wants each event as it comes; a big answer, throughput.
-        if self.printed % 256 == 0 || self.output == Output::Ndjson && self.printed < 256 {
+        if self.printed.is_multiple_of(256) || self.output == Output::Ndjson && self.printed < 256 {
             self.out.flush()?;
         }
         Ok(())

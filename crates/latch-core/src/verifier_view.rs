@@ -15,6 +15,7 @@
 //! `VerifierView::of(&State)` builds it from latchd's state for snapshots.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
@@ -201,10 +202,10 @@ impl VerifierView {
         for (at, token) in view.parts.tokens.iter().enumerate() {
             let at = at as u32;
             match view.by_digest.entry(prefix(&token.digest)) {
-                std::collections::hash_map::Entry::Vacant(slot) => {
+                Entry::Vacant(slot) => {
                     slot.insert(at);
                 }
-                std::collections::hash_map::Entry::Occupied(_) => {
+                Entry::Occupied(_) => {
                     view.overflow.insert(token.digest, at);
                 }
             }
@@ -434,11 +435,13 @@ impl VerifierView {
             return;
         }
         let at = self.parts.tokens.len() as u32;
-        let key = prefix(&entry.digest);
-        if self.by_digest.contains_key(&key) {
-            self.overflow.insert(entry.digest, at);
-        } else {
-            self.by_digest.insert(key, at);
+        match self.by_digest.entry(prefix(&entry.digest)) {
+            Entry::Vacant(slot) => {
+                slot.insert(at);
+            }
+            Entry::Occupied(_) => {
+                self.overflow.insert(entry.digest, at);
+            }
         }
         // UUIDv7 ids come in issue order: almost always an append.
         let place = self.by_id.partition_point(|(id, _)| *id < entry.id);

@@ -238,6 +238,45 @@ fn prelude() -> Vec<Command> {
     commands
 }
 
+/// Decides the prelude and then `steps` (each `hours` after the last)
+/// against a live state, folding each accepted event into it and handing
+/// it to `each`. The state at the end, and the time then.
+fn run(
+    steps: Vec<(Actor, Command, i64)>,
+    mut each: impl FnMut(&RecordedEvent),
+) -> (State, chrono::DateTime<chrono::Utc>) {
+    let mut live = State::new();
+    let mut now = t0();
+    let mut position = 0u64;
+    let prelude = prelude()
+        .into_iter()
+        .map(|command| (Actor::System, command, 0));
+    for (actor, command, hours) in prelude.chain(steps) {
+        now += TimeDelta::hours(hours);
+        let Ok(events) = decide(&live, &CommandContext { actor, now }, &command) else {
+            continue;
+        };
+        for event in events {
+            position += 1;
+            let recorded = RecordedEvent {
+                position: Position::new(position),
+                version: 1,
+                envelope: EventEnvelope {
+                    id: EventId::new(),
+                    at: now,
+                    actor,
+                    request_id: Some("req".into()),
+                    idempotency_key: None,
+                    event,
+                },
+            };
+            evolve(&mut live, &recorded);
+            each(&recorded);
+        }
+    }
+    (live, now)
+}
+
 fn actor() -> impl Strategy<Value = Actor> {
     prop_oneof![
         3 => Just(Actor::System),
@@ -252,25 +291,8 @@ proptest! {
     /// follower rebuilds by replaying the stored (JSON) log from scratch.
     #[test]
     fn replay_rebuilds_the_live_state(steps in proptest::collection::vec((actor(), command(), 0..72i64), 1..60)) {
-        let mut live = State::new();
         let mut log: Vec<String> = Vec::new();
-        let mut now = t0();
-        let mut position = 0u64;
-        let prelude = prelude().into_iter().map(|command| (Actor::System, command, 0));
-        for (actor, command, hours) in prelude.chain(steps) {
-            now += TimeDelta::hours(hours);
-            let Ok(events) = decide(&live, &CommandContext { actor, now }, &command) else { continue };
-            for event in events {
-                position += 1;
-                let recorded = RecordedEvent {
-                    position: Position::new(position),
-                    version: 1,
-                    envelope: EventEnvelope { id: EventId::new(), at: now, actor, request_id: Some("req".into()), idempotency_key: None, event },
-                };
-                evolve(&mut live, &recorded);
-                log.push(serde_json::to_string(&recorded).unwrap());
-            }
-        }
+        let (live, _) = run(steps, |recorded| log.push(serde_json::to_string(recorded).unwrap()));
         let mut replayed = State::new();
         for line in &log {
             let recorded: RecordedEvent = serde_json::from_str(line).unwrap();
@@ -282,18 +304,17 @@ proptest! {
 
 // ---- the verifier's view answers as the state does ----
 
+/// An accepted check, comparable across the two projections: who, until
+/// when, and which permissions of the universe it allows.
+type Accepted = (
+    AccountId,
+    TokenId,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Vec<bool>,
+);
+
 /// What a check says, comparable across the two projections.
-fn outcome(
-    checked: Result<Principal<'_>, Rejection>,
-) -> Result<
-    (
-        AccountId,
-        TokenId,
-        Option<chrono::DateTime<chrono::Utc>>,
-        Vec<bool>,
-    ),
-    Rejection,
-> {
+fn outcome(checked: Result<Principal<'_>, Rejection>) -> Result<Accepted, Rejection> {
     checked.map(|principal| {
         let allows = universe().iter().map(|p| principal.allows(p)).collect();
         (
@@ -313,25 +334,8 @@ proptest! {
     /// `authenticate` over the state does, with the same permissions.
     #[test]
     fn the_verifier_view_decides_as_the_state_does(steps in proptest::collection::vec((actor(), command(), 0..72i64), 1..60)) {
-        let mut live = State::new();
         let mut view = VerifierView::new();
-        let mut now = t0();
-        let mut position = 0u64;
-        let prelude = prelude().into_iter().map(|command| (Actor::System, command, 0));
-        for (actor, command, hours) in prelude.chain(steps) {
-            now += TimeDelta::hours(hours);
-            let Ok(events) = decide(&live, &CommandContext { actor, now }, &command) else { continue };
-            for event in events {
-                position += 1;
-                let recorded = RecordedEvent {
-                    position: Position::new(position),
-                    version: 1,
-                    envelope: EventEnvelope { id: EventId::new(), at: now, actor, request_id: None, idempotency_key: None, event },
-                };
-                evolve(&mut live, &recorded);
-                view.apply(&recorded);
-            }
-        }
+        let (live, now) = run(steps, |recorded| view.apply(recorded));
         let built = VerifierView::of(&live);
         let rebuilt = VerifierView::from_parts(built.parts().clone());
         prop_assert_eq!(view.position(), live.position());

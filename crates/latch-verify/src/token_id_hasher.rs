@@ -28,7 +28,7 @@ pub type BuildTokenIdHasher = BuildHasherDefault<TokenIdHasher>;
 
 #[cfg(test)]
 mod tests {
-    use std::hash::{BuildHasher, Hash};
+    use std::hash::BuildHasher;
 
     use latch_core::TokenId;
 
@@ -37,13 +37,8 @@ mod tests {
     #[test]
     fn distinct_ids_spread() {
         let build = BuildTokenIdHasher::default();
-        let hashes: std::collections::HashSet<u64> = (0..1000)
-            .map(|_| {
-                let mut hasher = build.build_hasher();
-                TokenId::new().hash(&mut hasher);
-                hasher.finish()
-            })
-            .collect();
+        let hashes: std::collections::HashSet<u64> =
+            (0..1000).map(|_| build.hash_one(TokenId::new())).collect();
         assert_eq!(hashes.len(), 1000);
     }
 }
