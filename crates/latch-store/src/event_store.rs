@@ -37,8 +37,8 @@ const CF_STREAMS: &str = "streams";
 const CF_STREAM_HEADS: &str = "stream_heads";
 const CF_IDEMPOTENCY: &str = "idempotency";
 const CF_SNAPSHOTS: &str = "snapshots";
-const CF_ACTIVITY: &str = "activity";
-const CF_USAGE: &str = "usage";
+// Older logs kept activity and usage here; new records go to `SideRecords`.
+use crate::side_records::{CF_ACTIVITY, CF_USAGE, SideRecords};
 const COLUMN_FAMILIES: [&str; 7] = [
     CF_EVENTS,
     CF_STREAMS,
@@ -67,6 +67,9 @@ impl Head {
 
 pub struct EventStore {
     db: DB,
+    /// Activity and usage records, in their own RocksDB; `None` when a log
+    /// from before they existed is opened read-only.
+    records: Option<SideRecords>,
     path: PathBuf,
     read_only: bool,
     /// Held for the whole of an append: there is one writer at a time.
@@ -97,7 +100,8 @@ impl EventStore {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, options.clone()));
         let db = DB::open_cf_descriptors(&options, path, descriptors)?;
-        Self::from_db(db, path, false)
+        let records = SideRecords::open(path)?;
+        Self::from_db(db, Some(records), path, false)
     }
 
     /// Opens an existing log read-only: safe beside a running latchd, and
@@ -124,10 +128,16 @@ impl EventStore {
                 });
             }
         }
-        Self::from_db(db, path, true)
+        let records = SideRecords::open_read_only(path)?;
+        Self::from_db(db, records, path, true)
     }
 
-    fn from_db(db: DB, path: &Path, read_only: bool) -> Result<Self, StoreError> {
+    fn from_db(
+        db: DB,
+        records: Option<SideRecords>,
+        path: &Path,
+        read_only: bool,
+    ) -> Result<Self, StoreError> {
         let head = {
             let cf = cf(&db, CF_EVENTS);
             let mut last = db.iterator_cf(cf, IteratorMode::End);
@@ -157,6 +167,7 @@ impl EventStore {
         let (notify, _) = watch::channel(head.position);
         Ok(Self {
             db,
+            records,
             path: path.to_owned(),
             read_only,
             head: Mutex::new(head),
@@ -575,29 +586,34 @@ impl EventStore {
         Ok(None)
     }
 
-    /// Writes (or overwrites) one activity record. Written to the WAL but not
-    /// fsync'd: it survives a crash of latchd, not necessarily power loss;
-    /// a per-request fsync would cap reads at disk speed.
+    /// Writes (or overwrites) one activity record. Written to the side
+    /// records' WAL but not fsync'd: it survives a crash of latchd, not
+    /// necessarily power loss; a per-request fsync would cap reads at disk
+    /// speed.
     pub fn put_activity(&self, id: [u8; 16], record: &[u8]) -> Result<(), StoreError> {
-        if self.read_only {
-            return Err(StoreError::ReadOnly);
-        }
-        self.db.put_cf(cf(&self.db, CF_ACTIVITY), id, record)?;
-        Ok(())
+        self.writable_records()?.put(CF_ACTIVITY, &id, record)
     }
 
     /// Writes (or overwrites) one token's usage record. Not fsync'd, like
     /// activity records.
     pub fn put_usage(&self, token: [u8; 16], record: &[u8]) -> Result<(), StoreError> {
-        if self.read_only {
-            return Err(StoreError::ReadOnly);
+        self.writable_records()?.put(CF_USAGE, &token, record)
+    }
+
+    fn writable_records(&self) -> Result<&SideRecords, StoreError> {
+        match &self.records {
+            Some(records) if !self.read_only => Ok(records),
+            _ => Err(StoreError::ReadOnly),
         }
-        self.db.put_cf(cf(&self.db, CF_USAGE), token, record)?;
-        Ok(())
     }
 
     /// One token's usage record, if it was ever used.
     pub fn usage(&self, token: [u8; 16]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(records) = &self.records
+            && let Some(found) = records.get(CF_USAGE, &token)?
+        {
+            return Ok(Some(found));
+        }
         match self.db.cf_handle(CF_USAGE) {
             Some(usage) => Ok(self.db.get_cf(usage, token)?),
             None => Ok(None),
@@ -605,36 +621,30 @@ impl EventStore {
     }
 
     /// Activity records after `after` (or from the first), oldest first,
-    /// for as long as `keep` says to continue.
+    /// for as long as `keep` says to continue: those an older latchd kept in
+    /// the log itself, then the side records (all newer: ids are UUIDv7).
     pub fn scan_activity(
         &self,
         after: Option<[u8; 16]>,
         mut keep: impl FnMut([u8; 16], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
-        let activity = cf(&self.db, CF_ACTIVITY);
-        let mode = match &after {
-            Some(id) => IteratorMode::From(id, Direction::Forward),
-            None => IteratorMode::Start,
-        };
-        for item in self.db.iterator_cf(activity, mode) {
-            let (key, value) = item?;
-            let Ok(id) = <[u8; 16]>::try_from(&key[..]) else {
-                continue;
-            };
-            if Some(id) == after {
-                continue;
-            }
-            if !keep(id, &value) {
-                break;
-            }
+        if !crate::side_records::scan_family(&self.db, CF_ACTIVITY, after, &mut keep)? {
+            return Ok(());
+        }
+        if let Some(records) = &self.records {
+            records.scan(CF_ACTIVITY, after, &mut keep)?;
         }
         Ok(())
     }
 
-    /// A consistent copy of the whole store (RocksDB checkpoint: hard links
-    /// where it can) in `dir`, which must not exist yet.
+    /// A consistent copy of the whole store (RocksDB checkpoints: hard links
+    /// where it can) in `dir`, which must not exist yet: the log, then its
+    /// side records inside it.
     pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<(), StoreError> {
-        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dir)?;
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dir.as_ref())?;
+        if let Some(records) = &self.records {
+            records.checkpoint(dir.as_ref())?;
+        }
         Ok(())
     }
 }

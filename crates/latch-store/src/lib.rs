@@ -12,6 +12,7 @@ mod chain_verdict;
 mod event_store;
 mod expected_version;
 mod export;
+mod side_records;
 mod store_error;
 mod stored_event;
 

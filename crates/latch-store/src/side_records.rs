@@ -1,0 +1,114 @@
+//! `SideRecords`: what latchd keeps beside the log — API activity and token
+//! usage — in a RocksDB of its own (`<log>/records`). Its own WAL and write
+//! queue: these unsynced writes, two for every API request, never wait
+//! behind the log's fsync'd batches (sharing one RocksDB, they halved token
+//! issues per second). Logs written before this keep their older records in
+//! the log's own `activity` and `usage` column families; readers look there
+//! too.
+
+use std::path::Path;
+
+use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options};
+
+use crate::store_error::StoreError;
+
+pub(crate) const CF_ACTIVITY: &str = "activity";
+pub(crate) const CF_USAGE: &str = "usage";
+const DIR: &str = "records";
+
+pub(crate) struct SideRecords {
+    db: DB,
+}
+
+impl SideRecords {
+    pub(crate) fn open(log: &Path) -> Result<Self, StoreError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let descriptors = [CF_ACTIVITY, CF_USAGE]
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, options.clone()));
+        Ok(Self {
+            db: DB::open_cf_descriptors(&options, log.join(DIR), descriptors)?,
+        })
+    }
+
+    /// `None` for a log written before side records existed.
+    pub(crate) fn open_read_only(log: &Path) -> Result<Option<Self>, StoreError> {
+        let path = log.join(DIR);
+        if !path.is_dir() {
+            return Ok(None);
+        }
+        let options = Options::default();
+        let existing = DB::list_cf(&options, &path)?;
+        Ok(Some(Self {
+            db: DB::open_cf_for_read_only(&options, path, existing, false)?,
+        }))
+    }
+
+    pub(crate) fn put(&self, family: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.db.put_cf(handle(&self.db, family)?, key, value)?;
+        Ok(())
+    }
+
+    pub(crate) fn get(&self, family: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.db.cf_handle(family) {
+            Some(handle) => Ok(self.db.get_cf(handle, key)?),
+            None => Ok(None),
+        }
+    }
+
+    /// See `scan_family`.
+    pub(crate) fn scan(
+        &self,
+        family: &str,
+        after: Option<[u8; 16]>,
+        keep: &mut dyn FnMut([u8; 16], &[u8]) -> bool,
+    ) -> Result<bool, StoreError> {
+        scan_family(&self.db, family, after, keep)
+    }
+
+    pub(crate) fn checkpoint(&self, log_copy: &Path) -> Result<(), StoreError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(log_copy.join(DIR))?;
+        Ok(())
+    }
+}
+
+fn handle<'a>(db: &'a DB, family: &str) -> Result<&'a rocksdb::ColumnFamily, StoreError> {
+    db.cf_handle(family).ok_or_else(|| StoreError::Corrupt {
+        position: latch_core::Position::ZERO,
+        problem: format!("no column family {family} in the side records"),
+    })
+}
+
+/// Records keyed by 16-byte ids after `after` (or from the first), in key
+/// order, for as long as `keep` says; `false` when `keep` stopped it. A
+/// missing family has none.
+pub(crate) fn scan_family(
+    db: &DB,
+    family: &str,
+    after: Option<[u8; 16]>,
+    keep: &mut dyn FnMut([u8; 16], &[u8]) -> bool,
+) -> Result<bool, StoreError> {
+    let Some(handle) = db.cf_handle(family) else {
+        return Ok(true);
+    };
+    let mode = match &after {
+        Some(id) => IteratorMode::From(id, Direction::Forward),
+        None => IteratorMode::Start,
+    };
+    for item in db.iterator_cf(handle, mode) {
+        let (key, value) = item?;
+        let Ok(id) = <[u8; 16]>::try_from(&key[..]) else {
+            continue;
+        };
+        if Some(id) == after {
+            continue;
+        }
+        if !keep(id, &value) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
