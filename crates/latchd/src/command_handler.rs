@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
 use latch_core::{
-    Actor, Command, CommandContext, EventEnvelope, EventId, Position, RecordedEvent, State, decide,
-    evolve,
+    Actor, Command, CommandContext, EventEnvelope, EventId, Position, RecordedEvent, State,
+    VerifierView, decide, evolve,
 };
 use latch_store::{
     AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
@@ -122,6 +122,9 @@ enum Message {
 pub struct CommandHandle {
     sender: mpsc::Sender<Message>,
     committed: Arc<RwLock<State>>,
+    /// The committed state as verifiers hold it, kept beside `committed` so
+    /// that their snapshot is an encode, not a rebuild.
+    committed_view: Arc<RwLock<VerifierView>>,
     store: Arc<EventStore>,
     metrics: Arc<HandlerMetrics>,
 }
@@ -140,6 +143,11 @@ impl CommandHandle {
     /// waits for it to apply each batch.
     pub fn state(&self) -> RwLockReadGuard<'_, State> {
         self.committed.read().expect("state lock poisoned")
+    }
+
+    /// The committed state as verifiers hold it (for `GET /v1/snapshot`).
+    pub fn verifier_view(&self) -> RwLockReadGuard<'_, VerifierView> {
+        self.committed_view.read().expect("view lock poisoned")
     }
 
     pub fn store(&self) -> &Arc<EventStore> {
@@ -166,11 +174,13 @@ impl CommandHandler {
     ) -> Result<(Self, Rebuilt), RebuildError> {
         let rebuilt = rebuild(&store)?;
         let committed = Arc::new(RwLock::new(rebuilt.state.clone()));
+        let committed_view = Arc::new(RwLock::new(VerifierView::of(&rebuilt.state)));
         let metrics = Arc::new(HandlerMetrics::default());
         let (sender, receiver) = mpsc::channel(config.queue_depth);
         let writer = Writer {
             working: rebuilt.state.clone(),
             committed: committed.clone(),
+            committed_view: committed_view.clone(),
             store: store.clone(),
             clock,
             metrics: metrics.clone(),
@@ -184,6 +194,7 @@ impl CommandHandler {
         let handle = CommandHandle {
             sender,
             committed,
+            committed_view,
             store,
             metrics,
         };
@@ -214,6 +225,7 @@ impl CommandHandler {
 struct Writer {
     working: State,
     committed: Arc<RwLock<State>>,
+    committed_view: Arc<RwLock<VerifierView>>,
     store: Arc<EventStore>,
     clock: Arc<dyn Clock>,
     metrics: Arc<HandlerMetrics>,
@@ -436,6 +448,7 @@ impl Writer {
         let mut appended = 0u64;
         {
             let mut committed = self.committed.write().expect("state lock poisoned");
+            let mut view = self.committed_view.write().expect("view lock poisoned");
             for plan in plans {
                 let Plan::Append { index, events } = plan else {
                     continue;
@@ -446,6 +459,7 @@ impl Writer {
                         debug_assert_eq!(events.len() as u64, *count);
                         for event in events {
                             evolve(&mut committed, event);
+                            view.apply(event);
                         }
                         appended += count;
                     }
@@ -473,7 +487,9 @@ impl Writer {
         if let HandlerFailure::Inconsistent(_) = failure {
             match rebuild(&self.store) {
                 Ok(rebuilt) => {
-                    *self.committed.write().expect("state lock poisoned") = rebuilt.state
+                    *self.committed_view.write().expect("view lock poisoned") =
+                        VerifierView::of(&rebuilt.state);
+                    *self.committed.write().expect("state lock poisoned") = rebuilt.state;
                 }
                 Err(error) => tracing::error!(%error, "could not rebuild state from the log"),
             }

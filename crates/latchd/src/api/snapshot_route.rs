@@ -25,7 +25,7 @@ pub async fn snapshot(
     caller.require(api_permission::EVENTS_READ)?;
     let commands = app.commands.clone();
     let (bytes, position) = tokio::task::spawn_blocking(move || {
-        let view = latch_core::VerifierView::of(&commands.state());
+        let view = commands.verifier_view();
         (latch_bus::verifier_snapshot::encode(&view), view.position())
     })
     .await
