@@ -1,9 +1,10 @@
-//! `AccountNames`: account id → name, to name the actors of events. Names
-//! are never reused, so one table serves every moment of the log.
+//! `AccountNames`: account id ↔ name, read from the log, for offline
+//! readers (latchd answers from its state). Names are never reused, so one
+//! table serves every moment of the log.
 
 use std::collections::HashMap;
 
-use latch_core::{AccountId, Event, EventEnvelope, State};
+use latch_core::{AccountId, AccountName, Event, EventEnvelope};
 use latch_store::EventStore;
 
 use crate::audit_error::AuditError;
@@ -12,17 +13,6 @@ use crate::audit_error::AuditError;
 pub struct AccountNames(HashMap<AccountId, String>);
 
 impl AccountNames {
-    /// Every account `state` knows (latchd's live state knows every account
-    /// ever created, deleted ones too).
-    pub fn of_state(state: &State) -> Self {
-        Self(
-            state
-                .accounts()
-                .map(|account| (account.id, account.name.to_string()))
-                .collect(),
-        )
-    }
-
     /// Every account in the log, from the first event of each account
     /// stream: one read an account, not a scan of the log.
     pub fn read(store: &EventStore) -> Result<Self, AuditError> {
@@ -43,5 +33,13 @@ impl AccountNames {
 
     pub fn get(&self, id: AccountId) -> Option<&str> {
         self.0.get(&id).map(String::as_str)
+    }
+
+    /// The account that was created with `name`, if any.
+    pub fn id_of(&self, name: &AccountName) -> Option<AccountId> {
+        self.0
+            .iter()
+            .find(|(_, known)| known.as_str() == name.as_str())
+            .map(|(id, _)| *id)
     }
 }

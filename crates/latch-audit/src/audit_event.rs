@@ -3,14 +3,17 @@
 //! the event body, and the record's place in the hash chain.
 
 use chrono::{DateTime, Utc};
-use latch_core::{Actor, EventEnvelope};
+use latch_core::{AccountId, Actor, EventEnvelope};
 use latch_store::StoredEvent;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::account_names::AccountNames;
 use crate::actor_view::ActorView;
 use crate::event_summary::summary;
+
+/// Names an account by id: latchd from its state, offline readers from
+/// `AccountNames`.
+pub type NameOf<'a> = dyn Fn(AccountId) -> Option<String> + 'a;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEvent {
@@ -36,11 +39,11 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    /// The event as stored, its actor named from `names`.
-    pub fn of(stored: &StoredEvent, envelope: &EventEnvelope, names: &AccountNames) -> Self {
+    /// The event as stored, its actor's account named by `name_of`.
+    pub fn of(stored: &StoredEvent, envelope: &EventEnvelope, name_of: &NameOf<'_>) -> Self {
         let mut actor = ActorView::from(envelope.actor);
         if let Actor::Token { account_id, .. } = envelope.actor {
-            actor.account_name = names.get(account_id).map(str::to_owned);
+            actor.account_name = name_of(account_id);
         }
         AuditEvent {
             position: stored.position.get(),

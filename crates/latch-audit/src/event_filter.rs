@@ -7,7 +7,7 @@ use latch_core::{AccountId, Actor, Event, EventEnvelope, Position, TokenId};
 
 /// Every condition given must hold. Names are resolved to ids before a
 /// filter is built (latchd from its state, the CLI offline by
-/// `find_account`), so matching is a few comparisons an event.
+/// `AccountNames`), so matching is a few comparisons an event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     /// Events about this account (its own and its tokens').

@@ -3,9 +3,8 @@
 use latch_core::{EventEnvelope, Position};
 use latch_store::EventStore;
 
-use crate::account_names::AccountNames;
 use crate::audit_error::AuditError;
-use crate::audit_event::AuditEvent;
+use crate::audit_event::{AuditEvent, NameOf};
 use crate::event_filter::{EventFilter, Verdict};
 
 /// Where a scan stopped.
@@ -20,13 +19,13 @@ pub struct ScanEnd {
 /// Reads events after `after` (and from the filter's first position),
 /// handing those that match to `each` until it says stop, the log ends, the
 /// filter's range ends, or `read_limit` events were read. Actors are
-/// named from `names`.
+/// named by `name_of`.
 pub fn scan_events(
     store: &EventStore,
     filter: &EventFilter,
     after: Position,
     read_limit: u64,
-    names: &AccountNames,
+    name_of: &NameOf<'_>,
     mut each: impl FnMut(AuditEvent) -> bool,
 ) -> Result<ScanEnd, AuditError> {
     let start = after.next().max(filter.first_position());
@@ -45,7 +44,7 @@ pub fn scan_events(
             Verdict::Skip => end.last_read = stored.position,
             Verdict::Matches => {
                 end.last_read = stored.position;
-                if !each(AuditEvent::of(&stored, &envelope, names)) {
+                if !each(AuditEvent::of(&stored, &envelope, name_of)) {
                     break;
                 }
             }

@@ -238,8 +238,9 @@ fn state(
         None => {
             let progress = Progress::waiting("latchd is replaying the log");
             let path = format!(
-                "/v1/audit/state?at={}{}",
-                query_moment(at),
+                // A moment prints as a position or a UTC time with `Z`: no `+`
+                // to escape in the query.
+                "/v1/audit/state?at={at}{}",
                 if active_only { "&active_only=true" } else { "" }
             );
             client.get_lines(&path, |entry| {
@@ -275,10 +276,7 @@ fn who_can(
         }
         None => {
             let progress = Progress::waiting("latchd is replaying the log");
-            let path = format!(
-                "/v1/audit/who-can?permission={permission}&at={}",
-                query_moment(at)
-            );
+            let path = format!("/v1/audit/who-can?permission={permission}&at={at}");
             client.get_lines(&path, |entry| {
                 progress.done();
                 Ok(print(&mut printer, kind, &entry))
@@ -296,12 +294,6 @@ fn replay_offline(dir: &Path, at: Moment) -> Result<latch_audit::Replayed, CliEr
         .map_err(audit_error)?;
     progress.done();
     Ok(replayed)
-}
-
-/// A moment as a query parameter: positions as numbers, times in UTC with
-/// `Z` (no `+` to escape).
-fn query_moment(at: Moment) -> String {
-    at.to_string()
 }
 
 /// Prints one entry (typed offline, JSON online) under the layout `kind`

@@ -131,7 +131,8 @@ fn offline(
     loop {
         let names = latch_audit::AccountNames::read(&store).map_err(audit_error)?;
         let mut stopped = false;
-        let end = latch_audit::scan_events(&store, &filter, after, u64::MAX, &names, |event| {
+        let name_of = |id| names.get(id).map(str::to_owned);
+        let end = latch_audit::scan_events(&store, &filter, after, u64::MAX, &name_of, |event| {
             let Ok(value) = serde_json::to_value(&event) else {
                 return false;
             };
@@ -152,6 +153,7 @@ fn offline(
 
 /// The filter, account names resolved from the log itself.
 fn filter_offline(store: &EventStore, args: &EventsArgs) -> Result<EventFilter, CliError> {
+    let names = latch_audit::AccountNames::read(store).map_err(audit_error)?;
     let account = |text: &str| -> Result<AccountId, CliError> {
         if let Ok(id) = text.parse::<AccountId>() {
             return Ok(id);
@@ -159,8 +161,8 @@ fn filter_offline(store: &EventStore, args: &EventsArgs) -> Result<EventFilter, 
         let name = AccountName::parse(text).map_err(|_| {
             CliError::Usage(format!("{text:?} is neither an account id nor a name"))
         })?;
-        latch_audit::find_account(store, &name)
-            .map_err(audit_error)?
+        names
+            .id_of(&name)
             .ok_or_else(|| CliError::NotFound(format!("no account named {name} in this log")))
     };
     let token = |flag: &str, text: &str| -> Result<TokenId, CliError> {

@@ -54,21 +54,19 @@ pub async fn list(
     let page = tokio::task::spawn_blocking(move || {
         let mut records = Vec::new();
         let mut last = None;
-        store.scan_activity(query.after.map(|id| *id.as_bytes()), |id, bytes| {
-            last = Some(uuid::Uuid::from_bytes(id));
-            if let Ok(record) = serde_json::from_slice::<ActivityRecord>(bytes) {
-                let matches = query
-                    .account
+        ActivityRecord::scan(&store, query.after, |record| {
+            last = Some(record.id);
+            let matches = query
+                .account
+                .as_deref()
+                .is_none_or(|a| record.account_id.is_some_and(|id| id.to_string() == a))
+                && query
+                    .token
                     .as_deref()
-                    .is_none_or(|a| record.account_id.is_some_and(|id| id.to_string() == a))
-                    && query
-                        .token
-                        .as_deref()
-                        .is_none_or(|t| record.token_id.is_some_and(|id| id.to_string() == t))
-                    && query.status.is_none_or(|s| record.status == Some(s));
-                if matches {
-                    records.push(record);
-                }
+                    .is_none_or(|t| record.token_id.is_some_and(|id| id.to_string() == t))
+                && query.status.is_none_or(|s| record.status == Some(s));
+            if matches {
+                records.push(record);
             }
             records.len() < limit
         })?;

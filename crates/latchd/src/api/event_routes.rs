@@ -2,13 +2,12 @@
 //! with `wait`, a long poll that answers as soon as a matching event is
 //! appended (what `latch audit events --follow` uses).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Extension, Query, State};
 use chrono::{DateTime, Utc};
-use latch_audit::{AccountNames, ActorMatch, AuditEvent, EventFilter, TypeMatch};
+use latch_audit::{ActorMatch, AuditEvent, EventFilter, TypeMatch};
 use latch_core::{AccountId, AccountName, Position, Span, TokenId, api_permission};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -90,16 +89,18 @@ pub async fn list(
     let filter = filter_of(&app, &query)?;
     let mut after = Position::new(query.after.unwrap_or(0));
     let deadline = wait.map(|wait| tokio::time::Instant::now() + wait);
-    let names = Arc::new(AccountNames::of_state(&app.commands.state()));
     let mut head_moved = app.commands.store().subscribe();
     loop {
         head_moved.mark_unchanged();
         let store = app.commands.store().clone();
         let filter = filter.clone();
-        let names = names.clone();
+        // Actors are named from latchd's state, which knows every account
+        // ever created: a lookup per event returned, not a table per request.
+        let commands = app.commands.clone();
         let (events, end) = tokio::task::spawn_blocking(move || {
             let mut events = Vec::new();
-            latch_audit::scan_events(&store, &filter, after, MAX_READ, &names, |event| {
+            let name_of = |id| commands.state().account(id).map(|a| a.name.to_string());
+            latch_audit::scan_events(&store, &filter, after, MAX_READ, &name_of, |event| {
                 events.push(event);
                 events.len() < limit
             })
