@@ -34,6 +34,7 @@ use crate::role::{BuiltinRole, RoleName};
 use crate::state::State;
 use crate::token_digest::TokenDigest;
 use crate::token_secret;
+use crate::token_slot::TokenSlot;
 
 /// `expires_at` of a token that never expires.
 const NEVER: i64 = i64::MAX;
@@ -343,6 +344,34 @@ impl VerifierView {
         self.authenticate_digest(&TokenDigest::of(presented), now, source)
     }
 
+    /// `authenticate`, also giving the token's slot (for per-token
+    /// counters kept beside the view).
+    pub fn authenticate_slotted(
+        &self,
+        presented: &str,
+        now: DateTime<Utc>,
+        source: Option<IpAddr>,
+    ) -> Result<(Principal<'_>, TokenSlot), Rejection> {
+        token_secret::check(presented).map_err(Rejection::Malformed)?;
+        self.authenticate_digest_slotted(&TokenDigest::of(presented), now, source)
+    }
+
+    /// `authenticate_digest`, also giving the token's slot.
+    pub fn authenticate_digest_slotted(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+        source: Option<IpAddr>,
+    ) -> Result<(Principal<'_>, TokenSlot), Rejection> {
+        let at = self
+            .slot_by_digest(digest.as_bytes())
+            .ok_or(Rejection::Unknown)?;
+        Ok((
+            self.authenticate_entry(at, digest, now, source)?,
+            TokenSlot::new(at),
+        ))
+    }
+
     /// `authenticate_digest`, against this view.
     pub fn authenticate_digest(
         &self,
@@ -350,9 +379,28 @@ impl VerifierView {
         now: DateTime<Utc>,
         source: Option<IpAddr>,
     ) -> Result<Principal<'_>, Rejection> {
-        let token = self
-            .token_by_digest(digest.as_bytes())
+        let at = self
+            .slot_by_digest(digest.as_bytes())
             .ok_or(Rejection::Unknown)?;
+        self.authenticate_entry(at, digest, now, source)
+    }
+
+    /// The token in `slot` and its account; `None` for a slot this view
+    /// does not have.
+    pub fn token_in_slot(&self, slot: TokenSlot) -> Option<(TokenId, AccountId)> {
+        let token = self.parts.tokens.get(slot.index())?;
+        let account = self.parts.accounts.get(token.account as usize)?;
+        Some((token.id, account.id))
+    }
+
+    fn authenticate_entry(
+        &self,
+        at: u32,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+        source: Option<IpAddr>,
+    ) -> Result<Principal<'_>, Rejection> {
+        let token = &self.parts.tokens[at as usize];
         if !TokenDigest::from_bytes(token.digest).ct_eq(digest) {
             return Err(Rejection::Unknown);
         }
@@ -410,14 +458,13 @@ impl VerifierView {
         Some(self.parts.scope_sets[token.scopes as usize].intersect(role))
     }
 
-    fn token_by_digest(&self, digest: &[u8; 32]) -> Option<&TokenEntry> {
+    /// The index in `tokens` of the token with this digest.
+    fn slot_by_digest(&self, digest: &[u8; 32]) -> Option<u32> {
         let at = *self.by_digest.get(&prefix(digest))?;
-        let token = &self.parts.tokens[at as usize];
-        if token.digest == *digest {
-            return Some(token);
+        if self.parts.tokens[at as usize].digest == *digest {
+            return Some(at);
         }
-        let at = *self.overflow.get(digest)?;
-        Some(&self.parts.tokens[at as usize])
+        self.overflow.get(digest).copied()
     }
 
     fn token_by_id(&self, id: TokenId) -> Option<&TokenEntry> {

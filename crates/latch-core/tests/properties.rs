@@ -353,6 +353,11 @@ proptest! {
                     prop_assert_eq!(&outcome(view.authenticate_digest(digest, at, source)), &expected, "folded");
                     prop_assert_eq!(&outcome(built.authenticate_digest(digest, at, source)), &expected, "built");
                     prop_assert_eq!(&outcome(rebuilt.authenticate_digest(digest, at, source)), &expected, "rebuilt");
+                    let slotted = view.authenticate_digest_slotted(digest, at, source);
+                    if let Ok((principal, slot)) = &slotted {
+                        prop_assert_eq!(view.token_in_slot(*slot), Some((principal.token_id, principal.account_id)), "slot");
+                    }
+                    prop_assert_eq!(&outcome(slotted.map(|(principal, _)| principal)), &expected, "slotted");
                 }
             }
         }

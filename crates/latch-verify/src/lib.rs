@@ -5,7 +5,7 @@
 
 mod denial;
 mod require_permission;
-mod token_id_hasher;
+mod usage_slots;
 mod verifier;
 mod verifier_config;
 
