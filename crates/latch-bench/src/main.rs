@@ -24,6 +24,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 mod audit_scenario;
 mod commands_scenario;
+mod envelope_decoding;
 mod store_peer_scenario;
 
 use latch_bench::{InProcessLatchd, submit_ok};
@@ -386,6 +387,16 @@ async fn replay(base: &std::path::Path, target_events: u64) -> anyhow::Result<()
         state.token_count() == tokens,
         "replay disagrees with the live state"
     );
+    // Where the time goes: reading records alone, and decoding envelopes
+    // the way replay does and the way it did before (flatten).
+    let read_started = Instant::now();
+    let mut read = 0u64;
+    for stored in store.iter_from(Position::FIRST) {
+        std::hint::black_box(stored?);
+        read += 1;
+    }
+    let read_took = read_started.elapsed();
+    let (decode_hand, decode_flattened, decoded) = envelope_decoding::compare(&store, 300_000)?;
 
     // What latchd does on restart: snapshot + verified tail.
     let restart_started = Instant::now();
@@ -406,6 +417,10 @@ async fn replay(base: &std::path::Path, target_events: u64) -> anyhow::Result<()
             "chain": format!("{verdict:?}").split_whitespace().next().unwrap_or("").trim_end_matches(['{', ' ']),
             "replay_seconds": full_took.as_secs_f64(),
             "replay_events_per_second": events as f64 / full_took.as_secs_f64(),
+            "read_records_per_second": read as f64 / read_took.as_secs_f64(),
+            "decode_sample": decoded,
+            "decode_envelopes_per_second": decode_hand,
+            "decode_envelopes_per_second_with_flatten": decode_flattened,
             "restart_with_snapshot_seconds": restart_took.as_secs_f64(),
             "restart_snapshot_position": rebuilt.snapshot.map(|p| p.get()),
             "restart_replayed_events": rebuilt.replayed,
@@ -529,7 +544,7 @@ async fn propagation(
     let (_stop_relay, shutdown) = tokio::sync::watch::channel(false);
     let relay = latchd::Relay {
         store,
-        nats_url: nats.url(),
+        nats: latch_bus::NatsConnection::new(nats.url()),
         clock: Arc::new(SystemClock),
         status: Arc::new(latchd::RelayStatus::default()),
     };

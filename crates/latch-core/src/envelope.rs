@@ -11,7 +11,12 @@ use crate::position::Position;
 
 /// Who did what, when, under which request. This is what the log stores
 /// as each event's data (the log adds position, stream, version and hashes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Serialised flat: `{"id","at","actor",["request_id"],["idempotency_key"],
+/// "type","data"}`. Deserialised by hand (`envelope_deserialize`), without
+/// the buffering `#[serde(flatten)]` costs, because every replay decodes
+/// every envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventEnvelope {
     pub id: EventId,
     pub at: DateTime<Utc>,
