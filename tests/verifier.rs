@@ -41,7 +41,7 @@ fn spawn_relay(store: &Arc<EventStore>, nats: &NatsServer) -> tokio::sync::watch
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let relay = Relay {
         store: store.clone(),
-        nats_url: nats.url(),
+        nats: latch_bus::NatsConnection::new(nats.url()),
         clock: Arc::new(SystemClock),
         status: Arc::new(RelayStatus::default()),
     };

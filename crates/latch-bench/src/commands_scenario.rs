@@ -25,7 +25,7 @@ pub fn run(
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     runtime.spawn(
         CommandService {
-            nats_url: nats.url(),
+            nats: latch_bus::NatsConnection::new(nats.url()),
             router: latchd::api::router(latch.app.clone()),
         }
         .run(shutdown),

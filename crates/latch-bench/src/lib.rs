@@ -40,7 +40,7 @@ impl InProcessLatchd {
             let status = Arc::new(latchd::RelayStatus::default());
             let relay = latchd::Relay {
                 store: store.clone(),
-                nats_url: nats.url(),
+                nats: latch_bus::NatsConnection::new(nats.url()),
                 clock: clock.clone(),
                 status: status.clone(),
             };

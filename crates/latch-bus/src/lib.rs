@@ -9,6 +9,9 @@ pub mod cloud_event;
 pub mod command_route;
 pub mod headers;
 pub mod heartbeat;
+#[cfg(feature = "cli")]
+mod nats_args;
+mod nats_connection;
 pub mod stream_settings;
 pub mod subject;
 pub mod usage_report;
@@ -17,6 +20,9 @@ pub mod verifier_snapshot;
 pub use cloud_event::{CloudEvent, CodecError, decode, encode};
 pub use command_route::{COMMAND_ROUTES, CommandRoute};
 pub use heartbeat::Heartbeat;
+#[cfg(feature = "cli")]
+pub use nats_args::NatsArgs;
+pub use nats_connection::{NatsConnectError, NatsConnection};
 pub use stream_settings::{STREAM_NAME, StreamSettings};
 pub use subject::event_subject;
 pub use usage_report::{TokenUse, UsageReport};

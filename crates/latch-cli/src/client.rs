@@ -2,6 +2,7 @@
 //! into a `CliError` with the server's detail and an exit code.
 
 use serde_json::Value;
+use std::path::Path;
 
 use crate::exit_code;
 
@@ -63,22 +64,47 @@ pub struct Headers {
 }
 
 impl Client {
-    pub fn new(base: &str, token: Option<String>) -> Self {
+    /// A client of latchd at `base`; `ca_file` adds a CA (PEM) to trust for
+    /// HTTPS beside the public roots.
+    pub fn new(
+        base: &str,
+        token: Option<String>,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, CliError> {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(ca) = ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| CliError::Usage(format!("reading --ca-file {}: {e}", ca.display())))?;
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(CliError::Usage(format!(
+                    "--ca-file {} holds no PEM certificate",
+                    ca.display()
+                )));
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)));
+        }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .tls_config(tls.build())
             .build()
             .into();
-        Self {
+        Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             token,
             agent,
             nats: None,
-        }
+        })
     }
 
     /// Sends requests over NATS to latchd's command service at `url`.
-    pub fn over_nats(mut self, url: &str) -> Result<Self, CliError> {
-        self.nats = Some(crate::nats_transport::NatsCommands::new(url)?);
+    pub fn over_nats(mut self, nats: latch_bus::NatsConnection) -> Result<Self, CliError> {
+        self.nats = Some(crate::nats_transport::NatsCommands::new(nats)?);
         Ok(self)
     }
 

@@ -43,14 +43,13 @@ struct Cli {
     /// command service on latch.cmd.*).
     #[arg(long, value_enum, default_value = "http", global = true)]
     transport: Transport,
-    /// The NATS server (for --transport nats and `latch watch`).
-    #[arg(
-        long,
-        env = "LATCH_NATS_URL",
-        default_value = "nats://127.0.0.1:4222",
-        global = true
-    )]
-    nats_url: String,
+    /// PEM file of the CA (or self-signed certificate) to trust for an
+    /// https:// --url, beside the usual public roots.
+    #[arg(long, env = "LATCH_CA_FILE", global = true)]
+    ca_file: Option<PathBuf>,
+    /// NATS (for --transport nats and `latch watch`).
+    #[command(flatten)]
+    nats: latch_bus::NatsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -337,6 +336,10 @@ fn main() {
             });
         }
     };
+    // The documentation tests check that every documented command parses.
+    if std::env::var_os("LATCH_CHECK_ARGS").is_some() {
+        return;
+    }
     if let Err(error) = run(cli) {
         eprintln!("error: {error}");
         std::process::exit(error.exit_code());
@@ -356,10 +359,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         ),
         (None, None) => None,
     };
-    let client = Client::new(&cli.url, token);
+    let client = Client::new(&cli.url, token, cli.ca_file.as_deref())?;
     let client = match cli.transport {
         Transport::Http => client,
-        Transport::Nats => client.over_nats(&cli.nats_url)?,
+        Transport::Nats => client.over_nats(cli.nats.connection())?,
     };
     let out = cli.output;
     match cli.command {
@@ -368,7 +371,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Role(command) => role(&client, out, command),
         Command::Policy(command) => policy(&client, out, command),
         Command::Events(args) => events(&client, out, args),
-        Command::Watch(args) => watch(out, &cli.nats_url, args),
+        Command::Watch(args) => watch(out, &cli.nats.connection(), args),
         Command::Audit(command) => audit::audit(&client, out, command),
     }
 }
@@ -765,7 +768,8 @@ fn events(client: &Client, out: Output, args: EventsArgs) -> Result<(), CliError
 
 /// Subscribes (core NATS) to the events matching the filters and prints
 /// each as it arrives: one table row, or one JSON line.
-fn watch(out: Output, nats_url: &str, args: WatchArgs) -> Result<(), CliError> {
+fn watch(out: Output, nats: &latch_bus::NatsConnection, args: WatchArgs) -> Result<(), CliError> {
+    let nats_url = nats.url.as_str();
     if let Some(event_type) = &args.event_type
         && event_type.split('.').count() != 2
     {
@@ -785,7 +789,7 @@ fn watch(out: Output, nats_url: &str, args: WatchArgs) -> Result<(), CliError> {
     runtime.block_on(async {
         use futures::StreamExt;
         let unreachable = |e: &dyn std::fmt::Display| CliError::Unreachable { url: nats_url.to_owned(), reason: e.to_string() };
-        let client = async_nats::connect(nats_url).await.map_err(|e| unreachable(&e))?;
+        let client = nats.connect().await.map_err(|e| unreachable(&e))?;
         let mut messages = client.subscribe(subject.clone()).await.map_err(|e| unreachable(&e))?;
         client.flush().await.map_err(|e| unreachable(&e))?;
         eprintln!("watching {subject} on {nats_url}");

@@ -14,15 +14,17 @@ use crate::client::{CliError, Headers};
 const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct NatsCommands {
+    nats: latch_bus::NatsConnection,
     url: String,
     runtime: tokio::runtime::Runtime,
     client: std::cell::OnceCell<async_nats::Client>,
 }
 
 impl NatsCommands {
-    pub fn new(url: &str) -> Result<Self, CliError> {
+    pub fn new(nats: latch_bus::NatsConnection) -> Result<Self, CliError> {
         Ok(Self {
-            url: url.to_owned(),
+            url: nats.url.clone(),
+            nats,
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -78,7 +80,9 @@ impl NatsCommands {
             let client = match self.client.get() {
                 Some(client) => client.clone(),
                 None => {
-                    let client = async_nats::connect(self.url.as_str())
+                    let client = self
+                        .nats
+                        .connect()
                         .await
                         .map_err(|e| unreachable(e.to_string()))?;
                     let _ = self.client.set(client.clone());

@@ -7,12 +7,13 @@
 //! test in latch-core holds to latchd's own `evolve` and `authenticate`), ignoring anything at or below the position it has. It is
 //! *current* while it has seen, within `max_staleness`, a heartbeat whose
 //! position it has reached (or an event); otherwise every check answers
-//! `Denial::Stale`. Checks are synchronous and allocate nothing.
+//! `Denial::Stale`. Checks are synchronous and allocate nothing; accepted
+//! uses are counted per token slot (`UsageSlots`) and reported in batches.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
@@ -22,7 +23,7 @@ use latch_bus::{Heartbeat, STREAM_NAME, TokenUse, UsageReport, subject};
 use latch_core::{AccountId, Permission, PermissionSet, Position, TokenId, VerifierView};
 
 use crate::denial::Denial;
-use crate::token_id_hasher::BuildTokenIdHasher;
+use crate::usage_slots::UsageSlots;
 use crate::verifier_config::{SnapshotSource, VerifierConfig};
 
 /// Who a verified token belongs to. `Copy`, so `verify` allocates nothing;
@@ -51,20 +52,24 @@ pub struct VerifierStats {
     pub reconnects: AtomicU64,
 }
 
+/// The view and the usage counted against its token slots, under one lock:
+/// the follower grows both as it folds events.
+struct Tracked {
+    view: VerifierView,
+    usage: UsageSlots,
+}
+
 struct Inner {
-    state: RwLock<VerifierView>,
+    state: RwLock<Tracked>,
     started: Instant,
     /// Milliseconds since `started` when the verifier last proved itself
     /// current; 0: never.
     fresh_at_ms: AtomicU64,
     max_staleness: Duration,
     stats: VerifierStats,
-    /// Accepted uses since the last report; `None`: not reporting.
-    usage: Option<Mutex<UsageCounts>>,
+    /// Whether accepted uses are counted (and reported).
+    counts_usage: bool,
 }
-
-/// Accepted uses since the last report, by token.
-type UsageCounts = HashMap<TokenId, (AccountId, TokenUse), BuildTokenIdHasher>;
 
 #[derive(Clone)]
 pub struct Verifier {
@@ -74,7 +79,11 @@ pub struct Verifier {
 impl Verifier {
     /// Connects, bootstraps from the stream and waits until current.
     pub async fn connect(config: VerifierConfig) -> Result<Self, ConnectError> {
-        let client = async_nats::connect(config.nats_url.as_str())
+        let client = config
+            .nats
+            .clone()
+            .named(config.name.clone())
+            .connect()
             .await
             .map_err(|e| ConnectError::Nats(e.to_string()))?;
         let initial = match &config.snapshot {
@@ -87,15 +96,18 @@ impl Verifier {
                 }
             },
         };
+        let mut usage = UsageSlots::new(Utc::now());
+        usage.cover(initial.token_count());
         let inner = Arc::new(Inner {
-            state: RwLock::new(initial),
+            state: RwLock::new(Tracked {
+                view: initial,
+                usage,
+            }),
             started: Instant::now(),
             fresh_at_ms: AtomicU64::new(0),
             max_staleness: config.max_staleness,
             stats: VerifierStats::default(),
-            usage: config
-                .usage_report_every
-                .map(|_| Mutex::new(UsageCounts::default())),
+            counts_usage: config.usage_report_every.is_some(),
         });
         let heartbeats = client
             .subscribe(subject::HEARTBEAT)
@@ -147,36 +159,19 @@ impl Verifier {
             return Err(Denial::Stale);
         }
         let now = Utc::now();
-        let state = self.inner.state.read().expect("state lock");
-        let principal = state.authenticate(token, now, source)?;
+        let tracked = self.inner.state.read().expect("state lock");
+        let (principal, slot) = tracked.view.authenticate_slotted(token, now, source)?;
         if !principal.allows(permission) {
             return Err(Denial::MissingPermission);
         }
-        let verified = Verified {
+        if self.inner.counts_usage {
+            tracked.usage.record(slot, now, source);
+        }
+        Ok(Verified {
             account_id: principal.account_id,
             token_id: principal.token_id,
             expires_at: principal.expires_at,
-        };
-        drop(state);
-        if let Some(usage) = &self.inner.usage {
-            let mut usage = usage.lock().expect("usage lock");
-            let (_, used) = usage.entry(verified.token_id).or_insert_with(|| {
-                (
-                    verified.account_id,
-                    TokenUse {
-                        token_id: verified.token_id,
-                        count: 0,
-                        first_at: now,
-                        last_at: now,
-                        last_from: None,
-                    },
-                )
-            });
-            used.count += 1;
-            used.last_at = now;
-            used.last_from = source.or(used.last_from);
-        }
-        Ok(verified)
+        })
     }
 
     /// What a verified token may do now: its scopes within its account's
@@ -186,12 +181,13 @@ impl Verifier {
             .state
             .read()
             .expect("state lock")
+            .view
             .effective_permissions(verified.token_id)
     }
 
     /// The position of the last event applied.
     pub fn position(&self) -> Position {
-        self.inner.state.read().expect("state lock").position()
+        self.inner.state.read().expect("state lock").view.position()
     }
 
     /// How long since the verifier last proved it was current.
@@ -236,7 +232,7 @@ async fn follow_heartbeats(inner: Arc<Inner>, mut heartbeats: async_nats::Subscr
         if age > inner.max_staleness {
             continue;
         }
-        if inner.state.read().expect("state lock").position() >= beat.position {
+        if inner.state.read().expect("state lock").view.position() >= beat.position {
             inner.mark_fresh();
         }
     }
@@ -256,13 +252,18 @@ async fn report_usage(
     loop {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
-        let Some(usage) = &inner.usage else { return };
-        let taken = std::mem::take(&mut *usage.lock().expect("usage lock"));
-        drop(inner);
         let mut by_account: HashMap<AccountId, Vec<TokenUse>> = HashMap::new();
-        for (_, (account_id, used)) in taken {
-            by_account.entry(account_id).or_default().push(used);
+        for chunk in 0.. {
+            let tracked = inner.state.read().expect("state lock");
+            let Some(taken) = tracked.usage.take_chunk(chunk, &tracked.view) else {
+                break;
+            };
+            drop(tracked);
+            for (account_id, used) in taken {
+                by_account.entry(account_id).or_default().push(used);
+            }
         }
+        drop(inner);
         for (account_id, uses) in by_account {
             let report = UsageReport {
                 verifier: verifier.clone(),
@@ -308,7 +309,7 @@ async fn consume(
         .clone();
     // Resume after the last stream message seen, unless the stream was
     // recreated since (then read it all; positions already held are skipped).
-    let have = inner.state.read().expect("state lock").position();
+    let have = inner.state.read().expect("state lock").view.position();
     let deliver_policy = if *last_sequence > 0
         && *last_sequence <= info.last_sequence
         && *last_sequence >= info.first_sequence
@@ -342,8 +343,8 @@ async fn consume(
             tracing::warn!(subject = %message.subject, "verifier: skipping a message that is not a Latch event");
             continue;
         };
-        let mut state = inner.state.write().expect("state lock");
-        let have = state.position();
+        let mut tracked = inner.state.write().expect("state lock");
+        let have = tracked.view.position();
         if recorded.position <= have {
             inner
                 .stats
@@ -359,8 +360,10 @@ async fn consume(
                 recorded.position
             ));
         }
-        state.apply(&recorded);
-        drop(state);
+        tracked.view.apply(&recorded);
+        let tokens = tracked.view.token_count();
+        tracked.usage.cover(tokens);
+        drop(tracked);
         inner.stats.events_applied.fetch_add(1, Ordering::Relaxed);
     }
     Err("the consumer ended".into())

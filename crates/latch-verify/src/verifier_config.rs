@@ -4,7 +4,8 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
-    pub nats_url: String,
+    /// The NATS server or cluster, and how to authenticate to it.
+    pub nats: latch_bus::NatsConnection,
     /// With no heartbeat or event it can vouch for within this long, the
     /// verifier refuses every token until it is current again.
     pub max_staleness: Duration,
@@ -38,7 +39,7 @@ impl std::fmt::Debug for SnapshotSource {
 impl VerifierConfig {
     pub fn new(nats_url: impl Into<String>) -> Self {
         Self {
-            nats_url: nats_url.into(),
+            nats: latch_bus::NatsConnection::new(nats_url),
             max_staleness: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(30),
             snapshot: None,

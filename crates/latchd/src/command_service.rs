@@ -43,7 +43,7 @@ const RETURNED_HEADERS: [&str; 2] = ["X-Request-Id", "ETag"];
 const UNKNOWN_QUEUE_GROUP: &str = "latch-unknown";
 
 pub struct CommandService {
-    pub nats_url: String,
+    pub nats: latch_bus::NatsConnection,
     /// latchd's HTTP router (`api::router`).
     pub router: Router,
 }
@@ -52,10 +52,17 @@ impl CommandService {
     /// Serves commands until `shutdown`; connects (and reconnects) in the
     /// background, so latchd starts without NATS.
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let client = match async_nats::ConnectOptions::new()
+        let options = match self.nats.options().await {
+            Ok(options) => options,
+            Err(error) => {
+                tracing::error!(%error, "command service: commands over NATS are off");
+                return;
+            }
+        };
+        let client = match options
             .name("latchd command service")
             .retry_on_initial_connect()
-            .connect(&self.nats_url)
+            .connect(self.nats.url.as_str())
             .await
         {
             Ok(client) => client,

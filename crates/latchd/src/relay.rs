@@ -66,7 +66,7 @@ fn nats(error: impl std::fmt::Display) -> RelayError {
 
 pub struct Relay {
     pub store: Arc<EventStore>,
-    pub nats_url: String,
+    pub nats: latch_bus::NatsConnection,
     pub clock: Arc<dyn Clock>,
     pub status: Arc<RelayStatus>,
 }
@@ -103,9 +103,14 @@ impl Relay {
     }
 
     async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), RelayError> {
-        let client = async_nats::ConnectOptions::new()
+        let client = self
+            .nats
+            .options()
+            .await
+            .map_err(nats)?
+            .name("latchd relay")
             .connection_timeout(Duration::from_secs(2))
-            .connect(self.nats_url.as_str())
+            .connect(self.nats.url.as_str())
             .await
             .map_err(nats)?;
         let js = jetstream::new(client.clone());

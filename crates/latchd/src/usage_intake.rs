@@ -16,7 +16,7 @@ use crate::command_handler::CommandHandle;
 use crate::usage_book::UsageBook;
 
 pub struct UsageIntake {
-    pub nats_url: String,
+    pub nats: latch_bus::NatsConnection,
     pub commands: CommandHandle,
     pub book: Arc<UsageBook>,
 }
@@ -25,11 +25,16 @@ impl UsageIntake {
     /// Runs until `shutdown`, reconnecting as needed.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         loop {
-            match async_nats::ConnectOptions::new()
-                .connection_timeout(Duration::from_secs(2))
-                .connect(self.nats_url.as_str())
-                .await
-            {
+            let connected = match self.nats.options().await {
+                Ok(options) => options
+                    .name("latchd usage intake")
+                    .connection_timeout(Duration::from_secs(2))
+                    .connect(self.nats.url.as_str())
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            match connected {
                 Ok(client) => match client.subscribe(subject::USAGE_WILDCARD).await {
                     Ok(mut reports) => loop {
                         tokio::select! {

@@ -56,7 +56,7 @@ fn spawn_relay(
     let (stop, shutdown) = watch::channel(false);
     let relay = Relay {
         store: store.clone(),
-        nats_url: nats.url(),
+        nats: latch_bus::NatsConnection::new(nats.url()),
         clock: Arc::new(SystemClock),
         status: status.clone(),
     };

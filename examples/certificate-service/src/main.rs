@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Parser)]
 #[command(about = "Example certificate service protected by the Latch verifier")]
 struct Settings {
-    /// The NATS server latchd relays its events to.
-    #[arg(long, env = "LATCH_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
+    /// The NATS server latchd relays its events to, and how to authenticate.
+    #[command(flatten)]
+    nats: latch_bus::NatsArgs,
     #[arg(
         long,
         env = "CERTIFICATE_SERVICE_LISTEN",
@@ -80,10 +80,11 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let settings = Settings::parse();
-    let mut config = VerifierConfig::new(settings.nats_url.clone());
+    let mut config = VerifierConfig::new(settings.nats.nats_url.clone());
+    config.nats = settings.nats.connection();
     config.max_staleness = Duration::from_secs(settings.max_staleness_seconds);
     let verifier = Verifier::connect(config).await?;
-    tracing::info!(position = %verifier.position(), nats = %settings.nats_url, "verifier current");
+    tracing::info!(position = %verifier.position(), nats = %settings.nats.nats_url, "verifier current");
 
     let issued: Issued = Arc::default();
     let app = Router::new()

@@ -1,0 +1,201 @@
+//! `NatsConnection`: where NATS is and how to prove who we are to it. One
+//! type for latchd, the verifier and the CLI, so that a secured NATS
+//! (credentials file, user and password, token, TLS with a private CA,
+//! client certificates) is configured the same way everywhere.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use async_nats::ConnectOptions;
+
+#[derive(Clone, Default)]
+pub struct NatsConnection {
+    /// One URL, or several separated by commas (a cluster). `tls://` makes
+    /// TLS required.
+    pub url: String,
+    /// A `.creds` file (JWT and NKey seed), as `nsc` writes it.
+    pub creds_file: Option<PathBuf>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    /// PEM certificates to trust for the server's TLS certificate (a private
+    /// CA, or a self-signed server); TLS is then required.
+    pub tls_ca: Option<PathBuf>,
+    /// A client certificate and key (PEM) for servers that verify clients.
+    pub tls_client_cert: Option<PathBuf>,
+    pub tls_client_key: Option<PathBuf>,
+    /// Names this connection in the server's monitoring (`connz`).
+    pub name: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsConnectError {
+    #[error("NATS settings: {0}")]
+    Settings(String),
+    #[error("NATS credentials file {path}: {source}")]
+    CredentialsFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect { url: String, reason: String },
+}
+
+impl NatsConnection {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ..Self::default()
+        }
+    }
+
+    /// `url` with another name for the connection.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The connect options these settings make (reads the credentials file).
+    pub async fn options(&self) -> Result<ConnectOptions, NatsConnectError> {
+        let mut options = ConnectOptions::new();
+        let ways = [
+            self.creds_file.is_some(),
+            self.user.is_some() || self.password.is_some(),
+            self.token.is_some(),
+        ];
+        if ways.iter().filter(|&&way| way).count() > 1 {
+            return Err(NatsConnectError::Settings(
+                "give one way to authenticate: a credentials file, a user and password, or a token"
+                    .into(),
+            ));
+        }
+        if let Some(path) = &self.creds_file {
+            options = options.credentials_file(path).await.map_err(|source| {
+                NatsConnectError::CredentialsFile {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        }
+        match (&self.user, &self.password) {
+            (Some(user), Some(password)) => {
+                options = options.user_and_password(user.clone(), password.clone());
+            }
+            (None, None) => {}
+            _ => {
+                return Err(NatsConnectError::Settings(
+                    "a NATS user needs a password, and a password a user".into(),
+                ));
+            }
+        }
+        if let Some(token) = &self.token {
+            options = options.token(token.clone());
+        }
+        if let Some(ca) = &self.tls_ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        match (&self.tls_client_cert, &self.tls_client_key) {
+            (Some(cert), Some(key)) => {
+                options = options.add_client_certificate(cert.clone(), key.clone());
+            }
+            (None, None) => {}
+            _ => {
+                return Err(NatsConnectError::Settings(
+                    "a NATS client certificate needs its key, and a key its certificate".into(),
+                ));
+            }
+        }
+        if let Some(name) = &self.name {
+            options = options.name(name.as_str());
+        }
+        Ok(options)
+    }
+
+    /// Connects (one attempt; callers that must keep trying retry this).
+    pub async fn connect(&self) -> Result<async_nats::Client, NatsConnectError> {
+        let options = self.options().await?;
+        options
+            .connect(self.url.as_str())
+            .await
+            .map_err(|error| NatsConnectError::Connect {
+                url: self.url.clone(),
+                reason: error.to_string(),
+            })
+    }
+}
+
+/// Never prints the password or the token.
+impl fmt::Debug for NatsConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsConnection")
+            .field("url", &self.url)
+            .field("creds_file", &self.creds_file)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_client_cert", &self.tls_client_cert)
+            .field("tls_client_key", &self.tls_client_key)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_password_or_token() {
+        let connection = NatsConnection {
+            password: Some("hunter2-secret".into()),
+            user: Some("latchd".into()),
+            token: Some("s3cr3t-token".into()),
+            ..NatsConnection::new("nats://127.0.0.1:4222")
+        };
+        let shown = format!("{connection:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
+        assert!(shown.contains("latchd"));
+    }
+
+    #[tokio::test]
+    async fn conflicting_settings_are_refused_before_connecting() {
+        let two_ways = NatsConnection {
+            user: Some("u".into()),
+            password: Some("p".into()),
+            token: Some("t".into()),
+            ..NatsConnection::new("nats://127.0.0.1:1")
+        };
+        let error = two_ways.connect().await.unwrap_err();
+        assert!(
+            error.to_string().contains("one way to authenticate"),
+            "{error}"
+        );
+        let half = NatsConnection {
+            user: Some("u".into()),
+            ..NatsConnection::new("nats://127.0.0.1:1")
+        };
+        assert!(
+            half.connect()
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("needs a password")
+        );
+        let missing = NatsConnection {
+            creds_file: Some("/nonexistent/latch.creds".into()),
+            ..NatsConnection::new("nats://127.0.0.1:1")
+        };
+        assert!(
+            missing
+                .connect()
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("/nonexistent/latch.creds")
+        );
+    }
+}
