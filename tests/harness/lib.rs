@@ -51,6 +51,8 @@ pub struct Latchd {
     _temp: Option<tempfile::TempDir>,
     logs: Arc<Mutex<String>>,
     agent: ureq::Agent,
+    /// The CA `latch` is told to trust (HTTPS).
+    ca_file: Option<PathBuf>,
 }
 
 /// An HTTP answer: status, JSON body (Null when empty), and headers.
@@ -126,19 +128,38 @@ impl Latchd {
         host: &str,
         clock_file: Option<&Path>,
     ) -> Self {
-        let port = free_port();
-        let url = format!("http://{host}:{port}");
-        let mut command = Command::new(binary("latchd"));
+        let mut extra = vec!["--nats-url".to_owned(), nats.url()];
         if let Some(clock_file) = clock_file {
-            command.arg("--clock-file").arg(clock_file);
+            extra.extend(["--clock-file".to_owned(), clock_file.display().to_string()]);
+        }
+        Self::launch_with(data_dir, nats, host, &extra, &[], None)
+    }
+
+    /// Starts latchd on `data_dir` with these extra arguments and
+    /// environment (e.g. NATS credentials, TLS). With `tls_ca`, latchd is
+    /// expected to serve HTTPS with a certificate that CA (PEM) signed, and
+    /// the harness and `latch` trust it.
+    pub fn launch_with(
+        data_dir: &Path,
+        nats: latch_testkit::NatsServer,
+        host: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+        tls_ca: Option<&Path>,
+    ) -> Self {
+        let port = free_port();
+        let scheme = if tls_ca.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{host}:{port}");
+        let mut command = Command::new(binary("latchd"));
+        command.args(args);
+        for (name, value) in env {
+            command.env(name, value);
         }
         let mut child = command
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")
             .arg(format!("{host}:{port}"))
-            .arg("--nats-url")
-            .arg(nats.url())
             .env("LATCH_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -164,11 +185,24 @@ impl Latchd {
                 }
             });
         }
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(ca) = tls_ca {
+            let pem = std::fs::read(ca).expect("CA file");
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                    _ => None,
+                })
+                .collect();
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)));
+        }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .tls_config(tls.build())
             .build()
             .into();
         let latchd = Self {
+            ca_file: tls_ca.map(Path::to_owned),
             child: Some(child),
             nats: Some(nats),
             url,
@@ -366,6 +400,10 @@ impl Latchd {
             .env("LATCH_URL", &self.url)
             .env_remove("LATCH_TOKEN")
             .env_remove("LATCH_TOKEN_FILE");
+        match &self.ca_file {
+            Some(ca) => command.env("LATCH_CA_FILE", ca),
+            None => command.env_remove("LATCH_CA_FILE"),
+        };
         if let Some(token) = token {
             command.env("LATCH_TOKEN", token);
         }

@@ -12,6 +12,8 @@ pub const POLICY_READ: &str = "policy:read";
 pub const POLICY_WRITE: &str = "policy:write";
 pub const EVENTS_READ: &str = "events:read";
 pub const AUDIT_READ: &str = "audit:read";
+/// Take a backup of the log into a directory on latchd's host.
+pub const BACKUP_CREATE: &str = "backup:create";
 
 /// The built-in `verifier` role: follow the log and check tokens remotely.
 pub const VERIFIER: &[&str] = &[EVENTS_READ, TOKENS_INTROSPECT];

@@ -15,6 +15,8 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     store: tempfile::TempDir,
+    /// Extra arguments (authentication, TLS).
+    extra: Vec<String>,
 }
 
 const INSTALL_HINT: &str = "nats-server is not installed, and the tests need a real one. Install it: \
@@ -26,6 +28,12 @@ impl NatsServer {
     /// Panics with installation instructions when nats-server is missing:
     /// a test that needs NATS never skips silently.
     pub fn start() -> Self {
+        Self::start_with_args(&[])
+    }
+
+    /// As `start`, with extra nats-server arguments, e.g.
+    /// `["--user", "latch", "--pass", "…"]` or `["--tls", "--tlscert", …]`.
+    pub fn start_with_args(extra: &[&str]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .expect("free port")
             .local_addr()
@@ -35,6 +43,7 @@ impl NatsServer {
             child: None,
             port,
             store: tempfile::tempdir().expect("temp dir"),
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
         };
         server.launch();
         server
@@ -51,6 +60,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.store.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -8,12 +8,14 @@
 #![allow(clippy::result_large_err)]
 
 pub mod api;
+mod backup;
 mod bootstrap;
 mod clock;
 mod command_handler;
 mod command_outcome;
 mod command_service;
 mod deadline_index;
+mod dev_nats;
 mod event_codec;
 mod rebuild;
 mod relay;
@@ -22,6 +24,7 @@ mod state_snapshot;
 mod usage_book;
 mod usage_intake;
 
+pub use backup::{BackupError, BackupTaken, LOG_DIR, take_backup};
 pub use bootstrap::{ADMIN_TOKEN_FILE, BootstrapError, Bootstrapped, bootstrap};
 pub use clock::{Clock, FileClock, ManualClock, SystemClock};
 pub use command_handler::{
@@ -29,6 +32,7 @@ pub use command_handler::{
 };
 pub use command_outcome::{CommandReceipt, CommandRejection, CommandResult, HandlerFailure};
 pub use command_service::CommandService;
+pub use dev_nats::{DevNats, DevNatsError, INSTALL_NATS, nats_answers};
 pub use event_codec::{to_new_event, to_recorded};
 pub use latch_audit::TokenUsage;
 pub use rebuild::{RebuildError, Rebuilt, rebuild};

@@ -1,57 +1,210 @@
 //! `latchd`: the Latch server.
 //!
-//! Opens the event log, rebuilds state (snapshot + verified tail), creates
-//! the admin account on first start, serves the HTTP API, and stops cleanly
+//! `latchd` (or `latchd serve`) opens the event log, rebuilds state
+//! (snapshot + verified tail), creates the admin account on first start,
+//! serves the HTTP API (HTTPS with --tls-cert/--tls-key), and stops cleanly
 //! on SIGINT/SIGTERM: in-flight requests finish, queued commands are
-//! written, a snapshot is saved.
+//! written, a snapshot is saved. `latchd dev` does the same for a laptop,
+//! starting a nats-server when none answers; `latchd backup --to DIR` takes
+//! a consistent backup while latchd runs.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
+use latch_bus::NatsArgs;
 use latch_store::{ChainVerdict, EventStore};
 use latchd::api::{self, AppState};
 use latchd::{
-    Bootstrapped, Clock, CommandHandler, CommandService, FileClock, HandlerConfig, Relay,
-    RelayStatus, Scheduler, SystemClock, UsageIntake, bootstrap,
+    ADMIN_TOKEN_FILE, Bootstrapped, Clock, CommandHandler, CommandService, DevNats, FileClock,
+    HandlerConfig, LOG_DIR, Relay, RelayStatus, Scheduler, SystemClock, UsageIntake, bootstrap,
+    nats_answers, take_backup,
 };
 
 #[derive(Debug, Parser)]
 #[command(
     name = "latchd",
     version,
-    about = "Latch: the authority for service accounts and API tokens"
+    about = "Latch: the authority for service accounts and API tokens",
+    long_about = "Latch: the authority for service accounts and API tokens.\n\n\
+        Without a subcommand, latchd serves (as `latchd serve`). On a laptop, \
+        `latchd dev` is the one command to start with: it also starts a NATS \
+        server if none answers. Every flag can also be set with the LATCH_* \
+        variable named beside it.",
+    after_help = "Examples:\n  \
+        latchd dev                                  # a laptop: starts NATS too, data in ./latch-data\n  \
+        latchd --data-dir /var/lib/latch --listen 0.0.0.0:7420 --nats-url nats://nats:4222\n  \
+        latchd --tls-cert cert.pem --tls-key key.pem # HTTPS\n  \
+        latchd backup --to /backups/latch-$(date +%F)"
 )]
-struct Settings {
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Serve the API (what latchd does without a subcommand).
+    Serve,
+    /// Run on a laptop: like `serve`, but starts a nats-server (JetStream,
+    /// data in <data-dir>/nats) when none answers at --nats-url, prints
+    /// where everything is, and stops that nats-server on exit.
+    Dev,
+    /// Take a consistent backup of the event log into a new directory while
+    /// latchd runs (asks the running latchd at --url); with latchd stopped,
+    /// copies --data-dir directly. The backup is itself a data directory:
+    /// `latchd --data-dir DIR` restores it; `latch audit … --data-dir DIR`
+    /// reads it.
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct ServeArgs {
     /// Where the event log (RocksDB) and admin.token live.
-    #[arg(long, env = "LATCH_DATA_DIR", default_value = "./latch-data")]
+    #[arg(
+        long,
+        env = "LATCH_DATA_DIR",
+        default_value = "./latch-data",
+        global = true
+    )]
     data_dir: PathBuf,
     /// Address for the HTTP API.
-    #[arg(long, env = "LATCH_LISTEN", default_value = "127.0.0.1:7420")]
+    #[arg(
+        long,
+        env = "LATCH_LISTEN",
+        default_value = "127.0.0.1:7420",
+        global = true
+    )]
     listen: SocketAddr,
-    /// The NATS server (JetStream enabled) the relay publishes events to.
-    #[arg(long, env = "LATCH_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "LATCH_TLS_CERT", requires = "tls_key", global = true)]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "LATCH_TLS_KEY", requires = "tls_cert", global = true)]
+    tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    nats: NatsArgs,
     /// Save a state snapshot after this many new events.
-    #[arg(long, env = "LATCH_SNAPSHOT_EVERY", default_value_t = 100_000)]
+    #[arg(
+        long,
+        env = "LATCH_SNAPSHOT_EVERY",
+        default_value_t = 100_000,
+        global = true
+    )]
     snapshot_every: u64,
     /// Log as JSON lines instead of human-readable text.
-    #[arg(long, env = "LATCH_LOG_JSON")]
+    #[arg(long, env = "LATCH_LOG_JSON", global = true)]
     log_json: bool,
     /// For tests only: read "now" from this file (one RFC 3339 time,
     /// re-read at every use) instead of the system clock.
-    #[arg(long, env = "LATCH_CLOCK_FILE", hide = true)]
+    #[arg(long, env = "LATCH_CLOCK_FILE", hide = true, global = true)]
     clock_file: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let settings = Settings::parse();
-    init_tracing(settings.log_json);
+#[derive(Debug, Args)]
+struct BackupArgs {
+    /// The new directory to write the backup to (must not exist; on
+    /// latchd's host).
+    #[arg(long)]
+    to: PathBuf,
+    /// The running latchd to ask.
+    #[arg(long, env = "LATCH_URL", default_value = "http://127.0.0.1:7420")]
+    url: String,
+    /// A token with `backup:create` (admin has it); default: the file
+    /// <data-dir>/admin.token.
+    #[arg(long, env = "LATCH_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// PEM file of the CA to trust for an HTTPS --url.
+    #[arg(long, env = "LATCH_CA_FILE")]
+    ca_file: Option<PathBuf>,
+}
 
-    let store_dir = settings.data_dir.join("log");
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The documentation tests check that every documented command parses.
+    if std::env::var_os("LATCH_CHECK_ARGS").is_some() {
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.mode {
+        None | Some(Mode::Serve) => runtime.block_on(serve(cli.serve, None)),
+        Some(Mode::Dev) => runtime.block_on(dev(cli.serve)),
+        Some(Mode::Backup(args)) => backup(&args, &cli.serve.data_dir),
+    }
+}
+
+/// What `latchd dev` prints once latchd is ready.
+struct DevBanner {
+    nats: String,
+}
+
+async fn dev(mut args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing(args.log_json);
+    let mut started = None;
+    let nats = if nats_answers(&args.nats.nats_url).await {
+        format!("{} (already running)", args.nats.nats_url)
+    } else {
+        let nats_dir = args.data_dir.join("nats");
+        eprintln!(
+            "latchd dev: no NATS answers at {}; starting nats-server with JetStream (data in {}) ...",
+            args.nats.nats_url,
+            nats_dir.display()
+        );
+        let child = DevNats::start(&nats_dir)
+            .await
+            .map_err(|e| anyhow::anyhow!("latchd dev: {e}"))?;
+        args.nats.nats_url = child.url().to_owned();
+        let shown = format!(
+            "{} (started by latchd dev; log {})",
+            child.url(),
+            child.log().display()
+        );
+        started = Some(child);
+        shown
+    };
+    let served = serve_traced(args, Some(DevBanner { nats })).await;
+    if let Some(child) = started {
+        eprintln!("latchd dev: stopping the nats-server it started");
+        child.stop().await;
+    }
+    served
+}
+
+async fn serve(args: ServeArgs, banner: Option<DevBanner>) -> anyhow::Result<()> {
+    init_tracing(args.log_json);
+    serve_traced(args, banner).await
+}
+
+async fn serve_traced(args: ServeArgs, banner: Option<DevBanner>) -> anyhow::Result<()> {
+    let settings = args;
+    let nats = settings.nats.connection();
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "loading the TLS certificate {} and key {}",
+                            cert.display(),
+                            key.display()
+                        )
+                    })?,
+            )
+        }
+        _ => None,
+    };
+
+    let store_dir = settings.data_dir.join(LOG_DIR);
     let store = Arc::new(
         EventStore::open(&store_dir)
             .with_context(|| format!("opening the event log in {}", store_dir.display()))?,
@@ -102,7 +255,7 @@ async fn main() -> anyhow::Result<()> {
     let (stop_relay, relay_shutdown) = tokio::sync::watch::channel(false);
     let relay = Relay {
         store: store.clone(),
-        nats_url: settings.nats_url.clone(),
+        nats: nats.clone(),
         clock: clock.clone(),
         status: relay_status.clone(),
     };
@@ -118,7 +271,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let scheduler_task = tokio::spawn(scheduler.run(relay_shutdown.clone()));
     let intake = UsageIntake {
-        nats_url: settings.nats_url.clone(),
+        nats: nats.clone(),
         commands: commands.clone(),
         book: app.usage.clone(),
     };
@@ -129,21 +282,23 @@ async fn main() -> anyhow::Result<()> {
             .run_flusher(std::time::Duration::from_secs(2), relay_shutdown.clone()),
     );
     let command_service = CommandService {
-        nats_url: settings.nats_url.clone(),
+        nats: nats.clone(),
         router: api::router(app.clone()),
     };
     let command_task = tokio::spawn(command_service.run(relay_shutdown.clone()));
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
+    let listener = std::net::TcpListener::bind(settings.listen)
         .with_context(|| format!("listening on {}", settings.listen))?;
+    listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     app.set_ready(true);
     {
         let state = commands.state();
         tracing::info!(
-            url = %format!("http://{address}"),
+            url = %format!("{scheme}://{address}"),
             data_dir = %settings.data_dir.display(),
-            nats_url = %settings.nats_url,
+            nats_url = %nats.url,
+            tls = tls.is_some(),
             position = %state.position(),
             accounts = state.account_count(),
             tokens = state.token_count(),
@@ -153,14 +308,35 @@ async fn main() -> anyhow::Result<()> {
             "latchd ready"
         );
     }
+    if let Some(banner) = banner {
+        print_banner(
+            &banner,
+            &format!("{scheme}://{address}"),
+            &settings.data_dir,
+        );
+    }
 
-    axum::serve(
-        listener,
-        api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("serving HTTP")?;
+    let handle = axum_server::Handle::new();
+    tokio::spawn({
+        let handle = handle.clone();
+        async move {
+            shutdown_signal().await;
+            handle.graceful_shutdown(Some(Duration::from_secs(30)));
+        }
+    });
+    let service = api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        Some(tls) => axum_server::from_tcp_rustls(listener, tls)?
+            .handle(handle)
+            .serve(service)
+            .await
+            .context("serving HTTPS")?,
+        None => axum_server::from_tcp(listener)?
+            .handle(handle)
+            .serve(service)
+            .await
+            .context("serving HTTP")?,
+    }
 
     app.set_ready(false);
     tracing::info!("shutting down: finishing queued commands");
@@ -186,6 +362,156 @@ async fn main() -> anyhow::Result<()> {
     let _ = usage_flusher.await;
     tracing::info!(position = %head, relay_published = relay_status.published.load(std::sync::atomic::Ordering::SeqCst), "stopped");
     Ok(())
+}
+
+fn print_banner(banner: &DevBanner, url: &str, data_dir: &Path) {
+    let token = data_dir.join(ADMIN_TOKEN_FILE);
+    let token_line = if token.is_file() {
+        format!(
+            "{}  (export LATCH_TOKEN_FILE={})",
+            token.display(),
+            token.display()
+        )
+    } else {
+        format!(
+            "not in {} (it is written on the first start only; delete {} to start over)",
+            token.display(),
+            data_dir.display()
+        )
+    };
+    println!(
+        "\nLatch is running (dev mode)\n  \
+         API:          {url}\n  \
+         admin token:  {token_line}\n  \
+         NATS:         {}\n  \
+         data:         {}\n  \
+         try:          latch --url {url} --token-file {} account list\n\
+         Ctrl-C stops it.\n",
+        banner.nats,
+        data_dir.display(),
+        token.display(),
+    );
+}
+
+/// `latchd backup`: asks the running latchd; copies the data directory
+/// itself only when nothing answers at --url.
+fn backup(args: &BackupArgs, data_dir: &Path) -> anyhow::Result<()> {
+    let to = if args.to.is_absolute() {
+        args.to.clone()
+    } else {
+        std::env::current_dir()?.join(&args.to)
+    };
+    match ask_running_latchd(args, data_dir, &to) {
+        Ok(answer) => {
+            println!(
+                "backup taken by the running latchd: {} (position {}, head hash {})",
+                answer["dir"].as_str().unwrap_or_default(),
+                answer["position"],
+                answer["head_hash"].as_str().unwrap_or_default()
+            );
+            Ok(())
+        }
+        Err(BackupAsk::Refused(problem)) => anyhow::bail!("latchd refused the backup: {problem}"),
+        Err(BackupAsk::NotRunning(why)) => {
+            let log = data_dir.join(LOG_DIR);
+            if !log.is_dir() {
+                anyhow::bail!(
+                    "no latchd answers at {} ({why}), and {} holds no event log",
+                    args.url,
+                    data_dir.display()
+                );
+            }
+            let store = EventStore::open(&log).with_context(|| {
+                format!(
+                    "no latchd answers at {} ({why}), and the log in {} cannot be opened (is latchd running elsewhere?)",
+                    args.url,
+                    log.display()
+                )
+            })?;
+            let taken = take_backup(&store, &to)?;
+            println!(
+                "backup taken from {} (latchd not running): {} (position {}, head hash {})",
+                data_dir.display(),
+                taken.dir.display(),
+                taken.position,
+                taken.head_hash
+            );
+            Ok(())
+        }
+    }
+}
+
+enum BackupAsk {
+    NotRunning(String),
+    Refused(String),
+}
+
+fn ask_running_latchd(
+    args: &BackupArgs,
+    data_dir: &Path,
+    to: &Path,
+) -> Result<serde_json::Value, BackupAsk> {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(ca) = &args.ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|e| BackupAsk::Refused(format!("reading {}: {e}", ca.display())))?;
+        let certs = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(tls.build())
+        .timeout_global(Some(Duration::from_secs(600)))
+        .build()
+        .into();
+    let token_file = args
+        .token_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join(ADMIN_TOKEN_FILE));
+    let url = format!("{}/v1/backup", args.url.trim_end_matches('/'));
+    let body = serde_json::json!({ "to": to.display().to_string() });
+    let token = match std::fs::read_to_string(&token_file) {
+        Ok(token) => token.trim().to_owned(),
+        Err(error) => {
+            // Without a token latchd cannot be asked; if it is not running,
+            // the data directory can still be copied.
+            return match agent
+                .get(format!("{}/healthz", args.url.trim_end_matches('/')))
+                .call()
+            {
+                Ok(_) => Err(BackupAsk::Refused(format!(
+                    "latchd runs at {} but the token file {} cannot be read ({error}); give one holding backup:create with --token-file",
+                    args.url,
+                    token_file.display()
+                ))),
+                Err(e) => Err(BackupAsk::NotRunning(e.to_string())),
+            };
+        }
+    };
+    let mut response = agent
+        .post(&url)
+        .header("Authorization", format!("Bearer {token}"))
+        .send_json(&body)
+        .map_err(|e| BackupAsk::NotRunning(e.to_string()))?;
+    let status = response.status().as_u16();
+    let answer: serde_json::Value = response.body_mut().read_json().map_err(|e| {
+        BackupAsk::Refused(format!(
+            "latchd answered {status} with an unreadable body: {e}"
+        ))
+    })?;
+    if status == 201 {
+        Ok(answer)
+    } else {
+        Err(BackupAsk::Refused(format!(
+            "{status} {}",
+            answer["detail"].as_str().unwrap_or_default()
+        )))
+    }
 }
 
 fn init_tracing(json: bool) {

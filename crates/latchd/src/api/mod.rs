@@ -4,6 +4,7 @@ mod account_routes;
 mod activity;
 mod app_state;
 mod audit_routes;
+mod backup_route;
 mod body_buffer;
 mod caller;
 mod command_headers;
@@ -123,6 +124,7 @@ fn authenticated_routes() -> RouteTable {
             "/v1/audit/tokens/{id}",
             get(investigation_routes::token_story),
         )
+        .add("post", "/v1/backup", post(backup_route::create))
 }
 
 fn public_routes() -> RouteTable {

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
-    account_routes, audit_routes, event_routes, introspection, investigation_routes, operations,
-    policy_routes, role_routes, snapshot_route, token_routes,
+    account_routes, audit_routes, backup_route, event_routes, introspection, investigation_routes,
+    operations, policy_routes, role_routes, snapshot_route, token_routes,
 };
 
 #[derive(OpenApi)]
@@ -26,7 +26,7 @@ use crate::api::{
         policy_routes::show, policy_routes::set,
         event_routes::list, snapshot_route::snapshot, audit_routes::list, audit_routes::chain, audit_routes::export,
         investigation_routes::state, investigation_routes::who_can, investigation_routes::token_story,
-        openapi_json, operations::healthz, operations::readyz, operations::metrics,
+        backup_route::create, openapi_json, operations::healthz, operations::readyz, operations::metrics,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -36,7 +36,7 @@ use crate::api::{
         (name = "policy", description = "Token lifetime and rotation policy"),
         (name = "events", description = "The event log"),
         (name = "audit", description = "API activity, the hash chain, exports and investigations"),
-        (name = "operations", description = "Health, readiness, metrics"),
+        (name = "operations", description = "Health, readiness, metrics, backups"),
     )
 )]
 pub struct ApiDoc;
