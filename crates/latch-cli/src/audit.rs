@@ -19,7 +19,7 @@ use crate::record_printer::RecordPrinter;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// The event log, filtered: `latch audit events --token <id>`,
+    /// The event log, filtered: `latch audit events --token-id <id>`,
     /// `--account ci --type token.* --since 2026-11-01T00:00:00Z`, `--follow`.
     Events(crate::audit_events::EventsArgs),
     /// One token's whole story in time order: who issued it with what

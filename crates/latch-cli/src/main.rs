@@ -99,28 +99,40 @@ struct WatchArgs {
 enum AccountCommand {
     /// Create an account: `latch account create ci-deploy --role cert-operator`.
     Create {
+        /// The account's name: lowercase letters, digits and dashes, e.g. ci-deploy.
         name: String,
+        /// The role whose permissions its tokens may carry (`latch role list`).
         #[arg(long)]
         role: String,
+        /// What or who acts through it, e.g. "GitLab deploy pipeline".
         #[arg(long)]
         description: Option<String>,
+        /// Makes a retry safe: the same key and request create one account.
         #[arg(long)]
         idempotency_key: Option<String>,
     },
     /// List accounts.
     List {
+        /// Only accounts in this status: active, disabled or deleted.
         #[arg(long)]
         status: Option<String>,
+        /// Only accounts with this role.
         #[arg(long)]
         role: Option<String>,
     },
     /// Show one account (by id or name).
-    Show { account: String },
+    Show {
+        /// Account id or name.
+        account: String,
+    },
     /// Change an account's role or description.
     Update {
+        /// Account id or name.
         account: String,
+        /// The new role: every token of the account narrows or widens with it at once.
         #[arg(long)]
         role: Option<String>,
+        /// The new description.
         #[arg(long)]
         description: Option<String>,
         /// Fail with exit code 6 unless the account is still at this version.
@@ -129,14 +141,22 @@ enum AccountCommand {
     },
     /// Suspend every token of the account at once: the first move when a leak is suspected.
     Disable {
+        /// Account id or name.
         account: String,
+        /// Why, for the audit trail, e.g. "token leaked in job 4411".
         #[arg(long)]
         reason: String,
     },
     /// Resume a disabled account.
-    Enable { account: String },
+    Enable {
+        /// Account id or name.
+        account: String,
+    },
     /// Delete an account for good; revokes all its tokens.
-    Delete { account: String },
+    Delete {
+        /// Account id or name.
+        account: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -145,6 +165,7 @@ enum TokenCommand {
     Issue {
         /// Account id or name.
         account: String,
+        /// What the token is for, e.g. deploy (shown in listings).
         #[arg(long)]
         name: String,
         /// A permission the token carries (repeatable); default: the account's role.
@@ -156,11 +177,14 @@ enum TokenCommand {
         /// Only accept the token from this CIDR (repeatable).
         #[arg(long = "allow-cidr")]
         allowed_cidrs: Vec<String>,
+        /// Makes a retry safe: the same key and request issue one token, and
+        /// a retry gets the same secret back for a short while.
         #[arg(long)]
         idempotency_key: Option<String>,
     },
     /// List an account's tokens.
     List {
+        /// Account id or name.
         account: String,
         /// Only live tokens not used within this span (e.g. 30d): stale
         /// tokens to clean up.
@@ -168,27 +192,38 @@ enum TokenCommand {
         unused_since: Option<String>,
     },
     /// Show a token's metadata (`self` for the calling token).
-    Show { id: String },
-    /// Revoke a token.
-    Revoke {
+    Show {
+        /// Token id, or `self`.
         id: String,
+    },
+    /// Revoke a token, for good, at latchd and every verifier.
+    Revoke {
+        /// Token id.
+        id: String,
+        /// Why, for the audit trail.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Rotate a token (or the calling one with --self); prints the new token.
     Rotate {
+        /// Token id (or --self).
         #[arg(required_unless_present = "self_")]
         id: Option<String>,
+        /// Rotate the token this command acts with (a pipeline renewing itself).
         #[arg(long = "self", id = "self_")]
         self_: bool,
         /// How long the old token keeps working, e.g. 1h.
         #[arg(long)]
         grace: Option<String>,
+        /// Makes a retry safe: the same key rotates once.
         #[arg(long)]
         idempotency_key: Option<String>,
     },
     /// Ask latchd whether a token is active (reads it from stdin when omitted or `-`).
-    Introspect { secret: Option<String> },
+    Introspect {
+        /// The token secret; prefer stdin: arguments show up in process lists.
+        secret: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -201,9 +236,13 @@ enum RoleCommand {
     /// and/or change its policy override (`--max-ttl 30d ...`; the flags
     /// given replace those fields, the others stay).
     Set {
+        /// The role's name, e.g. cert-operator.
         name: String,
+        /// A permission the role grants, `resource:action` with `*`
+        /// wildcards (repeatable); replaces the role's permissions.
         #[arg(long = "permission")]
         permissions: Vec<String>,
+        /// What the role is for.
         #[arg(long)]
         description: Option<String>,
         #[command(flatten)]
@@ -221,6 +260,7 @@ enum PolicyCommand {
 
 #[derive(Args)]
 struct PolicySet {
+    /// Set this role's override instead of the global policy.
     #[arg(long)]
     role: Option<String>,
     #[command(flatten)]
@@ -229,14 +269,19 @@ struct PolicySet {
 
 #[derive(Args)]
 struct PolicyFields {
+    /// The longest lifetime a token may be issued with, e.g. 90d.
     #[arg(long)]
     max_ttl: Option<String>,
+    /// The lifetime of a token issued without --ttl, e.g. 30d.
     #[arg(long)]
     default_ttl: Option<String>,
+    /// Tokens older than this are noted `token.rotation_due`, e.g. 30d.
     #[arg(long)]
     rotation_period: Option<String>,
+    /// How long before expiry a token is noted `token.expiring`, e.g. 7d.
     #[arg(long)]
     expiry_warning: Option<String>,
+    /// How long the old token keeps working after a rotation by default, e.g. 1h.
     #[arg(long)]
     rotation_grace: Option<String>,
     /// Live tokens one account may hold.
@@ -273,6 +318,7 @@ struct EventsArgs {
     /// Events after this position.
     #[arg(long, default_value_t = 0)]
     after: u64,
+    /// At most this many events.
     #[arg(long, default_value_t = 100)]
     limit: u64,
     /// Only events about this account (id or name).
