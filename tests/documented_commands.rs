@@ -119,6 +119,10 @@ fn commands_in(line: &str) -> Vec<Vec<String>> {
                 found.extend(commands_in(&inner));
             }
         }
+        // `docker compose exec <service> latch …` runs the same CLI.
+        if cleaned.len() > 4 && cleaned[..3] == ["docker", "compose", "exec"] {
+            cleaned.drain(..4);
+        }
         if cleaned
             .first()
             .is_some_and(|w| w == "latch" || w == "latchd")
@@ -355,4 +359,6 @@ fn the_extraction_finds_commands_where_the_docs_put_them() {
         [["latchd", "backup", "--to", "/backups/latch-$(date +%F)"]]
     );
     assert!(commands_in("cargo run -p latchd").is_empty());
+    let found = commands_in("docker compose exec latchd latch --token-file /t account list");
+    assert_eq!(found, [["latch", "--token-file", "/t", "account", "list"]]);
 }

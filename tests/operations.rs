@@ -36,6 +36,23 @@ fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// Connects a verifier with `config` and waits until it accepts `secret`
+/// (a token holding `audit:read`).
+async fn verifier_accepts(config: latch_verify::VerifierConfig, secret: &str) {
+    let verifier = latch_verify::Verifier::connect(config)
+        .await
+        .expect("the verifier connects");
+    let read = latch_core::Permission::parse("audit:read").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while verifier.verify(secret, &read).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the verifier never accepted the token"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// `latch audit verify` on a data directory: its summary line.
 fn verify_offline(data_dir: &Path) -> String {
     let output = Command::new(binary("latch"))
@@ -501,18 +518,7 @@ fn latchd_the_cli_and_the_verifier_authenticate_to_a_secured_nats() {
         let mut config = latch_verify::VerifierConfig::new(url.clone());
         config.nats.user = Some("latch".into());
         config.nats.password = Some(PASSWORD.into());
-        let verifier = latch_verify::Verifier::connect(config)
-            .await
-            .expect("verifier");
-        let read = latch_core::Permission::parse("audit:read").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while verifier.verify(&secret, &read).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the verifier never accepted the token"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        verifier_accepts(config, &secret).await;
         let mut anonymous = latch_verify::VerifierConfig::new(url.clone());
         anonymous.connect_timeout = Duration::from_secs(2);
         assert!(latch_verify::Verifier::connect(anonymous).await.is_err());
@@ -550,18 +556,7 @@ fn latchd_and_the_verifier_reach_nats_over_tls_with_a_private_ca() {
     runtime.block_on(async {
         let mut config = latch_verify::VerifierConfig::new(url.clone());
         config.nats.tls_ca = Some(cert.clone());
-        let verifier = latch_verify::Verifier::connect(config)
-            .await
-            .expect("verifier over TLS");
-        let read = latch_core::Permission::parse("audit:read").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while verifier.verify(&secret, &read).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the verifier never accepted the token"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        verifier_accepts(config, &secret).await;
     });
     // The relay got through: latchd says it is ready with the relay connected.
     let ready = latchd.get("/readyz", &admin);
