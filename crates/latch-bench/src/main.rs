@@ -397,6 +397,18 @@ async fn replay(base: &std::path::Path, target_events: u64) -> anyhow::Result<()
     }
     let read_took = read_started.elapsed();
     let (decode_hand, decode_flattened, decoded) = envelope_decoding::compare(&store, 300_000)?;
+    // And folding alone: every event decoded first, then only `evolve`.
+    let mut recorded = Vec::with_capacity(events as usize);
+    for stored in store.iter_from(Position::FIRST) {
+        recorded.push(latchd::to_recorded(&stored?)?);
+    }
+    let evolve_started = Instant::now();
+    let mut folded = State::new();
+    for event in &recorded {
+        evolve(&mut folded, event);
+    }
+    let evolve_took = evolve_started.elapsed();
+    drop((recorded, folded));
 
     // What latchd does on restart: snapshot + verified tail.
     let restart_started = Instant::now();
@@ -421,6 +433,7 @@ async fn replay(base: &std::path::Path, target_events: u64) -> anyhow::Result<()
             "decode_sample": decoded,
             "decode_envelopes_per_second": decode_hand,
             "decode_envelopes_per_second_with_flatten": decode_flattened,
+            "evolve_events_per_second": events as f64 / evolve_took.as_secs_f64(),
             "restart_with_snapshot_seconds": restart_took.as_secs_f64(),
             "restart_snapshot_position": rebuilt.snapshot.map(|p| p.get()),
             "restart_replayed_events": rebuilt.replayed,
