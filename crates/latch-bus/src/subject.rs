@@ -9,6 +9,9 @@ pub const EVENTS_WILDCARD: &str = "latch.events.>";
 pub const TOKEN_REVOKED_WILDCARD: &str = "latch.events.token.revoked.*";
 /// latchd's heartbeat, every second.
 pub const HEARTBEAT: &str = "latch.heartbeat";
+/// A request here gets latchd's heartbeat at once, as the reply: a verifier
+/// that has just started need not wait for the next one.
+pub const HEARTBEAT_REQUEST: &str = "latch.heartbeat.request";
 /// Every verifier usage report (latchd subscribes to this).
 pub const USAGE_WILDCARD: &str = "latch.usage.*";
 /// The account segment of events that concern no account.

@@ -65,6 +65,11 @@ struct Inner {
     /// Milliseconds since `started` when the verifier last proved itself
     /// current; 0: never.
     fresh_at_ms: AtomicU64,
+    /// A heartbeat's position the view had not reached when it arrived, and
+    /// when it arrived (ms since `started`): once the stream consumer reaches
+    /// the position, the verifier is as fresh as that heartbeat. 0: none.
+    announced_position: AtomicU64,
+    announced_at_ms: AtomicU64,
     max_staleness: Duration,
     stats: VerifierStats,
     /// Whether accepted uses are counted (and reported).
@@ -105,6 +110,8 @@ impl Verifier {
             }),
             started: Instant::now(),
             fresh_at_ms: AtomicU64::new(0),
+            announced_position: AtomicU64::new(0),
+            announced_at_ms: AtomicU64::new(0),
             max_staleness: config.max_staleness,
             stats: VerifierStats::default(),
             counts_usage: config.usage_report_every.is_some(),
@@ -122,7 +129,18 @@ impl Verifier {
                 every,
             ));
         }
-        tokio::spawn(follow_stream(inner.clone(), client));
+        tokio::spawn(follow_stream(inner.clone(), client.clone()));
+        // Ask for a heartbeat now rather than wait up to a second for the
+        // next one (best effort: an older latchd does not answer).
+        if let Ok(Ok(reply)) = tokio::time::timeout(
+            Duration::from_secs(1),
+            client.request(subject::HEARTBEAT_REQUEST, Vec::<u8>::new().into()),
+        )
+        .await
+            && let Ok(beat) = Heartbeat::decode(&reply.payload)
+        {
+            inner.take_heartbeat(&beat);
+        }
         let verifier = Self { inner };
         let deadline = Instant::now() + config.connect_timeout;
         while verifier.is_stale() {
@@ -213,9 +231,47 @@ impl Verifier {
 }
 
 impl Inner {
-    fn mark_fresh(&self) {
-        let now = (self.started.elapsed().as_millis() as u64).max(1);
-        self.fresh_at_ms.store(now, Ordering::SeqCst);
+    fn now_ms(&self) -> u64 {
+        (self.started.elapsed().as_millis() as u64).max(1)
+    }
+
+    /// Fresh as of `at_ms` (never moves freshness back).
+    fn mark_fresh_at(&self, at_ms: u64) {
+        self.fresh_at_ms.fetch_max(at_ms, Ordering::SeqCst);
+    }
+
+    /// A heartbeat arrived now. A heartbeat delivered late vouches for
+    /// nothing; one whose position the view has reached makes the verifier
+    /// fresh now; otherwise it is remembered until the view reaches it.
+    fn take_heartbeat(&self, beat: &Heartbeat) {
+        let age = (Utc::now() - beat.time).to_std().unwrap_or_default();
+        if age > self.max_staleness {
+            return;
+        }
+        let now = self.now_ms();
+        if self.state.read().expect("state lock").view.position() >= beat.position {
+            self.mark_fresh_at(now);
+        } else {
+            self.announced_at_ms.store(now, Ordering::SeqCst);
+            self.announced_position
+                .store(beat.position.get(), Ordering::SeqCst);
+        }
+    }
+
+    /// The view has reached `position`: a remembered heartbeat at or below
+    /// it now vouches for the verifier, as of when it arrived.
+    fn reached(&self, position: Position) {
+        let announced = self.announced_position.load(Ordering::SeqCst);
+        if announced != 0 && position.get() >= announced {
+            let at = self.announced_at_ms.load(Ordering::SeqCst);
+            if self
+                .announced_position
+                .compare_exchange(announced, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                self.mark_fresh_at(at);
+            }
+        }
     }
 }
 
@@ -225,15 +281,8 @@ impl Inner {
 /// verifier's clocks agree to well within `max_staleness`.
 async fn follow_heartbeats(inner: Arc<Inner>, mut heartbeats: async_nats::Subscriber) {
     while let Some(message) = heartbeats.next().await {
-        let Ok(beat) = Heartbeat::decode(&message.payload) else {
-            continue;
-        };
-        let age = (Utc::now() - beat.time).to_std().unwrap_or_default();
-        if age > inner.max_staleness {
-            continue;
-        }
-        if inner.state.read().expect("state lock").view.position() >= beat.position {
-            inner.mark_fresh();
+        if let Ok(beat) = Heartbeat::decode(&message.payload) {
+            inner.take_heartbeat(&beat);
         }
     }
 }
@@ -364,6 +413,7 @@ async fn consume(
         let tokens = tracked.view.token_count();
         tracked.usage.cover(tokens);
         drop(tracked);
+        inner.reached(recorded.position);
         inner.stats.events_applied.fetch_add(1, Ordering::Relaxed);
     }
     Err("the consumer ended".into())

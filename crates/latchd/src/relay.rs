@@ -1,6 +1,7 @@
 //! The relay: follows the event log and publishes every event, in position
 //! order, to the JetStream stream `LATCH_EVENTS`, with `Nats-Msg-Id` = event
-//! id and `Latch-Position`; and a heartbeat on `latch.heartbeat` every second.
+//! id and `Latch-Position`; and a heartbeat on `latch.heartbeat` every second
+//! (and at once, as the reply to a request on `latch.heartbeat.request`).
 //!
 //! It never loses or reorders an event: on every (re)connection it reads the
 //! last position the stream holds and publishes from the next one, awaiting
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream::Stream};
+use futures::StreamExt;
 use latch_bus::{Heartbeat, StreamSettings, headers, heartbeat, subject};
 use latch_core::Position;
 use latch_store::EventStore;
@@ -135,6 +137,10 @@ impl Relay {
         tracing::info!(stream = settings.name, resume_after = %published, head = %self.store.head().position, "relay connected");
 
         let mut head = self.store.subscribe();
+        let mut asked = client
+            .subscribe(subject::HEARTBEAT_REQUEST)
+            .await
+            .map_err(nats)?;
         let mut beat = tokio::time::interval(heartbeat::INTERVAL);
         let mut check = tokio::time::interval(STREAM_CHECK);
         check.tick().await;
@@ -154,6 +160,13 @@ impl Relay {
                     if client.connection_state() == async_nats::connection::State::Connected {
                         let beat = Heartbeat { position: published, time: self.clock.now() };
                         client.publish(subject::HEARTBEAT, beat.encode().into()).await.map_err(nats)?;
+                    }
+                }
+                Some(request) = asked.next() => {
+                    // Only what the stream has acknowledged is vouched for.
+                    if let Some(reply) = request.reply {
+                        let beat = Heartbeat { position: published, time: self.clock.now() };
+                        client.publish(reply, beat.encode().into()).await.map_err(nats)?;
                     }
                 }
                 _ = check.tick() => {

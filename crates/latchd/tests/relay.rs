@@ -328,6 +328,23 @@ async fn heartbeats_and_core_nats_subscribers_see_the_contract() {
         }
         assert!(Instant::now() < deadline, "no heartbeat at position 3");
     }
+
+    // Asked, the relay answers with a heartbeat at once.
+    let asked = Instant::now();
+    let reply = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.request(subject::HEARTBEAT_REQUEST, Vec::<u8>::new().into()),
+    )
+    .await
+    .expect("an answer well within the heartbeat interval")
+    .unwrap();
+    let beat = Heartbeat::decode(&reply.payload).unwrap();
+    assert_eq!(beat.position, Position::new(3));
+    assert!(
+        asked.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        asked.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
