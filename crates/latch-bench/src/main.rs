@@ -28,6 +28,14 @@ mod envelope_decoding;
 mod store_peer_scenario;
 
 use latch_bench::{InProcessLatchd, submit_ok};
+
+/// With `--features mimalloc`, the allocator latchd and latch use (ADR 0017),
+/// for latchd's scenarios; without, the system allocator a service
+/// embedding the verifier most likely has.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use latch_core::*;
 use latch_store::EventStore;
 use latchd::{CommandHandler, HandlerConfig, SystemClock, rebuild};
@@ -152,6 +160,14 @@ enum Scenario {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    eprintln!(
+        "latch-bench: allocator {}",
+        if cfg!(feature = "mimalloc") {
+            "mimalloc (as latchd)"
+        } else {
+            "system (as a service with the verifier)"
+        }
+    );
     let runtime = tokio::runtime::Runtime::new()?;
     let base = args.dir.unwrap_or_else(std::env::temp_dir);
     match args.scenario {
