@@ -4,7 +4,12 @@
 //! latchd (in this process, real RocksDB) issues `LATCH_BENCH_TOKENS` tokens
 //! (default 1,000,000), its relay publishes them to a real nats-server, and
 //! the verifier bootstraps from latchd's snapshot and follows the stream,
-//! kept current by heartbeats while criterion measures. Beside it, in the
+//! kept current by heartbeats while criterion measures. Two verifiers hold
+//! the same view: `latch_hit_unreported` (usage reporting off) is measured
+//! first, then `latch_hit` and the refusals on one that reports accepted
+//! uses every 2 s, the default; cycling through a million distinct tokens,
+//! its reports (a million uses every 2 s) keep latchd's usage intake busy on
+//! the same two cores while criterion measures. Beside them, in the
 //! same group: `jsonwebtoken` HS256 and EdDSA verification of a token with
 //! the same claims, and a bare SHA-256 of a 44-byte token (the floor: a
 //! verifier must at least hash what it is given).
@@ -37,7 +42,10 @@ struct Claims {
 }
 
 struct Setup {
+    /// As a service runs it: reporting accepted uses every 2 s.
     verifier: Verifier,
+    /// The same view with usage reporting off.
+    unreported: Verifier,
     live: Vec<String>,
     revoked: Vec<String>,
     misses: Vec<String>,
@@ -81,9 +89,13 @@ fn setup() -> Setup {
             token: latch.admin.clone(),
         });
         config.connect_timeout = Duration::from_secs(900);
+        let mut quiet = config.clone();
+        quiet.usage_report_every = None;
         let verifier = Verifier::connect(config).await.expect("verifier");
-        (latch, population, verifier)
+        let unreported = Verifier::connect(quiet).await.expect("verifier");
+        (latch, population, (verifier, unreported))
     });
+    let (verifier, unreported) = verifier;
     let mut rng = rand::rng();
     let misses = (0..10_000)
         .map(|_| {
@@ -104,6 +116,7 @@ fn setup() -> Setup {
         .collect();
     Setup {
         verifier,
+        unreported,
         live: population.live,
         revoked: population.revoked,
         misses,
@@ -164,6 +177,14 @@ fn bench(criterion: &mut Criterion, setup: &Setup) {
 
     let mut group = criterion.benchmark_group("verify");
     group.throughput(Throughput::Elements(1));
+    // First, before any usage is reported: the check alone.
+    {
+        let unreported = &setup.unreported;
+        let mut next = cycle(&setup.live);
+        group.bench_function("latch_hit_unreported", |b| {
+            b.iter(|| black_box(unreported.verify(black_box(next()), &permission)))
+        });
+    }
     for (name, inputs) in [
         ("latch_hit", &setup.live),
         ("latch_miss", &setup.misses),
@@ -263,6 +284,7 @@ fn main() {
     criterion.final_summary();
 
     let names = [
+        "latch_hit_unreported",
         "latch_hit",
         "latch_miss",
         "latch_revoked",
@@ -291,6 +313,8 @@ fn main() {
             "hs256_over_latch_hit": ratio("jwt_hs256", "latch_hit"),
             "eddsa_over_latch_hit": ratio("jwt_eddsa", "latch_hit"),
             "latch_hit_over_sha256_floor": ratio("latch_hit", "sha256_floor"),
+            "hs256_over_latch_hit_unreported": ratio("jwt_hs256", "latch_hit_unreported"),
+            "eddsa_over_latch_hit_unreported": ratio("jwt_eddsa", "latch_hit_unreported"),
         })
     );
 }

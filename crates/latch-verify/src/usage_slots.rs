@@ -71,10 +71,19 @@ impl UsageSlots {
         if cell.count.fetch_add(1, Ordering::Relaxed) == 0 {
             cell.first.store(second, Ordering::Relaxed);
         }
-        cell.last.fetch_max(second, Ordering::Relaxed);
+        // Plain loads and stores, not read-modify-writes: a racing check may
+        // leave `last` a second behind, which usage reporting tolerates.
+        if cell.last.load(Ordering::Relaxed) < second {
+            cell.last.store(second, Ordering::Relaxed);
+        }
         match source.map(|ip| ip.to_canonical()) {
             None => {}
-            Some(IpAddr::V4(v4)) => cell.from.store(u32::from(v4), Ordering::Relaxed),
+            Some(IpAddr::V4(v4)) => {
+                let v4 = u32::from(v4);
+                if cell.from.load(Ordering::Relaxed) != v4 {
+                    cell.from.store(v4, Ordering::Relaxed);
+                }
+            }
             Some(IpAddr::V6(v6)) => {
                 let index = slot.index() as u32;
                 self.v6_from
