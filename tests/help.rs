@@ -58,7 +58,7 @@ fn walk(binary: &str, path: Vec<String>, missing: &mut Vec<String>, seen: &mut u
     }
     for heading in ["Arguments:", "Options:"] {
         for (name, description) in section(&text, heading) {
-            let description = description.trim_start_matches(|c| c == '[');
+            let description = description.trim_start_matches('[');
             if description.is_empty()
                 || description.starts_with("env:")
                 || description.starts_with("default:")
