@@ -340,8 +340,8 @@ impl VerifierView {
         now: DateTime<Utc>,
         source: Option<IpAddr>,
     ) -> Result<Principal<'_>, Rejection> {
-        token_secret::check(presented).map_err(Rejection::Malformed)?;
-        self.authenticate_digest(&TokenDigest::of(presented), now, source)
+        self.authenticate_slotted(presented, now, source)
+            .map(|(principal, _)| principal)
     }
 
     /// `authenticate`, also giving the token's slot (for per-token
@@ -379,10 +379,8 @@ impl VerifierView {
         now: DateTime<Utc>,
         source: Option<IpAddr>,
     ) -> Result<Principal<'_>, Rejection> {
-        let at = self
-            .slot_by_digest(digest.as_bytes())
-            .ok_or(Rejection::Unknown)?;
-        self.authenticate_entry(at, digest, now, source)
+        self.authenticate_digest_slotted(digest, now, source)
+            .map(|(principal, _)| principal)
     }
 
     /// The token in `slot` and its account; `None` for a slot this view
