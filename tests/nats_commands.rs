@@ -57,14 +57,30 @@ impl Nats {
         let message = self
             .runtime
             .block_on(async {
-                tokio::time::timeout(
-                    Duration::from_secs(10),
-                    self.client.request_with_headers(
-                        format!("latch.cmd.{command}"),
-                        headers,
-                        body.to_vec().into(),
-                    ),
-                )
+                tokio::time::timeout(Duration::from_secs(10), async {
+                    // latchd is ready over HTTP before its command service has
+                    // subscribed on NATS; a client retries "no responders"
+                    // while latchd starts.
+                    loop {
+                        match self
+                            .client
+                            .request_with_headers(
+                                format!("latch.cmd.{command}"),
+                                headers.clone(),
+                                body.to_vec().into(),
+                            )
+                            .await
+                        {
+                            Err(error)
+                                if error.kind()
+                                    == async_nats::client::RequestErrorKind::NoResponders =>
+                            {
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                            other => break other,
+                        }
+                    }
+                })
                 .await
             })
             .expect("a reply within 10 s")

@@ -27,6 +27,7 @@ pub fn run(
         CommandService {
             nats: latch_bus::NatsConnection::new(nats.url()),
             router: latchd::api::router(latch.app.clone()),
+            serving: None,
         }
         .run(shutdown),
     );

@@ -46,6 +46,9 @@ pub struct CommandService {
     pub nats: latch_bus::NatsConnection,
     /// latchd's HTTP router (`api::router`).
     pub router: Router,
+    /// Told once every endpoint is subscribed (latchd waits for it, a
+    /// little, before it says it is ready).
+    pub serving: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl CommandService {
@@ -125,10 +128,16 @@ impl CommandService {
                 tracing::warn!(%error, "command service: no catch-all for unknown commands")
             }
         }
+        if let Err(error) = client.flush().await {
+            tracing::warn!(%error, "command service: could not flush its subscriptions");
+        }
         tracing::info!(
             commands = COMMAND_ROUTES.len(),
             "commands served over NATS on {COMMAND_PREFIX}.*"
         );
+        if let Some(serving) = self.serving {
+            let _ = serving.send(());
+        }
         let _ = shutdown.changed().await;
         for task in tasks {
             task.abort();

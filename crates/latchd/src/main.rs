@@ -286,11 +286,21 @@ async fn serve_traced(args: ServeArgs, banner: Option<DevBanner>) -> anyhow::Res
             .clone()
             .run_flusher(std::time::Duration::from_secs(2), relay_shutdown.clone()),
     );
+    let (serving, commands_served) = tokio::sync::oneshot::channel();
     let command_service = CommandService {
         nats: nats.clone(),
         router: api::router(app.clone()),
+        serving: Some(serving),
     };
     let command_task = tokio::spawn(command_service.run(relay_shutdown.clone()));
+    // Ready means commands are served on every interface: wait (a little)
+    // for the NATS command service, but never let NATS keep latchd down.
+    if tokio::time::timeout(Duration::from_secs(5), commands_served)
+        .await
+        .is_err()
+    {
+        tracing::warn!(nats_url = %nats.url, "commands over NATS are not served yet (NATS unreachable?); serving HTTP meanwhile");
+    }
     let listener = std::net::TcpListener::bind(settings.listen)
         .with_context(|| format!("listening on {}", settings.listen))?;
     listener.set_nonblocking(true)?;
