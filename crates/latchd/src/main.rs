@@ -139,6 +139,9 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    if !matches!(cli.mode, Some(Mode::Backup(_))) {
+        init_tracing(cli.serve.log_json);
+    }
     match cli.mode {
         None | Some(Mode::Serve) => runtime.block_on(serve(cli.serve, None)),
         Some(Mode::Dev) => runtime.block_on(dev(cli.serve)),
@@ -152,7 +155,6 @@ struct DevBanner {
 }
 
 async fn dev(mut args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing(args.log_json);
     let mut started = None;
     let nats = if nats_answers(&args.nats.nats_url).await {
         format!("{} (already running)", args.nats.nats_url)
@@ -175,7 +177,7 @@ async fn dev(mut args: ServeArgs) -> anyhow::Result<()> {
         started = Some(child);
         shown
     };
-    let served = serve_traced(args, Some(DevBanner { nats })).await;
+    let served = serve(args, Some(DevBanner { nats })).await;
     if let Some(child) = started {
         eprintln!("latchd dev: stopping the nats-server it started");
         child.stop().await;
@@ -183,13 +185,7 @@ async fn dev(mut args: ServeArgs) -> anyhow::Result<()> {
     served
 }
 
-async fn serve(args: ServeArgs, banner: Option<DevBanner>) -> anyhow::Result<()> {
-    init_tracing(args.log_json);
-    serve_traced(args, banner).await
-}
-
-async fn serve_traced(args: ServeArgs, banner: Option<DevBanner>) -> anyhow::Result<()> {
-    let settings = args;
+async fn serve(settings: ServeArgs, banner: Option<DevBanner>) -> anyhow::Result<()> {
     let nats = settings.nats.connection();
     let tls = match (&settings.tls_cert, &settings.tls_key) {
         (Some(cert), Some(key)) => {

@@ -104,6 +104,17 @@ impl Relay {
         }
     }
 
+    /// A heartbeat vouching for `published`, the last position the stream
+    /// acknowledged.
+    fn heartbeat(&self, published: Position) -> bytes::Bytes {
+        Heartbeat {
+            position: published,
+            time: self.clock.now(),
+        }
+        .encode()
+        .into()
+    }
+
     async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), RelayError> {
         let client = self
             .nats
@@ -158,15 +169,13 @@ impl Relay {
                     // and deliver them late, vouching for a position that may
                     // since have moved on: send none instead.
                     if client.connection_state() == async_nats::connection::State::Connected {
-                        let beat = Heartbeat { position: published, time: self.clock.now() };
-                        client.publish(subject::HEARTBEAT, beat.encode().into()).await.map_err(nats)?;
+                        client.publish(subject::HEARTBEAT, self.heartbeat(published)).await.map_err(nats)?;
                     }
                 }
                 Some(request) = asked.next() => {
                     // Only what the stream has acknowledged is vouched for.
                     if let Some(reply) = request.reply {
-                        let beat = Heartbeat { position: published, time: self.clock.now() };
-                        client.publish(reply, beat.encode().into()).await.map_err(nats)?;
+                        client.publish(reply, self.heartbeat(published)).await.map_err(nats)?;
                     }
                 }
                 _ = check.tick() => {
