@@ -3,7 +3,7 @@
 //! the event body, and the record's place in the hash chain.
 
 use chrono::{DateTime, Utc};
-use latch_core::{AccountId, Actor, EventEnvelope};
+use latch_core::{AccountId, Actor, EventEnvelope, IdempotencyKeyDigest};
 use latch_store::StoredEvent;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -28,7 +28,9 @@ pub struct AuditEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub idempotency_key: Option<String>,
+    /// The SHA-256 of the request's `Idempotency-Key` (never the key).
+    #[schema(value_type = Option<String>)]
+    pub idempotency_key_sha256: Option<IdempotencyKeyDigest>,
     /// One line a person reads: what changed.
     pub summary: String,
     /// The event body; names `account_id` and `token_id` where they apply.
@@ -54,7 +56,7 @@ impl AuditEvent {
             stream: stored.stream.clone(),
             version: stored.version,
             request_id: envelope.request_id.clone(),
-            idempotency_key: envelope.idempotency_key.clone(),
+            idempotency_key_sha256: envelope.idempotency_key_sha256,
             summary: summary(&envelope.event),
             data: envelope.event.body(),
             prev_hash: stored.prev_hash.to_hex(),

@@ -21,7 +21,7 @@ struct FlattenedEnvelope {
     #[serde(default)]
     request_id: Option<String>,
     #[serde(default)]
-    idempotency_key: Option<String>,
+    idempotency_key_sha256: Option<String>,
     #[serde(flatten)]
     event: Event,
 }

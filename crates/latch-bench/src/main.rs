@@ -708,7 +708,7 @@ fn verify_bench(tokens: usize, checks: usize) -> anyhow::Result<()> {
             at: now,
             actor: Actor::System,
             request_id: None,
-            idempotency_key: None,
+            idempotency_key_sha256: None,
             event,
         };
         view.apply(&RecordedEvent {

@@ -8,11 +8,14 @@
 //! the envelope, so a verifier can fold exactly what latchd folded:
 //! `latchversion` (the event's version in its stream), `latchactor`
 //! (`system` or `token/<account_id>/<token_id>`), and, when present,
-//! `latchrequestid` and `latchidempotencykey`.
+//! `latchrequestid` and `latchidempotencykeysha256` (the SHA-256 of the
+//! request's idempotency key: never the key, which would let a reader
+//! replay the request).
 
 use chrono::{DateTime, Utc};
 use latch_core::{
-    AccountId, Actor, Event, EventEnvelope, EventId, Position, RecordedEvent, TokenId,
+    AccountId, Actor, Event, EventEnvelope, EventId, IdempotencyKeyDigest, Position, RecordedEvent,
+    TokenId,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -39,7 +42,7 @@ pub struct CloudEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latchrequestid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latchidempotencykey: Option<String>,
+    pub latchidempotencykeysha256: Option<IdempotencyKeyDigest>,
 }
 
 #[derive(Debug, Error)]
@@ -102,7 +105,7 @@ impl CloudEvent {
             latchversion: recorded.version.to_string(),
             latchactor: actor_text(envelope.actor),
             latchrequestid: envelope.request_id.clone(),
-            latchidempotencykey: envelope.idempotency_key.clone(),
+            latchidempotencykeysha256: envelope.idempotency_key_sha256,
         }
     }
 
@@ -136,7 +139,7 @@ impl CloudEvent {
                 actor: parse_actor(&self.latchactor)
                     .ok_or_else(|| foreign("latchactor is malformed"))?,
                 request_id: self.latchrequestid,
-                idempotency_key: self.latchidempotencykey,
+                idempotency_key_sha256: self.latchidempotencykeysha256,
                 event,
             },
         })

@@ -91,7 +91,9 @@ fn recorded(n: u64, event: Event, actor: Actor) -> RecordedEvent {
                 .unwrap(),
             actor,
             request_id: Some(format!("req-{n}")),
-            idempotency_key: n.is_multiple_of(2).then(|| "key".to_owned()),
+            idempotency_key_sha256: n
+                .is_multiple_of(2)
+                .then(|| latch_core::IdempotencyKeyDigest::of("key")),
             event,
         },
     }

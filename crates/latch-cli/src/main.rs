@@ -208,6 +208,11 @@ enum TokenCommand {
         /// Why, for the audit trail.
         #[arg(long)]
         reason: Option<String>,
+        /// Also revoke every token of its rotation family (the tokens it was
+        /// rotated from and to): use this for a leaked token, which may have
+        /// rotated itself.
+        #[arg(long)]
+        family: bool,
     },
     /// Rotate a token (or the calling one with --self); prints the new token.
     Rotate {
@@ -617,8 +622,11 @@ fn token_command(client: &Client, out: Output, command: TokenCommand) -> Result<
             &client.get(&format!("/v1/tokens/{id}"))?,
             TOKEN_COLUMNS,
         ),
-        TokenCommand::Revoke { id, reason } => {
-            let body = object(vec![("reason", reason.map(Value::from))]);
+        TokenCommand::Revoke { id, reason, family } => {
+            let body = object(vec![
+                ("reason", reason.map(Value::from)),
+                ("family", family.then_some(Value::Bool(true))),
+            ]);
             print(
                 out,
                 &post(client, &format!("/v1/tokens/{id}/revoke"), body, None)?,
@@ -820,7 +828,9 @@ fn events(client: &Client, out: Output, args: EventsArgs) -> Result<(), CliError
 /// Subscribes (core NATS) to the events matching the filters and prints
 /// each as it arrives: one table row, or one JSON line.
 fn watch(out: Output, nats: &latch_bus::NatsConnection, args: WatchArgs) -> Result<(), CliError> {
-    let nats_url = nats.url.as_str();
+    // What may be shown: the URL without credentials.
+    let nats_url = nats.redacted_url();
+    let nats_url = nats_url.as_str();
     if let Some(event_type) = &args.event_type
         && event_type.split('.').count() != 2
     {

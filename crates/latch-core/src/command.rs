@@ -59,6 +59,13 @@ pub enum Command {
         token_id: TokenId,
         reason: String,
     },
+    /// Revokes the token and every live token of its rotation family: the
+    /// tokens it was rotated from and to, transitively. What a leak calls
+    /// for: a leaked token may have rotated itself to mint successors.
+    RevokeTokenFamily {
+        token_id: TokenId,
+        reason: String,
+    },
     /// Issues `successor_id` with the same scopes and cuts the old token to
     /// `now + grace` (policy's `rotation_grace` when `None`).
     RotateToken {
@@ -115,6 +122,7 @@ impl Command {
             Command::DeleteAccount { .. } => "delete_account",
             Command::IssueToken { .. } => "issue_token",
             Command::RevokeToken { .. } => "revoke_token",
+            Command::RevokeTokenFamily { .. } => "revoke_token_family",
             Command::RotateToken { .. } => "rotate_token",
             Command::DefineRole { .. } => "define_role",
             Command::DeleteRole { .. } => "delete_role",
@@ -138,7 +146,9 @@ impl Command {
             Command::IssueToken { .. } => {
                 Requirement::Permission(permission(api_permission::TOKENS_WRITE))
             }
-            Command::RevokeToken { token_id, .. } | Command::RotateToken { token_id, .. } => {
+            Command::RevokeToken { token_id, .. }
+            | Command::RevokeTokenFamily { token_id, .. }
+            | Command::RotateToken { token_id, .. } => {
                 Requirement::PermissionOrSelf(permission(api_permission::TOKENS_WRITE), *token_id)
             }
             Command::DefineRole { .. } | Command::DeleteRole { .. } => {
@@ -164,6 +174,7 @@ impl Command {
             | Command::DeleteAccount { account_id } => StreamName::account(*account_id),
             Command::IssueToken { token_id, .. }
             | Command::RevokeToken { token_id, .. }
+            | Command::RevokeTokenFamily { token_id, .. }
             | Command::RotateToken { token_id, .. }
             | Command::NoteTokenExpiring { token_id }
             | Command::NoteTokenExpired { token_id }

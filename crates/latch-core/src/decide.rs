@@ -29,6 +29,18 @@ pub const MAX_TEXT: usize = 1024;
 
 const REASON_ACCOUNT_DELETED: &str = "account deleted";
 
+/// Whether the actor may run this kind of command now: live, and holding
+/// the permission it needs. `decide` checks this first; the command handler
+/// also checks it before answering an idempotent replay, so a retry never
+/// hands back what the caller could no longer ask for.
+pub fn authorize(
+    state: &State,
+    ctx: &CommandContext,
+    command: &Command,
+) -> Result<(), DomainError> {
+    Authority::of(state, ctx)?.require(&command.requirement())
+}
+
 pub fn decide(
     state: &State,
     ctx: &CommandContext,
@@ -66,10 +78,15 @@ pub fn decide(
             description,
         } => {
             let account = live_account(state, *account_id)?;
+            authority.may_act_on_account(state, account)?;
             let role = role.as_ref().filter(|r| **r != account.role);
             let description = description.as_ref().filter(|d| **d != account.description);
             if let Some(role) = role {
-                authority.may_grant(role_permissions(state, role)?)?;
+                let granted = role_permissions(state, role)?;
+                authority.may_grant(granted)?;
+                if !granted.covers(&Permission::all()) {
+                    refuse_last_admin(state, account)?;
+                }
             }
             if let Some(description) = description {
                 check_text("description", description, false)?;
@@ -85,10 +102,12 @@ pub fn decide(
         }
         Command::DisableAccount { account_id, reason } => {
             let account = live_account(state, *account_id)?;
+            authority.may_act_on_account(state, account)?;
             check_text("reason", reason, true)?;
             if let AccountStatus::Disabled { .. } = account.status {
                 return Err(DomainError::AccountDisabled(*account_id));
             }
+            refuse_last_admin(state, account)?;
             Ok(vec![Event::AccountDisabled {
                 account_id: *account_id,
                 reason: reason.clone(),
@@ -96,6 +115,7 @@ pub fn decide(
         }
         Command::EnableAccount { account_id } => {
             let account = live_account(state, *account_id)?;
+            authority.may_act_on_account(state, account)?;
             if account.is_active() {
                 return Err(DomainError::AccountNotDisabled(*account_id));
             }
@@ -104,7 +124,9 @@ pub fn decide(
             }])
         }
         Command::DeleteAccount { account_id } => {
-            live_account(state, *account_id)?;
+            let account = live_account(state, *account_id)?;
+            authority.may_act_on_account(state, account)?;
+            refuse_last_admin(state, account)?;
             let mut events: Vec<Event> = state
                 .tokens_of(*account_id)
                 .filter(|t| t.revoked.is_none())
@@ -219,6 +241,7 @@ pub fn decide(
         }
         Command::RevokeToken { token_id, reason } => {
             let token = existing_token(state, *token_id)?;
+            authority.may_act_on_token(token)?;
             check_text("reason", reason, false)?;
             if token.revoked.is_some() {
                 return Err(DomainError::TokenRevoked(*token_id));
@@ -228,6 +251,25 @@ pub fn decide(
                 account_id: token.account_id,
                 reason: reason.clone(),
             }])
+        }
+        Command::RevokeTokenFamily { token_id, reason } => {
+            let token = existing_token(state, *token_id)?;
+            authority.may_act_on_token(token)?;
+            check_text("reason", reason, false)?;
+            let family = rotation_family(state, token);
+            let events: Vec<Event> = family
+                .iter()
+                .filter(|t| t.revoked.is_none())
+                .map(|t| Event::TokenRevoked {
+                    token_id: t.id,
+                    account_id: t.account_id,
+                    reason: reason.clone(),
+                })
+                .collect();
+            if events.is_empty() {
+                return Err(DomainError::TokenRevoked(*token_id));
+            }
+            Ok(events)
         }
         Command::RotateToken {
             token_id,
@@ -261,10 +303,60 @@ pub fn decide(
             }
             // Rotating someone else's token hands the caller a fresh secret
             // with that token's scopes: no escalation that way either.
-            if !authority.is_token(*token_id) {
-                authority.may_grant(&token.scopes)?;
-            }
+            authority.may_act_on_token(token)?;
             let policy = state.effective_policy(&account.role);
+            let layer =
+                |pick: fn(&PolicySettings) -> bool| policy_layer(state, &account.role, pick);
+            // A longer grace would let a leaked token keep itself alive
+            // after rotating: the policy's grace is the most there is.
+            if let Some(grace) = grace
+                && grace.to_chrono() > policy.rotation_grace.to_chrono()
+            {
+                return Err(DomainError::PolicyViolation {
+                    policy: "rotation_grace",
+                    value: policy.rotation_grace.to_string(),
+                    layer: layer(|p| p.rotation_grace.is_some()),
+                    detail: format!("grace {grace} is longer than allowed"),
+                });
+            }
+            // The account's token limit holds for rotations too. A token in
+            // its rotation grace counts with its successor (one family, one
+            // token): the successor replaces it, so a rotation never adds a
+            // token, but an account already over its limit must shed one
+            // before it rotates.
+            if let Some(limit) = policy.max_tokens_per_account {
+                let others = state
+                    .tokens_of(token.account_id)
+                    .filter(|t| t.id != *token_id && t.rotated_to.is_none())
+                    .filter(|t| t.revoked.is_none() && !t.is_expired_at(now))
+                    .count();
+                if others + 1 > limit as usize {
+                    return Err(DomainError::PolicyViolation {
+                        policy: "max_tokens_per_account",
+                        value: limit.to_string(),
+                        layer: layer(|p| p.max_tokens_per_account.is_some()),
+                        detail: format!(
+                            "account {} holds {} other live token(s); revoke one before rotating",
+                            account.name, others
+                        ),
+                    });
+                }
+            }
+            // At most one generation of a family in grace: rotating a
+            // successor while its predecessor's grace still runs ends that
+            // grace now. Otherwise a leaked token could rotate itself again
+            // and again and leave a trail of live tokens behind.
+            let superseded = token
+                .rotated_from
+                .and_then(|id| state.token(id))
+                .filter(|p| p.revoked.is_none() && !p.is_expired_at(now))
+                .map(|p| Event::TokenRevoked {
+                    token_id: p.id,
+                    account_id: p.account_id,
+                    reason: format!(
+                        "rotation grace ended early: its successor {token_id} was rotated again"
+                    ),
+                });
             let grace = grace.unwrap_or(policy.rotation_grace);
             // The successor lives as long as the original was meant to,
             // within today's policy (a token that never expired gets the
@@ -280,7 +372,7 @@ pub fn decide(
                 (Some(lifetime), Some(max_ttl)) => Some(lifetime.min(max_ttl.to_chrono())),
                 (lifetime, _) => lifetime,
             };
-            Ok(vec![
+            let mut events = vec![
                 Event::TokenIssued {
                     token_id: *successor_id,
                     account_id: token.account_id,
@@ -299,7 +391,9 @@ pub fn decide(
                         at.min(now + grace.to_chrono())
                     }),
                 },
-            ])
+            ];
+            events.extend(superseded);
+            Ok(events)
         }
         Command::DefineRole {
             name,
@@ -314,6 +408,13 @@ pub fn decide(
             }
             check_text("description", description, false)?;
             authority.may_grant(permissions)?;
+            if let Some(existing) = state.role(name)
+                && existing.permissions.covers(&Permission::all())
+                && !permissions.covers(&Permission::all())
+                && let Some(last) = last_admin_holding(state, name)
+            {
+                return Err(DomainError::LastAdmin(last.name.clone()));
+            }
             if let Some(existing) = state.role(name)
                 && existing.permissions == *permissions
                 && existing.description == *description
@@ -553,6 +654,41 @@ impl<'s> Authority<'s> {
         }
     }
 
+    /// Acting on an account (changing, disabling, enabling, deleting it)
+    /// needs every permission its role grants: no one below admin can lock
+    /// an admin out.
+    fn may_act_on_account(&self, state: &State, account: &Account) -> Result<(), DomainError> {
+        let Ok(held) = role_permissions(state, &account.role) else {
+            return Ok(());
+        };
+        self.outranks(held, || format!("account {}", account.name))
+    }
+
+    /// Acting on another token (revoking, rotating it) needs its scopes; a
+    /// token may always act on itself.
+    fn may_act_on_token(&self, token: &Token) -> Result<(), DomainError> {
+        if self.is_token(token.id) {
+            return Ok(());
+        }
+        self.outranks(&token.scopes, || format!("token {}", token.id))
+    }
+
+    fn outranks(
+        &self,
+        held: &PermissionSet,
+        target: impl FnOnce() -> String,
+    ) -> Result<(), DomainError> {
+        let lacking: Vec<&Permission> = held.iter().filter(|p| !self.holds(p)).collect();
+        if lacking.is_empty() {
+            Ok(())
+        } else {
+            Err(DomainError::Outranked {
+                target: target(),
+                lacking: listed(lacking.into_iter()),
+            })
+        }
+    }
+
     /// No escalation: a caller may only hand out what it holds itself.
     fn may_grant(&self, granted: &PermissionSet) -> Result<(), DomainError> {
         let lacking: Vec<&Permission> = granted.iter().filter(|p| !self.holds(p)).collect();
@@ -646,4 +782,57 @@ fn token_policy(state: &State, token: &Token) -> crate::policy::Policy {
         Some(account) => state.effective_policy(&account.role),
         None => crate::policy::Policy::resolve(state.global_policy()),
     }
+}
+
+/// Whether an account is active and its role grants `*`.
+fn is_admin(state: &State, account: &Account) -> bool {
+    account.is_active()
+        && state
+            .role(&account.role)
+            .is_some_and(|r| r.permissions.covers(&Permission::all()))
+}
+
+/// Refuses to take `*` from `account` when it is the last active account
+/// holding it.
+fn refuse_last_admin(state: &State, account: &Account) -> Result<(), DomainError> {
+    if is_admin(state, account)
+        && !state
+            .accounts()
+            .any(|other| other.id != account.id && is_admin(state, other))
+    {
+        return Err(DomainError::LastAdmin(account.name.clone()));
+    }
+    Ok(())
+}
+
+/// An active account holding `role` when every active account that holds
+/// `*` holds it through `role`: redefining the role without `*` would
+/// leave nobody able to administer Latch.
+fn last_admin_holding<'s>(state: &'s State, role: &RoleName) -> Option<&'s Account> {
+    let mut admins = state.accounts().filter(|a| is_admin(state, a)).peekable();
+    admins.peek()?;
+    let mut holder = None;
+    for admin in admins {
+        if admin.role != *role {
+            return None;
+        }
+        holder = Some(admin);
+    }
+    holder
+}
+
+/// The token's rotation family: every token it was rotated from or to,
+/// transitively, itself included, oldest first.
+fn rotation_family<'s>(state: &'s State, token: &'s Token) -> Vec<&'s Token> {
+    let mut oldest = token;
+    while let Some(earlier) = oldest.rotated_from.and_then(|id| state.token(id)) {
+        oldest = earlier;
+    }
+    let mut family = vec![oldest];
+    let mut current = oldest;
+    while let Some(later) = current.rotated_to.and_then(|id| state.token(id)) {
+        family.push(later);
+        current = later;
+    }
+    family
 }

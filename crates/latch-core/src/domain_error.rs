@@ -32,6 +32,17 @@ pub enum DomainError {
     SystemOnly,
     #[error("cannot grant what the caller does not hold: {0}")]
     Escalation(String),
+    /// Acting on an account or token needs at least the permissions it
+    /// holds: nobody below admin can disable, delete or change an admin.
+    #[error("{target} holds permissions the caller does not: {lacking}")]
+    Outranked { target: String, lacking: String },
+    /// The last active account holding `*` would lose it: nobody could
+    /// administer Latch any more.
+    #[error(
+        "account {0} is the last active account holding * (admin); \
+         make another account admin first (or use `latchd recover-admin` on the host)"
+    )]
+    LastAdmin(AccountName),
     #[error("account {0} not found")]
     AccountNotFound(AccountId),
     #[error("an account named {0} already exists")]
@@ -103,7 +114,7 @@ impl DomainError {
     pub fn kind(&self) -> RejectionKind {
         use DomainError::*;
         match self {
-            ActorInactive | MissingPermission(_) | SystemOnly | Escalation(_) => {
+            ActorInactive | MissingPermission(_) | SystemOnly | Escalation(_) | Outranked { .. } => {
                 RejectionKind::Forbidden
             }
             AccountNotFound(_) | TokenNotFound(_) | RoleNotFound(_) => RejectionKind::NotFound,
@@ -113,6 +124,7 @@ impl DomainError {
             | AccountDisabled(_)
             | AccountNotDisabled(_)
             | RoleInUse { .. }
+            | LastAdmin(_)
             | TokenIdTaken(_)
             | TokenRevoked(_)
             | TokenExpired { .. }

@@ -7,13 +7,14 @@ use serde::{Deserialize, Serialize};
 use crate::actor::Actor;
 use crate::event::Event;
 use crate::id::EventId;
+use crate::idempotency_key_digest::IdempotencyKeyDigest;
 use crate::position::Position;
 
 /// Who did what, when, under which request. This is what the log stores
 /// as each event's data (the log adds position, stream, version and hashes).
 ///
-/// Serialised flat: `{"id","at","actor",["request_id"],["idempotency_key"],
-/// "type","data"}`. Deserialised by hand (`envelope_deserialize`), without
+/// Serialised flat: `{"id","at","actor",["request_id"],
+/// ["idempotency_key_sha256"],"type","data"}`. Deserialised by hand (`envelope_deserialize`), without
 /// the buffering `#[serde(flatten)]` costs, because every replay decodes
 /// every envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,8 +24,11 @@ pub struct EventEnvelope {
     pub actor: Actor,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The SHA-256 of the request's `Idempotency-Key`, never the key: a
+    /// key is a capability to replay the request. (Logs written before this
+    /// field held the key itself; they read back as its digest.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idempotency_key: Option<String>,
+    pub idempotency_key_sha256: Option<IdempotencyKeyDigest>,
     #[serde(flatten)]
     pub event: Event,
 }

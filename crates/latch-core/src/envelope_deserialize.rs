@@ -19,6 +19,7 @@ use serde::{Deserialize, forward_to_deserialize_any};
 
 use crate::envelope::EventEnvelope;
 use crate::event::Event;
+use crate::idempotency_key_digest::IdempotencyKeyDigest;
 
 impl<'de> Deserialize<'de> for EventEnvelope {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -33,7 +34,9 @@ enum Field {
     At,
     Actor,
     RequestId,
+    /// Written by latchd before the key was digested: read as its digest.
     IdempotencyKey,
+    IdempotencyKeySha256,
     Type,
     Data,
     #[serde(other)]
@@ -64,7 +67,12 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                 Field::At => at = Some(map.next_value()?),
                 Field::Actor => actor = Some(map.next_value()?),
                 Field::RequestId => request_id = map.next_value()?,
-                Field::IdempotencyKey => idempotency_key = map.next_value()?,
+                Field::IdempotencyKey => {
+                    idempotency_key = map
+                        .next_value::<Option<String>>()?
+                        .map(|key| IdempotencyKeyDigest::of(&key))
+                }
+                Field::IdempotencyKeySha256 => idempotency_key = map.next_value()?,
                 Field::Type => kind = Some(map.next_value()?),
                 Field::Data => match &kind {
                     Some(kind) => event = Some(map.next_value_seed(EventSeed { kind })?),
@@ -88,7 +96,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
             at: at.ok_or_else(|| A::Error::missing_field("at"))?,
             actor: actor.ok_or_else(|| A::Error::missing_field("actor"))?,
             request_id,
-            idempotency_key,
+            idempotency_key_sha256: idempotency_key,
             event,
         })
     }
@@ -224,5 +232,21 @@ mod tests {
         let mut bad_data = envelope();
         bad_data["data"] = json!({"account_id": 7});
         assert!(serde_json::from_value::<EventEnvelope>(bad_data).is_err());
+    }
+
+    #[test]
+    fn a_key_written_by_an_older_latchd_reads_back_as_its_digest_only() {
+        let mut legacy = envelope();
+        legacy["idempotency_key"] = json!("rotate-admin-1");
+        let decoded: EventEnvelope = serde_json::from_value(legacy).expect("decodes");
+        assert_eq!(
+            decoded.idempotency_key_sha256,
+            Some(IdempotencyKeyDigest::of("rotate-admin-1"))
+        );
+        let written = serde_json::to_string(&decoded).expect("encodes");
+        assert!(!written.contains("rotate-admin-1"), "{written}");
+        assert!(written.contains("idempotency_key_sha256"), "{written}");
+        let again: EventEnvelope = serde_json::from_str(&written).expect("decodes");
+        assert_eq!(again, decoded);
     }
 }

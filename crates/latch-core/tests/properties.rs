@@ -266,7 +266,7 @@ fn run(
                     at: now,
                     actor,
                     request_id: Some("req".into()),
-                    idempotency_key: None,
+                    idempotency_key_sha256: None,
                     event,
                 },
             };

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
 use latch_core::{
-    Actor, Command, CommandContext, EventEnvelope, EventId, Position, RecordedEvent, State,
-    VerifierView, decide, evolve,
+    Actor, Command, CommandContext, EventEnvelope, EventId, IdempotencyKeyDigest, Position,
+    RecordedEvent, State, VerifierView, authorize, decide, evolve,
 };
 use latch_store::{
     AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
@@ -237,8 +237,8 @@ struct Writer {
 enum Plan {
     /// Answer decided without writing (a rejection, or a no-op).
     Answer(Result<CommandReceipt, CommandRejection>),
-    /// An earlier append under the same key.
-    Replay(IdempotencyRecord),
+    /// An earlier append under the same key, replayed to this actor.
+    Replay(IdempotencyRecord, Actor),
     /// Written by `requests[index]`; these are its events.
     Append {
         index: usize,
@@ -358,11 +358,20 @@ impl Writer {
                 });
             }
             if let Some(record) = self.store.idempotency(key)? {
-                return Ok(if record.fingerprint == *fingerprint {
-                    Plan::Replay(record)
-                } else {
-                    Plan::Answer(Err(CommandRejection::IdempotencyKeyReused))
-                });
+                if record.fingerprint != *fingerprint {
+                    return Ok(Plan::Answer(Err(CommandRejection::IdempotencyKeyReused)));
+                }
+                // A replay answers what the original request got, so it is
+                // authorized as if it were asked now: a caller that has
+                // since lost the permission (or its token) gets nothing.
+                let ctx = CommandContext {
+                    actor: request.actor,
+                    now: self.clock.now(),
+                };
+                if let Err(rejection) = authorize(&self.working, &ctx, &request.command) {
+                    return Ok(Plan::Answer(Err(rejection.into())));
+                }
+                return Ok(Plan::Replay(record, request.actor));
             }
         }
 
@@ -405,7 +414,10 @@ impl Writer {
                 at: now,
                 actor: request.actor,
                 request_id: request.request_id.clone(),
-                idempotency_key: request.idempotency.as_ref().map(|i| i.key.clone()),
+                idempotency_key_sha256: request
+                    .idempotency
+                    .as_ref()
+                    .map(|i| IdempotencyKeyDigest::of(&i.key)),
                 event,
             };
             let event = RecordedEvent {
@@ -506,7 +518,7 @@ impl Writer {
                     events: events.clone(),
                     replayed: false,
                 })),
-                Plan::Replay(record) => self.replayed(record),
+                Plan::Replay(record, actor) => self.replayed(record, *actor),
                 Plan::SameAs(earlier) => match &answers[*earlier] {
                     Ok(Ok(receipt)) => Ok(Ok(CommandReceipt {
                         events: receipt.events.clone(),
@@ -527,7 +539,11 @@ impl Writer {
         answers
     }
 
-    fn replayed(&self, record: &IdempotencyRecord) -> CommandResult {
+    /// The events an earlier request under the same key appended, only if
+    /// `actor` made that request: a key answers its own caller and nobody
+    /// else (keys are scoped per token, so this holds by construction; the
+    /// check keeps it so if the scoping ever changes).
+    fn replayed(&self, record: &IdempotencyRecord, actor: Actor) -> CommandResult {
         let mut events = Vec::with_capacity(record.count as usize);
         for position in record.positions() {
             let stored =
@@ -537,7 +553,11 @@ impl Writer {
                         position,
                         problem: "recorded by an idempotency key but missing".into(),
                     })?;
-            events.push(event_codec::to_recorded(&stored)?);
+            let recorded = event_codec::to_recorded(&stored)?;
+            if recorded.envelope.actor != actor {
+                return Ok(Err(CommandRejection::IdempotencyKeyReused));
+            }
+            events.push(recorded);
         }
         Ok(Ok(CommandReceipt {
             events,
@@ -582,11 +602,16 @@ fn stream_version(
     }
 }
 
-/// Keys are per caller account, so two callers cannot collide (or read each
-/// other's results) by choosing the same key.
+/// Keys are per calling token: a key answers only the token that first
+/// sent it, so nobody else can replay a request (and receive, say, the
+/// secret it issued) by learning or guessing its key — not even another
+/// token of the same account.
 pub(crate) fn scope_key(actor: &Actor, key: &str) -> String {
     match actor {
         Actor::System => format!("system/{key}"),
-        Actor::Token { account_id, .. } => format!("{account_id}/{key}"),
+        Actor::Token {
+            account_id,
+            token_id,
+        } => format!("{account_id}/{token_id}/{key}"),
     }
 }

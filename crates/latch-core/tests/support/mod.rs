@@ -76,7 +76,7 @@ impl Given {
                 at,
                 actor,
                 request_id: None,
-                idempotency_key: None,
+                idempotency_key_sha256: None,
                 event,
             },
         };

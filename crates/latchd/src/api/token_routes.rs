@@ -63,6 +63,11 @@ pub struct IssuedToken {
 pub struct RevokeToken {
     #[serde(default)]
     pub reason: Option<String>,
+    /// Also revoke every live token of its rotation family (the tokens it
+    /// was rotated from and to): what a leak calls for, since a leaked
+    /// token may have rotated itself.
+    #[serde(default)]
+    pub family: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -304,7 +309,9 @@ pub async fn show(
     Ok(Json(token_view(&app, token_id)?))
 }
 
-/// Revoke a token: every verifier rejects it from now on. A token may revoke itself.
+/// Revoke a token (with `family: true`, also every token it was rotated
+/// from or to): every verifier rejects it from now on. A token may revoke
+/// itself; revoking another needs its scopes.
 #[utoipa::path(post, path = "/v1/tokens/{id}/revoke", tag = "tokens", request_body = RevokeToken,
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = TokenView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
@@ -323,16 +330,14 @@ pub async fn revoke(
     acting
         .caller
         .require_or_self(api_permission::TOKENS_WRITE, token_id)?;
+    let reason = body.value.reason.unwrap_or_default();
+    let command = if body.value.family.unwrap_or(false) {
+        Command::RevokeTokenFamily { token_id, reason }
+    } else {
+        Command::RevokeToken { token_id, reason }
+    };
     let submission = acting.submission(key, body.fingerprint, None);
-    submission
-        .submit(
-            &acting.app,
-            Command::RevokeToken {
-                token_id,
-                reason: body.value.reason.unwrap_or_default(),
-            },
-        )
-        .await?;
+    submission.submit(&acting.app, command).await?;
     Ok(Json(token_view(&acting.app, token_id)?))
 }
 
