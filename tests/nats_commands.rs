@@ -54,6 +54,10 @@ impl Nats {
         if let Some(key) = idempotency_key {
             headers.insert("Idempotency-Key", key);
         }
+        // Every reply is sealed to a key of the request's own (replies that
+        // carry a secret are refused without one).
+        let opener = latch_bus::sealed_reply::ReplyOpener::new().unwrap();
+        headers.insert("Latch-Reply-Key", opener.public_key().as_str());
         let message = self
             .runtime
             .block_on(async {
@@ -92,13 +96,19 @@ impl Nats {
                 .and_then(|h| h.get(name))
                 .map(|v| v.as_str().to_owned())
         };
+        let body = opener
+            .open(
+                &header("Latch-Sealed-Key").expect("the reply is sealed"),
+                &message.payload,
+            )
+            .expect("the sealed reply opens with the request's key");
         Reply {
             status: header("Latch-Status")
                 .expect("every reply carries Latch-Status")
                 .parse()
                 .unwrap(),
             error_code: header("Nats-Service-Error-Code"),
-            body: serde_json::from_slice(&message.payload).unwrap_or(Value::Null),
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         }
     }
 
@@ -351,6 +361,8 @@ fn a_lost_reply_retried_with_the_same_idempotency_key_appends_once() {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Authorization", format!("Bearer {admin}").as_str());
         headers.insert("Idempotency-Key", "issue-deploy-1");
+        let opener = latch_bus::sealed_reply::ReplyOpener::new().unwrap();
+        headers.insert("Latch-Reply-Key", opener.public_key().as_str());
         nats.client
             .publish_with_reply_and_headers(
                 "latch.cmd.token.issue",

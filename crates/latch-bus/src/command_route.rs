@@ -81,6 +81,9 @@ pub const COMMAND_ROUTES: &[CommandRoute] = &[
     route("policy.set", "PUT", "/v1/policy", None),
 ];
 
+/// The commands whose reply carries a new token's secret.
+const SECRET_REPLIES: &[&str] = &["token.issue", "token.rotate", "token.rotate_self"];
+
 impl CommandRoute {
     /// `latch.cmd.<command>`.
     pub fn subject(&self) -> String {
@@ -91,6 +94,13 @@ impl CommandRoute {
     pub fn for_subject(subject: &str) -> Option<&'static CommandRoute> {
         let command = subject.strip_prefix(COMMAND_PREFIX)?.strip_prefix('.')?;
         COMMAND_ROUTES.iter().find(|r| r.command == command)
+    }
+
+    /// Whether a successful reply carries a token secret: such a command is
+    /// served only to a requester that sent `Latch-Reply-Key`, so the
+    /// secret travels sealed (`sealed_reply`).
+    pub fn reply_carries_secret(&self) -> bool {
+        SECRET_REPLIES.contains(&self.command)
     }
 
     /// The HTTP path with the parameter in place.
@@ -159,6 +169,12 @@ mod tests {
             "the literal route wins over the parameter"
         );
         assert!(CommandRoute::for_subject("latch.cmd.token.steal").is_none());
+        let secret: Vec<&str> = COMMAND_ROUTES
+            .iter()
+            .filter(|r| r.reply_carries_secret())
+            .map(|r| r.command)
+            .collect();
+        assert_eq!(secret, ["token.issue", "token.rotate_self", "token.rotate"]);
         assert!(CommandRoute::for_subject("latch.cmdx.token.issue").is_none());
     }
 }

@@ -1,7 +1,8 @@
 //! The NATS contract of Latch, shared by latchd's relay, the verifier
 //! library and the CLI: stream settings, subjects, headers, the CloudEvents
-//! codec, the heartbeat, verifiers' usage reports, the command subjects, and
-//! the state snapshot verifiers start from. Depends on `latch-core` only: a service that
+//! codec, the heartbeat, verifiers' usage reports, the command subjects, the
+//! reply rules (inboxes only, sealed replies for secrets), and the state
+//! snapshot verifiers start from. Depends on `latch-core` only: a service that
 //! embeds a verifier never builds RocksDB, and no NATS client is chosen here.
 #![forbid(unsafe_code)]
 
@@ -12,6 +13,8 @@ pub mod heartbeat;
 #[cfg(feature = "cli")]
 mod nats_args;
 mod nats_connection;
+pub mod reply_subject;
+pub mod sealed_reply;
 pub mod stream_settings;
 pub mod subject;
 pub mod usage_report;
@@ -22,7 +25,8 @@ pub use command_route::{COMMAND_ROUTES, CommandRoute};
 pub use heartbeat::Heartbeat;
 #[cfg(feature = "cli")]
 pub use nats_args::NatsArgs;
-pub use nats_connection::{NatsConnectError, NatsConnection};
+pub use nats_connection::{NatsConnectError, NatsConnection, redact_url};
+pub use reply_subject::{ReplySubject, is_safe_reply};
 pub use stream_settings::{STREAM_NAME, StreamSettings};
 pub use subject::event_subject;
 pub use usage_report::{TokenUse, UsageReport};

@@ -13,6 +13,8 @@ pub struct NatsArgs {
         long = "nats-url",
         env = "LATCH_NATS_URL",
         default_value = "nats://127.0.0.1:4222",
+        // It may embed credentials (`nats://user:password@host`).
+        hide_env_values = true,
         global = true
     )]
     pub nats_url: String,
@@ -52,6 +54,14 @@ pub struct NatsArgs {
     /// The client certificate's key (PEM).
     #[arg(long = "nats-client-key", env = "LATCH_NATS_CLIENT_KEY", global = true)]
     pub nats_client_key: Option<PathBuf>,
+    /// This client's reply inbox prefix instead of `_INBOX` (e.g.
+    /// `_INBOX_ci`), so NATS permissions can give each user its own inboxes.
+    #[arg(
+        long = "nats-inbox-prefix",
+        env = "LATCH_NATS_INBOX_PREFIX",
+        global = true
+    )]
+    pub nats_inbox_prefix: Option<String>,
 }
 
 impl NatsArgs {
@@ -66,6 +76,7 @@ impl NatsArgs {
             tls_client_cert: self.nats_client_cert.clone(),
             tls_client_key: self.nats_client_key.clone(),
             name: None,
+            inbox_prefix: self.nats_inbox_prefix.clone(),
         }
     }
 }

@@ -26,6 +26,10 @@ pub struct NatsConnection {
     pub tls_client_key: Option<PathBuf>,
     /// Names this connection in the server's monitoring (`connz`).
     pub name: Option<String>,
+    /// The first token(s) of this client's reply inboxes instead of
+    /// `_INBOX` (e.g. `_INBOX_ci`), so NATS permissions can let each user
+    /// subscribe to its own inboxes only.
+    pub inbox_prefix: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +41,28 @@ pub enum NatsConnectError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// `url` has its credentials redacted.
     #[error("cannot connect to NATS at {url}: {reason}")]
     Connect { url: String, reason: String },
+}
+
+/// `url` with any `user:password@` (or `token@`) replaced by `<redacted>@`,
+/// for every URL of a comma-separated list: what logs and errors may show.
+pub fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|one| {
+            let (scheme, rest) = match one.find("://") {
+                Some(at) => one.split_at(at + 3),
+                None => ("", one),
+            };
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}<redacted>@{}", &rest[at + 1..]),
+                None => one.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl NatsConnection {
@@ -47,6 +71,11 @@ impl NatsConnection {
             url: url.into(),
             ..Self::default()
         }
+    }
+
+    /// The URL(s) without credentials: what may be logged.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
     }
 
     /// `url` with another name for the connection.
@@ -108,6 +137,14 @@ impl NatsConnection {
         if let Some(name) = &self.name {
             options = options.name(name.as_str());
         }
+        if let Some(prefix) = &self.inbox_prefix {
+            crate::reply_subject::check_inbox_prefix(prefix).map_err(|_| {
+                NatsConnectError::Settings(format!(
+                    "the NATS inbox prefix must be an inbox subject without wildcards, like `_INBOX_<user>` (got {prefix:?})"
+                ))
+            })?;
+            options = options.custom_inbox_prefix(prefix);
+        }
         Ok(options)
     }
 
@@ -118,17 +155,24 @@ impl NatsConnection {
             .connect(self.url.as_str())
             .await
             .map_err(|error| NatsConnectError::Connect {
-                url: self.url.clone(),
-                reason: error.to_string(),
+                url: self.redacted_url(),
+                reason: redact_url(&error.to_string()),
             })
     }
 }
 
-/// Never prints the password or the token.
+/// The redacted URL(s).
+impl fmt::Display for NatsConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted_url())
+    }
+}
+
+/// Never prints the password, the token or credentials in the URL.
 impl fmt::Debug for NatsConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NatsConnection")
-            .field("url", &self.url)
+            .field("url", &self.redacted_url())
             .field("creds_file", &self.creds_file)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
@@ -137,6 +181,7 @@ impl fmt::Debug for NatsConnection {
             .field("tls_client_cert", &self.tls_client_cert)
             .field("tls_client_key", &self.tls_client_key)
             .field("name", &self.name)
+            .field("inbox_prefix", &self.inbox_prefix)
             .finish()
     }
 }
@@ -159,6 +204,48 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("latchd"));
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_never_shown() {
+        let connection =
+            NatsConnection::new("nats://latchd:hunter2-secret@nats:4222,tls://s3cr3t-token@n2:4222/x");
+        for shown in [
+            format!("{connection}"),
+            format!("{connection:?}"),
+            connection.redacted_url(),
+        ] {
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("s3cr3t") && !shown.contains("latchd:"),
+                "{shown}"
+            );
+            assert!(shown.contains("nats:4222") && shown.contains("n2:4222"), "{shown}");
+        }
+        assert_eq!(
+            redact_url("nats://u:p@h:1"),
+            "nats://<redacted>@h:1"
+        );
+        assert_eq!(redact_url("nats://h:1"), "nats://h:1");
+        assert_eq!(redact_url("h:1"), "h:1");
+        assert_eq!(redact_url("u:p@h:1"), "<redacted>@h:1");
+    }
+
+    #[tokio::test]
+    async fn a_connect_error_never_shows_url_credentials() {
+        let connection = NatsConnection::new("nats://latchd:hunter2-secret@127.0.0.1:1");
+        let error = connection.connect().await.unwrap_err().to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(error.contains("127.0.0.1:1"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_inbox_prefix_must_be_an_inbox() {
+        let bad = NatsConnection {
+            inbox_prefix: Some("latch.events".into()),
+            ..NatsConnection::new("nats://127.0.0.1:1")
+        };
+        let error = bad.connect().await.unwrap_err().to_string();
+        assert!(error.contains("inbox prefix"), "{error}");
     }
 
     #[tokio::test]

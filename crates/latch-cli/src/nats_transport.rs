@@ -2,10 +2,17 @@
 //! latchd's command service (`latch.cmd.<command>`) instead of HTTP. The
 //! route table in latch-bus turns each HTTP request into its subject and
 //! body; the reply is the HTTP response, its status in `Latch-Status`.
+//!
+//! Every request carries a fresh ephemeral X25519 key (`Latch-Reply-Key`)
+//! and latchd seals the reply body to it (`latch_bus::sealed_reply`), so a
+//! token secret in a reply is readable by this process only, whoever else
+//! may subscribe to the inbox. `--nats-inbox-prefix` gives the CLI its own
+//! inboxes, so NATS permissions can keep other users out of them too.
 
 use std::time::Duration;
 
 use latch_bus::command_route::{CommandRoute, STATUS_HEADER};
+use latch_bus::sealed_reply::{REPLY_KEY_HEADER, ReplyOpener, SEALED_KEY_HEADER};
 use serde_json::{Map, Value};
 
 use crate::client::{CliError, Headers};
@@ -23,7 +30,8 @@ pub struct NatsCommands {
 impl NatsCommands {
     pub fn new(nats: latch_bus::NatsConnection) -> Result<Self, CliError> {
         Ok(Self {
-            url: nats.url.clone(),
+            // Errors show where, never credentials in the URL.
+            url: nats.redacted_url(),
             nats,
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -70,6 +78,8 @@ impl NatsCommands {
                 format!("\"{}\"", version.trim_matches('"')).as_str(),
             );
         }
+        let opener = ReplyOpener::new().map_err(|e| CliError::Other(e.to_string()))?;
+        nats_headers.insert(REPLY_KEY_HEADER, opener.public_key().as_str());
         let payload = serde_json::to_vec(&Value::Object(fields))
             .map_err(|e| CliError::Other(e.to_string()))?;
         let unreachable = |reason: String| CliError::Unreachable {
@@ -114,11 +124,25 @@ impl NatsCommands {
                 .and_then(|h| h.get(name))
                 .map(|v| v.as_str().to_owned())
         };
-        let status = header(STATUS_HEADER)
+        let status: u16 = header(STATUS_HEADER)
             .or_else(|| header(async_nats::service::NATS_SERVICE_ERROR_CODE))
             .and_then(|s| s.parse().ok())
             .unwrap_or(200);
-        let text = String::from_utf8_lossy(&reply.payload);
+        let body = match header(SEALED_KEY_HEADER) {
+            Some(sealed_key) => opener.open(&sealed_key, &reply.payload).map_err(|e| {
+                CliError::Other(format!("latchd's reply on {}: {e}", route.subject()))
+            })?,
+            // Only a refusal may come unsealed (a request latchd could not
+            // read, e.g. an older latchd): never trust a success in clear.
+            None if status >= 400 => reply.payload.to_vec(),
+            None => {
+                return Err(CliError::Other(format!(
+                    "latchd's reply on {} was not sealed to this request's key; is latchd older than this latch?",
+                    route.subject()
+                )));
+            }
+        };
+        let text = String::from_utf8_lossy(&body);
         let value = if text.trim().is_empty() {
             Value::Null
         } else {

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
@@ -50,6 +50,16 @@ pub struct VerifierStats {
     pub events_applied: AtomicU64,
     pub duplicates_skipped: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Messages in the stream that are not Latch events, skipped (only
+    /// latchd should be able to publish to `latch.events.>`).
+    pub foreign_skipped: AtomicU64,
+}
+
+/// A heartbeat's position, and when it arrived (ms since `started`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Announced {
+    position: Position,
+    at_ms: u64,
 }
 
 /// The view and the usage counted against its token slots, under one lock:
@@ -65,11 +75,11 @@ struct Inner {
     /// Milliseconds since `started` when the verifier last proved itself
     /// current; 0: never.
     fresh_at_ms: AtomicU64,
-    /// A heartbeat's position the view had not reached when it arrived, and
-    /// when it arrived (ms since `started`): once the stream consumer reaches
-    /// the position, the verifier is as fresh as that heartbeat. 0: none.
-    announced_position: AtomicU64,
-    announced_at_ms: AtomicU64,
+    /// A heartbeat whose position the view had not reached when it arrived:
+    /// once the stream consumer reaches the position, the verifier is as
+    /// fresh as that heartbeat. Position and arrival time under one lock, so
+    /// a time is never paired with another heartbeat's position.
+    announced: Mutex<Option<Announced>>,
     max_staleness: Duration,
     stats: VerifierStats,
     /// Whether accepted uses are counted (and reported).
@@ -110,8 +120,7 @@ impl Verifier {
             }),
             started: Instant::now(),
             fresh_at_ms: AtomicU64::new(0),
-            announced_position: AtomicU64::new(0),
-            announced_at_ms: AtomicU64::new(0),
+            announced: Mutex::new(None),
             max_staleness: config.max_staleness,
             stats: VerifierStats::default(),
             counts_usage: config.usage_report_every.is_some(),
@@ -248,29 +257,31 @@ impl Inner {
         if age > self.max_staleness {
             return;
         }
-        let now = self.now_ms();
-        if self.state.read().expect("state lock").view.position() >= beat.position {
-            self.mark_fresh_at(now);
+        self.announce(beat.position, self.now_ms());
+    }
+
+    /// A heartbeat for `position` arrived at `at_ms`. The view's position is
+    /// read under the announcement's lock, and the stream consumer moves the
+    /// view before it takes that lock (`reached`): an announcement is
+    /// either seen reached here or found by `reached`, never lost.
+    fn announce(&self, position: Position, at_ms: u64) {
+        let mut announced = self.announced.lock().expect("announcement lock");
+        if self.state.read().expect("state lock").view.position() >= position {
+            self.mark_fresh_at(at_ms);
         } else {
-            self.announced_at_ms.store(now, Ordering::SeqCst);
-            self.announced_position
-                .store(beat.position.get(), Ordering::SeqCst);
+            *announced = Some(Announced { position, at_ms });
         }
     }
 
     /// The view has reached `position`: a remembered heartbeat at or below
     /// it now vouches for the verifier, as of when it arrived.
     fn reached(&self, position: Position) {
-        let announced = self.announced_position.load(Ordering::SeqCst);
-        if announced != 0 && position.get() >= announced {
-            let at = self.announced_at_ms.load(Ordering::SeqCst);
-            if self
-                .announced_position
-                .compare_exchange(announced, 0, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
-                self.mark_fresh_at(at);
-            }
+        let mut announced = self.announced.lock().expect("announcement lock");
+        if let Some(heartbeat) = *announced
+            && position >= heartbeat.position
+        {
+            *announced = None;
+            self.mark_fresh_at(heartbeat.at_ms);
         }
     }
 }
@@ -389,7 +400,8 @@ async fn consume(
             *last_sequence = info.stream_sequence;
         }
         let Ok(recorded) = latch_bus::decode(&message.payload) else {
-            tracing::warn!(subject = %message.subject, "verifier: skipping a message that is not a Latch event");
+            inner.stats.foreign_skipped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(subject = %message.subject, "verifier: skipping a message in the stream that is not a Latch event (only latchd should publish to latch.events.>)");
             continue;
         };
         let mut tracked = inner.state.write().expect("state lock");
@@ -455,7 +467,8 @@ async fn fetch_snapshot(source: SnapshotSource) -> Result<VerifierView, String> 
 }
 
 /// The first existing stream message at or after `sequence` (up to
-/// `last`), with its position.
+/// `last`) that carries a `Latch-Position`, with its position (messages
+/// that are not Latch events are skipped).
 async fn message_at_or_after(
     stream: &jetstream::stream::Stream,
     sequence: u64,
@@ -465,12 +478,14 @@ async fn message_at_or_after(
     while sequence <= last {
         match stream.get_raw_message(sequence).await {
             Ok(message) => {
-                let position = message
+                match message
                     .headers
                     .get(latch_bus::headers::LATCH_POSITION)
                     .and_then(|v| v.as_str().parse::<u64>().ok())
-                    .ok_or("a stream message has no Latch-Position")?;
-                return Ok(Some((sequence, Position::new(position))));
+                {
+                    Some(position) => return Ok(Some((sequence, Position::new(position)))),
+                    None => sequence += 1,
+                }
             }
             Err(error)
                 if matches!(
@@ -506,4 +521,67 @@ async fn first_sequence_after(
         }
     }
     Ok(low)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inner() -> Inner {
+        Inner {
+            state: RwLock::new(Tracked {
+                view: VerifierView::new(),
+                usage: UsageSlots::new(Utc::now()),
+            }),
+            started: Instant::now(),
+            fresh_at_ms: AtomicU64::new(0),
+            announced: Mutex::new(None),
+            max_staleness: Duration::from_secs(5),
+            stats: VerifierStats::default(),
+            counts_usage: false,
+        }
+    }
+
+    #[test]
+    fn a_heartbeat_ahead_of_the_view_vouches_only_once_it_is_reached() {
+        let inner = inner();
+        inner.announce(Position::new(3), 10);
+        assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 0);
+        inner.reached(Position::new(2));
+        assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 0, "not reached yet");
+        inner.reached(Position::new(3));
+        assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 10);
+        // A heartbeat for a position the view has (0) vouches at once.
+        inner.announce(Position::ZERO, 20);
+        assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 20);
+    }
+
+    /// Heartbeats arrive at time = their position while the consumer
+    /// reaches positions concurrently: the verifier is never fresh as of a
+    /// heartbeat whose position it has not reached. (With the position and
+    /// its arrival time in two separate atomics, a `reached` between the two
+    /// stores paired an older position with a newer time.)
+    #[test]
+    fn freshness_is_never_paired_with_a_position_not_reached() {
+        let inner = Arc::new(inner());
+        let announcer = {
+            let inner = inner.clone();
+            std::thread::spawn(move || {
+                for position in 1..=200_000u64 {
+                    inner.announce(Position::new(position), position);
+                }
+            })
+        };
+        let mut position = 0u64;
+        while !announcer.is_finished() {
+            position += 1;
+            inner.reached(Position::new(position));
+            let fresh = inner.fresh_at_ms.load(Ordering::SeqCst);
+            assert!(
+                fresh <= position,
+                "fresh as of the heartbeat for {fresh} with only {position} reached"
+            );
+        }
+        announcer.join().unwrap();
+    }
 }

@@ -157,12 +157,12 @@ struct DevBanner {
 async fn dev(mut args: ServeArgs) -> anyhow::Result<()> {
     let mut started = None;
     let nats = if nats_answers(&args.nats.nats_url).await {
-        format!("{} (already running)", args.nats.nats_url)
+        format!("{} (already running)", latch_bus::redact_url(&args.nats.nats_url))
     } else {
         let nats_dir = args.data_dir.join("nats");
         eprintln!(
             "latchd dev: no NATS answers at {}; starting nats-server with JetStream (data in {}) ...",
-            args.nats.nats_url,
+            latch_bus::redact_url(&args.nats.nats_url),
             nats_dir.display()
         );
         let child = DevNats::start(&nats_dir)
@@ -295,7 +295,7 @@ async fn serve(settings: ServeArgs, banner: Option<DevBanner>) -> anyhow::Result
         .await
         .is_err()
     {
-        tracing::warn!(nats_url = %nats.url, "commands over NATS are not served yet (NATS unreachable?); serving HTTP meanwhile");
+        tracing::warn!(nats_url = %nats.redacted_url(), "commands over NATS are not served yet (NATS unreachable?); serving HTTP meanwhile");
     }
     let listener = std::net::TcpListener::bind(settings.listen)
         .with_context(|| format!("listening on {}", settings.listen))?;
@@ -308,7 +308,7 @@ async fn serve(settings: ServeArgs, banner: Option<DevBanner>) -> anyhow::Result
         tracing::info!(
             url = %format!("{scheme}://{address}"),
             data_dir = %settings.data_dir.display(),
-            nats_url = %nats.url,
+            nats_url = %nats.redacted_url(),
             tls = tls.is_some(),
             position = %state.position(),
             accounts = state.account_count(),

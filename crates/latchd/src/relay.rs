@@ -10,6 +10,13 @@
 //! commands, then catches up in order. Every few seconds it checks that the
 //! stream still holds what it published; a stream that lost its tail (NATS
 //! acknowledges before it writes to disk) or was deleted is refilled.
+//!
+//! Messages in the stream that are not Latch events (no or an invalid
+//! `Latch-Position`, a payload that is no Latch event, or one that
+//! disagrees with its headers) are skipped, counted
+//! (`latch_relay_foreign_messages_total`) and logged: whoever managed to
+//! publish into `latch.events.>` must not be able to stop the relay. The
+//! heartbeat request is answered only on an inbox subject (`reply_guard`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,6 +49,8 @@ pub struct RelayStatus {
     pub failures: AtomicU64,
     /// Times the stream was found behind what had been published.
     pub repairs: AtomicU64,
+    /// Messages found in the stream that are not Latch events (skipped).
+    pub foreign_messages: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +149,10 @@ impl Relay {
             ..Default::default()
         };
         let mut stream = js.get_or_create_stream(config).await.map_err(nats)?;
-        let mut published = self.check_same_log(&mut stream, settings.name).await?;
+        let mut tail = TailScan::default();
+        let mut published = self
+            .check_same_log(&mut stream, &mut tail, settings.name)
+            .await?;
         self.status
             .published
             .store(published.get(), Ordering::SeqCst);
@@ -173,13 +185,14 @@ impl Relay {
                     }
                 }
                 Some(request) = asked.next() => {
-                    // Only what the stream has acknowledged is vouched for.
-                    if let Some(reply) = request.reply {
-                        client.publish(reply, self.heartbeat(published)).await.map_err(nats)?;
+                    // Only what the stream has acknowledged is vouched for,
+                    // and only to an inbox.
+                    if let Some(reply) = crate::reply_guard::reply_to(&request.subject, request.reply.as_deref()) {
+                        client.publish(reply.into_string(), self.heartbeat(published)).await.map_err(nats)?;
                     }
                 }
                 _ = check.tick() => {
-                    let in_stream = last_position_in(&mut stream).await?.map_or(Position::ZERO, |(p, _)| p);
+                    let in_stream = last_position_in(&mut stream, &mut tail, &self.status).await?.map_or(Position::ZERO, |(p, _)| p);
                     if in_stream < published {
                         tracing::warn!(%in_stream, %published, "relay: the stream lost events it had acknowledged; republishing them");
                         self.status.repairs.fetch_add(1, Ordering::Relaxed);
@@ -198,9 +211,10 @@ impl Relay {
     async fn check_same_log(
         &self,
         stream: &mut Stream,
+        tail: &mut TailScan,
         name: &'static str,
     ) -> Result<Position, RelayError> {
-        let Some((position, event_id)) = last_position_in(stream).await? else {
+        let Some((position, event_id)) = last_position_in(stream, tail, &self.status).await? else {
             return Ok(Position::ZERO);
         };
         let expected = self
@@ -260,40 +274,103 @@ impl Relay {
     }
 }
 
-/// The position and event id of the last event the stream holds.
-async fn last_position_in(stream: &mut Stream) -> Result<Option<(Position, String)>, RelayError> {
+/// The last Latch event the relay found in the stream, and how far it has
+/// looked: a check walks back only over what arrived since the last one,
+/// so foreign messages are read (and counted) once, however many there are.
+#[derive(Debug, Default)]
+struct TailScan {
+    /// The highest stream sequence examined.
+    examined: u64,
+    /// `(sequence, position, event id)` of the last Latch event found.
+    found: Option<(u64, Position, String)>,
+}
+
+/// The position and event id of the last Latch event the stream holds,
+/// walking back past messages that are not Latch events.
+async fn last_position_in(
+    stream: &mut Stream,
+    tail: &mut TailScan,
+    status: &RelayStatus,
+) -> Result<Option<(Position, String)>, RelayError> {
     let state = stream.info().await.map_err(nats)?.state.clone();
     if state.messages == 0 {
+        *tail = TailScan::default();
         return Ok(None);
     }
-    let mut sequence = state.last_sequence;
-    while sequence >= state.first_sequence && sequence > 0 {
-        match stream.get_raw_message(sequence).await {
-            Ok(message) => {
-                let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
-                let position = header(headers::LATCH_POSITION)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| {
-                        RelayError::Nats(format!(
-                            "stream message {sequence} has no {} header",
-                            headers::LATCH_POSITION
-                        ))
-                    })?;
-                return Ok(Some((
-                    Position::new(position),
-                    header(headers::NATS_MSG_ID).unwrap_or_default(),
-                )));
+    // What was examined before still holds if the stream kept it (it did
+    // not lose its tail, and the event found is still there, unchanged).
+    let mut known = None;
+    if tail.examined > 0 && tail.examined <= state.last_sequence {
+        match &tail.found {
+            None => known = Some(None),
+            Some((sequence, position, id)) if *sequence >= state.first_sequence => {
+                if let Some(message) = raw_message(stream, *sequence).await?
+                    && latch_event_in(&message).is_some_and(|(p, i)| p == *position && i == *id)
+                {
+                    known = Some(Some((*sequence, *position, id.clone())));
+                }
             }
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    jetstream::stream::RawMessageErrorKind::NoMessageFound
-                ) =>
-            {
-                sequence -= 1
-            }
-            Err(error) => return Err(nats(error)),
+            _ => {}
         }
     }
-    Ok(None)
+    let lowest = match &known {
+        Some(_) => tail.examined + 1,
+        None => state.first_sequence,
+    };
+    let mut found = None;
+    let mut sequence = state.last_sequence;
+    while sequence >= lowest.max(1) {
+        if let Some(message) = raw_message(stream, sequence).await? {
+            match latch_event_in(&message) {
+                Some((position, id)) => {
+                    found = Some((sequence, position, id));
+                    break;
+                }
+                None => {
+                    status.foreign_messages.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        sequence,
+                        subject = %message.subject,
+                        "relay: skipping a message in the stream that is not a Latch event (only latchd should publish to latch.events.>; check NATS permissions)"
+                    );
+                }
+            }
+        }
+        sequence -= 1;
+    }
+    let found = found.or_else(|| known.flatten());
+    tail.examined = state.last_sequence;
+    tail.found = found.clone();
+    Ok(found.map(|(_, position, id)| (position, id)))
+}
+
+/// The stream message at `sequence`, `None` when it was deleted.
+async fn raw_message(
+    stream: &Stream,
+    sequence: u64,
+) -> Result<Option<jetstream::message::StreamMessage>, RelayError> {
+    match stream.get_raw_message(sequence).await {
+        Ok(message) => Ok(Some(message)),
+        Err(error)
+            if matches!(
+                error.kind(),
+                jetstream::stream::RawMessageErrorKind::NoMessageFound
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(nats(error)),
+    }
+}
+
+/// The position and event id of a message that is a Latch event: a
+/// `Latch-Position` header, a payload that decodes as a Latch event, and
+/// both agreeing (with `Nats-Msg-Id` too). `None` for anything else.
+fn latch_event_in(message: &jetstream::message::StreamMessage) -> Option<(Position, String)> {
+    let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
+    let position = header(headers::LATCH_POSITION)?.parse::<u64>().ok()?;
+    let id = header(headers::NATS_MSG_ID)?;
+    let recorded = latch_bus::decode(&message.payload).ok()?;
+    (recorded.position.get() == position && recorded.envelope.id.to_string() == id)
+        .then(|| (Position::new(position), id))
 }

@@ -84,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
     config.nats = settings.nats.connection();
     config.max_staleness = Duration::from_secs(settings.max_staleness_seconds);
     let verifier = Verifier::connect(config).await?;
-    tracing::info!(position = %verifier.position(), nats = %settings.nats.nats_url, "verifier current");
+    tracing::info!(position = %verifier.position(), nats = %latch_bus::redact_url(&settings.nats.nats_url), "verifier current");
 
     let issued: Issued = Arc::default();
     let app = Router::new()

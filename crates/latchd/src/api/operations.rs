@@ -121,7 +121,17 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
             "# HELP latch_relay_repairs_total Times the stream was found behind and refilled.\n# TYPE latch_relay_repairs_total counter\nlatch_relay_repairs_total {}",
             relay.repairs.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP latch_relay_foreign_messages_total Messages in the stream that are not Latch events, skipped.\n# TYPE latch_relay_foreign_messages_total counter\nlatch_relay_foreign_messages_total {}",
+            relay.foreign_messages.load(Ordering::Relaxed)
+        );
     }
+    let _ = writeln!(
+        out,
+        "# HELP latch_nats_replies_refused_total NATS requests dropped because their reply subject is not an inbox.\n# TYPE latch_nats_replies_refused_total counter\nlatch_nats_replies_refused_total {}",
+        crate::reply_guard::refused_total()
+    );
     let _ = writeln!(
         out,
         "# HELP latch_scheduler_pending_notes Time-based notes (expiring, expired, rotation due) waiting in the deadline index.\n# TYPE latch_scheduler_pending_notes gauge\nlatch_scheduler_pending_notes {}",
