@@ -88,7 +88,7 @@ pub async fn bootstrap(
     Ok(Bootstrapped::AdminToken(path))
 }
 
-fn write_token_file(path: &Path, secret: &TokenSecret) -> std::io::Result<()> {
+pub(crate) fn write_token_file(path: &Path, secret: &TokenSecret) -> std::io::Result<()> {
     let partial = path.with_extension("token.partial");
     let _ = std::fs::remove_file(&partial);
     let mut options = std::fs::OpenOptions::new();
