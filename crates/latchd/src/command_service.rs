@@ -160,6 +160,10 @@ impl CommandService {
             tokio::select! {
                 next = incoming.next() => {
                     let Some((kind, message)) = next else { break };
+                    // The catch-all leaves known commands to their endpoints.
+                    if matches!(kind, Incoming::Unknown) && CommandRoute::for_subject(&message.subject).is_some() {
+                        continue;
+                    }
                     // Nothing is answered, or run, for a reply subject that
                     // is not an inbox.
                     let Some(reply) = reply_guard::reply_to(&message.subject, message.reply.as_deref()) else {
@@ -172,10 +176,7 @@ impl CommandService {
                     tokio::spawn(async move {
                         let (headers, body) = match kind {
                             Incoming::Command => command(&service, &message, router).await,
-                            Incoming::Unknown => match unknown(&service, &message) {
-                                Some(answer) => answer,
-                                None => return,
-                            },
+                            Incoming::Unknown => unknown(&service, &message),
                             Incoming::Discovery(verb) => (HeaderMap::new(), Bytes::from(service.answer(verb))),
                         };
                         send(&client, reply, headers, body).await;
@@ -271,11 +272,8 @@ fn header(message: &async_nats::Message, name: &str) -> Option<String> {
         .map(|v| v.as_str().to_owned())
 }
 
-/// Answers commands no endpoint serves (and ignores the ones they do).
-fn unknown(service: &MicroService, message: &async_nats::Message) -> Option<(HeaderMap, Bytes)> {
-    if CommandRoute::for_subject(&message.subject).is_some() {
-        return None;
-    }
+/// Answers a command no endpoint serves.
+fn unknown(service: &MicroService, message: &async_nats::Message) -> (HeaderMap, Bytes) {
     let started = Instant::now();
     let known: Vec<String> = COMMAND_ROUTES
         .iter()
@@ -291,7 +289,7 @@ fn unknown(service: &MicroService, message: &async_nats::Message) -> Option<(Hea
         endpoint.record(started.elapsed(), Some((404, "no such command")));
     }
     let reply_key = header(message, REPLY_KEY_HEADER);
-    Some(seal_if_asked(reply_key.as_deref(), headers, body))
+    seal_if_asked(reply_key.as_deref(), headers, body)
 }
 
 /// Runs one command through the router: `(status, reply headers, body)`.
