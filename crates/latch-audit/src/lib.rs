@@ -44,6 +44,6 @@ pub use moment::Moment;
 pub use replay::{Progress, Replayed, replay};
 pub use state_entry::{RoleView, StateEntry, StateScope, TokenAt, state_entries};
 pub use token_story::{StoryEntry, TokenStory};
-pub use token_usage::TokenUsage;
+pub use token_usage::{ReporterName, TokenUsage};
 pub use token_view::{TokenView, UsageView};
 pub use who_can::{Holder, who_can};

@@ -48,6 +48,10 @@ pub struct UsageView {
     /// (verifiers report every few seconds); `null`: never used.
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_used_from: Option<String>,
+    /// The verifier that reported the last use, as it names itself
+    /// (absent when latchd itself accepted the token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_reported_by: Option<String>,
     /// Accepted uses recorded.
     pub use_count: u64,
 }
@@ -57,6 +61,9 @@ impl UsageView {
         UsageView {
             last_used_at: usage.map(|u| u.last_used_at),
             last_used_from: usage.and_then(|u| u.last_used_from).map(|a| a.to_string()),
+            last_reported_by: usage
+                .and_then(|u| u.last_reported_by)
+                .map(|r| r.to_string()),
             use_count: usage.map_or(0, |u| u.count),
         }
     }

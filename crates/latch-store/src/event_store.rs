@@ -637,6 +637,19 @@ impl EventStore {
         Ok(())
     }
 
+    /// Deletes the activity records with ids before `end` (wherever they
+    /// are kept) and gives their space back: latchd's retention.
+    pub fn delete_activity_before(&self, end: [u8; 16]) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        crate::side_records::delete_family_before(&self.db, CF_ACTIVITY, end)?;
+        if let Some(records) = &self.records {
+            records.delete_before(CF_ACTIVITY, end)?;
+        }
+        Ok(())
+    }
+
     /// A consistent copy of the whole store (RocksDB checkpoints: hard links
     /// where it can) in `dir`, which must not exist yet: the log, then its
     /// side records inside it.

@@ -69,6 +69,11 @@ impl SideRecords {
         scan_family(&self.db, family, after, keep)
     }
 
+    /// See `delete_family_before`.
+    pub(crate) fn delete_before(&self, family: &str, end: [u8; 16]) -> Result<(), StoreError> {
+        delete_family_before(&self.db, family, end)
+    }
+
     pub(crate) fn checkpoint(&self, log_copy: &Path) -> Result<(), StoreError> {
         rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(log_copy.join(DIR))?;
         Ok(())
@@ -80,6 +85,18 @@ fn handle<'a>(db: &'a DB, family: &str) -> Result<&'a rocksdb::ColumnFamily, Sto
         position: latch_core::Position::ZERO,
         problem: format!("no column family {family} in the side records"),
     })
+}
+
+/// Deletes the records keyed before `end` (one range tombstone) and
+/// compacts that range, so the space comes back now rather than whenever
+/// RocksDB gets to it. A missing family has none.
+pub(crate) fn delete_family_before(db: &DB, family: &str, end: [u8; 16]) -> Result<(), StoreError> {
+    let Some(handle) = db.cf_handle(family) else {
+        return Ok(());
+    };
+    db.delete_range_cf(handle, [0u8; 16], end)?;
+    db.compact_range_cf(handle, None::<&[u8]>, Some(&end[..]));
+    Ok(())
 }
 
 /// Records keyed by 16-byte ids after `after` (or from the first), in key

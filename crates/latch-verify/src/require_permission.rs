@@ -5,14 +5,14 @@
 //! extensions.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use latch_core::Permission;
+use latch_core::{Permission, Rejection};
 use tower::{Layer, Service};
 
 use crate::denial::Denial;
@@ -92,10 +92,26 @@ where
                 .verifier
                 .verify_with(token, &self.permission, ip)
                 .map_err(|d| self.denied(d)),
+            // No connect info (the service was not served with
+            // `into_make_service_with_connect_info::<SocketAddr>()`): fail
+            // closed for tokens bound to addresses. 0.0.0.0 stands for
+            // "unknown": it is never a peer's address, so only a token
+            // that allows every address (or 0.0.0.0/8) accepts it, and
+            // usage reports it as no address.
             (Some(token), None) => self
                 .verifier
-                .verify(token, &self.permission)
-                .map_err(|d| self.denied(d)),
+                .verify_with(token, &self.permission, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+                .map_err(|d| match d {
+                    Denial::Rejected(Rejection::SourceNotAllowed) => problem(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthenticated",
+                        "this token may only be used from certain addresses, and this service \
+                         does not know the request's source address (serve it with \
+                         into_make_service_with_connect_info::<SocketAddr>())"
+                            .into(),
+                    ),
+                    other => self.denied(other),
+                }),
         };
         match outcome {
             Ok(verified) => {

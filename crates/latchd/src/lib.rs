@@ -8,8 +8,10 @@
 #![allow(clippy::result_large_err)]
 
 pub mod api;
+mod activity_pruner;
 mod backup;
 mod bootstrap;
+mod bounded_text;
 mod clock;
 mod command_handler;
 mod command_outcome;
@@ -17,15 +19,18 @@ mod command_service;
 mod deadline_index;
 mod dev_nats;
 mod event_codec;
+mod http_server;
 mod nats_micro;
 mod rebuild;
 mod relay;
 mod reply_guard;
 mod scheduler;
+mod serve_limits;
 mod state_snapshot;
 mod usage_book;
 mod usage_intake;
 
+pub use activity_pruner::{ActivityPruner, Pruned};
 pub use backup::{BackupError, BackupTaken, LOG_DIR, take_backup};
 pub use bootstrap::{ADMIN_TOKEN_FILE, BootstrapError, Bootstrapped, bootstrap};
 pub use clock::{Clock, FileClock, ManualClock, SystemClock};
@@ -36,10 +41,12 @@ pub use command_outcome::{CommandReceipt, CommandRejection, CommandResult, Handl
 pub use command_service::CommandService;
 pub use dev_nats::{DevNats, DevNatsError, INSTALL_NATS, nats_answers};
 pub use event_codec::{to_new_event, to_recorded};
+pub use http_server::{HttpServerLimits, serve as serve_http};
 pub use latch_audit::TokenUsage;
 pub use rebuild::{RebuildError, Rebuilt, rebuild};
 pub use relay::{Relay, RelayStatus};
 pub use reply_guard::refused_total as nats_replies_refused_total;
 pub use scheduler::{Scheduler, SchedulerStatus};
+pub use serve_limits::ServeLimits;
 pub use usage_book::UsageBook;
 pub use usage_intake::UsageIntake;

@@ -20,8 +20,8 @@ use latch_store::{ChainVerdict, EventStore};
 use latchd::api::{self, AppState};
 use latchd::{
     ADMIN_TOKEN_FILE, Bootstrapped, Clock, CommandHandler, CommandService, DevNats, FileClock,
-    HandlerConfig, LOG_DIR, Relay, RelayStatus, Scheduler, SystemClock, UsageIntake, bootstrap,
-    nats_answers, take_backup,
+    HandlerConfig, LOG_DIR, Relay, RelayStatus, Scheduler, ServeLimits, SystemClock, UsageIntake,
+    bootstrap, nats_answers, serve_http, take_backup,
 };
 
 /// mimalloc instead of the system allocator: replay, JSON and RocksDB
@@ -94,6 +94,8 @@ struct ServeArgs {
     tls_key: Option<PathBuf>,
     #[command(flatten)]
     nats: NatsArgs,
+    #[command(flatten)]
+    limits: ServeLimits,
     /// Save a state snapshot after this many new events.
     #[arg(
         long,
@@ -262,7 +264,18 @@ async fn serve(settings: ServeArgs, banner: Option<DevBanner>) -> anyhow::Result
     };
     let relay_task = tokio::spawn(relay.run(relay_shutdown.clone()));
 
-    let app = AppState::with_relay(commands.clone(), clock.clone(), Some(relay_status.clone()));
+    let app = AppState::with_limits(
+        commands.clone(),
+        clock.clone(),
+        Some(relay_status.clone()),
+        settings.limits.request_limits(),
+    );
+    tokio::spawn(
+        settings
+            .limits
+            .activity_pruner(store.clone(), clock.clone())
+            .run(relay_shutdown.clone()),
+    );
     let scheduler = Scheduler {
         commands: commands.clone(),
         store: store.clone(),
@@ -275,6 +288,7 @@ async fn serve(settings: ServeArgs, banner: Option<DevBanner>) -> anyhow::Result
         nats: nats.clone(),
         commands: commands.clone(),
         book: app.usage.clone(),
+        clock: clock.clone(),
     };
     tokio::spawn(intake.run(relay_shutdown.clone()));
     let usage_flusher = tokio::spawn(
@@ -335,19 +349,15 @@ async fn serve(settings: ServeArgs, banner: Option<DevBanner>) -> anyhow::Result
             handle.graceful_shutdown(Some(Duration::from_secs(30)));
         }
     });
-    let service = api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    match tls {
-        Some(tls) => axum_server::from_tcp_rustls(listener, tls)?
-            .handle(handle)
-            .serve(service)
-            .await
-            .context("serving HTTPS")?,
-        None => axum_server::from_tcp(listener)?
-            .handle(handle)
-            .serve(service)
-            .await
-            .context("serving HTTP")?,
-    }
+    serve_http(
+        listener,
+        tls,
+        handle,
+        api::router(app.clone()),
+        settings.limits.server_limits(),
+    )
+    .await
+    .with_context(|| format!("serving {scheme}"))?;
 
     app.set_ready(false);
     tracing::info!("shutting down: finishing queued commands");

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use latch_audit::TokenUsage;
+use latch_audit::{ReporterName, TokenUsage};
 use latch_core::TokenId;
 use latch_store::{EventStore, StoreError};
 
@@ -26,7 +26,8 @@ impl UsageBook {
         }
     }
 
-    /// Records `count` uses of a token, the last at `last_at` from `from`.
+    /// Records `count` uses of a token, the last at `last_at` from `from`,
+    /// as the verifier `reporter` reported them (`None`: latchd saw them).
     pub fn record(
         &self,
         token_id: TokenId,
@@ -34,13 +35,21 @@ impl UsageBook {
         last_at: DateTime<Utc>,
         from: Option<IpAddr>,
         count: u64,
+        reporter: Option<&str>,
     ) {
-        let used = TokenUsage {
-            first_used_at: first_at,
-            last_used_at: last_at,
-            last_used_from: from,
-            count,
-        };
+        self.add(
+            token_id,
+            TokenUsage {
+                first_used_at: first_at,
+                last_used_at: last_at,
+                last_used_from: from,
+                count,
+                last_reported_by: reporter.map(ReporterName::new),
+            },
+        );
+    }
+
+    fn add(&self, token_id: TokenId, used: TokenUsage) {
         let mut pending = self.pending.lock().expect("usage lock");
         pending
             .entry(token_id)
@@ -82,13 +91,7 @@ impl UsageBook {
                     .store(&self.store, token_id)
             });
             if let Err(error) = result {
-                self.record(
-                    token_id,
-                    used.first_used_at,
-                    used.last_used_at,
-                    used.last_used_from,
-                    used.count,
-                );
+                self.add(token_id, used);
                 failed = Some(error);
             }
         }

@@ -1,51 +1,68 @@
-//! API activity audit and authentication, one layer on every `/v1` route.
+//! API activity audit, one layer on every `/v1` route.
 //!
-//! Each request is authenticated (401 when it cannot be) and recorded —
-//! allowed or denied — with time, request id, account and token (when
-//! known), method, route, status and remote address. The record is written
-//! before the request is processed and completed after it; if it cannot be
-//! written the request fails (fail closed, as Vault does).
+//! Each request is recorded — allowed or denied — with time, request id,
+//! account and token (when known), method, route, status and remote
+//! address; the request path is kept to `MAX_PATH_BYTES` (a longer one is
+//! cut and marked). The record is written before the request is processed
+//! and completed after it; if it cannot be written the request fails (fail
+//! closed, as Vault does).
+//!
+//! Requests that fail authentication (401) or authorization (403) draw on
+//! their source's failure budget (`FailureLimiter`); once it is spent, a
+//! request without a valid token is answered 429 with `Retry-After` and
+//! nothing is stored for it.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use latch_audit::ActivityRecord;
-use latch_core::{AccountId, TokenId};
 
 use crate::api::NatsTransport;
 use crate::api::app_state::AppState;
-use crate::api::caller::Caller;
+use crate::api::authentication::{Authentication, Refused, authenticate, remote_address};
+use crate::api::failure_limiter::SourceKey;
 use crate::api::problem::Problem;
 use crate::api::request_id::RequestId;
+use crate::bounded_text::{MAX_NAME_BYTES, MAX_PATH_BYTES, bounded};
 
 pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let remote = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0), |c| {
-            c.0
-        });
-    let authenticated = authenticate(&app, request.headers(), remote.ip());
+    let remote = remote_address(&request);
+    let over_nats = request.extensions().get::<NatsTransport>().is_some();
+    let source = if over_nats {
+        SourceKey::Nats
+    } else {
+        SourceKey::of(remote.ip())
+    };
+    let authenticated = match request.extensions_mut().remove::<Authentication>() {
+        Some(Authentication(outcome)) => outcome,
+        None => authenticate(&app, request.headers(), remote.ip()),
+    };
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || bounded(request.uri().path(), MAX_PATH_BYTES).into_owned(),
+        |m| m.as_str().to_owned(),
+    );
+    if authenticated.is_err()
+        && let Err(wait) = app.failures.take(source, Instant::now())
+    {
+        tracing::debug!(%route, remote = %remote.ip(), "too many failed requests from this source: 429, not recorded");
+        return rate_limited(wait);
+    }
     let mut record = ActivityRecord {
         id: uuid::Uuid::now_v7(),
         at: app.clock.now(),
         request_id: request
             .extensions()
             .get::<RequestId>()
-            .map(|r| r.0.clone())
+            .map(|r| bounded(&r.0, MAX_NAME_BYTES).into_owned())
             .unwrap_or_default(),
-        method: request.method().to_string(),
-        route: request.extensions().get::<MatchedPath>().map_or_else(
-            || request.uri().path().to_owned(),
-            |m| m.as_str().to_owned(),
-        ),
-        path: request.uri().path().to_owned(),
-        remote_addr: if request.extensions().get::<NatsTransport>().is_some() {
+        method: bounded(request.method().as_str(), MAX_NAME_BYTES).into_owned(),
+        route,
+        path: bounded(request.uri().path(), MAX_PATH_BYTES).into_owned(),
+        remote_addr: if over_nats {
             "nats".to_owned()
         } else {
             remote.ip().to_string()
@@ -65,10 +82,17 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
     if let Err(problem) = write(&app, &record) {
         return problem.into_response();
     }
+    let caller_known = authenticated.is_ok();
     let response = match authenticated {
         Ok(caller) => {
-            app.usage
-                .record(caller.token_id, record.at, record.at, Some(remote.ip()), 1);
+            app.usage.record(
+                caller.token_id,
+                record.at,
+                record.at,
+                Some(remote.ip()),
+                1,
+                None,
+            );
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
@@ -77,6 +101,9 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
             problem.into_response()
         }
     };
+    if caller_known && response.status() == StatusCode::FORBIDDEN {
+        app.failures.charge(source, Instant::now());
+    }
     record.status = Some(response.status().as_u16());
     record.duration_us = Some(started.elapsed().as_micros() as u64);
     match write(&app, &record) {
@@ -92,48 +119,20 @@ fn write(app: &AppState, record: &ActivityRecord) -> Result<(), Problem> {
     })
 }
 
-/// A request that could not be authenticated, and the token it presented
-/// when latch knows it (revoked, expired, suspended, or from a source it may
-/// not be used from): investigators want those attempts on the token's record.
-struct Refused {
-    problem: Problem,
-    presented: Option<(AccountId, TokenId)>,
-}
-
-impl From<Problem> for Refused {
-    fn from(problem: Problem) -> Self {
-        Refused {
-            problem,
-            presented: None,
-        }
+/// 429 with `Retry-After` (whole seconds, at least 1).
+fn rate_limited(wait: std::time::Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let seconds = seconds.max(1);
+    let mut response = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        format!(
+            "too many failed (401/403) requests from this address; retry in {seconds} s with a valid token (requests with a valid token are not limited)"
+        ),
+    )
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
     }
-}
-
-fn authenticate(app: &AppState, headers: &HeaderMap, source: IpAddr) -> Result<Caller, Refused> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| Problem::unauthenticated("missing Authorization: Bearer <token>"))?;
-    let value = value
-        .to_str()
-        .map_err(|_| Problem::unauthenticated("the Authorization header is not text"))?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .ok_or_else(|| {
-            Problem::unauthenticated("the Authorization header must be: Bearer <token>")
-        })?
-        .trim();
-    let state = app.commands.state();
-    let principal = latch_core::authenticate(&state, token, app.clock.now(), Some(source))
-        .map_err(|rejection| Refused {
-            problem: Problem::unauthenticated(rejection.to_string()),
-            presented: latch_core::identify(&state, token)
-                .ok()
-                .map(|t| (t.account_id, t.id)),
-        })?;
-    Ok(Caller {
-        account_id: principal.account_id,
-        token_id: principal.token_id,
-        permissions: principal.effective_permissions(),
-    })
+    response
 }

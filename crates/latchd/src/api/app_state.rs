@@ -3,8 +3,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::api::failure_limiter::{FailureLimiter, MAX_SOURCES};
 use crate::api::http_metrics::HttpMetrics;
 use crate::api::issued_secrets::IssuedSecrets;
+use crate::api::request_limits::RequestLimits;
 use crate::clock::Clock;
 use crate::command_handler::CommandHandle;
 use crate::relay::RelayStatus;
@@ -25,6 +27,10 @@ pub struct Inner {
     pub usage: Arc<UsageBook>,
     /// The scheduler's counters (zero when no scheduler runs).
     pub scheduler: Arc<SchedulerStatus>,
+    /// What one request may cost (body read timeout, failure budget).
+    pub limits: RequestLimits,
+    /// Each source's budget of failed requests.
+    pub failures: FailureLimiter,
     ready: AtomicBool,
 }
 
@@ -38,6 +44,15 @@ impl AppState {
         clock: Arc<dyn Clock>,
         relay: Option<Arc<RelayStatus>>,
     ) -> Self {
+        Self::with_limits(commands, clock, relay, RequestLimits::default())
+    }
+
+    pub fn with_limits(
+        commands: CommandHandle,
+        clock: Arc<dyn Clock>,
+        relay: Option<Arc<RelayStatus>>,
+        limits: RequestLimits,
+    ) -> Self {
         let usage = Arc::new(UsageBook::new(commands.store().clone()));
         Self(Arc::new(Inner {
             usage,
@@ -47,6 +62,8 @@ impl AppState {
             secrets: IssuedSecrets::default(),
             metrics: HttpMetrics::default(),
             relay,
+            limits,
+            failures: FailureLimiter::new(limits.failures, MAX_SOURCES),
             ready: AtomicBool::new(false),
         }))
     }

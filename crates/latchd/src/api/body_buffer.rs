@@ -1,21 +1,33 @@
-//! Reads every request body (at most `MAX_BODY_BYTES`) before routing.
+//! Authenticates every request, then reads its body before routing — the
+//! whole body (at most `MAX_BODY_BYTES`) only for a request with a valid
+//! token.
 //!
 //! A response sent while the client is still sending its body makes hyper
 //! drop the keep-alive connection, and a client that reuses it sees the peer
 //! disconnect. Reading bodies first means no refusal (401, 404, a bad
-//! header…) can race the body. An announced oversize body is refused from
-//! its `Content-Length` alone, so a client that sent
-//! `Expect: 100-continue` never has to send it.
+//! header…) can race the body. But a request without a valid token must not
+//! make latchd hold 64 KiB: its body is read and dropped up to
+//! `UNAUTHENTICATED_BODY_BYTES`, never kept, and if it is longer (or
+//! announced longer) latchd answers without reading it and closes the
+//! connection. An announced oversize body is refused from its
+//! `Content-Length` alone, so a client that sent `Expect: 100-continue`
+//! never has to send it. A body that does not arrive within the body read
+//! timeout is answered 408 and the connection closed.
 
 use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 
+use crate::api::app_state::AppState;
+use crate::api::authentication::{Authentication, authenticate, remote_address};
 use crate::api::json_body::{MAX_BODY_BYTES, too_large};
+use crate::api::problem::Problem;
+use crate::api::request_limits::UNAUTHENTICATED_BODY_BYTES;
 
-pub async fn layer(request: Request, next: Next) -> Response {
+pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
     let announced = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -24,14 +36,58 @@ pub async fn layer(request: Request, next: Next) -> Response {
     if announced.is_some_and(|length| length > MAX_BODY_BYTES) {
         return closing(too_large().into_response());
     }
+    let source = remote_address(&request).ip();
+    let authenticated = authenticate(&app, request.headers(), source);
+    let accepted = authenticated.is_ok();
+    request
+        .extensions_mut()
+        .insert(Authentication(authenticated));
+    let timeout = app.limits.body_read_timeout;
     let (parts, body) = request.into_parts();
-    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
-        Err(_) => closing(too_large().into_response()),
+    if accepted {
+        return match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await
+        {
+            Ok(Ok(bytes)) => {
+                next.run(Request::from_parts(parts, Body::from(bytes)))
+                    .await
+            }
+            Ok(Err(_)) => closing(too_large().into_response()),
+            Err(_) => closing(too_slow(timeout).into_response()),
+        };
     }
+    // Not authenticated: the handlers that answer need no body.
+    let drained = announced.is_none_or(|length| length <= UNAUTHENTICATED_BODY_BYTES)
+        && tokio::time::timeout(timeout, drain(body, UNAUTHENTICATED_BODY_BYTES))
+            .await
+            .unwrap_or(false);
+    let response = next.run(Request::from_parts(parts, Body::empty())).await;
+    if drained { response } else { closing(response) }
+}
+
+/// Reads and drops the body; `true` when it ended within `limit` bytes.
+async fn drain(mut body: Body, limit: usize) -> bool {
+    let mut read = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return false };
+        if let Some(data) = frame.data_ref() {
+            read = read.saturating_add(data.len());
+            if read > limit {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn too_slow(timeout: std::time::Duration) -> Problem {
+    Problem::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request-timeout",
+        format!(
+            "the request body did not arrive within {} s (the body read timeout); send it at once",
+            timeout.as_secs_f64()
+        ),
+    )
 }
 
 /// The rest of the body was not read: the connection cannot be reused.

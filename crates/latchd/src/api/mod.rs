@@ -4,11 +4,13 @@ mod account_routes;
 mod activity;
 mod app_state;
 mod audit_routes;
+mod authentication;
 mod backup_route;
 mod body_buffer;
 mod caller;
 mod command_headers;
 mod event_routes;
+mod failure_limiter;
 mod http_metrics;
 mod introspection;
 mod investigation_routes;
@@ -20,6 +22,7 @@ mod operations;
 mod policy_routes;
 mod problem;
 mod request_id;
+mod request_limits;
 mod role_routes;
 mod snapshot_route;
 mod submit;
@@ -31,9 +34,11 @@ use axum::middleware;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 pub use app_state::AppState;
+pub use failure_limiter::{FailureBudget, Rate, RateError, SourceKey};
 pub use latch_audit::ActivityRecord;
 pub use openapi::ApiDoc;
 pub use problem::Problem;
+pub use request_limits::RequestLimits;
 
 /// Marks a request that came over NATS (latchd's command service), not a
 /// socket: its activity record says `nats` where an address would be.
@@ -154,7 +159,10 @@ pub fn router(app: AppState) -> Router {
         ))
         .fallback(|| async { Problem::not_found("no such route; see GET /v1/openapi.json") })
         .layer(DefaultBodyLimit::max(json_body::MAX_BODY_BYTES))
-        .layer(middleware::from_fn(body_buffer::layer))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            body_buffer::layer,
+        ))
         .layer(middleware::from_fn(request_id::layer))
         .with_state(app)
 }

@@ -11,6 +11,7 @@ use http_body_util::BodyExt;
 use tracing::Instrument;
 
 use crate::api::problem::ProblemMarker;
+use crate::bounded_text::{MAX_NAME_BYTES, MAX_PATH_BYTES, bounded};
 
 pub const HEADER: &str = "x-request-id";
 
@@ -34,7 +35,10 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     request.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    // Method and path are the client's: cut them, so a 40 KB path is not logged.
+    let method = bounded(request.method().as_str(), MAX_NAME_BYTES).into_owned();
+    let path = bounded(request.uri().path(), MAX_PATH_BYTES).into_owned();
+    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
     let mut response = next.run(request).instrument(span).await;
     if response.extensions().get::<ProblemMarker>().is_some() {
         response = stamp_problem(response, &id).await;

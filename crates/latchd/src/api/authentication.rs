@@ -1,0 +1,79 @@
+//! Authenticating a request's bearer token, once, before its body is read:
+//! `body_buffer` authenticates and leaves the outcome in the request's
+//! extensions (`Authentication`); `activity` records it and refuses or
+//! serves the request.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderMap, header};
+use latch_core::{AccountId, TokenId};
+
+use crate::api::app_state::AppState;
+use crate::api::caller::Caller;
+use crate::api::problem::Problem;
+
+/// The outcome of authenticating a request, kept in its extensions.
+#[derive(Clone)]
+pub struct Authentication(pub Result<Caller, Refused>);
+
+/// A request that could not be authenticated, and the token it presented
+/// when latch knows it (revoked, expired, suspended, or from a source it may
+/// not be used from): investigators want those attempts on the token's record.
+#[derive(Clone)]
+pub struct Refused {
+    pub problem: Problem,
+    pub presented: Option<(AccountId, TokenId)>,
+}
+
+impl From<Problem> for Refused {
+    fn from(problem: Problem) -> Self {
+        Refused {
+            problem,
+            presented: None,
+        }
+    }
+}
+
+/// The peer's address; `0.0.0.0:0` when there is none (NATS).
+pub fn remote_address(request: &Request) -> SocketAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0), |c| {
+            c.0
+        })
+}
+
+pub fn authenticate(
+    app: &AppState,
+    headers: &HeaderMap,
+    source: IpAddr,
+) -> Result<Caller, Refused> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| Problem::unauthenticated("missing Authorization: Bearer <token>"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| Problem::unauthenticated("the Authorization header is not text"))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or_else(|| {
+            Problem::unauthenticated("the Authorization header must be: Bearer <token>")
+        })?
+        .trim();
+    let state = app.commands.state();
+    let principal = latch_core::authenticate(&state, token, app.clock.now(), Some(source))
+        .map_err(|rejection| Refused {
+            problem: Problem::unauthenticated(rejection.to_string()),
+            presented: latch_core::identify(&state, token)
+                .ok()
+                .map(|t| (t.account_id, t.id)),
+        })?;
+    Ok(Caller {
+        account_id: principal.account_id,
+        token_id: principal.token_id,
+        permissions: principal.effective_permissions(),
+    })
+}

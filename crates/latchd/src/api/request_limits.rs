@@ -1,0 +1,28 @@
+//! `RequestLimits`: what one request may cost latchd before and after it
+//! is authenticated (set by `ServeLimits`, latchd's command-line flags).
+
+use std::time::Duration;
+
+use crate::api::failure_limiter::FailureBudget;
+
+/// A request without a valid token may make latchd read (and drop) at most
+/// this much of its body; a larger one is answered and the connection
+/// closed. Authenticated requests may send `json_body::MAX_BODY_BYTES`.
+pub const UNAUTHENTICATED_BODY_BYTES: usize = 4 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Failed (401, 403) requests each source may make.
+    pub failures: FailureBudget,
+    /// The most time a request body may take to arrive (408 after).
+    pub body_read_timeout: Duration,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self {
+            failures: FailureBudget::default(),
+            body_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
