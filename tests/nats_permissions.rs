@@ -1,0 +1,268 @@
+//! The shipped NATS configuration, `deploy/nats.conf`, as written (only the
+//! passwords, the port and the store directory are the test's): every role
+//! works with its own user and inbox prefix, and a user with no Latch
+//! permissions (`other`) can neither forge events or heartbeats, nor read
+//! the others' replies, nor make latchd reply into `latch.`, nor touch the
+//! stream (issue 15, finding 6).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use latch_e2e::{Latchd, account_with_token, binary, ok};
+use latch_verify::{Permission, Verifier, VerifierConfig};
+use serde_json::Value;
+
+const USERS: [&str; 4] = ["latchd", "verifier", "ci", "other"];
+
+fn password(user: &str) -> String {
+    format!("{user}-pw-{}", std::process::id())
+}
+
+/// `deploy/nats.conf` with the passwords defined before its text (a
+/// variable the file references must be defined before it, in the same
+/// file, or in the environment).
+fn shipped_config(dir: &Path) -> std::path::PathBuf {
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nats.conf"),
+    )
+    .expect("deploy/nats.conf");
+    let mut text = String::new();
+    for user in USERS {
+        text.push_str(&format!(
+            "NATS_{}_PASSWORD: \"{}\"\n",
+            user.to_uppercase(),
+            password(user)
+        ));
+    }
+    text.push_str(&shipped);
+    let path = dir.join("nats.conf");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn connection(url: &str, user: &str) -> latch_bus::NatsConnection {
+    latch_bus::NatsConnection {
+        user: Some(user.to_owned()),
+        password: Some(password(user)),
+        inbox_prefix: Some(format!("_INBOX_{user}")),
+        ..latch_bus::NatsConnection::new(url)
+    }
+}
+
+fn metric(latchd: &Latchd, name: &str) -> u64 {
+    let text = latchd.raw("GET", "/metrics", None, &[], Vec::new());
+    let text = text.body.as_str().unwrap_or_default().to_owned();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+}
+
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `latch --transport nats` as the `ci` user.
+fn latch_as_ci(latchd: &Latchd, token: &str, args: &[&str]) -> Output {
+    Command::new(binary("latch"))
+        .args(["--transport", "nats", "--nats-url", &latchd.nats().url()])
+        .args(args)
+        .env("LATCH_TOKEN", token)
+        .env("LATCH_NATS_USER", "ci")
+        .env("LATCH_NATS_PASSWORD", password("ci"))
+        .env("LATCH_NATS_INBOX_PREFIX", "_INBOX_ci")
+        .env_remove("LATCH_URL")
+        .env_remove("LATCH_TOKEN_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run latch")
+}
+
+/// When LATCH_EVENTS was created, how many messages it holds and whether
+/// all are Latch events, read as the verifier user.
+async fn stream_state(verifier_client: &async_nats::Client) -> (String, u64, bool) {
+    let js = async_nats::jetstream::new(verifier_client.clone());
+    let mut stream = js.get_stream("LATCH_EVENTS").await.expect("the stream");
+    let info = stream.info().await.unwrap().clone();
+    let state = info.state.clone();
+    let mut all_latch = true;
+    for sequence in state.first_sequence..=state.last_sequence {
+        if let Ok(message) = stream.get_raw_message(sequence).await {
+            all_latch &= message.headers.get("Latch-Position").is_some()
+                && latch_bus::decode(&message.payload).is_ok();
+        }
+    }
+    (format!("{:?}", info.created), state.messages, all_latch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = shipped_config(dir.path());
+    let nats = latch_testkit::NatsServer::start_with_args(&["-c", config.to_str().unwrap()]);
+    let url = nats.url();
+    let data = tempfile::tempdir().unwrap();
+    let latchd_password = password("latchd");
+    let latchd = Latchd::launch_with(
+        data.path(),
+        nats,
+        "127.0.0.1",
+        &["--nats-url".to_owned(), url.clone()],
+        &[
+            ("LATCH_NATS_USER", "latchd"),
+            ("LATCH_NATS_PASSWORD", latchd_password.as_str()),
+            ("LATCH_NATS_INBOX_PREFIX", "_INBOX_latchd"),
+        ],
+        None,
+    );
+    let admin = latchd.admin_token();
+
+    // latchd relays with its user.
+    let (account, token_id, token) =
+        account_with_token(&latchd, &admin, "svc", "auditor", None);
+    let head = latchd.head();
+    eventually("latchd's relay published the log", || {
+        metric(&latchd, "latch_relay_connected") == 1
+            && metric(&latchd, "latch_relay_published_position") == head
+    });
+
+    // A verifier follows, verifies and reports usage with its user.
+    let mut config = VerifierConfig::new(url.clone());
+    config.nats = connection(&url, "verifier");
+    config.connect_timeout = Duration::from_secs(15);
+    let verifier = Verifier::connect(config).await.expect("the verifier gets current");
+    let read = Permission::parse("audit:read").unwrap();
+    verifier.verify(&token, &read).expect("the verifier accepts the token");
+    let started = Instant::now();
+    while latchd.get(&format!("/v1/tokens/{token_id}"), &admin).body["last_used_at"].is_null() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "latchd received the verifier's usage report"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(verifier.stats().reconnects.load(std::sync::atomic::Ordering::Relaxed), 0);
+
+    // The CLI sends commands over NATS with the ci user (the secret comes
+    // back sealed, on ci's own inboxes).
+    let other = connection(&url, "other").connect().await.expect("other connects");
+    let mut other_sees = other.subscribe(">").await.unwrap();
+    other.flush().await.unwrap();
+    let issued: Value = serde_json::from_str(&ok(latch_as_ci(
+        &latchd,
+        &admin,
+        &["token", "issue", &account, "--name", "from-ci", "--output", "json"],
+    )))
+    .unwrap();
+    let secret = issued["token"].as_str().unwrap().to_owned();
+    let new_head = latchd.head();
+    assert!(new_head > head);
+    let started = Instant::now();
+    while verifier.verify(&secret, &read).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the verifier learns the new token");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // `other` forges an event and a heartbeat, asks latchd (commands,
+    // heartbeat, discovery) to reply into latch.events., and tries to delete
+    // the stream: NATS refuses all of it.
+    let verifier_client = connection(&url, "verifier").connect().await.unwrap();
+    let mut heartbeats = verifier_client.subscribe("latch.heartbeat").await.unwrap();
+    verifier_client.flush().await.unwrap();
+    let (created, before, _) = stream_state(&verifier_client).await;
+    let forged = r#"{"position": 999999, "time": "2030-01-01T00:00:00Z"}"#;
+    other.publish("latch.heartbeat", forged.into()).await.unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Latch-Position", "999999");
+    other
+        .publish_with_headers("latch.events.token.issued.x", headers, "forged".into())
+        .await
+        .unwrap();
+    for subject in ["latch.cmd.account.list", "latch.heartbeat.request", "$SRV.PING"] {
+        other
+            .publish_with_reply(subject, "latch.events.token.issued.x", "{}".into())
+            .await
+            .unwrap();
+    }
+    other
+        .publish_with_reply(
+            "$JS.API.STREAM.DELETE.LATCH_EVENTS",
+            "_INBOX_other.delete",
+            "".into(),
+        )
+        .await
+        .unwrap();
+    other.flush().await.unwrap();
+    // The ci user may send commands: latchd still refuses to reply into
+    // latch.events. for it.
+    let ci = connection(&url, "ci").connect().await.unwrap();
+    ci.publish_with_reply("latch.cmd.account.list", "latch.events.token.issued.x", "{}".into())
+        .await
+        .unwrap();
+    ci.flush().await.unwrap();
+    // ci cannot read other users' inboxes: its subscription is refused.
+    let mut ci_snoops = ci.subscribe("_INBOX_verifier.>").await.unwrap();
+    ci.flush().await.unwrap();
+
+    // Another command over NATS while they listen.
+    let shown = ok(latch_as_ci(&latchd, &admin, &["token", "list", &account, "--output", "json"]));
+    assert!(shown.contains("from-ci"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let (still, after, all_latch) = stream_state(&verifier_client).await;
+    assert_eq!(still, created, "the stream was not deleted");
+    assert!(all_latch, "only Latch events in the stream");
+    assert_eq!(after, before, "nothing was added to the stream");
+    let mut beats = Vec::new();
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_millis(10), heartbeats.next()).await
+    {
+        beats.push(String::from_utf8_lossy(&message.payload).into_owned());
+    }
+    assert!(!beats.is_empty(), "latchd heartbeats reach the verifier user");
+    assert!(
+        beats.iter().all(|b| !b.contains("999999")),
+        "a forged heartbeat got through: {beats:?}"
+    );
+    // `other` saw nothing of Latch's: no events, heartbeats, commands or
+    // replies (its subscription to `>` is filtered by its deny list).
+    let mut seen = Vec::new();
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_millis(10), other_sees.next()).await
+    {
+        seen.push(message.subject.to_string());
+    }
+    assert!(
+        seen.iter().all(|s| !s.starts_with("latch.") && !s.starts_with("_INBOX")),
+        "other saw {seen:?}"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), ci_snoops.next())
+            .await
+            .is_err_or_none(),
+        "ci read a verifier's inbox"
+    );
+    // Everything still works: the stream is there, the verifier current.
+    verifier.verify(&secret, &read).expect("still verifying");
+    assert_eq!(metric(&latchd, "latch_relay_failures_total"), 0);
+}
+
+/// `Result<Option<T>, Elapsed>` from a timed-out or ended stream read.
+trait NothingArrived {
+    fn is_err_or_none(&self) -> bool;
+}
+
+impl<T> NothingArrived for Result<Option<T>, tokio::time::error::Elapsed> {
+    fn is_err_or_none(&self) -> bool {
+        !matches!(self, Ok(Some(_)))
+    }
+}
