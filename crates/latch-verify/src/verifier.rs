@@ -11,7 +11,7 @@
 //! uses are counted per token slot (`UsageSlots`) and reported in batches.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -20,7 +20,9 @@ use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::Order
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use latch_bus::{Heartbeat, STREAM_NAME, TokenUse, UsageReport, subject};
-use latch_core::{AccountId, Permission, PermissionSet, Position, TokenId, VerifierView};
+use latch_core::{
+    AccountId, Permission, PermissionSet, Position, Rejection, TokenDigest, TokenId, VerifierView,
+};
 
 use crate::denial::Denial;
 use crate::usage_slots::UsageSlots;
@@ -161,7 +163,11 @@ impl Verifier {
         Ok(verifier)
     }
 
-    /// Whether `token` may do `permission` now.
+    /// Whether `token` may do `permission` now, when the caller's address
+    /// is unknown. A token bound to source addresses (`allowed_cidrs`) is
+    /// refused (`Rejection::SourceNotAllowed`): without an address its
+    /// binding cannot be checked, so it fails closed. Use `verify_with`
+    /// whenever the source address is known.
     pub fn verify(&self, token: &str, permission: &Permission) -> Result<Verified, Denial> {
         self.check(token, permission, None)
     }
@@ -188,6 +194,9 @@ impl Verifier {
         let now = Utc::now();
         let tracked = self.inner.state.read().expect("state lock");
         let (principal, slot) = tracked.view.authenticate_slotted(token, now, source)?;
+        if source.is_none() && is_source_bound(&tracked.view, token, now) {
+            return Err(Denial::Rejected(Rejection::SourceNotAllowed));
+        }
         if !principal.allows(permission) {
             return Err(Denial::MissingPermission);
         }
@@ -284,6 +293,26 @@ impl Inner {
             self.mark_fresh_at(heartbeat.at_ms);
         }
     }
+}
+
+/// Whether a token the view accepts from an unknown source is bound to
+/// source addresses. The view answers for an address, not for the binding,
+/// so this asks it about the two unspecified addresses, `0.0.0.0` and `::`:
+/// a token bound to any CIDR list that does not hold both is refused. (A
+/// list holding both is, in practice, `0.0.0.0/0` and `::/0`: no binding.)
+fn is_source_bound(view: &VerifierView, token: &str, now: DateTime<Utc>) -> bool {
+    let digest = TokenDigest::of(token);
+    [
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    ]
+    .into_iter()
+    .any(|probe| {
+        matches!(
+            view.authenticate_digest(&digest, now, Some(probe)),
+            Err(Rejection::SourceNotAllowed)
+        )
+    })
 }
 
 /// A heartbeat proves the verifier current only when it is recent (a
