@@ -43,7 +43,9 @@ impl Span {
 
     pub fn parse(text: &str) -> Result<Self, SpanError> {
         let bad = || SpanError(text.to_owned());
-        let unit_at = text.len().checked_sub(1).ok_or_else(bad)?;
+        // The unit is the last character, which need not be one byte: split
+        // at its boundary, never in the middle of a character.
+        let unit_at = text.char_indices().last().ok_or_else(bad)?.0;
         let (digits, unit) = text.split_at(unit_at);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
@@ -123,6 +125,11 @@ mod tests {
             "5M",
             "36501d",
             "99999999999999999999s",
+            // A fuzzer's find: a multi-byte last character once panicked.
+            "\u{80}",
+            "5\u{80}",
+            "(\u{1a7b3}J\u{4ac18}",
+            "5é",
         ] {
             assert!(Span::parse(bad).is_err(), "{bad:?} should be rejected");
         }
