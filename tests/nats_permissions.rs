@@ -266,3 +266,70 @@ impl<T> NothingArrived for Result<Option<T>, tokio::time::error::Elapsed> {
         !matches!(self, Ok(Some(_)))
     }
 }
+
+/// `nats://user:password@host` works, and the password appears in no log
+/// line and no error message (issue 15, finding 9).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn credentials_in_a_nats_url_work_and_are_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = shipped_config(dir.path());
+    let nats = latch_testkit::NatsServer::start_with_args(&["-c", config.to_str().unwrap()]);
+    let address = nats.address();
+    let secret_url = format!("nats://latchd:{}@{address}", password("latchd"));
+    let data = tempfile::tempdir().unwrap();
+    let latchd = Latchd::launch_with(
+        data.path(),
+        nats,
+        "127.0.0.1",
+        &["--nats-url".to_owned(), secret_url],
+        &[("LATCH_NATS_INBOX_PREFIX", "_INBOX_latchd")],
+        None,
+    );
+    let admin = latchd.admin_token();
+    account_with_token(&latchd, &admin, "svc", "auditor", None);
+    let head = latchd.head();
+    let started = Instant::now();
+    while metric(&latchd, "latch_relay_connected") != 1
+        || metric(&latchd, "latch_relay_published_position") != head
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "latchd's relay published the log with the URL's credentials:\n{}",
+            latchd.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The CLI too, and its error when NATS is not there.
+    let ci_url = format!("nats://ci:{}@{address}", password("ci"));
+    let listed = Command::new(binary("latch"))
+        .args(["--transport", "nats", "--nats-url", &ci_url, "--nats-inbox-prefix", "_INBOX_ci"])
+        .args(["account", "list", "--output", "json"])
+        .env("LATCH_TOKEN", &admin)
+        .env_remove("LATCH_URL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(ok(listed).contains("svc"));
+    let nowhere = Command::new(binary("latch"))
+        .args(["--transport", "nats", "--nats-url", &format!("nats://ci:{}@127.0.0.1:1", password("ci"))])
+        .args(["account", "list"])
+        .env("LATCH_TOKEN", &admin)
+        .env_remove("LATCH_URL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!nowhere.status.success());
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&nowhere.stdout),
+        String::from_utf8_lossy(&nowhere.stderr)
+    );
+    assert!(shown.contains("127.0.0.1:1"), "{shown}");
+    assert!(!shown.contains(&password("ci")), "the CLI showed the password: {shown}");
+    let logs = latchd.logs();
+    assert!(logs.contains("latchd ready"), "{logs}");
+    assert!(
+        !logs.contains(&password("latchd")),
+        "latchd logged its NATS password:\n{logs}"
+    );
+}

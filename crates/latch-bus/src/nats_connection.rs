@@ -46,6 +46,88 @@ pub enum NatsConnectError {
     Connect { url: String, reason: String },
 }
 
+/// Credentials embedded in a URL: `nats://user:password@host` or
+/// `nats://token@host` (percent-encoded, as URLs write them).
+#[derive(Clone, PartialEq, Eq)]
+enum UrlAuth {
+    UserPassword(String, String),
+    Token(String),
+}
+
+/// The credentials the URL(s) carry, if any; several URLs must agree.
+fn url_credentials(url: &str) -> Result<Option<UrlAuth>, NatsConnectError> {
+    let mut found: Option<UrlAuth> = None;
+    for one in url.split(',') {
+        let Some((userinfo, _)) = split_userinfo(one.trim()) else {
+            continue;
+        };
+        let auth = match userinfo.split_once(':') {
+            Some((user, password)) => {
+                UrlAuth::UserPassword(percent_decode(user), percent_decode(password))
+            }
+            None => UrlAuth::Token(percent_decode(userinfo)),
+        };
+        match &found {
+            Some(other) if *other != auth => {
+                return Err(NatsConnectError::Settings(
+                    "the NATS URLs carry different credentials; give them once (--nats-user and LATCH_NATS_PASSWORD)"
+                        .into(),
+                ));
+            }
+            _ => found = Some(auth),
+        }
+    }
+    Ok(found)
+}
+
+/// `(userinfo, rest after the @)` of one URL that embeds credentials.
+fn split_userinfo(one: &str) -> Option<(&str, &str)> {
+    let start = one.find("://").map_or(0, |at| at + 3);
+    let rest = &one[start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest[..authority_end].rfind('@')?;
+    Some((&rest[..at], &rest[at + 1..]))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = text
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The URL(s) with any embedded credentials removed: what the NATS client
+/// is given (the credentials go in the connect options instead, so the
+/// client never has them in a URL it might log).
+fn strip_credentials(url: &str) -> String {
+    url.split(',')
+        .map(|one| {
+            let one = one.trim();
+            match split_userinfo(one) {
+                Some((_, rest)) => {
+                    let scheme = one.find("://").map_or("", |at| &one[..at + 3]);
+                    format!("{scheme}{rest}")
+                }
+                None => one.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// `url` with any `user:password@` (or `token@`) replaced by `<redacted>@`,
 /// for every URL of a comma-separated list: what logs and errors may show.
 pub fn redact_url(url: &str) -> String {
@@ -78,6 +160,12 @@ impl NatsConnection {
         redact_url(&self.url)
     }
 
+    /// The URL(s) to connect to, credentials removed (`options` carries
+    /// them): pass this, not `url`, to `ConnectOptions::connect`.
+    pub fn server_url(&self) -> String {
+        strip_credentials(&self.url)
+    }
+
     /// `url` with another name for the connection.
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
@@ -87,14 +175,16 @@ impl NatsConnection {
     /// The connect options these settings make (reads the credentials file).
     pub async fn options(&self) -> Result<ConnectOptions, NatsConnectError> {
         let mut options = ConnectOptions::new();
+        let in_url = url_credentials(&self.url)?;
         let ways = [
             self.creds_file.is_some(),
             self.user.is_some() || self.password.is_some(),
             self.token.is_some(),
+            in_url.is_some(),
         ];
         if ways.iter().filter(|&&way| way).count() > 1 {
             return Err(NatsConnectError::Settings(
-                "give one way to authenticate: a credentials file, a user and password, or a token"
+                "give one way to authenticate: a credentials file, a user and password, a token, or credentials in the URL"
                     .into(),
             ));
         }
@@ -119,6 +209,13 @@ impl NatsConnection {
         }
         if let Some(token) = &self.token {
             options = options.token(token.clone());
+        }
+        match in_url {
+            Some(UrlAuth::UserPassword(user, password)) => {
+                options = options.user_and_password(user, password);
+            }
+            Some(UrlAuth::Token(token)) => options = options.token(token),
+            None => {}
         }
         if let Some(ca) = &self.tls_ca {
             options = options.add_root_certificates(ca.clone()).require_tls(true);
@@ -152,7 +249,7 @@ impl NatsConnection {
     pub async fn connect(&self) -> Result<async_nats::Client, NatsConnectError> {
         let options = self.options().await?;
         options
-            .connect(self.url.as_str())
+            .connect(self.server_url())
             .await
             .map_err(|error| NatsConnectError::Connect {
                 url: self.redacted_url(),
@@ -228,6 +325,24 @@ mod tests {
         assert_eq!(redact_url("nats://h:1"), "nats://h:1");
         assert_eq!(redact_url("h:1"), "h:1");
         assert_eq!(redact_url("u:p@h:1"), "<redacted>@h:1");
+    }
+
+    #[test]
+    fn url_credentials_move_into_the_options() {
+        assert_eq!(
+            strip_credentials("nats://u:p%40ss@h:1, tls://u:p%40ss@h2:2"),
+            "nats://h:1,tls://h2:2"
+        );
+        assert!(matches!(
+            url_credentials("nats://u:p%40ss@h:1").unwrap(),
+            Some(UrlAuth::UserPassword(u, p)) if u == "u" && p == "p@ss"
+        ));
+        assert!(matches!(
+            url_credentials("nats://tok@h:1").unwrap(),
+            Some(UrlAuth::Token(t)) if t == "tok"
+        ));
+        assert!(url_credentials("nats://h:1").unwrap().is_none());
+        assert!(url_credentials("nats://a:b@h:1,nats://c:d@h:2").is_err());
     }
 
     #[tokio::test]

@@ -89,7 +89,7 @@ impl CommandService {
         let client = match options
             .name("latchd command service")
             .retry_on_initial_connect()
-            .connect(self.nats.url.as_str())
+            .connect(self.nats.server_url())
             .await
         {
             Ok(client) => client,

@@ -132,7 +132,7 @@ impl Relay {
             .map_err(nats)?
             .name("latchd relay")
             .connection_timeout(Duration::from_secs(2))
-            .connect(self.nats.url.as_str())
+            .connect(self.nats.server_url())
             .await
             .map_err(nats)?;
         let js = jetstream::new(client.clone());
