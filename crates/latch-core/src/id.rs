@@ -68,3 +68,19 @@ uuid_id!(
     /// The id of one event; NATS uses it as `Nats-Msg-Id` for de-duplication.
     EventId
 );
+uuid_id!(
+    /// The id of one event log, created with it: what latchd signs every
+    /// published event and heartbeat over, so events of another log (an old
+    /// data directory, a second environment on the same NATS) never verify.
+    /// A backup keeps its log's id: it is the same log.
+    LogId
+);
+
+impl LogId {
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(Uuid::from_bytes(bytes))
+    }
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+}

@@ -44,7 +44,7 @@ pub use domain_error::{DomainError, RejectionKind};
 pub use envelope::{EventEnvelope, RecordedEvent};
 pub use event::{Event, StreamName};
 pub use evolve::evolve;
-pub use id::{AccountId, EventId, TokenId};
+pub use id::{AccountId, EventId, LogId, TokenId};
 pub use idempotency_key_digest::IdempotencyKeyDigest;
 pub use permission::{Permission, PermissionError};
 pub use permission_set::PermissionSet;

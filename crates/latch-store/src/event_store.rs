@@ -7,6 +7,8 @@
 //! - `idempotency`: key → `IdempotencyRecord` (kept forever)
 //! - `snapshots`: position → projection snapshot bytes (a cache; losing it
 //!   only costs a longer replay)
+//! - `meta`: the log's own facts: `log_id`, a random id made with the log
+//!   (latchd signs what it publishes over it)
 //! - `activity`: API activity records, keyed by a time-ordered 16-byte id
 //!   (latchd's request audit trail; not part of the hash chain)
 //! - `usage`: each token's last use, keyed by token id (from latchd's own
@@ -20,7 +22,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use latch_core::Position;
+use latch_core::{LogId, Position};
 use rocksdb::{
     ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions,
 };
@@ -37,9 +39,11 @@ const CF_STREAMS: &str = "streams";
 const CF_STREAM_HEADS: &str = "stream_heads";
 const CF_IDEMPOTENCY: &str = "idempotency";
 const CF_SNAPSHOTS: &str = "snapshots";
+const CF_META: &str = "meta";
+const META_LOG_ID: &[u8] = b"log_id";
 // Older logs kept activity and usage here; new records go to `SideRecords`.
 use crate::side_records::{CF_ACTIVITY, CF_USAGE, SideRecords};
-const COLUMN_FAMILIES: [&str; 7] = [
+const COLUMN_FAMILIES: [&str; 8] = [
     CF_EVENTS,
     CF_STREAMS,
     CF_STREAM_HEADS,
@@ -47,6 +51,7 @@ const COLUMN_FAMILIES: [&str; 7] = [
     CF_SNAPSHOTS,
     CF_ACTIVITY,
     CF_USAGE,
+    CF_META,
 ];
 /// Older snapshots beyond this many are deleted when a new one is saved.
 const SNAPSHOTS_KEPT: usize = 2;
@@ -74,6 +79,8 @@ pub struct EventStore {
     read_only: bool,
     /// Held for the whole of an append: there is one writer at a time.
     head: Mutex<Head>,
+    /// `None` only for a log written before logs had ids, opened read-only.
+    log_id: Option<LogId>,
     notify: watch::Sender<Position>,
 }
 
@@ -101,7 +108,25 @@ impl EventStore {
             .map(|name| ColumnFamilyDescriptor::new(*name, options.clone()));
         let db = DB::open_cf_descriptors(&options, path, descriptors)?;
         let records = SideRecords::open(path)?;
+        // A new log gets its id now; a log from before ids existed gets one
+        // the first time this version opens it for writing.
+        if read_log_id(&db)?.is_none() {
+            let mut sync = WriteOptions::default();
+            sync.set_sync(true);
+            db.put_cf_opt(
+                cf(&db, CF_META),
+                META_LOG_ID,
+                LogId::new().as_bytes(),
+                &sync,
+            )?;
+        }
         Self::from_db(db, Some(records), path, false)
+    }
+
+    /// The log's id (see `LogId`). `None` only for a log from before logs
+    /// had ids, opened read-only.
+    pub fn log_id(&self) -> Option<LogId> {
+        self.log_id
     }
 
     /// Opens an existing log read-only: safe beside a running latchd, and
@@ -165,12 +190,14 @@ impl EventStore {
             }
         };
         let (notify, _) = watch::channel(head.position);
+        let log_id = read_log_id(&db)?;
         Ok(Self {
             db,
             records,
             path: path.to_owned(),
             read_only,
             head: Mutex::new(head),
+            log_id,
             notify,
         })
     }
@@ -673,4 +700,22 @@ fn stream_key(stream: &str, version: u64) -> Vec<u8> {
     key.push(0);
     key.extend_from_slice(&version.to_be_bytes());
     key
+}
+
+/// The log id in `meta`, if the log has one (and the family exists).
+fn read_log_id(db: &DB) -> Result<Option<LogId>, StoreError> {
+    let Some(meta) = db.cf_handle(CF_META) else {
+        return Ok(None);
+    };
+    let Some(bytes) = db.get_cf(meta, META_LOG_ID)? else {
+        return Ok(None);
+    };
+    let bytes: [u8; 16] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| StoreError::Corrupt {
+            position: Position::ZERO,
+            problem: "the log id is not 16 bytes".into(),
+        })?;
+    Ok(Some(LogId::from_bytes(bytes)))
 }

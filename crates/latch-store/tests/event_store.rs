@@ -335,3 +335,20 @@ proptest! {
         prop_assert!(intact);
     }
 }
+
+#[test]
+fn a_log_has_one_random_id_for_life_kept_by_its_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = EventStore::open(dir.path().join("a")).unwrap();
+    let id = first.log_id().expect("a new log has an id");
+    first.append(&[request(vec![event("s", 1)])]).unwrap();
+    first.checkpoint(dir.path().join("backup")).unwrap();
+    drop(first);
+    let again = EventStore::open(dir.path().join("a")).unwrap();
+    assert_eq!(again.log_id(), Some(id), "the id survives a reopen");
+    drop(again);
+    let other = EventStore::open(dir.path().join("b")).unwrap();
+    assert_ne!(other.log_id(), Some(id), "another log has another id");
+    let backup = EventStore::open_read_only(dir.path().join("backup")).unwrap();
+    assert_eq!(backup.log_id(), Some(id), "a backup is the same log");
+}
