@@ -245,12 +245,17 @@ fn the_same_lifecycle_over_http_and_over_nats_appends_the_same_events() {
     assert_eq!(over_http.len(), 10, "{over_http:#?}");
     assert_eq!(over_http, over_nats);
 
-    // Requests over NATS are audited like any other, from `nats`.
+    // Requests over NATS are audited like any other, from `nats` and the
+    // reply inbox the client claims.
     let audit = latchd.get("/v1/audit?limit=1000", &admin);
     let records = audit.body["records"].as_array().unwrap();
     let over_nats: Vec<&Value> = records
         .iter()
-        .filter(|r| r["remote_addr"] == "nats")
+        .filter(|r| {
+            r["remote_addr"]
+                .as_str()
+                .is_some_and(|from| from.starts_with("nats (claimed: inbox _INBOX"))
+        })
         .collect();
     assert_eq!(over_nats.len(), 9, "every command over NATS is recorded");
     assert!(

@@ -251,6 +251,18 @@ async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
             .is_err_or_none(),
         "ci read a verifier's inbox"
     );
+    // The audit names the NATS client as far as NATS lets latchd know it:
+    // its reply inbox and program, labelled as claims.
+    let audit = latchd.get("/v1/audit?limit=1000", &admin);
+    assert!(
+        audit.body["records"].as_array().unwrap().iter().any(|r| {
+            r["remote_addr"]
+                .as_str()
+                .is_some_and(|from| from.starts_with("nats (claimed: inbox _INBOX_ci, client \"latch "))
+        }),
+        "{:?}",
+        audit.body
+    );
     // Everything still works: the stream is there, the verifier current.
     verifier.verify(&secret, &read).expect("still verifying");
     assert_eq!(metric(&latchd, "latch_relay_failures_total"), 0);

@@ -38,6 +38,7 @@ use serde_json::{Map, Value};
 use tower::ServiceExt as _;
 
 use crate::api::{NatsTransport, Problem};
+use crate::nats_client_claim::{CLIENT_HEADER, NatsClientClaim};
 use crate::nats_micro::{Endpoint, MicroService, Verb};
 use crate::reply_guard;
 
@@ -175,7 +176,7 @@ impl CommandService {
                     // Each on its own task: concurrent commands commit in groups.
                     tokio::spawn(async move {
                         let (headers, body) = match kind {
-                            Incoming::Command => command(&service, &message, router).await,
+                            Incoming::Command => command(&service, &message, &reply, router).await,
                             Incoming::Unknown => unknown(&service, &message),
                             Incoming::Discovery(verb) => (HeaderMap::new(), Bytes::from(service.answer(verb))),
                         };
@@ -201,6 +202,7 @@ async fn send(client: &async_nats::Client, reply: ReplySubject, headers: HeaderM
 async fn command(
     service: &MicroService,
     message: &async_nats::Message,
+    reply: &ReplySubject,
     router: Router,
 ) -> (HeaderMap, Bytes) {
     let started = Instant::now();
@@ -228,7 +230,10 @@ async fn command(
             let (headers, body) = problem_reply(problem);
             (400, headers, body)
         }
-        _ => run(route, message, router).await,
+        _ => {
+            let claim = NatsClientClaim::of(reply, header(message, CLIENT_HEADER).as_deref());
+            run(route, message, claim, router).await
+        }
     };
     if let Some(endpoint) = service.endpoint(&route.subject()) {
         let detail = headers
@@ -296,9 +301,10 @@ fn unknown(service: &MicroService, message: &async_nats::Message) -> (HeaderMap,
 async fn run(
     route: &CommandRoute,
     message: &async_nats::Message,
+    claim: NatsClientClaim,
     router: Router,
 ) -> (u16, HeaderMap, Bytes) {
-    let request = match http_request(route, message) {
+    let request = match http_request(route, message, claim) {
         Ok(request) => request,
         Err(detail) => {
             let (headers, body) = problem_reply(Problem::bad_request(detail));
@@ -341,6 +347,7 @@ async fn run(
 fn http_request(
     route: &CommandRoute,
     message: &async_nats::Message,
+    claim: NatsClientClaim,
 ) -> Result<Request<Body>, String> {
     let payload = &message.payload;
     let parsed: Option<Map<String, Value>> = if payload.iter().all(u8::is_ascii_whitespace) {
@@ -407,6 +414,7 @@ fn http_request(
     }
     request
         .extension(NatsTransport)
+        .extension(claim)
         .body(body)
         .map_err(|e| format!("cannot make the request: {e}"))
 }

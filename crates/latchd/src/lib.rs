@@ -20,6 +20,7 @@ mod deadline_index;
 mod dev_nats;
 mod event_codec;
 mod http_server;
+mod nats_client_claim;
 mod nats_micro;
 mod rebuild;
 mod relay;

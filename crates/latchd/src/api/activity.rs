@@ -62,8 +62,13 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
         method: bounded(request.method().as_str(), MAX_NAME_BYTES).into_owned(),
         route,
         path: bounded(request.uri().path(), MAX_PATH_BYTES).into_owned(),
+        // Over NATS: the transport and, labelled as claims, the client's
+        // reply inbox and name (NATS does not say who sent a message).
         remote_addr: if over_nats {
-            "nats".to_owned()
+            request
+                .extensions()
+                .get::<crate::nats_client_claim::NatsClientClaim>()
+                .map_or_else(|| "nats".to_owned(), |claim| claim.audit_text())
         } else {
             remote.ip().to_string()
         },
