@@ -8,6 +8,7 @@
 
 pub mod cloud_event;
 pub mod command_route;
+pub mod feed_signing;
 pub mod headers;
 pub mod heartbeat;
 #[cfg(feature = "cli")]
@@ -22,6 +23,7 @@ pub mod verifier_snapshot;
 
 pub use cloud_event::{CloudEvent, CodecError, decode, encode};
 pub use command_route::{COMMAND_ROUTES, CommandRoute};
+pub use feed_signing::{PublicKey, SigningError, SigningKey, TrustedKeys};
 pub use heartbeat::Heartbeat;
 #[cfg(feature = "cli")]
 pub use nats_args::NatsArgs;
