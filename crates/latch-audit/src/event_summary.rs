@@ -84,6 +84,9 @@ pub fn summary(event: &Event) -> String {
                 .map_or_else(|| "global".to_owned(), |r| format!("role {r}'s")),
             policy(settings)
         ),
+        Event::SigningKeyRotated { public_key } => {
+            format!("latchd signs its feed with a new key from here on: {public_key}")
+        }
     }
 }
 

@@ -63,6 +63,7 @@ pub fn subject_of(event: &Event) -> String {
     }
     match event {
         Event::RoleDefined { name, .. } | Event::RoleDeleted { name } => name.to_string(),
+        Event::SigningKeyRotated { .. } => "signing-key".to_owned(),
         _ => "policy".to_owned(),
     }
 }

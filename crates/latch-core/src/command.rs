@@ -87,6 +87,11 @@ pub enum Command {
         role: Option<RoleName>,
         settings: PolicySettings,
     },
+    /// latchd only (`latchd key rotate`): sign the feed with a new key.
+    RotateSigningKey {
+        /// `ed25519:<base64url>`.
+        public_key: String,
+    },
     /// Scheduler only.
     NoteTokenExpiring {
         token_id: TokenId,
@@ -127,6 +132,7 @@ impl Command {
             Command::DefineRole { .. } => "define_role",
             Command::DeleteRole { .. } => "delete_role",
             Command::SetPolicy { .. } => "set_policy",
+            Command::RotateSigningKey { .. } => "rotate_signing_key",
             Command::NoteTokenExpiring { .. } => "note_token_expiring",
             Command::NoteTokenExpired { .. } => "note_token_expired",
             Command::NoteTokenRotationDue { .. } => "note_token_rotation_due",
@@ -159,7 +165,8 @@ impl Command {
             }
             Command::NoteTokenExpiring { .. }
             | Command::NoteTokenExpired { .. }
-            | Command::NoteTokenRotationDue { .. } => Requirement::System,
+            | Command::NoteTokenRotationDue { .. }
+            | Command::RotateSigningKey { .. } => Requirement::System,
         }
     }
 
@@ -183,6 +190,7 @@ impl Command {
                 StreamName::role(name)
             }
             Command::SetPolicy { .. } => StreamName::policy(),
+            Command::RotateSigningKey { .. } => StreamName::signing_key(),
         }
     }
 }

@@ -476,6 +476,14 @@ pub fn decide(
                 settings: settings.clone(),
             }])
         }
+        Command::RotateSigningKey { public_key } => {
+            if !public_key.starts_with("ed25519:") || public_key.len() > 128 {
+                return Err(DomainError::InvalidSigningKey(public_key.chars().take(64).collect()));
+            }
+            Ok(vec![Event::SigningKeyRotated {
+                public_key: public_key.clone(),
+            }])
+        }
         Command::NoteTokenExpiring { token_id } => {
             const EVENT: &str = "token.expiring";
             let token = noteable_token(state, *token_id, EVENT)?;

@@ -43,6 +43,8 @@ pub enum DomainError {
          make another account admin first (or use `latchd recover-admin` on the host)"
     )]
     LastAdmin(AccountName),
+    #[error("not a signing key: {0:?} (expected ed25519:<base64url>)")]
+    InvalidSigningKey(String),
     #[error("account {0} not found")]
     AccountNotFound(AccountId),
     #[error("an account named {0} already exists")]
@@ -140,7 +142,8 @@ impl DomainError {
             | PolicyViolation { .. }
             | InconsistentPolicy(_)
             | Empty { .. }
-            | TooLong { .. } => RejectionKind::Invalid,
+            | TooLong { .. }
+            | InvalidSigningKey(_) => RejectionKind::Invalid,
         }
     }
 }

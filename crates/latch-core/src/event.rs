@@ -105,6 +105,15 @@ pub enum Event {
         role: Option<RoleName>,
         settings: PolicySettings,
     },
+    /// latchd signs what it publishes with a new key from the next
+    /// position on. This event itself is signed with the old key, so a
+    /// verifier that trusts the old key learns the new one from the feed,
+    /// and stops trusting the old one.
+    #[serde(rename = "signing_key.rotated")]
+    SigningKeyRotated {
+        /// `ed25519:<base64url>`, as verifiers are configured with it.
+        public_key: String,
+    },
 }
 
 /// The aggregate stream an event belongs to: `account-<id>`, `token-<id>`,
@@ -124,6 +133,9 @@ impl StreamName {
     }
     pub fn policy() -> Self {
         Self("policy".to_owned())
+    }
+    pub fn signing_key() -> Self {
+        Self("signing-key".to_owned())
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -151,6 +163,7 @@ impl Event {
             Event::RoleDefined { .. } => "role.defined",
             Event::RoleDeleted { .. } => "role.deleted",
             Event::PolicyUpdated { .. } => "policy.updated",
+            Event::SigningKeyRotated { .. } => "signing_key.rotated",
         }
     }
 
@@ -165,7 +178,7 @@ impl Event {
 
     /// Every event type, for documentation and for checks that a codec
     /// or a route handles them all.
-    pub const TYPES: [&'static str; 14] = [
+    pub const TYPES: [&'static str; 15] = [
         "account.created",
         "account.updated",
         "account.disabled",
@@ -180,6 +193,7 @@ impl Event {
         "role.defined",
         "role.deleted",
         "policy.updated",
+        "signing_key.rotated",
     ];
 
     pub fn account_id(&self) -> Option<AccountId> {
@@ -195,9 +209,10 @@ impl Event {
             | Event::TokenExpiring { account_id, .. }
             | Event::TokenExpired { account_id, .. }
             | Event::TokenRotationDue { account_id, .. } => Some(*account_id),
-            Event::RoleDefined { .. } | Event::RoleDeleted { .. } | Event::PolicyUpdated { .. } => {
-                None
-            }
+            Event::RoleDefined { .. }
+            | Event::RoleDeleted { .. }
+            | Event::PolicyUpdated { .. }
+            | Event::SigningKeyRotated { .. } => None,
         }
     }
 
@@ -222,6 +237,7 @@ impl Event {
         }
         match self {
             Event::RoleDefined { name, .. } | Event::RoleDeleted { name } => StreamName::role(name),
+            Event::SigningKeyRotated { .. } => StreamName::signing_key(),
             _ => StreamName::policy(),
         }
     }

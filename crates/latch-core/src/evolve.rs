@@ -166,6 +166,8 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
         } => {
             state.role_policies.insert(role.clone(), settings.clone());
         }
+        // What latchd signs with is no part of who may do what.
+        Event::SigningKeyRotated { .. } => {}
     }
 }
 

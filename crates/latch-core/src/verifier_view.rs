@@ -329,7 +329,8 @@ impl VerifierView {
             Event::TokenExpiring { .. }
             | Event::TokenExpired { .. }
             | Event::TokenRotationDue { .. }
-            | Event::PolicyUpdated { .. } => {}
+            | Event::PolicyUpdated { .. }
+            | Event::SigningKeyRotated { .. } => {}
         }
     }
 
