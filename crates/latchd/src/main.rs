@@ -20,7 +20,7 @@ use latch_store::{ChainVerdict, EventStore};
 use latchd::api::{self, AppState};
 use latchd::{
     ADMIN_TOKEN_FILE, Bootstrapped, Clock, CommandHandler, CommandService, DevNats, FileClock,
-    HandlerConfig, LOG_DIR, Relay, RelayStatus, Scheduler, ServeLimits, SystemClock, UsageIntake,
+    HandlerConfig, Keyring, LOG_DIR, Relay, RelayStatus, Scheduler, ServeLimits, SystemClock, UsageIntake,
     bootstrap, nats_answers, serve_http, take_backup,
 };
 
@@ -66,6 +66,37 @@ enum Mode {
     /// `latchd --data-dir DIR` restores it; `latch audit … --data-dir DIR`
     /// reads it.
     Backup(BackupArgs),
+    /// Break-glass, on latchd's host with latchd stopped: restore an active
+    /// account holding `*` (enable it, give it the role admin, or create it
+    /// if deleted) and write a new admin token to <data-dir>/admin.token
+    /// (mode 0600). Each step is an event in the log by `system`, with a
+    /// request id naming the break-glass and the host user.
+    RecoverAdmin(RecoverAdminArgs),
+    /// latchd's signing key: `show` prints the public key verifiers are
+    /// configured with (LATCH_PUBLIC_KEY); `rotate` (latchd stopped) signs
+    /// from now on with a new key, announced in the feed, signed by the old.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Print the public key (ed25519:…) to configure verifiers with, and
+    /// every earlier key with the position it signed from. Creates the key
+    /// if latchd has not started yet.
+    Show,
+    /// With latchd stopped: make a new signing key and append the
+    /// signing_key.rotated event naming it. Verifiers that trust the old key
+    /// follow without a restart; events signed with the old key after the
+    /// rotation are refused.
+    Rotate,
+}
+
+#[derive(Debug, Args)]
+struct RecoverAdminArgs {
+    /// The account to restore as admin.
+    #[arg(long, default_value = "admin")]
+    account: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -104,6 +135,12 @@ struct ServeArgs {
         global = true
     )]
     snapshot_every: u64,
+    /// Sign the feed with this provisioned Ed25519 key (PEM, PKCS#8, e.g.
+    /// from `openssl genpkey -algorithm ed25519`) instead of the key latchd
+    /// keeps in <data-dir>/signing-keys. Every node of an HA cluster uses the
+    /// cluster's key.
+    #[arg(long, env = "LATCH_SIGNING_KEY", global = true)]
+    signing_key: Option<PathBuf>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "LATCH_LOG_JSON", global = true)]
     log_json: bool,
@@ -141,13 +178,121 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    if !matches!(cli.mode, Some(Mode::Backup(_))) {
+    if !matches!(
+        cli.mode,
+        Some(Mode::Backup(_) | Mode::RecoverAdmin(_) | Mode::Key(_))
+    ) {
         init_tracing(cli.serve.log_json);
     }
     match cli.mode {
         None | Some(Mode::Serve) => runtime.block_on(serve(cli.serve, None)),
         Some(Mode::Dev) => runtime.block_on(dev(cli.serve)),
         Some(Mode::Backup(args)) => backup(&args, &cli.serve.data_dir),
+        Some(Mode::RecoverAdmin(args)) => runtime.block_on(recover(&args, &cli.serve)),
+        Some(Mode::Key(command)) => runtime.block_on(key(command, &cli.serve)),
+    }
+}
+
+/// `latchd recover-admin`: opens the log itself (RocksDB's lock makes this
+/// fail while latchd runs), appends the recovery through the command
+/// handler, and says what it did.
+async fn recover(args: &RecoverAdminArgs, settings: &ServeArgs) -> anyhow::Result<()> {
+    let name = latch_core::AccountName::parse(&args.account)
+        .map_err(|e| anyhow::anyhow!("--account {:?}: {e}", args.account))?;
+    let store_dir = settings.data_dir.join(LOG_DIR);
+    if !store_dir.exists() {
+        anyhow::bail!(
+            "no event log in {}: --data-dir must be latchd's data directory",
+            settings.data_dir.display()
+        );
+    }
+    let store = Arc::new(EventStore::open(&store_dir).with_context(|| {
+        format!(
+            "opening the event log in {} (stop latchd first: recover-admin runs with latchd stopped)",
+            store_dir.display()
+        )
+    })?);
+    let clock: Arc<dyn Clock> = match &settings.clock_file {
+        Some(path) => Arc::new(FileClock::open(path).map_err(anyhow::Error::msg)?),
+        None => Arc::new(SystemClock),
+    };
+    let (handler, _) = CommandHandler::start(store, clock, HandlerConfig::default())
+        .context("rebuilding state from the event log")?;
+    let operator = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown user".into());
+    let recovered = latchd::recover_admin(&handler.handle(), &settings.data_dir, &name, &operator).await;
+    handler.shutdown().await;
+    let recovered = recovered.context("recovering an admin")?;
+    for step in &recovered.steps {
+        println!("recover-admin: {step}");
+    }
+    println!(
+        "recover-admin: done. Start latchd, then: export LATCH_TOKEN_FILE={}",
+        recovered.token_file.display()
+    );
+    Ok(())
+}
+
+/// `latchd key show|rotate`.
+async fn key(command: KeyCommand, settings: &ServeArgs) -> anyhow::Result<()> {
+    let store_dir = settings.data_dir.join(LOG_DIR);
+    if let Some(file) = &settings.signing_key {
+        let keyring = Keyring::provisioned(file)?;
+        return match command {
+            KeyCommand::Show => {
+                println!("{}", keyring.current().public_key());
+                Ok(())
+            }
+            KeyCommand::Rotate => Err(latchd::KeyringError::Provisioned.into()),
+        };
+    }
+    match command {
+        KeyCommand::Show => {
+            // Read-only: works beside a running latchd.
+            let store = if store_dir.exists() {
+                EventStore::open_read_only(&store_dir)
+            } else {
+                EventStore::open(&store_dir)
+            }
+            .with_context(|| format!("opening the event log in {}", store_dir.display()))?;
+            let keyring = Keyring::open(&settings.data_dir, &store)?;
+            let keys = keyring.public_keys();
+            println!("{}", keyring.current().public_key());
+            if keys.len() > 1 {
+                for (from, key) in &keys {
+                    eprintln!("  key {} signs from position {from}: {key}", key.id());
+                }
+            }
+            Ok(())
+        }
+        KeyCommand::Rotate => {
+            let store = Arc::new(EventStore::open(&store_dir).with_context(|| {
+                format!(
+                    "opening the event log in {} (stop latchd first: key rotate runs with latchd stopped)",
+                    store_dir.display()
+                )
+            })?);
+            let keyring = Keyring::open(&settings.data_dir, &store)?;
+            let clock: Arc<dyn Clock> = match &settings.clock_file {
+                Some(path) => Arc::new(FileClock::open(path).map_err(anyhow::Error::msg)?),
+                None => Arc::new(SystemClock),
+            };
+            let (handler, _) = CommandHandler::start(store, clock, HandlerConfig::default())
+                .context("rebuilding state from the event log")?;
+            let operator = std::env::var("SUDO_USER")
+                .or_else(|_| std::env::var("USER"))
+                .unwrap_or_else(|_| "unknown user".into());
+            let rotated = latchd::rotate_signing_key(&keyring, &handler.handle(), &operator).await;
+            handler.shutdown().await;
+            let (public_key, from) = rotated.context("rotating the signing key")?;
+            println!("{public_key}");
+            eprintln!(
+                "latchd key rotate: events from position {from} on are signed with this key; verifiers that trust {} follow the rotation from the feed",
+                keyring.current().public_key()
+            );
+            Ok(())
+        }
     }
 }
 
