@@ -20,7 +20,7 @@ pub struct ServeLimits {
     #[arg(
         long,
         env = "LATCH_UNAUTHENTICATED_RATE",
-        default_value = "60/m",
+        default_value = "10/m",
         global = true
     )]
     pub unauthenticated_rate: Rate,

@@ -4,8 +4,9 @@
 //! account and token (when known), method, route, status and remote
 //! address; the request path is kept to `MAX_PATH_BYTES` (a longer one is
 //! cut and marked). The record is written before the request is processed
-//! and completed after it; if it cannot be written the request fails (fail
-//! closed, as Vault does).
+//! and completed after it (a request refused at authentication: once,
+//! complete); if it cannot be written the request fails (fail closed, as
+//! Vault does).
 //!
 //! Requests that fail authentication (401) or authorization (403) draw on
 //! their source's failure budget (`FailureLimiter`); once it is spent, a
@@ -84,29 +85,33 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
         duration_us: None,
         verifier_uses: None,
     };
+    let caller = match authenticated {
+        Ok(caller) => caller,
+        Err(Refused { problem, .. }) => {
+            // Refused before anything runs: one complete record, written once.
+            tracing::info!(route = %record.route, reason = %problem.detail, "request not authenticated");
+            record.status = Some(problem.status);
+            record.duration_us = Some(started.elapsed().as_micros() as u64);
+            return match write(&app, &record) {
+                Ok(()) => problem.into_response(),
+                Err(unwritten) => unwritten.into_response(),
+            };
+        }
+    };
     if let Err(problem) = write(&app, &record) {
         return problem.into_response();
     }
-    let caller_known = authenticated.is_ok();
-    let response = match authenticated {
-        Ok(caller) => {
-            app.usage.record(
-                caller.token_id,
-                record.at,
-                record.at,
-                Some(remote.ip()),
-                1,
-                None,
-            );
-            request.extensions_mut().insert(caller);
-            next.run(request).await
-        }
-        Err(Refused { problem, .. }) => {
-            tracing::info!(route = %record.route, reason = %problem.detail, "request not authenticated");
-            problem.into_response()
-        }
-    };
-    if caller_known && response.status() == StatusCode::FORBIDDEN {
+    app.usage.record(
+        caller.token_id,
+        record.at,
+        record.at,
+        Some(remote.ip()),
+        1,
+        None,
+    );
+    request.extensions_mut().insert(caller);
+    let response = next.run(request).await;
+    if response.status() == StatusCode::FORBIDDEN {
         app.failures.charge(source, Instant::now());
     }
     record.status = Some(response.status().as_u16());

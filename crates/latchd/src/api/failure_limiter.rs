@@ -34,11 +34,11 @@ pub struct FailureBudget {
 }
 
 impl Default for FailureBudget {
-    /// 120 at once, then one a second (`--unauthenticated-rate 60/m`).
+    /// 120 at once, then ten a minute (`--unauthenticated-rate 10/m`).
     fn default() -> Self {
         Self {
             burst: 120,
-            per_second: 1.0,
+            per_second: 10.0 / 60.0,
         }
     }
 }
