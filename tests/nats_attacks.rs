@@ -175,7 +175,10 @@ async fn requests_naming_a_reply_subject_under_latch_events_put_nothing_into_the
             m.position.is_none() || !m.is_latch_event || !m.subject.starts_with("latch.events.")
         })
         .collect();
-    assert!(foreign.is_empty(), "foreign messages in the stream: {foreign:?}");
+    assert!(
+        foreign.is_empty(),
+        "foreign messages in the stream: {foreign:?}"
+    );
     // ... and counted what it refused.
     assert!(metric(&latchd, "latch_nats_replies_refused_total") >= refused_before + 18);
 
@@ -353,12 +356,24 @@ async fn token_secrets_issued_or_rotated_over_nats_never_cross_nats_in_clear() {
         serde_json::from_str::<Value>(&ok(output)).unwrap()
     };
     let issued = over_nats(&[
-        "token", "issue", "ci-deploy", "--name", "deploy", "--output", "json",
+        "token",
+        "issue",
+        "ci-deploy",
+        "--name",
+        "deploy",
+        "--output",
+        "json",
     ]);
-    let issued_secret = issued["token"].as_str().expect("the CLI shows the secret").to_owned();
+    let issued_secret = issued["token"]
+        .as_str()
+        .expect("the CLI shows the secret")
+        .to_owned();
     let token_id = issued["id"].as_str().unwrap().to_owned();
     let rotated = over_nats(&["token", "rotate", &token_id, "--output", "json"]);
-    let rotated_secret = rotated["token"].as_str().expect("the new secret").to_owned();
+    let rotated_secret = rotated["token"]
+        .as_str()
+        .expect("the new secret")
+        .to_owned();
     // The CLI printed working secrets.
     for secret in [&issued_secret, &rotated_secret] {
         let introspected = latchd.post("/v1/introspect", &admin, json!({"token": secret}));
@@ -369,17 +384,27 @@ async fn token_secrets_issued_or_rotated_over_nats_never_cross_nats_in_clear() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let captured = sniffer.captured();
     assert!(
-        captured.iter().any(|m| m.starts_with("latch.cmd.token.issue ")),
+        captured
+            .iter()
+            .any(|m| m.starts_with("latch.cmd.token.issue ")),
         "the sniffer saw the request"
     );
     assert!(
-        captured.iter().any(|m| m.starts_with("_INBOX") && m.contains("Latch-Sealed-Key")),
+        captured
+            .iter()
+            .any(|m| m.starts_with("_INBOX") && m.contains("Latch-Sealed-Key")),
         "the sniffer saw the (sealed) replies"
     );
     // ... but neither secret, in any subject, header or payload.
     for secret in [&issued_secret, &rotated_secret] {
-        let leaks: Vec<&String> = captured.iter().filter(|m| m.contains(secret.as_str())).collect();
-        assert!(leaks.is_empty(), "a secret crossed NATS in clear: {leaks:?}");
+        let leaks: Vec<&String> = captured
+            .iter()
+            .filter(|m| m.contains(secret.as_str()))
+            .collect();
+        assert!(
+            leaks.is_empty(),
+            "a secret crossed NATS in clear: {leaks:?}"
+        );
     }
 
     // A secret-bearing command without a reply key is refused before
@@ -400,10 +425,7 @@ async fn token_secrets_issued_or_rotated_over_nats_never_cross_nats_in_clear() {
             "latch.cmd.token.issue",
             json!({"account_id": account, "name": "in-clear"}),
         ),
-        (
-            "latch.cmd.token.rotate",
-            json!({"token_id": token_id}),
-        ),
+        ("latch.cmd.token.rotate", json!({"token_id": token_id})),
         ("latch.cmd.token.rotate_self", json!({})),
     ] {
         let mut headers = async_nats::HeaderMap::new();
@@ -423,7 +445,10 @@ async fn token_secrets_issued_or_rotated_over_nats_never_cross_nats_in_clear() {
         assert_eq!(status.as_deref(), Some("400"), "{subject}");
         let problem: Value = serde_json::from_slice(&reply.payload).unwrap();
         assert!(
-            problem["detail"].as_str().unwrap().contains("Latch-Reply-Key"),
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("Latch-Reply-Key"),
             "{subject}: {problem}"
         );
         assert!(!String::from_utf8_lossy(&reply.payload).contains("latch_"));

@@ -24,10 +24,9 @@ fn password(user: &str) -> String {
 /// variable the file references must be defined before it, in the same
 /// file, or in the environment).
 fn shipped_config(dir: &Path) -> std::path::PathBuf {
-    let shipped = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nats.conf"),
-    )
-    .expect("deploy/nats.conf");
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nats.conf"))
+            .expect("deploy/nats.conf");
     let mut text = String::new();
     for user in USERS {
         text.push_str(&format!(
@@ -127,8 +126,7 @@ async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
     let admin = latchd.admin_token();
 
     // latchd relays with its user.
-    let (account, token_id, token) =
-        account_with_token(&latchd, &admin, "svc", "auditor", None);
+    let (account, token_id, token) = account_with_token(&latchd, &admin, "svc", "auditor", None);
     let head = latchd.head();
     eventually("latchd's relay published the log", || {
         metric(&latchd, "latch_relay_connected") == 1
@@ -139,9 +137,13 @@ async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
     let mut config = VerifierConfig::new(url.clone());
     config.nats = connection(&url, "verifier");
     config.connect_timeout = Duration::from_secs(15);
-    let verifier = Verifier::connect(config).await.expect("the verifier gets current");
+    let verifier = Verifier::connect(config)
+        .await
+        .expect("the verifier gets current");
     let read = Permission::parse("audit:read").unwrap();
-    verifier.verify(&token, &read).expect("the verifier accepts the token");
+    verifier
+        .verify(&token, &read)
+        .expect("the verifier accepts the token");
     let started = Instant::now();
     while latchd.get(&format!("/v1/tokens/{token_id}"), &admin).body["last_used_at"].is_null() {
         assert!(
@@ -150,17 +152,28 @@ async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(verifier.stats().reconnects.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        verifier
+            .stats()
+            .reconnects
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
 
     // The CLI sends commands over NATS with the ci user (the secret comes
     // back sealed, on ci's own inboxes).
-    let other = connection(&url, "other").connect().await.expect("other connects");
+    let other = connection(&url, "other")
+        .connect()
+        .await
+        .expect("other connects");
     let mut other_sees = other.subscribe(">").await.unwrap();
     other.flush().await.unwrap();
     let issued: Value = serde_json::from_str(&ok(latch_as_ci(
         &latchd,
         &admin,
-        &["token", "issue", &account, "--name", "from-ci", "--output", "json"],
+        &[
+            "token", "issue", &account, "--name", "from-ci", "--output", "json",
+        ],
     )))
     .unwrap();
     let secret = issued["token"].as_str().unwrap().to_owned();
@@ -168,7 +181,10 @@ async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
     assert!(new_head > head);
     let started = Instant::now();
     while verifier.verify(&secret, &read).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "the verifier learns the new token");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the verifier learns the new token"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -180,14 +196,21 @@ async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
     verifier_client.flush().await.unwrap();
     let (created, before, _) = stream_state(&verifier_client).await;
     let forged = r#"{"position": 999999, "time": "2030-01-01T00:00:00Z"}"#;
-    other.publish("latch.heartbeat", forged.into()).await.unwrap();
+    other
+        .publish("latch.heartbeat", forged.into())
+        .await
+        .unwrap();
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Latch-Position", "999999");
     other
         .publish_with_headers("latch.events.token.issued.x", headers, "forged".into())
         .await
         .unwrap();
-    for subject in ["latch.cmd.account.list", "latch.heartbeat.request", "$SRV.PING"] {
+    for subject in [
+        "latch.cmd.account.list",
+        "latch.heartbeat.request",
+        "$SRV.PING",
+    ] {
         other
             .publish_with_reply(subject, "latch.events.token.issued.x", "{}".into())
             .await
@@ -205,16 +228,24 @@ async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
     // The ci user may send commands: latchd still refuses to reply into
     // latch.events. for it.
     let ci = connection(&url, "ci").connect().await.unwrap();
-    ci.publish_with_reply("latch.cmd.account.list", "latch.events.token.issued.x", "{}".into())
-        .await
-        .unwrap();
+    ci.publish_with_reply(
+        "latch.cmd.account.list",
+        "latch.events.token.issued.x",
+        "{}".into(),
+    )
+    .await
+    .unwrap();
     ci.flush().await.unwrap();
     // ci cannot read other users' inboxes: its subscription is refused.
     let mut ci_snoops = ci.subscribe("_INBOX_verifier.>").await.unwrap();
     ci.flush().await.unwrap();
 
     // Another command over NATS while they listen.
-    let shown = ok(latch_as_ci(&latchd, &admin, &["token", "list", &account, "--output", "json"]));
+    let shown = ok(latch_as_ci(
+        &latchd,
+        &admin,
+        &["token", "list", &account, "--output", "json"],
+    ));
     assert!(shown.contains("from-ci"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
@@ -228,7 +259,10 @@ async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
     {
         beats.push(String::from_utf8_lossy(&message.payload).into_owned());
     }
-    assert!(!beats.is_empty(), "latchd heartbeats reach the verifier user");
+    assert!(
+        !beats.is_empty(),
+        "latchd heartbeats reach the verifier user"
+    );
     assert!(
         beats.iter().all(|b| !b.contains("999999")),
         "a forged heartbeat got through: {beats:?}"
@@ -242,7 +276,8 @@ async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
         seen.push(message.subject.to_string());
     }
     assert!(
-        seen.iter().all(|s| !s.starts_with("latch.") && !s.starts_with("_INBOX")),
+        seen.iter()
+            .all(|s| !s.starts_with("latch.") && !s.starts_with("_INBOX")),
         "other saw {seen:?}"
     );
     assert!(
@@ -256,9 +291,9 @@ async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
     let audit = latchd.get("/v1/audit?limit=1000", &admin);
     assert!(
         audit.body["records"].as_array().unwrap().iter().any(|r| {
-            r["remote_addr"]
-                .as_str()
-                .is_some_and(|from| from.starts_with("nats (claimed: inbox _INBOX_ci, client \"latch "))
+            r["remote_addr"].as_str().is_some_and(|from| {
+                from.starts_with("nats (claimed: inbox _INBOX_ci, client \"latch ")
+            })
         }),
         "{:?}",
         audit.body
@@ -314,7 +349,14 @@ async fn credentials_in_a_nats_url_work_and_are_never_shown() {
     // The CLI too, and its error when NATS is not there.
     let ci_url = format!("nats://ci:{}@{address}", password("ci"));
     let listed = Command::new(binary("latch"))
-        .args(["--transport", "nats", "--nats-url", &ci_url, "--nats-inbox-prefix", "_INBOX_ci"])
+        .args([
+            "--transport",
+            "nats",
+            "--nats-url",
+            &ci_url,
+            "--nats-inbox-prefix",
+            "_INBOX_ci",
+        ])
         .args(["account", "list", "--output", "json"])
         .env("LATCH_TOKEN", &admin)
         .env_remove("LATCH_URL")
@@ -323,7 +365,12 @@ async fn credentials_in_a_nats_url_work_and_are_never_shown() {
         .unwrap();
     assert!(ok(listed).contains("svc"));
     let nowhere = Command::new(binary("latch"))
-        .args(["--transport", "nats", "--nats-url", &format!("nats://ci:{}@127.0.0.1:1", password("ci"))])
+        .args([
+            "--transport",
+            "nats",
+            "--nats-url",
+            &format!("nats://ci:{}@127.0.0.1:1", password("ci")),
+        ])
         .args(["account", "list"])
         .env("LATCH_TOKEN", &admin)
         .env_remove("LATCH_URL")
@@ -337,7 +384,10 @@ async fn credentials_in_a_nats_url_work_and_are_never_shown() {
         String::from_utf8_lossy(&nowhere.stderr)
     );
     assert!(shown.contains("127.0.0.1:1"), "{shown}");
-    assert!(!shown.contains(&password("ci")), "the CLI showed the password: {shown}");
+    assert!(
+        !shown.contains(&password("ci")),
+        "the CLI showed the password: {shown}"
+    );
     let logs = latchd.logs();
     assert!(logs.contains("latchd ready"), "{logs}");
     assert!(

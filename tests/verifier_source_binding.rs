@@ -36,7 +36,10 @@ async fn plain_verify_refuses_a_token_bound_to_source_addresses() {
     let read = Permission::parse("audit:read").unwrap();
     let started = std::time::Instant::now();
     while verifier.verify(&unbound, &read).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "the verifier caught up");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the verifier caught up"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = std::time::Instant::now();
@@ -44,7 +47,10 @@ async fn plain_verify_refuses_a_token_bound_to_source_addresses() {
         .verify_with(&bound, &read, "10.1.2.3".parse().unwrap())
         .is_err()
     {
-        assert!(started.elapsed() < Duration::from_secs(20), "the verifier caught up");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the verifier caught up"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -54,7 +60,11 @@ async fn plain_verify_refuses_a_token_bound_to_source_addresses() {
         Err(Denial::Rejected(Rejection::SourceNotAllowed))
     );
     // With one, it is applied.
-    assert!(verifier.verify_with(&bound, &read, "2001:db8::1".parse().unwrap()).is_ok());
+    assert!(
+        verifier
+            .verify_with(&bound, &read, "2001:db8::1".parse().unwrap())
+            .is_ok()
+    );
     assert_eq!(
         verifier.verify_with(&bound, &read, "192.168.0.1".parse().unwrap()),
         Err(Denial::Rejected(Rejection::SourceNotAllowed))

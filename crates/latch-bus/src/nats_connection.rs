@@ -305,23 +305,26 @@ mod tests {
 
     #[test]
     fn credentials_in_the_url_are_never_shown() {
-        let connection =
-            NatsConnection::new("nats://latchd:hunter2-secret@nats:4222,tls://s3cr3t-token@n2:4222/x");
+        let connection = NatsConnection::new(
+            "nats://latchd:hunter2-secret@nats:4222,tls://s3cr3t-token@n2:4222/x",
+        );
         for shown in [
             format!("{connection}"),
             format!("{connection:?}"),
             connection.redacted_url(),
         ] {
             assert!(
-                !shown.contains("hunter2") && !shown.contains("s3cr3t") && !shown.contains("latchd:"),
+                !shown.contains("hunter2")
+                    && !shown.contains("s3cr3t")
+                    && !shown.contains("latchd:"),
                 "{shown}"
             );
-            assert!(shown.contains("nats:4222") && shown.contains("n2:4222"), "{shown}");
+            assert!(
+                shown.contains("nats:4222") && shown.contains("n2:4222"),
+                "{shown}"
+            );
         }
-        assert_eq!(
-            redact_url("nats://u:p@h:1"),
-            "nats://<redacted>@h:1"
-        );
+        assert_eq!(redact_url("nats://u:p@h:1"), "nats://<redacted>@h:1");
         assert_eq!(redact_url("nats://h:1"), "nats://h:1");
         assert_eq!(redact_url("h:1"), "h:1");
         assert_eq!(redact_url("u:p@h:1"), "<redacted>@h:1");

@@ -26,9 +26,13 @@ pub struct ReplySubject(String);
 /// the subject's start (it is attacker-chosen).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnsafeReply {
-    #[error("the reply subject is not an inbox (its first token must be `_INBOX` or start with `_INBOX_`)")]
+    #[error(
+        "the reply subject is not an inbox (its first token must be `_INBOX` or start with `_INBOX_`)"
+    )]
     NotAnInbox,
-    #[error("the reply subject is malformed (empty token, wildcard, whitespace or longer than {MAX_LEN})")]
+    #[error(
+        "the reply subject is malformed (empty token, wildcard, whitespace or longer than {MAX_LEN})"
+    )]
     Malformed,
 }
 

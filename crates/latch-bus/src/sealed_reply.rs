@@ -32,9 +32,7 @@ const PUBLIC_KEY_LEN: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SealError {
-    #[error(
-        "{REPLY_KEY_HEADER} must be an X25519 public key: 32 bytes, base64url without padding"
-    )]
+    #[error("{REPLY_KEY_HEADER} must be an X25519 public key: 32 bytes, base64url without padding")]
     BadPublicKey,
     #[error("the sealed reply does not open: wrong key, or altered on the way")]
     DoesNotOpen,

@@ -70,10 +70,7 @@ impl NatsCommands {
         let mut nats_headers = async_nats::HeaderMap::new();
         nats_headers.insert("Authorization", format!("Bearer {token}").as_str());
         // Names this program in latchd's audit records (a claim, labelled so).
-        nats_headers.insert(
-            "Latch-Client",
-            concat!("latch ", env!("CARGO_PKG_VERSION")),
-        );
+        nats_headers.insert("Latch-Client", concat!("latch ", env!("CARGO_PKG_VERSION")));
         if let Some(key) = &headers.idempotency_key {
             nats_headers.insert("Idempotency-Key", key.as_str());
         }

@@ -577,7 +577,11 @@ mod tests {
         inner.announce(Position::new(3), 10);
         assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 0);
         inner.reached(Position::new(2));
-        assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 0, "not reached yet");
+        assert_eq!(
+            inner.fresh_at_ms.load(Ordering::SeqCst),
+            0,
+            "not reached yet"
+        );
         inner.reached(Position::new(3));
         assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 10);
         // A heartbeat for a position the view has (0) vouches at once.

@@ -137,8 +137,11 @@ impl CommandService {
         }
         for (subject, verb) in service.verb_subjects() {
             match client.subscribe(subject.clone()).await {
-                Ok(subscriber) => subscriptions
-                    .push(subscriber.map(move |m| (Incoming::Discovery(verb), m)).boxed()),
+                Ok(subscriber) => subscriptions.push(
+                    subscriber
+                        .map(move |m| (Incoming::Discovery(verb), m))
+                        .boxed(),
+                ),
                 Err(error) => {
                     tracing::warn!(%error, %subject, "command service: no discovery on this subject");
                 }
@@ -251,7 +254,11 @@ async fn command(
 /// Seals `body` to the requester's valid `Latch-Reply-Key`; a reply that
 /// cannot be sealed is replaced by a problem without its body (which may
 /// hold a secret).
-fn seal_if_asked(reply_key: Option<&str>, mut headers: HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
+fn seal_if_asked(
+    reply_key: Option<&str>,
+    mut headers: HeaderMap,
+    body: Bytes,
+) -> (HeaderMap, Bytes) {
     let Some(key) = reply_key.filter(|k| sealed_reply::check_reply_key(k).is_ok()) else {
         return (headers, body);
     };

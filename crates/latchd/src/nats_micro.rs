@@ -252,7 +252,11 @@ mod tests {
     #[test]
     fn every_verb_has_three_subjects() {
         let service = service();
-        let subjects: Vec<String> = service.verb_subjects().into_iter().map(|(s, _)| s).collect();
+        let subjects: Vec<String> = service
+            .verb_subjects()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
         assert!(subjects.contains(&"$SRV.PING".to_owned()));
         assert!(subjects.contains(&"$SRV.INFO.latch".to_owned()));
         assert!(subjects.contains(&format!("$SRV.STATS.latch.{}", service.id)));
