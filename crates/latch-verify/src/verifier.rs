@@ -496,8 +496,8 @@ async fn fetch_snapshot(source: SnapshotSource) -> Result<VerifierView, String> 
 }
 
 /// The first existing stream message at or after `sequence` (up to
-/// `last`) that carries a `Latch-Position`, with its position (messages
-/// that are not Latch events are skipped).
+/// `last`) that is a Latch event, with its position (messages that are not
+/// Latch events are skipped).
 async fn message_at_or_after(
     stream: &jetstream::stream::Stream,
     sequence: u64,
@@ -507,11 +507,17 @@ async fn message_at_or_after(
     while sequence <= last {
         match stream.get_raw_message(sequence).await {
             Ok(message) => {
-                match message
+                // A foreign message must not steer the search: only a
+                // Latch event whose header and payload agree counts.
+                let position = message
                     .headers
                     .get(latch_bus::headers::LATCH_POSITION)
                     .and_then(|v| v.as_str().parse::<u64>().ok())
-                {
+                    .filter(|&position| {
+                        latch_bus::decode(&message.payload)
+                            .is_ok_and(|recorded| recorded.position.get() == position)
+                    });
+                match position {
                     Some(position) => return Ok(Some((sequence, Position::new(position)))),
                     None => sequence += 1,
                 }
