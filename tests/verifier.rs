@@ -44,6 +44,7 @@ fn spawn_relay(store: &Arc<EventStore>, nats: &NatsServer) -> tokio::sync::watch
         nats: latch_bus::NatsConnection::new(nats.url()),
         clock: Arc::new(SystemClock),
         status: Arc::new(RelayStatus::default()),
+        keyring: Arc::new(latchd::Keyring::ephemeral()),
     };
     tokio::spawn(relay.run(shutdown));
     stop

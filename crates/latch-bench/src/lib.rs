@@ -43,6 +43,7 @@ impl InProcessLatchd {
                 nats: latch_bus::NatsConnection::new(nats.url()),
                 clock: clock.clone(),
                 status: status.clone(),
+                keyring: Arc::new(latchd::Keyring::ephemeral()),
             };
             tokio::spawn(relay.run(shutdown));
             status

@@ -576,6 +576,7 @@ async fn propagation(
         nats: latch_bus::NatsConnection::new(nats.url()),
         clock: Arc::new(SystemClock),
         status: Arc::new(latchd::RelayStatus::default()),
+        keyring: Arc::new(latchd::Keyring::ephemeral()),
     };
     tokio::spawn(relay.run(shutdown));
     let handle = handler.handle();

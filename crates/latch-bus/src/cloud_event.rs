@@ -43,6 +43,10 @@ pub struct CloudEvent {
     pub latchrequestid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latchidempotencykeysha256: Option<IdempotencyKeyDigest>,
+    /// The stored record, exactly as the log hashed it: what a follower
+    /// checks the signature and chain against (see `signed_feed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latchrecord: Option<String>,
 }
 
 #[derive(Debug, Error)]
@@ -107,6 +111,7 @@ impl CloudEvent {
             latchactor: actor_text(envelope.actor),
             latchrequestid: envelope.request_id.clone(),
             latchidempotencykeysha256: envelope.idempotency_key_sha256,
+            latchrecord: None,
         }
     }
 

@@ -77,6 +77,9 @@ fn sample_events() -> Vec<Event> {
                 ..Default::default()
             },
         },
+        Event::SigningKeyRotated {
+            public_key: "ed25519:tYCUK202U9RA0nTUCIkDpHlFodnBPwBZ1NUSX5ahOYU".into(),
+        },
     ]
 }
 
@@ -218,10 +221,10 @@ fn foreign_or_broken_payloads_are_errors_not_panics() {
 
 #[test]
 fn heartbeats_round_trip() {
-    let heartbeat = Heartbeat {
-        position: Position::new(7),
-        time: Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
-    };
+    let heartbeat = Heartbeat::new(
+        Position::new(7),
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
+    );
     assert_eq!(Heartbeat::decode(&heartbeat.encode()).unwrap(), heartbeat);
 }
 

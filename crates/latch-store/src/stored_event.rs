@@ -25,6 +25,22 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// The record bytes the chain hash covers, as the log wrote them (the
+    /// encoding is deterministic: written again, they hash to `hash`).
+    /// What latchd publishes so followers can check the chain themselves.
+    pub fn record(&self) -> String {
+        let record = serde_json::to_string(&RecordOut {
+            position: self.position,
+            stream: &self.stream,
+            version: self.version,
+            prev_hash: self.prev_hash,
+            data: &self.data,
+        })
+        .expect("serialising plain fields cannot fail");
+        debug_assert_eq!(ChainHash::of(record.as_bytes()), self.hash);
+        record
+    }
+
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, StoreError> {
         serde_json::from_str(self.data.get()).map_err(|e| StoreError::Corrupt {
             position: self.position,

@@ -368,6 +368,11 @@ async fn serve(settings: ServeArgs, banner: Option<DevBanner>) -> anyhow::Result
         }
         None => Arc::new(SystemClock),
     };
+    let keyring = Arc::new(match &settings.signing_key {
+        Some(file) => Keyring::provisioned(file)?,
+        None => Keyring::open(&settings.data_dir, &store)?,
+    });
+    tracing::info!(public_key = %keyring.current().public_key(), "signing what latchd publishes; verifiers trust this key (latchd key show)");
     let (handler, rebuilt) = CommandHandler::start(store.clone(), clock.clone(), config)
         .context("rebuilding state from the event log")?;
     let commands = handler.handle();
@@ -406,6 +411,7 @@ async fn serve(settings: ServeArgs, banner: Option<DevBanner>) -> anyhow::Result
         nats: nats.clone(),
         clock: clock.clone(),
         status: relay_status.clone(),
+        keyring: keyring.clone(),
     };
     let relay_task = tokio::spawn(relay.run(relay_shutdown.clone()));
 

@@ -25,11 +25,14 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream::Stream};
 use futures::StreamExt;
 use latch_bus::{Heartbeat, StreamSettings, headers, heartbeat, subject};
-use latch_core::Position;
+use latch_bus::TrustedKeys;
+use latch_bus::feed_signing::event_message;
+use latch_core::{EventId, LogId, Position};
 use latch_store::EventStore;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
+use crate::signing_keys::Keyring;
 use crate::event_codec;
 
 /// Events published per round of pipelined acknowledgements.
@@ -80,6 +83,9 @@ pub struct Relay {
     pub nats: latch_bus::NatsConnection,
     pub clock: Arc<dyn Clock>,
     pub status: Arc<RelayStatus>,
+    /// What every event and heartbeat is signed with (see
+    /// `latch_bus::signed_feed`).
+    pub keyring: Arc<Keyring>,
 }
 
 impl Relay {
@@ -115,13 +121,33 @@ impl Relay {
 
     /// A heartbeat vouching for `published`, the last position the stream
     /// acknowledged.
-    fn heartbeat(&self, published: Position) -> bytes::Bytes {
-        Heartbeat {
-            position: published,
-            time: self.clock.now(),
+    fn heartbeat(&self, published: Position) -> Result<bytes::Bytes, RelayError> {
+        let mut heartbeat = Heartbeat::new(published, self.clock.now());
+        let hash = match self.store.hash_at(published)? {
+            Some(hash) => *hash.as_bytes(),
+            None => [0; 32],
+        };
+        latch_bus::sign_heartbeat(
+            &mut heartbeat,
+            self.log_id(),
+            &hash,
+            self.keyring.for_position(published),
+        );
+        Ok(heartbeat.encode().into())
+    }
+
+    fn ours(&self) -> OwnEvents<'_> {
+        OwnEvents {
+            log: self.log_id(),
+            keys: TrustedKeys::new(self.keyring.public_keys().into_iter().map(|(_, k)| k)),
+            status: &self.status,
         }
-        .encode()
-        .into()
+    }
+
+    fn log_id(&self) -> LogId {
+        self.store
+            .log_id()
+            .expect("a log opened for writing always has an id")
     }
 
     async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), RelayError> {
@@ -181,18 +207,18 @@ impl Relay {
                     // and deliver them late, vouching for a position that may
                     // since have moved on: send none instead.
                     if client.connection_state() == async_nats::connection::State::Connected {
-                        client.publish(subject::HEARTBEAT, self.heartbeat(published)).await.map_err(nats)?;
+                        client.publish(subject::HEARTBEAT, self.heartbeat(published)?).await.map_err(nats)?;
                     }
                 }
                 Some(request) = asked.next() => {
                     // Only what the stream has acknowledged is vouched for,
                     // and only to an inbox.
                     if let Some(reply) = crate::reply_guard::reply_to(&request.subject, request.reply.as_deref()) {
-                        client.publish(reply.into_string(), self.heartbeat(published)).await.map_err(nats)?;
+                        client.publish(reply.into_string(), self.heartbeat(published)?).await.map_err(nats)?;
                     }
                 }
                 _ = check.tick() => {
-                    let in_stream = last_position_in(&mut stream, &mut tail, &self.status).await?.map_or(Position::ZERO, |(p, _)| p);
+                    let in_stream = last_position_in(&mut stream, &mut tail, &self.ours()).await?.map_or(Position::ZERO, |(p, _)| p);
                     if in_stream < published {
                         tracing::warn!(%in_stream, %published, "relay: the stream lost events it had acknowledged; republishing them");
                         self.status.repairs.fetch_add(1, Ordering::Relaxed);
@@ -214,7 +240,7 @@ impl Relay {
         tail: &mut TailScan,
         name: &'static str,
     ) -> Result<Position, RelayError> {
-        let Some((position, event_id)) = last_position_in(stream, tail, &self.status).await? else {
+        let Some((position, event_id)) = last_position_in(stream, tail, &self.ours()).await? else {
             return Ok(Position::ZERO);
         };
         let expected = self
@@ -243,9 +269,20 @@ impl Relay {
     ) -> Result<Position, RelayError> {
         let events = self.store.read_after(after, BATCH)?;
         let mut pending = Vec::with_capacity(events.len());
+        let log = self.log_id();
         for stored in &events {
             let recorded = event_codec::to_recorded(stored)?;
+            let signed = latch_bus::sign_event(
+                &recorded,
+                &stored.record(),
+                stored.hash.as_bytes(),
+                log,
+                self.keyring.for_position(recorded.position),
+            );
             let mut message_headers = async_nats::HeaderMap::new();
+            message_headers.insert(headers::LATCH_LOG_ID, signed.log_id.as_str());
+            message_headers.insert(headers::LATCH_HASH, signed.hash.as_str());
+            message_headers.insert(headers::LATCH_SIGNATURE, signed.signature.as_str());
             message_headers.insert(
                 headers::NATS_MSG_ID,
                 recorded.envelope.id.to_string().as_str(),
@@ -256,11 +293,7 @@ impl Relay {
             );
             let subject = latch_bus::event_subject(&recorded.envelope.event);
             let ack = js
-                .publish_with_headers(
-                    subject,
-                    message_headers,
-                    latch_bus::encode(&recorded).into(),
-                )
+                .publish_with_headers(subject, message_headers, signed.payload.into())
                 .await
                 .map_err(nats)?;
             pending.push((recorded.position, ack));
@@ -290,8 +323,9 @@ struct TailScan {
 async fn last_position_in(
     stream: &mut Stream,
     tail: &mut TailScan,
-    status: &RelayStatus,
+    ours: &OwnEvents<'_>,
 ) -> Result<Option<(Position, String)>, RelayError> {
+    let status = ours.status;
     let state = stream.info().await.map_err(nats)?.state.clone();
     if state.messages == 0 {
         *tail = TailScan::default();
@@ -305,7 +339,7 @@ async fn last_position_in(
             None => known = Some(None),
             Some((sequence, position, id)) if *sequence >= state.first_sequence => {
                 if let Some(message) = raw_message(stream, *sequence).await?
-                    && latch_event_in(&message).is_some_and(|(p, i)| p == *position && i == *id)
+                    && ours.position_of(&message).is_some_and(|(p, i)| p == *position && i == *id)
                 {
                     known = Some(Some((*sequence, *position, id.clone())));
                 }
@@ -321,7 +355,7 @@ async fn last_position_in(
     let mut sequence = state.last_sequence;
     while sequence >= lowest.max(1) {
         if let Some(message) = raw_message(stream, sequence).await? {
-            match latch_event_in(&message) {
+            match ours.position_of(&message) {
                 Some((position, id)) => {
                     found = Some((sequence, position, id));
                     break;
@@ -363,14 +397,35 @@ async fn raw_message(
     }
 }
 
-/// The position and event id of a message that is a Latch event: a
-/// `Latch-Position` header, a payload that decodes as a Latch event, and
-/// both agreeing (with `Nats-Msg-Id` too). `None` for anything else.
-fn latch_event_in(message: &jetstream::message::StreamMessage) -> Option<(Position, String)> {
-    let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
-    let position = header(headers::LATCH_POSITION)?.parse::<u64>().ok()?;
-    let id = header(headers::NATS_MSG_ID)?;
-    let recorded = latch_bus::decode(&message.payload).ok()?;
-    (recorded.position.get() == position && recorded.envelope.id.to_string() == id)
-        .then(|| (Position::new(position), id))
+/// What tells this relay's own events from anything else in the stream.
+struct OwnEvents<'a> {
+    log: LogId,
+    keys: TrustedKeys,
+    status: &'a RelayStatus,
+}
+
+impl OwnEvents<'_> {
+    /// The position and event id of a message that this relay published:
+    /// this log's id, and a signature by one of this latchd's keys over its
+    /// position, event id and chain hash. `None` for anything else, which
+    /// the relay skips: whoever can publish on `latch.events.>` can put junk
+    /// or well-formed forgeries in the stream, but cannot make the relay
+    /// stop (a forgery naming another log or event would otherwise look
+    /// like a foreign stream) or skip this log's events.
+    fn position_of(&self, message: &jetstream::message::StreamMessage) -> Option<(Position, String)> {
+        let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
+        let position = Position::new(header(headers::LATCH_POSITION)?.parse::<u64>().ok()?);
+        let id = header(headers::NATS_MSG_ID)?;
+        let log: LogId = header(headers::LATCH_LOG_ID)?.parse().ok()?;
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(header(headers::LATCH_HASH)?, &mut hash).ok()?;
+        let event: EventId = id.parse().ok()?;
+        let signature = header(headers::LATCH_SIGNATURE)?;
+        (log == self.log
+            && self
+                .keys
+                .verify(&event_message(log, position, event, &hash), &signature)
+                .is_ok())
+        .then_some((position, id))
+    }
 }

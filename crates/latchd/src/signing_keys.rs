@@ -90,6 +90,18 @@ impl Keyring {
         })
     }
 
+    /// One new key held in memory only: for tests and benches that run a
+    /// relay in-process.
+    pub fn ephemeral() -> Self {
+        Self {
+            keys: vec![(
+                Position::FIRST,
+                Arc::new(SigningKey::generate().expect("the system's random source works")),
+            )],
+            dir: None,
+        }
+    }
+
     /// The keys in `<data-dir>/signing-keys`, checked against the log; the
     /// first one is made if there is none.
     pub fn open(data_dir: &Path, store: &EventStore) -> Result<Self, KeyringError> {

@@ -1,0 +1,464 @@
+//! The signed feed: how latchd signs each event it publishes and how a
+//! follower (the verifier, `latch watch`) checks it before applying it.
+//!
+//! Each event message carries, besides the CloudEvent fields, the stored
+//! record itself (`latchrecord`: the exact bytes the log hashed, holding
+//! the previous hash and the event envelope), and the headers
+//! `Latch-Log-Id`, `Latch-Hash` (SHA-256 of the record: the chain hash) and
+//! `Latch-Signature` (over log id, position, event id and chain hash; see
+//! `feed_signing`). A follower recomputes the hash from the record, checks
+//! the signature, checks that the record continues its chain (its
+//! `prev_hash` is the hash of the last event it applied, its position the
+//! next), and applies the event decoded from the record, never from the
+//! unauthenticated CloudEvent fields. Whoever lacks latchd's key can add,
+//! alter, reorder or replay nothing: at worst, by withholding, they make a
+//! follower stale.
+
+use latch_core::{EventEnvelope, LogId, Position, RecordedEvent};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use crate::feed_signing::{SigningError, SigningKey, TrustedKeys, event_message, heartbeat_message};
+use crate::heartbeat::Heartbeat;
+use crate::{CloudEvent, headers};
+
+/// Why a follower refused a message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FeedRejection {
+    #[error("unsigned: this follower applies only what latchd signed")]
+    Unsigned,
+    #[error("not a Latch event: {0}")]
+    Malformed(String),
+    #[error("the record does not hash to the signed chain hash")]
+    HashMismatch,
+    #[error(transparent)]
+    Signature(#[from] SigningError),
+    #[error("from log {found}, but this follower follows log {expected}")]
+    OtherLog { expected: LogId, found: LogId },
+    #[error("position {found} does not follow {expected}")]
+    OutOfOrder { expected: Position, found: Position },
+    #[error("position {0} was already applied (a replay)")]
+    Replayed(Position),
+    #[error("the record at {0} does not continue this follower's chain (its previous hash differs)")]
+    BrokenChain(Position),
+}
+
+/// The record as the log stores it (the part a follower reads).
+#[derive(Deserialize)]
+struct Record<'a> {
+    position: Position,
+    version: u64,
+    prev_hash: &'a str,
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+/// `Latch-Hash` etc. for a published event, and its payload.
+pub struct SignedEvent {
+    pub payload: Vec<u8>,
+    pub log_id: String,
+    pub hash: String,
+    pub signature: String,
+}
+
+/// latchd's side: the message for `recorded`, whose stored record bytes
+/// are `record` and chain hash `hash`.
+pub fn sign_event(
+    recorded: &RecordedEvent,
+    record: &str,
+    hash: &[u8; 32],
+    log: LogId,
+    key: &SigningKey,
+) -> SignedEvent {
+    let mut event = CloudEvent::from_recorded(recorded);
+    event.latchrecord = Some(record.to_owned());
+    let payload = serde_json::to_vec(&event).expect("cloud events serialise");
+    let signature = key.sign(&event_message(
+        log,
+        recorded.position,
+        recorded.envelope.id,
+        hash,
+    ));
+    SignedEvent {
+        payload,
+        log_id: log.to_string(),
+        hash: hex::encode(hash),
+        signature,
+    }
+}
+
+/// latchd's side: signs a heartbeat vouching for `position`, whose chain
+/// hash is `hash`.
+pub fn sign_heartbeat(heartbeat: &mut Heartbeat, log: LogId, hash: &[u8; 32], key: &SigningKey) {
+    heartbeat.log_id = Some(log);
+    heartbeat.hash = Some(hex::encode(hash));
+    heartbeat.signature = Some(key.sign(&heartbeat_message(
+        log,
+        heartbeat.position,
+        hash,
+        heartbeat.time.timestamp_millis(),
+    )));
+}
+
+/// A follower's side: what it has verified so far.
+#[derive(Debug, Clone)]
+pub struct FeedChain {
+    trusted: TrustedKeys,
+    log: Option<LogId>,
+    position: Position,
+    hash: [u8; 32],
+}
+
+impl FeedChain {
+    /// A follower reading from the first event. With no trusted keys it
+    /// checks nothing and applies what the broker delivers (it logs a
+    /// warning at start: the broker's permissions are all it relies on).
+    pub fn from_start(trusted: TrustedKeys) -> Self {
+        Self {
+            trusted,
+            log: None,
+            position: Position::ZERO,
+            hash: [0; 32],
+        }
+    }
+
+    /// A follower that starts from a verified snapshot at `position`.
+    pub fn from_snapshot(
+        trusted: TrustedKeys,
+        log: LogId,
+        position: Position,
+        hash: [u8; 32],
+    ) -> Self {
+        Self {
+            trusted,
+            log: Some(log),
+            position,
+            hash,
+        }
+    }
+
+    pub fn is_checking(&self) -> bool {
+        !self.trusted.is_empty()
+    }
+
+    pub fn trusted(&self) -> &TrustedKeys {
+        &self.trusted
+    }
+
+    pub fn position(&self) -> Position {
+        self.position
+    }
+
+    pub fn log(&self) -> Option<LogId> {
+        self.log
+    }
+
+    /// The chain hash of the last event applied.
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
+    }
+
+    /// Checks one event message; on success the chain moves on and the
+    /// event (decoded from the signed record) is returned, to be applied.
+    /// `header` reads the message's headers.
+    pub fn accept<'h>(
+        &mut self,
+        header: impl Fn(&str) -> Option<&'h str>,
+        payload: &[u8],
+    ) -> Result<RecordedEvent, FeedRejection> {
+        let event: CloudEvent = serde_json::from_slice(payload)
+            .map_err(|e| FeedRejection::Malformed(e.to_string()))?;
+        if !self.is_checking() {
+            let recorded = event
+                .into_recorded()
+                .map_err(|e| FeedRejection::Malformed(e.to_string()))?;
+            self.position = recorded.position;
+            return Ok(recorded);
+        }
+        let (Some(record), Some(signature), Some(log)) = (
+            event.latchrecord.as_deref(),
+            header(headers::LATCH_SIGNATURE),
+            header(headers::LATCH_LOG_ID),
+        ) else {
+            return Err(FeedRejection::Unsigned);
+        };
+        let log: LogId = log
+            .parse()
+            .map_err(|_| FeedRejection::Malformed("Latch-Log-Id is not a log id".into()))?;
+        if let Some(expected) = self.log
+            && expected != log
+        {
+            return Err(FeedRejection::OtherLog {
+                expected,
+                found: log,
+            });
+        }
+        let hash: [u8; 32] = Sha256::digest(record.as_bytes()).into();
+        if header(headers::LATCH_HASH).is_some_and(|h| h != hex::encode(hash)) {
+            return Err(FeedRejection::HashMismatch);
+        }
+        let parsed: Record<'_> = serde_json::from_str(record)
+            .map_err(|e| FeedRejection::Malformed(format!("latchrecord: {e}")))?;
+        let envelope: EventEnvelope = serde_json::from_str(parsed.data.get())
+            .map_err(|e| FeedRejection::Malformed(format!("latchrecord data: {e}")))?;
+        let key = self
+            .trusted
+            .verify(
+                &event_message(log, parsed.position, envelope.id, &hash),
+                signature,
+            )?
+            .clone();
+        if parsed.position <= self.position {
+            return Err(FeedRejection::Replayed(parsed.position));
+        }
+        if parsed.position != self.position.next() {
+            return Err(FeedRejection::OutOfOrder {
+                expected: self.position.next(),
+                found: parsed.position,
+            });
+        }
+        if parsed.prev_hash != hex::encode(self.hash) {
+            return Err(FeedRejection::BrokenChain(parsed.position));
+        }
+        self.log = Some(log);
+        self.position = parsed.position;
+        self.hash = hash;
+        // A rotation is signed by the old key and names the new one: from
+        // the next event on, only the new key is trusted.
+        if let latch_core::Event::SigningKeyRotated { public_key } = &envelope.event
+            && let Ok(new_key) = public_key.parse()
+        {
+            self.trusted.add(new_key);
+            self.trusted.remove(&key);
+        }
+        Ok(RecordedEvent {
+            position: parsed.position,
+            version: parsed.version,
+            envelope,
+        })
+    }
+
+    /// Checks a heartbeat. `Ok(position)` is what it vouches for; a
+    /// heartbeat for the position this follower is at must also carry its
+    /// chain hash.
+    pub fn vouch(&mut self, heartbeat: &Heartbeat) -> Result<Position, FeedRejection> {
+        if !self.is_checking() {
+            return Ok(heartbeat.position);
+        }
+        let (Some(log), Some(hash), Some(signature)) = (
+            heartbeat.log_id,
+            heartbeat.hash.as_deref(),
+            heartbeat.signature.as_deref(),
+        ) else {
+            return Err(FeedRejection::Unsigned);
+        };
+        if let Some(expected) = self.log
+            && expected != log
+        {
+            return Err(FeedRejection::OtherLog {
+                expected,
+                found: log,
+            });
+        }
+        let mut hash_bytes = [0u8; 32];
+        hex::decode_to_slice(hash, &mut hash_bytes)
+            .map_err(|_| FeedRejection::Malformed("heartbeat hash".into()))?;
+        self.trusted.verify(
+            &heartbeat_message(
+                log,
+                heartbeat.position,
+                &hash_bytes,
+                heartbeat.time.timestamp_millis(),
+            ),
+            signature,
+        )?;
+        if heartbeat.position == self.position && hash_bytes != self.hash {
+            return Err(FeedRejection::BrokenChain(heartbeat.position));
+        }
+        self.log = Some(log);
+        Ok(heartbeat.position)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use latch_core::{Actor, AccountId, Event, EventId};
+
+    use super::*;
+
+    /// A tiny log: records as the store writes them, chained.
+    struct Log {
+        id: LogId,
+        hash: [u8; 32],
+        position: u64,
+    }
+
+    impl Log {
+        fn new() -> Self {
+            Self {
+                id: LogId::new(),
+                hash: [0; 32],
+                position: 0,
+            }
+        }
+
+        fn next(&mut self, event: Event, key: &SigningKey) -> SignedEvent {
+            self.position += 1;
+            let envelope = EventEnvelope {
+                id: EventId::new(),
+                at: Utc::now(),
+                actor: Actor::System,
+                request_id: None,
+                idempotency_key_sha256: None,
+                event,
+            };
+            let record = serde_json::json!({
+                "position": self.position,
+                "stream": "s",
+                "version": 1,
+                "prev_hash": hex::encode(self.hash),
+                "data": envelope,
+            })
+            .to_string();
+            let hash: [u8; 32] = Sha256::digest(record.as_bytes()).into();
+            self.hash = hash;
+            let recorded = RecordedEvent {
+                position: Position::new(self.position),
+                version: 1,
+                envelope,
+            };
+            sign_event(&recorded, &record, &hash, self.id, key)
+        }
+    }
+
+    fn disabled(reason: &str) -> Event {
+        Event::AccountDisabled {
+            account_id: AccountId::new(),
+            reason: reason.into(),
+        }
+    }
+
+    fn accept(chain: &mut FeedChain, signed: &SignedEvent) -> Result<RecordedEvent, FeedRejection> {
+        chain.accept(
+            |name| match name {
+                headers::LATCH_SIGNATURE => Some(signed.signature.as_str()),
+                headers::LATCH_LOG_ID => Some(signed.log_id.as_str()),
+                headers::LATCH_HASH => Some(signed.hash.as_str()),
+                _ => None,
+            },
+            &signed.payload,
+        )
+    }
+
+    #[test]
+    fn genuine_events_apply_in_order_and_forgeries_do_not() {
+        let key = SigningKey::generate().unwrap();
+        let mut log = Log::new();
+        let mut chain = FeedChain::from_start(TrustedKeys::new([key.public_key()]));
+        let first = log.next(disabled("one"), &key);
+        let second = log.next(disabled("two"), &key);
+        assert!(accept(&mut chain, &first).is_ok());
+
+        // An altered copy of the second: the record no longer hashes to the
+        // signed hash.
+        let mut altered = SignedEvent {
+            payload: String::from_utf8(second.payload.clone())
+                .unwrap()
+                .replace("two", "TWO")
+                .into_bytes(),
+            log_id: second.log_id.clone(),
+            hash: second.hash.clone(),
+            signature: second.signature.clone(),
+        };
+        assert_eq!(
+            accept(&mut chain, &altered),
+            Err(FeedRejection::HashMismatch)
+        );
+        altered.hash = String::new();
+        assert!(accept(&mut chain, &altered).is_err());
+
+        // Signed by someone else's key.
+        let forger = SigningKey::generate().unwrap();
+        let mut forged_log = Log {
+            id: log.id,
+            hash: Sha256::digest(b"x").into(),
+            position: 1,
+        };
+        let forged = forged_log.next(disabled("forged"), &forger);
+        assert!(matches!(
+            accept(&mut chain, &forged),
+            Err(FeedRejection::Signature(SigningError::UnknownKey(_)))
+        ));
+
+        assert!(accept(&mut chain, &second).is_ok());
+        // A replay of the first.
+        assert_eq!(
+            accept(&mut chain, &first),
+            Err(FeedRejection::Replayed(Position::new(1)))
+        );
+        // Another log signed with the same key.
+        let mut other = Log::new();
+        let elsewhere = other.next(disabled("elsewhere"), &key);
+        assert!(matches!(
+            accept(&mut chain, &elsewhere),
+            Err(FeedRejection::OtherLog { .. })
+        ));
+        assert_eq!(chain.position(), Position::new(2));
+    }
+
+    #[test]
+    fn a_rotation_moves_trust_to_the_new_key() {
+        let old = SigningKey::generate().unwrap();
+        let new = SigningKey::generate().unwrap();
+        let mut log = Log::new();
+        let mut chain = FeedChain::from_start(TrustedKeys::new([old.public_key()]));
+        let rotation = log.next(
+            Event::SigningKeyRotated {
+                public_key: new.public_key().to_string(),
+            },
+            &old,
+        );
+        accept(&mut chain, &rotation).unwrap();
+        let mut late_old = Log {
+            id: log.id,
+            hash: log.hash,
+            position: log.position,
+        };
+        let by_old = late_old.next(disabled("old key"), &old);
+        assert!(matches!(
+            accept(&mut chain, &by_old),
+            Err(FeedRejection::Signature(SigningError::UnknownKey(_)))
+        ));
+        let by_new = log.next(disabled("new key"), &new);
+        assert!(accept(&mut chain, &by_new).is_ok());
+    }
+
+    #[test]
+    fn heartbeats_vouch_only_when_signed_for_this_log_and_chain() {
+        let key = SigningKey::generate().unwrap();
+        let mut log = Log::new();
+        let mut chain = FeedChain::from_start(TrustedKeys::new([key.public_key()]));
+        let first = log.next(disabled("one"), &key);
+        accept(&mut chain, &first).unwrap();
+        let mut beat = Heartbeat::new(Position::new(1), Utc::now());
+        assert_eq!(chain.vouch(&beat), Err(FeedRejection::Unsigned));
+        sign_heartbeat(&mut beat, log.id, &log.hash, &key);
+        assert_eq!(chain.vouch(&beat), Ok(Position::new(1)));
+        let mut wrong_hash = Heartbeat::new(Position::new(1), Utc::now());
+        sign_heartbeat(&mut wrong_hash, log.id, &[9; 32], &key);
+        assert_eq!(
+            chain.vouch(&wrong_hash),
+            Err(FeedRejection::BrokenChain(Position::new(1)))
+        );
+        let forger = SigningKey::generate().unwrap();
+        let mut forged = Heartbeat::new(Position::new(5), Utc::now());
+        sign_heartbeat(&mut forged, log.id, &[1; 32], &forger);
+        assert!(chain.vouch(&forged).is_err());
+        // Moving the time of a genuine heartbeat breaks its signature.
+        let mut moved = beat.clone();
+        moved.time += chrono::TimeDelta::seconds(60);
+        assert!(chain.vouch(&moved).is_err());
+    }
+}
