@@ -44,7 +44,7 @@ fn spawn_relay(store: &Arc<EventStore>, nats: &NatsServer) -> tokio::sync::watch
         nats: latch_bus::NatsConnection::new(nats.url()),
         clock: Arc::new(SystemClock),
         status: Arc::new(RelayStatus::default()),
-        keyring: Arc::new(latchd::Keyring::ephemeral()),
+        keyring: KEYRING.clone(),
     };
     tokio::spawn(relay.run(shutdown));
     stop
@@ -137,9 +137,19 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// What every latchd of these tests signs with: the verifiers trust it,
+/// so everything here runs with signing on.
+static KEYRING: std::sync::LazyLock<Arc<Keyring>> =
+    std::sync::LazyLock::new(|| Arc::new(Keyring::ephemeral()));
+
+fn trusted() -> latch_bus::TrustedKeys {
+    latch_bus::TrustedKeys::new([KEYRING.current().public_key()])
+}
+
 fn config(nats: &NatsServer) -> VerifierConfig {
     let mut config = VerifierConfig::new(nats.url());
     config.max_staleness = Duration::from_millis(1500);
+    config.trusted_keys = trusted();
     config
 }
 
@@ -444,6 +454,7 @@ async fn a_verifier_started_from_latchds_snapshot_reads_only_the_tail() {
     // latchd's HTTP API in-process, to serve GET /v1/snapshot.
     let app = latchd::api::AppState::new(latch.handle.clone(), Arc::new(SystemClock));
     app.set_ready(true);
+    let _ = app.signer.set(KEYRING.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let router =
@@ -513,6 +524,7 @@ async fn a_verifier_disconnected_during_revocations_rejects_them_before_it_accep
     let proxy = TcpProxy::start(nats.address());
     let mut cut_off = VerifierConfig::new(proxy.nats_url());
     cut_off.max_staleness = Duration::from_millis(1500);
+    cut_off.trusted_keys = trusted();
     let verifier = Verifier::connect(cut_off).await.unwrap();
     let witness = Verifier::connect(config(&nats)).await.unwrap();
     for (_, token) in &to_revoke {

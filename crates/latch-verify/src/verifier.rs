@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use latch_bus::{Heartbeat, STREAM_NAME, TokenUse, UsageReport, subject};
+use latch_bus::{
+    FeedChain, FeedRejection, Heartbeat, STREAM_NAME, TokenUse, TrustedKeys, UsageReport, subject,
+};
 use latch_core::{
     AccountId, Permission, PermissionSet, Position, Rejection, TokenDigest, TokenId, VerifierView,
 };
@@ -55,6 +57,10 @@ pub struct VerifierStats {
     /// Messages in the stream that are not Latch events, skipped (only
     /// latchd should be able to publish to `latch.events.>`).
     pub foreign_skipped: AtomicU64,
+    /// Events, heartbeats and snapshots refused because they were not
+    /// signed by a trusted key, belong to another log, or do not continue
+    /// the verifier's chain (forgeries, alterations, replays).
+    pub rejected: AtomicU64,
 }
 
 /// A heartbeat's position, and when it arrived (ms since `started`).
@@ -69,6 +75,8 @@ struct Announced {
 struct Tracked {
     view: VerifierView,
     usage: UsageSlots,
+    /// What the verifier has checked of latchd's signed feed.
+    chain: FeedChain,
 }
 
 struct Inner {
@@ -84,6 +92,9 @@ struct Inner {
     announced: Mutex<Option<Announced>>,
     max_staleness: Duration,
     stats: VerifierStats,
+    /// The newest stream sequence ever delivered: an old position arriving
+    /// in a newer message is a replay, not a redelivery.
+    newest_sequence: AtomicU64,
     /// Whether accepted uses are counted (and reported).
     counts_usage: bool,
 }
@@ -103,13 +114,23 @@ impl Verifier {
             .connect()
             .await
             .map_err(|e| ConnectError::Nats(e.to_string()))?;
-        let initial = match &config.snapshot {
-            None => VerifierView::new(),
-            Some(source) => match fetch_snapshot(source.clone()).await {
-                Ok(state) => state,
+        let trusted = config.trusted_keys.clone();
+        if trusted.is_empty() {
+            tracing::warn!(
+                "verifier: no latchd public key configured (LATCH_PUBLIC_KEY): it trusts the NATS broker's permissions alone; anyone who can publish on latch.events.> or latch.heartbeat can forge tokens or keep it falsely current"
+            );
+        }
+        let stats = VerifierStats::default();
+        let (initial, chain) = match &config.snapshot {
+            None => (VerifierView::new(), FeedChain::from_start(trusted.clone())),
+            Some(source) => match fetch_snapshot(source.clone(), trusted.clone()).await {
+                Ok(started) => started,
                 Err(error) => {
+                    if error.starts_with(UNVERIFIED) {
+                        stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    }
                     tracing::warn!(%error, "verifier: no snapshot; reading the whole stream instead");
-                    VerifierView::new()
+                    (VerifierView::new(), FeedChain::from_start(trusted.clone()))
                 }
             },
         };
@@ -119,12 +140,14 @@ impl Verifier {
             state: RwLock::new(Tracked {
                 view: initial,
                 usage,
+                chain,
             }),
             started: Instant::now(),
             fresh_at_ms: AtomicU64::new(0),
             announced: Mutex::new(None),
             max_staleness: config.max_staleness,
-            stats: VerifierStats::default(),
+            stats,
+            newest_sequence: AtomicU64::new(0),
             counts_usage: config.usage_report_every.is_some(),
         });
         let heartbeats = client
@@ -266,7 +289,14 @@ impl Inner {
         if age > self.max_staleness {
             return;
         }
-        self.announce(beat.position, self.now_ms());
+        let vouched = self.state.write().expect("state lock").chain.vouch(beat);
+        match vouched {
+            Ok(position) => self.announce(position, self.now_ms()),
+            Err(rejection) => {
+                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%rejection, position = %beat.position, "verifier: refused a heartbeat");
+            }
+        }
     }
 
     /// A heartbeat for `position` arrived at `at_ms`. The view's position is
@@ -425,16 +455,51 @@ async fn consume(
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
     while let Some(message) = messages.next().await {
         let message = message.map_err(|e| e.to_string())?;
+        let mut fresh_message = false;
         if let Ok(info) = message.info() {
             *last_sequence = info.stream_sequence;
+            fresh_message =
+                inner.newest_sequence.fetch_max(info.stream_sequence, Ordering::Relaxed)
+                    < info.stream_sequence;
         }
-        let Ok(recorded) = latch_bus::decode(&message.payload) else {
-            inner.stats.foreign_skipped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(subject = %message.subject, "verifier: skipping a message in the stream that is not a Latch event (only latchd should publish to latch.events.>)");
-            continue;
-        };
         let mut tracked = inner.state.write().expect("state lock");
         let have = tracked.view.position();
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str())
+        };
+        let recorded = match tracked.chain.accept(header, &message.payload) {
+            Ok(recorded) => recorded,
+            Err(FeedRejection::Malformed(problem)) => {
+                drop(tracked);
+                inner.stats.foreign_skipped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(subject = %message.subject, %problem, "verifier: skipping a message in the stream that is not a Latch event (only latchd should publish to latch.events.>)");
+                continue;
+            }
+            Err(FeedRejection::Replayed(_)) if !fresh_message => {
+                // The same message again (a re-read after a reconnect).
+                drop(tracked);
+                inner
+                    .stats
+                    .duplicates_skipped
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            Err(FeedRejection::OutOfOrder { found, .. }) => {
+                // Signed by latchd, but past a hole: never fold past it.
+                *last_sequence = 0;
+                return Err(format!("gap: have {have}, stream offered {found}"));
+            }
+            Err(rejection) => {
+                drop(tracked);
+                inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(subject = %message.subject, %rejection, "verifier: refused an event");
+                continue;
+            }
+        };
         if recorded.position <= have {
             inner
                 .stats
@@ -460,7 +525,16 @@ async fn consume(
     Err("the consumer ended".into())
 }
 
-async fn fetch_snapshot(source: SnapshotSource) -> Result<VerifierView, String> {
+/// How `fetch_snapshot` says the snapshot was refused as unverified.
+const UNVERIFIED: &str = "unverified snapshot";
+
+/// latchd's snapshot, and the chain it starts: with trusted keys, only a
+/// snapshot latchd signed (`Latch-Log-Id`, `Latch-Position`, `Latch-Hash`,
+/// `Latch-Signature` over them and the body's SHA-256) is used.
+async fn fetch_snapshot(
+    source: SnapshotSource,
+    trusted: TrustedKeys,
+) -> Result<(VerifierView, FeedChain), String> {
     tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -480,6 +554,18 @@ async fn fetch_snapshot(source: SnapshotSource) -> Result<VerifierView, String> 
                 response.status()
             ));
         }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let signed = (
+            header(latch_bus::headers::LATCH_LOG_ID),
+            header(latch_bus::headers::LATCH_HASH),
+            header(latch_bus::headers::LATCH_SIGNATURE),
+        );
         let bytes = response
             .body_mut()
             .with_config()
@@ -488,8 +574,28 @@ async fn fetch_snapshot(source: SnapshotSource) -> Result<VerifierView, String> 
             .map_err(|e| e.to_string())?;
         let (view, position) =
             latch_bus::verifier_snapshot::decode(&bytes).map_err(|e| e.to_string())?;
-        tracing::info!(%position, bytes = bytes.len(), "verifier: started from latchd's snapshot");
-        Ok(view)
+        let chain = if trusted.is_empty() {
+            FeedChain::from_start(trusted)
+        } else {
+            let (Some(log), Some(hash), Some(signature)) = signed else {
+                return Err(format!("{UNVERIFIED}: latchd did not sign it"));
+            };
+            let log: latch_core::LogId = log
+                .parse()
+                .map_err(|_| format!("{UNVERIFIED}: Latch-Log-Id is not a log id"))?;
+            let mut hash_bytes = [0u8; 32];
+            hex::decode_to_slice(&hash, &mut hash_bytes)
+                .map_err(|_| format!("{UNVERIFIED}: Latch-Hash is not a hash"))?;
+            trusted
+                .verify(
+                    &latch_bus::feed_signing::snapshot_message(log, position, &hash_bytes, &bytes),
+                    &signature,
+                )
+                .map_err(|e| format!("{UNVERIFIED}: {e}"))?;
+            FeedChain::from_snapshot(trusted, log, position, hash_bytes)
+        };
+        tracing::info!(%position, bytes = bytes.len(), signed = chain.is_checking(), "verifier: started from latchd's snapshot");
+        Ok((view, chain))
     })
     .await
     .map_err(|e| e.to_string())?
@@ -567,12 +673,14 @@ mod tests {
             state: RwLock::new(Tracked {
                 view: VerifierView::new(),
                 usage: UsageSlots::new(Utc::now()),
+                chain: FeedChain::from_start(TrustedKeys::default()),
             }),
             started: Instant::now(),
             fresh_at_ms: AtomicU64::new(0),
             announced: Mutex::new(None),
             max_staleness: Duration::from_secs(5),
             stats: VerifierStats::default(),
+            newest_sequence: AtomicU64::new(0),
             counts_usage: false,
         }
     }

@@ -18,6 +18,11 @@ pub struct VerifierConfig {
     pub usage_report_every: Option<Duration>,
     /// Names this verifier in its usage reports (service and instance).
     pub name: String,
+    /// latchd's public keys (`latchd key show`; `LATCH_PUBLIC_KEY`). With
+    /// any, the verifier applies only events latchd signed that continue
+    /// its chain, and believes only signed heartbeats and snapshots. With
+    /// none, it trusts the broker's permissions alone (and says so).
+    pub trusted_keys: latch_bus::TrustedKeys,
 }
 
 /// Where a verifier fetches its starting state: latchd's `GET /v1/snapshot`,
@@ -45,6 +50,7 @@ impl VerifierConfig {
             snapshot: None,
             usage_report_every: Some(Duration::from_secs(2)),
             name: format!("latch-verify/{}", std::process::id()),
+            trusted_keys: latch_bus::TrustedKeys::default(),
         }
     }
 }

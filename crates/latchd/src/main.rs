@@ -421,6 +421,7 @@ async fn serve(settings: ServeArgs, banner: Option<DevBanner>) -> anyhow::Result
         Some(relay_status.clone()),
         settings.limits.request_limits(),
     );
+    let _ = app.signer.set(keyring.clone());
     tokio::spawn(
         settings
             .limits

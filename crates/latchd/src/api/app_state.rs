@@ -29,6 +29,9 @@ pub struct Inner {
     pub scheduler: Arc<SchedulerStatus>,
     /// What one request may cost (body read timeout, failure budget).
     pub limits: RequestLimits,
+    /// What `GET /v1/snapshot` is signed with (set once latchd has its
+    /// keys; unsigned without).
+    pub signer: std::sync::OnceLock<Arc<crate::signing_keys::Keyring>>,
     /// Each source's budget of failed requests.
     pub failures: FailureLimiter,
     ready: AtomicBool,
@@ -62,6 +65,7 @@ impl AppState {
             secrets: IssuedSecrets::default(),
             metrics: HttpMetrics::default(),
             relay,
+            signer: std::sync::OnceLock::new(),
             limits,
             failures: FailureLimiter::new(limits.failures, MAX_SOURCES),
             ready: AtomicBool::new(false),

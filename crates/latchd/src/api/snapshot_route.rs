@@ -24,11 +24,31 @@ pub async fn snapshot(
 ) -> Result<Response, Problem> {
     caller.require(api_permission::EVENTS_READ)?;
     let commands = app.commands.clone();
-    let (bytes, position) = tokio::task::spawn_blocking(move || {
-        let view = commands.verifier_view();
-        (latch_bus::verifier_snapshot::encode(&view), view.position())
+    let signer = app.signer.get().cloned();
+    let (bytes, position, signed) = tokio::task::spawn_blocking(move || {
+        let (bytes, position) = {
+            let view = commands.verifier_view();
+            (latch_bus::verifier_snapshot::encode(&view), view.position())
+        };
+        // Signed over the log, the position, its chain hash and the bytes:
+        // a verifier that trusts latchd's key starts from nothing else.
+        let signed = match (signer, commands.store().log_id()) {
+            (Some(keyring), Some(log)) => {
+                let hash = commands
+                    .store()
+                    .hash_at(position)?
+                    .map_or([0; 32], |h| *h.as_bytes());
+                let signature = keyring.for_position(position).sign(
+                    &latch_bus::feed_signing::snapshot_message(log, position, &hash, &bytes),
+                );
+                Some((log, hash, signature))
+            }
+            _ => None,
+        };
+        Ok::<_, latch_store::StoreError>((bytes, position, signed))
     })
     .await
+    .map_err(|e| Problem::internal(e.to_string()))?
     .map_err(|e| Problem::internal(e.to_string()))?;
     let mut response = Response::new(Body::from(bytes));
     let headers = response.headers_mut();
@@ -40,5 +60,14 @@ pub async fn snapshot(
         latch_bus::headers::LATCH_POSITION,
         HeaderValue::from_str(&position.to_string()).expect("digits"),
     );
+    if let Some((log, hash, signature)) = signed {
+        for (name, value) in [
+            (latch_bus::headers::LATCH_LOG_ID, log.to_string()),
+            (latch_bus::headers::LATCH_HASH, hex::encode(hash)),
+            (latch_bus::headers::LATCH_SIGNATURE, signature),
+        ] {
+            headers.insert(name, HeaderValue::from_str(&value).expect("ASCII"));
+        }
+    }
     Ok(response)
 }
