@@ -12,6 +12,8 @@ pub mod feed_signing;
 pub mod headers;
 pub mod heartbeat;
 #[cfg(feature = "cli")]
+mod feed_trust_args;
+#[cfg(feature = "cli")]
 mod nats_args;
 mod nats_connection;
 pub mod reply_subject;
@@ -26,6 +28,8 @@ pub use cloud_event::{CloudEvent, CodecError, decode, encode};
 pub use command_route::{COMMAND_ROUTES, CommandRoute};
 pub use feed_signing::{PublicKey, SigningError, SigningKey, TrustedKeys};
 pub use heartbeat::Heartbeat;
+#[cfg(feature = "cli")]
+pub use feed_trust_args::FeedTrustArgs;
 #[cfg(feature = "cli")]
 pub use nats_args::NatsArgs;
 pub use nats_connection::{NatsConnectError, NatsConnection, redact_url};

@@ -108,9 +108,24 @@ pub struct FeedChain {
     log: Option<LogId>,
     position: Position,
     hash: [u8; 32],
+    /// Whether every event must continue the last (position and previous
+    /// hash). A live follower of a filtered subject (`latch watch --type`)
+    /// sees only some events: it checks signatures, the log and that
+    /// positions only grow.
+    continuous: bool,
 }
 
 impl FeedChain {
+    /// A follower that joins the live tail anywhere and may see only some
+    /// events (`latch watch`): each must be signed by a trusted key, of the
+    /// first log seen, at a position past the last one shown.
+    pub fn live(trusted: TrustedKeys) -> Self {
+        Self {
+            continuous: false,
+            ..Self::from_start(trusted)
+        }
+    }
+
     /// A follower reading from the first event. With no trusted keys it
     /// checks nothing and applies what the broker delivers (it logs a
     /// warning at start: the broker's permissions are all it relies on).
@@ -120,6 +135,7 @@ impl FeedChain {
             log: None,
             position: Position::ZERO,
             hash: [0; 32],
+            continuous: true,
         }
     }
 
@@ -135,6 +151,7 @@ impl FeedChain {
             log: Some(log),
             position,
             hash,
+            continuous: true,
         }
     }
 
@@ -212,14 +229,16 @@ impl FeedChain {
         if parsed.position <= self.position {
             return Err(FeedRejection::Replayed(parsed.position));
         }
-        if parsed.position != self.position.next() {
-            return Err(FeedRejection::OutOfOrder {
-                expected: self.position.next(),
-                found: parsed.position,
-            });
-        }
-        if parsed.prev_hash != hex::encode(self.hash) {
-            return Err(FeedRejection::BrokenChain(parsed.position));
+        if self.continuous {
+            if parsed.position != self.position.next() {
+                return Err(FeedRejection::OutOfOrder {
+                    expected: self.position.next(),
+                    found: parsed.position,
+                });
+            }
+            if parsed.prev_hash != hex::encode(self.hash) {
+                return Err(FeedRejection::BrokenChain(parsed.position));
+            }
         }
         self.log = Some(log);
         self.position = parsed.position;

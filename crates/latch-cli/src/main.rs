@@ -98,6 +98,10 @@ struct WatchArgs {
     /// Only events of this type, e.g. token.revoked.
     #[arg(long = "type")]
     event_type: Option<String>,
+    /// Which of latchd's keys to trust: with one, events that latchd did
+    /// not sign are not shown (each refusal is said on stderr).
+    #[command(flatten)]
+    trust: latch_bus::FeedTrustArgs,
 }
 
 #[derive(Subcommand)]
@@ -857,8 +861,24 @@ fn watch(out: Output, nats: &latch_bus::NatsConnection, args: WatchArgs) -> Resu
         if out == Output::Table {
             output::print_table(&[], EVENT_COLUMNS);
         }
+        let trusted = args
+            .trust
+            .trusted_keys()
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        if trusted.is_empty() {
+            eprintln!("latch watch: no --latch-public-key (LATCH_PUBLIC_KEY): showing what the broker delivers, unverified");
+        }
+        let mut chain = latch_bus::FeedChain::live(trusted);
         while let Some(message) = messages.next().await {
-            let Ok(recorded) = latch_bus::decode(&message.payload) else { continue };
+            let header = |name: &str| message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str());
+            let recorded = match chain.accept(header, &message.payload) {
+                Ok(recorded) => recorded,
+                Err(latch_bus::FeedRejection::Malformed(_)) => continue,
+                Err(rejection) => {
+                    eprintln!("latch watch: refused a message on {}: {rejection}", message.subject);
+                    continue;
+                }
+            };
             let event = serde_json::json!({
                 "position": recorded.position.get(),
                 "at": recorded.envelope.at,

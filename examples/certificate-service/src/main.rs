@@ -25,6 +25,9 @@ struct Settings {
     /// The NATS server latchd relays its events to, and how to authenticate.
     #[command(flatten)]
     nats: latch_bus::NatsArgs,
+    /// Which of latchd's keys to trust.
+    #[command(flatten)]
+    trust: latch_bus::FeedTrustArgs,
     #[arg(
         long,
         env = "CERTIFICATE_SERVICE_LISTEN",
@@ -83,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = VerifierConfig::new(settings.nats.nats_url.clone());
     config.nats = settings.nats.connection();
     config.max_staleness = Duration::from_secs(settings.max_staleness_seconds);
+    config.trusted_keys = settings.trust.trusted_keys()?;
     let verifier = Verifier::connect(config).await?;
     tracing::info!(position = %verifier.position(), nats = %latch_bus::redact_url(&settings.nats.nats_url), "verifier current");
 
