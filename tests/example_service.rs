@@ -41,8 +41,17 @@ fn revoking_through_latchd_locks_the_token_out_of_the_service() {
         .local_addr()
         .unwrap()
         .port();
+    // The service trusts latchd's signing key: it believes only the signed feed.
+    let key = Command::new(binary("latchd"))
+        .args(["key", "show", "--data-dir"])
+        .arg(&latchd.data_dir)
+        .output()
+        .unwrap();
+    assert!(key.status.success(), "{key:?}");
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
     let _service = Service(
         Command::new(binary("certificate-service"))
+            .env("LATCH_PUBLIC_KEY", &key)
             .args([
                 "--nats-url",
                 &latchd.nats().url(),
