@@ -296,7 +296,10 @@ impl Latchd {
         if let Some(token) = token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
-        if !body.is_empty() {
+        let typed = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        if !body.is_empty() && !typed {
             request = request.header("Content-Type", "application/json");
         }
         for (name, value) in headers {

@@ -78,10 +78,19 @@ impl Policy {
     pub const DEFAULT_EXPIRY_WARNING: Span = Span::days(7);
     pub const DEFAULT_ROTATION_GRACE: Span = Span::hours(1);
 
+    /// Resolves every field. A `default_ttl` nobody set is the built-in one
+    /// capped at `max_ttl` (as Vault caps a default lease at the maximum), so
+    /// setting only a lower `max_ttl` is consistent; an explicit
+    /// `default_ttl` above `max_ttl` is kept and reported by
+    /// [`Policy::inconsistency`].
     pub fn resolve(settings: &PolicySettings) -> Policy {
+        let built_in_default = match settings.max_ttl {
+            Some(max) => Self::DEFAULT_TTL.min(max),
+            None => Self::DEFAULT_TTL,
+        };
         Policy {
             max_ttl: settings.max_ttl,
-            default_ttl: settings.default_ttl.unwrap_or(Self::DEFAULT_TTL),
+            default_ttl: settings.default_ttl.unwrap_or(built_in_default),
             rotation_period: settings.rotation_period,
             expiry_warning: settings
                 .expiry_warning
@@ -131,8 +140,25 @@ mod tests {
         assert_eq!(policy.inconsistency(), None);
         let bad = PolicySettings {
             max_ttl: Some(Span::days(1)),
+            default_ttl: Some(Span::days(2)),
             ..Default::default()
         };
         assert!(Policy::resolve(&bad).inconsistency().is_some());
+    }
+
+    #[test]
+    fn an_unset_default_ttl_is_capped_at_max_ttl() {
+        let only_max = PolicySettings {
+            max_ttl: Some(Span::hours(1)),
+            ..Default::default()
+        };
+        let policy = Policy::resolve(&only_max);
+        assert_eq!(policy.default_ttl, Span::hours(1));
+        assert_eq!(policy.inconsistency(), None);
+        let generous = PolicySettings {
+            max_ttl: Some(Span::days(365)),
+            ..Default::default()
+        };
+        assert_eq!(Policy::resolve(&generous).default_ttl, Policy::DEFAULT_TTL);
     }
 }

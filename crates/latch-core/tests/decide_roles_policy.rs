@@ -151,10 +151,43 @@ fn set_policy_globally_and_per_role() {
 }
 
 #[test]
-fn set_policy_rejections() {
-    // The built-in default_ttl (90d) would break a 30d max.
+fn a_max_ttl_below_the_built_in_default_caps_the_default() {
+    // Nobody set default_ttl: the built-in 90d is capped at the max, so a
+    // lower max_ttl alone is a valid policy, globally and per role.
     let only_max = PolicySettings {
         max_ttl: Some(Span::days(30)),
+        ..Default::default()
+    };
+    for role_name in [None, Some(role("cert-operator"))] {
+        given(world())
+            .when(
+                admin(),
+                Command::SetPolicy {
+                    role: role_name.clone(),
+                    settings: only_max.clone(),
+                },
+            )
+            .then_expect_events(vec![Event::PolicyUpdated {
+                role: role_name,
+                settings: only_max.clone(),
+            }]);
+    }
+    let mut events = world();
+    events.push(Event::PolicyUpdated {
+        role: Some(role("cert-operator")),
+        settings: only_max.clone(),
+    });
+    let given = given(events);
+    let policy = given.state().effective_policy(&role("cert-operator"));
+    assert_eq!(policy.default_ttl, Span::days(30));
+    assert_eq!(policy.max_ttl, Some(Span::days(30)));
+}
+
+#[test]
+fn an_explicit_default_ttl_above_max_ttl_is_refused() {
+    let explicit = PolicySettings {
+        max_ttl: Some(Span::days(30)),
+        default_ttl: Some(Span::days(90)),
         ..Default::default()
     };
     given(world())
@@ -162,12 +195,16 @@ fn set_policy_rejections() {
             admin(),
             Command::SetPolicy {
                 role: None,
-                settings: only_max.clone(),
+                settings: explicit,
             },
         )
         .then_expect_error(DomainError::InconsistentPolicy(
             "default_ttl 90d exceeds max_ttl 30d".into(),
         ));
+}
+
+#[test]
+fn set_policy_rejections() {
     given(world())
         .when(
             admin(),
