@@ -206,21 +206,8 @@ async fn recover(args: &RecoverAdminArgs, settings: &ServeArgs) -> anyhow::Resul
             settings.data_dir.display()
         );
     }
-    let store = Arc::new(EventStore::open(&store_dir).with_context(|| {
-        format!(
-            "opening the event log in {} (stop latchd first: recover-admin runs with latchd stopped)",
-            store_dir.display()
-        )
-    })?);
-    let clock: Arc<dyn Clock> = match &settings.clock_file {
-        Some(path) => Arc::new(FileClock::open(path).map_err(anyhow::Error::msg)?),
-        None => Arc::new(SystemClock),
-    };
-    let (handler, _) = CommandHandler::start(store, clock, HandlerConfig::default())
-        .context("rebuilding state from the event log")?;
-    let operator = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown user".into());
+    let offline = Offline::open(settings, "recover-admin")?;
+    let (handler, operator) = offline.handler()?;
     let recovered = latchd::recover_admin(&handler.handle(), &settings.data_dir, &name, &operator).await;
     handler.shutdown().await;
     let recovered = recovered.context("recovering an admin")?;
@@ -232,6 +219,42 @@ async fn recover(args: &RecoverAdminArgs, settings: &ServeArgs) -> anyhow::Resul
         recovered.token_file.display()
     );
     Ok(())
+}
+
+/// The log opened by a command that runs with latchd stopped (RocksDB's
+/// lock makes it fail while latchd runs), to append through the command
+/// handler like any request.
+struct Offline<'a> {
+    settings: &'a ServeArgs,
+    store: Arc<EventStore>,
+}
+
+impl<'a> Offline<'a> {
+    fn open(settings: &'a ServeArgs, command: &str) -> anyhow::Result<Self> {
+        let store_dir = settings.data_dir.join(LOG_DIR);
+        let store = Arc::new(EventStore::open(&store_dir).with_context(|| {
+            format!(
+                "opening the event log in {} (stop latchd first: {command} runs with latchd stopped)",
+                store_dir.display()
+            )
+        })?);
+        Ok(Self { settings, store })
+    }
+
+    /// A command handler on the log, and who runs this on the host (for
+    /// the request id its events carry).
+    fn handler(self) -> anyhow::Result<(CommandHandler, String)> {
+        let clock: Arc<dyn Clock> = match &self.settings.clock_file {
+            Some(path) => Arc::new(FileClock::open(path).map_err(anyhow::Error::msg)?),
+            None => Arc::new(SystemClock),
+        };
+        let (handler, _) = CommandHandler::start(self.store, clock, HandlerConfig::default())
+            .context("rebuilding state from the event log")?;
+        let operator = std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "unknown user".into());
+        Ok((handler, operator))
+    }
 }
 
 /// `latchd key show|rotate`.
@@ -267,22 +290,9 @@ async fn key(command: KeyCommand, settings: &ServeArgs) -> anyhow::Result<()> {
             Ok(())
         }
         KeyCommand::Rotate => {
-            let store = Arc::new(EventStore::open(&store_dir).with_context(|| {
-                format!(
-                    "opening the event log in {} (stop latchd first: key rotate runs with latchd stopped)",
-                    store_dir.display()
-                )
-            })?);
-            let keyring = Keyring::open(&settings.data_dir, &store)?;
-            let clock: Arc<dyn Clock> = match &settings.clock_file {
-                Some(path) => Arc::new(FileClock::open(path).map_err(anyhow::Error::msg)?),
-                None => Arc::new(SystemClock),
-            };
-            let (handler, _) = CommandHandler::start(store, clock, HandlerConfig::default())
-                .context("rebuilding state from the event log")?;
-            let operator = std::env::var("SUDO_USER")
-                .or_else(|_| std::env::var("USER"))
-                .unwrap_or_else(|_| "unknown user".into());
+            let offline = Offline::open(settings, "key rotate")?;
+            let keyring = Keyring::open(&settings.data_dir, &offline.store)?;
+            let (handler, operator) = offline.handler()?;
             let rotated = latchd::rotate_signing_key(&keyring, &handler.handle(), &operator).await;
             handler.shutdown().await;
             let (public_key, from) = rotated.context("rotating the signing key")?;
