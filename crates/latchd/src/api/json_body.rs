@@ -1,6 +1,7 @@
 //! `JsonBody<T>`: a JSON request body with clear errors (malformed JSON,
-//! unknown fields, wrong types, too large) as problem+json, and the digest
-//! of the exact bytes, which is the request's idempotency fingerprint.
+//! unknown fields, wrong types, too large, not declared as JSON) as
+//! problem+json, and the digest of the exact bytes, which is the request's
+//! idempotency fingerprint.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -8,6 +9,7 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+use crate::api::json_media_type;
 use crate::api::problem::Problem;
 
 /// Bodies larger than this are refused with 413.
@@ -17,6 +19,9 @@ pub struct JsonBody<T> {
     pub value: T,
     /// SHA-256 of method, path and body bytes: what a retry must repeat.
     pub fingerprint: String,
+    /// Whether a body was sent at all (an empty or blank body reads as `{}`,
+    /// which a route whose every field is optional may still refuse).
+    pub present: bool,
 }
 
 impl<S, T> FromRequest<S> for JsonBody<T>
@@ -32,6 +37,7 @@ where
         hasher.update(b" ");
         hasher.update(request.uri().path());
         hasher.update(b"\n");
+        let headers = request.headers().clone();
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -43,11 +49,11 @@ where
             })?;
         hasher.update(&bytes);
         // An empty body is an empty object: `POST .../enable` needs none.
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
+        let present = !bytes.iter().all(u8::is_ascii_whitespace);
+        if present && !json_media_type::declares_json(&headers) {
+            return Err(json_media_type::unsupported(&headers));
+        }
+        let text: &[u8] = if present { &bytes } else { b"{}" };
         let value = serde_json::from_slice(text).map_err(|error| {
             let what = match error.classify() {
                 serde_json::error::Category::Data => "invalid request body",
@@ -58,6 +64,7 @@ where
         Ok(Self {
             value,
             fingerprint: hex::encode(hasher.finalize()),
+            present,
         })
     }
 }

@@ -16,6 +16,7 @@ mod introspection;
 mod investigation_routes;
 mod issued_secrets;
 mod json_body;
+mod json_media_type;
 mod ndjson;
 mod openapi;
 mod operations;

@@ -155,6 +155,11 @@ pub async fn set(
     body: JsonBody<PolicyLayer>,
 ) -> Result<Json<PolicyView>, Problem> {
     acting.caller.require(api_permission::POLICY_WRITE)?;
+    if !body.present {
+        return Err(Problem::bad_request(
+            "PUT /v1/policy needs a body: the whole policy layer, e.g. {\"max_ttl\":\"30d\"} ({} clears the layer)",
+        ));
+    }
     let role = target.role.as_deref().map(parse_role).transpose()?;
     let settings = PolicySettings::try_from(body.value)?;
     let submission = acting.submission(None, body.fingerprint, None);
