@@ -34,9 +34,10 @@ pub enum AuditCommand {
     /// The state as it was at a moment: roles, accounts, and each token
     /// with its status and effective permissions then.
     State {
-        /// An RFC 3339 time (2026-11-03T14:02:00Z) or a log position (1042).
+        /// An RFC 3339 time (2026-11-03T14:02:00Z) or a log position (1042);
+        /// now when left out.
         #[arg(long)]
-        at: Moment,
+        at: Option<Moment>,
         /// Only active accounts and tokens.
         #[arg(long)]
         active_only: bool,
@@ -47,9 +48,10 @@ pub enum AuditCommand {
     WhoCan {
         /// e.g. certificates:issue
         permission: String,
-        /// An RFC 3339 time (2026-11-03T14:02:00Z) or a log position (1042).
+        /// An RFC 3339 time (2026-11-03T14:02:00Z) or a log position (1042);
+        /// now when left out.
         #[arg(long)]
-        at: Moment,
+        at: Option<Moment>,
         #[command(flatten)]
         source: Source,
     },
@@ -218,7 +220,7 @@ fn token(client: &Client, out: Output, id: &str, source: Source) -> Result<(), C
 fn state(
     client: &Client,
     out: Output,
-    at: Moment,
+    at: Option<Moment>,
     active_only: bool,
     source: Source,
 ) -> Result<(), CliError> {
@@ -231,18 +233,26 @@ fn state(
     };
     match source.data_dir {
         Some(dir) => {
-            let replayed = replay_offline(&dir, at)?;
+            let replayed = replay_offline(&dir, at.unwrap_or_else(now))?;
             let scope = latch_audit::StateScope { active_only };
             latch_audit::state_entries(&replayed, scope, |entry| print(&mut printer, kind, &entry));
         }
         None => {
             let progress = Progress::waiting("latchd is replaying the log");
-            let path = format!(
-                // A moment prints as a position or a UTC time with `Z`: no `+`
-                // to escape in the query.
-                "/v1/audit/state?at={at}{}",
-                if active_only { "&active_only=true" } else { "" }
-            );
+            // A moment prints as a position or a UTC time with `Z`: no `+`
+            // to escape in the query. Without `at`, latchd answers for its now.
+            let mut query = Vec::new();
+            if let Some(at) = at {
+                query.push(format!("at={at}"));
+            }
+            if active_only {
+                query.push("active_only=true".to_owned());
+            }
+            let path = if query.is_empty() {
+                "/v1/audit/state".to_owned()
+            } else {
+                format!("/v1/audit/state?{}", query.join("&"))
+            };
             client.get_lines(&path, |entry| {
                 progress.done();
                 Ok(print(&mut printer, kind, &entry))
@@ -256,7 +266,7 @@ fn who_can(
     client: &Client,
     out: Output,
     permission: &str,
-    at: Moment,
+    at: Option<Moment>,
     source: Source,
 ) -> Result<(), CliError> {
     let permission = Permission::parse(permission)
@@ -269,14 +279,17 @@ fn who_can(
     };
     match source.data_dir {
         Some(dir) => {
-            let replayed = replay_offline(&dir, at)?;
+            let replayed = replay_offline(&dir, at.unwrap_or_else(now))?;
             latch_audit::who_can(&replayed, &permission, |holder| {
                 print(&mut printer, kind, &holder)
             });
         }
         None => {
             let progress = Progress::waiting("latchd is replaying the log");
-            let path = format!("/v1/audit/who-can?permission={permission}&at={at}");
+            let path = match at {
+                Some(at) => format!("/v1/audit/who-can?permission={permission}&at={at}"),
+                None => format!("/v1/audit/who-can?permission={permission}"),
+            };
             client.get_lines(&path, |entry| {
                 progress.done();
                 Ok(print(&mut printer, kind, &entry))
@@ -284,6 +297,11 @@ fn who_can(
         }
     }
     finish(printer)
+}
+
+/// An investigation without `--at` looks at now.
+fn now() -> Moment {
+    Moment::Time(chrono::Utc::now())
 }
 
 /// Replays the data directory's log to `at`, with a progress bar on a terminal.

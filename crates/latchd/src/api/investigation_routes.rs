@@ -14,12 +14,12 @@ use crate::api::caller::Caller;
 use crate::api::ndjson;
 use crate::api::problem::Problem;
 
-/// When to look: an RFC 3339 time or a log position.
+/// When to look: an RFC 3339 time or a log position; now when absent.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct StateQuery {
-    /// `2026-11-03T14:02:00Z` or a position such as `1042`.
-    pub at: String,
+    /// `2026-11-03T14:02:00Z` or a position such as `1042`; absent: now.
+    pub at: Option<String>,
     /// Only active accounts and tokens.
     #[serde(default)]
     pub active_only: bool,
@@ -42,7 +42,7 @@ pub async fn state(
     caller.require(api_permission::AUDIT_READ)?;
     let Query(query) =
         query.map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?;
-    let moment = moment(&query.at)?;
+    let moment = moment(&app, query.at.as_deref())?;
     let replayed = replay(&app, moment).await?;
     let scope = latch_audit::StateScope {
         active_only: query.active_only,
@@ -58,8 +58,8 @@ pub async fn state(
 pub struct WhoCanQuery {
     /// e.g. `certificates:issue`.
     pub permission: String,
-    /// `2026-11-03T14:02:00Z` or a position such as `1042`.
-    pub at: String,
+    /// `2026-11-03T14:02:00Z` or a position such as `1042`; absent: now.
+    pub at: Option<String>,
 }
 
 /// Every account and token that held a permission at a moment, and why
@@ -79,7 +79,7 @@ pub async fn who_can(
         query.map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?;
     let permission = latch_core::Permission::parse(&query.permission)
         .map_err(|e| Problem::bad_request(format!("permission: {e}")))?;
-    let moment = moment(&query.at)?;
+    let moment = moment(&app, query.at.as_deref())?;
     let replayed = replay(&app, moment).await?;
     Ok(ndjson::stream(move |out| {
         latch_audit::who_can(&replayed, &permission, |holder| ndjson::line(out, &holder));
@@ -122,9 +122,14 @@ pub async fn token_story(
     }))
 }
 
-fn moment(text: &str) -> Result<latch_audit::Moment, Problem> {
-    text.parse()
-        .map_err(|e: String| Problem::bad_request(format!("at: {e}")))
+/// The moment `at` names, or now (latchd's clock) when it is absent.
+fn moment(app: &AppState, at: Option<&str>) -> Result<latch_audit::Moment, Problem> {
+    match at {
+        None => Ok(latch_audit::Moment::Time(app.clock.now())),
+        Some(text) => text
+            .parse()
+            .map_err(|e: String| Problem::bad_request(format!("at: {e}"))),
+    }
 }
 
 async fn replay(
