@@ -46,6 +46,7 @@ pub struct DisableAccount {
 pub struct NoBody {}
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AccountQuery {
     /// Only accounts with this status (`active`, `disabled`, `deleted`).

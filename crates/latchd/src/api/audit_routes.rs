@@ -18,6 +18,7 @@ use crate::api::problem::Problem;
 const MAX_LIMIT: usize = 1000;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Records after this record id (default: from the first).
@@ -117,6 +118,7 @@ pub async fn chain(
 /// Which events to export: recorded in `[since, until)` (RFC 3339), either
 /// open.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     pub since: Option<chrono::DateTime<chrono::Utc>>,

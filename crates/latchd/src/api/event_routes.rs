@@ -24,6 +24,7 @@ const MAX_READ: u64 = 100_000;
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
     /// Events after this position (default 0: from the start).

@@ -16,6 +16,7 @@ use crate::api::problem::Problem;
 
 /// When to look: an RFC 3339 time or a log position; now when absent.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StateQuery {
     /// `2026-11-03T14:02:00Z` or a position such as `1042`; absent: now.
@@ -54,6 +55,7 @@ pub async fn state(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WhoCanQuery {
     /// e.g. `certificates:issue`.

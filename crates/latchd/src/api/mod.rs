@@ -19,6 +19,7 @@ mod json_body;
 mod json_media_type;
 mod ndjson;
 mod openapi;
+mod openapi_contract;
 mod operations;
 mod policy_routes;
 mod problem;
@@ -37,7 +38,7 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 pub use app_state::AppState;
 pub use failure_limiter::{FailureBudget, Rate, RateError, SourceKey};
 pub use latch_audit::ActivityRecord;
-pub use openapi::ApiDoc;
+pub use openapi::{ApiDoc, document as openapi_document};
 pub use problem::Problem;
 pub use request_limits::RequestLimits;
 

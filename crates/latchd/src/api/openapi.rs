@@ -1,10 +1,13 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and
 //! served at `GET /v1/openapi.json` without authentication.
 
+use std::sync::LazyLock;
+
 use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::api::openapi_contract;
 use crate::api::{
     account_routes, audit_routes, backup_route, event_routes, introspection, investigation_routes,
     operations, policy_routes, role_routes, snapshot_route, token_routes,
@@ -53,8 +56,19 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The document latchd serves: generated from the annotations, then
+/// completed with what they cannot say (`openapi_contract`).
+pub fn document() -> &'static serde_json::Value {
+    static DOCUMENT: LazyLock<serde_json::Value> = LazyLock::new(|| {
+        let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        openapi_contract::complete(&mut document);
+        document
+    });
+    &DOCUMENT
+}
+
 /// This document.
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1")))]
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json")))]
+pub async fn openapi_json() -> Json<&'static serde_json::Value> {
+    Json(document())
 }

@@ -109,6 +109,7 @@ pub struct PolicyView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyTarget {
     /// Set this role's override instead of the global layer.

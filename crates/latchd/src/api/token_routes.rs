@@ -242,6 +242,7 @@ pub async fn issue(
 
 /// Filters for listing tokens.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListTokens {
     /// Only live tokens (not revoked or expired) issued before and not used
