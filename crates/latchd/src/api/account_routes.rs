@@ -129,9 +129,21 @@ pub async fn create(
 pub async fn list(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<AccountQuery>,
+    query: Result<Query<AccountQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AccountList>, Problem> {
     caller.require(api_permission::ACCOUNTS_READ)?;
+    let Query(query) =
+        query.map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?;
+    if let Some(status) = query.status.as_deref()
+        && !["active", "disabled", "deleted"].contains(&status)
+    {
+        return Err(Problem::invalid(format!(
+            "status {status:?} is not one of active, disabled, deleted"
+        )));
+    }
+    if let Some(role) = query.role.as_deref() {
+        parse_role(role)?;
+    }
     let state = app.commands.state();
     let accounts = state
         .accounts()

@@ -47,9 +47,11 @@ pub struct AuditPage {
 pub async fn list(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<AuditQuery>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditPage>, Problem> {
     caller.require(api_permission::AUDIT_READ)?;
+    let Query(query) =
+        query.map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
     let store = app.commands.store().clone();
     let page = tokio::task::spawn_blocking(move || {

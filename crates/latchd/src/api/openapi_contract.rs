@@ -24,6 +24,10 @@ pub const PERMISSION: &str =
 /// Up to 9999 of a unit: always within latch-core's 100-year bound.
 pub const DURATION: &str = "^0*[1-9][0-9]{0,3}[smhd]$";
 pub const TTL: &str = "^(never|0*[1-9][0-9]{0,3}[smhd])$";
+/// `If-Match`: a version as `ETag` gives it (`"3"`, or weak `W/"3"`).
+pub const IF_MATCH: &str = "^(W/)?\"?[0-9]{1,19}\"?$";
+/// `Idempotency-Key`: 1-255 visible ASCII characters.
+pub const IDEMPOTENCY_KEY: &str = "^[!-~]{1,255}$";
 /// A required free text: not blank.
 pub const NOT_BLANK: &str = "\\S";
 pub const BUILT_IN_ROLES: [&str; 3] = ["admin", "auditor", "verifier"];
@@ -66,6 +70,12 @@ fn complete_operation(path: &str, method: &str, operation: &mut Value) {
     let has_query = operation["parameters"]
         .as_array()
         .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+    let has_parameters = operation["parameters"]
+        .as_array()
+        .is_some_and(|ps| !ps.is_empty());
+    let conditional = operation["parameters"]
+        .as_array()
+        .is_some_and(|ps| ps.iter().any(|p| p["name"] == "If-Match"));
     constrain_parameters(path, method, operation);
     let Some(responses) = operation
         .get_mut("responses")
@@ -83,6 +93,14 @@ fn complete_operation(path: &str, method: &str, operation: &mut Value) {
     }
     if has_query {
         errors.push(400);
+    }
+    if authenticated && conditional {
+        errors.push(412);
+    }
+    if authenticated && has_parameters {
+        // A malformed header or query is 400; a well-formed value latchd
+        // refuses (a role name, a position past the head) 422.
+        errors.extend([400, 422]);
     }
     if has_body {
         errors.extend([400, 408, 413, 415, 422]);
@@ -173,6 +191,25 @@ fn constrain_parameters(path: &str, method: &str, operation: &mut Value) {
                 ]
             })),
             ("/v1/policy", "role") => Some(string_with(ROLE_NAME, None)),
+            (_, "If-Match") => Some(string_with(IF_MATCH, None)),
+            (_, "Idempotency-Key") => Some(string_with(IDEMPOTENCY_KEY, None)),
+            ("/v1/events", "account" | "actor") => Some(json!({
+                "anyOf": [
+                    { "type": "string", "format": "uuid" },
+                    { "type": "string", "pattern": ACCOUNT_NAME }
+                ]
+            })),
+            ("/v1/accounts/{id}/tokens", "unused_since") => Some(string_with(DURATION, None)),
+            ("/v1/audit", "status") => {
+                Some(json!({ "type": "integer", "minimum": 0, "maximum": u16::MAX }))
+            }
+            ("/v1/audit" | "/v1/events", "limit") | ("/v1/events", "after" | "to") => {
+                Some(json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX }))
+            }
+            ("/v1/audit", "after") => Some(json!({ "type": "string", "format": "uuid" })),
+            ("/v1/events", "token" | "actor_token") => {
+                Some(json!({ "type": "string", "format": "uuid" }))
+            }
             ("/v1/accounts", "role") => Some(string_with(ROLE_NAME, None)),
             ("/v1/accounts", "status") => {
                 Some(json!({ "type": "string", "enum": ["active", "disabled", "deleted"] }))
@@ -189,7 +226,8 @@ fn constrain_parameters(path: &str, method: &str, operation: &mut Value) {
 fn property_constraints() -> Vec<(&'static str, &'static str, Value)> {
     let text = json!({ "maxLength": MAX_TEXT });
     let duration = string_with(DURATION, None);
-    let permissions = json!({ "type": "array", "items": string_with(PERMISSION, None) });
+    let role_permissions =
+        json!({ "type": "array", "items": string_with(PERMISSION, None), "minItems": 1 });
     vec![
         ("CreateAccount", "name", string_with(ACCOUNT_NAME, None)),
         ("CreateAccount", "role", string_with(ROLE_NAME, None)),
@@ -198,17 +236,23 @@ fn property_constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("UpdateAccount", "description", text.clone()),
         ("DisableAccount", "reason", string_with(NOT_BLANK, Some(MAX_TEXT))),
         ("IssueToken", "name", string_with(NOT_BLANK, Some(MAX_TEXT))),
-        ("IssueToken", "scopes", permissions.clone()),
+        ("IssueToken", "scopes", role_permissions.clone()),
         ("IssueToken", "ttl", string_with(TTL, None)),
         ("RevokeToken", "reason", text.clone()),
         ("RotateToken", "grace", duration.clone()),
-        ("DefineRole", "permissions", permissions),
+        ("DefineRole", "permissions", role_permissions),
         ("DefineRole", "description", text),
         ("PolicyLayer", "max_ttl", duration.clone()),
         ("PolicyLayer", "default_ttl", duration.clone()),
         ("PolicyLayer", "rotation_period", duration.clone()),
         ("PolicyLayer", "expiry_warning", duration.clone()),
         ("PolicyLayer", "rotation_grace", duration),
+        ("BackupRequest", "to", string_with("^/", None)),
+        (
+            "IntrospectRequest",
+            "source_ip",
+            json!({ "anyOf": [{ "format": "ipv4" }, { "format": "ipv6" }] }),
+        ),
         (
             "PolicyLayer",
             "max_tokens_per_account",

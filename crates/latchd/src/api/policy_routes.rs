@@ -152,10 +152,12 @@ pub async fn show(
     security(("bearer" = [])))]
 pub async fn set(
     acting: Acting,
-    Query(target): Query<PolicyTarget>,
+    target: Result<Query<PolicyTarget>, axum::extract::rejection::QueryRejection>,
     body: JsonBody<PolicyLayer>,
 ) -> Result<Json<PolicyView>, Problem> {
     acting.caller.require(api_permission::POLICY_WRITE)?;
+    let Query(target) =
+        target.map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?;
     if !body.present {
         return Err(Problem::bad_request(
             "PUT /v1/policy needs a body: the whole policy layer, e.g. {\"max_ttl\":\"30d\"} ({} clears the layer)",
