@@ -109,3 +109,28 @@ fn who_can_without_its_required_permission_is_400_as_documented() {
     assert_eq!(missing.status, 400, "{:?}", missing.body);
     documented_problem(operation, "GET /v1/audit/who-can", 400);
 }
+
+#[test]
+fn values_of_the_documented_shapes_are_accepted() {
+    let latchd = Latchd::start();
+    let admin = latchd.admin_token();
+    let created = latchd.post(
+        "/v1/accounts",
+        &admin,
+        serde_json::json!({ "name": "0.shape_check-1", "role": "auditor", "description": "" }),
+    );
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["id"].as_str().unwrap();
+    let issued = latchd.post(
+        &format!("/v1/accounts/{id}/tokens"),
+        &admin,
+        serde_json::json!({
+            "name": "x",
+            "ttl": "0001d",
+            "scopes": ["*:read"],
+            "allowed_cidrs": ["0.0.0.0/0", "10.1.2.3/8", "255.255.255.255/32", "::/0",
+                              "fe80::1/64", "2001:db8::/32", "1:2:3:4:5:6:7:8/128", "::1/128"]
+        }),
+    );
+    assert_eq!(issued.status, 201, "{:?}", issued.body);
+}

@@ -28,6 +28,9 @@ pub const TTL: &str = "^(never|0*[1-9][0-9]{0,3}[smhd])$";
 pub const IF_MATCH: &str = "^(W/)?\"?[0-9]{1,19}\"?$";
 /// `Idempotency-Key`: 1-255 visible ASCII characters.
 pub const IDEMPOTENCY_KEY: &str = "^[!-~]{1,255}$";
+/// An IPv4 or IPv6 network as `ipnet` parses it (address bits beyond the
+/// prefix allowed; IPv4-embedded IPv6 forms left out).
+pub const CIDR: &str = "^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}/(3[0-2]|[12]?[0-9])|(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:))/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))$";
 /// A required free text: not blank.
 pub const NOT_BLANK: &str = "\\S";
 pub const BUILT_IN_ROLES: [&str; 3] = ["admin", "auditor", "verifier"];
@@ -238,6 +241,11 @@ fn property_constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("IssueToken", "name", string_with(NOT_BLANK, Some(MAX_TEXT))),
         ("IssueToken", "scopes", role_permissions.clone()),
         ("IssueToken", "ttl", string_with(TTL, None)),
+        (
+            "IssueToken",
+            "allowed_cidrs",
+            json!({ "type": "array", "items": string_with(CIDR, None) }),
+        ),
         ("RevokeToken", "reason", text.clone()),
         ("RotateToken", "grace", duration.clone()),
         ("DefineRole", "permissions", role_permissions),
