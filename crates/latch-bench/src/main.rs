@@ -3,6 +3,9 @@
 //!
 //! ```text
 //! cargo run --release -p latch-bench -- append
+//! cargo run --release -p latch-bench -- append --concurrency 64 --relay none,relay,unsigned,signed
+//! cargo run --release -p latch-bench -- propagation --verifiers 1,10,50 --signing on,off
+//! cargo run --release -p latch-bench -- feed-verify --events 1000000
 //! cargo run --release -p latch-bench -- replay --events 1000000
 //! cargo run --release -p latch-bench -- audit --events 1000000
 //! cargo run --release -p latch-bench -- commands --concurrency 1,8,64
@@ -22,9 +25,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+mod append_relay;
 mod audit_scenario;
 mod commands_scenario;
 mod envelope_decoding;
+mod feed_verify;
 mod store_peer_scenario;
 
 use latch_bench::{InProcessLatchd, submit_ok};
@@ -62,6 +67,13 @@ enum Scenario {
         /// How long to run each concurrency.
         #[arg(long, default_value = "10")]
         seconds: u64,
+        /// What publishes the appended events to NATS meanwhile, each in turn
+        /// (same run): `none`; `relay`, latchd's relay (it signs every
+        /// event); `unsigned` / `signed`, this benchmark's copy of the
+        /// relay's publish loop without / with `latch_bus::sign_event`, to
+        /// isolate what signing costs.
+        #[arg(long, value_delimiter = ',', default_value = "none")]
+        relay: Vec<append_relay::RelayMode>,
     },
     /// Events per second to rebuild state from a log of `events` events,
     /// and restart-to-ready time with a snapshot.
@@ -118,6 +130,19 @@ enum Scenario {
         verifiers: Vec<usize>,
         #[arg(long, default_value_t = 500)]
         revocations: usize,
+        /// Run each verifier count with verifiers that check latchd's
+        /// signatures (`on`: given the relay's public key) and with verifiers
+        /// that check nothing (`off`), one after the other, same run.
+        #[arg(long, value_delimiter = ',', default_value = "on,off")]
+        signing: Vec<Signing>,
+    },
+    /// Events per second a verifier can verify and fold while catching up:
+    /// `events` signed event messages built in memory as the relay builds
+    /// them (from a real log), then `FeedChain::accept` + `VerifierView::apply`
+    /// over all of them, and each part alone. No NATS.
+    FeedVerify {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
     },
     /// Local verification cost on one core with `tokens` tokens loaded, and
     /// the projection's resident bytes per token.
@@ -174,11 +199,15 @@ fn main() -> anyhow::Result<()> {
         Scenario::Append {
             concurrency,
             seconds,
+            relay,
         } => {
             for c in concurrency {
-                runtime.block_on(append(&base, c, Duration::from_secs(seconds)))?;
+                for &mode in &relay {
+                    runtime.block_on(append(&base, c, Duration::from_secs(seconds), mode))?;
+                }
             }
         }
+        Scenario::FeedVerify { events } => runtime.block_on(feed_verify::run(&base, events))?,
         Scenario::Replay { events } => runtime.block_on(replay(&base, events))?,
         Scenario::Commands {
             concurrency,
@@ -218,9 +247,12 @@ fn main() -> anyhow::Result<()> {
         Scenario::Propagation {
             verifiers,
             revocations,
+            signing,
         } => {
             for n in verifiers {
-                runtime.block_on(propagation(&base, n, revocations))?;
+                for &mode in &signing {
+                    runtime.block_on(propagation(&base, n, revocations, mode))?;
+                }
             }
         }
         Scenario::Verify { tokens, checks } => verify_bench(tokens, checks)?,
@@ -279,6 +311,9 @@ pub struct Appends {
     pub latencies: Vec<Duration>,
     pub elapsed: Duration,
     pub batches: u64,
+    /// With a publisher: the log's head when the callers stopped, how far
+    /// the publisher had got then, and how long it took to publish the rest.
+    pub publisher: Option<(u64, u64, Duration)>,
 }
 
 impl Appends {
@@ -294,11 +329,38 @@ pub async fn measure_appends(
     concurrency: usize,
     run_for: Duration,
 ) -> anyhow::Result<Appends> {
+    measure_appends_publishing(base, concurrency, run_for, append_relay::RelayMode::None).await
+}
+
+/// `measure_appends` with `relay` publishing every event to NATS meanwhile.
+pub async fn measure_appends_publishing(
+    base: &std::path::Path,
+    concurrency: usize,
+    run_for: Duration,
+    relay: append_relay::RelayMode,
+) -> anyhow::Result<Appends> {
     let dir = tempfile::tempdir_in(base)?;
     let store = Arc::new(EventStore::open(dir.path())?);
-    let (handler, _) =
-        CommandHandler::start(store, Arc::new(SystemClock), HandlerConfig::default())?;
+    let (handler, _) = CommandHandler::start(
+        store.clone(),
+        Arc::new(SystemClock),
+        HandlerConfig::default(),
+    )?;
+    let publisher = append_relay::start(relay, &store);
+    if let Some(publisher) = &publisher {
+        // Connected, and caught up with a one-event log, before timing starts.
+        submit_ok(&handler.handle(), create_account(u64::MAX)).await?;
+        let ready_by = Instant::now() + Duration::from_secs(30);
+        while publisher.published() < 1 {
+            anyhow::ensure!(Instant::now() < ready_by, "the publisher never published");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     let handle = handler.handle();
+    let batches_before = handle
+        .metrics()
+        .batches_written
+        .load(std::sync::atomic::Ordering::Relaxed);
     let started = Instant::now();
     let deadline = started + run_for;
     let tasks: Vec<_> = (0..concurrency)
@@ -323,12 +385,32 @@ pub async fn measure_appends(
     let batches = handle
         .metrics()
         .batches_written
-        .load(std::sync::atomic::Ordering::Relaxed);
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - batches_before;
+    let publishing = match &publisher {
+        None => None,
+        Some(publisher) => {
+            let head = store.head().position.get();
+            let at_stop = publisher.published();
+            let draining = Instant::now();
+            let drain_by = draining + Duration::from_secs(300);
+            while publisher.published() < head {
+                anyhow::ensure!(
+                    Instant::now() < drain_by,
+                    "the publisher fell behind for good"
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Some((head, at_stop, draining.elapsed()))
+        }
+    };
     handler.shutdown().await;
+    drop(publisher);
     Ok(Appends {
         latencies,
         elapsed,
         batches,
+        publisher: publishing,
     })
 }
 
@@ -336,13 +418,25 @@ async fn append(
     base: &std::path::Path,
     concurrency: usize,
     run_for: Duration,
+    relay: append_relay::RelayMode,
 ) -> anyhow::Result<()> {
-    let appends = measure_appends(base, concurrency, run_for).await?;
+    let appends = measure_appends_publishing(base, concurrency, run_for, relay).await?;
     let count = appends.latencies.len();
+    let seconds = appends.elapsed.as_secs_f64();
+    let publisher = appends.publisher.map(|(head, at_stop, drained_in)| {
+        json!({
+            "head_when_callers_stopped": head,
+            "published_when_callers_stopped": at_stop,
+            "published_per_second_while_appending": at_stop.saturating_sub(1) as f64 / seconds,
+            "caught_up_after_ms": drained_in.as_millis() as u64,
+            "published_per_second_after": (head - at_stop) as f64 / drained_in.as_secs_f64().max(1e-6),
+        })
+    });
     println!(
         "{}",
         json!({
             "scenario": "append",
+            "relay": relay.name(),
             "concurrency": concurrency,
             "commands": count,
             "seconds": appends.elapsed.as_secs_f64(),
@@ -352,6 +446,7 @@ async fn append(
             "latency_p50_us": percentile(&appends.latencies, 0.50).as_micros() as u64,
             "latency_p99_us": percentile(&appends.latencies, 0.99).as_micros() as u64,
             "durability": "one synced RocksDB WriteBatch per group commit",
+            "publisher": publisher,
         })
     );
     Ok(())
@@ -557,10 +652,21 @@ fn http_load(
 /// process, and `verifier_count` verifiers (each its own NATS connection);
 /// then revokes tokens one at a time and times, from the moment the revoke
 /// command is durable, until each verifier refuses the token.
+/// Whether the propagation scenario's verifiers check latchd's signatures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Signing {
+    /// Given the relay's public key: every event is hashed, its signature
+    /// verified and its chain checked before it is applied.
+    On,
+    /// No trusted keys: the verifier applies what the broker delivers.
+    Off,
+}
+
 async fn propagation(
     base: &std::path::Path,
     verifier_count: usize,
     revocations: usize,
+    signing: Signing,
 ) -> anyhow::Result<()> {
     let nats = latch_testkit::NatsServer::start();
     let dir = tempfile::tempdir_in(base)?;
@@ -571,12 +677,14 @@ async fn propagation(
         HandlerConfig::default(),
     )?;
     let (_stop_relay, shutdown) = tokio::sync::watch::channel(false);
+    let keyring = Arc::new(latchd::Keyring::ephemeral());
+    let public_key = keyring.current().public_key();
     let relay = latchd::Relay {
         store,
         nats: latch_bus::NatsConnection::new(nats.url()),
         clock: Arc::new(SystemClock),
         status: Arc::new(latchd::RelayStatus::default()),
-        keyring: Arc::new(latchd::Keyring::ephemeral()),
+        keyring,
     };
     tokio::spawn(relay.run(shutdown));
     let handle = handler.handle();
@@ -613,12 +721,20 @@ async fn propagation(
     }
     let mut verifiers = Vec::with_capacity(verifier_count);
     for _ in 0..verifier_count {
-        verifiers.push(
-            latch_verify::Verifier::connect(latch_verify::VerifierConfig::new(nats.url())).await?,
-        );
+        let mut config = latch_verify::VerifierConfig::new(nats.url());
+        if signing == Signing::On {
+            config.trusted_keys = latch_bus::TrustedKeys::new([public_key.clone()]);
+        }
+        verifiers.push(latch_verify::Verifier::connect(config).await?);
     }
     let read = Permission::parse("accounts:read")?;
     let mut latencies = Vec::with_capacity(revocations * verifier_count);
+    let mut other_refusals = 0u64;
+    // The same, timed from the revoke's submission (so including the group
+    // commit and its fsync): the moment the submitter learns the revoke is
+    // durable comes late when the verifiers keep this process's threads
+    // busy, and then "from durable" reads shorter than it was.
+    let mut from_submit = Vec::with_capacity(revocations * verifier_count);
     for (token_id, secret) in &tokens {
         // Under load a verifier may be briefly stale (it refuses everything
         // until its next heartbeat): wait until every one accepts the token.
@@ -638,6 +754,7 @@ async fn propagation(
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let submitted_at = Instant::now();
         submit_ok(
             &handle,
             Command::RevokeToken {
@@ -649,13 +766,19 @@ async fn propagation(
         let revoked_at = Instant::now();
         let mut pending: Vec<usize> = (0..verifier_count).collect();
         while !pending.is_empty() {
-            pending.retain(|&i| {
-                if verifiers[i].verify(secret, &read).is_err() {
+            // Only a refusal for the revocation counts: a verifier that is
+            // momentarily stale refuses too, without having seen it.
+            pending.retain(|&i| match verifiers[i].verify(secret, &read) {
+                Err(latch_verify::Denial::Rejected(Rejection::Revoked)) => {
                     latencies.push(revoked_at.elapsed());
+                    from_submit.push(submitted_at.elapsed());
                     false
-                } else {
+                }
+                Err(_) => {
+                    other_refusals += 1;
                     true
                 }
+                Ok(_) => true,
             });
             anyhow::ensure!(
                 revoked_at.elapsed() < Duration::from_secs(10),
@@ -665,19 +788,40 @@ async fn propagation(
         }
     }
     latencies.sort_unstable();
+    from_submit.sort_unstable();
     handler.shutdown().await;
+    let total = |stat: fn(&latch_verify::VerifierStats) -> &std::sync::atomic::AtomicU64| {
+        verifiers
+            .iter()
+            .map(|v| stat(v.stats()).load(std::sync::atomic::Ordering::Relaxed))
+            .sum::<u64>()
+    };
+    let applied = total(|s| &s.events_applied);
+    let rejected = total(|s| &s.rejected);
+    // "on" must mean every event was checked and none refused.
+    anyhow::ensure!(rejected == 0, "verifiers refused {rejected} genuine events");
     println!(
         "{}",
         json!({
             "scenario": "propagation",
+            "signing": match signing { Signing::On => "on", Signing::Off => "off" },
             "verifiers": verifier_count,
             "revocations": revocations,
             "samples": latencies.len(),
             "p50_us": percentile(&latencies, 0.50).as_micros() as u64,
             "p99_us": percentile(&latencies, 0.99).as_micros() as u64,
             "max_us": latencies.last().copied().unwrap_or_default().as_micros() as u64,
+            "from_submit_p50_us": percentile(&from_submit, 0.50).as_micros() as u64,
+            "from_submit_p99_us": percentile(&from_submit, 0.99).as_micros() as u64,
+            "from_submit_max_us": from_submit.last().copied().unwrap_or_default().as_micros() as u64,
+            "events_applied": applied,
+            "events_rejected": rejected,
+            "polls_refused_for_another_reason": other_refusals,
             "measured_from": "revoke command durable (fsync'd) to the verifier refusing the token",
-            "path": "RocksDB log -> relay -> JetStream (nats-server 2.9, loopback) -> ordered consumer per verifier -> evolve",
+            "path": match signing {
+                Signing::On => "RocksDB log -> relay (signs) -> JetStream (nats-server, loopback) -> ordered consumer per verifier -> FeedChain::accept (SHA-256, Ed25519 verify, chain) -> apply",
+                Signing::Off => "RocksDB log -> relay (signs) -> JetStream (nats-server, loopback) -> ordered consumer per verifier -> decode (no checks) -> apply",
+            },
         })
     );
     Ok(())
