@@ -222,6 +222,21 @@ impl CommandHandler {
     }
 }
 
+/// A handler dropped without `shutdown` still stops its writer and waits
+/// for it: the writer must not be writing to RocksDB (its shutdown
+/// snapshot, the log's close) while the process exits, which aborts the
+/// process ("pthread lock: Invalid argument") in tests that end quickly.
+impl Drop for CommandHandler {
+    fn drop(&mut self) {
+        let thread = self.writer.lock().map(|mut w| w.take()).unwrap_or(None);
+        if let Some(thread) = thread
+            && self.handle.sender.try_send(Message::Stop).is_ok()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
 struct Writer {
     working: State,
     committed: Arc<RwLock<State>>,
