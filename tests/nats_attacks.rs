@@ -15,21 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use latch_e2e::{Latchd, account_with_token, ok};
+use latch_e2e::{Latchd, account_with_token, eventually, ok};
 use latch_verify::{Permission, Verifier, VerifierConfig};
 use serde_json::{Value, json};
 
-/// Polls `done` (blocking) until it holds, for at most 20 s.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "timed out waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// One stream message: its subject, `Latch-Position` header (if any) and
 /// whether its payload is a Latch event.
@@ -60,23 +49,7 @@ async fn stream_messages(client: &async_nats::Client) -> Vec<Stored> {
     stored
 }
 
-fn metric(latchd: &Latchd, name: &str) -> u64 {
-    let text = latchd.raw("GET", "/metrics", None, &[], Vec::new());
-    let text = text.body.as_str().unwrap_or_default().to_owned();
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
-}
 
-fn metric_or_zero(latchd: &Latchd, name: &str) -> u64 {
-    let text = latchd.raw("GET", "/metrics", None, &[], Vec::new());
-    let text = text.body.as_str().unwrap_or_default().to_owned();
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
 
 async fn verifier_for(latchd: &Latchd) -> Verifier {
     let mut config = VerifierConfig::new(latchd.nats().url());
@@ -125,7 +98,7 @@ async fn requests_naming_a_reply_subject_under_latch_events_put_nothing_into_the
     let outsider = async_nats::connect(latchd.nats().url()).await.unwrap();
     let js = async_nats::jetstream::new(outsider.clone());
     eventually("the relay created the stream", || {
-        metric(&latchd, "latch_relay_connected") == 1
+        latchd.metric("latch_relay_connected") == 1
     });
     let created = js
         .get_stream("LATCH_EVENTS")
@@ -136,7 +109,7 @@ async fn requests_naming_a_reply_subject_under_latch_events_put_nothing_into_the
         .unwrap()
         .created;
 
-    let refused_before = metric_or_zero(&latchd, "latch_nats_replies_refused_total");
+    let refused_before = latchd.metric_if_shown("latch_nats_replies_refused_total").unwrap_or(0);
     let requests = [
         "latch.cmd.account.list",
         "latch.cmd.token.steal",
@@ -180,14 +153,14 @@ async fn requests_naming_a_reply_subject_under_latch_events_put_nothing_into_the
         "foreign messages in the stream: {foreign:?}"
     );
     // ... and counted what it refused.
-    assert!(metric(&latchd, "latch_nats_replies_refused_total") >= refused_before + 18);
+    assert!(latchd.metric("latch_nats_replies_refused_total") >= refused_before + 18);
 
     // Latch works as before: a token issued now reaches the stream, the
     // heartbeat vouches for it, and a verifier accepts it.
     let (_, _, token) = account_with_token(&latchd, &admin, "ci", "auditor", None);
     let head = latchd.head();
     eventually("the new events reached the stream", || {
-        metric(&latchd, "latch_relay_published_position") == head
+        latchd.metric("latch_relay_published_position") == head
     });
     heartbeat_at(&outsider, head).await;
     let verifier = verifier_for(&latchd).await;
@@ -209,7 +182,7 @@ async fn junk_published_into_the_stream_stops_neither_the_relay_nor_verifiers() 
     let (account, _, first) = account_with_token(&latchd, &admin, "ci", "auditor", None);
     let head = latchd.head();
     eventually("the relay published the log", || {
-        metric(&latchd, "latch_relay_published_position") == head
+        latchd.metric("latch_relay_published_position") == head
     });
     let verifier = verifier_for(&latchd).await;
     accepts(&verifier, &first, "audit:read").await;
@@ -251,13 +224,13 @@ async fn junk_published_into_the_stream_stops_neither_the_relay_nor_verifiers() 
     let second = issued.body["token"].as_str().unwrap().to_owned();
     let head = latchd.head();
     eventually("the token issued after the junk reached the stream", || {
-        metric(&latchd, "latch_relay_published_position") == head
+        latchd.metric("latch_relay_published_position") == head
     });
     heartbeat_at(&writer, head).await;
     accepts(&verifier, &second, "audit:read").await;
-    assert_eq!(metric(&latchd, "latch_relay_failures_total"), 0);
+    assert_eq!(latchd.metric("latch_relay_failures_total"), 0);
     // ... having skipped and counted them, as the verifier did.
-    assert!(metric(&latchd, "latch_relay_foreign_messages_total") >= 2);
+    assert!(latchd.metric("latch_relay_foreign_messages_total") >= 2);
     assert!(
         verifier
             .stats()
@@ -278,7 +251,7 @@ async fn junk_published_into_the_stream_stops_neither_the_relay_nor_verifiers() 
     let third = issued.body["token"].as_str().unwrap().to_owned();
     let head = latchd.head();
     eventually("the relay publishes after the restart", || {
-        metric(&latchd, "latch_relay_published_position") == head
+        latchd.metric("latch_relay_published_position") == head
     });
     heartbeat_at(&writer, head).await;
     accepts(&verifier, &third, "audit:read").await;

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use latch_e2e::{Latchd, account_with_token, binary, ok};
+use latch_e2e::{Latchd, account_with_token, binary, eventually, ok};
 use latch_verify::{Permission, Verifier, VerifierConfig};
 use serde_json::Value;
 
@@ -50,25 +50,7 @@ fn connection(url: &str, user: &str) -> latch_bus::NatsConnection {
     }
 }
 
-fn metric(latchd: &Latchd, name: &str) -> u64 {
-    let text = latchd.raw("GET", "/metrics", None, &[], Vec::new());
-    let text = text.body.as_str().unwrap_or_default().to_owned();
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} in /metrics"))
-}
 
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "timed out waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// `latch --transport nats` as the `ci` user.
 fn latch_as_ci(latchd: &Latchd, token: &str, args: &[&str]) -> Output {
@@ -129,8 +111,8 @@ async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
     let (account, token_id, token) = account_with_token(&latchd, &admin, "svc", "auditor", None);
     let head = latchd.head();
     eventually("latchd's relay published the log", || {
-        metric(&latchd, "latch_relay_connected") == 1
-            && metric(&latchd, "latch_relay_published_position") == head
+        latchd.metric("latch_relay_connected") == 1
+            && latchd.metric("latch_relay_published_position") == head
     });
 
     // A verifier follows, verifies and reports usage with its user.
@@ -300,7 +282,7 @@ async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
     );
     // Everything still works: the stream is there, the verifier current.
     verifier.verify(&secret, &read).expect("still verifying");
-    assert_eq!(metric(&latchd, "latch_relay_failures_total"), 0);
+    assert_eq!(latchd.metric("latch_relay_failures_total"), 0);
 }
 
 /// `Result<Option<T>, Elapsed>` from a timed-out or ended stream read.
@@ -336,8 +318,8 @@ async fn credentials_in_a_nats_url_work_and_are_never_shown() {
     account_with_token(&latchd, &admin, "svc", "auditor", None);
     let head = latchd.head();
     let started = Instant::now();
-    while metric(&latchd, "latch_relay_connected") != 1
-        || metric(&latchd, "latch_relay_published_position") != head
+    while latchd.metric("latch_relay_connected") != 1
+        || latchd.metric("latch_relay_published_position") != head
     {
         assert!(
             started.elapsed() < Duration::from_secs(20),

@@ -388,6 +388,25 @@ impl Latchd {
         self.call("POST", path, Some(token), Some(&body))
     }
 
+    /// The value of an unlabelled series in `/metrics`.
+    #[track_caller]
+    pub fn metric(&self, name: &str) -> u64 {
+        self.metric_if_shown(name)
+            .unwrap_or_else(|| panic!("{name} is not in /metrics"))
+    }
+
+    /// The value of an unlabelled series in `/metrics`, if latchd shows it.
+    pub fn metric_if_shown(&self, name: &str) -> Option<u64> {
+        let reply = self.raw("GET", "/metrics", None, &[], Vec::new());
+        reply
+            .body
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.trim().parse().ok())
+    }
+
     /// The log's head position (read with the admin token).
     pub fn head(&self) -> u64 {
         let reply = self.get("/v1/events?limit=1", &self.admin_token());
@@ -420,6 +439,19 @@ impl Drop for Latchd {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Polls `done` (blocking) until it holds, for at most 20 s.
+#[track_caller]
+pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
