@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use latch_bus::feed_signing::event_message;
-use latch_bus::{FeedChain, SignedEvent, SigningKey, TrustedKeys, headers};
+use latch_bus::{FeedChain, SignedEvent, SigningKey, TrustedKeys};
 use latch_core::{EventId, Position, RecordedEvent, VerifierView};
 use latch_store::EventStore;
 use latchd::{CommandHandler, HandlerConfig, SystemClock};
@@ -39,15 +39,7 @@ struct Message {
 fn accept(chain: &mut FeedChain, m: &Message) -> anyhow::Result<RecordedEvent> {
     let signed = &m.signed;
     chain
-        .accept(
-            |name| match name {
-                headers::LATCH_SIGNATURE => Some(signed.signature.as_str()),
-                headers::LATCH_LOG_ID => Some(signed.log_id.as_str()),
-                headers::LATCH_HASH => Some(signed.hash.as_str()),
-                _ => None,
-            },
-            &signed.payload,
-        )
+        .accept(|name| signed.header(name), &signed.payload)
         .map_err(|rejection| anyhow::anyhow!("refused at {}: {rejection}", m.position))
 }
 

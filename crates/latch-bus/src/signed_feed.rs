@@ -54,12 +54,37 @@ struct Record<'a> {
     data: &'a RawValue,
 }
 
+/// What a checking follower reads of an event message's payload.
+#[derive(Deserialize)]
+struct SignedPayload {
+    latchrecord: Option<String>,
+}
+
 /// `Latch-Hash` etc. for a published event, and its payload.
 pub struct SignedEvent {
     pub payload: Vec<u8>,
     pub log_id: String,
     pub hash: String,
     pub signature: String,
+}
+
+impl SignedEvent {
+    /// The headers that go with the payload: `Latch-Log-Id`, `Latch-Hash`
+    /// and `Latch-Signature`.
+    pub fn headers(&self) -> [(&'static str, &str); 3] {
+        [
+            (headers::LATCH_LOG_ID, self.log_id.as_str()),
+            (headers::LATCH_HASH, self.hash.as_str()),
+            (headers::LATCH_SIGNATURE, self.signature.as_str()),
+        ]
+    }
+
+    /// One of `headers()`, by name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers()
+            .into_iter()
+            .find_map(|(n, value)| (n == name).then_some(value))
+    }
 }
 
 /// latchd's side: the message for `recorded`, whose stored record bytes
@@ -184,17 +209,18 @@ impl FeedChain {
         header: impl Fn(&str) -> Option<&'h str>,
         payload: &[u8],
     ) -> Result<RecordedEvent, FeedRejection> {
-        let event: CloudEvent = serde_json::from_slice(payload)
-            .map_err(|e| FeedRejection::Malformed(e.to_string()))?;
         if !self.is_checking() {
-            let recorded = event
-                .into_recorded()
+            let recorded = crate::decode(payload)
                 .map_err(|e| FeedRejection::Malformed(e.to_string()))?;
             self.position = recorded.position;
             return Ok(recorded);
         }
+        // Only the signed record counts: the other CloudEvent fields are
+        // skipped unread (serde still checks they are JSON).
+        let signed: SignedPayload = serde_json::from_slice(payload)
+            .map_err(|e| FeedRejection::Malformed(e.to_string()))?;
         let (Some(record), Some(signature), Some(log)) = (
-            event.latchrecord.as_deref(),
+            signed.latchrecord.as_deref(),
             header(headers::LATCH_SIGNATURE),
             header(headers::LATCH_LOG_ID),
         ) else {
@@ -360,15 +386,7 @@ mod tests {
     }
 
     fn accept(chain: &mut FeedChain, signed: &SignedEvent) -> Result<RecordedEvent, FeedRejection> {
-        chain.accept(
-            |name| match name {
-                headers::LATCH_SIGNATURE => Some(signed.signature.as_str()),
-                headers::LATCH_LOG_ID => Some(signed.log_id.as_str()),
-                headers::LATCH_HASH => Some(signed.hash.as_str()),
-                _ => None,
-            },
-            &signed.payload,
-        )
+        chain.accept(|name| signed.header(name), &signed.payload)
     }
 
     #[test]

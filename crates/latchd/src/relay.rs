@@ -280,9 +280,9 @@ impl Relay {
                 self.keyring.for_position(recorded.position),
             );
             let mut message_headers = async_nats::HeaderMap::new();
-            message_headers.insert(headers::LATCH_LOG_ID, signed.log_id.as_str());
-            message_headers.insert(headers::LATCH_HASH, signed.hash.as_str());
-            message_headers.insert(headers::LATCH_SIGNATURE, signed.signature.as_str());
+            for (name, value) in signed.headers() {
+                message_headers.insert(name, value);
+            }
             message_headers.insert(
                 headers::NATS_MSG_ID,
                 recorded.envelope.id.to_string().as_str(),
