@@ -148,24 +148,29 @@ fn nonce() -> aead::Nonce {
 mod tests {
     use super::*;
 
-    const SECRET: &[u8] = br#"{"id":"t-1","token":"latch_abcdefghijklmnopqrstuvwxyz012345ABCDEF"}"#;
+    /// A reply as latchd sends it for an issue: with a fresh token secret.
+    fn secret_reply() -> Vec<u8> {
+        let secret = latch_core::TokenSecret::generate(&mut ::rand::rng());
+        format!(r#"{{"id":"t-1","token":"{}"}}"#, secret.expose()).into_bytes()
+    }
 
     #[test]
     fn a_sealed_reply_opens_with_the_requesters_key_only() {
         let opener = ReplyOpener::new().unwrap();
-        let (sealed_key, sealed) = seal(&opener.public_key(), SECRET).unwrap();
+        let reply = secret_reply();
+        let (sealed_key, sealed) = seal(&opener.public_key(), &reply).unwrap();
         assert!(
             !sealed.windows(6).any(|w| w == b"latch_"),
             "the secret is not in the sealed body"
         );
-        assert_eq!(opener.open(&sealed_key, &sealed).unwrap(), SECRET);
+        assert_eq!(opener.open(&sealed_key, &sealed).unwrap(), reply);
     }
 
     #[test]
     fn another_key_does_not_open_it() {
         let opener = ReplyOpener::new().unwrap();
         let eavesdropper = ReplyOpener::new().unwrap();
-        let (sealed_key, sealed) = seal(&opener.public_key(), SECRET).unwrap();
+        let (sealed_key, sealed) = seal(&opener.public_key(), &secret_reply()).unwrap();
         assert_eq!(
             eavesdropper.open(&sealed_key, &sealed),
             Err(SealError::DoesNotOpen)
@@ -177,7 +182,7 @@ mod tests {
         let (sealed_key, mut sealed) = {
             let opener = ReplyOpener::new().unwrap();
             let public = opener.public_key();
-            let (k, s) = seal(&public, SECRET).unwrap();
+            let (k, s) = seal(&public, &secret_reply()).unwrap();
             // Same opener for the check below.
             let mut altered = s.clone();
             altered[3] ^= 1;
@@ -189,8 +194,8 @@ mod tests {
         assert!(opener.open(&sealed_key, &sealed).is_err());
         // A swapped responder key does not open either.
         let opener = ReplyOpener::new().unwrap();
-        let (_, sealed) = seal(&opener.public_key(), SECRET).unwrap();
-        let (other_key, _) = seal(&opener.public_key(), SECRET).unwrap();
+        let (_, sealed) = seal(&opener.public_key(), &secret_reply()).unwrap();
+        let (other_key, _) = seal(&opener.public_key(), &secret_reply()).unwrap();
         assert_eq!(
             opener.open(&other_key, &sealed),
             Err(SealError::DoesNotOpen)
@@ -206,10 +211,10 @@ mod tests {
             &URL_SAFE_NO_PAD.encode([7u8; 33]),
         ] {
             assert_eq!(check_reply_key(key), Err(SealError::BadPublicKey), "{key}");
-            assert_eq!(seal(key, SECRET), Err(SealError::BadPublicKey), "{key}");
+            assert_eq!(seal(key, &secret_reply()), Err(SealError::BadPublicKey), "{key}");
         }
         // The all-zero point agrees on an all-zero secret: refused.
         let zero = URL_SAFE_NO_PAD.encode([0u8; 32]);
-        assert_eq!(seal(&zero, SECRET), Err(SealError::BadPublicKey));
+        assert_eq!(seal(&zero, &secret_reply()), Err(SealError::BadPublicKey));
     }
 }
