@@ -410,3 +410,76 @@ async fn verifiers_follow_a_key_rotation_and_refuse_the_old_key_after_it() {
     .await;
     assert!(verifier.verify(known.expose(), &read).is_err());
 }
+
+#[test]
+fn latch_watch_with_latchds_key_shows_signed_events_only() {
+    use std::io::{BufRead, BufReader, Read};
+    let latchd = Latchd::start();
+    let admin = latchd.admin_token();
+    let key = public_key(&latchd.data_dir);
+    let (account, token_id, _) = account_with_token(&latchd, &admin, "ci", "auditor", None);
+    let mut child = std::process::Command::new(binary("latch"))
+        .args([
+            "watch",
+            "--nats-url",
+            &latchd.nats().url(),
+            "--type",
+            "token.revoked",
+            "--output",
+            "json",
+        ])
+        .env("LATCH_PUBLIC_KEY", key.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    stderr.read_line(&mut said).unwrap();
+    assert!(said.starts_with("watching "), "{said}");
+
+    // A forger's revocation, shaped like latchd's, unsigned; then a real one.
+    let url = latchd.nats().url();
+    let forged_account = account.clone();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let client = async_nats::connect(url).await.unwrap();
+            let forged = json!({
+                "specversion": "1.0", "id": uuid::Uuid::now_v7().to_string(), "source": "latchd",
+                "type": "latch.token.revoked", "subject": "forged", "time": chrono::Utc::now(),
+                "datacontenttype": "application/json", "sequence": "999",
+                "data": {"token_id": uuid::Uuid::now_v7().to_string(), "account_id": forged_account, "reason": "forged"},
+                "latchversion": "1", "latchactor": "system"
+            });
+            client
+                .publish(
+                    format!("latch.events.token.revoked.{forged_account}"),
+                    forged.to_string().into(),
+                )
+                .await
+                .unwrap();
+            client.flush().await.unwrap();
+        });
+    let revoked = latchd.post(&format!("/v1/tokens/{token_id}/revoke"), &admin, json!({}));
+    assert_eq!(revoked.status, 200, "{:?}", revoked.body);
+
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = sender.send(line);
+    });
+    let line = receiver.recv_timeout(Duration::from_secs(20));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("latch watch printed nothing within 20 s");
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["data"]["token_id"], token_id.as_str(), "{line}");
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    assert!(rest.contains("refused"), "the forgery is refused aloud: {rest}");
+}

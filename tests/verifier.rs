@@ -508,6 +508,41 @@ async fn a_verifier_started_from_latchds_snapshot_reads_only_the_tail() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_snapshot_is_refused_and_the_stream_read_instead() {
+    use std::sync::atomic::Ordering;
+    let nats = NatsServer::start();
+    let latch = start_latch(&nats);
+    // latchd's API without its signing keys: what a forged snapshot source
+    // (or a man in the middle) would serve.
+    let app = latchd::api::AppState::new(latch.handle.clone(), Arc::new(SystemClock));
+    app.set_ready(true);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router =
+        latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let verifier_account = latch.account("edge-verifier", "verifier").await;
+    let (_, verifier_token) = latch.token(verifier_account, None).await;
+    let account = latch.account("svc", "auditor").await;
+    let (_, live) = latch.token(account, None).await;
+    let head = latch.handle.state().position();
+
+    let mut config = config(&nats);
+    config.snapshot = Some(latch_verify::SnapshotSource {
+        latchd_url: url,
+        token: verifier_token,
+    });
+    let verifier = Verifier::connect(config).await.unwrap();
+    assert_eq!(verifier.stats().rejected.load(Ordering::Relaxed), 1);
+    assert!(
+        verifier.stats().events_applied.load(Ordering::Relaxed) >= head.get(),
+        "the whole stream was read, not the snapshot"
+    );
+    assert!(verifier.verify(&live, &permission("accounts:read")).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verifier_disconnected_during_revocations_rejects_them_before_it_accepts_anything() {
     let nats = NatsServer::start();
     let latch = start_latch(&nats);
