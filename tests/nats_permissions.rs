@@ -141,6 +141,20 @@ async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
             .load(std::sync::atomic::Ordering::Relaxed),
         0
     );
+    // With the shipped permissions it follows the live tail: a token issued
+    // now reaches it without another read of the stream.
+    let catch_ups = || {
+        verifier
+            .stats()
+            .stream_catch_ups
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = catch_ups();
+    let (_, _, later) = account_with_token(&latchd, &admin, "svc-2", "auditor", None);
+    eventually("the verifier learns the new token from the tail", || {
+        verifier.verify(&later, &read).is_ok()
+    });
+    assert_eq!(catch_ups(), before, "the stream was not read again");
 
     // The CLI sends commands over NATS with the ci user (the secret comes
     // back sealed, on ci's own inboxes).
@@ -375,5 +389,69 @@ async fn credentials_in_a_nats_url_work_and_are_never_shown() {
     assert!(
         !logs.contains(&password("latchd")),
         "latchd logged its NATS password:\n{logs}"
+    );
+}
+
+/// Before the live tail, `deploy/nats.conf` let the verifier user subscribe
+/// to `latch.heartbeat` and its inboxes only. A verifier under such a
+/// configuration gets no live tail: it must still follow every revocation,
+/// reading the stream whenever a heartbeat is ahead of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_verifier_denied_the_live_tail_still_follows_through_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = shipped_config(dir.path());
+    let text = std::fs::read_to_string(&config).unwrap();
+    let tail = r#"allow: ["latch.events.>", "latch.heartbeat", "_INBOX_verifier.>"]"#;
+    assert!(text.contains(tail), "the shipped verifier user may follow the live tail");
+    std::fs::write(
+        &config,
+        text.replace(tail, r#"allow: ["latch.heartbeat", "_INBOX_verifier.>"]"#),
+    )
+    .unwrap();
+    let nats = latch_testkit::NatsServer::start_with_args(&["-c", config.to_str().unwrap()]);
+    let url = nats.url();
+    let data = tempfile::tempdir().unwrap();
+    let latchd_password = password("latchd");
+    let latchd = Latchd::launch_with(
+        data.path(),
+        nats,
+        "127.0.0.1",
+        &["--nats-url".to_owned(), url.clone()],
+        &[
+            ("LATCH_NATS_USER", "latchd"),
+            ("LATCH_NATS_PASSWORD", latchd_password.as_str()),
+            ("LATCH_NATS_INBOX_PREFIX", "_INBOX_latchd"),
+        ],
+        None,
+    );
+    let admin = latchd.admin_token();
+    let mut config = VerifierConfig::new(url.clone());
+    config.nats = connection(&url, "verifier");
+    config.connect_timeout = Duration::from_secs(15);
+    let verifier = Verifier::connect(config)
+        .await
+        .expect("the verifier gets current");
+    let read = Permission::parse("audit:read").unwrap();
+    let (_, token_id, token) = account_with_token(&latchd, &admin, "svc", "auditor", None);
+    eventually("the verifier learns the new token", || {
+        verifier.verify(&token, &read).is_ok()
+    });
+    let revoked = latchd.post(
+        &format!("/v1/tokens/{token_id}/revoke"),
+        &admin,
+        serde_json::json!({"reason": "leaked"}),
+    );
+    assert_eq!(revoked.status, 200, "{:?}", revoked.body);
+    eventually("the verifier learns the revocation", || {
+        verifier.verify(&token, &read)
+            == Err(latch_verify::Denial::Rejected(latch_core::Rejection::Revoked))
+    });
+    assert!(
+        verifier
+            .stats()
+            .stream_catch_ups
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2,
+        "without the tail, the stream was read again"
     );
 }

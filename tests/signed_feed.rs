@@ -100,18 +100,15 @@ fn forged_issue(template: &Value, position: u64, prev_hash: &str, digest: &Token
     (hex::encode(Sha256::digest(forged_record.as_bytes())), event)
 }
 
-async fn publish(
-    js: &jetstream::Context,
-    subject: &str,
-    copied: &async_nats::HeaderMap,
-    overrides: &[(&str, String)],
-    event: &Value,
-) {
+/// The headers of a copied genuine event, with `overrides`.
+fn forged_headers(copied: &async_nats::HeaderMap, overrides: &[(&str, String)]) -> async_nats::HeaderMap {
     let mut message_headers = async_nats::HeaderMap::new();
     for name in [
         headers::LATCH_LOG_ID,
         headers::LATCH_HASH,
         headers::LATCH_SIGNATURE,
+        headers::LATCH_BATCH,
+        headers::LATCH_PROOF,
         headers::LATCH_POSITION,
     ] {
         if let Some(value) = copied.get(name) {
@@ -122,9 +119,20 @@ async fn publish(
     for (name, value) in overrides {
         message_headers.insert(*name, value.as_str());
     }
+    message_headers
+}
+
+/// Publishes into the stream (which core subscribers see too).
+async fn publish(
+    js: &jetstream::Context,
+    subject: &str,
+    copied: &async_nats::HeaderMap,
+    overrides: &[(&str, String)],
+    event: &Value,
+) {
     js.publish_with_headers(
         subject.to_owned(),
-        message_headers,
+        forged_headers(copied, overrides),
         serde_json::to_vec(event).unwrap().into(),
     )
     .await
@@ -190,14 +198,28 @@ async fn a_forger_on_the_broker_cannot_add_alter_or_replay_events() {
     // 3. A replay of an old genuine event, as a new message.
     publish(&js, &subject, &copied, &[], &genuine).await;
 
-    until("every forgery is refused and counted", || rejected() >= before + 4).await;
+    // 4. The forged token.issued and the replay on core NATS only, where
+    //    the verifier's live tail (and nothing that stores) hears them.
+    let core = async_nats::connect(&url).await.unwrap();
+    for event in [&forged, &genuine] {
+        core.publish_with_headers(
+            subject.clone(),
+            forged_headers(&copied, &[]),
+            serde_json::to_vec(event).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    }
+    core.flush().await.unwrap();
+
+    until("every forgery is refused and counted", || rejected() >= before + 6).await;
     assert_eq!(
         verifier.verify(known.expose(), &read),
         Err(Denial::Rejected(latch_core::Rejection::Unknown)),
         "the forged token is never accepted"
     );
 
-    // 4. A second latchd, another key and another log, on the same subjects.
+    // 5. A second latchd, another key and another log, on the same subjects.
     let other_dir = tempfile::tempdir().unwrap();
     let other_store = Arc::new(latch_store::EventStore::open(other_dir.path()).unwrap());
     let (other_handler, _) = latchd::CommandHandler::start(

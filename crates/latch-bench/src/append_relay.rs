@@ -9,9 +9,11 @@
 //! heartbeats). `unsigned` builds the message as the relay did before it
 //! signed (commit 9cdcd5c): the CloudEvent alone, headers `Nats-Msg-Id` and
 //! `Latch-Position`. `signed` builds it as the relay does now:
-//! `latch_bus::sign_event` over the stored record, the record in the
-//! CloudEvent, and the `Latch-Log-Id`, `Latch-Hash` and `Latch-Signature`
-//! headers.
+//! `latch_bus::sign_batch` over each batch read (one signature, a proof per
+//! event), the record in the CloudEvent, and the `Latch-Log-Id`,
+//! `Latch-Hash`, `Latch-Signature`, `Latch-Batch` and `Latch-Proof`
+//! headers; `signed-each` signs every event alone (`sign_event`), as the
+//! relay did before batches.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,8 +35,12 @@ pub enum RelayMode {
     Relay,
     /// The relay's publish loop as it was before signing.
     Unsigned,
-    /// The relay's publish loop as it is now, signing each event.
+    /// The relay's publish loop as it is now: one signature per batch
+    /// (`sign_batch`).
     Signed,
+    /// The relay's publish loop signing each event alone (`sign_event`),
+    /// as it did before batches.
+    SignedEach,
 }
 
 impl RelayMode {
@@ -44,6 +50,7 @@ impl RelayMode {
             RelayMode::Relay => "relay",
             RelayMode::Unsigned => "unsigned",
             RelayMode::Signed => "signed",
+            RelayMode::SignedEach => "signed-each",
         }
     }
 }
@@ -88,12 +95,13 @@ pub fn start(mode: RelayMode, store: &Arc<EventStore>) -> Option<Publisher> {
         tokio::spawn(relay.run(shutdown));
         relay_status = Some(status);
     } else {
-        let key = (mode == RelayMode::Signed)
+        let key = matches!(mode, RelayMode::Signed | RelayMode::SignedEach)
             .then(|| latch_bus::SigningKey::generate().expect("random source works"));
         tokio::spawn(publish_loop(
             store.clone(),
             nats.url(),
             key,
+            mode == RelayMode::SignedEach,
             published.clone(),
             shutdown,
         ));
@@ -110,10 +118,13 @@ async fn publish_loop(
     store: Arc<EventStore>,
     url: String,
     key: Option<latch_bus::SigningKey>,
+    each: bool,
     published_to: Arc<AtomicU64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    if let Err(error) = publish_loop_inner(&store, &url, key, &published_to, &mut shutdown).await {
+    if let Err(error) =
+        publish_loop_inner(&store, &url, key, each, &published_to, &mut shutdown).await
+    {
         eprintln!("append: publisher failed: {error}");
     }
 }
@@ -122,6 +133,7 @@ async fn publish_loop_inner(
     store: &EventStore,
     url: &str,
     key: Option<latch_bus::SigningKey>,
+    each: bool,
     published_to: &AtomicU64,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -144,24 +156,34 @@ async fn publish_loop_inner(
         while published < store.head().position {
             let events = store.read_after(published, BATCH)?;
             let mut pending = Vec::with_capacity(events.len());
-            for stored in &events {
-                let recorded = latchd::to_recorded(stored)?;
+            let recorded: Vec<latch_bus::BatchEvent> = events
+                .iter()
+                .map(|stored| {
+                    Ok(latch_bus::BatchEvent {
+                        recorded: latchd::to_recorded(stored)?,
+                        record: stored.record(),
+                        hash: *stored.hash.as_bytes(),
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let signed = key.as_ref().map(|key| match each {
+                true => recorded
+                    .iter()
+                    .map(|e| latch_bus::sign_event(&e.recorded, &e.record, &e.hash, log, key))
+                    .collect(),
+                false => latch_bus::sign_batch(&recorded, log, key),
+            });
+            for (i, event) in recorded.iter().enumerate() {
+                let recorded = &event.recorded;
                 let mut message_headers = async_nats::HeaderMap::new();
-                let payload = match &key {
-                    Some(key) => {
-                        let signed = latch_bus::sign_event(
-                            &recorded,
-                            &stored.record(),
-                            stored.hash.as_bytes(),
-                            log,
-                            key,
-                        );
-                        message_headers.insert(headers::LATCH_LOG_ID, signed.log_id.as_str());
-                        message_headers.insert(headers::LATCH_HASH, signed.hash.as_str());
-                        message_headers.insert(headers::LATCH_SIGNATURE, signed.signature.as_str());
-                        signed.payload
+                let payload = match &signed {
+                    Some(signed) => {
+                        for (name, value) in signed[i].headers() {
+                            message_headers.insert(name, value);
+                        }
+                        signed[i].payload.clone()
                     }
-                    None => latch_bus::encode(&recorded),
+                    None => latch_bus::encode(recorded),
                 };
                 message_headers.insert(
                     headers::NATS_MSG_ID,

@@ -15,7 +15,11 @@
 //! - the same messages through a `FeedChain` with no trusted keys (signing
 //!   off: decode the CloudEvent, apply), for comparison;
 //! - the parts of `accept` that are cryptography: SHA-256 of each record,
-//!   and Ed25519 verification of each signature.
+//!   and Ed25519 verification of each signature;
+//! - then the same events signed as the relay signs them now, one
+//!   signature per batch of 256 (`latch_bus::sign_batch`, a Merkle root
+//!   and a proof per event): building and signing them, and `accept` +
+//!   `apply` over them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +46,10 @@ fn accept(chain: &mut FeedChain, m: &Message) -> anyhow::Result<RecordedEvent> {
         .accept(|name| signed.header(name), &signed.payload)
         .map_err(|rejection| anyhow::anyhow!("refused at {}: {rejection}", m.position))
 }
+
+/// The relay's batch (`latchd::relay::BATCH`): at most this many events
+/// share a signature.
+const RELAY_BATCH: usize = 256;
 
 fn per_second(n: usize, took: Duration) -> f64 {
     n as f64 / took.as_secs_f64()
@@ -70,18 +78,25 @@ pub async fn run(base: &std::path::Path, target_events: u64) -> anyhow::Result<(
     let key = SigningKey::generate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let trusted = TrustedKeys::new([key.public_key()]);
     let mut messages = Vec::with_capacity(events);
+    let mut unsigned = Vec::with_capacity(events);
     let signing = Instant::now();
     for stored in store.iter_from(Position::FIRST) {
         let stored = stored?;
         let recorded = latchd::to_recorded(&stored)?;
         let record = stored.record();
-        let signed = latch_bus::sign_event(&recorded, &record, stored.hash.as_bytes(), log, &key);
+        let signed =
+            latch_bus::sign_event(&recorded, &record, stored.hash.as_bytes(), log, &key);
         messages.push(Message {
             signed,
             position: recorded.position,
             event_id: recorded.envelope.id,
             hash: *stored.hash.as_bytes(),
             record_len: record.len(),
+        });
+        unsigned.push(latch_bus::BatchEvent {
+            recorded,
+            record,
+            hash: *stored.hash.as_bytes(),
         });
     }
     let signed_in = signing.elapsed();
@@ -165,6 +180,34 @@ pub async fn run(base: &std::path::Path, target_events: u64) -> anyhow::Result<(
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let verify_only = started.elapsed();
+    drop(messages);
+
+    // Signed per batch, as the relay publishes them now.
+    let started = Instant::now();
+    let batched: Vec<SignedEvent> = unsigned
+        .chunks(RELAY_BATCH)
+        .flat_map(|batch| latch_bus::sign_batch(batch, log, &key))
+        .collect();
+    let batch_signed_in = started.elapsed();
+    drop(unsigned);
+    let batched_payload_bytes: usize = batched
+        .iter()
+        .map(|m| m.payload.len() + m.headers().map(|(n, v)| n.len() + v.len()).sum::<usize>())
+        .sum();
+    let mut chain = FeedChain::from_start(trusted.clone());
+    let mut view = VerifierView::new();
+    let started = Instant::now();
+    for signed in &batched {
+        let recorded = chain
+            .accept(|name| signed.header(name), &signed.payload)
+            .map_err(|rejection| anyhow::anyhow!("refused a batched event: {rejection}"))?;
+        view.apply(&recorded);
+    }
+    let batched_accept_apply = started.elapsed();
+    anyhow::ensure!(
+        view.position().get() as usize == events,
+        "not every batched event applied"
+    );
 
     println!(
         "{}",
@@ -184,6 +227,11 @@ pub async fn run(base: &std::path::Path, target_events: u64) -> anyhow::Result<(
             "unchecked_accept_and_apply_events_per_second": per_second(events, unchecked),
             "sha256_only_events_per_second": per_second(events, sha_only),
             "ed25519_verify_only_events_per_second": per_second(events, verify_only),
+            "batched_relay_build_and_sign_events_per_second": per_second(events, batch_signed_in),
+            "batched_accept_and_apply_events_per_second": per_second(events, batched_accept_apply),
+            "batched_accept_and_apply_seconds": batched_accept_apply.as_secs_f64(),
+            "batched_message_bytes_per_event": batched_payload_bytes / events.max(1),
+            "batch": RELAY_BATCH,
             "setup": "messages built as latchd's relay builds them (sign_event over the stored record), all in memory; one thread; no NATS, no verifier lock, no usage slots",
         })
     );

@@ -14,6 +14,12 @@
 //!   stored record, which holds the previous hash and the event's bytes:
 //!   the record travels with the event (`latchrecord`), so a verifier
 //!   recomputes the hash and checks the link itself.
+//! - a batch of events (what the relay signs: one signature per batch it
+//!   publishes): `latch-batch-v1\n ‖ log id ‖ first position ‖ last
+//!   position (u64 BE each) ‖ root`, the root of the Merkle tree
+//!   (`batch_tree`) whose leaves are the events' `latch-event-v1` messages
+//!   above, in position order. Each event message carries its inclusion
+//!   proof, so it verifies on its own.
 //! - a heartbeat: `latch-heartbeat-v1\n ‖ log id ‖ position ‖ chain hash at
 //!   that position ‖ time (unix milliseconds, i64 BE)`.
 //! - a snapshot: `latch-snapshot-v1\n ‖ log id ‖ position ‖ chain hash ‖
@@ -34,6 +40,7 @@ use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use sha2::{Digest, Sha256};
 
 const EVENT_LABEL: &[u8] = b"latch-event-v1\n";
+const BATCH_LABEL: &[u8] = b"latch-batch-v1\n";
 const HEARTBEAT_LABEL: &[u8] = b"latch-heartbeat-v1\n";
 const SNAPSHOT_LABEL: &[u8] = b"latch-snapshot-v1\n";
 const KEY_PREFIX: &str = "ed25519:";
@@ -246,6 +253,23 @@ pub fn event_message(
     message.extend_from_slice(&position.get().to_be_bytes());
     message.extend_from_slice(event.as_uuid().as_bytes());
     message.extend_from_slice(chain_hash);
+    message
+}
+
+/// What a batch's signature covers: the Merkle root over its events'
+/// `event_message`s, positions `first..=last`.
+pub fn batch_message(
+    log: LogId,
+    first: Position,
+    last: Position,
+    root: &[u8; 32],
+) -> Vec<u8> {
+    let mut message = Vec::with_capacity(BATCH_LABEL.len() + 16 + 8 + 8 + 32);
+    message.extend_from_slice(BATCH_LABEL);
+    message.extend_from_slice(log.as_bytes());
+    message.extend_from_slice(&first.get().to_be_bytes());
+    message.extend_from_slice(&last.get().to_be_bytes());
+    message.extend_from_slice(root);
     message
 }
 

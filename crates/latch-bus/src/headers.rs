@@ -11,3 +11,10 @@ pub const LATCH_LOG_ID: &str = "Latch-Log-Id";
 pub const LATCH_HASH: &str = "Latch-Hash";
 /// latchd's signature, `<key id>:<base64url>` (see `feed_signing`).
 pub const LATCH_SIGNATURE: &str = "Latch-Signature";
+/// The batch an event was signed in, `<first position>-<last position>`:
+/// `Latch-Signature` is then over the batch's Merkle root (see
+/// `feed_signing::batch_message`).
+pub const LATCH_BATCH: &str = "Latch-Batch";
+/// The event's inclusion proof in its batch: the sibling hashes from its
+/// leaf up, hex, comma-separated; absent for a batch of one.
+pub const LATCH_PROOF: &str = "Latch-Proof";

@@ -6,6 +6,7 @@
 //! embeds a verifier never builds RocksDB, and no NATS client is chosen here.
 #![forbid(unsafe_code)]
 
+pub mod batch_tree;
 pub mod cloud_event;
 pub mod command_route;
 pub mod feed_signing;
@@ -34,7 +35,9 @@ pub use feed_trust_args::FeedTrustArgs;
 pub use nats_args::NatsArgs;
 pub use nats_connection::{NatsConnectError, NatsConnection, redact_url};
 pub use reply_subject::{ReplySubject, is_safe_reply};
-pub use signed_feed::{FeedChain, FeedRejection, SignedEvent, sign_event, sign_heartbeat};
+pub use signed_feed::{
+    BatchEvent, FeedChain, FeedRejection, SignedEvent, sign_batch, sign_event, sign_heartbeat,
+};
 pub use stream_settings::{STREAM_NAME, StreamSettings};
 pub use subject::event_subject;
 pub use usage_report::{TokenUse, UsageReport};

@@ -19,7 +19,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::feed_signing::{SigningError, SigningKey, TrustedKeys, event_message, heartbeat_message};
+use crate::batch_tree::{MAX_BATCH, MAX_PROOF, NodeHash, leaf_hash, root_and_proofs, root_from_proof};
+use crate::feed_signing::{
+    PublicKey, SigningError, SigningKey, TrustedKeys, batch_message, event_message,
+    heartbeat_message,
+};
 use crate::heartbeat::Heartbeat;
 use crate::{CloudEvent, headers};
 
@@ -42,6 +46,8 @@ pub enum FeedRejection {
     Replayed(Position),
     #[error("the record at {0} does not continue this follower's chain (its previous hash differs)")]
     BrokenChain(Position),
+    #[error("the event's inclusion proof does not fit its batch")]
+    BadProof,
 }
 
 /// The record as the log stores it (the part a follower reads).
@@ -61,34 +67,92 @@ struct SignedPayload {
 }
 
 /// `Latch-Hash` etc. for a published event, and its payload.
+#[derive(Debug, Clone)]
 pub struct SignedEvent {
     pub payload: Vec<u8>,
     pub log_id: String,
     pub hash: String,
     pub signature: String,
+    /// `<first>-<last>`: the batch whose Merkle root `signature` covers.
+    pub batch: String,
+    /// The inclusion proof in the batch (empty for a batch of one).
+    pub proof: String,
 }
 
 impl SignedEvent {
-    /// The headers that go with the payload: `Latch-Log-Id`, `Latch-Hash`
-    /// and `Latch-Signature`.
-    pub fn headers(&self) -> [(&'static str, &str); 3] {
+    /// The headers that go with the payload: `Latch-Log-Id`, `Latch-Hash`,
+    /// `Latch-Signature`, `Latch-Batch` and, in a batch of more than one,
+    /// `Latch-Proof`.
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> {
         [
             (headers::LATCH_LOG_ID, self.log_id.as_str()),
             (headers::LATCH_HASH, self.hash.as_str()),
             (headers::LATCH_SIGNATURE, self.signature.as_str()),
+            (headers::LATCH_BATCH, self.batch.as_str()),
+            (headers::LATCH_PROOF, self.proof.as_str()),
         ]
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
     }
 
     /// One of `headers()`, by name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers()
-            .into_iter()
             .find_map(|(n, value)| (n == name).then_some(value))
     }
 }
 
-/// latchd's side: the message for `recorded`, whose stored record bytes
-/// are `record` and chain hash `hash`.
+/// An event as the relay reads it from the log, to be signed.
+pub struct BatchEvent {
+    pub recorded: RecordedEvent,
+    /// The stored record's bytes (`StoredEvent::record()`).
+    pub record: String,
+    /// Its chain hash: SHA-256 of `record`.
+    pub hash: [u8; 32],
+}
+
+/// latchd's side: the messages for a batch of consecutive events, with one
+/// signature over the batch's Merkle root (see `batch_tree`). All of them
+/// must be signed by `key` (a batch never spans a key rotation).
+pub fn sign_batch(events: &[BatchEvent], log: LogId, key: &SigningKey) -> Vec<SignedEvent> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Vec::new();
+    };
+    let (first, last) = (first.recorded.position, last.recorded.position);
+    let leaves: Vec<NodeHash> = events
+        .iter()
+        .map(|e| {
+            leaf_hash(&event_message(
+                log,
+                e.recorded.position,
+                e.recorded.envelope.id,
+                &e.hash,
+            ))
+        })
+        .collect();
+    let (root, proofs) = root_and_proofs(&leaves);
+    let signature = key.sign(&batch_message(log, first, last, &root));
+    let batch = format!("{first}-{last}");
+    let log_id = log.to_string();
+    events
+        .iter()
+        .zip(proofs)
+        .map(|(e, proof)| {
+            let mut event = CloudEvent::from_recorded(&e.recorded);
+            event.latchrecord = Some(e.record.clone());
+            SignedEvent {
+                payload: serde_json::to_vec(&event).expect("cloud events serialise"),
+                log_id: log_id.clone(),
+                hash: hex::encode(e.hash),
+                signature: signature.clone(),
+                batch: batch.clone(),
+                proof: proof.iter().map(hex::encode).collect::<Vec<_>>().join(","),
+            }
+        })
+        .collect()
+}
+
+/// latchd's side: the message for one event alone (a batch of one).
 pub fn sign_event(
     recorded: &RecordedEvent,
     record: &str,
@@ -96,21 +160,14 @@ pub fn sign_event(
     log: LogId,
     key: &SigningKey,
 ) -> SignedEvent {
-    let mut event = CloudEvent::from_recorded(recorded);
-    event.latchrecord = Some(record.to_owned());
-    let payload = serde_json::to_vec(&event).expect("cloud events serialise");
-    let signature = key.sign(&event_message(
-        log,
-        recorded.position,
-        recorded.envelope.id,
-        hash,
-    ));
-    SignedEvent {
-        payload,
-        log_id: log.to_string(),
-        hash: hex::encode(hash),
-        signature,
-    }
+    let event = BatchEvent {
+        recorded: recorded.clone(),
+        record: record.to_owned(),
+        hash: *hash,
+    };
+    sign_batch(std::slice::from_ref(&event), log, key)
+        .pop()
+        .expect("one event, one message")
 }
 
 /// latchd's side: signs a heartbeat vouching for `position`, whose chain
@@ -138,6 +195,18 @@ pub struct FeedChain {
     /// sees only some events: it checks signatures, the log and that
     /// positions only grow.
     continuous: bool,
+    /// The last batch whose signature verified: further events of it need
+    /// only their inclusion proof.
+    verified_batch: Option<VerifiedBatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct VerifiedBatch {
+    log: LogId,
+    first: Position,
+    last: Position,
+    root: NodeHash,
+    key: PublicKey,
 }
 
 impl FeedChain {
@@ -161,6 +230,7 @@ impl FeedChain {
             position: Position::ZERO,
             hash: [0; 32],
             continuous: true,
+            verified_batch: None,
         }
     }
 
@@ -177,6 +247,7 @@ impl FeedChain {
             position,
             hash,
             continuous: true,
+            verified_batch: None,
         }
     }
 
@@ -245,16 +316,27 @@ impl FeedChain {
             .map_err(|e| FeedRejection::Malformed(format!("latchrecord: {e}")))?;
         let envelope: EventEnvelope = serde_json::from_str(parsed.data.get())
             .map_err(|e| FeedRejection::Malformed(format!("latchrecord data: {e}")))?;
-        let key = self
-            .trusted
-            .verify(
-                &event_message(log, parsed.position, envelope.id, &hash),
-                signature,
-            )?
-            .clone();
         if parsed.position <= self.position {
             return Err(FeedRejection::Replayed(parsed.position));
         }
+        let key = match header(headers::LATCH_BATCH) {
+            Some(batch) => self.verify_in_batch(
+                log,
+                parsed.position,
+                &event_message(log, parsed.position, envelope.id, &hash),
+                batch,
+                header(headers::LATCH_PROOF).unwrap_or(""),
+                signature,
+            )?,
+            // Signed alone (how streams were published before batches).
+            None => self
+                .trusted
+                .verify(
+                    &event_message(log, parsed.position, envelope.id, &hash),
+                    signature,
+                )?
+                .clone(),
+        };
         if self.continuous {
             if parsed.position != self.position.next() {
                 return Err(FeedRejection::OutOfOrder {
@@ -276,12 +358,73 @@ impl FeedChain {
         {
             self.trusted.add(new_key);
             self.trusted.remove(&key);
+            self.verified_batch = None;
         }
         Ok(RecordedEvent {
             position: parsed.position,
             version: parsed.version,
             envelope,
         })
+    }
+
+    /// The key that signed the batch `event` (an `event_message`) claims to
+    /// be in: the batch's signature is checked once, later events of the
+    /// same batch only against its root.
+    fn verify_in_batch(
+        &mut self,
+        log: LogId,
+        position: Position,
+        event: &[u8],
+        batch: &str,
+        proof: &str,
+        signature: &str,
+    ) -> Result<PublicKey, FeedRejection> {
+        let malformed = || FeedRejection::Malformed("Latch-Batch or Latch-Proof".into());
+        let (first, last) = batch.split_once('-').ok_or_else(malformed)?;
+        let (first, last): (u64, u64) = (
+            first.parse().map_err(|_| malformed())?,
+            last.parse().map_err(|_| malformed())?,
+        );
+        if !(first..=last).contains(&position.get()) || last - first >= MAX_BATCH {
+            return Err(FeedRejection::BadProof);
+        }
+        let mut siblings = Vec::new();
+        for sibling in proof.split(',').filter(|s| !s.is_empty()) {
+            if siblings.len() == MAX_PROOF {
+                return Err(FeedRejection::BadProof);
+            }
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(sibling, &mut bytes).map_err(|_| malformed())?;
+            siblings.push(bytes);
+        }
+        let root = root_from_proof(
+            position.get() - first,
+            last - first + 1,
+            leaf_hash(event),
+            &siblings,
+        )
+        .ok_or(FeedRejection::BadProof)?;
+        let (first, last) = (Position::new(first), Position::new(last));
+        if let Some(verified) = &self.verified_batch
+            && verified.log == log
+            && verified.first == first
+            && verified.last == last
+            && verified.root == root
+        {
+            return Ok(verified.key.clone());
+        }
+        let key = self
+            .trusted
+            .verify(&batch_message(log, first, last, &root), signature)?
+            .clone();
+        self.verified_batch = Some(VerifiedBatch {
+            log,
+            first,
+            last,
+            root,
+            key: key.clone(),
+        });
+        Ok(key)
     }
 
     /// Checks a heartbeat. `Ok(position)` is what it vouches for; a
@@ -350,6 +493,11 @@ mod tests {
         }
 
         fn next(&mut self, event: Event, key: &SigningKey) -> SignedEvent {
+            let unsigned = self.append(event);
+            sign_event(&unsigned.recorded, &unsigned.record, &unsigned.hash, self.id, key)
+        }
+
+        fn append(&mut self, event: Event) -> BatchEvent {
             self.position += 1;
             let envelope = EventEnvelope {
                 id: EventId::new(),
@@ -374,7 +522,11 @@ mod tests {
                 version: 1,
                 envelope,
             };
-            sign_event(&recorded, &record, &hash, self.id, key)
+            BatchEvent {
+                recorded,
+                record,
+                hash,
+            }
         }
     }
 
@@ -405,9 +557,7 @@ mod tests {
                 .unwrap()
                 .replace("two", "TWO")
                 .into_bytes(),
-            log_id: second.log_id.clone(),
-            hash: second.hash.clone(),
-            signature: second.signature.clone(),
+            ..second.clone()
         };
         assert_eq!(
             accept(&mut chain, &altered),
@@ -443,6 +593,71 @@ mod tests {
             Err(FeedRejection::OtherLog { .. })
         ));
         assert_eq!(chain.position(), Position::new(2));
+    }
+
+    #[test]
+    fn each_event_of_a_batch_verifies_against_the_batch_s_one_signature() {
+        let key = SigningKey::generate().unwrap();
+        let mut log = Log::new();
+        let batch: Vec<BatchEvent> = (0..5).map(|i| log.append(disabled(&format!("e{i}")))).collect();
+        let signed = sign_batch(&batch, log.id, &key);
+        assert!(signed.iter().all(|s| s.signature == signed[0].signature));
+        assert_eq!(signed[0].header(headers::LATCH_BATCH), Some("1-5"));
+
+        // Each message verifies on its own, in a follower that saw none of
+        // the others (a live follower joining mid-batch).
+        let mut alone = FeedChain::live(TrustedKeys::new([key.public_key()]));
+        assert_eq!(accept(&mut alone, &signed[3]).unwrap().position, Position::new(4));
+
+        let mut chain = FeedChain::from_start(TrustedKeys::new([key.public_key()]));
+        accept(&mut chain, &signed[0]).unwrap();
+        // Another event's proof, a claimed batch that does not hold the
+        // position, a batch one longer, a proof that is not hex: refused.
+        let swapped = SignedEvent {
+            proof: signed[2].proof.clone(),
+            ..signed[1].clone()
+        };
+        assert!(accept(&mut chain, &swapped).is_err());
+        let outside = SignedEvent {
+            batch: "3-5".into(),
+            ..signed[1].clone()
+        };
+        assert_eq!(accept(&mut chain, &outside), Err(FeedRejection::BadProof));
+        let longer = SignedEvent {
+            batch: "1-6".into(),
+            ..signed[1].clone()
+        };
+        assert!(accept(&mut chain, &longer).is_err());
+        let garbled = SignedEvent {
+            proof: "zz".into(),
+            ..signed[1].clone()
+        };
+        assert!(accept(&mut chain, &garbled).is_err());
+        // A forged event carrying the genuine batch's signature and a proof
+        // copied from a genuine one.
+        let mut forged_log = Log {
+            id: log.id,
+            hash: chain.hash(),
+            position: 1,
+        };
+        let forged = forged_log.append(disabled("forged"));
+        let forged = SignedEvent {
+            payload: {
+                let mut event = CloudEvent::from_recorded(&forged.recorded);
+                event.latchrecord = Some(forged.record.clone());
+                serde_json::to_vec(&event).unwrap()
+            },
+            hash: hex::encode(forged.hash),
+            ..signed[1].clone()
+        };
+        assert!(matches!(
+            accept(&mut chain, &forged),
+            Err(FeedRejection::Signature(SigningError::BadSignature))
+        ));
+        for genuine in &signed[1..] {
+            accept(&mut chain, genuine).unwrap();
+        }
+        assert_eq!(chain.position(), Position::new(5));
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! event stream.
 //!
 //! It bootstraps from latchd's snapshot of the compact `VerifierView` (or
-//! from the stream's start), then follows the stream `LATCH_EVENTS` with an
-//! ordered consumer, folding each event into the view (which a property
+//! from the stream's start), then follows the live tail of `latch.events.>`
+//! with a core NATS subscription, reading the stream `LATCH_EVENTS` with an
+//! ordered consumer only to catch up (at start, after a hole in the tail,
+//! when a heartbeat is ahead of it), folding each event into the view (which a property
 //! test in latch-core holds to latchd's own `evolve` and `authenticate`), ignoring anything at or below the position it has. It is
 //! *current* while it has seen, within `max_staleness`, a heartbeat whose
 //! position it has reached (or an event); otherwise every check answers
@@ -61,6 +63,9 @@ pub struct VerifierStats {
     /// signed by a trusted key, belong to another log, or do not continue
     /// the verifier's chain (forgeries, alterations, replays).
     pub rejected: AtomicU64,
+    /// Times the verifier read the stream with a consumer to catch up (at
+    /// start, then only after a hole in the live tail).
+    pub stream_catch_ups: AtomicU64,
 }
 
 /// A heartbeat's position, and when it arrived (ms since `started`).
@@ -92,9 +97,6 @@ struct Inner {
     announced: Mutex<Option<Announced>>,
     max_staleness: Duration,
     stats: VerifierStats,
-    /// The newest stream sequence ever delivered: an old position arriving
-    /// in a newer message is a replay, not a redelivery.
-    newest_sequence: AtomicU64,
     /// Whether accepted uses are counted (and reported).
     counts_usage: bool,
 }
@@ -147,7 +149,6 @@ impl Verifier {
             announced: Mutex::new(None),
             max_staleness: config.max_staleness,
             stats,
-            newest_sequence: AtomicU64::new(0),
             counts_usage: config.usage_report_every.is_some(),
         });
         let heartbeats = client
@@ -312,6 +313,16 @@ impl Inner {
         }
     }
 
+    /// Whether a heartbeat announced, longer than `for_at_least` ago, a
+    /// position the view has not reached.
+    fn behind_announced(&self, for_at_least: Duration) -> bool {
+        let announced = *self.announced.lock().expect("announcement lock");
+        announced.is_some_and(|heartbeat| {
+            self.now_ms().saturating_sub(heartbeat.at_ms) >= for_at_least.as_millis() as u64
+                && self.state.read().expect("state lock").view.position() < heartbeat.position
+        })
+    }
+
     /// The view has reached `position`: a remembered heartbeat at or below
     /// it now vouches for the verifier, as of when it arrived.
     fn reached(&self, position: Position) {
@@ -402,7 +413,7 @@ async fn report_usage(
 async fn follow_stream(inner: Arc<Inner>, client: async_nats::Client) {
     let mut last_sequence = 0u64;
     loop {
-        if let Err(error) = consume(&inner, &client, &mut last_sequence).await {
+        if let Err(error) = follow(&inner, &client, &mut last_sequence).await {
             tracing::warn!(%error, "verifier: lost the event stream; reconnecting");
             inner.stats.reconnects.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -410,7 +421,130 @@ async fn follow_stream(inner: Arc<Inner>, client: async_nats::Client) {
     }
 }
 
-async fn consume(
+/// How long a heartbeat may announce a position the live tail has not
+/// delivered before the verifier reads the stream for it (a message the
+/// broker dropped on the way, e.g. to a slow consumer).
+const BEHIND_FOR: Duration = Duration::from_millis(500);
+
+/// Follows the live tail with a core NATS subscription (the broker's
+/// cheapest fan-out: the relay's JetStream publishes reach core subscribers
+/// as they are stored), and reads the stream `LATCH_EVENTS` with an ordered
+/// consumer only to catch up: at start, after a hole in the tail, and when
+/// a heartbeat announces a position the tail has not delivered.
+async fn follow(
+    inner: &Inner,
+    client: &async_nats::Client,
+    last_sequence: &mut u64,
+) -> Result<(), String> {
+    // Subscribed before catching up, so that every event published from
+    // now on is in the subscription, and every one before it in the stream
+    // the catch-up reads: nothing falls between them.
+    let mut live = client
+        .subscribe(subject::EVENTS_WILDCARD)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut check = tokio::time::interval(BEHIND_FOR);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    'catch_up: loop {
+        catch_up(inner, client, last_sequence).await?;
+        // What arrived while catching up: the stream delivered it too.
+        while let Some(Some(message)) = futures::FutureExt::now_or_never(live.next()) {
+            if let Err(hole) = take(inner, &message, Seen::MaybeBefore) {
+                tracing::debug!(%hole, "verifier: a hole after catching up; reading the stream again");
+                continue 'catch_up;
+            }
+        }
+        loop {
+            tokio::select! {
+                message = live.next() => {
+                    let message = message.ok_or("the live subscription ended")?;
+                    if let Err(hole) = take(inner, &message, Seen::Never) {
+                        tracing::debug!(%hole, "verifier: a hole in the live tail; reading the stream");
+                        break;
+                    }
+                }
+                _ = check.tick() => {
+                    if inner.behind_announced(BEHIND_FOR) {
+                        tracing::debug!("verifier: a heartbeat is ahead of the live tail; reading the stream");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether a message at a position the verifier already has may be a
+/// copy it was delivered before (skipped quietly) or can only be a replay
+/// (refused and counted).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    MaybeBefore,
+    Never,
+}
+
+/// Takes one event message: applies it if it is the next, skips a copy,
+/// refuses (and counts) anything else. `Err` is a hole: a genuine event
+/// past the next position, never folded past.
+fn take(inner: &Inner, message: &async_nats::Message, seen: Seen) -> Result<(), String> {
+    let header = |name: &str| {
+        message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str())
+    };
+    let mut tracked = inner.state.write().expect("state lock");
+    let have = tracked.view.position();
+    let recorded = match tracked.chain.accept(header, &message.payload) {
+        Ok(recorded) => recorded,
+        Err(FeedRejection::Malformed(problem)) => {
+            drop(tracked);
+            inner.stats.foreign_skipped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(subject = %message.subject, %problem, "verifier: skipping a message that is not a Latch event (only latchd should publish to latch.events.>)");
+            return Ok(());
+        }
+        Err(FeedRejection::Replayed(_)) if seen == Seen::MaybeBefore => {
+            drop(tracked);
+            inner
+                .stats
+                .duplicates_skipped
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        Err(FeedRejection::OutOfOrder { found, .. }) => {
+            // Signed by latchd, but past a hole: never fold past it.
+            return Err(format!("gap: have {have}, offered {found}"));
+        }
+        Err(rejection) => {
+            drop(tracked);
+            inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(subject = %message.subject, %rejection, "verifier: refused an event");
+            return Ok(());
+        }
+    };
+    if recorded.position <= have {
+        inner
+            .stats
+            .duplicates_skipped
+            .fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
+    if recorded.position != have.next() {
+        return Err(format!("gap: have {have}, offered {}", recorded.position));
+    }
+    tracked.view.apply(&recorded);
+    let tokens = tracked.view.token_count();
+    tracked.usage.cover(tokens);
+    drop(tracked);
+    inner.reached(recorded.position);
+    inner.stats.events_applied.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Reads the stream from after what the verifier has to its end (as it is
+/// when the consumer starts).
+async fn catch_up(
     inner: &Inner,
     client: &async_nats::Client,
     last_sequence: &mut u64,
@@ -426,28 +560,27 @@ async fn consume(
         .map_err(|e| e.to_string())?
         .state
         .clone();
-    // Resume after the last stream message seen, unless the stream was
-    // recreated since (then read it all; positions already held are skipped).
+    // Start at the first message after what the verifier has: after the
+    // last stream message it read, unless the stream was recreated since
+    // (then search it all; positions already held are skipped anyway).
     let have = inner.state.read().expect("state lock").view.position();
-    let deliver_policy = if *last_sequence > 0
-        && *last_sequence <= info.last_sequence
-        && *last_sequence >= info.first_sequence
-    {
-        DeliverPolicy::ByStartSequence {
-            start_sequence: *last_sequence + 1,
-        }
-    } else if have > Position::ZERO && info.messages > 0 {
-        // Started from a snapshot, or the stream was recreated: find the
-        // first message after what the verifier has.
-        let start_sequence =
-            first_sequence_after(&stream, info.first_sequence, info.last_sequence, have).await?;
-        DeliverPolicy::ByStartSequence { start_sequence }
+    let first = if *last_sequence >= info.first_sequence && *last_sequence <= info.last_sequence {
+        *last_sequence + 1
     } else {
-        DeliverPolicy::All
+        info.first_sequence.max(1)
     };
+    let start_sequence = if have > Position::ZERO && info.messages > 0 && first <= info.last_sequence {
+        first_sequence_after(&stream, first, info.last_sequence, have).await?
+    } else {
+        first
+    };
+    if info.messages == 0 || start_sequence > info.last_sequence {
+        return Ok(());
+    }
+    inner.stats.stream_catch_ups.fetch_add(1, Ordering::Relaxed);
     let consumer = stream
         .create_consumer(OrderedConfig {
-            deliver_policy,
+            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence },
             ..Default::default()
         })
         .await
@@ -455,72 +588,23 @@ async fn consume(
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
     while let Some(message) = messages.next().await {
         let message = message.map_err(|e| e.to_string())?;
-        let mut fresh_message = false;
-        if let Ok(info) = message.info() {
-            *last_sequence = info.stream_sequence;
-            fresh_message =
-                inner.newest_sequence.fetch_max(info.stream_sequence, Ordering::Relaxed)
-                    < info.stream_sequence;
-        }
-        let mut tracked = inner.state.write().expect("state lock");
-        let have = tracked.view.position();
-        let header = |name: &str| {
-            message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .map(|v| v.as_str())
+        let pending = match message.info() {
+            Ok(info) => {
+                *last_sequence = info.stream_sequence;
+                info.pending
+            }
+            Err(_) => 0,
         };
-        let recorded = match tracked.chain.accept(header, &message.payload) {
-            Ok(recorded) => recorded,
-            Err(FeedRejection::Malformed(problem)) => {
-                drop(tracked);
-                inner.stats.foreign_skipped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(subject = %message.subject, %problem, "verifier: skipping a message in the stream that is not a Latch event (only latchd should publish to latch.events.>)");
-                continue;
-            }
-            Err(FeedRejection::Replayed(_)) if !fresh_message => {
-                // The same message again (a re-read after a reconnect).
-                drop(tracked);
-                inner
-                    .stats
-                    .duplicates_skipped
-                    .fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            Err(FeedRejection::OutOfOrder { found, .. }) => {
-                // Signed by latchd, but past a hole: never fold past it.
-                *last_sequence = 0;
-                return Err(format!("gap: have {have}, stream offered {found}"));
-            }
-            Err(rejection) => {
-                drop(tracked);
-                inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(subject = %message.subject, %rejection, "verifier: refused an event");
-                continue;
-            }
-        };
-        if recorded.position <= have {
-            inner
-                .stats
-                .duplicates_skipped
-                .fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        if recorded.position != have.next() {
-            // A hole: never fold past it. Re-read everything from the start.
+        // An event at a position the verifier has may have come by the
+        // live tail: skipped quietly (the tail counts replays).
+        if let Err(hole) = take(inner, &message, Seen::MaybeBefore) {
+            // Re-read everything from the start next time.
             *last_sequence = 0;
-            return Err(format!(
-                "gap: have {have}, stream offered {}",
-                recorded.position
-            ));
+            return Err(hole);
         }
-        tracked.view.apply(&recorded);
-        let tokens = tracked.view.token_count();
-        tracked.usage.cover(tokens);
-        drop(tracked);
-        inner.reached(recorded.position);
-        inner.stats.events_applied.fetch_add(1, Ordering::Relaxed);
+        if pending == 0 {
+            return Ok(());
+        }
     }
     Err("the consumer ended".into())
 }
@@ -680,7 +764,6 @@ mod tests {
             announced: Mutex::new(None),
             max_staleness: Duration::from_secs(5),
             stats: VerifierStats::default(),
-            newest_sequence: AtomicU64::new(0),
             counts_usage: false,
         }
     }

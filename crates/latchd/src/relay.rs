@@ -270,33 +270,45 @@ impl Relay {
         let events = self.store.read_after(after, BATCH)?;
         let mut pending = Vec::with_capacity(events.len());
         let log = self.log_id();
+        let mut batch: Vec<latch_bus::BatchEvent> = Vec::with_capacity(events.len());
         for stored in &events {
-            let recorded = event_codec::to_recorded(stored)?;
-            let signed = latch_bus::sign_event(
-                &recorded,
-                &stored.record(),
-                stored.hash.as_bytes(),
-                log,
-                self.keyring.for_position(recorded.position),
-            );
-            let mut message_headers = async_nats::HeaderMap::new();
-            for (name, value) in signed.headers() {
-                message_headers.insert(name, value);
+            batch.push(latch_bus::BatchEvent {
+                recorded: event_codec::to_recorded(stored)?,
+                record: stored.record(),
+                hash: *stored.hash.as_bytes(),
+            });
+        }
+        // One signature per run of events signed by the same key: a batch
+        // never spans a key rotation (the rotation event is the last one
+        // the old key signs).
+        for run in batch.chunk_by(|a, b| {
+            std::ptr::eq(
+                self.keyring.for_position(a.recorded.position),
+                self.keyring.for_position(b.recorded.position),
+            )
+        }) {
+            let key = self.keyring.for_position(run[0].recorded.position);
+            for (event, signed) in run.iter().zip(latch_bus::sign_batch(run, log, key)) {
+                let recorded = &event.recorded;
+                let mut message_headers = async_nats::HeaderMap::new();
+                for (name, value) in signed.headers() {
+                    message_headers.insert(name, value);
+                }
+                message_headers.insert(
+                    headers::NATS_MSG_ID,
+                    recorded.envelope.id.to_string().as_str(),
+                );
+                message_headers.insert(
+                    headers::LATCH_POSITION,
+                    recorded.position.to_string().as_str(),
+                );
+                let subject = latch_bus::event_subject(&recorded.envelope.event);
+                let ack = js
+                    .publish_with_headers(subject, message_headers, signed.payload.into())
+                    .await
+                    .map_err(nats)?;
+                pending.push((recorded.position, ack));
             }
-            message_headers.insert(
-                headers::NATS_MSG_ID,
-                recorded.envelope.id.to_string().as_str(),
-            );
-            message_headers.insert(
-                headers::LATCH_POSITION,
-                recorded.position.to_string().as_str(),
-            );
-            let subject = latch_bus::event_subject(&recorded.envelope.event);
-            let ack = js
-                .publish_with_headers(subject, message_headers, signed.payload.into())
-                .await
-                .map_err(nats)?;
-            pending.push((recorded.position, ack));
         }
         let mut acknowledged = after;
         for (position, ack) in pending {
