@@ -415,3 +415,45 @@ fn refused_then_reused(latchd: &Latchd, extra_headers: &str) -> (u16, u16) {
     };
     (first, second)
 }
+
+/// Found by schemathesis (issue 17): a stale `If-Match` was answered before
+/// the command was decided, so a caller without the permission learnt the
+/// target's version (412 "is at version N"), and an invalid body got 412
+/// instead of its error. Now the decision comes first.
+#[test]
+fn if_match_tells_nothing_to_a_caller_who_may_not_act() {
+    let latchd = Latchd::start();
+    let admin = latchd.admin_token();
+    let (ops, _, weak) = account_with_token(&latchd, &admin, "ops-bot", "auditor", None);
+    let head = latchd.head();
+    let stale = [("If-Match", "\"0\""), ("Content-Type", "application/json")];
+    for (token, body, status) in [
+        (&weak, json!({ "reason": "x" }), 403),
+        (&admin, json!({ "reason": "" }), 422),
+    ] {
+        let reply = latchd.raw(
+            "POST",
+            &format!("/v1/accounts/{ops}/disable"),
+            Some(token),
+            &stale,
+            body.to_string().into_bytes(),
+        );
+        assert_eq!(reply.status, status, "{:?}", reply.body);
+        assert!(
+            !reply.body["detail"].as_str().unwrap_or("").contains("version"),
+            "{:?}",
+            reply.body
+        );
+    }
+    // A body that is not an object (serde would read a struct from an
+    // array) is refused as such.
+    let reply = latchd.raw(
+        "PATCH",
+        &format!("/v1/accounts/{ops}"),
+        Some(&admin),
+        &stale,
+        b"[null, null]".to_vec(),
+    );
+    assert_eq!(reply.status, 400, "{:?}", reply.body);
+    assert_eq!(latchd.head(), head, "nothing appended");
+}

@@ -390,6 +390,21 @@ impl Writer {
             }
         }
 
+        // Decided first, so that a caller who may not do this, or asks
+        // something invalid, learns that and not the target's version.
+        let now = self.clock.now();
+        let events = match decide(
+            &self.working,
+            &CommandContext {
+                actor: request.actor,
+                now,
+            },
+            &request.command,
+        ) {
+            Ok(events) => events,
+            Err(rejection) => return Ok(Plan::Answer(Err(rejection.into()))),
+        };
+
         let target = request.command.target_stream().into_string();
         let expectations = match request.expected_version {
             None => Vec::new(),
@@ -404,19 +419,6 @@ impl Writer {
                 }
                 vec![(target, ExpectedVersion::Exact(expected))]
             }
-        };
-
-        let now = self.clock.now();
-        let events = match decide(
-            &self.working,
-            &CommandContext {
-                actor: request.actor,
-                now,
-            },
-            &request.command,
-        ) {
-            Ok(events) => events,
-            Err(rejection) => return Ok(Plan::Answer(Err(rejection.into()))),
         };
 
         let mut recorded = Vec::with_capacity(events.len());

@@ -174,7 +174,8 @@ pub async fn show(
 #[utoipa::path(patch, path = "/v1/accounts/{id}", tag = "accounts", request_body = UpdateAccount,
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The ETag last read")),
     responses((status = 200, body = AccountView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem),
+        (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn update(
     acting: Acting,

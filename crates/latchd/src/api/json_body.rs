@@ -54,6 +54,14 @@ where
             return Err(json_media_type::unsupported(&headers));
         }
         let text: &[u8] = if present { &bytes } else { b"{}" };
+        // Every body of the API is an object; serde would also read a
+        // struct from an array (`[null, null]`), which the document does
+        // not allow.
+        if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(Problem::bad_request(
+                "invalid request body: it must be a JSON object".to_owned(),
+            ));
+        }
         let value = serde_json::from_slice(text).map_err(|error| {
             let what = match error.classify() {
                 serde_json::error::Category::Data => "invalid request body",

@@ -63,7 +63,8 @@ pub async fn list(
 
 /// Define or redefine a custom role. Shrinking a role shrinks every token of its accounts at once.
 #[utoipa::path(put, path = "/v1/roles/{name}", tag = "roles", request_body = DefineRole, params(("name" = String, Path)),
-    responses((status = 200, body = RoleView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, body = RoleView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn define(
     acting: Acting,
