@@ -52,6 +52,28 @@ fn connection(url: &str, user: &str) -> latch_bus::NatsConnection {
 
 
 
+/// latchd as the `latchd` user, on a nats-server run with `config`; the
+/// NATS URL and latchd's data directory (kept while it runs).
+fn launch_on(config: &Path) -> (Latchd, String, tempfile::TempDir) {
+    let nats = latch_testkit::NatsServer::start_with_args(&["-c", config.to_str().unwrap()]);
+    let url = nats.url();
+    let data = tempfile::tempdir().unwrap();
+    let latchd_password = password("latchd");
+    let latchd = Latchd::launch_with(
+        data.path(),
+        nats,
+        "127.0.0.1",
+        &["--nats-url".to_owned(), url.clone()],
+        &[
+            ("LATCH_NATS_USER", "latchd"),
+            ("LATCH_NATS_PASSWORD", latchd_password.as_str()),
+            ("LATCH_NATS_INBOX_PREFIX", "_INBOX_latchd"),
+        ],
+        None,
+    );
+    (latchd, url, data)
+}
+
 /// `latch --transport nats` as the `ci` user.
 fn latch_as_ci(latchd: &Latchd, token: &str, args: &[&str]) -> Output {
     Command::new(binary("latch"))
@@ -89,22 +111,7 @@ async fn stream_state(verifier_client: &async_nats::Client) -> (String, u64, boo
 async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
     let dir = tempfile::tempdir().unwrap();
     let config = shipped_config(dir.path());
-    let nats = latch_testkit::NatsServer::start_with_args(&["-c", config.to_str().unwrap()]);
-    let url = nats.url();
-    let data = tempfile::tempdir().unwrap();
-    let latchd_password = password("latchd");
-    let latchd = Latchd::launch_with(
-        data.path(),
-        nats,
-        "127.0.0.1",
-        &["--nats-url".to_owned(), url.clone()],
-        &[
-            ("LATCH_NATS_USER", "latchd"),
-            ("LATCH_NATS_PASSWORD", latchd_password.as_str()),
-            ("LATCH_NATS_INBOX_PREFIX", "_INBOX_latchd"),
-        ],
-        None,
-    );
+    let (latchd, url, _data) = launch_on(&config);
     let admin = latchd.admin_token();
 
     // latchd relays with its user.
@@ -408,22 +415,7 @@ async fn a_verifier_denied_the_live_tail_still_follows_through_the_stream() {
         text.replace(tail, r#"allow: ["latch.heartbeat", "_INBOX_verifier.>"]"#),
     )
     .unwrap();
-    let nats = latch_testkit::NatsServer::start_with_args(&["-c", config.to_str().unwrap()]);
-    let url = nats.url();
-    let data = tempfile::tempdir().unwrap();
-    let latchd_password = password("latchd");
-    let latchd = Latchd::launch_with(
-        data.path(),
-        nats,
-        "127.0.0.1",
-        &["--nats-url".to_owned(), url.clone()],
-        &[
-            ("LATCH_NATS_USER", "latchd"),
-            ("LATCH_NATS_PASSWORD", latchd_password.as_str()),
-            ("LATCH_NATS_INBOX_PREFIX", "_INBOX_latchd"),
-        ],
-        None,
-    );
+    let (latchd, url, _data) = launch_on(&config);
     let admin = latchd.admin_token();
     let mut config = VerifierConfig::new(url.clone());
     config.nats = connection(&url, "verifier");

@@ -175,24 +175,16 @@ async fn publish_loop_inner(
             });
             for (i, event) in recorded.iter().enumerate() {
                 let recorded = &event.recorded;
-                let mut message_headers = async_nats::HeaderMap::new();
-                let payload = match &signed {
-                    Some(signed) => {
-                        for (name, value) in signed[i].headers() {
-                            message_headers.insert(name, value);
-                        }
-                        signed[i].payload.clone()
-                    }
-                    None => latch_bus::encode(recorded),
+                let (message_headers, payload) = match &signed {
+                    Some(signed) => (
+                        headers::event_headers(recorded, signed[i].headers()),
+                        signed[i].payload.clone(),
+                    ),
+                    None => (
+                        headers::event_headers(recorded, []),
+                        latch_bus::encode(recorded),
+                    ),
                 };
-                message_headers.insert(
-                    headers::NATS_MSG_ID,
-                    recorded.envelope.id.to_string().as_str(),
-                );
-                message_headers.insert(
-                    headers::LATCH_POSITION,
-                    recorded.position.to_string().as_str(),
-                );
                 let subject = latch_bus::event_subject(&recorded.envelope.event);
                 let ack = js
                     .publish_with_headers(subject, message_headers, payload.into())

@@ -819,8 +819,8 @@ async fn propagation(
             "polls_refused_for_another_reason": other_refusals,
             "measured_from": "revoke command durable (fsync'd) to the verifier refusing the token",
             "path": match signing {
-                Signing::On => "RocksDB log -> relay (signs) -> JetStream (nats-server, loopback) -> ordered consumer per verifier -> FeedChain::accept (SHA-256, Ed25519 verify, chain) -> apply",
-                Signing::Off => "RocksDB log -> relay (signs) -> JetStream (nats-server, loopback) -> ordered consumer per verifier -> decode (no checks) -> apply",
+                Signing::On => "RocksDB log -> relay (signs each batch) -> JetStream publish (nats-server, loopback) -> core NATS subscription per verifier (live tail) -> FeedChain::accept (SHA-256, Merkle proof, Ed25519 verify once per batch, chain) -> apply",
+                Signing::Off => "RocksDB log -> relay (signs each batch) -> JetStream publish (nats-server, loopback) -> core NATS subscription per verifier (live tail) -> decode (no checks) -> apply",
             },
         })
     );

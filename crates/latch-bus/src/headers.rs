@@ -18,3 +18,18 @@ pub const LATCH_BATCH: &str = "Latch-Batch";
 /// The event's inclusion proof in its batch: the sibling hashes from its
 /// leaf up, hex, comma-separated; absent for a batch of one.
 pub const LATCH_PROOF: &str = "Latch-Proof";
+
+/// The headers of an event message: `Nats-Msg-Id` and `Latch-Position`,
+/// and `signed`'s (`SignedEvent::headers()`) when it is signed.
+pub fn event_headers<'a>(
+    recorded: &latch_core::RecordedEvent,
+    signed: impl IntoIterator<Item = (&'static str, &'a str)>,
+) -> async_nats::HeaderMap {
+    let mut map = async_nats::HeaderMap::new();
+    for (name, value) in signed {
+        map.insert(name, value);
+    }
+    map.insert(NATS_MSG_ID, recorded.envelope.id.to_string().as_str());
+    map.insert(LATCH_POSITION, recorded.position.to_string().as_str());
+    map
+}

@@ -170,6 +170,69 @@ pub fn sign_event(
         .expect("one event, one message")
 }
 
+/// The first and last position of the batch an event claims to be in
+/// (`Latch-Batch`), and the root its proof (`Latch-Proof`) leads to from
+/// `event` (its `event_message`).
+fn batch_root(
+    position: Position,
+    event: &[u8],
+    batch: &str,
+    proof: &str,
+) -> Result<(Position, Position, NodeHash), FeedRejection> {
+    let malformed = || FeedRejection::Malformed("Latch-Batch or Latch-Proof".into());
+    let (first, last) = batch.split_once('-').ok_or_else(malformed)?;
+    let (first, last): (u64, u64) = (
+        first.parse().map_err(|_| malformed())?,
+        last.parse().map_err(|_| malformed())?,
+    );
+    if !(first..=last).contains(&position.get()) || last - first >= MAX_BATCH {
+        return Err(FeedRejection::BadProof);
+    }
+    let mut siblings = Vec::new();
+    for sibling in proof.split(',').filter(|s| !s.is_empty()) {
+        if siblings.len() == MAX_PROOF {
+            return Err(FeedRejection::BadProof);
+        }
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(sibling, &mut bytes).map_err(|_| malformed())?;
+        siblings.push(bytes);
+    }
+    let root = root_from_proof(
+        position.get() - first,
+        last - first + 1,
+        leaf_hash(event),
+        &siblings,
+    )
+    .ok_or(FeedRejection::BadProof)?;
+    Ok((Position::new(first), Position::new(last), root))
+}
+
+/// Checks the signature an event message carries over `(log, position,
+/// event id, chain hash)` (signed with its batch, or alone as streams were
+/// before batches), with nothing remembered between messages; returns the
+/// key that made it. `header` reads the message's headers. (The relay
+/// uses this to tell its own events in the stream from anything else.)
+pub fn verify_event_signature<'h>(
+    trusted: &TrustedKeys,
+    header: impl Fn(&str) -> Option<&'h str>,
+    log: LogId,
+    position: Position,
+    event: latch_core::EventId,
+    hash: &[u8; 32],
+) -> Result<PublicKey, FeedRejection> {
+    let signature = header(headers::LATCH_SIGNATURE).ok_or(FeedRejection::Unsigned)?;
+    let message = event_message(log, position, event, hash);
+    Ok(match header(headers::LATCH_BATCH) {
+        Some(batch) => {
+            let proof = header(headers::LATCH_PROOF).unwrap_or("");
+            let (first, last, root) = batch_root(position, &message, batch, proof)?;
+            trusted.verify(&batch_message(log, first, last, &root), signature)?
+        }
+        None => trusted.verify(&message, signature)?,
+    }
+    .clone())
+}
+
 /// latchd's side: signs a heartbeat vouching for `position`, whose chain
 /// hash is `hash`.
 pub fn sign_heartbeat(heartbeat: &mut Heartbeat, log: LogId, hash: &[u8; 32], key: &SigningKey) {
@@ -379,32 +442,7 @@ impl FeedChain {
         proof: &str,
         signature: &str,
     ) -> Result<PublicKey, FeedRejection> {
-        let malformed = || FeedRejection::Malformed("Latch-Batch or Latch-Proof".into());
-        let (first, last) = batch.split_once('-').ok_or_else(malformed)?;
-        let (first, last): (u64, u64) = (
-            first.parse().map_err(|_| malformed())?,
-            last.parse().map_err(|_| malformed())?,
-        );
-        if !(first..=last).contains(&position.get()) || last - first >= MAX_BATCH {
-            return Err(FeedRejection::BadProof);
-        }
-        let mut siblings = Vec::new();
-        for sibling in proof.split(',').filter(|s| !s.is_empty()) {
-            if siblings.len() == MAX_PROOF {
-                return Err(FeedRejection::BadProof);
-            }
-            let mut bytes = [0u8; 32];
-            hex::decode_to_slice(sibling, &mut bytes).map_err(|_| malformed())?;
-            siblings.push(bytes);
-        }
-        let root = root_from_proof(
-            position.get() - first,
-            last - first + 1,
-            leaf_hash(event),
-            &siblings,
-        )
-        .ok_or(FeedRejection::BadProof)?;
-        let (first, last) = (Position::new(first), Position::new(last));
+        let (first, last, root) = batch_root(position, event, batch, proof)?;
         if let Some(verified) = &self.verified_batch
             && verified.log == log
             && verified.first == first

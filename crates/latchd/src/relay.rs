@@ -26,7 +26,6 @@ use async_nats::jetstream::{self, stream::Stream};
 use futures::StreamExt;
 use latch_bus::{Heartbeat, StreamSettings, headers, heartbeat, subject};
 use latch_bus::TrustedKeys;
-use latch_bus::feed_signing::event_message;
 use latch_core::{EventId, LogId, Position};
 use latch_store::EventStore;
 use tokio::sync::watch;
@@ -290,18 +289,7 @@ impl Relay {
             let key = self.keyring.for_position(run[0].recorded.position);
             for (event, signed) in run.iter().zip(latch_bus::sign_batch(run, log, key)) {
                 let recorded = &event.recorded;
-                let mut message_headers = async_nats::HeaderMap::new();
-                for (name, value) in signed.headers() {
-                    message_headers.insert(name, value);
-                }
-                message_headers.insert(
-                    headers::NATS_MSG_ID,
-                    recorded.envelope.id.to_string().as_str(),
-                );
-                message_headers.insert(
-                    headers::LATCH_POSITION,
-                    recorded.position.to_string().as_str(),
-                );
+                let message_headers = headers::event_headers(recorded, signed.headers());
                 let subject = latch_bus::event_subject(&recorded.envelope.event);
                 let ack = js
                     .publish_with_headers(subject, message_headers, signed.payload.into())
@@ -419,7 +407,7 @@ struct OwnEvents<'a> {
 impl OwnEvents<'_> {
     /// The position and event id of a message that this relay published:
     /// this log's id, and a signature by one of this latchd's keys over its
-    /// position, event id and chain hash. `None` for anything else, which
+    /// position, event id and chain hash (with its batch, or alone). `None` for anything else, which
     /// the relay skips: whoever can publish on `latch.events.>` can put junk
     /// or well-formed forgeries in the stream, but cannot make the relay
     /// stop (a forgery naming another log or event would otherwise look
@@ -432,11 +420,9 @@ impl OwnEvents<'_> {
         let mut hash = [0u8; 32];
         hex::decode_to_slice(header(headers::LATCH_HASH)?, &mut hash).ok()?;
         let event: EventId = id.parse().ok()?;
-        let signature = header(headers::LATCH_SIGNATURE)?;
+        let borrowed = |name: &str| message.headers.get(name).map(|v| v.as_str());
         (log == self.log
-            && self
-                .keys
-                .verify(&event_message(log, position, event, &hash), &signature)
+            && latch_bus::verify_event_signature(&self.keys, borrowed, log, position, event, &hash)
                 .is_ok())
         .then_some((position, id))
     }
