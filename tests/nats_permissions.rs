@@ -399,14 +399,10 @@ async fn credentials_in_a_nats_url_work_and_are_never_shown() {
     );
 }
 
-/// Before the live tail, `deploy/nats.conf` let the verifier user subscribe
-/// to `latch.heartbeat` and its inboxes only. A verifier under such a
-/// configuration gets no live tail: it must still follow every revocation,
-/// reading the stream whenever a heartbeat is ahead of it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_verifier_denied_the_live_tail_still_follows_through_the_stream() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = shipped_config(dir.path());
+/// `deploy/nats.conf` with the verifier user as it was before the live
+/// tail: it may subscribe to `latch.heartbeat` and its inboxes only.
+fn config_without_the_live_tail(dir: &Path) -> std::path::PathBuf {
+    let config = shipped_config(dir);
     let text = std::fs::read_to_string(&config).unwrap();
     let tail = r#"allow: ["latch.events.>", "latch.heartbeat", "_INBOX_verifier.>"]"#;
     assert!(text.contains(tail), "the shipped verifier user may follow the live tail");
@@ -415,6 +411,17 @@ async fn a_verifier_denied_the_live_tail_still_follows_through_the_stream() {
         text.replace(tail, r#"allow: ["latch.heartbeat", "_INBOX_verifier.>"]"#),
     )
     .unwrap();
+    config
+}
+
+/// Before the live tail, `deploy/nats.conf` let the verifier user subscribe
+/// to `latch.heartbeat` and its inboxes only. A verifier under such a
+/// configuration gets no live tail: it must still follow every revocation,
+/// reading the stream whenever a heartbeat is ahead of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_verifier_denied_the_live_tail_still_follows_through_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_without_the_live_tail(dir.path());
     let (latchd, url, _data) = launch_on(&config);
     let admin = latchd.admin_token();
     let mut config = VerifierConfig::new(url.clone());
@@ -446,4 +453,43 @@ async fn a_verifier_denied_the_live_tail_still_follows_through_the_stream() {
             >= 2,
         "without the tail, the stream was read again"
     );
+}
+
+/// Genuine old events replayed into the stream (validly signed: copies)
+/// right behind a new one mislead the search for where a catch-up starts;
+/// a verifier that finds itself behind at the same place twice reads the
+/// stream in order instead, and learns the new token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replayed_events_in_the_stream_do_not_keep_a_catching_up_verifier_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_without_the_live_tail(dir.path());
+    let (latchd, url, _data) = launch_on(&config);
+    let admin = latchd.admin_token();
+    let mut config = VerifierConfig::new(url.clone());
+    config.nats = connection(&url, "verifier");
+    config.connect_timeout = Duration::from_secs(15);
+    let verifier = Verifier::connect(config).await.expect("current");
+    let read = Permission::parse("audit:read").unwrap();
+    let (_, _, first) = account_with_token(&latchd, &admin, "svc", "auditor", None);
+    eventually("the first token", || verifier.verify(&first, &read).is_ok());
+
+    // Whoever can publish into the stream (here latchd's own user) copies
+    // the log's first event, as it is, behind a new token's events.
+    let forger = connection(&url, "latchd").connect().await.unwrap();
+    let js = async_nats::jetstream::new(forger);
+    let stream = js.get_stream("LATCH_EVENTS").await.unwrap();
+    let genuine = stream.get_raw_message(1).await.unwrap();
+    let (_, _, second) = account_with_token(&latchd, &admin, "svc-2", "auditor", None);
+    for _ in 0..64 {
+        let mut copied = genuine.headers.clone();
+        copied.insert("Nats-Msg-Id", uuid::Uuid::now_v7().to_string().as_str());
+        js.publish_with_headers(genuine.subject.to_string(), copied, genuine.payload.clone())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    eventually("the verifier learns the second token despite the replays", || {
+        verifier.verify(&second, &read).is_ok()
+    });
 }

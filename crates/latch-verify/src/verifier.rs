@@ -80,12 +80,15 @@ struct Announced {
 struct Tracked {
     view: VerifierView,
     usage: UsageSlots,
-    /// What the verifier has checked of latchd's signed feed.
-    chain: FeedChain,
 }
 
 struct Inner {
     state: RwLock<Tracked>,
+    /// What the verifier has checked of latchd's signed feed. Its own lock:
+    /// checking a message (hashing, an Ed25519 verification) never holds
+    /// up token checks, which read `state`; the view is written only to
+    /// fold what the chain accepted.
+    chain: Mutex<FeedChain>,
     started: Instant,
     /// Milliseconds since `started` when the verifier last proved itself
     /// current; 0: never.
@@ -142,8 +145,8 @@ impl Verifier {
             state: RwLock::new(Tracked {
                 view: initial,
                 usage,
-                chain,
             }),
+            chain: Mutex::new(chain),
             started: Instant::now(),
             fresh_at_ms: AtomicU64::new(0),
             announced: Mutex::new(None),
@@ -282,17 +285,25 @@ impl Inner {
         self.fresh_at_ms.fetch_max(at_ms, Ordering::SeqCst);
     }
 
-    /// A heartbeat arrived now. A heartbeat delivered late vouches for
-    /// nothing; one whose position the view has reached makes the verifier
-    /// fresh now; otherwise it is remembered until the view reaches it.
+    /// A heartbeat arrived now. A heartbeat older than `max_staleness`
+    /// vouches for nothing; one whose position the view has reached makes
+    /// the verifier fresh as of the heartbeat's own time; otherwise it is
+    /// remembered until the view reaches it.
     fn take_heartbeat(&self, beat: &Heartbeat) {
         let age = (Utc::now() - beat.time).to_std().unwrap_or_default();
         if age > self.max_staleness {
             return;
         }
-        let vouched = self.state.write().expect("state lock").chain.vouch(beat);
+        let vouched = self.chain.lock().expect("chain lock").vouch(beat);
         match vouched {
-            Ok(position) => self.announce(position, self.now_ms()),
+            // Fresh as of when latchd sent it, not when it arrived: a
+            // genuine heartbeat held back and replayed late buys nothing.
+            Ok(position) => self.announce(
+                position,
+                self.now_ms()
+                    .saturating_sub(age.as_millis() as u64)
+                    .max(1),
+            ),
             Err(rejection) => {
                 self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%rejection, position = %beat.position, "verifier: refused a heartbeat");
@@ -411,9 +422,9 @@ async fn report_usage(
 }
 
 async fn follow_stream(inner: Arc<Inner>, client: async_nats::Client) {
-    let mut last_sequence = 0u64;
+    let mut cursor = StreamCursor::default();
     loop {
-        if let Err(error) = follow(&inner, &client, &mut last_sequence).await {
+        if let Err(error) = follow(&inner, &client, &mut cursor).await {
             tracing::warn!(%error, "verifier: lost the event stream; reconnecting");
             inner.stats.reconnects.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -434,7 +445,7 @@ const BEHIND_FOR: Duration = Duration::from_millis(500);
 async fn follow(
     inner: &Inner,
     client: &async_nats::Client,
-    last_sequence: &mut u64,
+    cursor: &mut StreamCursor,
 ) -> Result<(), String> {
     // Subscribed before catching up, so that every event published from
     // now on is in the subscription, and every one before it in the stream
@@ -445,8 +456,9 @@ async fn follow(
         .map_err(|e| e.to_string())?;
     let mut check = tokio::time::interval(BEHIND_FOR);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut behind_at: Option<Position> = None;
     'catch_up: loop {
-        catch_up(inner, client, last_sequence).await?;
+        catch_up(inner, client, cursor).await?;
         // What arrived while catching up: the stream delivered it too.
         while let Some(Some(message)) = futures::FutureExt::now_or_never(live.next()) {
             if let Err(hole) = take(inner, &message, Seen::MaybeBefore) {
@@ -465,6 +477,15 @@ async fn follow(
                 }
                 _ = check.tick() => {
                     if inner.behind_announced(BEHIND_FOR) {
+                        // Behind at the same position as the last time: the
+                        // last catch-up found nothing to read (messages a
+                        // forger replayed into the stream can mislead the
+                        // search for where to start). Read it all in order.
+                        let have = inner.state.read().expect("state lock").view.position();
+                        if behind_at == Some(have) {
+                            cursor.from_first = true;
+                        }
+                        behind_at = Some(have);
                         tracing::debug!("verifier: a heartbeat is ahead of the live tail; reading the stream");
                         break;
                     }
@@ -494,18 +515,20 @@ fn take(inner: &Inner, message: &async_nats::Message, seen: Seen) -> Result<(), 
             .and_then(|h| h.get(name))
             .map(|v| v.as_str())
     };
-    let mut tracked = inner.state.write().expect("state lock");
-    let have = tracked.view.position();
-    let recorded = match tracked.chain.accept(header, &message.payload) {
+    // The chain is checked under its own lock; the view, which only this
+    // task writes, is locked for writing just to fold.
+    let mut chain = inner.chain.lock().expect("chain lock");
+    let have = inner.state.read().expect("state lock").view.position();
+    let recorded = match chain.accept(header, &message.payload) {
         Ok(recorded) => recorded,
         Err(FeedRejection::Malformed(problem)) => {
-            drop(tracked);
+            drop(chain);
             inner.stats.foreign_skipped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(subject = %message.subject, %problem, "verifier: skipping a message that is not a Latch event (only latchd should publish to latch.events.>)");
             return Ok(());
         }
         Err(FeedRejection::Replayed(_)) if seen == Seen::MaybeBefore => {
-            drop(tracked);
+            drop(chain);
             inner
                 .stats
                 .duplicates_skipped
@@ -517,7 +540,7 @@ fn take(inner: &Inner, message: &async_nats::Message, seen: Seen) -> Result<(), 
             return Err(format!("gap: have {have}, offered {found}"));
         }
         Err(rejection) => {
-            drop(tracked);
+            drop(chain);
             inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(subject = %message.subject, %rejection, "verifier: refused an event");
             return Ok(());
@@ -533,13 +556,28 @@ fn take(inner: &Inner, message: &async_nats::Message, seen: Seen) -> Result<(), 
     if recorded.position != have.next() {
         return Err(format!("gap: have {have}, offered {}", recorded.position));
     }
+    let mut tracked = inner.state.write().expect("state lock");
     tracked.view.apply(&recorded);
     let tokens = tracked.view.token_count();
     tracked.usage.cover(tokens);
     drop(tracked);
+    drop(chain);
     inner.reached(recorded.position);
     inner.stats.events_applied.fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+/// Where the next catch-up reads the stream from.
+#[derive(Debug, Default)]
+struct StreamCursor {
+    /// The last stream sequence read (0: none, or read again).
+    last_sequence: u64,
+    /// Read from the stream's first message, past holes, instead of from a
+    /// position searched for: after a catch-up met a hole (the stream lost
+    /// events the relay then published again at its end, or messages a
+    /// forger added misled the search), reading everything in order is what
+    /// is sure to find the next event.
+    from_first: bool,
 }
 
 /// Reads the stream from after what the verifier has to its end (as it is
@@ -547,7 +585,7 @@ fn take(inner: &Inner, message: &async_nats::Message, seen: Seen) -> Result<(), 
 async fn catch_up(
     inner: &Inner,
     client: &async_nats::Client,
-    last_sequence: &mut u64,
+    cursor: &mut StreamCursor,
 ) -> Result<(), String> {
     let js = jetstream::new(client.clone());
     let mut stream = js
@@ -564,13 +602,19 @@ async fn catch_up(
     // last stream message it read, unless the stream was recreated since
     // (then search it all; positions already held are skipped anyway).
     let have = inner.state.read().expect("state lock").view.position();
-    let first = if *last_sequence >= info.first_sequence && *last_sequence <= info.last_sequence {
-        *last_sequence + 1
+    let trust = Trust::of(&inner.chain.lock().expect("chain lock"));
+    let stream_first = info.first_sequence.max(1);
+    let first = if cursor.last_sequence >= info.first_sequence
+        && cursor.last_sequence <= info.last_sequence
+    {
+        cursor.last_sequence + 1
     } else {
-        info.first_sequence.max(1)
+        stream_first
     };
-    let start_sequence = if have > Position::ZERO && info.messages > 0 && first <= info.last_sequence {
-        first_sequence_after(&stream, first, info.last_sequence, have).await?
+    let start_sequence = if cursor.from_first {
+        stream_first
+    } else if have > Position::ZERO && info.messages > 0 && first <= info.last_sequence {
+        first_sequence_after(&stream, first, info.last_sequence, have, &trust).await?
     } else {
         first
     };
@@ -586,11 +630,12 @@ async fn catch_up(
         .await
         .map_err(|e| e.to_string())?;
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    let mut passed_a_hole = false;
     while let Some(message) = messages.next().await {
         let message = message.map_err(|e| e.to_string())?;
         let pending = match message.info() {
             Ok(info) => {
-                *last_sequence = info.stream_sequence;
+                cursor.last_sequence = info.stream_sequence;
                 info.pending
             }
             Err(_) => 0,
@@ -598,11 +643,21 @@ async fn catch_up(
         // An event at a position the verifier has may have come by the
         // live tail: skipped quietly (the tail counts replays).
         if let Err(hole) = take(inner, &message, Seen::MaybeBefore) {
-            // Re-read everything from the start next time.
-            *last_sequence = 0;
-            return Err(hole);
+            if !cursor.from_first {
+                cursor.last_sequence = 0;
+                cursor.from_first = true;
+                return Err(hole);
+            }
+            // Never folded past; the next event may come later in the
+            // stream (published again after a loss).
+            passed_a_hole = true;
         }
         if pending == 0 {
+            if passed_a_hole {
+                cursor.last_sequence = 0;
+            } else {
+                cursor.from_first = false;
+            }
             return Ok(());
         }
     }
@@ -685,6 +740,42 @@ async fn fetch_snapshot(
     .map_err(|e| e.to_string())?
 }
 
+/// What the catch-up search believes of a stream message: with trusted
+/// keys, only an event latchd signed for the log the verifier follows (a
+/// forger's messages claiming positions must not steer it).
+struct Trust {
+    keys: TrustedKeys,
+    log: Option<latch_core::LogId>,
+}
+
+impl Trust {
+    fn of(chain: &FeedChain) -> Self {
+        Self {
+            keys: chain.trusted().clone(),
+            log: chain.log(),
+        }
+    }
+
+    fn signed(&self, headers: &async_nats::HeaderMap, position: Position) -> bool {
+        if self.keys.is_empty() {
+            return true;
+        }
+        let header = |name: &str| headers.get(name).map(|v| v.as_str());
+        let parsed = (|| {
+            let log: latch_core::LogId = header(latch_bus::headers::LATCH_LOG_ID)?.parse().ok()?;
+            let event: latch_core::EventId = header(latch_bus::headers::NATS_MSG_ID)?.parse().ok()?;
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(header(latch_bus::headers::LATCH_HASH)?, &mut hash).ok()?;
+            Some((log, event, hash))
+        })();
+        parsed.is_some_and(|(log, event, hash)| {
+            self.log.is_none_or(|ours| ours == log)
+                && latch_bus::verify_event_signature(&self.keys, header, log, position, event, &hash)
+                    .is_ok()
+        })
+    }
+}
+
 /// The first existing stream message at or after `sequence` (up to
 /// `last`) that is a Latch event, with its position (messages that are not
 /// Latch events are skipped).
@@ -692,6 +783,7 @@ async fn message_at_or_after(
     stream: &jetstream::stream::Stream,
     sequence: u64,
     last: u64,
+    trusted: &Trust,
 ) -> Result<Option<(u64, Position)>, String> {
     let mut sequence = sequence;
     while sequence <= last {
@@ -706,7 +798,8 @@ async fn message_at_or_after(
                     .filter(|&position| {
                         latch_bus::decode(&message.payload)
                             .is_ok_and(|recorded| recorded.position.get() == position)
-                    });
+                    })
+                    .filter(|&position| trusted.signed(&message.headers, Position::new(position)));
                 match position {
                     Some(position) => return Ok(Some((sequence, Position::new(position)))),
                     None => sequence += 1,
@@ -735,11 +828,12 @@ async fn first_sequence_after(
     first: u64,
     last: u64,
     have: Position,
+    trusted: &Trust,
 ) -> Result<u64, String> {
     let (mut low, mut high) = (first, last + 1);
     while low < high {
         let middle = low + (high - low) / 2;
-        match message_at_or_after(stream, middle, last).await? {
+        match message_at_or_after(stream, middle, last, trusted).await? {
             Some((sequence, position)) if position > have => high = middle.min(sequence),
             Some((sequence, _)) => low = sequence + 1,
             None => high = middle,
@@ -757,8 +851,8 @@ mod tests {
             state: RwLock::new(Tracked {
                 view: VerifierView::new(),
                 usage: UsageSlots::new(Utc::now()),
-                chain: FeedChain::from_start(TrustedKeys::default()),
             }),
+            chain: Mutex::new(FeedChain::from_start(TrustedKeys::default())),
             started: Instant::now(),
             fresh_at_ms: AtomicU64::new(0),
             announced: Mutex::new(None),
@@ -766,6 +860,22 @@ mod tests {
             stats: VerifierStats::default(),
             counts_usage: false,
         }
+    }
+
+    /// A genuine heartbeat replayed late vouches as of when latchd sent
+    /// it: it cannot stretch freshness to twice `max_staleness`.
+    #[test]
+    fn a_heartbeat_vouches_as_of_its_own_time() {
+        let inner = inner();
+        std::thread::sleep(Duration::from_millis(1500));
+        let sent = Utc::now() - chrono::TimeDelta::milliseconds(1000);
+        inner.take_heartbeat(&Heartbeat::new(Position::ZERO, sent));
+        let fresh_at = inner.fresh_at_ms.load(Ordering::SeqCst);
+        let now = inner.now_ms();
+        assert!(
+            fresh_at <= now - 900 && fresh_at >= now - 1200,
+            "fresh as of {fresh_at} ms, now {now} ms"
+        );
     }
 
     #[test]
