@@ -135,6 +135,11 @@ enum Scenario {
         /// that check nothing (`off`), one after the other, same run.
         #[arg(long, value_delimiter = ',', default_value = "on,off")]
         signing: Vec<Signing>,
+        /// How the verifiers follow new events: `tail` (a core NATS
+        /// subscription, the stream only to catch up; the default) and/or
+        /// `stream` (a JetStream ordered consumer each, as before).
+        #[arg(long, value_delimiter = ',', default_value = "tail")]
+        follow: Vec<FollowMode>,
     },
     /// Events per second a verifier can verify and fold while catching up:
     /// `events` signed event messages built in memory as the relay builds
@@ -248,10 +253,13 @@ fn main() -> anyhow::Result<()> {
             verifiers,
             revocations,
             signing,
+            follow,
         } => {
             for n in verifiers {
                 for &mode in &signing {
-                    runtime.block_on(propagation(&base, n, revocations, mode))?;
+                    for &how in &follow {
+                        runtime.block_on(propagation(&base, n, revocations, mode, how))?;
+                    }
                 }
             }
         }
@@ -662,11 +670,19 @@ enum Signing {
     Off,
 }
 
+/// How the propagation scenario's verifiers follow new events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum FollowMode {
+    Tail,
+    Stream,
+}
+
 async fn propagation(
     base: &std::path::Path,
     verifier_count: usize,
     revocations: usize,
     signing: Signing,
+    follow: FollowMode,
 ) -> anyhow::Result<()> {
     let nats = latch_testkit::NatsServer::start();
     let dir = tempfile::tempdir_in(base)?;
@@ -725,6 +741,10 @@ async fn propagation(
         if signing == Signing::On {
             config.trusted_keys = latch_bus::TrustedKeys::new([public_key.clone()]);
         }
+        config.follow = match follow {
+            FollowMode::Tail => latch_verify::Follow::LiveTail,
+            FollowMode::Stream => latch_verify::Follow::Stream,
+        };
         verifiers.push(latch_verify::Verifier::connect(config).await?);
     }
     let read = Permission::parse("accounts:read")?;
@@ -805,6 +825,7 @@ async fn propagation(
         json!({
             "scenario": "propagation",
             "signing": match signing { Signing::On => "on", Signing::Off => "off" },
+            "follow": match follow { FollowMode::Tail => "tail", FollowMode::Stream => "stream" },
             "verifiers": verifier_count,
             "revocations": revocations,
             "samples": latencies.len(),

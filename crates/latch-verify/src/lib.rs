@@ -13,4 +13,4 @@ pub use denial::Denial;
 pub use latch_core::Permission;
 pub use require_permission::{RequirePermission, RequirePermissionService};
 pub use verifier::{ConnectError, Verified, Verifier, VerifierStats};
-pub use verifier_config::{SnapshotSource, VerifierConfig};
+pub use verifier_config::{Follow, SnapshotSource, VerifierConfig};

@@ -30,7 +30,7 @@ use latch_core::{
 
 use crate::denial::Denial;
 use crate::usage_slots::UsageSlots;
-use crate::verifier_config::{SnapshotSource, VerifierConfig};
+use crate::verifier_config::{Follow, SnapshotSource, VerifierConfig};
 
 /// Who a verified token belongs to. `Copy`, so `verify` allocates nothing;
 /// `Verifier::effective_permissions` gives what it may do.
@@ -102,6 +102,7 @@ struct Inner {
     stats: VerifierStats,
     /// Whether accepted uses are counted (and reported).
     counts_usage: bool,
+    follow: Follow,
 }
 
 #[derive(Clone)]
@@ -153,6 +154,7 @@ impl Verifier {
             max_staleness: config.max_staleness,
             stats,
             counts_usage: config.usage_report_every.is_some(),
+            follow: config.follow,
         });
         let heartbeats = client
             .subscribe(subject::HEARTBEAT)
@@ -447,6 +449,9 @@ async fn follow(
     client: &async_nats::Client,
     cursor: &mut StreamCursor,
 ) -> Result<(), String> {
+    if inner.follow == Follow::Stream {
+        return catch_up(inner, client, cursor, Until::Never).await;
+    }
     // Subscribed before catching up, so that every event published from
     // now on is in the subscription, and every one before it in the stream
     // the catch-up reads: nothing falls between them.
@@ -458,7 +463,7 @@ async fn follow(
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut behind_at: Option<Position> = None;
     'catch_up: loop {
-        catch_up(inner, client, cursor).await?;
+        catch_up(inner, client, cursor, Until::End).await?;
         // What arrived while catching up: the stream delivered it too.
         while let Some(Some(message)) = futures::FutureExt::now_or_never(live.next()) {
             if let Err(hole) = take(inner, &message, Seen::MaybeBefore) {
@@ -567,6 +572,14 @@ fn take(inner: &Inner, message: &async_nats::Message, seen: Seen) -> Result<(), 
     Ok(())
 }
 
+/// Whether a read of the stream stops at its end (a catch-up) or follows
+/// it (`Follow::Stream`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    End,
+    Never,
+}
+
 /// Where the next catch-up reads the stream from.
 #[derive(Debug, Default)]
 struct StreamCursor {
@@ -586,6 +599,7 @@ async fn catch_up(
     inner: &Inner,
     client: &async_nats::Client,
     cursor: &mut StreamCursor,
+    until: Until,
 ) -> Result<(), String> {
     let js = jetstream::new(client.clone());
     let mut stream = js
@@ -618,7 +632,7 @@ async fn catch_up(
     } else {
         first
     };
-    if info.messages == 0 || start_sequence > info.last_sequence {
+    if until == Until::End && (info.messages == 0 || start_sequence > info.last_sequence) {
         return Ok(());
     }
     inner.stats.stream_catch_ups.fetch_add(1, Ordering::Relaxed);
@@ -652,7 +666,7 @@ async fn catch_up(
             // stream (published again after a loss).
             passed_a_hole = true;
         }
-        if pending == 0 {
+        if pending == 0 && until == Until::End {
             if passed_a_hole {
                 cursor.last_sequence = 0;
             } else {
@@ -859,6 +873,7 @@ mod tests {
             max_staleness: Duration::from_secs(5),
             stats: VerifierStats::default(),
             counts_usage: false,
+            follow: Follow::LiveTail,
         }
     }
 

@@ -23,6 +23,20 @@ pub struct VerifierConfig {
     /// its chain, and believes only signed heartbeats and snapshots. With
     /// none, it trusts the broker's permissions alone (and says so).
     pub trusted_keys: latch_bus::TrustedKeys,
+    /// How it follows new events (see `Follow`).
+    pub follow: Follow,
+}
+
+/// How a verifier follows new events once it has caught up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Follow {
+    /// A core NATS subscription on `latch.events.>` (the broker's cheapest
+    /// fan-out), with the stream read only to catch up. Needs permission to
+    /// subscribe to `latch.events.>`.
+    #[default]
+    LiveTail,
+    /// A JetStream ordered consumer on `LATCH_EVENTS`, always.
+    Stream,
 }
 
 /// Where a verifier fetches its starting state: latchd's `GET /v1/snapshot`,
@@ -51,6 +65,7 @@ impl VerifierConfig {
             usage_report_every: Some(Duration::from_secs(2)),
             name: format!("latch-verify/{}", std::process::id()),
             trusted_keys: latch_bus::TrustedKeys::default(),
+            follow: Follow::default(),
         }
     }
 }
