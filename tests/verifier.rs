@@ -823,3 +823,37 @@ async fn address_bound_tokens_pass_only_from_their_addresses_ipv4_and_ipv6() {
         "the auditor role's permissions: {effective:?}"
     );
 }
+
+/// `Follow::Stream`: a verifier that may not subscribe to the live tail
+/// (or whose operator prefers the stream) follows with an ordered consumer
+/// all along, and still learns new tokens and revocations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verifier_following_the_stream_alone_learns_tokens_and_revocations() {
+    let nats = NatsServer::start();
+    let latch = start_latch(&nats);
+    let read = permission("accounts:read");
+    let a = latch.account("a", "auditor").await;
+    let mut config = config(&nats);
+    config.follow = latch_verify::Follow::Stream;
+    let verifier = Verifier::connect(config).await.unwrap();
+    let (token_id, token) = latch.token(a, None).await;
+    eventually("the new token arrives", || verifier.verify(&token, &read).is_ok()).await;
+    latch
+        .run(Command::RevokeToken {
+            token_id,
+            reason: "leak".into(),
+        })
+        .await;
+    eventually("its revocation arrives", || {
+        verifier.verify(&token, &read) == Err(Denial::Rejected(Rejection::Revoked))
+    })
+    .await;
+    assert_eq!(
+        verifier
+            .stats()
+            .stream_catch_ups
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "one consumer, followed all along"
+    );
+}
