@@ -74,6 +74,16 @@ fn launch_on(config: &Path) -> (Latchd, String, tempfile::TempDir) {
     (latchd, url, data)
 }
 
+/// A verifier connected as the `verifier` user, current.
+async fn verifier_user(url: &str) -> Verifier {
+    let mut config = VerifierConfig::new(url.to_owned());
+    config.nats = connection(url, "verifier");
+    config.connect_timeout = Duration::from_secs(15);
+    Verifier::connect(config)
+        .await
+        .expect("the verifier gets current")
+}
+
 /// `latch --transport nats` as the `ci` user.
 fn latch_as_ci(latchd: &Latchd, token: &str, args: &[&str]) -> Output {
     Command::new(binary("latch"))
@@ -123,12 +133,7 @@ async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
     });
 
     // A verifier follows, verifies and reports usage with its user.
-    let mut config = VerifierConfig::new(url.clone());
-    config.nats = connection(&url, "verifier");
-    config.connect_timeout = Duration::from_secs(15);
-    let verifier = Verifier::connect(config)
-        .await
-        .expect("the verifier gets current");
+    let verifier = verifier_user(&url).await;
     let read = Permission::parse("audit:read").unwrap();
     verifier
         .verify(&token, &read)
@@ -424,12 +429,7 @@ async fn a_verifier_denied_the_live_tail_still_follows_through_the_stream() {
     let config = config_without_the_live_tail(dir.path());
     let (latchd, url, _data) = launch_on(&config);
     let admin = latchd.admin_token();
-    let mut config = VerifierConfig::new(url.clone());
-    config.nats = connection(&url, "verifier");
-    config.connect_timeout = Duration::from_secs(15);
-    let verifier = Verifier::connect(config)
-        .await
-        .expect("the verifier gets current");
+    let verifier = verifier_user(&url).await;
     let read = Permission::parse("audit:read").unwrap();
     let (_, token_id, token) = account_with_token(&latchd, &admin, "svc", "auditor", None);
     eventually("the verifier learns the new token", || {
@@ -465,10 +465,7 @@ async fn replayed_events_in_the_stream_do_not_keep_a_catching_up_verifier_behind
     let config = config_without_the_live_tail(dir.path());
     let (latchd, url, _data) = launch_on(&config);
     let admin = latchd.admin_token();
-    let mut config = VerifierConfig::new(url.clone());
-    config.nats = connection(&url, "verifier");
-    config.connect_timeout = Duration::from_secs(15);
-    let verifier = Verifier::connect(config).await.expect("current");
+    let verifier = verifier_user(&url).await;
     let read = Permission::parse("audit:read").unwrap();
     let (_, _, first) = account_with_token(&latchd, &admin, "svc", "auditor", None);
     eventually("the first token", || verifier.verify(&first, &read).is_ok());
