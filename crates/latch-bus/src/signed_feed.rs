@@ -233,6 +233,23 @@ pub fn verify_event_signature<'h>(
     .clone())
 }
 
+/// The log, position and event id an event message's headers name, when
+/// its signature (`verify_event_signature`) over them and `Latch-Hash`
+/// verifies; `None` for anything else. What the relay and a verifier's
+/// catch-up search believe of a stream message without reading its body.
+pub fn signed_headers<'h>(
+    trusted: &TrustedKeys,
+    header: impl Fn(&str) -> Option<&'h str> + Copy,
+) -> Option<(LogId, Position, latch_core::EventId)> {
+    let position = Position::new(header(headers::LATCH_POSITION)?.parse().ok()?);
+    let event: latch_core::EventId = header(headers::NATS_MSG_ID)?.parse().ok()?;
+    let log: LogId = header(headers::LATCH_LOG_ID)?.parse().ok()?;
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(header(headers::LATCH_HASH)?, &mut hash).ok()?;
+    verify_event_signature(trusted, header, log, position, event, &hash).ok()?;
+    Some((log, position, event))
+}
+
 /// latchd's side: signs a heartbeat vouching for `position`, whose chain
 /// hash is `hash`.
 pub fn sign_heartbeat(heartbeat: &mut Heartbeat, log: LogId, hash: &[u8; 32], key: &SigningKey) {

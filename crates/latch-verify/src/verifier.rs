@@ -775,17 +775,8 @@ impl Trust {
             return true;
         }
         let header = |name: &str| headers.get(name).map(|v| v.as_str());
-        let parsed = (|| {
-            let log: latch_core::LogId = header(latch_bus::headers::LATCH_LOG_ID)?.parse().ok()?;
-            let event: latch_core::EventId = header(latch_bus::headers::NATS_MSG_ID)?.parse().ok()?;
-            let mut hash = [0u8; 32];
-            hex::decode_to_slice(header(latch_bus::headers::LATCH_HASH)?, &mut hash).ok()?;
-            Some((log, event, hash))
-        })();
-        parsed.is_some_and(|(log, event, hash)| {
-            self.log.is_none_or(|ours| ours == log)
-                && latch_bus::verify_event_signature(&self.keys, header, log, position, event, &hash)
-                    .is_ok()
+        latch_bus::signed_headers(&self.keys, header).is_some_and(|(log, signed_at, _)| {
+            signed_at == position && self.log.is_none_or(|ours| ours == log)
         })
     }
 }

@@ -26,7 +26,7 @@ use async_nats::jetstream::{self, stream::Stream};
 use futures::StreamExt;
 use latch_bus::{Heartbeat, StreamSettings, headers, heartbeat, subject};
 use latch_bus::TrustedKeys;
-use latch_core::{EventId, LogId, Position};
+use latch_core::{LogId, Position};
 use latch_store::EventStore;
 use tokio::sync::watch;
 
@@ -413,17 +413,8 @@ impl OwnEvents<'_> {
     /// stop (a forgery naming another log or event would otherwise look
     /// like a foreign stream) or skip this log's events.
     fn position_of(&self, message: &jetstream::message::StreamMessage) -> Option<(Position, String)> {
-        let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
-        let position = Position::new(header(headers::LATCH_POSITION)?.parse::<u64>().ok()?);
-        let id = header(headers::NATS_MSG_ID)?;
-        let log: LogId = header(headers::LATCH_LOG_ID)?.parse().ok()?;
-        let mut hash = [0u8; 32];
-        hex::decode_to_slice(header(headers::LATCH_HASH)?, &mut hash).ok()?;
-        let event: EventId = id.parse().ok()?;
-        let borrowed = |name: &str| message.headers.get(name).map(|v| v.as_str());
-        (log == self.log
-            && latch_bus::verify_event_signature(&self.keys, borrowed, log, position, event, &hash)
-                .is_ok())
-        .then_some((position, id))
+        let header = |name: &str| message.headers.get(name).map(|v| v.as_str());
+        let (log, position, event) = latch_bus::signed_headers(&self.keys, header)?;
+        (log == self.log).then(|| (position, event.to_string()))
     }
 }
