@@ -1,19 +1,77 @@
 //! The permissions latchd's own API checks. Roles and scopes are free-form
 //! `resource:action` strings; these are the ones Latch itself gives meaning to.
+//!
+//! Each is a `Permission`, parsed once on first use:
+//! `caller.require(&api_permission::ACCOUNTS_READ)`.
 
-pub const ACCOUNTS_READ: &str = "accounts:read";
-pub const ACCOUNTS_WRITE: &str = "accounts:write";
-pub const TOKENS_READ: &str = "tokens:read";
-pub const TOKENS_WRITE: &str = "tokens:write";
-pub const TOKENS_INTROSPECT: &str = "tokens:introspect";
-pub const ROLES_READ: &str = "roles:read";
-pub const ROLES_WRITE: &str = "roles:write";
-pub const POLICY_READ: &str = "policy:read";
-pub const POLICY_WRITE: &str = "policy:write";
-pub const EVENTS_READ: &str = "events:read";
-pub const AUDIT_READ: &str = "audit:read";
-/// Take a backup of the log into a directory on latchd's host.
-pub const BACKUP_CREATE: &str = "backup:create";
+use std::sync::LazyLock;
+
+use crate::permission::Permission;
+use crate::permission_set::PermissionSet;
+
+/// Declares each API permission as a `LazyLock<Permission>` parsed from its
+/// text, and `declared()`, every one with its text, for the tests.
+macro_rules! api_permissions {
+    ($($(#[$doc:meta])* $name:ident = $text:literal;)+) => {
+        $(
+            $(#[$doc])*
+            pub static $name: LazyLock<Permission> = LazyLock::new(|| parsed($text));
+        )+
+
+        #[cfg(test)]
+        fn declared() -> Vec<(&'static Permission, &'static str)> {
+            vec![$((&*$name, $text)),+]
+        }
+    };
+}
+
+api_permissions! {
+    ACCOUNTS_READ = "accounts:read";
+    ACCOUNTS_WRITE = "accounts:write";
+    TOKENS_READ = "tokens:read";
+    TOKENS_WRITE = "tokens:write";
+    TOKENS_INTROSPECT = "tokens:introspect";
+    ROLES_READ = "roles:read";
+    ROLES_WRITE = "roles:write";
+    POLICY_READ = "policy:read";
+    POLICY_WRITE = "policy:write";
+    EVENTS_READ = "events:read";
+    AUDIT_READ = "audit:read";
+    /// Take a backup of the log into a directory on latchd's host.
+    BACKUP_CREATE = "backup:create";
+}
 
 /// The built-in `verifier` role: follow the log and check tokens remotely.
-pub const VERIFIER: &[&str] = &[EVENTS_READ, TOKENS_INTROSPECT];
+pub static VERIFIER: LazyLock<PermissionSet> = LazyLock::new(|| {
+    [EVENTS_READ.clone(), TOKENS_INTROSPECT.clone()]
+        .into_iter()
+        .collect()
+});
+
+fn parsed(text: &str) -> Permission {
+    Permission::parse(text).expect("API permissions are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_api_permission_parses_and_round_trips_its_text() {
+        for (permission, text) in declared() {
+            assert_eq!(permission.as_str(), text);
+            assert_eq!(permission.to_string(), text);
+            assert_eq!(Permission::parse(text).as_ref(), Ok(permission));
+            assert_ne!(permission.resource(), "*", "{text} names one resource");
+            assert_ne!(permission.action(), "*", "{text} names one action");
+        }
+    }
+
+    #[test]
+    fn the_verifier_role_follows_the_log_and_introspects() {
+        assert_eq!(
+            *VERIFIER,
+            PermissionSet::parse(["events:read", "tokens:introspect"]).unwrap()
+        );
+    }
+}

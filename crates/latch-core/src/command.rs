@@ -140,28 +140,27 @@ impl Command {
     }
 
     pub fn requirement(&self) -> Requirement {
-        let permission = |text: &str| Permission::parse(text).expect("API permissions are valid");
         match self {
             Command::CreateAccount { .. }
             | Command::UpdateAccount { .. }
             | Command::DisableAccount { .. }
             | Command::EnableAccount { .. }
             | Command::DeleteAccount { .. } => {
-                Requirement::Permission(permission(api_permission::ACCOUNTS_WRITE))
+                Requirement::Permission(api_permission::ACCOUNTS_WRITE.clone())
             }
             Command::IssueToken { .. } => {
-                Requirement::Permission(permission(api_permission::TOKENS_WRITE))
+                Requirement::Permission(api_permission::TOKENS_WRITE.clone())
             }
             Command::RevokeToken { token_id, .. }
             | Command::RevokeTokenFamily { token_id, .. }
             | Command::RotateToken { token_id, .. } => {
-                Requirement::PermissionOrSelf(permission(api_permission::TOKENS_WRITE), *token_id)
+                Requirement::PermissionOrSelf(api_permission::TOKENS_WRITE.clone(), *token_id)
             }
             Command::DefineRole { .. } | Command::DeleteRole { .. } => {
-                Requirement::Permission(permission(api_permission::ROLES_WRITE))
+                Requirement::Permission(api_permission::ROLES_WRITE.clone())
             }
             Command::SetPolicy { .. } => {
-                Requirement::Permission(permission(api_permission::POLICY_WRITE))
+                Requirement::Permission(api_permission::POLICY_WRITE.clone())
             }
             Command::NoteTokenExpiring { .. }
             | Command::NoteTokenExpired { .. }

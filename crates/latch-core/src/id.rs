@@ -15,6 +15,12 @@ macro_rules! uuid_id {
         #[serde(transparent)]
         pub struct $name(Uuid);
 
+        // No `Default`: a default that mints a fresh id would hide where
+        // ids are made. Call `new()` where one is meant to be made.
+        #[expect(
+            clippy::new_without_default,
+            reason = "a fresh id is made on purpose, with new(), never by default"
+        )]
         impl $name {
             /// A new, time-ordered id. Ids are made at the edge (latchd) and
             /// carried in commands, so `decide` stays deterministic.
@@ -26,12 +32,6 @@ macro_rules! uuid_id {
             }
             pub const fn as_uuid(&self) -> &Uuid {
                 &self.0
-            }
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new()
             }
         }
 

@@ -69,6 +69,16 @@ impl Permission {
         &self.text[self.colon + 1..]
     }
 
+    /// The permission as it is written: `resource:action`, or `*` for
+    /// everything. What `Display` writes.
+    pub fn as_str(&self) -> &str {
+        if self.resource() == WILDCARD && self.action() == WILDCARD {
+            WILDCARD
+        } else {
+            &self.text
+        }
+    }
+
     /// Whether holding `self` grants `other`.
     pub fn covers(&self, other: &Permission) -> bool {
         segment_covers(self.resource(), other.resource())
@@ -111,11 +121,7 @@ fn valid_segment(segment: &str) -> bool {
 
 impl fmt::Display for Permission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.resource() == WILDCARD && self.action() == WILDCARD {
-            f.write_str(WILDCARD)
-        } else {
-            f.write_str(&self.text)
-        }
+        f.write_str(self.as_str())
     }
 }
 
@@ -151,6 +157,8 @@ mod tests {
         assert!(!p("certificates:*").covers(&p("*")));
         assert_eq!(p("*:*"), p("*"));
         assert_eq!(p("*:*").to_string(), "*");
+        assert_eq!(p("*:*").as_str(), "*");
+        assert_eq!(p("*:read").as_str(), "*:read");
     }
 
     #[test]

@@ -99,20 +99,22 @@ impl BuiltinRole {
     }
 
     pub fn role(self) -> Role {
-        let (permissions, description): (&[&str], &str) = match self {
-            BuiltinRole::Admin => (&["*"], "Every permission."),
+        let parsed =
+            |texts: &[&str]| PermissionSet::parse(texts).expect("built-in permissions are valid");
+        let (permissions, description) = match self {
+            BuiltinRole::Admin => (parsed(&["*"]), "Every permission."),
             BuiltinRole::Auditor => (
-                &["*:read", api_permission::AUDIT_READ],
+                parsed(&["*:read", api_permission::AUDIT_READ.as_str()]),
                 "Reads everything, including the audit trail; changes nothing.",
             ),
             BuiltinRole::Verifier => (
-                api_permission::VERIFIER,
+                api_permission::VERIFIER.clone(),
                 "What a verifier needs to bootstrap and follow the log.",
             ),
         };
         Role {
             name: RoleName(self.name().into()),
-            permissions: PermissionSet::parse(permissions).expect("built-in permissions are valid"),
+            permissions,
             description: description.to_owned(),
             builtin: true,
         }
