@@ -5,58 +5,40 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use latch_core::*;
-use latch_store::EventStore;
 use latch_testkit::{NatsServer, TcpProxy};
-use latch_verify::{Denial, Verifier, VerifierConfig};
+use latch_verify::{Denial, NatsConnection, Verifier, VerifierConfig};
 use latchd::*;
 
 struct Latch {
     handle: CommandHandle,
-    _handler: CommandHandler,
-    store: Arc<EventStore>,
-    stop_relay: tokio::sync::watch::Sender<bool>,
+    node: Node,
     _dir: tempfile::TempDir,
 }
 
-fn start_latch(nats: &NatsServer) -> Latch {
+/// latchd as it runs (`Node`), with NATS and the shared signing key, but no
+/// admin account and no scheduler: these tests count every event in the log.
+async fn start_latch(nats: &NatsServer) -> Latch {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(EventStore::open(dir.path()).unwrap());
-    let (handler, _) = CommandHandler::start(
-        store.clone(),
-        Arc::new(SystemClock),
-        HandlerConfig::default(),
-    )
-    .unwrap();
-    let stop_relay = spawn_relay(&store, nats);
+    let mut config = NodeConfig::new(dir.path());
+    config.nats = Some(latch_bus::NatsConnection::new(nats.url()));
+    config.signing_key = SigningKeySource::Given(KEYRING.clone());
+    config.bootstrap_admin = false;
+    config.scheduler = false;
+    let node = Node::start(config).await.unwrap();
     Latch {
-        handle: handler.handle(),
-        _handler: handler,
-        store,
-        stop_relay,
+        handle: node.commands(),
+        node,
         _dir: dir,
     }
 }
 
-fn spawn_relay(store: &Arc<EventStore>, nats: &NatsServer) -> tokio::sync::watch::Sender<bool> {
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let relay = Relay {
-        store: store.clone(),
-        nats: latch_bus::NatsConnection::new(nats.url()),
-        clock: Arc::new(SystemClock),
-        status: Arc::new(RelayStatus::default()),
-        keyring: KEYRING.clone(),
-    };
-    tokio::spawn(relay.run(shutdown));
-    stop
-}
-
 impl Latch {
-    fn pause_relay(&self) {
-        self.stop_relay.send_replace(true);
+    async fn pause_relay(&self) {
+        self.node.pause_relay().await;
     }
 
-    fn resume_relay(&mut self, nats: &NatsServer) {
-        self.stop_relay = spawn_relay(&self.store, nats);
+    async fn resume_relay(&self) {
+        self.node.resume_relay().await;
     }
 
     async fn run(&self, command: Command) {
@@ -147,7 +129,7 @@ fn trusted() -> latch_bus::TrustedKeys {
 }
 
 fn config(nats: &NatsServer) -> VerifierConfig {
-    let mut config = VerifierConfig::new(nats.url());
+    let mut config = VerifierConfig::new(NatsConnection::new(nats.url()));
     config.max_staleness = Duration::from_millis(1500);
     config.trusted_keys = trusted();
     config
@@ -156,7 +138,7 @@ fn config(nats: &NatsServer) -> VerifierConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_access_reducing_change_takes_effect() {
     let nats = NatsServer::start();
-    let latch = start_latch(&nats);
+    let latch = start_latch(&nats).await;
     latch
         .role(
             "cert-operator",
@@ -241,7 +223,7 @@ async fn every_access_reducing_change_takes_effect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verifier_cut_off_from_nats_fails_closed_and_never_accepts_a_revoked_token() {
     let mut nats = NatsServer::start();
-    let latch = start_latch(&nats);
+    let latch = start_latch(&nats).await;
     let account = latch.account("svc", "auditor").await;
     let (token_id, token) = latch.token(account, None).await;
     let (_, other) = latch.token(account, None).await;
@@ -286,7 +268,7 @@ async fn a_verifier_cut_off_from_nats_fails_closed_and_never_accepts_a_revoked_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_verifier_bootstraps_the_whole_history() {
     let nats = NatsServer::start();
-    let latch = start_latch(&nats);
+    let latch = start_latch(&nats).await;
     let account = latch.account("svc", "auditor").await;
     let mut tokens = Vec::new();
     for n in 0..50 {
@@ -329,7 +311,7 @@ async fn the_axum_layer_answers_like_latchd_and_hands_over_the_principal() {
     use tower::ServiceExt;
 
     let nats = NatsServer::start();
-    let latch = start_latch(&nats);
+    let latch = start_latch(&nats).await;
     latch
         .role(
             "cert-operator",
@@ -353,7 +335,7 @@ async fn the_axum_layer_answers_like_latchd_and_hands_over_the_principal() {
         )
         .layer(latch_verify::RequirePermission::new(
             verifier.clone(),
-            "certificates:issue",
+            permission("certificates:issue"),
         ));
     let call = |token: Option<&str>| {
         let mut request = Request::post("/certificates");
@@ -410,9 +392,8 @@ async fn the_axum_layer_answers_like_latchd_and_hands_over_the_principal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_stream_is_refilled_without_double_application_or_stall() {
-    use std::sync::atomic::Ordering;
     let nats = NatsServer::start();
-    let latch = start_latch(&nats);
+    let latch = start_latch(&nats).await;
     let account = latch.account("svc", "auditor").await;
     let (_, token) = latch.token(account, None).await;
     let read = permission("accounts:read");
@@ -440,7 +421,7 @@ async fn a_lost_stream_is_refilled_without_double_application_or_stall() {
     assert_eq!(verifier.position(), Position::new(4));
     assert!(verifier.verify(&token, &read).is_ok());
     assert_eq!(
-        verifier.stats().events_applied.load(Ordering::Relaxed),
+        verifier.stats().events_applied,
         4,
         "each event applied exactly once"
     );
@@ -448,18 +429,10 @@ async fn a_lost_stream_is_refilled_without_double_application_or_stall() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verifier_started_from_latchds_snapshot_reads_only_the_tail() {
-    use std::sync::atomic::Ordering;
     let nats = NatsServer::start();
-    let latch = start_latch(&nats);
-    // latchd's HTTP API in-process, to serve GET /v1/snapshot.
-    let app = latchd::api::AppState::new(latch.handle.clone(), Arc::new(SystemClock));
-    app.set_ready(true);
-    let _ = app.signer.set(KEYRING.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let router =
-        latchd::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let latch = start_latch(&nats).await;
+    // latchd's own HTTP API serves GET /v1/snapshot.
+    let url = latch.node.url();
 
     let verifier_account = latch.account("edge-verifier", "verifier").await;
     let (_, verifier_token) = latch.token(verifier_account, None).await;
@@ -477,7 +450,7 @@ async fn a_verifier_started_from_latchds_snapshot_reads_only_the_tail() {
     let read = permission("accounts:read");
     assert!(verifier.position() >= head);
     assert_eq!(
-        verifier.stats().events_applied.load(Ordering::Relaxed),
+        verifier.stats().events_applied,
         verifier.position().get() - head.get(),
         "only the tail after the snapshot was folded"
     );
@@ -509,9 +482,8 @@ async fn a_verifier_started_from_latchds_snapshot_reads_only_the_tail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsigned_snapshot_is_refused_and_the_stream_read_instead() {
-    use std::sync::atomic::Ordering;
     let nats = NatsServer::start();
-    let latch = start_latch(&nats);
+    let latch = start_latch(&nats).await;
     // latchd's API without its signing keys: what a forged snapshot source
     // (or a man in the middle) would serve.
     let app = latchd::api::AppState::new(latch.handle.clone(), Arc::new(SystemClock));
@@ -534,9 +506,9 @@ async fn an_unsigned_snapshot_is_refused_and_the_stream_read_instead() {
         token: verifier_token,
     });
     let verifier = Verifier::connect(config).await.unwrap();
-    assert_eq!(verifier.stats().rejected.load(Ordering::Relaxed), 1);
+    assert_eq!(verifier.stats().rejected, 1);
     assert!(
-        verifier.stats().events_applied.load(Ordering::Relaxed) >= head.get(),
+        verifier.stats().events_applied >= head.get(),
         "the whole stream was read, not the snapshot"
     );
     assert!(verifier.verify(&live, &permission("accounts:read")).is_ok());
@@ -545,7 +517,7 @@ async fn an_unsigned_snapshot_is_refused_and_the_stream_read_instead() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verifier_disconnected_during_revocations_rejects_them_before_it_accepts_anything() {
     let nats = NatsServer::start();
-    let latch = start_latch(&nats);
+    let latch = start_latch(&nats).await;
     let account = latch.account("svc", "auditor").await;
     let mut to_revoke = Vec::new();
     for _ in 0..10 {
@@ -557,7 +529,7 @@ async fn a_verifier_disconnected_during_revocations_rejects_them_before_it_accep
     // This verifier reaches NATS through a proxy the test can cut; a second
     // one, connected directly, shows when the revocations were published.
     let proxy = TcpProxy::start(nats.address());
-    let mut cut_off = VerifierConfig::new(proxy.nats_url());
+    let mut cut_off = VerifierConfig::new(NatsConnection::new(proxy.nats_url()));
     cut_off.max_staleness = Duration::from_millis(1500);
     cut_off.trusted_keys = trusted();
     let verifier = Verifier::connect(cut_off).await.unwrap();
@@ -663,9 +635,8 @@ async fn stream_positions(nats: &NatsServer) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_cut_short_by_a_broker_crash_is_refilled_in_order_without_double_application_or_stall()
  {
-    use std::sync::atomic::Ordering;
     let mut nats = NatsServer::start();
-    let mut latch = start_latch(&nats);
+    let latch = start_latch(&nats).await;
     let account = latch.account("svc", "auditor").await;
     let revoked = latch.revoked_tokens(account, 15).await;
     let (_, live) = latch.token(account, None).await;
@@ -677,14 +648,14 @@ async fn a_stream_cut_short_by_a_broker_crash_is_refilled_in_order_without_doubl
     })
     .await;
     assert_eq!(
-        verifier.stats().events_applied.load(Ordering::Relaxed),
+        verifier.stats().events_applied,
         head.get()
     );
 
     // The broker crashes and loses the stream's tail. The relay is paused so
     // the test can see the hole before it is repaired; while it is, one more
     // revocation is appended.
-    latch.pause_relay();
+    latch.pause_relay().await;
     let cut = nats.cut_stream_tail(latch_bus::STREAM_NAME, 0.6);
     let survived = stream_positions(&nats).await;
     assert!(
@@ -706,7 +677,7 @@ async fn a_stream_cut_short_by_a_broker_crash_is_refilled_in_order_without_doubl
         .await;
     let new_head = latch.handle.state().position();
 
-    latch.resume_relay(&nats);
+    latch.resume_relay().await;
     eventually(
         "the verifier sees the revocation made after the crash",
         || verifier.verify(&late, &read) == Err(Denial::Rejected(Rejection::Revoked)),
@@ -719,7 +690,7 @@ async fn a_stream_cut_short_by_a_broker_crash_is_refilled_in_order_without_doubl
     );
     assert_eq!(verifier.position(), new_head);
     assert_eq!(
-        verifier.stats().events_applied.load(Ordering::Relaxed),
+        verifier.stats().events_applied,
         new_head.get(),
         "no event applied twice"
     );
@@ -738,7 +709,7 @@ async fn a_stream_cut_short_by_a_broker_crash_is_refilled_in_order_without_doubl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn during_the_rotation_grace_both_tokens_pass_and_after_it_only_the_new_one() {
     let nats = NatsServer::start();
-    let latch = start_latch(&nats);
+    let latch = start_latch(&nats).await;
     let account = latch.account("pipeline", "auditor").await;
     let (old_id, old) = latch.token(account, None).await;
     let verifier = Verifier::connect(config(&nats)).await.unwrap();
@@ -780,7 +751,7 @@ async fn during_the_rotation_grace_both_tokens_pass_and_after_it_only_the_new_on
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn address_bound_tokens_pass_only_from_their_addresses_ipv4_and_ipv6() {
     let nats = NatsServer::start();
-    let latch = start_latch(&nats);
+    let latch = start_latch(&nats).await;
     let account = latch.account("edge", "auditor").await;
     let secret = TokenSecret::generate(&mut rand::rng());
     let cidrs = vec![
@@ -801,7 +772,7 @@ async fn address_bound_tokens_pass_only_from_their_addresses_ipv4_and_ipv6() {
     let verifier = Verifier::connect(config(&nats)).await.unwrap();
     let read = permission("accounts:read");
     let token = secret.expose();
-    let from = |addr: &str| verifier.verify_with(token, &read, addr.parse().unwrap());
+    let from = |addr: &str| verifier.verify_from(token, &read, addr.parse().unwrap());
     assert!(from("10.20.30.40").is_ok());
     assert!(from("2001:db8::7").is_ok());
     assert!(
@@ -830,7 +801,7 @@ async fn address_bound_tokens_pass_only_from_their_addresses_ipv4_and_ipv6() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verifier_following_the_stream_alone_learns_tokens_and_revocations() {
     let nats = NatsServer::start();
-    let latch = start_latch(&nats);
+    let latch = start_latch(&nats).await;
     let read = permission("accounts:read");
     let a = latch.account("a", "auditor").await;
     let mut config = config(&nats);
@@ -849,10 +820,7 @@ async fn a_verifier_following_the_stream_alone_learns_tokens_and_revocations() {
     })
     .await;
     assert_eq!(
-        verifier
-            .stats()
-            .stream_catch_ups
-            .load(std::sync::atomic::Ordering::Relaxed),
+        verifier.stats().stream_catch_ups,
         1,
         "one consumer, followed all along"
     );

@@ -7,20 +7,18 @@ use std::sync::Arc;
 use anyhow::bail;
 use latch_core::*;
 use latch_store::EventStore;
-use latchd::{CommandHandle, CommandHandler, CommandRequest, HandlerConfig, SystemClock};
+use latchd::{CommandHandle, CommandRequest, HandlerConfig};
 
-/// latchd in this process: command handler, bootstrap, the HTTP API on a
-/// loopback port and, given a broker, the relay.
+/// latchd in this process (`latchd::Node`, as the binary runs it) on a
+/// loopback port, with its admin token; given a broker, its relay, usage
+/// intake and NATS command service too.
 pub struct InProcessLatchd {
     pub url: String,
     pub admin: String,
     pub handle: CommandHandle,
     pub store: Arc<EventStore>,
     pub relay: Option<Arc<latchd::RelayStatus>>,
-    pub handler: CommandHandler,
-    /// The API's state, to build more routers (e.g. for the NATS command service).
-    pub app: latchd::api::AppState,
-    _stop_relay: tokio::sync::watch::Sender<bool>,
+    node: latchd::Node,
     _dir: tempfile::TempDir,
 }
 
@@ -28,47 +26,32 @@ impl InProcessLatchd {
     pub async fn start(
         base: &std::path::Path,
         nats: Option<&latch_testkit::NatsServer>,
-        config: HandlerConfig,
+        handler: HandlerConfig,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir_in(base)?;
-        let store = Arc::new(EventStore::open(dir.path().join("log"))?);
-        let clock = Arc::new(SystemClock);
-        let (handler, _) = CommandHandler::start(store.clone(), clock.clone(), config)?;
-        latchd::bootstrap(&handler.handle(), dir.path()).await?;
-        let (stop_relay, shutdown) = tokio::sync::watch::channel(false);
-        let relay = nats.map(|nats| {
-            let status = Arc::new(latchd::RelayStatus::default());
-            let relay = latchd::Relay {
-                store: store.clone(),
-                nats: latch_bus::NatsConnection::new(nats.url()),
-                clock: clock.clone(),
-                status: status.clone(),
-                keyring: Arc::new(latchd::Keyring::ephemeral()),
-            };
-            tokio::spawn(relay.run(shutdown));
-            status
-        });
-        let app = latchd::api::AppState::with_relay(handler.handle(), clock, relay.clone());
-        app.set_ready(true);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let router = latchd::api::router(app.clone())
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        let admin = std::fs::read_to_string(dir.path().join("admin.token"))?
+        let mut config = latchd::NodeConfig::new(dir.path());
+        config.nats = nats.map(|nats| latch_bus::NatsConnection::new(nats.url()));
+        config.handler = handler;
+        config.signing_key = latchd::SigningKeySource::Given(Arc::new(latchd::Keyring::ephemeral()));
+        let node = latchd::Node::start(config).await?;
+        let admin = std::fs::read_to_string(node.admin_token_file())?
             .trim()
             .to_owned();
         Ok(Self {
-            url,
+            url: node.url(),
             admin,
-            handle: handler.handle(),
-            store,
-            relay,
-            handler,
-            app,
-            _stop_relay: stop_relay,
+            handle: node.commands(),
+            store: node.store().clone(),
+            relay: node.relay_status().cloned(),
+            node,
             _dir: dir,
         })
+    }
+
+    /// Stops latchd as the binary does: queued commands written, a snapshot saved.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.node.shutdown().await?;
+        Ok(())
     }
 }
 

@@ -1,7 +1,9 @@
-//! latchd as a library: the command handler (single writer, group commit)
-//! over the event log, the HTTP API and its NATS command service, bootstrap, the clock it reads, and
-//! state rebuilding. The binary in `main.rs` wires these to configuration
-//! and signals.
+//! latchd as a library: a `Node` (one running latchd, assembled in
+//! `node.rs`) and its parts: the command handler (single writer, group
+//! commit) over the event log, the HTTP API and its NATS command service,
+//! the relay, the scheduler, bootstrap, the clock it reads, and state
+//! rebuilding. The binary in `main.rs` only turns flags into a
+//! `NodeConfig` and signals into `shutdown`.
 #![forbid(unsafe_code)]
 // `Problem` (the API error) is ~150 bytes; boxing it in every handler's
 // `Result` would cost more clarity than the copy costs time.
@@ -22,6 +24,7 @@ mod event_codec;
 mod http_server;
 mod nats_client_claim;
 mod nats_micro;
+mod node;
 mod rebuild;
 mod recover_admin;
 mod relay;
@@ -46,6 +49,7 @@ pub use dev_nats::{DevNats, DevNatsError, INSTALL_NATS, nats_answers};
 pub use event_codec::{to_new_event, to_recorded};
 pub use http_server::{HttpServerLimits, serve as serve_http};
 pub use latch_audit::TokenUsage;
+pub use node::{Node, NodeConfig, NodeError, SigningKeySource, TlsFiles};
 pub use rebuild::{RebuildError, Rebuilt, rebuild};
 pub use recover_admin::{RecoverAdminError, RecoveredAdmin, recover_admin};
 pub use relay::{Relay, RelayStatus};

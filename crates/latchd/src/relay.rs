@@ -77,6 +77,7 @@ fn nats(error: impl std::fmt::Display) -> RelayError {
     RelayError::Nats(error.to_string())
 }
 
+#[derive(Clone)]
 pub struct Relay {
     pub store: Arc<EventStore>,
     pub nats: latch_bus::NatsConnection,

@@ -92,6 +92,23 @@ pub struct ServeLimits {
     pub activity_prune_every: Span,
 }
 
+/// The flags' defaults, for a latchd started from code (`NodeConfig::new`).
+/// A test holds them to the flags' `default_value`s.
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            unauthenticated_rate: "10/m".parse().expect("a valid rate"),
+            unauthenticated_burst: 120,
+            header_read_timeout: Span::from_seconds(10),
+            body_read_timeout: Span::from_seconds(10),
+            max_connections: 1024,
+            max_connections_per_source: 256,
+            activity_retention: Span::days(90),
+            activity_prune_every: Span::hours(1),
+        }
+    }
+}
+
 impl ServeLimits {
     /// What the API enforces per request.
     pub fn request_limits(&self) -> RequestLimits {
@@ -130,4 +147,23 @@ impl ServeLimits {
 
 fn seconds(span: Span) -> Duration {
     Duration::from_secs(span.as_seconds())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::ServeLimits;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        limits: ServeLimits,
+    }
+
+    #[test]
+    fn the_default_is_what_the_flags_default_to() {
+        let flags = Flags::parse_from(["latchd"]).limits;
+        assert_eq!(format!("{flags:?}"), format!("{:?}", ServeLimits::default()));
+    }
 }

@@ -12,56 +12,30 @@ use latch_core::*;
 use latch_store::EventStore;
 use latch_testkit::NatsServer;
 use latchd::*;
-use tokio::sync::watch;
 
 struct World {
-    handler: CommandHandler,
+    node: Node,
     store: Arc<EventStore>,
     status: Arc<RelayStatus>,
-    stop: watch::Sender<bool>,
-    relay: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
 
-fn start(nats: &NatsServer) -> World {
+/// latchd (`Node`) with its relay on `nats`, but no admin account and no
+/// scheduler: these tests count every event in the log.
+async fn start(nats: &NatsServer) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(EventStore::open(dir.path()).unwrap());
-    let (handler, _) = CommandHandler::start(
-        store.clone(),
-        Arc::new(SystemClock),
-        HandlerConfig::default(),
-    )
-    .unwrap();
-    let status = Arc::new(RelayStatus::default());
-    let (stop, relay, status) = spawn_relay(nats, &store, status);
+    let mut config = NodeConfig::new(dir.path());
+    config.nats = Some(latch_bus::NatsConnection::new(nats.url()));
+    config.signing_key = SigningKeySource::Given(Arc::new(Keyring::ephemeral()));
+    config.bootstrap_admin = false;
+    config.scheduler = false;
+    let node = Node::start(config).await.unwrap();
     World {
-        handler,
-        store,
-        status,
-        stop,
-        relay,
+        store: node.store().clone(),
+        status: node.relay_status().unwrap().clone(),
+        node,
         _dir: dir,
     }
-}
-
-fn spawn_relay(
-    nats: &NatsServer,
-    store: &Arc<EventStore>,
-    status: Arc<RelayStatus>,
-) -> (
-    watch::Sender<bool>,
-    tokio::task::JoinHandle<()>,
-    Arc<RelayStatus>,
-) {
-    let (stop, shutdown) = watch::channel(false);
-    let relay = Relay {
-        store: store.clone(),
-        nats: latch_bus::NatsConnection::new(nats.url()),
-        clock: Arc::new(SystemClock),
-        status: status.clone(),
-        keyring: Arc::new(latchd::Keyring::ephemeral()),
-    };
-    (stop, tokio::spawn(relay.run(shutdown)), status)
 }
 
 async fn create_accounts(world: &World, names: impl IntoIterator<Item = String>) {
@@ -73,8 +47,8 @@ async fn create_accounts(world: &World, names: impl IntoIterator<Item = String>)
             description: String::new(),
         };
         world
-            .handler
-            .handle()
+            .node
+            .commands()
             .submit(CommandRequest::new(Actor::System, command))
             .await
             .unwrap()
@@ -147,7 +121,7 @@ fn assert_exactly_once_in_order(contents: &[(u64, String, String)], head: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_reaches_the_stream_once_in_order() {
     let nats = NatsServer::start();
-    let world = start(&nats);
+    let world = start(&nats).await;
     create_accounts(&world, (0..300).map(|n| format!("a{n}"))).await;
     wait_for("the relay to catch up", || {
         world.status.published.load(Ordering::SeqCst) == 300
@@ -159,7 +133,7 @@ async fn every_event_reaches_the_stream_once_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_keep_flowing_while_nats_is_down_and_the_relay_catches_up() {
     let mut nats = NatsServer::start();
-    let world = start(&nats);
+    let world = start(&nats).await;
     create_accounts(&world, (0..20).map(|n| format!("before{n}"))).await;
     wait_for("the first events", || {
         world.status.published.load(Ordering::SeqCst) == 20
@@ -189,35 +163,18 @@ async fn commands_keep_flowing_while_nats_is_down_and_the_relay_catches_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_relay_resumes_without_duplicates() {
     let nats = NatsServer::start();
-    let world = start(&nats);
+    let world = start(&nats).await;
     create_accounts(&world, (0..40).map(|n| format!("a{n}"))).await;
     wait_for("the relay", || {
         world.status.published.load(Ordering::SeqCst) == 40
     })
     .await;
-    world.stop.send(true).unwrap();
-    let World {
-        handler,
-        store,
-        relay,
-        _dir,
-        ..
-    } = world;
-    relay.await.unwrap();
-    let world = World {
-        handler,
-        store,
-        status: Arc::new(RelayStatus::default()),
-        stop: watch::channel(false).0,
-        relay: tokio::spawn(async {}),
-        _dir,
-    };
+    world.node.pause_relay().await;
 
     create_accounts(&world, (0..10).map(|n| format!("b{n}"))).await;
-    let (_stop, _relay, status) =
-        spawn_relay(&nats, &world.store, Arc::new(RelayStatus::default()));
+    world.node.resume_relay().await;
     wait_for("the new relay", || {
-        status.published.load(Ordering::SeqCst) == 50
+        world.status.published.load(Ordering::SeqCst) == 50
     })
     .await;
     // Duplicates would be dropped by JetStream's window anyway; the relay
@@ -228,7 +185,7 @@ async fn a_restarted_relay_resumes_without_duplicates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_stream_is_refilled_in_order() {
     let nats = NatsServer::start();
-    let world = start(&nats);
+    let world = start(&nats).await;
     create_accounts(&world, (0..25).map(|n| format!("a{n}"))).await;
     wait_for("the relay", || {
         world.status.published.load(Ordering::SeqCst) == 25
@@ -259,11 +216,11 @@ async fn heartbeats_and_core_nats_subscribers_see_the_contract() {
         .await
         .unwrap();
     let mut beats = client.subscribe(subject::HEARTBEAT).await.unwrap();
-    let world = start(&nats);
+    let world = start(&nats).await;
 
     let account_id = AccountId::new();
     let token_id = TokenId::new();
-    let handle = world.handler.handle();
+    let handle = world.node.commands();
     let system = |command| CommandRequest::new(Actor::System, command);
     handle
         .submit(system(Command::CreateAccount {
@@ -376,7 +333,7 @@ async fn another_log_s_events_in_the_stream_neither_stop_nor_shift_this_log() {
         .await
         .unwrap();
 
-    let world = start(&nats);
+    let world = start(&nats).await;
     create_accounts(&world, (0..5).map(|n| format!("a{n}"))).await;
     wait_for("the relay to publish this whole log", || {
         world.status.published.load(Ordering::SeqCst) == 5

@@ -1,0 +1,192 @@
+//! latchd's command line: its subcommands and flags (each also a `LATCH_*`
+//! variable), and the `NodeConfig` the flags describe.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use latch_bus::NatsArgs;
+use latchd::{
+    Clock, FileClock, HandlerConfig, NodeConfig, ServeLimits, SigningKeySource, SystemClock,
+    TlsFiles,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "latchd",
+    version,
+    about = "Latch: the authority for service accounts and API tokens",
+    long_about = "Latch: the authority for service accounts and API tokens.\n\n\
+        Without a subcommand, latchd serves (as `latchd serve`). On a laptop, \
+        `latchd dev` is the one command to start with: it also starts a NATS \
+        server if none answers. Every flag can also be set with the LATCH_* \
+        variable named beside it.",
+    after_help = "Examples:\n  \
+        latchd dev                                  # a laptop: starts NATS too, data in ./latch-data\n  \
+        latchd --data-dir /var/lib/latch --listen 0.0.0.0:7420 --nats-url nats://nats:4222\n  \
+        latchd --tls-cert cert.pem --tls-key key.pem # HTTPS\n  \
+        latchd backup --to /backups/latch-$(date +%F)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub mode: Option<Mode>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Mode {
+    /// Serve the API (what latchd does without a subcommand).
+    Serve,
+    /// Run on a laptop: like `serve`, but starts a nats-server (JetStream,
+    /// data in <data-dir>/nats) when none answers at --nats-url, prints
+    /// where everything is, and stops that nats-server on exit.
+    Dev,
+    /// Take a consistent backup of the event log into a new directory while
+    /// latchd runs (asks the running latchd at --url); with latchd stopped,
+    /// copies --data-dir directly. The backup is itself a data directory:
+    /// `latchd --data-dir DIR` restores it; `latch audit … --data-dir DIR`
+    /// reads it.
+    Backup(BackupArgs),
+    /// Break-glass, on latchd's host with latchd stopped: restore an active
+    /// account holding `*` (enable it, give it the role admin, or create it
+    /// if deleted) and write a new admin token to <data-dir>/admin.token
+    /// (mode 0600). Each step is an event in the log by `system`, with a
+    /// request id naming the break-glass and the host user.
+    RecoverAdmin(RecoverAdminArgs),
+    /// latchd's signing key: `show` prints the public key verifiers are
+    /// configured with (LATCH_PUBLIC_KEY); `rotate` (latchd stopped) signs
+    /// from now on with a new key, announced in the feed, signed by the old.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print the public key (ed25519:…) to configure verifiers with, and
+    /// every earlier key with the position it signed from. Creates the key
+    /// if latchd has not started yet.
+    Show,
+    /// With latchd stopped: make a new signing key and append the
+    /// signing_key.rotated event naming it. Verifiers that trust the old key
+    /// follow without a restart; events signed with the old key after the
+    /// rotation are refused.
+    Rotate,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverAdminArgs {
+    /// The account to restore as admin.
+    #[arg(long, default_value = "admin")]
+    pub account: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Where the event log (RocksDB) and admin.token live.
+    #[arg(
+        long,
+        env = "LATCH_DATA_DIR",
+        default_value = "./latch-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Address for the HTTP API.
+    #[arg(
+        long,
+        env = "LATCH_LISTEN",
+        default_value = "127.0.0.1:7420",
+        global = true
+    )]
+    pub listen: SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "LATCH_TLS_CERT", requires = "tls_key", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "LATCH_TLS_KEY", requires = "tls_cert", global = true)]
+    pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    #[command(flatten)]
+    pub limits: ServeLimits,
+    /// Save a state snapshot after this many new events.
+    #[arg(
+        long,
+        env = "LATCH_SNAPSHOT_EVERY",
+        default_value_t = 100_000,
+        global = true
+    )]
+    pub snapshot_every: u64,
+    /// Sign the feed with this provisioned Ed25519 key (PEM, PKCS#8, e.g.
+    /// from `openssl genpkey -algorithm ed25519`) instead of the key latchd
+    /// keeps in <data-dir>/signing-keys. Every node of an HA cluster uses the
+    /// cluster's key.
+    #[arg(long, env = "LATCH_SIGNING_KEY", global = true)]
+    pub signing_key: Option<PathBuf>,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "LATCH_LOG_JSON", global = true)]
+    pub log_json: bool,
+    /// For tests only: read "now" from this file (one RFC 3339 time,
+    /// re-read at every use) instead of the system clock.
+    #[arg(long, env = "LATCH_CLOCK_FILE", hide = true, global = true)]
+    pub clock_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The new directory to write the backup to (must not exist; on
+    /// latchd's host).
+    #[arg(long)]
+    pub to: PathBuf,
+    /// The running latchd to ask.
+    #[arg(long, env = "LATCH_URL", default_value = "http://127.0.0.1:7420")]
+    pub url: String,
+    /// A token with `backup:create` (admin has it); default: the file
+    /// <data-dir>/admin.token.
+    #[arg(long, env = "LATCH_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// PEM file of the CA to trust for an HTTPS --url.
+    #[arg(long, env = "LATCH_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The node these flags describe.
+    pub fn node_config(&self) -> anyhow::Result<NodeConfig> {
+        let mut config = NodeConfig::new(&self.data_dir);
+        config.listen = self.listen;
+        config.tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
+        config.nats = Some(self.nats.connection());
+        config.limits = self.limits.clone();
+        config.handler = HandlerConfig {
+            snapshot_every: self.snapshot_every,
+            ..HandlerConfig::default()
+        };
+        config.clock = self.clock(true)?;
+        config.signing_key = match &self.signing_key {
+            Some(file) => SigningKeySource::Provisioned(file.clone()),
+            None => SigningKeySource::DataDir,
+        };
+        Ok(config)
+    }
+
+    /// The system clock, or the test clock of --clock-file.
+    pub fn clock(&self, warn: bool) -> anyhow::Result<Arc<dyn Clock>> {
+        Ok(match &self.clock_file {
+            Some(path) => {
+                if warn {
+                    tracing::warn!(path = %path.display(), "TEST CLOCK: \"now\" is read from a file, not the system clock");
+                }
+                Arc::new(FileClock::open(path).map_err(anyhow::Error::msg)?)
+            }
+            None => Arc::new(SystemClock),
+        })
+    }
+}
