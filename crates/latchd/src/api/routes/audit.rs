@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use latch_audit::ActivityRecord;
 
 use crate::api::app_state::AppState;
-use crate::api::caller::Caller;
+use crate::api::extractors::caller::Caller;
 use crate::api::ndjson;
 use crate::api::problem::Problem;
 
@@ -49,7 +49,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditPage>, Problem> {
-    caller.require(api_permission::AUDIT_READ)?;
+    caller.require(&api_permission::AUDIT_READ)?;
     let Query(query) =
         query.map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
@@ -108,7 +108,7 @@ pub async fn chain(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<latch_store::ChainVerdict>, Problem> {
-    caller.require(api_permission::AUDIT_READ)?;
+    caller.require(&api_permission::AUDIT_READ)?;
     let store = app.commands.store().clone();
     let verdict = tokio::task::spawn_blocking(move || store.verify_chain())
         .await
@@ -138,7 +138,7 @@ pub async fn export(
     Extension(caller): Extension<Caller>,
     query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::response::Response, Problem> {
-    caller.require(api_permission::AUDIT_READ)?;
+    caller.require(&api_permission::AUDIT_READ)?;
     let Query(query) = query.map_err(|e| Problem::invalid(format!("query: {}", e.body_text())))?;
     let store = app.commands.store().clone();
     let range = {

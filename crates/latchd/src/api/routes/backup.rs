@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::app_state::AppState;
-use crate::api::caller::Caller;
-use crate::api::json_body::JsonBody;
+use crate::api::extractors::caller::Caller;
+use crate::api::extractors::json_body::JsonBody;
 use crate::api::problem::Problem;
 use crate::backup::{BackupError, take_backup};
 
@@ -43,7 +43,7 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     body: JsonBody<BackupRequest>,
 ) -> Result<(axum::http::StatusCode, Json<BackupView>), Problem> {
-    caller.require(api_permission::BACKUP_CREATE)?;
+    caller.require(&api_permission::BACKUP_CREATE)?;
     let to = std::path::PathBuf::from(&body.value.to);
     let store = app.commands.store().clone();
     let started = std::time::Instant::now();

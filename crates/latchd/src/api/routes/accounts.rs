@@ -8,11 +8,11 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::app_state::AppState;
-use crate::api::caller::Caller;
-use crate::api::command_headers::{IdempotencyKey, IfMatch, etag};
-use crate::api::json_body::JsonBody;
+use crate::api::extractors::caller::Caller;
+use crate::api::extractors::command_headers::{IdempotencyKey, IfMatch, etag};
+use crate::api::extractors::json_body::JsonBody;
 use crate::api::problem::Problem;
-use crate::api::submit::Acting;
+use crate::api::extractors::submit::Acting;
 use latch_audit::AccountView;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -103,7 +103,6 @@ pub async fn create(
     IdempotencyKey(key): IdempotencyKey,
     body: JsonBody<CreateAccount>,
 ) -> Result<(StatusCode, HeaderMap, Json<AccountView>), Problem> {
-    acting.caller.require(api_permission::ACCOUNTS_WRITE)?;
     let name = AccountName::parse(&body.value.name).map_err(|e| Problem::invalid(e.to_string()))?;
     let role = parse_role(&body.value.role)?;
     let submission = acting.submission(key, body.fingerprint, None);
@@ -131,7 +130,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     query: Result<Query<AccountQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AccountList>, Problem> {
-    caller.require(api_permission::ACCOUNTS_READ)?;
+    caller.require(&api_permission::ACCOUNTS_READ)?;
     let Query(query) =
         query.map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?;
     if let Some(status) = query.status.as_deref()
@@ -165,7 +164,7 @@ pub async fn show(
 ) -> Result<(StatusCode, HeaderMap, Json<AccountView>), Problem> {
     let id = parse_account_id(&id)?;
     if id != caller.account_id {
-        caller.require(api_permission::ACCOUNTS_READ)?;
+        caller.require(&api_permission::ACCOUNTS_READ)?;
     }
     view_response(&app, id, StatusCode::OK)
 }
@@ -183,7 +182,6 @@ pub async fn update(
     IfMatch(expected_version): IfMatch,
     body: JsonBody<UpdateAccount>,
 ) -> Result<(StatusCode, HeaderMap, Json<AccountView>), Problem> {
-    acting.caller.require(api_permission::ACCOUNTS_WRITE)?;
     let account_id = parse_account_id(&id)?;
     let role = body.value.role.as_deref().map(parse_role).transpose()?;
     let submission = acting.submission(None, body.fingerprint, expected_version);
@@ -213,7 +211,6 @@ pub async fn disable(
     IfMatch(expected_version): IfMatch,
     body: JsonBody<DisableAccount>,
 ) -> Result<(StatusCode, HeaderMap, Json<AccountView>), Problem> {
-    acting.caller.require(api_permission::ACCOUNTS_WRITE)?;
     let account_id = parse_account_id(&id)?;
     let submission = acting.submission(key, body.fingerprint, expected_version);
     submission
@@ -240,7 +237,6 @@ pub async fn enable(
     IfMatch(expected_version): IfMatch,
     body: JsonBody<NoBody>,
 ) -> Result<(StatusCode, HeaderMap, Json<AccountView>), Problem> {
-    acting.caller.require(api_permission::ACCOUNTS_WRITE)?;
     let account_id = parse_account_id(&id)?;
     let submission = acting.submission(key, body.fingerprint, expected_version);
     submission
@@ -259,7 +255,6 @@ pub async fn delete(
     Path(id): Path<String>,
     IfMatch(expected_version): IfMatch,
 ) -> Result<(StatusCode, HeaderMap, Json<AccountView>), Problem> {
-    acting.caller.require(api_permission::ACCOUNTS_WRITE)?;
     let account_id = parse_account_id(&id)?;
     let submission = acting.submission(None, String::new(), expected_version);
     submission

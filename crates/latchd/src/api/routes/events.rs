@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::app_state::AppState;
-use crate::api::caller::Caller;
+use crate::api::extractors::caller::Caller;
 use crate::api::problem::Problem;
 
 /// Most events one page returns.
@@ -74,7 +74,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<EventPage>, Problem> {
-    caller.require(api_permission::EVENTS_READ)?;
+    caller.require(&api_permission::EVENTS_READ)?;
     let Query(query) =
         query.map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);

@@ -22,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
 use crate::api::app_state::AppState;
-use crate::api::authentication::{Authentication, authenticate, remote_address};
-use crate::api::json_body::{MAX_BODY_BYTES, too_large};
+use crate::api::layers::authentication::{Authentication, authenticate, remote_address};
+use crate::api::extractors::json_body::{MAX_BODY_BYTES, too_large};
 use crate::api::problem::Problem;
 use crate::api::request_limits::UNAUTHENTICATED_BODY_BYTES;
 

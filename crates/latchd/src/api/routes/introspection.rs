@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::app_state::AppState;
-use crate::api::caller::Caller;
-use crate::api::json_body::JsonBody;
+use crate::api::extractors::caller::Caller;
+use crate::api::extractors::json_body::JsonBody;
 use crate::api::problem::Problem;
 
 /// Holds a token secret: no `Debug`.
@@ -49,7 +49,7 @@ pub async fn introspect(
     Extension(caller): Extension<Caller>,
     body: JsonBody<IntrospectRequest>,
 ) -> Result<Json<IntrospectResponse>, Problem> {
-    caller.require(api_permission::TOKENS_INTROSPECT)?;
+    caller.require(&api_permission::TOKENS_INTROSPECT)?;
     let source = body
         .value
         .source_ip

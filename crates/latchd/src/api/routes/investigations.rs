@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::api::app_state::AppState;
-use crate::api::caller::Caller;
+use crate::api::extractors::caller::Caller;
 use crate::api::ndjson;
 use crate::api::problem::Problem;
 
@@ -40,7 +40,7 @@ pub async fn state(
     Extension(caller): Extension<Caller>,
     query: Result<Query<StateQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::response::Response, Problem> {
-    caller.require(api_permission::AUDIT_READ)?;
+    caller.require(&api_permission::AUDIT_READ)?;
     let Query(query) =
         query.map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?;
     let moment = moment(&app, query.at.as_deref())?;
@@ -76,7 +76,7 @@ pub async fn who_can(
     Extension(caller): Extension<Caller>,
     query: Result<Query<WhoCanQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::response::Response, Problem> {
-    caller.require(api_permission::AUDIT_READ)?;
+    caller.require(&api_permission::AUDIT_READ)?;
     let Query(query) =
         query.map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?;
     let permission = latch_core::Permission::parse(&query.permission)
@@ -102,7 +102,7 @@ pub async fn token_story(
     Extension(caller): Extension<Caller>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<axum::response::Response, Problem> {
-    caller.require(api_permission::AUDIT_READ)?;
+    caller.require(&api_permission::AUDIT_READ)?;
     let token_id: latch_core::TokenId = id
         .parse()
         .map_err(|_| Problem::bad_request(format!("{id:?} is not a token id")))?;

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::api::json_media_type;
+use crate::api::extractors::json_media_type;
 use crate::api::problem::Problem;
 
 /// Bodies larger than this are refused with 413.

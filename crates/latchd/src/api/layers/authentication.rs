@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, header};
 use latch_core::{AccountId, TokenId};
 
 use crate::api::app_state::AppState;
-use crate::api::caller::Caller;
+use crate::api::extractors::caller::Caller;
 use crate::api::problem::Problem;
 
 /// The outcome of authenticating a request, kept in its extensions.

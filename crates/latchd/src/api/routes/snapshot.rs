@@ -9,7 +9,7 @@ use axum::response::Response;
 use latch_core::api_permission;
 
 use crate::api::app_state::AppState;
-use crate::api::caller::Caller;
+use crate::api::extractors::caller::Caller;
 use crate::api::problem::Problem;
 
 /// The verifier view at the position in `Latch-Position`, encoded as
@@ -22,7 +22,7 @@ pub async fn snapshot(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, Problem> {
-    caller.require(api_permission::EVENTS_READ)?;
+    caller.require(&api_permission::EVENTS_READ)?;
     let commands = app.commands.clone();
     let signer = app.signer.get().cloned();
     let (bytes, position, signed) = tokio::task::spawn_blocking(move || {

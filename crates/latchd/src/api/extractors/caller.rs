@@ -21,21 +21,23 @@ impl Caller {
         }
     }
 
-    pub fn holds(&self, permission: &str) -> bool {
-        Permission::parse(permission).is_ok_and(|p| self.permissions.covers(&p))
+    pub fn holds(&self, permission: &Permission) -> bool {
+        self.permissions.covers(permission)
     }
 
-    /// 403 naming the permission unless the caller holds it.
-    pub fn require(&self, permission: &str) -> Result<(), Problem> {
+    /// 403 naming the permission unless the caller holds it. Reads only:
+    /// a command's permission is checked once, where it is decided
+    /// (`latch_core::Command::requirement`), whichever way it arrived.
+    pub fn require(&self, permission: &Permission) -> Result<(), Problem> {
         if self.holds(permission) {
             Ok(())
         } else {
-            Err(Problem::forbidden(permission))
+            Err(Problem::forbidden(permission.as_str()))
         }
     }
 
     /// The permission, unless the request is about the caller's own token.
-    pub fn require_or_self(&self, permission: &str, token: TokenId) -> Result<(), Problem> {
+    pub fn require_or_self(&self, permission: &Permission, token: TokenId) -> Result<(), Problem> {
         if token == self.token_id {
             Ok(())
         } else {

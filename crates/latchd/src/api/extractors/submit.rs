@@ -6,9 +6,9 @@ use axum::http::request::Parts;
 use latch_core::Command;
 
 use crate::api::app_state::AppState;
-use crate::api::caller::Caller;
+use crate::api::extractors::caller::Caller;
 use crate::api::problem::Problem;
-use crate::api::request_id::RequestId;
+use crate::api::layers::request_id::RequestId;
 use crate::command_handler::{CommandRequest, Idempotency};
 use crate::command_outcome::CommandReceipt;
 

