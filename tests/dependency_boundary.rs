@@ -3,6 +3,11 @@
 //! graph, dev-dependencies included, as `cargo tree -p …` prints it.
 
 fn tree(package: &str) -> Vec<String> {
+    tree_with(package, &[])
+}
+
+/// As `tree`, with more `cargo tree` arguments.
+fn tree_with(package: &str, more: &[&str]) -> Vec<String> {
     let output = std::process::Command::new(env!("CARGO"))
         .args([
             "tree",
@@ -14,6 +19,7 @@ fn tree(package: &str) -> Vec<String> {
             "--format",
             "{p}",
         ])
+        .args(more)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo tree");
@@ -51,6 +57,33 @@ fn the_verifier_and_the_example_service_never_build_rocksdb() {
             "{package} pulls in RocksDB: {rocksdb:?}"
         );
     }
+}
+
+/// `RequirePermission` (axum, tower) and the snapshot's HTTP client (ureq)
+/// are features of latch-verify: without them, a service builds the
+/// verifier with no HTTP stack.
+#[test]
+fn the_verifier_without_its_features_has_no_http_stack() {
+    let tree = tree_with(
+        "latch-verify",
+        &["--no-default-features", "--edges", "normal"],
+    );
+    assert!(
+        tree.iter().any(|line| line.starts_with("latch-verify ")),
+        "cargo tree printed no latch-verify"
+    );
+    let http: Vec<&String> = tree
+        .iter()
+        .filter(|line| {
+            ["axum", "tower", "hyper", "ureq", "rocksdb"]
+                .iter()
+                .any(|name| line.starts_with(name))
+        })
+        .collect();
+    assert!(
+        http.is_empty(),
+        "latch-verify without default features pulls in {http:?}"
+    );
 }
 
 #[test]

@@ -76,8 +76,7 @@ fn launch_on(config: &Path) -> (Latchd, String, tempfile::TempDir) {
 
 /// A verifier connected as the `verifier` user, current.
 async fn verifier_user(url: &str) -> Verifier {
-    let mut config = VerifierConfig::new(url.to_owned());
-    config.nats = connection(url, "verifier");
+    let mut config = VerifierConfig::new(connection(url, "verifier"));
     config.connect_timeout = Duration::from_secs(15);
     Verifier::connect(config)
         .await
@@ -146,21 +145,10 @@ async fn the_shipped_nats_conf_lets_every_role_work_and_stops_everyone_else() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(
-        verifier
-            .stats()
-            .reconnects
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    assert_eq!(verifier.stats().reconnects, 0);
     // With the shipped permissions it follows the live tail: a token issued
     // now reaches it without another read of the stream.
-    let catch_ups = || {
-        verifier
-            .stats()
-            .stream_catch_ups
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let catch_ups = || verifier.stats().stream_catch_ups;
     let before = catch_ups();
     let (_, _, later) = account_with_token(&latchd, &admin, "svc-2", "auditor", None);
     eventually("the verifier learns the new token from the tail", || {
@@ -446,11 +434,7 @@ async fn a_verifier_denied_the_live_tail_still_follows_through_the_stream() {
             == Err(latch_verify::Denial::Rejected(latch_core::Rejection::Revoked))
     });
     assert!(
-        verifier
-            .stats()
-            .stream_catch_ups
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 2,
+        verifier.stats().stream_catch_ups >= 2,
         "without the tail, the stream was read again"
     );
 }

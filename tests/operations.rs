@@ -515,11 +515,13 @@ fn latchd_the_cli_and_the_verifier_authenticate_to_a_secured_nats() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (_, _, secret) = account_with_token(&latchd, &admin, "service", "auditor", None);
     runtime.block_on(async {
-        let mut config = latch_verify::VerifierConfig::new(url.clone());
+        let mut config =
+            latch_verify::VerifierConfig::new(latch_verify::NatsConnection::new(url.clone()));
         config.nats.user = Some("latch".into());
         config.nats.password = Some(PASSWORD.into());
         verifier_accepts(config, &secret).await;
-        let mut anonymous = latch_verify::VerifierConfig::new(url.clone());
+        let mut anonymous =
+            latch_verify::VerifierConfig::new(latch_verify::NatsConnection::new(url.clone()));
         anonymous.connect_timeout = Duration::from_secs(2);
         assert!(latch_verify::Verifier::connect(anonymous).await.is_err());
     });
@@ -554,7 +556,8 @@ fn latchd_and_the_verifier_reach_nats_over_tls_with_a_private_ca() {
     let (_, _, secret) = account_with_token(&latchd, &admin, "service", "auditor", None);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let mut config = latch_verify::VerifierConfig::new(url.clone());
+        let mut config =
+            latch_verify::VerifierConfig::new(latch_verify::NatsConnection::new(url.clone()));
         config.nats.tls_ca = Some(cert.clone());
         verifier_accepts(config, &secret).await;
     });

@@ -12,7 +12,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use latch_e2e::{Latchd, account_with_token};
-use latch_verify::{RequirePermission, Verifier, VerifierConfig};
+use latch_verify::{NatsConnection, RequirePermission, Verifier, VerifierConfig};
 use serde_json::json;
 use tower::ServiceExt;
 
@@ -33,12 +33,15 @@ async fn a_token_bound_to_addresses_is_refused_when_the_service_does_not_know_th
     let office = bound(vec!["10.20.0.0/16"]);
     let loopback = bound(vec!["127.0.0.0/8"]);
 
-    let mut config = VerifierConfig::new(latchd.nats().url());
+    let mut config = VerifierConfig::new(NatsConnection::new(latchd.nats().url()));
     config.usage_report_every = None;
     let verifier = Verifier::connect(config).await.unwrap();
     let app = axum::Router::new()
         .route("/certificates", get(|| async { "ok" }))
-        .layer(RequirePermission::new(verifier.clone(), "accounts:read"));
+        .layer(RequirePermission::new(
+            verifier.clone(),
+            "accounts:read".parse().unwrap(),
+        ));
     let call = |token: &str, peer: Option<&str>| {
         let mut request = Request::get("/certificates")
             .header("Authorization", format!("Bearer {token}"))

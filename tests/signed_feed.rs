@@ -23,7 +23,7 @@ use futures::StreamExt;
 use latch_bus::{PublicKey, SigningKey, TrustedKeys, headers};
 use latch_core::{Position, TokenDigest, TokenSecret};
 use latch_e2e::{Latchd, account_with_token, binary, stdout};
-use latch_verify::{Denial, Permission, Verifier, VerifierConfig};
+use latch_verify::{Denial, NatsConnection, Permission, Verifier, VerifierConfig};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -39,7 +39,7 @@ fn public_key(data_dir: &Path) -> PublicKey {
 }
 
 async fn verifier(nats_url: &str, key: PublicKey) -> Verifier {
-    let mut config = VerifierConfig::new(nats_url);
+    let mut config = VerifierConfig::new(NatsConnection::new(nats_url));
     config.max_staleness = Duration::from_millis(1500);
     config.connect_timeout = Duration::from_secs(20);
     config.trusted_keys = TrustedKeys::new([key]);
@@ -155,7 +155,7 @@ async fn a_forger_on_the_broker_cannot_add_alter_or_replay_events() {
         verifier.verify(&secret, &read).is_ok()
     })
     .await;
-    let rejected = || verifier.stats().rejected.load(Ordering::Relaxed);
+    let rejected = || verifier.stats().rejected;
     let before = rejected();
 
     let js = jetstream::new(async_nats::connect(&url).await.unwrap());
@@ -309,7 +309,7 @@ async fn forged_heartbeats_do_not_keep_a_cut_off_verifier_current() {
     drop(beats);
     latchd.stop();
 
-    let before = verifier.stats().rejected.load(Ordering::Relaxed);
+    let before = verifier.stats().rejected;
     let forger = client.clone();
     let forging = tokio::spawn(async move {
         loop {
@@ -338,7 +338,7 @@ async fn forged_heartbeats_do_not_keep_a_cut_off_verifier_current() {
     );
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(verifier.verify(&secret, &read), Err(Denial::Stale));
-    assert!(verifier.stats().rejected.load(Ordering::Relaxed) > before);
+    assert!(verifier.stats().rejected > before);
     forging.abort();
 }
 
@@ -413,7 +413,7 @@ async fn verifiers_follow_a_key_rotation_and_refuse_the_old_key_after_it() {
         record["data"]["id"].as_str().unwrap().parse().unwrap(),
         &hash_bytes,
     ));
-    let rejected_before = verifier.stats().rejected.load(Ordering::Relaxed);
+    let rejected_before = verifier.stats().rejected;
     publish(
         &js,
         &format!("latch.events.token.issued.{account}"),
@@ -427,7 +427,7 @@ async fn verifiers_follow_a_key_rotation_and_refuse_the_old_key_after_it() {
     )
     .await;
     until("the old key's late event is refused", || {
-        verifier.stats().rejected.load(Ordering::Relaxed) > rejected_before
+        verifier.stats().rejected > rejected_before
     })
     .await;
     assert!(verifier.verify(known.expose(), &read).is_err());

@@ -247,14 +247,15 @@ fn last_use_at_latchd_and_at_a_verifier_shows_in_token_show_and_stale_tokens_are
         .unwrap();
     let nats_url = latchd.nats().url();
     let _verifier = runtime.block_on(async {
-        let mut config = latch_verify::VerifierConfig::new(nats_url);
+        let mut config =
+            latch_verify::VerifierConfig::new(latch_verify::NatsConnection::new(nats_url));
         config.usage_report_every = Some(Duration::from_millis(500));
         config.name = "certificate-service/test".into();
         let verifier = latch_verify::Verifier::connect(config).await.unwrap();
         let read = latch_verify::Permission::parse("accounts:read").unwrap();
         for _ in 0..3 {
             verifier
-                .verify_with(&token, &read, "10.1.2.3".parse().unwrap())
+                .verify_from(&token, &read, "10.1.2.3".parse().unwrap())
                 .unwrap();
         }
         verifier

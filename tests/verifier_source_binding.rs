@@ -1,5 +1,5 @@
 //! A token bound to source addresses (`allowed_cidrs`) is honoured by the
-//! verifier: `verify_with` applies the binding to the caller's address, and
+//! verifier: `verify_from` applies the binding to the caller's address, and
 //! plain `verify`, which knows no address, refuses such a token instead of
 //! ignoring the binding (issue 15, finding 9). Real latchd, real NATS.
 
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use latch_core::Rejection;
 use latch_e2e::{Latchd, account_with_token};
-use latch_verify::{Denial, Permission, Verifier, VerifierConfig};
+use latch_verify::{Denial, NatsConnection, Permission, Verifier, VerifierConfig};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,7 +30,7 @@ async fn plain_verify_refuses_a_token_bound_to_source_addresses() {
     assert_eq!(everywhere.status, 201, "{:?}", everywhere.body);
     let anywhere = everywhere.body["token"].as_str().unwrap().to_owned();
 
-    let mut config = VerifierConfig::new(latchd.nats().url());
+    let mut config = VerifierConfig::new(NatsConnection::new(latchd.nats().url()));
     config.connect_timeout = Duration::from_secs(15);
     let verifier = Verifier::connect(config).await.unwrap();
     let read = Permission::parse("audit:read").unwrap();
@@ -44,7 +44,7 @@ async fn plain_verify_refuses_a_token_bound_to_source_addresses() {
     }
     let started = std::time::Instant::now();
     while verifier
-        .verify_with(&bound, &read, "10.1.2.3".parse().unwrap())
+        .verify_from(&bound, &read, "10.1.2.3".parse().unwrap())
         .is_err()
     {
         assert!(
@@ -62,11 +62,11 @@ async fn plain_verify_refuses_a_token_bound_to_source_addresses() {
     // With one, it is applied.
     assert!(
         verifier
-            .verify_with(&bound, &read, "2001:db8::1".parse().unwrap())
+            .verify_from(&bound, &read, "2001:db8::1".parse().unwrap())
             .is_ok()
     );
     assert_eq!(
-        verifier.verify_with(&bound, &read, "192.168.0.1".parse().unwrap()),
+        verifier.verify_from(&bound, &read, "192.168.0.1".parse().unwrap()),
         Err(Denial::Rejected(Rejection::SourceNotAllowed))
     );
     // Tokens with no binding (or one that allows every address) need none.

@@ -29,7 +29,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use latch_core::{Permission, TokenDigest};
-use latch_verify::{Denial, Verifier, VerifierConfig};
+use latch_verify::{Denial, NatsConnection, Verifier, VerifierConfig};
 use latchd::HandlerConfig;
 use serde::{Deserialize, Serialize};
 
@@ -83,7 +83,7 @@ fn setup() -> Setup {
             .await
             .expect("tokens");
         eprintln!("verify bench: starting the verifier from latchd's snapshot ...");
-        let mut config = VerifierConfig::new(nats.url());
+        let mut config = VerifierConfig::new(NatsConnection::new(nats.url()));
         config.snapshot = Some(latch_verify::SnapshotSource {
             latchd_url: latch.url.clone(),
             token: latch.admin.clone(),

@@ -1,8 +1,8 @@
-//! `RequirePermission`: a tower layer for axum services. Requests without a
-//! valid `Authorization: Bearer` token get 401, tokens without the
-//! permission 403, a stale verifier 503 — each as RFC 9457 problem+json,
-//! like latchd. Accepted requests carry the `Verified` principal in their
-//! extensions.
+//! `RequirePermission`: a tower layer for axum services (feature `axum`).
+//! Requests without a valid `Authorization: Bearer` token get 401, tokens
+//! without the permission 403, a stale verifier 503 — each as RFC 9457
+//! problem+json, like latchd. Accepted requests carry the `Verified`
+//! principal in their extensions.
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -18,6 +18,10 @@ use tower::{Layer, Service};
 use crate::denial::Denial;
 use crate::verifier::Verifier;
 
+/// Lets a request through only with a token that holds `permission`,
+/// checked by `verifier` (`Verifier::verify_from` the request's peer
+/// address: serve the app with
+/// `into_make_service_with_connect_info::<SocketAddr>()`).
 #[derive(Clone)]
 pub struct RequirePermission {
     verifier: Verifier,
@@ -25,11 +29,7 @@ pub struct RequirePermission {
 }
 
 impl RequirePermission {
-    /// Panics if `permission` is not a valid `resource:action`: a
-    /// programming error, caught the first time the service starts.
-    pub fn new(verifier: Verifier, permission: &str) -> Self {
-        let permission =
-            Permission::parse(permission).unwrap_or_else(|e| panic!("RequirePermission: {e}"));
+    pub fn new(verifier: Verifier, permission: Permission) -> Self {
         Self {
             verifier,
             permission,
@@ -48,6 +48,7 @@ impl<S> Layer<S> for RequirePermission {
     }
 }
 
+/// The service `RequirePermission` wraps around an inner service.
 #[derive(Clone)]
 pub struct RequirePermissionService<S> {
     inner: S,
@@ -90,7 +91,7 @@ where
             )),
             (Some(token), Some(ip)) => self
                 .verifier
-                .verify_with(token, &self.permission, ip)
+                .verify_from(token, &self.permission, ip)
                 .map_err(|d| self.denied(d)),
             // No connect info (the service was not served with
             // `into_make_service_with_connect_info::<SocketAddr>()`): fail
@@ -100,7 +101,7 @@ where
             // usage reports it as no address.
             (Some(token), None) => self
                 .verifier
-                .verify_with(token, &self.permission, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+                .verify_from(token, &self.permission, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
                 .map_err(|d| match d {
                     Denial::Rejected(Rejection::SourceNotAllowed) => problem(
                         StatusCode::UNAUTHORIZED,

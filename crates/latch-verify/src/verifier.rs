@@ -29,8 +29,9 @@ use latch_core::{
 };
 
 use crate::denial::Denial;
+use crate::stats::{Counters, VerifierStats};
 use crate::usage_slots::UsageSlots;
-use crate::verifier_config::{Follow, SnapshotSource, VerifierConfig};
+use crate::verifier_config::{Follow, VerifierConfig};
 
 /// Who a verified token belongs to. `Copy`, so `verify` allocates nothing;
 /// `Verifier::effective_permissions` gives what it may do.
@@ -42,30 +43,54 @@ pub struct Verified {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// Why `Verifier::connect` failed. `source()` is the NATS client's error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectError {
+    /// It could not connect to NATS (settings, credentials, the server).
     #[error("NATS: {0}")]
-    Nats(String),
+    Nats(#[from] latch_bus::NatsConnectError),
+    /// Connected, but NATS refused its subscription to latchd's heartbeats
+    /// (e.g. the user may not subscribe to `latch.heartbeat`).
+    #[error("NATS: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+    /// It did not become current within `connect_timeout`.
     #[error("not current after {0:?}: is latchd's relay running?")]
     NotCurrent(Duration),
 }
 
-/// Counters for metrics.
-#[derive(Debug, Default)]
-pub struct VerifierStats {
-    pub events_applied: AtomicU64,
-    pub duplicates_skipped: AtomicU64,
-    pub reconnects: AtomicU64,
-    /// Messages in the stream that are not Latch events, skipped (only
-    /// latchd should be able to publish to `latch.events.>`).
-    pub foreign_skipped: AtomicU64,
-    /// Events, heartbeats and snapshots refused because they were not
-    /// signed by a trusted key, belong to another log, or do not continue
-    /// the verifier's chain (forgeries, alterations, replays).
-    pub rejected: AtomicU64,
-    /// Times the verifier read the stream with a consumer to catch up (at
-    /// start, then only after a hole in the live tail).
-    pub stream_catch_ups: AtomicU64,
+/// A genuine event past the next position: never folded past; the
+/// follower reads the stream again.
+#[derive(Debug, thiserror::Error)]
+#[error("gap: have {have}, offered {offered}")]
+struct Hole {
+    have: Position,
+    offered: Position,
+}
+
+/// Why the follower lost the event stream (it reads it again).
+#[derive(Debug, thiserror::Error)]
+enum FollowError {
+    #[error(transparent)]
+    Hole(#[from] Hole),
+    #[error("subscribing to the live tail: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+    #[error("the live subscription ended")]
+    SubscriptionEnded,
+    #[error("getting the stream: {0}")]
+    GetStream(#[from] jetstream::context::GetStreamError),
+    #[error("the stream's info: {0}")]
+    StreamInfo(#[from] jetstream::stream::InfoError),
+    #[error("reading a stream message: {0}")]
+    RawMessage(#[from] jetstream::stream::RawMessageError),
+    #[error("creating a consumer: {0}")]
+    CreateConsumer(#[from] jetstream::stream::ConsumerError),
+    #[error("reading the consumer: {0}")]
+    Consume(#[from] jetstream::consumer::StreamError),
+    #[error("reading the consumer: {0}")]
+    ConsumerMessage(#[from] jetstream::consumer::pull::OrderedError),
+    #[error("the consumer ended")]
+    ConsumerEnded,
 }
 
 /// A heartbeat's position, and when it arrived (ms since `started`).
@@ -99,12 +124,15 @@ struct Inner {
     /// a time is never paired with another heartbeat's position.
     announced: Mutex<Option<Announced>>,
     max_staleness: Duration,
-    stats: VerifierStats,
+    counters: Counters,
     /// Whether accepted uses are counted (and reported).
     counts_usage: bool,
     follow: Follow,
 }
 
+/// A verifier following latchd's event stream; cheap to clone (every clone
+/// shares the one view and connection). Dropping the last clone stops its
+/// usage reports; the follower tasks end with the runtime.
 #[derive(Clone)]
 pub struct Verifier {
     inner: Arc<Inner>,
@@ -118,28 +146,32 @@ impl Verifier {
             .clone()
             .named(config.name.clone())
             .connect()
-            .await
-            .map_err(|e| ConnectError::Nats(e.to_string()))?;
+            .await?;
         let trusted = config.trusted_keys.clone();
         if trusted.is_empty() {
             tracing::warn!(
                 "verifier: no latchd public key configured (LATCH_PUBLIC_KEY): it trusts the NATS broker's permissions alone; anyone who can publish on latch.events.> or latch.heartbeat can forge tokens or keep it falsely current"
             );
         }
-        let stats = VerifierStats::default();
-        let (initial, chain) = match &config.snapshot {
-            None => (VerifierView::new(), FeedChain::from_start(trusted.clone())),
-            Some(source) => match fetch_snapshot(source.clone(), trusted.clone()).await {
-                Ok(started) => started,
+        let counters = Counters::default();
+        #[cfg(feature = "snapshot")]
+        let snapshot = match &config.snapshot {
+            None => None,
+            Some(source) => match crate::snapshot::fetch(source.clone(), trusted.clone()).await {
+                Ok(started) => Some(started),
                 Err(error) => {
-                    if error.starts_with(UNVERIFIED) {
-                        stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    if matches!(error, crate::snapshot::SnapshotError::Unverified(_)) {
+                        Counters::bump(&counters.rejected);
                     }
                     tracing::warn!(%error, "verifier: no snapshot; reading the whole stream instead");
-                    (VerifierView::new(), FeedChain::from_start(trusted.clone()))
+                    None
                 }
             },
         };
+        #[cfg(not(feature = "snapshot"))]
+        let snapshot = None;
+        let (initial, chain) = snapshot
+            .unwrap_or_else(|| (VerifierView::new(), FeedChain::from_start(trusted.clone())));
         let mut usage = UsageSlots::new(Utc::now());
         usage.cover(initial.token_count());
         let inner = Arc::new(Inner {
@@ -152,14 +184,11 @@ impl Verifier {
             fresh_at_ms: AtomicU64::new(0),
             announced: Mutex::new(None),
             max_staleness: config.max_staleness,
-            stats,
+            counters,
             counts_usage: config.usage_report_every.is_some(),
             follow: config.follow,
         });
-        let heartbeats = client
-            .subscribe(subject::HEARTBEAT)
-            .await
-            .map_err(|e| ConnectError::Nats(e.to_string()))?;
+        let heartbeats = client.subscribe(subject::HEARTBEAT).await?;
         tokio::spawn(follow_heartbeats(inner.clone(), heartbeats));
         if let Some(every) = config.usage_report_every {
             tokio::spawn(report_usage(
@@ -195,20 +224,22 @@ impl Verifier {
     /// Whether `token` may do `permission` now, when the caller's address
     /// is unknown. A token bound to source addresses (`allowed_cidrs`) is
     /// refused (`Rejection::SourceNotAllowed`): without an address its
-    /// binding cannot be checked, so it fails closed. Use `verify_with`
-    /// whenever the source address is known.
+    /// binding cannot be checked, so it fails closed. Use `verify_from`
+    /// whenever the peer's address is known.
     pub fn verify(&self, token: &str, permission: &Permission) -> Result<Verified, Denial> {
         self.check(token, permission, None)
     }
 
-    /// As `verify`, also applying the token's `allowed_cidrs` to `source`.
-    pub fn verify_with(
+    /// Whether `token`, presented by a caller at `peer`, may do `permission`
+    /// now: as `verify`, also applying the token's `allowed_cidrs` to
+    /// `peer` (and reporting `peer` as where the token was last used).
+    pub fn verify_from(
         &self,
         token: &str,
         permission: &Permission,
-        source: IpAddr,
+        peer: IpAddr,
     ) -> Result<Verified, Denial> {
-        self.check(token, permission, Some(source))
+        self.check(token, permission, Some(peer))
     }
 
     fn check(
@@ -267,13 +298,16 @@ impl Verifier {
         }
     }
 
+    /// Whether it cannot prove it is current (never was, or not within
+    /// `max_staleness`): then every check answers `Denial::Stale`.
     pub fn is_stale(&self) -> bool {
         self.inner.fresh_at_ms.load(Ordering::SeqCst) == 0
             || self.staleness() > self.inner.max_staleness
     }
 
-    pub fn stats(&self) -> &VerifierStats {
-        &self.inner.stats
+    /// Its counters as they are now, for metrics.
+    pub fn stats(&self) -> VerifierStats {
+        self.inner.counters.snapshot()
     }
 }
 
@@ -302,12 +336,10 @@ impl Inner {
             // genuine heartbeat held back and replayed late buys nothing.
             Ok(position) => self.announce(
                 position,
-                self.now_ms()
-                    .saturating_sub(age.as_millis() as u64)
-                    .max(1),
+                self.now_ms().saturating_sub(age.as_millis() as u64).max(1),
             ),
             Err(rejection) => {
-                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                Counters::bump(&self.counters.rejected);
                 tracing::warn!(%rejection, position = %beat.position, "verifier: refused a heartbeat");
             }
         }
@@ -428,7 +460,7 @@ async fn follow_stream(inner: Arc<Inner>, client: async_nats::Client) {
     loop {
         if let Err(error) = follow(&inner, &client, &mut cursor).await {
             tracing::warn!(%error, "verifier: lost the event stream; reconnecting");
-            inner.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            Counters::bump(&inner.counters.reconnects);
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -448,17 +480,14 @@ async fn follow(
     inner: &Inner,
     client: &async_nats::Client,
     cursor: &mut StreamCursor,
-) -> Result<(), String> {
+) -> Result<(), FollowError> {
     if inner.follow == Follow::Stream {
         return catch_up(inner, client, cursor, Until::Never).await;
     }
     // Subscribed before catching up, so that every event published from
     // now on is in the subscription, and every one before it in the stream
     // the catch-up reads: nothing falls between them.
-    let mut live = client
-        .subscribe(subject::EVENTS_WILDCARD)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut live = client.subscribe(subject::EVENTS_WILDCARD).await?;
     let mut check = tokio::time::interval(BEHIND_FOR);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut behind_at: Option<Position> = None;
@@ -474,7 +503,7 @@ async fn follow(
         loop {
             tokio::select! {
                 message = live.next() => {
-                    let message = message.ok_or("the live subscription ended")?;
+                    let message = message.ok_or(FollowError::SubscriptionEnded)?;
                     if let Err(hole) = take(inner, &message, Seen::Never) {
                         tracing::debug!(%hole, "verifier: a hole in the live tail; reading the stream");
                         break;
@@ -512,7 +541,7 @@ enum Seen {
 /// Takes one event message: applies it if it is the next, skips a copy,
 /// refuses (and counts) anything else. `Err` is a hole: a genuine event
 /// past the next position, never folded past.
-fn take(inner: &Inner, message: &async_nats::Message, seen: Seen) -> Result<(), String> {
+fn take(inner: &Inner, message: &async_nats::Message, seen: Seen) -> Result<(), Hole> {
     let header = |name: &str| {
         message
             .headers
@@ -528,38 +557,38 @@ fn take(inner: &Inner, message: &async_nats::Message, seen: Seen) -> Result<(), 
         Ok(recorded) => recorded,
         Err(FeedRejection::Malformed(problem)) => {
             drop(chain);
-            inner.stats.foreign_skipped.fetch_add(1, Ordering::Relaxed);
+            Counters::bump(&inner.counters.foreign_skipped);
             tracing::warn!(subject = %message.subject, %problem, "verifier: skipping a message that is not a Latch event (only latchd should publish to latch.events.>)");
             return Ok(());
         }
         Err(FeedRejection::Replayed(_)) if seen == Seen::MaybeBefore => {
             drop(chain);
-            inner
-                .stats
-                .duplicates_skipped
-                .fetch_add(1, Ordering::Relaxed);
+            Counters::bump(&inner.counters.duplicates_skipped);
             return Ok(());
         }
         Err(FeedRejection::OutOfOrder { found, .. }) => {
             // Signed by latchd, but past a hole: never fold past it.
-            return Err(format!("gap: have {have}, offered {found}"));
+            return Err(Hole {
+                have,
+                offered: found,
+            });
         }
         Err(rejection) => {
             drop(chain);
-            inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            Counters::bump(&inner.counters.rejected);
             tracing::warn!(subject = %message.subject, %rejection, "verifier: refused an event");
             return Ok(());
         }
     };
     if recorded.position <= have {
-        inner
-            .stats
-            .duplicates_skipped
-            .fetch_add(1, Ordering::Relaxed);
+        Counters::bump(&inner.counters.duplicates_skipped);
         return Ok(());
     }
     if recorded.position != have.next() {
-        return Err(format!("gap: have {have}, offered {}", recorded.position));
+        return Err(Hole {
+            have,
+            offered: recorded.position,
+        });
     }
     let mut tracked = inner.state.write().expect("state lock");
     tracked.view.apply(&recorded);
@@ -568,7 +597,7 @@ fn take(inner: &Inner, message: &async_nats::Message, seen: Seen) -> Result<(), 
     drop(tracked);
     drop(chain);
     inner.reached(recorded.position);
-    inner.stats.events_applied.fetch_add(1, Ordering::Relaxed);
+    Counters::bump(&inner.counters.events_applied);
     Ok(())
 }
 
@@ -600,18 +629,10 @@ async fn catch_up(
     client: &async_nats::Client,
     cursor: &mut StreamCursor,
     until: Until,
-) -> Result<(), String> {
+) -> Result<(), FollowError> {
     let js = jetstream::new(client.clone());
-    let mut stream = js
-        .get_stream(STREAM_NAME)
-        .await
-        .map_err(|e| e.to_string())?;
-    let info = stream
-        .info()
-        .await
-        .map_err(|e| e.to_string())?
-        .state
-        .clone();
+    let mut stream = js.get_stream(STREAM_NAME).await?;
+    let info = stream.info().await?.state.clone();
     // Start at the first message after what the verifier has: after the
     // last stream message it read, unless the stream was recreated since
     // (then search it all; positions already held are skipped anyway).
@@ -635,18 +656,17 @@ async fn catch_up(
     if until == Until::End && (info.messages == 0 || start_sequence > info.last_sequence) {
         return Ok(());
     }
-    inner.stats.stream_catch_ups.fetch_add(1, Ordering::Relaxed);
+    Counters::bump(&inner.counters.stream_catch_ups);
     let consumer = stream
         .create_consumer(OrderedConfig {
             deliver_policy: DeliverPolicy::ByStartSequence { start_sequence },
             ..Default::default()
         })
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        .await?;
+    let mut messages = consumer.messages().await?;
     let mut passed_a_hole = false;
     while let Some(message) = messages.next().await {
-        let message = message.map_err(|e| e.to_string())?;
+        let message = message?;
         let pending = match message.info() {
             Ok(info) => {
                 cursor.last_sequence = info.stream_sequence;
@@ -660,7 +680,7 @@ async fn catch_up(
             if !cursor.from_first {
                 cursor.last_sequence = 0;
                 cursor.from_first = true;
-                return Err(hole);
+                return Err(hole.into());
             }
             // Never folded past; the next event may come later in the
             // stream (published again after a loss).
@@ -675,83 +695,7 @@ async fn catch_up(
             return Ok(());
         }
     }
-    Err("the consumer ended".into())
-}
-
-/// How `fetch_snapshot` says the snapshot was refused as unverified.
-const UNVERIFIED: &str = "unverified snapshot";
-
-/// latchd's snapshot, and the chain it starts: with trusted keys, only a
-/// snapshot latchd signed (`Latch-Log-Id`, `Latch-Position`, `Latch-Hash`,
-/// `Latch-Signature` over them and the body's SHA-256) is used.
-async fn fetch_snapshot(
-    source: SnapshotSource,
-    trusted: TrustedKeys,
-) -> Result<(VerifierView, FeedChain), String> {
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut response = agent
-            .get(format!(
-                "{}/v1/snapshot",
-                source.latchd_url.trim_end_matches('/')
-            ))
-            .header("Authorization", format!("Bearer {}", source.token))
-            .call()
-            .map_err(|e| e.to_string())?;
-        if response.status().as_u16() != 200 {
-            return Err(format!(
-                "latchd answered {} to GET /v1/snapshot",
-                response.status()
-            ));
-        }
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let signed = (
-            header(latch_bus::headers::LATCH_LOG_ID),
-            header(latch_bus::headers::LATCH_HASH),
-            header(latch_bus::headers::LATCH_SIGNATURE),
-        );
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(u64::MAX)
-            .read_to_vec()
-            .map_err(|e| e.to_string())?;
-        let (view, position) =
-            latch_bus::verifier_snapshot::decode(&bytes).map_err(|e| e.to_string())?;
-        let chain = if trusted.is_empty() {
-            FeedChain::from_start(trusted)
-        } else {
-            let (Some(log), Some(hash), Some(signature)) = signed else {
-                return Err(format!("{UNVERIFIED}: latchd did not sign it"));
-            };
-            let log: latch_core::LogId = log
-                .parse()
-                .map_err(|_| format!("{UNVERIFIED}: Latch-Log-Id is not a log id"))?;
-            let mut hash_bytes = [0u8; 32];
-            hex::decode_to_slice(&hash, &mut hash_bytes)
-                .map_err(|_| format!("{UNVERIFIED}: Latch-Hash is not a hash"))?;
-            trusted
-                .verify(
-                    &latch_bus::feed_signing::snapshot_message(log, position, &hash_bytes, &bytes),
-                    &signature,
-                )
-                .map_err(|e| format!("{UNVERIFIED}: {e}"))?;
-            FeedChain::from_snapshot(trusted, log, position, hash_bytes)
-        };
-        tracing::info!(%position, bytes = bytes.len(), signed = chain.is_checking(), "verifier: started from latchd's snapshot");
-        Ok((view, chain))
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    Err(FollowError::ConsumerEnded)
 }
 
 /// What the catch-up search believes of a stream message: with trusted
@@ -789,7 +733,7 @@ async fn message_at_or_after(
     sequence: u64,
     last: u64,
     trusted: &Trust,
-) -> Result<Option<(u64, Position)>, String> {
+) -> Result<Option<(u64, Position)>, jetstream::stream::RawMessageError> {
     let mut sequence = sequence;
     while sequence <= last {
         match stream.get_raw_message(sequence).await {
@@ -818,7 +762,7 @@ async fn message_at_or_after(
             {
                 sequence += 1
             }
-            Err(error) => return Err(error.to_string()),
+            Err(error) => return Err(error),
         }
     }
     Ok(None)
@@ -834,7 +778,7 @@ async fn first_sequence_after(
     last: u64,
     have: Position,
     trusted: &Trust,
-) -> Result<u64, String> {
+) -> Result<u64, jetstream::stream::RawMessageError> {
     let (mut low, mut high) = (first, last + 1);
     while low < high {
         let middle = low + (high - low) / 2;
@@ -862,7 +806,7 @@ mod tests {
             fresh_at_ms: AtomicU64::new(0),
             announced: Mutex::new(None),
             max_staleness: Duration::from_secs(5),
-            stats: VerifierStats::default(),
+            counters: Counters::default(),
             counts_usage: false,
             follow: Follow::LiveTail,
         }

@@ -2,7 +2,13 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "snapshot")]
+use crate::snapshot::SnapshotSource;
+
+/// How a verifier connects and how stale it may get: `VerifierConfig::new`
+/// with where NATS is, then the fields to change.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct VerifierConfig {
     /// The NATS server or cluster, and how to authenticate to it.
     pub nats: latch_bus::NatsConnection,
@@ -11,7 +17,9 @@ pub struct VerifierConfig {
     pub max_staleness: Duration,
     /// How long `connect` waits to be current before giving up.
     pub connect_timeout: Duration,
-    /// Start from latchd's state snapshot instead of the whole stream.
+    /// Start from latchd's state snapshot instead of the whole stream
+    /// (feature `snapshot`).
+    #[cfg(feature = "snapshot")]
     pub snapshot: Option<SnapshotSource>,
     /// How often to report accepted uses to latchd on `latch.usage.<account>`
     /// (so `latch token show` has `last_used_at`); `None`: never.
@@ -39,28 +47,17 @@ pub enum Follow {
     Stream,
 }
 
-/// Where a verifier fetches its starting state: latchd's `GET /v1/snapshot`,
-/// with a token holding `events:read` (the `verifier` role).
-#[derive(Clone)]
-pub struct SnapshotSource {
-    pub latchd_url: String,
-    pub token: String,
-}
-
-impl std::fmt::Debug for SnapshotSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnapshotSource")
-            .field("latchd_url", &self.latchd_url)
-            .finish_non_exhaustive()
-    }
-}
-
 impl VerifierConfig {
-    pub fn new(nats_url: impl Into<String>) -> Self {
+    /// The defaults (stale after 5 s, 30 s to get current, usage reported
+    /// every 2 s, no trusted key, no snapshot, following the live tail)
+    /// for the NATS server or cluster `nats` (`NatsConnection::new(url)`,
+    /// plus any credentials).
+    pub fn new(nats: latch_bus::NatsConnection) -> Self {
         Self {
-            nats: latch_bus::NatsConnection::new(nats_url),
+            nats,
             max_staleness: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(30),
+            #[cfg(feature = "snapshot")]
             snapshot: None,
             usage_report_every: Some(Duration::from_secs(2)),
             name: format!("latch-verify/{}", std::process::id()),

@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
-use latch_verify::{RequirePermission, Verified, Verifier, VerifierConfig};
+use latch_verify::{Permission, RequirePermission, Verified, Verifier, VerifierConfig};
 use serde::{Deserialize, Serialize};
 
 #[derive(Parser)]
@@ -83,28 +83,23 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let settings = Settings::parse();
-    let mut config = VerifierConfig::new(settings.nats.nats_url.clone());
-    config.nats = settings.nats.connection();
+    let mut config = VerifierConfig::new(settings.nats.connection());
     config.max_staleness = Duration::from_secs(settings.max_staleness_seconds);
     config.trusted_keys = settings.trust.trusted_keys()?;
     let verifier = Verifier::connect(config).await?;
     tracing::info!(position = %verifier.position(), nats = %latch_bus::redact_url(&settings.nats.nats_url), "verifier current");
 
+    let issue_permission: Permission = "certificates:issue".parse()?;
+    let read_permission: Permission = "certificates:read".parse()?;
     let issued: Issued = Arc::default();
     let app = Router::new()
         .route(
             "/certificates",
-            post(issue).route_layer(RequirePermission::new(
-                verifier.clone(),
-                "certificates:issue",
-            )),
+            post(issue).route_layer(RequirePermission::new(verifier.clone(), issue_permission)),
         )
         .route(
             "/certificates",
-            get(list).route_layer(RequirePermission::new(
-                verifier.clone(),
-                "certificates:read",
-            )),
+            get(list).route_layer(RequirePermission::new(verifier.clone(), read_permission)),
         )
         .with_state(issued);
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
