@@ -260,3 +260,63 @@ fn watch_prints_events_live_with_filters() {
     );
     assert_eq!(event["data"]["reason"], "watch me");
 }
+
+/// `latch completion <shell>` with no latchd and no token: the URL points
+/// nowhere and the token file does not exist.
+fn completion(shell: &str) -> std::process::Output {
+    std::process::Command::new(latch_e2e::binary("latch"))
+        .args(["completion", shell])
+        .env("LATCH_URL", "http://127.0.0.1:9")
+        .env("LATCH_TOKEN_FILE", "/nonexistent/admin.token")
+        .env_remove("LATCH_TOKEN")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn completion_scripts_for_bash_zsh_and_fish_need_no_server_or_token() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(completion(shell));
+        for subcommand in ["account", "token", "audit", "who-can", "completion"] {
+            assert!(
+                script.contains(subcommand),
+                "the {shell} script does not complete `{subcommand}`:\n{script}"
+            );
+        }
+    }
+
+    // bash accepts the script, and sourcing it registers a completion.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latch.bash");
+    std::fs::write(&path, ok(completion("bash"))).unwrap();
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(syntax.status.success(), "bash -n: {}", stderr(&syntax));
+    let registered = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"source "$1" && complete -p latch"#)
+        .arg("bash")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let registered = ok(registered);
+    assert!(
+        registered.starts_with("complete ") && registered.trim_end().ends_with(" latch"),
+        "{registered}"
+    );
+}
+
+#[test]
+fn completion_for_an_unknown_shell_is_a_usage_error() {
+    let refused = completion("tcsh");
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stdout(&refused).is_empty());
+    let said = stderr(&refused);
+    assert!(
+        said.contains("tcsh") && said.contains("bash") && said.contains("zsh"),
+        "{said}"
+    );
+}

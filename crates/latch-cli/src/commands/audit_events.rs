@@ -12,7 +12,7 @@ use latch_core::{AccountId, AccountName, Position, TokenId};
 use latch_store::EventStore;
 use serde_json::Value;
 
-use crate::audit::{audit_error, finish, open_log};
+use super::audit::{audit_error, finish, open_log};
 use crate::client::{CliError, Client};
 use crate::output::Output;
 use crate::record_printer::RecordPrinter;
@@ -61,7 +61,7 @@ const LONG_POLL: &str = "30s";
 /// How often an offline follower looks for new events.
 const OFFLINE_POLL: Duration = Duration::from_secs(1);
 
-pub fn events(client: &Client, out: Output, args: EventsArgs) -> Result<(), CliError> {
+pub fn run(client: &Client, out: Output, args: EventsArgs) -> Result<(), CliError> {
     for text in &args.types {
         TypeMatch::parse(text).map_err(CliError::Usage)?;
     }

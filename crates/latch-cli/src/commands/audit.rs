@@ -21,7 +21,7 @@ use crate::record_printer::RecordPrinter;
 pub enum AuditCommand {
     /// The event log, filtered: `latch audit events --token-id <id>`,
     /// `--account ci --type token.* --since 2026-11-01T00:00:00Z`, `--follow`.
-    Events(crate::audit_events::EventsArgs),
+    Events(super::audit_events::EventsArgs),
     /// One token's whole story in time order: who issued it with what
     /// scopes, every change to it or to what it may do, and every recorded
     /// use (requests to latchd, verifiers' reports).
@@ -95,9 +95,9 @@ pub struct Source {
     pub data_dir: Option<PathBuf>,
 }
 
-pub fn audit(client: &Client, out: Output, command: AuditCommand) -> Result<(), CliError> {
+pub fn run(client: &Client, out: Output, command: AuditCommand) -> Result<(), CliError> {
     match command {
-        AuditCommand::Events(args) => crate::audit_events::events(client, out, args),
+        AuditCommand::Events(args) => super::audit_events::run(client, out, args),
         AuditCommand::Token { id, source } => token(client, out, &id, source),
         AuditCommand::State {
             at,

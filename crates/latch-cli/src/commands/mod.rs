@@ -1,0 +1,11 @@
+//! One file per subcommand of `latch`: its clap arguments and its `run`.
+
+pub mod account;
+pub mod audit;
+pub mod audit_events;
+pub mod completion;
+pub mod events;
+pub mod policy;
+pub mod role;
+pub mod token;
+pub mod watch;

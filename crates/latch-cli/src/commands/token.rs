@@ -1,0 +1,217 @@
+//! `latch token …`: issue, list, show, revoke, rotate and introspect
+//! tokens.
+
+use std::io::Read;
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use crate::account_lookup::account_id;
+use crate::client::{CliError, Client};
+use crate::output::{Column, Output, print};
+use crate::request::{object, post};
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token; `--output raw` prints only the token.
+    Issue {
+        /// Account id or name.
+        account: String,
+        /// What the token is for, e.g. deploy (shown in listings).
+        #[arg(long)]
+        name: String,
+        /// A permission the token carries (repeatable); default: the account's role.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. 30d; default from policy.
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Only accept the token from this CIDR (repeatable).
+        #[arg(long = "allow-cidr")]
+        allowed_cidrs: Vec<String>,
+        /// Makes a retry safe: the same key and request issue one token, and
+        /// a retry gets the same secret back for a short while.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// List an account's tokens.
+    List {
+        /// Account id or name.
+        account: String,
+        /// Only live tokens not used within this span (e.g. 30d): stale
+        /// tokens to clean up.
+        #[arg(long)]
+        unused_since: Option<String>,
+    },
+    /// Show a token's metadata (`self` for the calling token).
+    Show {
+        /// Token id, or `self`.
+        id: String,
+    },
+    /// Revoke a token, for good, at latchd and every verifier.
+    Revoke {
+        /// Token id.
+        id: String,
+        /// Why, for the audit trail.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Also revoke every token of its rotation family (the tokens it was
+        /// rotated from and to): use this for a leaked token, which may have
+        /// rotated itself.
+        #[arg(long)]
+        family: bool,
+    },
+    /// Rotate a token (or the calling one with --self); prints the new token.
+    Rotate {
+        /// Token id (or --self).
+        #[arg(required_unless_present = "self_")]
+        id: Option<String>,
+        /// Rotate the token this command acts with (a pipeline renewing itself).
+        #[arg(long = "self", id = "self_")]
+        self_: bool,
+        /// How long the old token keeps working, e.g. 1h.
+        #[arg(long)]
+        grace: Option<String>,
+        /// Makes a retry safe: the same key rotates once.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Ask latchd whether a token is active (reads it from stdin when omitted or `-`).
+    Introspect {
+        /// The token secret; prefer stdin: arguments show up in process lists.
+        secret: Option<String>,
+    },
+}
+
+const TOKEN_COLUMNS: &[Column] = &[
+    ("ID", "id"),
+    ("NAME", "name"),
+    ("STATUS", "status"),
+    ("EXPIRES", "expires_at"),
+    ("LAST USED", "last_used_at"),
+    ("SCOPES", "scopes"),
+    ("EFFECTIVE", "effective_permissions"),
+];
+const ISSUED_COLUMNS: &[Column] = &[
+    ("ID", "id"),
+    ("TOKEN", "token"),
+    ("EXPIRES", "expires_at"),
+    ("SCOPES", "scopes"),
+];
+
+/// A new token (issued or rotated): the secret alone with `--output raw`,
+/// else its record, and with a table a reminder on stderr to store it.
+fn print_issued(out: Output, issued: &Value) {
+    if out == Output::Raw {
+        println!("{}", issued["token"].as_str().unwrap_or_default());
+    } else {
+        print(out, issued, ISSUED_COLUMNS);
+        if out == Output::Table {
+            eprintln!("Store the token now: it is not shown again.");
+        }
+    }
+}
+
+pub fn run(client: &Client, out: Output, command: TokenCommand) -> Result<(), CliError> {
+    match command {
+        TokenCommand::Issue {
+            account,
+            name,
+            scopes,
+            ttl,
+            allowed_cidrs,
+            idempotency_key,
+        } => {
+            let id = account_id(client, &account)?;
+            let body = object(vec![
+                ("name", Some(json!(name))),
+                ("scopes", (!scopes.is_empty()).then(|| json!(scopes))),
+                ("ttl", ttl.map(Value::from)),
+                (
+                    "allowed_cidrs",
+                    (!allowed_cidrs.is_empty()).then(|| json!(allowed_cidrs)),
+                ),
+            ]);
+            print_issued(
+                out,
+                &post(
+                    client,
+                    &format!("/v1/accounts/{id}/tokens"),
+                    body,
+                    idempotency_key,
+                )?,
+            );
+        }
+        TokenCommand::List {
+            account,
+            unused_since,
+        } => {
+            let id = account_id(client, &account)?;
+            let query = unused_since
+                .map(|span| format!("?unused_since={span}"))
+                .unwrap_or_default();
+            print(
+                out,
+                &client.get(&format!("/v1/accounts/{id}/tokens{query}"))?["tokens"],
+                TOKEN_COLUMNS,
+            );
+        }
+        TokenCommand::Show { id } => print(
+            out,
+            &client.get(&format!("/v1/tokens/{id}"))?,
+            TOKEN_COLUMNS,
+        ),
+        TokenCommand::Revoke { id, reason, family } => {
+            let body = object(vec![
+                ("reason", reason.map(Value::from)),
+                ("family", family.then_some(Value::Bool(true))),
+            ]);
+            print(
+                out,
+                &post(client, &format!("/v1/tokens/{id}/revoke"), body, None)?,
+                TOKEN_COLUMNS,
+            );
+        }
+        TokenCommand::Rotate {
+            id,
+            self_,
+            grace,
+            idempotency_key,
+        } => {
+            let path = match (self_, id) {
+                (true, _) => "/v1/tokens/self/rotate".to_owned(),
+                (false, Some(id)) => format!("/v1/tokens/{id}/rotate"),
+                (false, None) => {
+                    return Err(CliError::Usage("name a token id, or pass --self".into()));
+                }
+            };
+            let body = object(vec![("grace", grace.map(Value::from))]);
+            print_issued(out, &post(client, &path, body, idempotency_key)?);
+        }
+        TokenCommand::Introspect { secret } => {
+            let token = match secret.as_deref() {
+                Some(t) if t != "-" => t.to_owned(),
+                _ => {
+                    let mut text = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut text)
+                        .map_err(|e| CliError::Other(e.to_string()))?;
+                    text.trim().to_owned()
+                }
+            };
+            let result = post(client, "/v1/introspect", json!({ "token": token }), None)?;
+            print(
+                out,
+                &result,
+                &[
+                    ("ACTIVE", "active"),
+                    ("ACCOUNT", "account_id"),
+                    ("TOKEN", "token_id"),
+                    ("SCOPE", "scope"),
+                    ("EXP", "exp"),
+                ],
+            );
+        }
+    }
+    Ok(())
+}
