@@ -84,8 +84,7 @@ pub async fn run(base: &std::path::Path, target_events: u64) -> anyhow::Result<(
         let stored = stored?;
         let recorded = latchd::to_recorded(&stored)?;
         let record = stored.record();
-        let signed =
-            latch_bus::sign_event(&recorded, &record, stored.hash.as_bytes(), log, &key);
+        let signed = latch_bus::sign_event(&recorded, &record, stored.hash.as_bytes(), log, &key);
         messages.push(Message {
             signed,
             position: recorded.position,

@@ -35,7 +35,7 @@ pub async fn run(
     run_for: Duration,
     postgres: &str,
 ) -> anyhow::Result<()> {
-    let ours = crate::measure_appends(base, concurrency, run_for).await?;
+    let ours = super::append::measure_appends(base, concurrency, run_for).await?;
     let latch = figures(&ours.latencies, ours.elapsed);
     let postgres_figures = match on_postgres(postgres, concurrency, run_for).await {
         Ok((latencies, elapsed)) => figures(&latencies, elapsed),
@@ -79,8 +79,8 @@ fn figures(latencies: &[Duration], elapsed: Duration) -> Value {
     json!({
         "events": sorted.len(),
         "events_per_second": sorted.len() as f64 / elapsed.as_secs_f64(),
-        "latency_p50_us": crate::percentile(&sorted, 0.50).as_micros() as u64,
-        "latency_p99_us": crate::percentile(&sorted, 0.99).as_micros() as u64,
+        "latency_p50_us": super::percentile(&sorted, 0.50).as_micros() as u64,
+        "latency_p99_us": super::percentile(&sorted, 0.99).as_micros() as u64,
     })
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use latch_bench::InProcessLatchd;
-use latchd::{CommandService, HandlerConfig};
+use latchd::HandlerConfig;
 use serde_json::json;
 
 pub fn run(
@@ -22,15 +22,7 @@ pub fn run(
         Some(&nats),
         HandlerConfig::default(),
     ))?;
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    runtime.spawn(
-        CommandService {
-            nats: latch_bus::NatsConnection::new(nats.url()),
-            router: latchd::api::router(latch.app.clone()),
-            serving: None,
-        }
-        .run(shutdown),
-    );
+    // latchd's own NATS command service runs in the node (`latchd::Node`).
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -64,8 +56,8 @@ pub fn run(
                 "requests": latencies.len(),
                 "seconds": elapsed.as_secs_f64(),
                 "requests_per_second": latencies.len() as f64 / elapsed.as_secs_f64(),
-                "latency_p50_us": crate::percentile(&latencies, 0.50).as_micros() as u64,
-                "latency_p99_us": crate::percentile(&latencies, 0.99).as_micros() as u64,
+                "latency_p50_us": super::percentile(&latencies, 0.50).as_micros() as u64,
+                "latency_p99_us": super::percentile(&latencies, 0.99).as_micros() as u64,
                 "setup": match transport {
                     "http" => "blocking HTTP/1.1 keep-alive clients, one thread each",
                     _ => "one async NATS connection, one task per concurrent request, through nats-server",
@@ -73,8 +65,7 @@ pub fn run(
             })
         );
     }
-    let _ = stop.send(true);
-    runtime.block_on(latch.handler.shutdown());
+    runtime.block_on(latch.shutdown())?;
     Ok(())
 }
 
