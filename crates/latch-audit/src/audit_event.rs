@@ -8,7 +8,7 @@ use latch_store::StoredEvent;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::actor_view::ActorView;
+use crate::views::ActorView;
 use crate::event_summary::summary;
 
 /// Names an account by id: latchd from its state, offline readers from

@@ -6,7 +6,8 @@
 //!   hash chain as it reads; then `state_entries` (the state then) and
 //!   `who_can` (who held a permission then, and why).
 //! - `TokenStory`: one token's events and uses, in time order.
-//! - The views (`AccountView`, `TokenView`, `ActorView`, `AuditEvent`) and
+//! - The views (`views/`: `AccountView`, `TokenView`, `ActorView`; and
+//!   `AuditEvent`) and
 //!   the records latchd keeps beside the log (`ActivityRecord`,
 //!   `TokenUsage`).
 //!
@@ -15,9 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod account_names;
-mod account_view;
 mod activity_record;
-mod actor_view;
 mod audit_error;
 mod audit_event;
 mod event_filter;
@@ -28,13 +27,11 @@ mod replay;
 mod state_entry;
 mod token_story;
 mod token_usage;
-mod token_view;
+mod views;
 mod who_can;
 
 pub use account_names::AccountNames;
-pub use account_view::AccountView;
 pub use activity_record::ActivityRecord;
-pub use actor_view::ActorView;
 pub use audit_error::AuditError;
 pub use audit_event::{AuditEvent, NameOf};
 pub use event_filter::{ActorMatch, EventFilter, TypeMatch, Verdict};
@@ -45,5 +42,5 @@ pub use replay::{Progress, Replayed, replay};
 pub use state_entry::{RoleView, StateEntry, StateScope, TokenAt, state_entries};
 pub use token_story::{StoryEntry, TokenStory};
 pub use token_usage::{ReporterName, TokenUsage};
-pub use token_view::{TokenView, UsageView};
+pub use views::{AccountView, ActorView, TokenView, UsageView};
 pub use who_can::{Holder, who_can};

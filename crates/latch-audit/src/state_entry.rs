@@ -7,9 +7,9 @@ use latch_core::{Role, State};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::account_view::AccountView;
+use crate::views::AccountView;
 use crate::replay::Replayed;
-use crate::token_view::TokenView;
+use crate::views::TokenView;
 
 /// One line of `GET /v1/audit/state` (NDJSON) and of
 /// `latch audit state --output ndjson`, tagged by `kind`.

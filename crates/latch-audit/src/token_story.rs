@@ -11,13 +11,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::activity_record::ActivityRecord;
-use crate::actor_view::ActorView;
+use crate::views::ActorView;
 use crate::audit_error::AuditError;
 use crate::event_summary::summary;
 use crate::replay::{Progress, for_each_recorded};
 use crate::state_entry::TokenAt;
 use crate::token_usage::TokenUsage;
-use crate::token_view::TokenView;
+use crate::views::TokenView;
 
 /// One line of `GET /v1/audit/tokens/{id}` (NDJSON), tagged by `kind`:
 /// the token as it is now first, then its timeline.

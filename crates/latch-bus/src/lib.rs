@@ -2,8 +2,10 @@
 //! library and the CLI: stream settings, subjects, headers, the CloudEvents
 //! codec, the heartbeat, verifiers' usage reports, the command subjects, the
 //! reply rules (inboxes only, sealed replies for secrets), and the state
-//! snapshot verifiers start from. Depends on `latch-core` only: a service that
-//! embeds a verifier never builds RocksDB, and no NATS client is chosen here.
+//! snapshot verifiers start from, the feed's signatures, and
+//! `NatsConnection` (how to reach and authenticate to the broker, with
+//! async-nats). Depends on `latch-core` and async-nats, never on RocksDB: a
+//! service that embeds a verifier never builds it.
 #![forbid(unsafe_code)]
 
 pub mod batch_tree;

@@ -159,6 +159,28 @@ impl CommandHandle {
     }
 }
 
+/// What one batch has planned so far, command by command: its appends, the
+/// idempotency keys it has used, each stream's version as the batch leaves
+/// it, and the next free position.
+struct PlannedBatch {
+    requests: Vec<AppendRequest>,
+    /// Scoped key → (index of the command that used it, its fingerprint).
+    keys: HashMap<String, (usize, String)>,
+    versions: HashMap<String, u64>,
+    next: Position,
+}
+
+impl PlannedBatch {
+    fn starting_at(next: Position) -> Self {
+        Self {
+            requests: Vec::new(),
+            keys: HashMap::new(),
+            versions: HashMap::new(),
+            next,
+        }
+    }
+}
+
 /// Owns the writer thread.
 pub struct CommandHandler {
     handle: CommandHandle,
@@ -299,21 +321,11 @@ impl Writer {
 
     fn process(&mut self, batch: Vec<(CommandRequest, oneshot::Sender<CommandResult>)>) {
         let mut plans: Vec<Plan> = Vec::with_capacity(batch.len());
-        let mut requests: Vec<AppendRequest> = Vec::new();
-        let mut keys_in_batch: HashMap<String, (usize, String)> = HashMap::new();
-        let mut versions: HashMap<String, u64> = HashMap::new();
-        let mut next = self.store.head().position.next();
+        let mut planned = PlannedBatch::starting_at(self.store.head().position.next());
         let mut failure: Option<HandlerFailure> = None;
 
         for (index, (request, _)) in batch.iter().enumerate() {
-            match self.plan(
-                request,
-                index,
-                &mut keys_in_batch,
-                &mut versions,
-                &mut next,
-                &mut requests,
-            ) {
+            match self.plan(request, index, &mut planned) {
                 Ok(plan) => plans.push(plan),
                 Err(store_failure) => {
                     failure = Some(store_failure);
@@ -322,8 +334,8 @@ impl Writer {
             }
         }
 
-        if failure.is_none() && !requests.is_empty() {
-            failure = self.write(&requests, &plans).err();
+        if failure.is_none() && !planned.requests.is_empty() {
+            failure = self.write(&planned.requests, &plans).err();
         }
 
         match failure {
@@ -351,21 +363,21 @@ impl Writer {
         }
     }
 
+    /// Decides one request of the batch against the working state (which
+    /// already holds the batch's earlier commands) and adds its append to
+    /// `planned`.
     fn plan(
         &mut self,
         request: &CommandRequest,
         index: usize,
-        keys_in_batch: &mut HashMap<String, (usize, String)>,
-        versions: &mut HashMap<String, u64>,
-        next: &mut Position,
-        requests: &mut Vec<AppendRequest>,
+        planned: &mut PlannedBatch,
     ) -> Result<Plan, HandlerFailure> {
         let scoped_key = request
             .idempotency
             .as_ref()
             .map(|i| (scope_key(&request.actor, &i.key), i.fingerprint.clone()));
         if let Some((key, fingerprint)) = &scoped_key {
-            if let Some((earlier, earlier_fingerprint)) = keys_in_batch.get(key) {
+            if let Some((earlier, earlier_fingerprint)) = planned.keys.get(key) {
                 return Ok(if earlier_fingerprint == fingerprint {
                     Plan::SameAs(*earlier)
                 } else {
@@ -409,7 +421,7 @@ impl Writer {
         let expectations = match request.expected_version {
             None => Vec::new(),
             Some(expected) => {
-                let actual = stream_version(&self.store, versions, &target)?;
+                let actual = stream_version(&self.store, &planned.versions, &target)?;
                 if actual != expected {
                     return Ok(Plan::Answer(Err(CommandRejection::VersionConflict {
                         stream: target,
@@ -424,8 +436,8 @@ impl Writer {
         let mut recorded = Vec::with_capacity(events.len());
         for event in events {
             let stream = event.stream().into_string();
-            let version = stream_version(&self.store, versions, &stream)? + 1;
-            versions.insert(stream, version);
+            let version = stream_version(&self.store, &planned.versions, &stream)? + 1;
+            planned.versions.insert(stream, version);
             let envelope = EventEnvelope {
                 id: EventId::new(),
                 at: now,
@@ -438,11 +450,11 @@ impl Writer {
                 event,
             };
             let event = RecordedEvent {
-                position: *next,
+                position: planned.next,
                 version,
                 envelope,
             };
-            *next = next.next();
+            planned.next = planned.next.next();
             evolve(&mut self.working, &event);
             recorded.push(event);
         }
@@ -454,9 +466,9 @@ impl Writer {
             })));
         }
         if let Some((key, fingerprint)) = &scoped_key {
-            keys_in_batch.insert(key.clone(), (index, fingerprint.clone()));
+            planned.keys.insert(key.clone(), (index, fingerprint.clone()));
         }
-        requests.push(AppendRequest {
+        planned.requests.push(AppendRequest {
             events: recorded
                 .iter()
                 .map(|e| event_codec::to_new_event(&e.envelope))
@@ -465,7 +477,7 @@ impl Writer {
             idempotency: scoped_key.map(|(key, fingerprint)| IdempotencyKey { key, fingerprint }),
         });
         Ok(Plan::Append {
-            index: requests.len() - 1,
+            index: planned.requests.len() - 1,
             events: recorded,
         })
     }

@@ -5,7 +5,7 @@ use latch_core::{Account, AccountStatus, State};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::actor_view::ActorView;
+use crate::views::ActorView;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountView {

@@ -6,7 +6,7 @@ use latch_core::{State, Token};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::actor_view::ActorView;
+use crate::views::ActorView;
 use crate::token_usage::TokenUsage;
 
 #[derive(Debug, Serialize, ToSchema)]
