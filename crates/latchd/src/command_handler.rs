@@ -372,6 +372,17 @@ impl Writer {
         index: usize,
         planned: &mut PlannedBatch,
     ) -> Result<Plan, HandlerFailure> {
+        // A caller who may not run this command learns that first, whatever
+        // key it sends: a replay is authorized as if it were asked now, so a
+        // caller that has since lost the permission (or its token) gets
+        // nothing back. (The HTTP and NATS routes leave this check to here.)
+        let ctx = CommandContext {
+            actor: request.actor,
+            now: self.clock.now(),
+        };
+        if let Err(rejection) = authorize(&self.working, &ctx, &request.command) {
+            return Ok(Plan::Answer(Err(rejection.into())));
+        }
         let scoped_key = request
             .idempotency
             .as_ref()
@@ -388,16 +399,8 @@ impl Writer {
                 if record.fingerprint != *fingerprint {
                     return Ok(Plan::Answer(Err(CommandRejection::IdempotencyKeyReused)));
                 }
-                // A replay answers what the original request got, so it is
-                // authorized as if it were asked now: a caller that has
-                // since lost the permission (or its token) gets nothing.
-                let ctx = CommandContext {
-                    actor: request.actor,
-                    now: self.clock.now(),
-                };
-                if let Err(rejection) = authorize(&self.working, &ctx, &request.command) {
-                    return Ok(Plan::Answer(Err(rejection.into())));
-                }
+                // A replay answers what the original request got (authorized
+                // above, as if it were asked now).
                 return Ok(Plan::Replay(record, request.actor));
             }
         }
