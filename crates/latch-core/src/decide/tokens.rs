@@ -131,16 +131,7 @@ pub(super) fn revoke_token(
     token_id: TokenId,
     reason: &str,
 ) -> Result<Vec<Event>, DomainError> {
-    let token = authority.token_to_act_on(state, token_id)?;
-    check_text("reason", reason, false)?;
-    if token.revoked.is_some() {
-        return Err(DomainError::TokenRevoked(token_id));
-    }
-    Ok(vec![Event::TokenRevoked {
-        token_id,
-        account_id: token.account_id,
-        reason: reason.to_owned(),
-    }])
+    revoke(state, authority, token_id, reason, |token| vec![token])
 }
 
 /// Revokes the token and every live token of its rotation family: what a
@@ -151,10 +142,22 @@ pub(super) fn revoke_token_family(
     token_id: TokenId,
     reason: &str,
 ) -> Result<Vec<Event>, DomainError> {
+    revoke(state, authority, token_id, reason, |token| {
+        rotation_family(state, token)
+    })
+}
+
+/// Revokes the live ones of `tokens(token)`; an error if none is live.
+fn revoke<'s>(
+    state: &'s State,
+    authority: &Authority<'_>,
+    token_id: TokenId,
+    reason: &str,
+    tokens: impl FnOnce(&'s Token) -> Vec<&'s Token>,
+) -> Result<Vec<Event>, DomainError> {
     let token = authority.token_to_act_on(state, token_id)?;
     check_text("reason", reason, false)?;
-    let family = rotation_family(state, token);
-    let events: Vec<Event> = family
+    let events: Vec<Event> = tokens(token)
         .iter()
         .filter(|t| t.revoked.is_none())
         .map(|t| Event::TokenRevoked {
