@@ -211,18 +211,14 @@ fn report_uses(latchd: &Latchd, account: &str, token: &str) {
     });
     let url = latchd.nats().url();
     let subject = format!("latch.usage.{account}");
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async move {
-            let client = async_nats::connect(url).await.unwrap();
-            client
-                .publish(subject, serde_json::to_vec(&report).unwrap().into())
-                .await
-                .unwrap();
-            client.flush().await.unwrap();
-        });
+    latch_e2e::block_on(async move {
+        let client = async_nats::connect(url).await.unwrap();
+        client
+            .publish(subject, serde_json::to_vec(&report).unwrap().into())
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+    });
     let admin = latchd.admin_token();
     wait_until("latchd records the verifier's report", || {
         latchd.get(&format!("/v1/audit?token={token}"), &admin).body["records"]

@@ -88,38 +88,40 @@ fn the_documented_python_subscriber_sees_a_revocation() {
     // A forger's revocation, shaped like latchd's but unsigned, and a
     // signed-looking one whose record does not match its signature.
     let url = latchd.nats().url();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async move {
-            let client = async_nats::connect(url).await.unwrap();
-            let forged = json!({"type": "latch.token.revoked", "data": {"token_id": "forged", "account_id": "forged"}});
-            client
-                .publish("latch.events.token.revoked.forged", forged.to_string().into())
-                .await
-                .unwrap();
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Latch-Signature", "0000000000000000:AAAA");
-            headers.insert("Latch-Log-Id", "01a22100-0000-7000-8000-00000000000f");
-            let record = json!({"position": 9, "stream": "s", "version": 1, "prev_hash": "00", "data": {"id": "01a22100-0000-7000-8000-000000000001", "type": "token.revoked", "data": {"token_id": "forged", "account_id": "forged"}}});
-            let signed_looking = json!({"latchrecord": record.to_string()});
-            client
-                .publish_with_headers(
-                    "latch.events.token.revoked.forged",
-                    headers,
-                    signed_looking.to_string().into(),
-                )
-                .await
-                .unwrap();
-            client.flush().await.unwrap();
-        });
+    latch_e2e::block_on(async move {
+        let client = async_nats::connect(url).await.unwrap();
+        let forged = json!({"type": "latch.token.revoked", "data": {"token_id": "forged", "account_id": "forged"}});
+        client
+            .publish(
+                "latch.events.token.revoked.forged",
+                forged.to_string().into(),
+            )
+            .await
+            .unwrap();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Latch-Signature", "0000000000000000:AAAA");
+        headers.insert("Latch-Log-Id", "01a22100-0000-7000-8000-00000000000f");
+        let record = json!({"position": 9, "stream": "s", "version": 1, "prev_hash": "00", "data": {"id": "01a22100-0000-7000-8000-000000000001", "type": "token.revoked", "data": {"token_id": "forged", "account_id": "forged"}}});
+        let signed_looking = json!({"latchrecord": record.to_string()});
+        client
+            .publish_with_headers(
+                "latch.events.token.revoked.forged",
+                headers,
+                signed_looking.to_string().into(),
+            )
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+    });
     let mut refusals = 0;
     while refusals < 2 {
         let next = received
             .recv_timeout(Duration::from_secs(10))
             .expect("the subscriber answers the forgeries");
-        assert!(!next.contains("forged") || next.starts_with("refused"), "{next}");
+        assert!(
+            !next.contains("forged") || next.starts_with("refused"),
+            "{next}"
+        );
         if next.starts_with("refused") {
             refusals += 1;
         }

@@ -463,28 +463,24 @@ fn latch_watch_with_latchds_key_shows_signed_events_only() {
     // A forger's revocation, shaped like latchd's, unsigned; then a real one.
     let url = latchd.nats().url();
     let forged_account = account.clone();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async move {
-            let client = async_nats::connect(url).await.unwrap();
-            let forged = json!({
-                "specversion": "1.0", "id": uuid::Uuid::now_v7().to_string(), "source": "latchd",
-                "type": "latch.token.revoked", "subject": "forged", "time": chrono::Utc::now(),
-                "datacontenttype": "application/json", "sequence": "999",
-                "data": {"token_id": uuid::Uuid::now_v7().to_string(), "account_id": forged_account, "reason": "forged"},
-                "latchversion": "1", "latchactor": "system"
-            });
-            client
-                .publish(
-                    format!("latch.events.token.revoked.{forged_account}"),
-                    forged.to_string().into(),
-                )
-                .await
-                .unwrap();
-            client.flush().await.unwrap();
+    latch_e2e::block_on(async move {
+        let client = async_nats::connect(url).await.unwrap();
+        let forged = json!({
+            "specversion": "1.0", "id": uuid::Uuid::now_v7().to_string(), "source": "latchd",
+            "type": "latch.token.revoked", "subject": "forged", "time": chrono::Utc::now(),
+            "datacontenttype": "application/json", "sequence": "999",
+            "data": {"token_id": uuid::Uuid::now_v7().to_string(), "account_id": forged_account, "reason": "forged"},
+            "latchversion": "1", "latchactor": "system"
         });
+        client
+            .publish(
+                format!("latch.events.token.revoked.{forged_account}"),
+                forged.to_string().into(),
+            )
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+    });
     let revoked = latchd.post(&format!("/v1/tokens/{token_id}/revoke"), &admin, json!({}));
     assert_eq!(revoked.status, 200, "{:?}", revoked.body);
 

@@ -486,11 +486,7 @@ pub fn account_with_token(
 /// The `Latch-Position` of every message in the stream `LATCH_EVENTS`, in
 /// stream order.
 pub fn stream_positions(nats_url: &str) -> Vec<u64> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    block_on(async {
         let js = async_nats::jetstream::new(async_nats::connect(nats_url).await.unwrap());
         let mut stream = js.get_stream("LATCH_EVENTS").await.unwrap();
         let state = stream.info().await.unwrap().state.clone();
@@ -510,6 +506,16 @@ pub fn stream_positions(nats_url: &str) -> Vec<u64> {
         }
         positions
     })
+}
+
+/// Runs `future` on a runtime of its own: for the synchronous tests that
+/// drive the binaries and now and then talk to NATS themselves.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
 }
 
 /// What a `latch` run printed on stdout.

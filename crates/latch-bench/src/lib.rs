@@ -23,6 +23,14 @@ pub struct InProcessLatchd {
 }
 
 impl InProcessLatchd {
+    /// latchd with the default handler settings, publishing to `nats`.
+    pub async fn with_nats(
+        base: &std::path::Path,
+        nats: &latch_testkit::NatsServer,
+    ) -> anyhow::Result<Self> {
+        Self::start(base, Some(nats), HandlerConfig::default()).await
+    }
+
     pub async fn start(
         base: &std::path::Path,
         nats: Option<&latch_testkit::NatsServer>,
@@ -32,7 +40,8 @@ impl InProcessLatchd {
         let mut config = latchd::NodeConfig::new(dir.path());
         config.nats = nats.map(|nats| latch_bus::NatsConnection::new(nats.url()));
         config.handler = handler;
-        config.signing_key = latchd::SigningKeySource::Given(Arc::new(latchd::Keyring::ephemeral()));
+        config.signing_key =
+            latchd::SigningKeySource::Given(Arc::new(latchd::Keyring::ephemeral()));
         let node = latchd::Node::start(config).await?;
         let admin = std::fs::read_to_string(node.admin_token_file())?
             .trim()
@@ -53,6 +62,20 @@ impl InProcessLatchd {
         self.node.shutdown().await?;
         Ok(())
     }
+}
+
+/// A command handler alone on a new log in `base` (no latchd around it):
+/// what the append, replay and feed scenarios measure. Keep the directory
+/// as long as the handler.
+pub fn bare_command_handler(
+    base: &std::path::Path,
+    config: HandlerConfig,
+) -> anyhow::Result<(tempfile::TempDir, Arc<EventStore>, latchd::CommandHandler)> {
+    let dir = tempfile::tempdir_in(base)?;
+    let store = Arc::new(EventStore::open(dir.path())?);
+    let (handler, _) =
+        latchd::CommandHandler::start(store.clone(), Arc::new(latchd::SystemClock), config)?;
+    Ok((dir, store, handler))
 }
 
 /// Submits `command` as the system and fails on a rejection.

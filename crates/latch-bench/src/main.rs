@@ -236,13 +236,7 @@ fn main() -> anyhow::Result<()> {
             seconds,
         } => {
             for c in concurrency {
-                http_load::run(
-                    &runtime,
-                    &base,
-                    HttpWork::Issue,
-                    c,
-                    Duration::from_secs(seconds),
-                )?;
+                http_load::run(&runtime, &base, HttpWork::Issue, c, seconds)?;
             }
         }
         Scenario::Propagation {
@@ -288,13 +282,7 @@ fn main() -> anyhow::Result<()> {
             seconds,
         } => {
             for c in concurrency {
-                http_load::run(
-                    &runtime,
-                    &base,
-                    HttpWork::Introspect,
-                    c,
-                    Duration::from_secs(seconds),
-                )?;
+                http_load::run(&runtime, &base, HttpWork::Introspect, c, seconds)?;
             }
         }
     }

@@ -4,13 +4,11 @@
 
 mod relay;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use latch_bench::submit_ok;
 use latch_core::{AccountId, AccountName, Command, RoleName};
-use latch_store::EventStore;
-use latchd::{CommandHandler, HandlerConfig, SystemClock};
+use latchd::HandlerConfig;
 use serde_json::json;
 
 pub(crate) use relay::RelayMode;
@@ -59,13 +57,7 @@ pub async fn measure_appends_publishing(
     run_for: Duration,
     relay: RelayMode,
 ) -> anyhow::Result<Appends> {
-    let dir = tempfile::tempdir_in(base)?;
-    let store = Arc::new(EventStore::open(dir.path())?);
-    let (handler, _) = CommandHandler::start(
-        store.clone(),
-        Arc::new(SystemClock),
-        HandlerConfig::default(),
-    )?;
+    let (_dir, store, handler) = latch_bench::bare_command_handler(base, HandlerConfig::default())?;
     let publisher = relay::start(relay, &store);
     if let Some(publisher) = &publisher {
         // Connected, and caught up with a one-event log, before timing starts.

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use latch_bench::InProcessLatchd;
-use latchd::HandlerConfig;
 use serde_json::json;
 
 pub fn run(
@@ -17,11 +16,7 @@ pub fn run(
     run_for: Duration,
 ) -> anyhow::Result<()> {
     let nats = latch_testkit::NatsServer::start();
-    let latch = runtime.block_on(InProcessLatchd::start(
-        base,
-        Some(&nats),
-        HandlerConfig::default(),
-    ))?;
+    let latch = runtime.block_on(InProcessLatchd::with_nats(base, &nats))?;
     // latchd's own NATS command service runs in the node (`latchd::Node`).
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)

@@ -21,14 +21,12 @@
 //!   and a proof per event): building and signing them, and `accept` +
 //!   `apply` over them.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use latch_bus::feed_signing::event_message;
 use latch_bus::{FeedChain, SignedEvent, SigningKey, TrustedKeys};
 use latch_core::{EventId, Position, RecordedEvent, VerifierView};
-use latch_store::EventStore;
-use latchd::{CommandHandler, HandlerConfig, SystemClock};
+use latchd::HandlerConfig;
 use serde_json::json;
 
 /// One message as a verifier receives it, and what its signature covers.
@@ -56,13 +54,11 @@ fn per_second(n: usize, took: Duration) -> f64 {
 }
 
 pub async fn run(base: &std::path::Path, target_events: u64) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir_in(base)?;
-    let store = Arc::new(EventStore::open(dir.path())?);
     let config = HandlerConfig {
         snapshot_every: u64::MAX,
         ..HandlerConfig::default()
     };
-    let (handler, _) = CommandHandler::start(store.clone(), Arc::new(SystemClock), config)?;
+    let (_dir, store, handler) = latch_bench::bare_command_handler(base, config)?;
     let building = Instant::now();
     latch_bench::build_log(&handler.handle(), target_events).await?;
     let built_in = building.elapsed();

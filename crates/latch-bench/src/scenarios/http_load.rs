@@ -18,14 +18,15 @@ pub(crate) enum HttpWork {
 }
 
 /// Serves latchd's router in-process and drives it with `concurrency`
-/// blocking clients for `run_for`.
+/// blocking clients for `seconds`.
 pub(crate) fn run(
     runtime: &tokio::runtime::Runtime,
     base: &std::path::Path,
     work: HttpWork,
     concurrency: usize,
-    run_for: Duration,
+    seconds: u64,
 ) -> anyhow::Result<()> {
+    let run_for = Duration::from_secs(seconds);
     let latch = runtime.block_on(InProcessLatchd::start(base, None, HandlerConfig::default()))?;
     let (url, admin) = (latch.url.clone(), latch.admin.clone());
     let agent: ureq::Agent = ureq::Agent::config_builder()

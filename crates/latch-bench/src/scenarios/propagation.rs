@@ -7,8 +7,7 @@ use latch_bench::submit_ok;
 use latch_core::{
     AccountId, AccountName, Command, Permission, Rejection, RoleName, TokenId, TokenSecret,
 };
-use latch_store::EventStore;
-use latchd::{CommandHandler, HandlerConfig, SystemClock};
+use latchd::{HandlerConfig, SystemClock};
 use serde_json::json;
 
 use super::percentile;
@@ -42,13 +41,7 @@ pub(crate) async fn run(
     follow: FollowMode,
 ) -> anyhow::Result<()> {
     let nats = latch_testkit::NatsServer::start();
-    let dir = tempfile::tempdir_in(base)?;
-    let store = Arc::new(EventStore::open(dir.path())?);
-    let (handler, _) = CommandHandler::start(
-        store.clone(),
-        Arc::new(SystemClock),
-        HandlerConfig::default(),
-    )?;
+    let (_dir, store, handler) = latch_bench::bare_command_handler(base, HandlerConfig::default())?;
     let (_stop_relay, shutdown) = tokio::sync::watch::channel(false);
     let keyring = Arc::new(latchd::Keyring::ephemeral());
     let public_key = keyring.current().public_key();

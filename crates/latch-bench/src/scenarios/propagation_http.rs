@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use latch_bench::InProcessLatchd;
 use latch_core::Permission;
-use latchd::HandlerConfig;
 use serde_json::json;
 
 use super::percentile;
@@ -25,11 +24,7 @@ pub(crate) fn run(
     example_binary: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let nats = latch_testkit::NatsServer::start();
-    let latch = runtime.block_on(InProcessLatchd::start(
-        base,
-        Some(&nats),
-        HandlerConfig::default(),
-    ))?;
+    let latch = runtime.block_on(InProcessLatchd::with_nats(base, &nats))?;
     let mut services = Vec::new();
     let mut children = ServiceProcesses(Vec::new());
     for _ in 0..service_count {

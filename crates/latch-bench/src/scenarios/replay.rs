@@ -3,26 +3,23 @@
 
 mod envelope_decoding;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use latch_core::{Position, State, evolve};
 use latch_store::EventStore;
-use latchd::{CommandHandler, HandlerConfig, SystemClock, rebuild};
+use latchd::{HandlerConfig, rebuild};
 use serde_json::json;
 
 /// Builds a realistic log: accounts, each with several tokens, some
 /// revoked; then rebuilds state from it twice: from scratch, and from a
 /// snapshot as latchd does on restart.
 pub(crate) async fn run(base: &std::path::Path, target_events: u64) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir_in(base)?;
-    let store = Arc::new(EventStore::open(dir.path())?);
     let config = HandlerConfig {
         snapshot_every: u64::MAX,
         ..HandlerConfig::default()
     };
-    let (handler, _) = CommandHandler::start(store.clone(), Arc::new(SystemClock), config)?;
+    let (dir, store, handler) = latch_bench::bare_command_handler(base, config)?;
     let handle = handler.handle();
     let building = Instant::now();
     latch_bench::build_log(&handle, target_events).await?;
