@@ -1,7 +1,7 @@
 //! Authenticating a request's bearer token, once, before its body is read:
-//! `body_buffer` authenticates and leaves the outcome in the request's
-//! extensions (`Authentication`); `activity` records it and refuses or
-//! serves the request.
+//! the `read_body` layer authenticates and leaves the outcome in the
+//! request's extensions (`Authentication`); on `/v1` routes,
+//! `authenticate_and_audit` records it and refuses or serves the request.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
