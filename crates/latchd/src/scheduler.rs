@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use latch_core::{Actor, DomainError, Event, Position, TokenId};
+use latch_core::{AccountId, Actor, DomainError, Event, Position, TokenId};
 use latch_store::EventStore;
 use tokio::sync::watch;
 
@@ -75,14 +75,19 @@ impl Scheduler {
 
     /// Re-reads the deadlines of every token the events after `indexed`
     /// touched, up to the committed state's position, which it returns.
+    ///
+    /// The log is read and decoded without holding the state's lock: the
+    /// command handler takes it to publish every batch, and a scheduler
+    /// reading thousands of events under it slowed every command. The lock
+    /// is held only to look up what the events touched.
     fn absorb(
         &self,
         index: &mut DeadlineIndex,
         indexed: Position,
     ) -> Result<Position, latch_store::StoreError> {
-        let state = self.commands.state();
-        let upto = state.position();
+        let upto = self.commands.state().position();
         let mut touched = BTreeSet::<TokenId>::new();
+        let mut accounts = BTreeSet::<AccountId>::new();
         let mut everything = false;
         let mut after = indexed;
         while after < upto && !everything {
@@ -100,7 +105,7 @@ impl Scheduler {
                             touched.insert(token_id);
                         }
                         (None, Some(account_id)) => {
-                            touched.extend(state.tokens_of(account_id).map(|t| t.id))
+                            accounts.insert(account_id);
                         }
                         (None, None) => {}
                     },
@@ -110,9 +115,13 @@ impl Scheduler {
                 break;
             }
         }
+        let state = self.commands.state();
         if everything {
             index.rebuild(&state);
         } else {
+            for account_id in accounts {
+                touched.extend(state.tokens_of(account_id).map(|t| t.id));
+            }
             for token_id in touched {
                 index.reindex(&state, token_id);
             }
