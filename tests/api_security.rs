@@ -123,6 +123,112 @@ fn escalation_is_403_and_appends_nothing() {
     assert_eq!(latchd.head(), head, "nothing appended");
 }
 
+/// Routes leave a command's permission to the domain (ADR 0020): this holds
+/// every write route latchd documents to it. A token that holds every read
+/// permission (`auditor`) sends each write a valid body aimed at the admin,
+/// with an idempotency key it has already used: each is refused with 403
+/// (not 400, 404, 409 or 422) and nothing is appended. A write route added
+/// without an entry here fails the test.
+#[test]
+fn every_write_route_refuses_a_token_without_its_permission_and_appends_nothing() {
+    let latchd = Latchd::start();
+    let admin = latchd.admin_token();
+    let me = latchd.get("/v1/tokens/self", &admin);
+    let admin_account = me.body["account_id"].as_str().unwrap().to_owned();
+    let admin_token = me.body["id"].as_str().unwrap().to_owned();
+    let victim_role = json!({ "permissions": ["certificates:read"] });
+    assert_eq!(
+        latchd
+            .call("PUT", "/v1/roles/victim", Some(&admin), Some(&victim_role))
+            .status,
+        200
+    );
+    let (_, _, reader) = account_with_token(&latchd, &admin, "reader", "auditor", None);
+    // The reader first spends its key on something it may do (rotating
+    // itself, staying valid for a grace period), so a key check made before
+    // the permission would answer 422.
+    let rotated = latchd.raw(
+        "POST",
+        "/v1/tokens/self/rotate",
+        Some(&reader),
+        &[
+            ("Idempotency-Key", "one-key-for-every-attack"),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"grace": "10m"}"#.to_vec(),
+    );
+    assert_eq!(rotated.status, 201, "{:?}", rotated.body);
+    let head = latchd.head();
+
+    let attack = |method: &str, template: &str| -> Option<(String, serde_json::Value)> {
+        let on_account = template.replace("{id}", &admin_account);
+        let on_token = template.replace("{id}", &admin_token);
+        Some(match (method, template) {
+            ("POST", "/v1/accounts") => (
+                template.to_owned(),
+                json!({ "name": "evil", "role": "admin" }),
+            ),
+            ("PATCH", "/v1/accounts/{id}") => (on_account, json!({ "description": "x" })),
+            ("DELETE", "/v1/accounts/{id}") => (on_account, serde_json::Value::Null),
+            ("POST", "/v1/accounts/{id}/disable") => (on_account, json!({ "reason": "x" })),
+            ("POST", "/v1/accounts/{id}/enable") => (on_account, json!({})),
+            ("POST", "/v1/accounts/{id}/tokens") => (on_account, json!({ "name": "x" })),
+            ("POST", "/v1/tokens/{id}/revoke") => (on_token, json!({ "family": true })),
+            ("POST", "/v1/tokens/{id}/rotate") => (on_token, json!({})),
+            ("POST", "/v1/introspect") => (template.to_owned(), json!({ "token": admin })),
+            ("PUT", "/v1/roles/{name}") => (
+                template.replace("{name}", "bigger"),
+                json!({ "permissions": ["certificates:*"] }),
+            ),
+            ("DELETE", "/v1/roles/{name}") => (
+                template.replace("{name}", "victim"),
+                serde_json::Value::Null,
+            ),
+            ("PUT", "/v1/policy") => (template.to_owned(), json!({ "max_ttl": "1d" })),
+            ("POST", "/v1/backup") => (
+                template.to_owned(),
+                json!({ "to": std::env::temp_dir().join("latch-attack-backup").display().to_string() }),
+            ),
+            // A token may always rotate itself.
+            ("POST", "/v1/tokens/self/rotate") => return None,
+            _ => panic!("{method} {template}: a write route with no attack here; add one"),
+        })
+    };
+
+    let document = latchd.get("/v1/openapi.json", &admin).body;
+    let mut attacked = 0;
+    for (template, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let method = method.to_uppercase();
+            if method == "GET" {
+                continue;
+            }
+            let Some((path, body)) = attack(&method, template) else {
+                continue;
+            };
+            let body = if body.is_null() {
+                Vec::new()
+            } else {
+                serde_json::to_vec(&body).unwrap()
+            };
+            let reply = latchd.raw(
+                &method,
+                &path,
+                Some(&reader),
+                &[
+                    ("Idempotency-Key", "one-key-for-every-attack"),
+                    ("Content-Type", "application/json"),
+                ],
+                body,
+            );
+            assert_eq!(reply.status, 403, "{method} {path}: {:?}", reply.body);
+            attacked += 1;
+        }
+    }
+    assert!(attacked >= 13, "{attacked} write routes attacked");
+    assert_eq!(latchd.head(), head, "nothing appended");
+}
+
 #[test]
 fn a_scoped_token_cannot_reach_into_another_account() {
     let latchd = Latchd::start();
@@ -440,7 +546,10 @@ fn if_match_tells_nothing_to_a_caller_who_may_not_act() {
         );
         assert_eq!(reply.status, status, "{:?}", reply.body);
         assert!(
-            !reply.body["detail"].as_str().unwrap_or("").contains("version"),
+            !reply.body["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("version"),
             "{:?}",
             reply.body
         );
