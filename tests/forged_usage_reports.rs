@@ -20,11 +20,7 @@ fn set_clock(clock: &Path, at: &str) {
 /// Publishes reports on the usage subject with a plain NATS client, as an
 /// attacker with publish rights would.
 fn publish(nats_url: &str, reports: &[(String, Value)]) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    latch_e2e::block_on(async {
         let client = async_nats::connect(nats_url).await.unwrap();
         for (subject, report) in reports {
             client

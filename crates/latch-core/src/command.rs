@@ -109,10 +109,10 @@ pub enum Command {
 /// What an actor must hold to run a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requirement {
-    Permission(Permission),
+    Permission(&'static Permission),
     /// The permission, unless the actor is the token the command is about:
     /// a token may always revoke or rotate itself.
-    PermissionOrSelf(Permission, TokenId),
+    PermissionOrSelf(&'static Permission, TokenId),
     /// Only Latch's own scheduler.
     System,
 }
@@ -146,22 +146,18 @@ impl Command {
             | Command::DisableAccount { .. }
             | Command::EnableAccount { .. }
             | Command::DeleteAccount { .. } => {
-                Requirement::Permission(api_permission::ACCOUNTS_WRITE.clone())
+                Requirement::Permission(&api_permission::ACCOUNTS_WRITE)
             }
-            Command::IssueToken { .. } => {
-                Requirement::Permission(api_permission::TOKENS_WRITE.clone())
-            }
+            Command::IssueToken { .. } => Requirement::Permission(&api_permission::TOKENS_WRITE),
             Command::RevokeToken { token_id, .. }
             | Command::RevokeTokenFamily { token_id, .. }
             | Command::RotateToken { token_id, .. } => {
-                Requirement::PermissionOrSelf(api_permission::TOKENS_WRITE.clone(), *token_id)
+                Requirement::PermissionOrSelf(&api_permission::TOKENS_WRITE, *token_id)
             }
             Command::DefineRole { .. } | Command::DeleteRole { .. } => {
-                Requirement::Permission(api_permission::ROLES_WRITE.clone())
+                Requirement::Permission(&api_permission::ROLES_WRITE)
             }
-            Command::SetPolicy { .. } => {
-                Requirement::Permission(api_permission::POLICY_WRITE.clone())
-            }
+            Command::SetPolicy { .. } => Requirement::Permission(&api_permission::POLICY_WRITE),
             Command::NoteTokenExpiring { .. }
             | Command::NoteTokenExpired { .. }
             | Command::NoteTokenRotationDue { .. }

@@ -372,15 +372,18 @@ impl Writer {
         index: usize,
         planned: &mut PlannedBatch,
     ) -> Result<Plan, HandlerFailure> {
-        // A caller who may not run this command learns that first, whatever
-        // key it sends: a replay is authorized as if it were asked now, so a
-        // caller that has since lost the permission (or its token) gets
-        // nothing back. (The HTTP and NATS routes leave this check to here.)
         let ctx = CommandContext {
             actor: request.actor,
             now: self.clock.now(),
         };
-        if let Err(rejection) = authorize(&self.working, &ctx, &request.command) {
+        // With a key, a caller who may not run this command learns that
+        // before anything about the key: a replay is authorized as if it
+        // were asked now, so a caller that has since lost the permission (or
+        // its token) gets nothing back. Without one, `decide` checks the same
+        // first. (The HTTP and NATS routes leave this check to here.)
+        if request.idempotency.is_some()
+            && let Err(rejection) = authorize(&self.working, &ctx, &request.command)
+        {
             return Ok(Plan::Answer(Err(rejection.into())));
         }
         let scoped_key = request
@@ -407,15 +410,8 @@ impl Writer {
 
         // Decided first, so that a caller who may not do this, or asks
         // something invalid, learns that and not the target's version.
-        let now = self.clock.now();
-        let events = match decide(
-            &self.working,
-            &CommandContext {
-                actor: request.actor,
-                now,
-            },
-            &request.command,
-        ) {
+        let now = ctx.now;
+        let events = match decide(&self.working, &ctx, &request.command) {
             Ok(events) => events,
             Err(rejection) => return Ok(Plan::Answer(Err(rejection.into()))),
         };
@@ -469,7 +465,9 @@ impl Writer {
             })));
         }
         if let Some((key, fingerprint)) = &scoped_key {
-            planned.keys.insert(key.clone(), (index, fingerprint.clone()));
+            planned
+                .keys
+                .insert(key.clone(), (index, fingerprint.clone()));
         }
         planned.requests.push(AppendRequest {
             events: recorded

@@ -144,7 +144,6 @@ pub struct Node {
     store: Arc<EventStore>,
     handler: CommandHandler,
     app: AppState,
-    keyring: Arc<Keyring>,
     address: SocketAddr,
     scheme: &'static str,
     relay: Option<RelayControl>,
@@ -189,12 +188,13 @@ impl Node {
             None => None,
         };
         let store_dir = config.data_dir.join(LOG_DIR);
-        let store = Arc::new(EventStore::open(&store_dir).map_err(|source| {
-            NodeError::OpenLog {
-                dir: store_dir.clone(),
-                source,
-            }
-        })?);
+        let store =
+            Arc::new(
+                EventStore::open(&store_dir).map_err(|source| NodeError::OpenLog {
+                    dir: store_dir.clone(),
+                    source,
+                })?,
+            );
         let keyring = match &config.signing_key {
             SigningKeySource::DataDir => Arc::new(Keyring::open(&config.data_dir, &store)?),
             SigningKeySource::Provisioned(file) => Arc::new(Keyring::provisioned(file)?),
@@ -244,6 +244,8 @@ impl Node {
         );
         let _ = app.signer.set(keyring.clone());
 
+        // One router for HTTP and the NATS command service.
+        let router = api::router(app.clone());
         let (stop, shutdown) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(
             config
@@ -277,7 +279,7 @@ impl Node {
             let (serving, commands_served) = tokio::sync::oneshot::channel();
             let command_service = CommandService {
                 nats: nats.clone(),
-                router: api::router(app.clone()),
+                router: router.clone(),
                 serving: Some(serving),
             };
             tasks.push(tokio::spawn(command_service.run(shutdown.clone())));
@@ -308,7 +310,7 @@ impl Node {
             listener,
             tls,
             http_handle.clone(),
-            api::router(app.clone()),
+            router,
             config.limits.server_limits(),
         ));
         app.set_ready(true);
@@ -333,7 +335,6 @@ impl Node {
             store,
             handler,
             app,
-            keyring,
             address,
             scheme,
             relay,
@@ -375,10 +376,6 @@ impl Node {
     /// What every route handler shares (e.g. to build another router).
     pub fn app(&self) -> &AppState {
         &self.app
-    }
-
-    pub fn keyring(&self) -> &Arc<Keyring> {
-        &self.keyring
     }
 
     /// The relay's progress; `None` without NATS.

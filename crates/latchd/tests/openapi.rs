@@ -18,7 +18,13 @@ fn operations(document: &Value) -> Vec<(String, String, &Value)> {
 /// A documented path with its parameters filled in.
 fn concrete(path: &str) -> String {
     path.split('/')
-        .map(|segment| if segment.starts_with('{') { "x" } else { segment })
+        .map(|segment| {
+            if segment.starts_with('{') {
+                "x"
+            } else {
+                segment
+            }
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -42,7 +48,9 @@ async fn ask(
         .get("allow")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
     (status, allow, String::from_utf8_lossy(&body).into_owned())
 }
 
@@ -55,19 +63,12 @@ async fn ask(
 #[tokio::test]
 async fn every_documented_operation_is_served_and_nothing_else_on_its_path() {
     let dir = tempfile::tempdir().unwrap();
-    let store = std::sync::Arc::new(latch_store::EventStore::open(dir.path().join("log")).unwrap());
-    let (handler, _) = latchd::CommandHandler::start(
-        store,
-        std::sync::Arc::new(latchd::SystemClock),
-        latchd::HandlerConfig::default(),
-    )
-    .unwrap();
-    latchd::bootstrap(&handler.handle(), dir.path()).await.unwrap();
-    let admin = std::fs::read_to_string(dir.path().join(latchd::ADMIN_TOKEN_FILE)).unwrap();
+    let node = latchd::Node::start(latchd::NodeConfig::new(dir.path()))
+        .await
+        .unwrap();
+    let admin = std::fs::read_to_string(node.admin_token_file()).unwrap();
     let admin = admin.trim();
-    let app = latchd::api::AppState::new(handler.handle(), std::sync::Arc::new(latchd::SystemClock));
-    app.set_ready(true);
-    let router = latchd::api::router(app);
+    let router = latchd::api::router(node.app().clone());
     let document = openapi_document();
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = document["paths"].as_object().unwrap();
@@ -160,7 +161,9 @@ fn every_error_is_problem_json_and_the_common_ones_are_listed() {
         let responses = operation["responses"].as_object().unwrap();
         for (status, response) in responses {
             assert!(
-                response["description"].as_str().is_some_and(|d| !d.is_empty()),
+                response["description"]
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty()),
                 "{what} {status} has no description"
             );
             assert!(
@@ -182,15 +185,18 @@ fn every_error_is_problem_json_and_the_common_ones_are_listed() {
             expected.push("400");
         }
         for status in expected {
-            assert!(responses.contains_key(status), "{what} does not list {status}");
+            assert!(
+                responses.contains_key(status),
+                "{what} does not list {status}"
+            );
         }
         for (status, response) in responses {
             if status.as_str() < "400" {
                 continue;
             }
-            let content = response["content"].as_object().unwrap_or_else(|| {
-                panic!("{what} {status} has no content")
-            });
+            let content = response["content"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{what} {status} has no content"));
             assert_eq!(
                 content.keys().collect::<Vec<_>>(),
                 ["application/problem+json"],
@@ -255,7 +261,9 @@ fn parameters_are_where_and_as_required_as_latchd_reads_them() {
         builtin["schema"]["not"]["enum"],
         serde_json::json!(["admin", "auditor", "verifier"])
     );
-    let body = |method: &str, path: &str| document["paths"][path][method]["requestBody"]["required"].clone();
+    let body = |method: &str, path: &str| {
+        document["paths"][path][method]["requestBody"]["required"].clone()
+    };
     assert_eq!(body("put", "/v1/policy"), true);
     assert_eq!(body("post", "/v1/accounts"), true);
     assert_eq!(body("post", "/v1/tokens/{id}/revoke"), false);
@@ -264,6 +272,11 @@ fn parameters_are_where_and_as_required_as_latchd_reads_them() {
     };
     assert!(schema("DisableAccount", "reason")["pattern"].is_string());
     assert!(schema("CreateAccount", "name")["pattern"].is_string());
-    assert!(schema("IssueToken", "ttl")["pattern"].as_str().unwrap().contains("never"));
+    assert!(
+        schema("IssueToken", "ttl")["pattern"]
+            .as_str()
+            .unwrap()
+            .contains("never")
+    );
     assert!(schema("DefineRole", "permissions")["items"]["pattern"].is_string());
 }
