@@ -41,6 +41,12 @@ const CF_IDEMPOTENCY: &str = "idempotency";
 const CF_SNAPSHOTS: &str = "snapshots";
 const CF_META: &str = "meta";
 const META_LOG_ID: &[u8] = b"log_id";
+/// The JetStream sequence of the last stream message this log holds (HA
+/// mode): where a standby resumes following the replicated stream.
+const META_STREAM_SEQUENCE: &[u8] = b"stream_sequence";
+/// Idempotency keys are indexed by the SHA-256 of the (scoped) key; logs
+/// written before kept the key itself, which lookups still find.
+const IDEMPOTENCY_DIGEST_PREFIX: &str = "sha256:";
 // Older logs kept activity and usage here; new records go to `SideRecords`.
 use crate::side_records::{CF_ACTIVITY, CF_USAGE, SideRecords};
 const COLUMN_FAMILIES: [&str; 8] = [
@@ -80,7 +86,8 @@ pub struct EventStore {
     /// Held for the whole of an append: there is one writer at a time.
     head: Mutex<Head>,
     /// `None` only for a log written before logs had ids, opened read-only.
-    log_id: Option<LogId>,
+    /// An empty log may adopt its cluster's id (`adopt_log_id`).
+    log_id: Mutex<Option<LogId>>,
     notify: watch::Sender<Position>,
 }
 
@@ -126,7 +133,64 @@ impl EventStore {
     /// The log's id (see `LogId`). `None` only for a log from before logs
     /// had ids, opened read-only.
     pub fn log_id(&self) -> Option<LogId> {
-        self.log_id
+        *self.log_id.lock().expect("log id lock poisoned")
+    }
+
+    /// Gives an empty log the id of the log it is about to replicate (an HA
+    /// standby joining a cluster). A log that holds events keeps its id:
+    /// adopting another would make its events look like the other log's.
+    pub fn adopt_log_id(&self, id: LogId) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let head = self.head.lock().expect("head lock poisoned");
+        let mut current = self.log_id.lock().expect("log id lock poisoned");
+        if *current == Some(id) {
+            return Ok(());
+        }
+        if head.position != Position::ZERO {
+            return Err(StoreError::Replication(format!(
+                "this log ({}) holds {} events and cannot adopt the id {id}: it is another log",
+                current.map_or_else(|| "without an id".to_owned(), |c| c.to_string()),
+                head.position
+            )));
+        }
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        self.db
+            .put_cf_opt(cf(&self.db, CF_META), META_LOG_ID, id.as_bytes(), &sync)?;
+        *current = Some(id);
+        Ok(())
+    }
+
+    /// Records the replicated stream's sequence this log holds up to (an HA
+    /// leader that published events the log already held).
+    pub fn set_stream_sequence(&self, sequence: u64) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        self.db.put_cf_opt(
+            cf(&self.db, CF_META),
+            META_STREAM_SEQUENCE,
+            sequence.to_be_bytes(),
+            &sync,
+        )?;
+        Ok(())
+    }
+
+    /// The JetStream sequence of the last replicated stream message this
+    /// log holds (`None`: it never took part in replication).
+    pub fn stream_sequence(&self) -> Result<Option<u64>, StoreError> {
+        let Some(bytes) = self.db.get_cf(cf(&self.db, CF_META), META_STREAM_SEQUENCE)? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| StoreError::Corrupt {
+            position: Position::ZERO,
+            problem: "the stream sequence is not 8 bytes".into(),
+        })?;
+        Ok(Some(u64::from_be_bytes(bytes)))
     }
 
     /// Opens an existing log read-only: safe beside a running latchd, and
@@ -197,7 +261,7 @@ impl EventStore {
             path: path.to_owned(),
             read_only,
             head: Mutex::new(head),
-            log_id,
+            log_id: Mutex::new(log_id),
             notify,
         })
     }
@@ -230,11 +294,84 @@ impl EventStore {
             return Err(StoreError::ReadOnly);
         }
         let mut head_guard = self.head.lock().expect("head lock poisoned");
-        let mut head = *head_guard;
+        let prepared = self.prepare_after(*head_guard, requests)?;
+        self.write_prepared(&mut head_guard, prepared, None)
+    }
+
+    /// Works out what `append` would write (positions, chain hashes,
+    /// versions, idempotency records) without writing it: an HA leader
+    /// publishes the events to the replicated stream first and `commit`s
+    /// only what the stream acknowledged.
+    pub fn prepare(&self, requests: &[AppendRequest]) -> Result<PreparedAppend, StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let head = self.head();
+        self.prepare_after(head, requests)
+    }
+
+    /// Writes a prepared append in one synced `WriteBatch`, recording
+    /// `stream_sequence` as the replicated stream's last message it holds.
+    /// Fails (writing nothing) if the log moved since `prepare`.
+    pub fn commit(
+        &self,
+        prepared: PreparedAppend,
+        stream_sequence: Option<u64>,
+    ) -> Result<Vec<Result<Appended, AppendRejected>>, StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let mut head_guard = self.head.lock().expect("head lock poisoned");
+        if *head_guard != prepared.before {
+            return Err(StoreError::Replication(format!(
+                "the log moved from {} to {} between prepare and commit",
+                prepared.before.position, head_guard.position
+            )));
+        }
+        self.write_prepared(&mut head_guard, prepared, stream_sequence)
+    }
+
+    fn write_prepared(
+        &self,
+        head_guard: &mut Head,
+        prepared: PreparedAppend,
+        stream_sequence: Option<u64>,
+    ) -> Result<Vec<Result<Appended, AppendRejected>>, StoreError> {
+        let PreparedAppend {
+            mut batch,
+            outcomes,
+            after,
+            ..
+        } = prepared;
+        if let Some(sequence) = stream_sequence {
+            batch.put_cf(
+                cf(&self.db, CF_META),
+                META_STREAM_SEQUENCE,
+                sequence.to_be_bytes(),
+            );
+        }
+        if !batch.is_empty() {
+            let mut sync = WriteOptions::default();
+            sync.set_sync(true);
+            self.db.write_opt(batch, &sync)?;
+        }
+        *head_guard = after;
+        self.notify.send_replace(after.position);
+        Ok(outcomes)
+    }
+
+    fn prepare_after(
+        &self,
+        before: Head,
+        requests: &[AppendRequest],
+    ) -> Result<PreparedAppend, StoreError> {
+        let mut head = before;
         let mut batch = WriteBatch::default();
         let mut versions: HashMap<String, u64> = HashMap::new();
         let mut keys_in_batch: HashMap<String, IdempotencyRecord> = HashMap::new();
         let mut outcomes = Vec::with_capacity(requests.len());
+        let mut events = Vec::new();
+        let mut idempotency = Vec::new();
 
         for request in requests {
             if let Some(idem) = &request.idempotency {
@@ -282,6 +419,14 @@ impl EventStore {
                     version.to_be_bytes(),
                 );
                 versions.insert(event.stream.clone(), version);
+                events.push(StoredEvent {
+                    position,
+                    stream: event.stream.clone(),
+                    version,
+                    prev_hash: head.hash,
+                    hash,
+                    data: event.data.clone(),
+                });
                 head = Head { position, hash };
             }
             let count = request.events.len() as u64;
@@ -291,22 +436,190 @@ impl EventStore {
                     count,
                     fingerprint: idem.fingerprint.clone(),
                 };
+                let index_key = idempotency_index_key(&idem.key);
                 let bytes = serde_json::to_vec(&record).expect("plain record serialises");
-                batch.put_cf(cf(&self.db, CF_IDEMPOTENCY), idem.key.as_bytes(), bytes);
-                keys_in_batch.insert(idem.key.clone(), record);
+                batch.put_cf(cf(&self.db, CF_IDEMPOTENCY), index_key.as_bytes(), bytes);
+                keys_in_batch.insert(idem.key.clone(), record.clone());
+                idempotency.push((index_key, record));
             }
             outcomes.push(Ok(Appended::Written { first, count }));
         }
+        Ok(PreparedAppend {
+            batch,
+            outcomes,
+            events,
+            idempotency,
+            before,
+            after: head,
+        })
+    }
 
-        if !batch.is_empty() {
-            let mut sync = WriteOptions::default();
-            sync.set_sync(true);
-            self.db.write_opt(batch, &sync)?;
+    /// Appends events another node wrote, exactly as it wrote them (an HA
+    /// standby following the replicated stream), in one synced
+    /// `WriteBatch`: each record must hash to its hash, continue the chain
+    /// at the next position, and be the next version of its stream.
+    /// Nothing is written if any does not.
+    pub fn append_replicated(
+        &self,
+        events: &[ReplicatedEvent],
+        stream_sequence: u64,
+    ) -> Result<Head, StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
         }
+        let mut head_guard = self.head.lock().expect("head lock poisoned");
+        let mut head = *head_guard;
+        let mut batch = WriteBatch::default();
+        let mut versions: HashMap<String, u64> = HashMap::new();
+        for event in events {
+            let refused = |problem: String| StoreError::Replication(problem);
+            let hash = ChainHash::of(event.record.as_bytes());
+            let parsed: stored_event::Parsed = stored_event::parse_record(event.record.as_bytes())
+                .map_err(|e| refused(format!("a replicated record does not parse: {e}")))?;
+            let position = head.position.next();
+            if parsed.position != position {
+                return Err(refused(format!(
+                    "a replicated record is at {}, the log continues at {position}",
+                    parsed.position
+                )));
+            }
+            if parsed.prev_hash != head.hash {
+                return Err(refused(format!(
+                    "the replicated record at {position} does not continue this log's chain"
+                )));
+            }
+            let version = self.version_in_batch(&versions, &parsed.stream)? + 1;
+            if parsed.version != version {
+                return Err(refused(format!(
+                    "the replicated record at {position} is version {} of {}, which is at {}",
+                    parsed.version,
+                    parsed.stream,
+                    version - 1
+                )));
+            }
+            let mut value = Vec::with_capacity(32 + event.record.len());
+            value.extend_from_slice(hash.as_bytes());
+            value.extend_from_slice(event.record.as_bytes());
+            batch.put_cf(cf(&self.db, CF_EVENTS), position.to_key(), value);
+            batch.put_cf(
+                cf(&self.db, CF_STREAMS),
+                stream_key(&parsed.stream, version),
+                position.to_key(),
+            );
+            batch.put_cf(
+                cf(&self.db, CF_STREAM_HEADS),
+                parsed.stream.as_bytes(),
+                version.to_be_bytes(),
+            );
+            if let Some((index_key, record)) = &event.idempotency {
+                let bytes = serde_json::to_vec(record).expect("plain record serialises");
+                batch.put_cf(cf(&self.db, CF_IDEMPOTENCY), index_key.as_bytes(), bytes);
+            }
+            versions.insert(parsed.stream, version);
+            head = Head { position, hash };
+        }
+        batch.put_cf(
+            cf(&self.db, CF_META),
+            META_STREAM_SEQUENCE,
+            stream_sequence.to_be_bytes(),
+        );
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        self.db.write_opt(batch, &sync)?;
         *head_guard = head;
         drop(head_guard);
         self.notify.send_replace(head.position);
-        Ok(outcomes)
+        Ok(head)
+    }
+
+    /// Removes every event after `keep` (an HA node's tail that the
+    /// replicated stream does not hold, which the caller has saved
+    /// elsewhere first), with their stream versions, the idempotency records
+    /// that point into them and any snapshot past `keep`; records
+    /// `stream_sequence` as where following resumes. Returns what was
+    /// removed.
+    pub fn truncate_after(
+        &self,
+        keep: Position,
+        stream_sequence: Option<u64>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let mut head_guard = self.head.lock().expect("head lock poisoned");
+        let removed: Vec<StoredEvent> = self
+            .iter_from(keep.next())
+            .collect::<Result<_, _>>()?;
+        let mut batch = WriteBatch::default();
+        let mut lowest: HashMap<String, u64> = HashMap::new();
+        for event in &removed {
+            batch.delete_cf(cf(&self.db, CF_EVENTS), event.position.to_key());
+            batch.delete_cf(
+                cf(&self.db, CF_STREAMS),
+                stream_key(&event.stream, event.version),
+            );
+            let low = lowest.entry(event.stream.clone()).or_insert(event.version);
+            *low = (*low).min(event.version);
+        }
+        for (stream, version) in lowest {
+            if version <= 1 {
+                batch.delete_cf(cf(&self.db, CF_STREAM_HEADS), stream.as_bytes());
+            } else {
+                batch.put_cf(
+                    cf(&self.db, CF_STREAM_HEADS),
+                    stream.as_bytes(),
+                    (version - 1).to_be_bytes(),
+                );
+            }
+        }
+        for item in self
+            .db
+            .iterator_cf(cf(&self.db, CF_IDEMPOTENCY), IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            if let Ok(record) = serde_json::from_slice::<IdempotencyRecord>(&value)
+                && (record.first > keep || (record.count > 0 && record.first.get() + record.count - 1 > keep.get()))
+            {
+                batch.delete_cf(cf(&self.db, CF_IDEMPOTENCY), key);
+            }
+        }
+        for item in self
+            .db
+            .iterator_cf(cf(&self.db, CF_SNAPSHOTS), IteratorMode::Start)
+        {
+            let (key, _) = item?;
+            if Position::from_key(&key).is_some_and(|p| p > keep) {
+                batch.delete_cf(cf(&self.db, CF_SNAPSHOTS), key);
+            }
+        }
+        match stream_sequence {
+            Some(sequence) => batch.put_cf(
+                cf(&self.db, CF_META),
+                META_STREAM_SEQUENCE,
+                sequence.to_be_bytes(),
+            ),
+            None => batch.delete_cf(cf(&self.db, CF_META), META_STREAM_SEQUENCE),
+        }
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        self.db.write_opt(batch, &sync)?;
+        let hash = match keep {
+            Position::ZERO => ChainHash::GENESIS,
+            _ => self
+                .event(keep)?
+                .map(|e| e.hash)
+                .ok_or_else(|| StoreError::Corrupt {
+                    position: keep,
+                    problem: "missing below a truncated tail".into(),
+                })?,
+        };
+        *head_guard = Head {
+            position: keep,
+            hash,
+        };
+        drop(head_guard);
+        self.notify.send_replace(keep);
+        Ok(removed)
     }
 
     fn version_in_batch(
@@ -347,10 +660,16 @@ impl EventStore {
     }
 
     pub fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let Some(bytes) = self
+        let family = cf(&self.db, CF_IDEMPOTENCY);
+        let found = match self
             .db
-            .get_pinned_cf(cf(&self.db, CF_IDEMPOTENCY), key.as_bytes())?
-        else {
+            .get_pinned_cf(family, idempotency_index_key(key).as_bytes())?
+        {
+            Some(bytes) => Some(bytes),
+            // A log written before keys were indexed by digest.
+            None => self.db.get_pinned_cf(family, key.as_bytes())?,
+        };
+        let Some(bytes) = found else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
@@ -687,6 +1006,46 @@ impl EventStore {
         }
         Ok(())
     }
+}
+
+/// What one append will write, before it is written (`EventStore::prepare`).
+pub struct PreparedAppend {
+    batch: WriteBatch,
+    outcomes: Vec<Result<Appended, AppendRejected>>,
+    events: Vec<StoredEvent>,
+    idempotency: Vec<(String, IdempotencyRecord)>,
+    before: Head,
+    after: Head,
+}
+
+impl PreparedAppend {
+    /// The events it appends, exactly as they will be stored.
+    pub fn events(&self) -> &[StoredEvent] {
+        &self.events
+    }
+
+    /// The idempotency records it writes, each under its index key
+    /// (`idempotency_index_key`), for replication.
+    pub fn idempotency_records(&self) -> &[(String, IdempotencyRecord)] {
+        &self.idempotency
+    }
+}
+
+/// One event another node appended, to append exactly as it was stored.
+#[derive(Debug, Clone)]
+pub struct ReplicatedEvent {
+    /// The stored record's bytes (`StoredEvent::record`).
+    pub record: String,
+    /// The idempotency record written with this event, under its index key.
+    pub idempotency: Option<(String, IdempotencyRecord)>,
+}
+
+/// The key an idempotency record is stored under: the SHA-256 of the
+/// caller-scoped key, so the index (and what replicates it) never holds a
+/// key, which is a capability to replay.
+pub fn idempotency_index_key(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{IDEMPOTENCY_DIGEST_PREFIX}{}", hex::encode(Sha256::digest(key.as_bytes())))
 }
 
 fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {

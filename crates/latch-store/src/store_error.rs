@@ -12,6 +12,9 @@ pub enum StoreError {
     /// The hash chain does not hold here: the log was altered.
     #[error("the hash chain is broken at position {position}: {problem}")]
     ChainBroken { position: Position, problem: String },
+    /// A replicated append or a commit did not fit this log.
+    #[error("replication: {0}")]
+    Replication(String),
     #[error("the store was opened read-only")]
     ReadOnly,
     #[error("{0}")]

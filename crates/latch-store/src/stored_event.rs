@@ -68,6 +68,25 @@ struct RecordIn<'a> {
     data: &'a RawValue,
 }
 
+/// The fields of a record another node stored (see `parse_record`).
+pub(crate) struct Parsed {
+    pub position: Position,
+    pub stream: String,
+    pub version: u64,
+    pub prev_hash: ChainHash,
+}
+
+/// Reads a record's own fields (its data is left as it is).
+pub(crate) fn parse_record(record: &[u8]) -> Result<Parsed, serde_json::Error> {
+    let parsed: RecordIn<'_> = serde_json::from_slice(record)?;
+    Ok(Parsed {
+        position: parsed.position,
+        stream: parsed.stream,
+        version: parsed.version,
+        prev_hash: parsed.prev_hash,
+    })
+}
+
 /// The bytes to store for a new event, and its hash.
 pub(crate) fn encode(
     position: Position,
