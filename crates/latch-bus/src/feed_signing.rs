@@ -273,19 +273,24 @@ pub fn batch_message(
     message
 }
 
-/// What a heartbeat's signature covers.
+/// What a heartbeat's signature covers. `replicated` (HA) adds one byte;
+/// without it the message is what it always was.
 pub fn heartbeat_message(
     log: LogId,
     position: Position,
     chain_hash: &[u8; 32],
     time_millis: i64,
+    replicated: bool,
 ) -> Vec<u8> {
-    let mut message = Vec::with_capacity(HEARTBEAT_LABEL.len() + 16 + 8 + 32 + 8);
+    let mut message = Vec::with_capacity(HEARTBEAT_LABEL.len() + 16 + 8 + 32 + 8 + 1);
     message.extend_from_slice(HEARTBEAT_LABEL);
     message.extend_from_slice(log.as_bytes());
     message.extend_from_slice(&position.get().to_be_bytes());
     message.extend_from_slice(chain_hash);
     message.extend_from_slice(&time_millis.to_be_bytes());
+    if replicated {
+        message.push(b'R');
+    }
     message
 }
 
@@ -337,7 +342,7 @@ mod tests {
             Err(SigningError::SignatureFormat)
         );
         // A heartbeat's signature is not an event's, whatever the bytes.
-        let beat = heartbeat_message(log, Position::new(7), &[3; 32], 0);
+        let beat = heartbeat_message(log, Position::new(7), &[3; 32], 0, false);
         assert!(trusted.verify(&beat, &signature).is_err());
     }
 

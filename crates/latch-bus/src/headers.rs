@@ -19,6 +19,17 @@ pub const LATCH_BATCH: &str = "Latch-Batch";
 /// leaf up, hex, comma-separated; absent for a batch of one.
 pub const LATCH_PROOF: &str = "Latch-Proof";
 
+/// HA mode only, on the last event of a command sent with an idempotency
+/// key: `<index key> <first position> <count> <fingerprint>`, the record a
+/// standby writes so that a retry on the next leader is answered, not run
+/// again. The index key is the SHA-256 of the caller-scoped key, never the
+/// key (see `latch_store::idempotency_index_key`).
+pub const LATCH_IDEMPOTENCY: &str = "Latch-Idempotency";
+/// What a leader sets on each publish: the stream sequence it expects the
+/// stream to be at, so a deposed leader can never append (JetStream
+/// refuses the message).
+pub const NATS_EXPECTED_LAST_SEQUENCE: &str = "Nats-Expected-Last-Sequence";
+
 /// The headers of an event message: `Nats-Msg-Id` and `Latch-Position`,
 /// and `signed`'s (`SignedEvent::headers()`) when it is signed.
 pub fn event_headers<'a>(

@@ -22,6 +22,14 @@ pub struct Heartbeat {
     pub hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// The log acknowledges only what the replicated stream holds (an HA
+    /// cluster: the leader publishes before it answers), so the stream's
+    /// last event is a proof of currency while no latchd runs. Verifiers
+    /// probe the stream only for a feed whose signed heartbeats said so: a
+    /// single latchd publishes after it answers, and its stream may lack an
+    /// acknowledged revocation when it dies.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replicated: bool,
 }
 
 impl Heartbeat {
@@ -33,6 +41,7 @@ impl Heartbeat {
             log_id: None,
             hash: None,
             signature: None,
+            replicated: false,
         }
     }
 

@@ -161,9 +161,22 @@ impl NatsConnection {
     }
 
     /// The URL(s) to connect to, credentials removed (`options` carries
-    /// them): pass this, not `url`, to `ConnectOptions::connect`.
+    /// them), comma-separated.
     pub fn server_url(&self) -> String {
         strip_credentials(&self.url)
+    }
+
+    /// The server URLs to connect to, credentials removed (`options`
+    /// carries them): pass this, not `url`, to `ConnectOptions::connect`.
+    /// Several servers (`nats://a:4222,nats://b:4222`, a cluster) are tried
+    /// in turn; the client also learns the cluster's other servers from the
+    /// one it reaches, and reconnects to them.
+    pub fn server_urls(&self) -> Vec<String> {
+        self.server_url()
+            .split(',')
+            .map(|one| one.trim().to_owned())
+            .filter(|one| !one.is_empty())
+            .collect()
     }
 
     /// `url` with another name for the connection.
@@ -249,7 +262,7 @@ impl NatsConnection {
     pub async fn connect(&self) -> Result<async_nats::Client, NatsConnectError> {
         let options = self.options().await?;
         options
-            .connect(self.server_url())
+            .connect(self.server_urls())
             .await
             .map_err(|error| NatsConnectError::Connect {
                 url: self.redacted_url(),

@@ -152,6 +152,15 @@ pub fn sign_batch(events: &[BatchEvent], log: LogId, key: &SigningKey) -> Vec<Si
         .collect()
 }
 
+/// The stored record an event message carries (`latchrecord`): what an HA
+/// standby appends to its own log, byte for byte, once `FeedChain::accept`
+/// has checked it.
+pub fn signed_record(payload: &[u8]) -> Option<String> {
+    serde_json::from_slice::<SignedPayload>(payload)
+        .ok()?
+        .latchrecord
+}
+
 /// latchd's side: the message for one event alone (a batch of one).
 pub fn sign_event(
     recorded: &RecordedEvent,
@@ -260,6 +269,7 @@ pub fn sign_heartbeat(heartbeat: &mut Heartbeat, log: LogId, hash: &[u8; 32], ke
         heartbeat.position,
         hash,
         heartbeat.time.timestamp_millis(),
+        heartbeat.replicated,
     )));
 }
 
@@ -513,6 +523,7 @@ impl FeedChain {
                 heartbeat.position,
                 &hash_bytes,
                 heartbeat.time.timestamp_millis(),
+                heartbeat.replicated,
             ),
             signature,
         )?;

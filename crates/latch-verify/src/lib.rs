@@ -23,6 +23,12 @@
 //! `Verifier::verify_from` also checks a token bound to source addresses
 //! against the caller's address (`verify` refuses such tokens).
 //!
+//! A verifier is current while it has proved, within `max_staleness`, that
+//! it has every event latchd published: by latchd's heartbeats, or, while
+//! they are missing (latchd down), by asking JetStream for the stream's
+//! last Latch event (`VerifierConfig::stream_probe`, on by default). When
+//! it can prove neither, every check answers `Denial::Stale`.
+//!
 //! # Features
 //!
 //! - `axum` (default): `RequirePermission`, a tower layer that answers
@@ -40,6 +46,7 @@ mod require_permission;
 #[cfg(feature = "snapshot")]
 mod snapshot;
 mod stats;
+mod stream_probe;
 mod usage_slots;
 mod verifier;
 mod verifier_config;

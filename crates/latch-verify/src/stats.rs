@@ -26,6 +26,19 @@ pub struct VerifierStats {
     /// Times the verifier read the stream with a consumer to catch up (at
     /// start, then only after a hole in the live tail).
     pub stream_catch_ups: u64,
+    /// Times it asked JetStream for the stream's last Latch event because
+    /// latchd's heartbeats were missing (`VerifierConfig::stream_probe`):
+    /// each is one stream-info request and one or more message reads.
+    pub stream_probes: u64,
+    /// Probes that got no answer (no stream, NATS unreachable, no reply in
+    /// `max_staleness`, no Latch event near the stream's end): they vouch
+    /// for nothing, so the verifier goes stale as without the probe.
+    pub stream_probe_failures: u64,
+    /// Probes whose answer was refused: the stream's last Latch event is
+    /// below what the view had already applied (a truncated stream, or an
+    /// older event replayed at its end), below a position latchd announced,
+    /// or a different event at the view's own position.
+    pub stream_probe_refusals: u64,
 }
 
 /// The live counters behind `VerifierStats`, one per field.
@@ -37,6 +50,9 @@ pub(crate) struct Counters {
     pub(crate) foreign_skipped: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) stream_catch_ups: AtomicU64,
+    pub(crate) stream_probes: AtomicU64,
+    pub(crate) stream_probe_failures: AtomicU64,
+    pub(crate) stream_probe_refusals: AtomicU64,
 }
 
 impl Counters {
@@ -54,6 +70,9 @@ impl Counters {
             foreign_skipped: read(&self.foreign_skipped),
             rejected: read(&self.rejected),
             stream_catch_ups: read(&self.stream_catch_ups),
+            stream_probes: read(&self.stream_probes),
+            stream_probe_failures: read(&self.stream_probe_failures),
+            stream_probe_refusals: read(&self.stream_probe_refusals),
         }
     }
 }

@@ -7,10 +7,15 @@
 //! ordered consumer only to catch up (at start, after a hole in the tail,
 //! when a heartbeat is ahead of it), folding each event into the view (which a property
 //! test in latch-core holds to latchd's own `evolve` and `authenticate`), ignoring anything at or below the position it has. It is
-//! *current* while it has seen, within `max_staleness`, a heartbeat whose
-//! position it has reached (or an event); otherwise every check answers
-//! `Denial::Stale`. Checks are synchronous and allocate nothing; accepted
-//! uses are counted per token slot (`UsageSlots`) and reported in batches.
+//! *current* while it has proved, within `max_staleness`, that its view
+//! has reached what latchd last published: the position of a heartbeat
+//! (signed by latchd, when it trusts latchd's keys) or, while heartbeats
+//! are missing (latchd down), of the stream's last Latch event, which it
+//! asks JetStream for (`stream_probe`; `VerifierConfig::stream_probe`).
+//! Either vouches as of when it was sent, never as of when it arrived.
+//! Otherwise every check answers `Denial::Stale`. Checks are synchronous
+//! and allocate nothing; accepted uses are counted per token slot
+//! (`UsageSlots`) and reported in batches.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -30,6 +35,7 @@ use latch_core::{
 
 use crate::denial::Denial;
 use crate::stats::{Counters, VerifierStats};
+use crate::stream_probe::{ProbeCadence, ProbeStart, StreamTail, TailVerdict};
 use crate::usage_slots::UsageSlots;
 use crate::verifier_config::{Follow, VerifierConfig};
 
@@ -107,7 +113,7 @@ struct Tracked {
     usage: UsageSlots,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     state: RwLock<Tracked>,
     /// What the verifier has checked of latchd's signed feed. Its own lock:
     /// checking a message (hashing, an Ed25519 verification) never holds
@@ -123,8 +129,14 @@ struct Inner {
     /// fresh as that heartbeat. Position and arrival time under one lock, so
     /// a time is never paired with another heartbeat's position.
     announced: Mutex<Option<Announced>>,
+    /// Milliseconds since `started` when the last heartbeat that vouched
+    /// arrived; 0: none yet (the stream probe counts from `started`).
+    heartbeat_at_ms: AtomicU64,
+    /// Set by the first accepted heartbeat that says the feed is
+    /// replicated (HA): the stream probe runs only then.
+    replicated_feed: std::sync::atomic::AtomicBool,
     max_staleness: Duration,
-    counters: Counters,
+    pub(crate) counters: Counters,
     /// Whether accepted uses are counted (and reported).
     counts_usage: bool,
     follow: Follow,
@@ -183,6 +195,8 @@ impl Verifier {
             started: Instant::now(),
             fresh_at_ms: AtomicU64::new(0),
             announced: Mutex::new(None),
+            heartbeat_at_ms: AtomicU64::new(0),
+            replicated_feed: std::sync::atomic::AtomicBool::new(false),
             max_staleness: config.max_staleness,
             counters,
             counts_usage: config.usage_report_every.is_some(),
@@ -199,6 +213,13 @@ impl Verifier {
             ));
         }
         tokio::spawn(follow_stream(inner.clone(), client.clone()));
+        if config.stream_probe {
+            tokio::spawn(crate::stream_probe::probe_stream(
+                Arc::downgrade(&inner),
+                client.clone(),
+                ProbeCadence::for_staleness(config.max_staleness),
+            ));
+        }
         // Ask for a heartbeat now rather than wait up to a second for the
         // next one (best effort: an older latchd does not answer).
         if let Ok(Ok(reply)) = tokio::time::timeout(
@@ -312,7 +333,7 @@ impl Verifier {
 }
 
 impl Inner {
-    fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         (self.started.elapsed().as_millis() as u64).max(1)
     }
 
@@ -334,10 +355,16 @@ impl Inner {
         match vouched {
             // Fresh as of when latchd sent it, not when it arrived: a
             // genuine heartbeat held back and replayed late buys nothing.
-            Ok(position) => self.announce(
-                position,
-                self.now_ms().saturating_sub(age.as_millis() as u64).max(1),
-            ),
+            Ok(position) => {
+                self.heartbeat_at_ms.store(self.now_ms(), Ordering::SeqCst);
+                if beat.replicated {
+                    self.replicated_feed.store(true, Ordering::SeqCst);
+                }
+                self.announce(
+                    position,
+                    self.now_ms().saturating_sub(age.as_millis() as u64).max(1),
+                );
+            }
             Err(rejection) => {
                 Counters::bump(&self.counters.rejected);
                 tracing::warn!(%rejection, position = %beat.position, "verifier: refused a heartbeat");
@@ -379,6 +406,85 @@ impl Inner {
             self.mark_fresh_at(heartbeat.at_ms);
         }
     }
+
+    /// Whether a heartbeat that vouched arrived within `within` (counting
+    /// from the start when none has).
+    /// Whether latchd said (in a heartbeat this verifier accepted) that its
+    /// log acknowledges only what the stream holds: only then does the
+    /// stream's last event prove anything (see `stream_probe`).
+    pub(crate) fn feed_is_replicated(&self) -> bool {
+        self.replicated_feed.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn heard_heartbeat_within(&self, within: Duration) -> bool {
+        let at = self.heartbeat_at_ms.load(Ordering::SeqCst);
+        self.now_ms().saturating_sub(at) < within.as_millis() as u64
+    }
+
+    /// What a stream probe notes before it asks: the time, the view's
+    /// position, and what it believes of stream messages.
+    pub(crate) fn probe_start(&self) -> ProbeStart {
+        let trust = Trust::of(&self.chain.lock().expect("chain lock"));
+        let have = self.state.read().expect("state lock").view.position();
+        ProbeStart {
+            at_ms: self.now_ms(),
+            have,
+            trust,
+        }
+    }
+
+    /// A stream probe sent at `asked.at_ms`, when the view was at
+    /// `asked.have`, found `tail` as the stream's last Latch event. Like a
+    /// heartbeat it vouches, as of when the probe was sent, once the view
+    /// has reached it (at once, or remembered until the follower reaches
+    /// it). Refused: a tail below what the view had when it asked (the
+    /// stream was truncated, or an older event was replayed at its end),
+    /// below a position announced and not reached yet (a heartbeat's, or
+    /// an earlier probe's: the stream is known to hold more), or, with
+    /// trusted keys, another event at the view's own position.
+    pub(crate) fn take_stream_tail(&self, tail: &StreamTail, asked: &ProbeStart) -> TailVerdict {
+        let position = tail.position();
+        if position < asked.have {
+            return TailVerdict::Behind { have: asked.have };
+        }
+        if let StreamTail::Event {
+            hash: Some(hash), ..
+        } = tail
+        {
+            let chain = self.chain.lock().expect("chain lock");
+            if chain.is_checking()
+                && chain.position() == position
+                && !hash.eq_ignore_ascii_case(&hex_of(&chain.hash()))
+            {
+                return TailVerdict::OtherEvent;
+            }
+        }
+        // As in `announce`: the view's position is read under the
+        // announcement's lock.
+        let mut announced = self.announced.lock().expect("announcement lock");
+        if let Some(pending) = *announced
+            && pending.position > position
+        {
+            return TailVerdict::BelowAnnounced {
+                announced: pending.position,
+            };
+        }
+        if self.state.read().expect("state lock").view.position() >= position {
+            self.mark_fresh_at(asked.at_ms);
+            TailVerdict::Reached
+        } else {
+            *announced = Some(Announced {
+                position,
+                at_ms: asked.at_ms,
+            });
+            TailVerdict::Ahead
+        }
+    }
+}
+
+/// Lower-case hex, as `Latch-Hash` carries a chain hash.
+fn hex_of(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Whether a token the view accepts from an unknown source is bound to
@@ -698,16 +804,17 @@ async fn catch_up(
     Err(FollowError::ConsumerEnded)
 }
 
-/// What the catch-up search believes of a stream message: with trusted
-/// keys, only an event latchd signed for the log the verifier follows (a
-/// forger's messages claiming positions must not steer it).
-struct Trust {
+/// What the catch-up search and the stream probe believe of a stream
+/// message: with trusted keys, only an event latchd signed for the log the
+/// verifier follows (a forger's messages claiming positions must not steer
+/// the one nor vouch to the other).
+pub(crate) struct Trust {
     keys: TrustedKeys,
     log: Option<latch_core::LogId>,
 }
 
 impl Trust {
-    fn of(chain: &FeedChain) -> Self {
+    pub(crate) fn of(chain: &FeedChain) -> Self {
         Self {
             keys: chain.trusted().clone(),
             log: chain.log(),
@@ -723,6 +830,31 @@ impl Trust {
             signed_at == position && self.log.is_none_or(|ours| ours == log)
         })
     }
+
+    /// Whether only what latchd signed counts.
+    pub(crate) fn is_checking(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// The position of a stream message that is a Latch event whose
+    /// `Latch-Position` and payload agree and, with trusted keys, that
+    /// latchd signed for the log the verifier follows; `None` for anything
+    /// else.
+    pub(crate) fn position_of(
+        &self,
+        message: &jetstream::message::StreamMessage,
+    ) -> Option<Position> {
+        message
+            .headers
+            .get(latch_bus::headers::LATCH_POSITION)
+            .and_then(|v| v.as_str().parse::<u64>().ok())
+            .filter(|&position| {
+                latch_bus::decode(&message.payload)
+                    .is_ok_and(|recorded| recorded.position.get() == position)
+            })
+            .map(Position::new)
+            .filter(|&position| self.signed(&message.headers, position))
+    }
 }
 
 /// The first existing stream message at or after `sequence` (up to
@@ -737,23 +869,12 @@ async fn message_at_or_after(
     let mut sequence = sequence;
     while sequence <= last {
         match stream.get_raw_message(sequence).await {
-            Ok(message) => {
-                // A foreign message must not steer the search: only a
-                // Latch event whose header and payload agree counts.
-                let position = message
-                    .headers
-                    .get(latch_bus::headers::LATCH_POSITION)
-                    .and_then(|v| v.as_str().parse::<u64>().ok())
-                    .filter(|&position| {
-                        latch_bus::decode(&message.payload)
-                            .is_ok_and(|recorded| recorded.position.get() == position)
-                    })
-                    .filter(|&position| trusted.signed(&message.headers, Position::new(position)));
-                match position {
-                    Some(position) => return Ok(Some((sequence, Position::new(position)))),
-                    None => sequence += 1,
-                }
-            }
+            // A foreign message must not steer the search: only a Latch
+            // event whose header and payload agree counts.
+            Ok(message) => match trusted.position_of(&message) {
+                Some(position) => return Ok(Some((sequence, position))),
+                None => sequence += 1,
+            },
             Err(error)
                 if matches!(
                     error.kind(),
@@ -805,6 +926,8 @@ mod tests {
             started: Instant::now(),
             fresh_at_ms: AtomicU64::new(0),
             announced: Mutex::new(None),
+            heartbeat_at_ms: AtomicU64::new(0),
+            replicated_feed: std::sync::atomic::AtomicBool::new(false),
             max_staleness: Duration::from_secs(5),
             counters: Counters::default(),
             counts_usage: false,
@@ -844,6 +967,152 @@ mod tests {
         // A heartbeat for a position the view has (0) vouches at once.
         inner.announce(Position::ZERO, 20);
         assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 20);
+    }
+
+    fn asked(inner: &Inner, at_ms: u64) -> ProbeStart {
+        ProbeStart {
+            at_ms,
+            have: inner.state.read().unwrap().view.position(),
+            trust: Trust::of(&inner.chain.lock().unwrap()),
+        }
+    }
+
+    fn tail(position: u64) -> StreamTail {
+        StreamTail::Event {
+            position: Position::new(position),
+            hash: None,
+        }
+    }
+
+    /// A view at `position` (the chain too), as the follower leaves it.
+    fn at(inner: &Inner, position: u64, hash: [u8; 32]) {
+        let log = latch_core::LogId::new();
+        *inner.chain.lock().unwrap() = FeedChain::from_snapshot(
+            TrustedKeys::new([latch_bus::SigningKey::generate().unwrap().public_key()]),
+            log,
+            Position::new(position),
+            hash,
+        );
+        if position > 0 {
+            inner
+                .state
+                .write()
+                .unwrap()
+                .view
+                .apply(&latch_core::RecordedEvent {
+                    position: Position::new(position),
+                    version: 1,
+                    envelope: latch_core::EventEnvelope {
+                        id: latch_core::EventId::new(),
+                        at: Utc::now(),
+                        actor: latch_core::Actor::System,
+                        request_id: None,
+                        idempotency_key_sha256: None,
+                        event: latch_core::Event::AccountEnabled {
+                            account_id: AccountId::new(),
+                        },
+                    },
+                });
+        }
+    }
+
+    /// A stream end the view has reached vouches as of when the probe was
+    /// sent; one ahead of it only once the view reaches it, and still as
+    /// of when the probe was sent.
+    #[test]
+    fn a_stream_end_vouches_as_of_the_probe_once_reached() {
+        let inner = inner();
+        let probe = asked(&inner, 10);
+        assert_eq!(
+            inner.take_stream_tail(&StreamTail::Empty, &probe),
+            TailVerdict::Reached
+        );
+        assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 10);
+
+        let probe = asked(&inner, 20);
+        assert_eq!(inner.take_stream_tail(&tail(2), &probe), TailVerdict::Ahead);
+        assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 10, "not reached");
+        inner.reached(Position::new(1));
+        assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 10, "not reached");
+        inner.reached(Position::new(2));
+        assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 20);
+    }
+
+    /// A stream end below the view (truncated, or an older event replayed
+    /// at it) or below an announced position vouches for nothing.
+    #[test]
+    fn a_stream_end_behind_the_view_or_an_announcement_vouches_for_nothing() {
+        let inner = inner();
+        at(&inner, 5, [0; 32]);
+        let probe = asked(&inner, 10);
+        assert_eq!(
+            inner.take_stream_tail(&tail(4), &probe),
+            TailVerdict::Behind {
+                have: Position::new(5)
+            }
+        );
+        assert_eq!(
+            inner.take_stream_tail(&StreamTail::Empty, &probe),
+            TailVerdict::Behind {
+                have: Position::new(5)
+            }
+        );
+        assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 0);
+
+        inner.announce(Position::new(8), 5);
+        assert_eq!(
+            inner.take_stream_tail(&tail(5), &asked(&inner, 20)),
+            TailVerdict::BelowAnnounced {
+                announced: Position::new(8)
+            }
+        );
+        assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 0);
+    }
+
+    /// With trusted keys, the stream's event at the view's own position
+    /// vouches only if it is the event the view applied (its chain hash).
+    #[test]
+    fn another_event_at_the_view_s_position_vouches_for_nothing() {
+        let inner = inner();
+        let ours = [3; 32];
+        at(&inner, 5, ours);
+        let other = StreamTail::Event {
+            position: Position::new(5),
+            hash: Some(hex_of(&[4; 32])),
+        };
+        assert_eq!(
+            inner.take_stream_tail(&other, &asked(&inner, 10)),
+            TailVerdict::OtherEvent
+        );
+        assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 0);
+        let same = StreamTail::Event {
+            position: Position::new(5),
+            hash: Some(hex_of(&ours).to_uppercase()),
+        };
+        assert_eq!(
+            inner.take_stream_tail(&same, &asked(&inner, 10)),
+            TailVerdict::Reached
+        );
+        assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 10);
+    }
+
+    /// Only a heartbeat that vouched counts as heard: forged or unsigned
+    /// ones must not hold the stream probe back.
+    #[test]
+    fn only_a_heartbeat_that_vouches_holds_the_probe_back() {
+        let inner = inner();
+        at(&inner, 0, [0; 32]);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!inner.heard_heartbeat_within(Duration::from_millis(50)));
+        inner.take_heartbeat(&Heartbeat::new(Position::ZERO, Utc::now()));
+        assert!(
+            !inner.heard_heartbeat_within(Duration::from_millis(50)),
+            "unsigned"
+        );
+        assert!(inner.counters.snapshot().rejected > 0);
+        let unchecked = self::inner();
+        unchecked.take_heartbeat(&Heartbeat::new(Position::ZERO, Utc::now()));
+        assert!(unchecked.heard_heartbeat_within(Duration::from_millis(50)));
     }
 
     /// Heartbeats arrive at time = their position while the consumer

@@ -33,6 +33,21 @@ pub struct VerifierConfig {
     pub trusted_keys: latch_bus::TrustedKeys,
     /// How it follows new events (see `Follow`).
     pub follow: Follow,
+    /// Whether, while latchd's heartbeats are missing, the verifier asks
+    /// JetStream for the last Latch event in the stream `LATCH_EVENTS` and
+    /// stays current while its view has reached it (with trusted keys, only
+    /// an event latchd signed for the verifier's log counts). With latchd
+    /// down, the replicated stream itself then vouches for the verifier,
+    /// instead of every verifier going stale after `max_staleness`. It
+    /// probes once no heartbeat has arrived for 1.5 heartbeat intervals
+    /// (or a third of `max_staleness`, if less), then about once a second
+    /// (`VerifierStats::stream_probes`): a stream-info request and a
+    /// message read each, requests its catch-up already makes
+    /// (`$JS.API.STREAM.INFO.LATCH_EVENTS`,
+    /// `$JS.API.STREAM.MSG.GET.LATCH_EVENTS`). `false`: only heartbeats
+    /// (and the events they announce) vouch, so a verifier goes stale
+    /// `max_staleness` after latchd stops.
+    pub stream_probe: bool,
 }
 
 /// How a verifier follows new events once it has caught up.
@@ -49,7 +64,8 @@ pub enum Follow {
 
 impl VerifierConfig {
     /// The defaults (stale after 5 s, 30 s to get current, usage reported
-    /// every 2 s, no trusted key, no snapshot, following the live tail)
+    /// every 2 s, no trusted key, no snapshot, following the live tail,
+    /// probing the stream while heartbeats are missing)
     /// for the NATS server or cluster `nats` (`NatsConnection::new(url)`,
     /// plus any credentials).
     pub fn new(nats: latch_bus::NatsConnection) -> Self {
@@ -63,6 +79,7 @@ impl VerifierConfig {
             name: format!("latch-verify/{}", std::process::id()),
             trusted_keys: latch_bus::TrustedKeys::default(),
             follow: Follow::default(),
+            stream_probe: true,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The verifier against a real nats-server with no latchd: how it fails to
 //! connect, how it becomes current and stale again on heartbeats alone, what
-//! it counts, and how `RequirePermission` answers without tokens. Tests with
+//! it counts, and how `RequirePermission` answers without tokens (with the
+//! stream probe off where heartbeats alone are tested: stream_probe.rs has
+//! how the stream keeps a verifier current without them). Tests with
 //! tokens need latchd's command handler: they are the root package's
 //! (tests/verifier.rs), so that this crate's dev-dependencies have no
 //! RocksDB.
@@ -117,7 +119,9 @@ async fn a_verifier_with_no_relay_is_never_current() {
 async fn heartbeats_keep_a_verifier_current_and_it_counts_what_it_skips() {
     let nats = NatsServer::start();
     let log = EmptyLog::start(&nats).await;
-    let verifier = Verifier::connect(config(&nats)).await.unwrap();
+    let mut config = config(&nats);
+    config.stream_probe = false;
+    let verifier = Verifier::connect(config).await.unwrap();
     assert!(!verifier.is_stale());
     assert_eq!(verifier.position(), Position::ZERO);
     let read: Permission = "accounts:read".parse().unwrap();
@@ -184,7 +188,9 @@ mod require_permission {
     async fn refusals_are_problems_401_without_a_valid_token_503_when_stale() {
         let nats = NatsServer::start();
         let log = EmptyLog::start(&nats).await;
-        let verifier = Verifier::connect(config(&nats)).await.unwrap();
+        let mut config = config(&nats);
+        config.stream_probe = false;
+        let verifier = Verifier::connect(config).await.unwrap();
         let app = axum::Router::new()
             .route("/certificates", axum::routing::get(|| async { "listed" }))
             .layer(RequirePermission::new(
