@@ -263,6 +263,7 @@ async fn a_forger_on_the_broker_cannot_add_alter_or_replay_events() {
             clock: Arc::new(latchd::SystemClock),
             status: other_status.clone(),
             keyring: Arc::new(latchd::Keyring::ephemeral()),
+            publishes_events: true,
         }
         .run(other_shutdown),
     );

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod ha_cluster;
+pub use ha_cluster::{HaCluster, HaNode, TEST_SIGNING_KEY, call as call_node};
+
 /// Where cargo put the workspace's binaries.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

@@ -48,7 +48,14 @@ impl CliError {
 }
 
 pub struct Client {
-    base: String,
+    /// latchd's URL, or several: the nodes of an HA cluster (`LATCH_URL` is
+    /// a comma-separated list). Requests go to the node that last answered,
+    /// then to the others when a node is unreachable or a standby without a
+    /// leader; a standby's redirect (307) to its leader is followed only to
+    /// one of these URLs, so no node can send the token anywhere else.
+    bases: Vec<String>,
+    /// Index in `bases` of the node that answered last.
+    preferred: std::cell::Cell<usize>,
     token: Option<String>,
     agent: ureq::Agent,
     /// `Some` with `--transport nats`: requests go to latchd's NATS command
@@ -91,11 +98,22 @@ impl Client {
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // Redirects are followed here, and only to the URLs given.
+            .max_redirects(0)
             .tls_config(tls.build())
             .build()
             .into();
+        let bases: Vec<String> = base
+            .split(',')
+            .map(|b| b.trim().trim_end_matches('/').to_owned())
+            .filter(|b| !b.is_empty())
+            .collect();
+        if bases.is_empty() {
+            return Err(CliError::Usage("--url (LATCH_URL) names no latchd".into()));
+        }
         Ok(Self {
-            base: base.trim_end_matches('/').to_owned(),
+            bases,
+            preferred: std::cell::Cell::new(0),
             token,
             agent,
             nats: None,
@@ -154,20 +172,19 @@ impl Client {
                 "this command streams its answer over HTTP; use --transport http for it".into(),
             ));
         }
-        let url = format!("{}{}", self.base, path);
         let token = self.token.as_deref().ok_or_else(|| {
             CliError::Usage("no token: set LATCH_TOKEN, or pass --token-file".into())
         })?;
+        let (base, mut response) = self.each_node(|base| {
+            self.agent
+                .get(format!("{base}{path}"))
+                .header("Authorization", format!("Bearer {token}"))
+                .call()
+        })?;
         let unreachable = |e: ureq::Error| CliError::Unreachable {
-            url: self.base.clone(),
+            url: base.clone(),
             reason: e.to_string(),
         };
-        let mut response = self
-            .agent
-            .get(&url)
-            .header("Authorization", format!("Bearer {token}"))
-            .call()
-            .map_err(unreachable)?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let text = response.body_mut().read_to_string().map_err(unreachable)?;
@@ -188,7 +205,6 @@ impl Client {
         body: Option<&Value>,
         headers: &Headers,
     ) -> Result<Value, CliError> {
-        let url = format!("{}{}", self.base, path);
         let token = self.token.as_deref().ok_or_else(|| {
             CliError::Usage("no token: set LATCH_TOKEN, or pass --token-file (the admin token is in <data-dir>/admin.token)".into())
         })?;
@@ -201,32 +217,46 @@ impl Client {
             };
         }
         let auth = format!("Bearer {token}");
-        let mut request = ureq::http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header("Authorization", auth)
-            .header("Accept", "application/json");
-        if let Some(key) = &headers.idempotency_key {
-            request = request.header("Idempotency-Key", key);
-        }
-        if let Some(version) = &headers.if_match {
-            request = request.header("If-Match", format!("\"{}\"", version.trim_matches('"')));
-        }
-        let body_bytes = match body {
-            Some(value) => {
-                request = request.header("Content-Type", "application/json");
-                serde_json::to_vec(value).map_err(|e| CliError::Other(e.to_string()))?
+        // With several nodes a write may be sent twice (a node that fails
+        // over mid-request): a key makes the second an answer, not a rerun.
+        let generated;
+        let idempotency_key = match (&headers.idempotency_key, method) {
+            (Some(key), _) => Some(key.as_str()),
+            (None, "POST" | "PUT" | "PATCH" | "DELETE") if self.bases.len() > 1 => {
+                generated = format!("latch-cli-{}", latch_core::EventId::new());
+                Some(generated.as_str())
             }
+            (None, _) => None,
+        };
+        let body_bytes = match body {
+            Some(value) => serde_json::to_vec(value).map_err(|e| CliError::Other(e.to_string()))?,
             None => Vec::new(),
         };
-        let request = request
-            .body(body_bytes)
-            .map_err(|e| CliError::Usage(format!("bad request for {url}: {e}")))?;
+        let (base, mut response) = self.each_node(|base| {
+            let url = format!("{base}{path}");
+            let mut request = ureq::http::Request::builder()
+                .method(method)
+                .uri(&url)
+                .header("Authorization", &auth)
+                .header("Accept", "application/json");
+            if let Some(key) = idempotency_key {
+                request = request.header("Idempotency-Key", key);
+            }
+            if let Some(version) = &headers.if_match {
+                request = request.header("If-Match", format!("\"{}\"", version.trim_matches('"')));
+            }
+            if body.is_some() {
+                request = request.header("Content-Type", "application/json");
+            }
+            let request = request
+                .body(body_bytes.clone())
+                .map_err(|e| ureq::Error::BadUri(format!("{url}: {e}")))?;
+            self.agent.run(request)
+        })?;
         let unreachable = |e: ureq::Error| CliError::Unreachable {
-            url: self.base.clone(),
+            url: base.clone(),
             reason: e.to_string(),
         };
-        let mut response = self.agent.run(request).map_err(unreachable)?;
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().map_err(unreachable)?;
         let value: Value = if text.trim().is_empty() {
@@ -239,6 +269,82 @@ impl Client {
         }
         Err(api_error(status, &value))
     }
+
+    /// Sends a request (made by `call` for a node's base URL) to the node
+    /// that answered last, then to the others: on to the next when a node
+    /// is unreachable or answers 503 (a standby without a leader, a node
+    /// shutting down); a 307 to the leader is followed when the leader is
+    /// one of the URLs given, and refused otherwise.
+    fn each_node(
+        &self,
+        call: impl Fn(&str) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<(String, ureq::http::Response<ureq::Body>), CliError> {
+        let count = self.bases.len();
+        let first = self.preferred.get();
+        let mut last_failure = None;
+        for step in 0..count {
+            let index = (first + step) % count;
+            let base = &self.bases[index];
+            let response = match call(base) {
+                Ok(response) => response,
+                Err(error) => {
+                    last_failure = Some(CliError::Unreachable {
+                        url: base.clone(),
+                        reason: error.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            if status == 307 {
+                let location = response
+                    .headers()
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let Some(leader) = self.bases.iter().position(|b| same_origin(b, &location)) else {
+                    return Err(CliError::Other(format!(
+                        "latchd at {base} redirected to {location}, which is not one of the URLs in --url (LATCH_URL); not following it with your token. Add the leader's URL to LATCH_URL if it is yours"
+                    )));
+                };
+                match call(&self.bases[leader]) {
+                    Ok(response) => {
+                        self.preferred.set(leader);
+                        return Ok((self.bases[leader].clone(), response));
+                    }
+                    Err(error) => {
+                        last_failure = Some(CliError::Unreachable {
+                            url: self.bases[leader].clone(),
+                            reason: error.to_string(),
+                        });
+                        continue;
+                    }
+                }
+            }
+            if status == 503 && step + 1 < count {
+                last_failure = Some(CliError::Unreachable {
+                    url: base.clone(),
+                    reason: "503: not serving this request now".into(),
+                });
+                continue;
+            }
+            self.preferred.set(index);
+            return Ok((base.clone(), response));
+        }
+        Err(last_failure.unwrap_or_else(|| CliError::Unreachable {
+            url: self.bases.join(","),
+            reason: "no node answered".into(),
+        }))
+    }
+}
+
+/// Whether `location` is on the node at `base` (same scheme, host and
+/// port: what the path of a redirect may change and nothing else).
+fn same_origin(base: &str, location: &str) -> bool {
+    location
+        .strip_prefix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
 }
 
 /// latchd's problem+json answer (or whatever came instead) as an error.

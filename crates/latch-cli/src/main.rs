@@ -32,7 +32,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "latch", version, about = "Manage Latch service accounts, tokens, roles and policy", after_help = exit_code::HELP)]
 struct Cli {
-    /// latchd's URL.
+    /// latchd's URL; for an HA cluster, its nodes' URLs separated by commas
+    /// (requests fail over between them and follow a standby's redirect to
+    /// the leader only within this list).
     #[arg(
         long,
         env = "LATCH_URL",

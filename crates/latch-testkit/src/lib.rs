@@ -3,7 +3,9 @@
 //! a test can stop and restart (same port, same store) to test faults.
 #![forbid(unsafe_code)]
 
+mod nats_cluster;
 mod tcp_proxy;
+pub use nats_cluster::NatsCluster;
 pub use tcp_proxy::TcpProxy;
 
 use std::net::{TcpListener, TcpStream};

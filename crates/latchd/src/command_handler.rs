@@ -22,6 +22,7 @@ use latch_core::{
 };
 use latch_store::{
     AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
+    ReplicatedEvent, StoredEvent,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -29,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::Clock;
 use crate::command_outcome::{CommandReceipt, CommandRejection, CommandResult, HandlerFailure};
 use crate::event_codec;
+use crate::ha::LeaderSession;
 use crate::rebuild::{RebuildError, Rebuilt, rebuild};
 use crate::state_snapshot;
 
@@ -86,6 +88,10 @@ pub struct HandlerConfig {
     pub queue_depth: usize,
     /// Save a projection snapshot after this many new events.
     pub snapshot_every: u64,
+    /// HA mode: commands are decided only while this node leads, and each
+    /// batch is acknowledged by the replicated stream before it is written
+    /// (see `crate::ha`).
+    pub replicated: bool,
 }
 
 impl Default for HandlerConfig {
@@ -94,6 +100,7 @@ impl Default for HandlerConfig {
             max_batch: 512,
             queue_depth: 4096,
             snapshot_every: 100_000,
+            replicated: false,
         }
     }
 }
@@ -114,7 +121,32 @@ pub struct HandlerMetrics {
 #[allow(clippy::large_enum_variant)]
 enum Message {
     Submit(CommandRequest, oneshot::Sender<CommandResult>),
+    /// Events the leader wrote, to append as they are (HA standby).
+    Replicate(ReplicatedBatch, oneshot::Sender<Result<Position, HandlerFailure>>),
+    /// Set aside the log after a position (HA: a tail the stream lacks).
+    Truncate(
+        Position,
+        Option<u64>,
+        oneshot::Sender<Result<Vec<StoredEvent>, HandlerFailure>>,
+    ),
     Stop,
+}
+
+/// Events read from the replicated stream, checked, to append in order.
+pub struct ReplicatedBatch {
+    /// Each event as stored, and decoded.
+    pub events: Vec<(ReplicatedEvent, RecordedEvent)>,
+    /// The stream sequence of the last message read.
+    pub stream_sequence: u64,
+}
+
+/// The writer's part in HA mode: whether it leads, and how it publishes.
+#[derive(Default)]
+struct Replication {
+    /// `Some` while this node leads.
+    leader: Mutex<Option<LeaderSession>>,
+    /// Woken when the writer gives up leading (a publish failed).
+    deposed: tokio::sync::Notify,
 }
 
 /// A cheap, cloneable way to submit commands and read committed state.
@@ -127,9 +159,73 @@ pub struct CommandHandle {
     committed_view: Arc<RwLock<VerifierView>>,
     store: Arc<EventStore>,
     metrics: Arc<HandlerMetrics>,
+    replication: Option<Arc<Replication>>,
 }
 
 impl CommandHandle {
+    /// HA: from now on this node decides commands, publishing through
+    /// `session`.
+    pub fn lead(&self, session: LeaderSession) {
+        if let Some(replication) = &self.replication {
+            *replication.leader.lock().expect("leader lock") = Some(session);
+        }
+    }
+
+    /// HA: stop deciding commands (they are answered `NotLeader`). Waits
+    /// for a batch being published to finish. Returns whether it led.
+    pub async fn step_down(&self) -> bool {
+        let Some(replication) = self.replication.clone() else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || {
+            replication.leader.lock().expect("leader lock").take().is_some()
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// HA: whether this node decides commands now.
+    pub fn is_leading(&self) -> bool {
+        self.replication.as_ref().is_some_and(|r| {
+            r.leader.try_lock().map_or(true, |leader| leader.is_some())
+        })
+    }
+
+    /// HA: resolves when the writer gave up leading because the stream did
+    /// not acknowledge a batch.
+    pub async fn deposed(&self) {
+        match &self.replication {
+            Some(replication) => replication.deposed.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// HA standby: appends events the leader wrote and folds them into the
+    /// state.
+    pub async fn replicate(&self, batch: ReplicatedBatch) -> Result<Position, HandlerFailure> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Message::Replicate(batch, reply))
+            .await
+            .map_err(|_| HandlerFailure::Stopped)?;
+        answer.await.map_err(|_| HandlerFailure::Stopped)?
+    }
+
+    /// HA: removes the log after `keep` (returning what was removed) and
+    /// rebuilds the state from what is left.
+    pub async fn truncate_after(
+        &self,
+        keep: Position,
+        stream_sequence: Option<u64>,
+    ) -> Result<Vec<StoredEvent>, HandlerFailure> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Message::Truncate(keep, stream_sequence, reply))
+            .await
+            .map_err(|_| HandlerFailure::Stopped)?;
+        answer.await.map_err(|_| HandlerFailure::Stopped)?
+    }
+
     pub async fn submit(&self, request: CommandRequest) -> CommandResult {
         let (reply, answer) = oneshot::channel();
         self.sender
@@ -199,7 +295,9 @@ impl CommandHandler {
         let committed_view = Arc::new(RwLock::new(VerifierView::of(&rebuilt.state)));
         let metrics = Arc::new(HandlerMetrics::default());
         let (sender, receiver) = mpsc::channel(config.queue_depth);
+        let replication = config.replicated.then(|| Arc::new(Replication::default()));
         let writer = Writer {
+            replication: replication.clone(),
             working: rebuilt.state.clone(),
             committed: committed.clone(),
             committed_view: committed_view.clone(),
@@ -219,6 +317,7 @@ impl CommandHandler {
             committed_view,
             store,
             metrics,
+            replication,
         };
         Ok((
             Self {
@@ -260,6 +359,7 @@ impl Drop for CommandHandler {
 }
 
 struct Writer {
+    replication: Option<Arc<Replication>>,
     working: State,
     committed: Arc<RwLock<State>>,
     committed_view: Arc<RwLock<VerifierView>>,
@@ -299,6 +399,18 @@ impl Writer {
                     Message::Submit(request, reply) => batch.push((request, reply)),
                     // Everything queued before the stop is still processed.
                     Message::Stop => stopping = true,
+                    Message::Replicate(replicated, reply) => {
+                        if !batch.is_empty() {
+                            self.process(std::mem::take(&mut batch));
+                        }
+                        let _ = reply.send(self.replicate(replicated));
+                    }
+                    Message::Truncate(keep, sequence, reply) => {
+                        if !batch.is_empty() {
+                            self.process(std::mem::take(&mut batch));
+                        }
+                        let _ = reply.send(self.truncate(keep, sequence));
+                    }
                 }
                 if batch.len() >= self.config.max_batch {
                     break;
@@ -312,14 +424,34 @@ impl Writer {
         // Anything that raced the stop is refused: its senders see `Stopped`.
         receiver.close();
         while let Ok(message) = receiver.try_recv() {
-            if let Message::Submit(_, reply) = message {
-                let _ = reply.send(Err(HandlerFailure::Stopped));
+            match message {
+                Message::Submit(_, reply) => {
+                    let _ = reply.send(Err(HandlerFailure::Stopped));
+                }
+                Message::Replicate(_, reply) => {
+                    let _ = reply.send(Err(HandlerFailure::Stopped));
+                }
+                Message::Truncate(_, _, reply) => {
+                    let _ = reply.send(Err(HandlerFailure::Stopped));
+                }
+                Message::Stop => {}
             }
         }
         self.snapshot(true);
     }
 
     fn process(&mut self, batch: Vec<(CommandRequest, oneshot::Sender<CommandResult>)>) {
+        if let Some(replication) = &self.replication
+            && replication.leader.lock().expect("leader lock").is_none()
+        {
+            self.metrics
+                .commands_failed
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            for (_, reply) in batch {
+                let _ = reply.send(Err(HandlerFailure::NotLeader));
+            }
+            return;
+        }
         let mut plans: Vec<Plan> = Vec::with_capacity(batch.len());
         let mut planned = PlannedBatch::starting_at(self.store.head().position.next());
         let mut failure: Option<HandlerFailure> = None;
@@ -486,7 +618,10 @@ impl Writer {
     /// Writes the batch and, once it is durable, applies it to the
     /// committed state.
     fn write(&mut self, requests: &[AppendRequest], plans: &[Plan]) -> Result<(), HandlerFailure> {
-        let outcomes = self.store.append(requests)?;
+        let outcomes = match &self.replication {
+            None => self.store.append(requests)?,
+            Some(replication) => self.publish_then_append(replication, requests)?,
+        };
         let mut appended = 0u64;
         {
             let mut committed = self.committed.write().expect("state lock poisoned");
@@ -520,6 +655,79 @@ impl Writer {
             .fetch_add(appended, Ordering::Relaxed);
         self.metrics.batches_written.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// HA leader: the stream acknowledges the batch first, then the log
+    /// writes it, so this log never holds an event the stream does not. On
+    /// any failure the node stops leading: what the stream may hold of the
+    /// batch reaches this log by following it.
+    fn publish_then_append(
+        &self,
+        replication: &Replication,
+        requests: &[AppendRequest],
+    ) -> Result<Vec<Result<Appended, latch_store::AppendRejected>>, HandlerFailure> {
+        let mut leader = replication.leader.lock().expect("leader lock");
+        let Some(session) = leader.as_mut() else {
+            return Err(HandlerFailure::NotLeader);
+        };
+        let prepared = self.store.prepare(requests)?;
+        let depose = |mut leader: std::sync::MutexGuard<'_, Option<LeaderSession>>| {
+            *leader = None;
+            drop(leader);
+            replication.deposed.notify_one();
+        };
+        let sequence = match session.publish(prepared.events(), prepared.idempotency_records()) {
+            Ok(sequence) => sequence,
+            Err(problem) => {
+                tracing::error!(%problem, "ha: the stream did not acknowledge a batch; stepping down");
+                depose(leader);
+                return Err(HandlerFailure::Replication(problem));
+            }
+        };
+        match self.store.commit(prepared, Some(sequence)) {
+            Ok(outcomes) => Ok(outcomes),
+            Err(error) => {
+                tracing::error!(%error, "ha: the stream holds a batch this log could not write; stepping down to follow it");
+                depose(leader);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// HA standby: appends what the leader wrote and folds it in.
+    fn replicate(&mut self, batch: ReplicatedBatch) -> Result<Position, HandlerFailure> {
+        let (stored, decoded): (Vec<_>, Vec<_>) = batch.events.into_iter().unzip();
+        let head = self.store.append_replicated(&stored, batch.stream_sequence)?;
+        {
+            let mut committed = self.committed.write().expect("state lock poisoned");
+            let mut view = self.committed_view.write().expect("view lock poisoned");
+            for event in &decoded {
+                evolve(&mut committed, event);
+                view.apply(event);
+                evolve(&mut self.working, event);
+            }
+        }
+        self.metrics
+            .events_appended
+            .fetch_add(decoded.len() as u64, Ordering::Relaxed);
+        self.snapshot(false);
+        Ok(head.position)
+    }
+
+    /// HA: sets aside the log after `keep` and rebuilds the state.
+    fn truncate(
+        &mut self,
+        keep: Position,
+        stream_sequence: Option<u64>,
+    ) -> Result<Vec<StoredEvent>, HandlerFailure> {
+        let removed = self.store.truncate_after(keep, stream_sequence)?;
+        let rebuilt = rebuild(&self.store)
+            .map_err(|e| HandlerFailure::Inconsistent(format!("rebuilding after setting a tail aside: {e}")))?;
+        *self.committed_view.write().expect("view lock poisoned") = VerifierView::of(&rebuilt.state);
+        *self.committed.write().expect("state lock poisoned") = rebuilt.state.clone();
+        self.working = rebuilt.state;
+        self.last_snapshot = rebuilt.snapshot.unwrap_or(Position::ZERO);
+        Ok(removed)
     }
 
     /// After a failed batch the working copy holds undurable events. When

@@ -43,6 +43,15 @@ pub enum HandlerFailure {
     Inconsistent(String),
     #[error("the command handler has stopped")]
     Stopped,
+    /// HA mode: this node is a standby (or has just stepped down); the
+    /// leader decides commands.
+    #[error("this latchd is not the leader; send the command to the leader")]
+    NotLeader,
+    /// HA mode: the replicated stream did not acknowledge the command's
+    /// events (this node was deposed, or NATS failed). Nothing is answered
+    /// as written; the node steps down and follows the stream.
+    #[error("the replicated stream did not acknowledge the command: {0}")]
+    Replication(String),
 }
 
 impl From<StoreError> for HandlerFailure {

@@ -90,7 +90,7 @@ impl CommandService {
         let client = match options
             .name("latchd command service")
             .retry_on_initial_connect()
-            .connect(self.nats.server_url())
+            .connect(self.nats.server_urls())
             .await
         {
             Ok(client) => client,

@@ -21,6 +21,7 @@ mod command_service;
 mod deadline_index;
 mod dev_nats;
 mod event_codec;
+pub mod ha;
 mod http_server;
 mod nats_client_claim;
 mod nats_micro;

@@ -27,6 +27,8 @@ use crate::bootstrap::{ADMIN_TOKEN_FILE, BootstrapError, Bootstrapped, bootstrap
 use crate::clock::{Clock, SystemClock};
 use crate::command_handler::{CommandHandle, CommandHandler, HandlerConfig};
 use crate::command_service::CommandService;
+use crate::ha::{HaConfig, HaController, HaState, LeaderDuties};
+use crate::ha::duty;
 use crate::http_server::serve as serve_http;
 use crate::rebuild::RebuildError;
 use crate::relay::{Relay, RelayStatus};
@@ -84,6 +86,9 @@ pub struct NodeConfig {
     pub bootstrap_admin: bool,
     /// Append the scheduler's notes (expiring, expired, rotation due).
     pub scheduler: bool,
+    /// HA mode (`--ha`): lead or follow a cluster on `nats`; needs a
+    /// `Provisioned` (or `Given`) key every node shares.
+    pub ha: Option<HaConfig>,
 }
 
 impl NodeConfig {
@@ -99,6 +104,7 @@ impl NodeConfig {
             signing_key: SigningKeySource::DataDir,
             bootstrap_admin: true,
             scheduler: true,
+            ha: None,
         }
     }
 }
@@ -120,6 +126,8 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Keyring(#[from] KeyringError),
+    #[error("HA mode: {0}")]
+    HaSetup(&'static str),
     #[error("rebuilding state from the event log")]
     Rebuild(#[source] RebuildError),
     #[error("bootstrapping the admin account")]
@@ -151,6 +159,9 @@ pub struct Node {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     scheduler: Option<JoinHandle<()>>,
+    /// HA mode: the controller (stopped first at shutdown, so a standby
+    /// takes the lease at once).
+    ha: Option<(watch::Sender<bool>, JoinHandle<()>)>,
     http: JoinHandle<std::io::Result<()>>,
     http_handle: axum_server::Handle<SocketAddr>,
 }
@@ -187,6 +198,18 @@ impl Node {
             }
             None => None,
         };
+        if config.ha.is_some() {
+            if config.nats.is_none() {
+                return Err(NodeError::HaSetup(
+                    "the cluster is coordinated through NATS: give --nats-url",
+                ));
+            }
+            if matches!(config.signing_key, SigningKeySource::DataDir) {
+                return Err(NodeError::HaSetup(
+                    "every node of a cluster signs with the same key: give each node --signing-key FILE (one key file, provisioned to all nodes)",
+                ));
+            }
+        }
         let store_dir = config.data_dir.join(LOG_DIR);
         let store =
             Arc::new(
@@ -202,11 +225,14 @@ impl Node {
         };
         tracing::info!(public_key = %keyring.current().public_key(), "signing what latchd publishes; verifiers trust this key (latchd key show)");
         let clock = config.clock.clone();
+        let mut handler_config = config.handler.clone();
+        handler_config.replicated = config.ha.is_some();
         let (handler, rebuilt) =
-            CommandHandler::start(store.clone(), clock.clone(), config.handler.clone())
+            CommandHandler::start(store.clone(), clock.clone(), handler_config)
                 .map_err(NodeError::Rebuild)?;
         let commands = handler.handle();
-        if config.bootstrap_admin {
+        // In HA mode the first leader of an empty cluster bootstraps.
+        if config.bootstrap_admin && config.ha.is_none() {
             match bootstrap(&commands, &config.data_dir)
                 .await
                 .map_err(NodeError::Bootstrap)?
@@ -229,11 +255,15 @@ impl Node {
                     clock: clock.clone(),
                     status: status.clone(),
                     keyring: keyring.clone(),
+                    publishes_events: config.ha.is_none(),
                 },
                 status,
                 running: Mutex::new(None),
             };
-            *control.running.try_lock().expect("not shared yet") = Some(control.spawn());
+            // In HA mode the relay (heartbeats only) is a leader's duty.
+            if config.ha.is_none() {
+                *control.running.try_lock().expect("not shared yet") = Some(control.spawn());
+            }
             control
         });
         let app = AppState::with_limits(
@@ -253,7 +283,7 @@ impl Node {
                 .activity_pruner(store.clone(), clock.clone())
                 .run(shutdown.clone()),
         )];
-        let scheduler = config.scheduler.then(|| {
+        let scheduler = (config.scheduler && config.ha.is_none()).then(|| {
             let scheduler = Scheduler {
                 commands: commands.clone(),
                 store: store.clone(),
@@ -276,6 +306,59 @@ impl Node {
                 clock: clock.clone(),
             };
             tasks.push(tokio::spawn(intake.run(shutdown.clone())));
+        }
+        let ha = match (&config.ha, &config.nats) {
+            (Some(ha_config), Some(nats)) => {
+                let state = Arc::new(HaState::new(
+                    ha_config.node_id.clone(),
+                    ha_config.advertise_url.clone(),
+                ));
+                let _ = app.ha.set(state.clone());
+                let duties = {
+                    let relay = relay.as_ref().map(|r| r.relay.clone());
+                    let nats = nats.clone();
+                    let router = router.clone();
+                    let scheduler = config.scheduler.then(|| Scheduler {
+                        commands: commands.clone(),
+                        store: store.clone(),
+                        clock: clock.clone(),
+                        tick: Duration::from_secs(1),
+                        status: app.scheduler.clone(),
+                    });
+                    LeaderDuties(Box::new(move || {
+                        let mut running = Vec::new();
+                        if let Some(relay) = &relay {
+                            running.push(duty(|stop| relay.clone().run(stop)));
+                        }
+                        let service = CommandService {
+                            nats: nats.clone(),
+                            router: router.clone(),
+                            serving: None,
+                        };
+                        running.push(duty(|stop| service.run(stop)));
+                        if let Some(scheduler) = &scheduler {
+                            running.push(duty(|stop| scheduler.clone().run(stop)));
+                        }
+                        running
+                    }))
+                };
+                let controller = HaController {
+                    config: ha_config.clone(),
+                    nats: nats.clone(),
+                    store: store.clone(),
+                    commands: commands.clone(),
+                    keyring: keyring.clone(),
+                    state,
+                    duties,
+                    data_dir: config.data_dir.clone(),
+                    bootstrap_admin: config.bootstrap_admin,
+                };
+                let (stop, stopped) = watch::channel(false);
+                Some((stop, tokio::spawn(controller.run(stopped))))
+            }
+            _ => None,
+        };
+        if let (Some(nats), None) = (&config.nats, &config.ha) {
             let (serving, commands_served) = tokio::sync::oneshot::channel();
             let command_service = CommandService {
                 nats: nats.clone(),
@@ -341,6 +424,7 @@ impl Node {
             stop,
             tasks,
             scheduler,
+            ha,
             http,
             http_handle,
         })
@@ -378,6 +462,11 @@ impl Node {
         &self.app
     }
 
+    /// HA mode: this node's role and its view of the cluster.
+    pub fn ha_state(&self) -> Option<&Arc<HaState>> {
+        self.app.ha.get()
+    }
+
     /// The relay's progress; `None` without NATS.
     pub fn relay_status(&self) -> Option<&Arc<RelayStatus>> {
         self.relay.as_ref().map(|r| &r.status)
@@ -401,6 +490,30 @@ impl Node {
         let mut running = relay.running.lock().await;
         if running.is_none() {
             *running = Some(relay.spawn());
+        }
+    }
+
+    /// Stops the node as a crash would, for benchmarks and tests that
+    /// measure what the rest of a cluster does then: every task is aborted
+    /// at once; an HA leader neither steps down nor releases its lease (it
+    /// lapses). Only the writer thread finishes what it holds, as `Drop`
+    /// requires.
+    pub fn abort(self) {
+        self.http.abort();
+        if let Some((_, task)) = &self.ha {
+            task.abort();
+        }
+        if let Some(scheduler) = &self.scheduler {
+            scheduler.abort();
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(relay) = &self.relay
+            && let Ok(mut running) = relay.running.try_lock()
+            && let Some((_, task)) = running.take()
+        {
+            task.abort();
         }
     }
 
@@ -435,6 +548,14 @@ impl Node {
             }
         };
         self.app.set_ready(false);
+        if let Some((stop, task)) = &self.ha {
+            // A leader steps down and releases the lease first: a standby
+            // leads at once instead of after the lease lapses.
+            let _ = stop.send(true);
+            while !task.is_finished() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         tracing::info!("shutting down: finishing queued commands");
         if let Some(scheduler) = &self.scheduler {
             scheduler.abort();

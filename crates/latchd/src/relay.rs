@@ -86,6 +86,10 @@ pub struct Relay {
     /// What every event and heartbeat is signed with (see
     /// `latch_bus::signed_feed`).
     pub keyring: Arc<Keyring>,
+    /// `false` in HA mode: the leader's writer publishes each batch before
+    /// writing it (see `crate::ha`), so everything in the log is in the
+    /// stream; the relay only sends heartbeats for the log's head.
+    pub publishes_events: bool,
 }
 
 impl Relay {
@@ -123,6 +127,7 @@ impl Relay {
     /// acknowledged.
     fn heartbeat(&self, published: Position) -> Result<bytes::Bytes, RelayError> {
         let mut heartbeat = Heartbeat::new(published, self.clock.now());
+        heartbeat.replicated = !self.publishes_events;
         let hash = match self.store.hash_at(published)? {
             Some(hash) => *hash.as_bytes(),
             None => [0; 32],
@@ -158,33 +163,37 @@ impl Relay {
             .map_err(nats)?
             .name("latchd relay")
             .connection_timeout(Duration::from_secs(2))
-            .connect(self.nats.server_url())
+            .connect(self.nats.server_urls())
             .await
             .map_err(nats)?;
         let js = jetstream::new(client.clone());
         let settings = StreamSettings::default();
-        let config = jetstream::stream::Config {
-            name: settings.name.to_owned(),
-            subjects: settings.subjects.clone(),
-            storage: if settings.file_storage {
-                jetstream::stream::StorageType::File
-            } else {
-                jetstream::stream::StorageType::Memory
-            },
-            duplicate_window: settings.duplicate_window,
-            ..Default::default()
-        };
-        let mut stream = js.get_or_create_stream(config).await.map_err(nats)?;
+        let mut stream = None;
         let mut tail = TailScan::default();
-        let mut published = self
-            .check_same_log(&mut stream, &mut tail, settings.name)
-            .await?;
+        let mut published = self.store.head().position;
+        if self.publishes_events {
+            let config = jetstream::stream::Config {
+                name: settings.name.to_owned(),
+                subjects: settings.subjects.clone(),
+                storage: if settings.file_storage {
+                    jetstream::stream::StorageType::File
+                } else {
+                    jetstream::stream::StorageType::Memory
+                },
+                duplicate_window: settings.duplicate_window,
+                ..Default::default()
+            };
+            let mut events = js.get_or_create_stream(config).await.map_err(nats)?;
+            published = self
+                .check_same_log(&mut events, &mut tail, settings.name)
+                .await?;
+            stream = Some(events);
+        }
         self.status
             .published
             .store(published.get(), Ordering::SeqCst);
         self.status.connected.store(true, Ordering::SeqCst);
-        tracing::info!(stream = settings.name, resume_after = %published, head = %self.store.head().position, "relay connected");
-
+        tracing::info!(stream = settings.name, resume_after = %published, head = %self.store.head().position, publishes_events = self.publishes_events, "relay connected");
         let mut head = self.store.subscribe();
         let mut asked = client
             .subscribe(subject::HEARTBEAT_REQUEST)
@@ -194,6 +203,12 @@ impl Relay {
         let mut check = tokio::time::interval(STREAM_CHECK);
         check.tick().await;
         loop {
+            if !self.publishes_events {
+                published = self.store.head().position;
+                self.status
+                    .published
+                    .store(published.get(), Ordering::SeqCst);
+            }
             while published < self.store.head().position {
                 published = self.publish_after(&js, published).await?;
                 self.status
@@ -217,8 +232,9 @@ impl Relay {
                         client.publish(reply.into_string(), self.heartbeat(published)?).await.map_err(nats)?;
                     }
                 }
-                _ = check.tick() => {
-                    let in_stream = last_position_in(&mut stream, &mut tail, &self.ours()).await?.map_or(Position::ZERO, |(p, _)| p);
+                _ = check.tick(), if stream.is_some() => {
+                    let Some(stream) = stream.as_mut() else { continue };
+                    let in_stream = last_position_in(stream, &mut tail, &self.ours()).await?.map_or(Position::ZERO, |(p, _)| p);
                     if in_stream < published {
                         tracing::warn!(%in_stream, %published, "relay: the stream lost events it had acknowledged; republishing them");
                         self.status.repairs.fetch_add(1, Ordering::Relaxed);

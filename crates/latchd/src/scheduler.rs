@@ -34,6 +34,7 @@ pub struct SchedulerStatus {
     pub pending: AtomicU64,
 }
 
+#[derive(Clone)]
 pub struct Scheduler {
     pub commands: CommandHandle,
     pub store: Arc<EventStore>,

@@ -69,7 +69,7 @@ impl UsageIntake {
                 Ok(options) => options
                     .name("latchd usage intake")
                     .connection_timeout(Duration::from_secs(2))
-                    .connect(self.nats.server_url())
+                    .connect(self.nats.server_urls())
                     .await
                     .map_err(|e| e.to_string()),
                 Err(error) => Err(error.to_string()),

@@ -51,6 +51,7 @@ pub(crate) async fn run(
         clock: Arc::new(SystemClock),
         status: Arc::new(latchd::RelayStatus::default()),
         keyring,
+        publishes_events: true,
     };
     tokio::spawn(relay.run(shutdown));
     let handle = handler.handle();

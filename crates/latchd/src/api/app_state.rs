@@ -34,6 +34,9 @@ pub struct Inner {
     pub signer: std::sync::OnceLock<Arc<crate::signing_keys::Keyring>>,
     /// Each source's budget of failed requests.
     pub failures: FailureLimiter,
+    /// HA mode: this node's role and its cluster's leader (unset in
+    /// single-node mode).
+    pub ha: std::sync::OnceLock<Arc<crate::ha::HaState>>,
     ready: AtomicBool,
 }
 
@@ -68,6 +71,7 @@ impl AppState {
             signer: std::sync::OnceLock::new(),
             limits,
             failures: FailureLimiter::new(limits.failures, MAX_SOURCES),
+            ha: std::sync::OnceLock::new(),
             ready: AtomicBool::new(false),
         }))
     }

@@ -23,6 +23,10 @@ pub struct Problem {
     pub missing_permission: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// For 307 from an HA standby: the leader's URL for this request (the
+    /// `Location` header).
+    #[serde(skip)]
+    pub location: Option<String>,
 }
 
 impl Problem {
@@ -34,7 +38,20 @@ impl Problem {
             detail: detail.into(),
             missing_permission: None,
             request_id: None,
+            location: None,
         }
+    }
+
+    /// An HA standby's answer to a write: the leader at `location` decides
+    /// it (307 keeps the method and body).
+    pub fn at_leader(location: String) -> Self {
+        let mut problem = Self::new(
+            StatusCode::TEMPORARY_REDIRECT,
+            "not-leader",
+            format!("this latchd is a standby; the leader decides commands: {location}"),
+        );
+        problem.location = Some(location);
+        problem
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -120,6 +137,12 @@ impl From<HandlerFailure> for Problem {
             HandlerFailure::Stopped => {
                 Problem::unavailable("latchd is shutting down; retry with the same Idempotency-Key")
             }
+            HandlerFailure::NotLeader => Problem::unavailable(
+                "this latchd is a standby and the command was not run; send it to the leader (see /readyz), with the same Idempotency-Key",
+            ),
+            HandlerFailure::Replication(problem) => Problem::unavailable(format!(
+                "the command was not acknowledged by the replicated event stream ({problem}); this node stepped down. Retry with the same Idempotency-Key: a retry is answered, never run twice"
+            )),
             other => Problem::internal(format!("{other}; retry with the same Idempotency-Key")),
         }
     }
@@ -135,6 +158,9 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(location) = self.location.as_deref().and_then(|l| HeaderValue::from_str(l).ok()) {
+            headers.insert(header::LOCATION, location);
+        }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,

@@ -91,6 +91,7 @@ pub fn start(mode: RelayMode, store: &Arc<EventStore>) -> Option<Publisher> {
             clock: Arc::new(latchd::SystemClock),
             status: status.clone(),
             keyring: Arc::new(latchd::Keyring::ephemeral()),
+            publishes_events: true,
         };
         tokio::spawn(relay.run(shutdown));
         relay_status = Some(status);

@@ -90,6 +90,24 @@ impl FromRequestParts<AppState> for Acting {
             .get::<RequestId>()
             .cloned()
             .unwrap_or_else(|| RequestId(String::new()));
+        // An HA standby decides no command: the caller is sent to the
+        // leader, whose URL a latchd of the cluster signed (see `ha::lease`).
+        if let Some(ha) = app.ha.get()
+            && ha.role() == crate::ha::Role::Standby
+        {
+            return Err(match ha.leader() {
+                Some(leader) => {
+                    let path = parts
+                        .uri
+                        .path_and_query()
+                        .map_or(parts.uri.path(), |p| p.as_str());
+                    Problem::at_leader(format!("{}{path}", leader.url.trim_end_matches('/')))
+                }
+                None => Problem::unavailable(
+                    "this latchd is a standby and no leader is elected yet; retry in a moment with the same Idempotency-Key",
+                ),
+            });
+        }
         Ok(Self {
             app: app.clone(),
             caller,

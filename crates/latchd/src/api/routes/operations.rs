@@ -23,8 +23,13 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
         let position = app.commands.state().position().get();
         // Readiness is about accepting commands, which latchd does while
         // NATS is down; the relay's state is reported, not gated on.
+        // A standby runs no relay (the leader publishes): no relay fields.
+        let standby = app
+            .ha
+            .get()
+            .is_some_and(|ha| ha.role() == crate::ha::Role::Standby);
         let relay = match &app.relay {
-            Some(relay) => {
+            Some(relay) if !standby => {
                 let published = relay.published.load(Ordering::Relaxed);
                 let connected = relay.connected.load(Ordering::Relaxed);
                 format!(
@@ -32,11 +37,30 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
                     position.saturating_sub(published)
                 )
             }
+            _ => String::new(),
+        };
+        let ha = match app.ha.get() {
+            Some(ha) => {
+                let leader = ha.leader();
+                format!(
+                    " ha_node={} ha_role={} ha_leader={} ha_leader_url={} ha_lease_revision={} ha_stream_sequence={} ha_lag={}",
+                    ha.node_id,
+                    match ha.role() {
+                        crate::ha::Role::Leader => "leader",
+                        crate::ha::Role::Standby => "standby",
+                    },
+                    leader.as_ref().map_or("none", |l| l.node_id.as_str()),
+                    leader.as_ref().map_or("none", |l| l.url.as_str()),
+                    ha.lease_revision().unwrap_or(0),
+                    ha.applied_sequence.load(Ordering::Relaxed),
+                    ha.lag(),
+                )
+            }
             None => String::new(),
         };
         (
             StatusCode::OK,
-            format!("ready position={position}{relay}\n"),
+            format!("ready position={position}{relay}{ha}\n"),
         )
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting\n".to_owned())
@@ -80,7 +104,11 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         ("latch_accounts", Gauge, "Accounts in the projection.", accounts),
         ("latch_tokens", Gauge, "Tokens in the projection.", tokens),
     ];
-    if let Some(relay) = &app.relay {
+    let standby = app
+        .ha
+        .get()
+        .is_some_and(|ha| ha.role() == crate::ha::Role::Standby);
+    if let Some(relay) = app.relay.as_ref().filter(|_| !standby) {
         let published = relay.published.load(Ordering::Relaxed);
         #[rustfmt::skip]
         singles.extend([
@@ -90,6 +118,19 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
             ("latch_relay_failures_total", Counter, "Relay sessions ended by an error.", relay.failures.load(Ordering::Relaxed)),
             ("latch_relay_repairs_total", Counter, "Times the stream was found behind and refilled.", relay.repairs.load(Ordering::Relaxed)),
             ("latch_relay_foreign_messages_total", Counter, "Messages in the stream that are not Latch events, skipped.", relay.foreign_messages.load(Ordering::Relaxed)),
+        ]);
+    }
+    if let Some(ha) = app.ha.get() {
+        #[rustfmt::skip]
+        singles.extend([
+            ("latch_ha_leader", Gauge, "1 while this node leads its HA cluster, 0 as a standby.", u64::from(ha.role() == crate::ha::Role::Leader)),
+            ("latch_ha_stream_sequence", Gauge, "The replicated stream's sequence this node's log holds up to.", ha.applied_sequence.load(Ordering::Relaxed)),
+            ("latch_ha_replication_lag_messages", Gauge, "Stream messages not yet in this node's log.", ha.lag()),
+            ("latch_ha_elections_won_total", Counter, "Times this node became leader.", ha.elections_won.load(Ordering::Relaxed)),
+            ("latch_ha_step_downs_total", Counter, "Times this node stopped leading.", ha.step_downs.load(Ordering::Relaxed)),
+            ("latch_ha_events_replicated_total", Counter, "Events this node appended from the stream.", ha.events_replicated.load(Ordering::Relaxed)),
+            ("latch_ha_foreign_messages_total", Counter, "Stream messages that are no event of this cluster, skipped.", ha.foreign_messages.load(Ordering::Relaxed)),
+            ("latch_ha_tails_set_aside_total", Counter, "Local tails set aside because the stream holds other events.", ha.tails_set_aside.load(Ordering::Relaxed)),
         ]);
     }
     #[rustfmt::skip]

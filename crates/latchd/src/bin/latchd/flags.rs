@@ -127,10 +127,38 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "LATCH_LOG_JSON", global = true)]
     pub log_json: bool,
+    #[command(flatten)]
+    pub ha: HaArgs,
     /// For tests only: read "now" from this file (one RFC 3339 time,
     /// re-read at every use) instead of the system clock.
     #[arg(long, env = "LATCH_CLOCK_FILE", hide = true, global = true)]
     pub clock_file: Option<PathBuf>,
+}
+
+/// HA mode: several latchd nodes on one NATS JetStream cluster, one
+/// leader and standbys (docs/operations.md, "High availability").
+#[derive(Debug, Clone, Args)]
+pub struct HaArgs {
+    /// Run as a node of an HA cluster: lead or follow through the NATS
+    /// cluster of --nats-url. Every node needs the same --signing-key.
+    #[arg(long, env = "LATCH_HA", global = true)]
+    pub ha: bool,
+    /// This node's name in the cluster (default: the host name and
+    /// --listen port).
+    #[arg(long, env = "LATCH_NODE_ID", global = true)]
+    pub node_id: Option<String>,
+    /// The URL clients reach this node at; standbys redirect writes (307)
+    /// to the leader's (default: http(s)://<--listen>).
+    #[arg(long, env = "LATCH_ADVERTISE_URL", global = true)]
+    pub advertise_url: Option<String>,
+    /// Replicas of the event stream and the lease (3 on a three-server
+    /// NATS cluster; 1 on a single server).
+    #[arg(long, env = "LATCH_HA_REPLICAS", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=5), global = true)]
+    pub ha_replicas: u8,
+    /// How long the leader's lease lasts unrenewed: a leader that dies is
+    /// replaced after about this long.
+    #[arg(long, env = "LATCH_HA_LEASE", default_value = "3s", global = true)]
+    pub ha_lease: latch_core::Span,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +202,39 @@ impl ServeArgs {
             Some(file) => SigningKeySource::Provisioned(file.clone()),
             None => SigningKeySource::DataDir,
         };
+        if self.ha.ha {
+            let scheme = if config.tls.is_some() { "https" } else { "http" };
+            let node_id = self.ha.node_id.clone().unwrap_or_else(|| {
+                let host = std::env::var("HOSTNAME")
+                    .ok()
+                    .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                    .map(|h| h.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "latchd".to_owned());
+                format!("{host}:{}", self.listen.port())
+            });
+            let advertise_url = match &self.ha.advertise_url {
+                Some(url) => url.clone(),
+                None => {
+                    anyhow::ensure!(
+                        !self.listen.ip().is_unspecified(),
+                        "--ha with --listen {} needs --advertise-url: standbys send clients to the leader's URL, and {} reaches no one",
+                        self.listen,
+                        self.listen
+                    );
+                    format!("{scheme}://{}", self.listen)
+                }
+            };
+            let lease = std::time::Duration::from_secs(self.ha.ha_lease.as_seconds());
+            anyhow::ensure!(
+                lease >= std::time::Duration::from_secs(1),
+                "--ha-lease must be at least 1s"
+            );
+            let mut ha = latchd::ha::HaConfig::new(node_id, advertise_url);
+            ha.replicas = usize::from(self.ha.ha_replicas);
+            ha.lease = lease;
+            config.ha = Some(ha);
+        }
         Ok(config)
     }
 

@@ -1,0 +1,159 @@
+//! `Lease`: leadership as a key in a JetStream key-value bucket
+//! (`LATCH_LEADER`, replicated like the stream). The bucket's `max_age` is
+//! the lease: an entry the leader stops renewing expires, and a standby's
+//! `create` (which succeeds only when the key is absent) takes it. Renewal
+//! is a compare-and-set on the entry's revision, so two nodes never both
+//! think they renewed. The lease decides who *tries* to lead; what makes a
+//! deposed leader harmless is the stream's fencing (see `LeaderSession`).
+//!
+//! The entry names the leader's node id and URL, signed with the cluster's
+//! signing key: standbys redirect writes only to a URL a latchd signed, so
+//! someone who can write to the bucket on a shared NATS can at worst stop
+//! elections (a denial of service that NATS permissions close), never send
+//! clients and their tokens elsewhere.
+
+use async_nats::jetstream::{self, kv};
+use latch_bus::{SigningKey, TrustedKeys};
+use serde::{Deserialize, Serialize};
+
+use super::ha_config::HaConfig;
+use super::ha_state::LeaderInfo;
+use super::{HaError, nats};
+
+pub const LEASE_BUCKET: &str = "LATCH_LEADER";
+const LEASE_KEY: &str = "leader";
+
+#[derive(Serialize, Deserialize)]
+struct LeaseEntry {
+    node_id: String,
+    url: String,
+    signature: String,
+}
+
+fn signed_text(node_id: &str, url: &str) -> Vec<u8> {
+    format!("latch-lease-v1\n{node_id}\n{url}").into_bytes()
+}
+
+pub struct Lease {
+    store: kv::Store,
+    value: bytes::Bytes,
+}
+
+/// What a renewal came to.
+pub enum Renewal {
+    /// Still ours, now at this revision.
+    Renewed(u64),
+    /// The entry is no longer ours (it expired and was taken, or was
+    /// deleted): this node no longer leads.
+    Lost,
+}
+
+/// What a look at the lease found.
+pub enum Holder {
+    /// Nobody holds it: it may be taken.
+    Vacant,
+    /// A latchd of this cluster holds it (its entry is signed).
+    Node(LeaderInfo),
+    /// Something holds it that no latchd of this cluster signed.
+    Unknown,
+}
+
+impl Lease {
+    pub async fn open(
+        js: &jetstream::Context,
+        config: &HaConfig,
+        key: &SigningKey,
+    ) -> Result<Self, HaError> {
+        let store = match js.get_key_value(LEASE_BUCKET).await {
+            Ok(store) => store,
+            Err(_) => {
+                // The bucket's stream, made directly: async-nats'
+                // `create_key_value` first reads the account's info, which
+                // it cannot parse from nats-server 2.9.
+                js.get_or_create_stream(jetstream::stream::Config {
+                    name: format!("KV_{LEASE_BUCKET}"),
+                    description: Some("latchd HA leadership lease".to_owned()),
+                    subjects: vec![format!("$KV.{LEASE_BUCKET}.>")],
+                    max_messages_per_subject: 1,
+                    max_age: config.lease,
+                    storage: jetstream::stream::StorageType::File,
+                    num_replicas: config.replicas,
+                    allow_rollup: true,
+                    deny_delete: true,
+                    allow_direct: true,
+                    discard: jetstream::stream::DiscardPolicy::New,
+                    ..Default::default()
+                })
+                .await
+                .map_err(nats)?;
+                js.get_key_value(LEASE_BUCKET).await.map_err(nats)?
+            }
+        };
+        let entry = LeaseEntry {
+            node_id: config.node_id.clone(),
+            url: config.advertise_url.clone(),
+            signature: key.sign(&signed_text(&config.node_id, &config.advertise_url)),
+        };
+        let value = serde_json::to_vec(&entry).expect("a lease entry serialises").into();
+        Ok(Self { store, value })
+    }
+
+    /// Takes the lease if nobody holds it: `Some(revision)` when taken.
+    pub async fn try_acquire(&self) -> Result<Option<u64>, HaError> {
+        match self.store.create(LEASE_KEY, self.value.clone()).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+            Err(error) => Err(nats(error)),
+        }
+    }
+
+    /// Renews the lease held at `revision`.
+    pub async fn renew(&self, revision: u64) -> Result<Renewal, HaError> {
+        match self
+            .store
+            .update(LEASE_KEY, self.value.clone(), revision)
+            .await
+        {
+            Ok(revision) => Ok(Renewal::Renewed(revision)),
+            Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                Ok(Renewal::Lost)
+            }
+            Err(error) => Err(nats(error)),
+        }
+    }
+
+    /// Gives the lease up at once (a stepping-down leader), so a standby
+    /// need not wait for it to expire. Only our own revision is deleted.
+    pub async fn release(&self, revision: u64) {
+        if let Err(error) = self
+            .store
+            .delete_expect_revision(LEASE_KEY, Some(revision))
+            .await
+        {
+            tracing::debug!(%error, "ha: releasing the lease (it expires anyway)");
+        }
+    }
+
+    /// Who holds the lease now.
+    pub async fn holder(&self, trusted: &TrustedKeys) -> Result<Holder, HaError> {
+        let Some(entry) = self.store.entry(LEASE_KEY).await.map_err(nats)? else {
+            return Ok(Holder::Vacant);
+        };
+        if entry.operation != kv::Operation::Put {
+            return Ok(Holder::Vacant);
+        }
+        let Ok(parsed) = serde_json::from_slice::<LeaseEntry>(&entry.value) else {
+            return Ok(Holder::Unknown);
+        };
+        if trusted
+            .verify(&signed_text(&parsed.node_id, &parsed.url), &parsed.signature)
+            .is_err()
+        {
+            return Ok(Holder::Unknown);
+        }
+        Ok(Holder::Node(LeaderInfo {
+            node_id: parsed.node_id,
+            url: parsed.url,
+        }))
+    }
+}
