@@ -637,3 +637,51 @@ fn the_cli_reaches_the_leader_through_any_node() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let _ = &mut cluster;
 }
+
+/// A data dir from single-node mode joins HA in place: its node leads an
+/// empty cluster, publishes its whole log first, and a new standby ends
+/// with the same log, event for event.
+#[test]
+fn a_single_node_data_dir_upgrades_in_place() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, latch_e2e::TEST_SIGNING_KEY).unwrap();
+    let data = dir.path().join("single");
+    let (before, admin) = {
+        let nats = latch_testkit::NatsServer::start();
+        let nats_url = nats.url();
+        let mut single = latch_e2e::Latchd::launch_with(
+            &data,
+            nats,
+            "127.0.0.1",
+            &[
+                "--nats-url".to_owned(),
+                nats_url,
+                "--signing-key".to_owned(),
+                key.display().to_string(),
+            ],
+            &[],
+            None,
+        );
+        let admin = single.admin_token();
+        for name in ["alpha", "beta", "gamma"] {
+            let created = single.post("/v1/accounts", &admin, json!({"name": name, "role": "auditor"}));
+            assert_eq!(created.status, 201, "{:?}", created.body);
+        }
+        let head = single.head();
+        single.stop();
+        (head, admin)
+    };
+    let cluster = HaCluster::start_with(2, Some(&data));
+    let leader = cluster.wait_for_leader(Duration::from_secs(20));
+    assert_eq!(leader, 0, "only the upgraded node has the log");
+    let reference = cluster.events(0, &admin);
+    assert_eq!(reference.len() as u64, before);
+    eventually("the new standby holds the whole log", || cluster.events(1, &admin) == reference);
+    // And the cluster goes on from there.
+    acknowledged(&cluster, "POST", "/v1/accounts", &admin, json!({"name": "delta", "role": "auditor"}));
+    let after = cluster.events(0, &admin);
+    assert_eq!(after.len() as u64, before + 1);
+    eventually("the standby follows", || cluster.events(1, &admin) == after);
+}

@@ -55,6 +55,12 @@ impl HaCluster {
     /// Three NATS servers and `nodes` latchd nodes; returns once one node
     /// leads and the admin account exists.
     pub fn start(nodes: usize) -> Self {
+        Self::start_with(nodes, None)
+    }
+
+    /// As `start`, node 0 on `first_data_dir` (a data dir that latchd ran
+    /// on before, e.g. in single-node mode, with `TEST_SIGNING_KEY`).
+    pub fn start_with(nodes: usize, first_data_dir: Option<&Path>) -> Self {
         let nats = latch_testkit::NatsCluster::start(3);
         let temp = tempfile::tempdir().expect("temp dir");
         let key_file = temp.path().join("cluster-signing-key.pem");
@@ -74,7 +80,10 @@ impl HaCluster {
         };
         for index in 0..nodes {
             let name = format!("node{index}");
-            let data_dir = cluster.temp.path().join(&name);
+            let data_dir = match (index, first_data_dir) {
+                (0, Some(dir)) => dir.to_owned(),
+                _ => cluster.temp.path().join(&name),
+            };
             let port = free_port();
             cluster.nodes.push(HaNode {
                 url: format!("http://127.0.0.1:{port}"),
@@ -94,11 +103,23 @@ impl HaCluster {
         // node knows it.
         let admin = cluster.admin_token();
         for index in 0..cluster.nodes.len() {
-            crate::eventually("every node knows the admin token", || {
-                cluster
-                    .call(index, "GET", "/v1/accounts", &admin, None, None)
-                    .is_ok_and(|reply| reply.status == 200)
-            });
+            let started = Instant::now();
+            while !cluster
+                .call(index, "GET", "/v1/accounts", &admin, None, None)
+                .is_ok_and(|reply| reply.status == 200)
+            {
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "{} does not know the admin token; logs:\n{}",
+                    cluster.nodes[index].name,
+                    cluster
+                        .nodes
+                        .iter()
+                        .map(|n| format!("== {} ==\n{}", n.name, n.logs()))
+                        .collect::<String>()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         cluster
     }

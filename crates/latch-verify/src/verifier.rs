@@ -357,9 +357,9 @@ impl Inner {
             // genuine heartbeat held back and replayed late buys nothing.
             Ok(position) => {
                 self.heartbeat_at_ms.store(self.now_ms(), Ordering::SeqCst);
-                if beat.replicated {
-                    self.replicated_feed.store(true, Ordering::SeqCst);
-                }
+                // The latest word counts: a cluster that went back to a
+                // single latchd stops the probe.
+                self.replicated_feed.store(beat.replicated, Ordering::SeqCst);
                 self.announce(
                     position,
                     self.now_ms().saturating_sub(age.as_millis() as u64).max(1),

@@ -165,6 +165,7 @@ impl HaController {
             .await
             .map_err(|e| HaError::Nats(format!("the lease bucket: {e}")))?;
         let trusted = self.trusted();
+        let began = Instant::now();
         self.start_following(session, &stream);
         let mut tick = tokio::time::interval(self.config.acquire_every());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -253,6 +254,16 @@ impl HaController {
                 }
                 Holder::Vacant => {
                     self.state.set_following(None);
+                    // At a cluster's birth (empty stream) a node with an
+                    // empty log gives one with a log (an upgraded
+                    // single-node data dir) a lease's time to lead first:
+                    // an empty node leading would start another log, and
+                    // the one with events could then join neither.
+                    let newborn = self.store.head().position == Position::ZERO
+                        && self.state.stream_last_sequence.load(std::sync::atomic::Ordering::Relaxed) == 0;
+                    if newborn && began.elapsed() < self.config.lease {
+                        continue;
+                    }
                     if let Some(revision) = lease
                         .try_acquire()
                         .await
