@@ -151,6 +151,18 @@ fn start_load(
     threads
 }
 
+/// Stops the clients and gathers what they saw acknowledged.
+fn stop_load(stop: &AtomicBool, clients: Vec<std::thread::JoinHandle<Acknowledged>>) -> Acknowledged {
+    stop.store(true, Ordering::SeqCst);
+    let mut seen = Acknowledged::default();
+    for client in clients {
+        let part = client.join().expect("client thread");
+        seen.issued.extend(part.issued);
+        seen.revoked.extend(part.revoked);
+    }
+    seen
+}
+
 /// Every node's log is the same, event for event; every acknowledged
 /// command is in it exactly once; each chain verifies (`latch audit verify`).
 fn check_converged(cluster: &HaCluster, admin: &str, seen: &Acknowledged) {
@@ -235,13 +247,7 @@ fn killing_the_leader_under_load_loses_no_acknowledged_command() {
         cluster.restart(leader);
     }
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::SeqCst);
-    let mut seen = Acknowledged::default();
-    for client in clients {
-        let part = client.join().expect("client thread");
-        seen.issued.extend(part.issued);
-        seen.revoked.extend(part.revoked);
-    }
+    let seen = stop_load(&stop, clients);
     assert!(seen.issued.len() > 50, "too little load: {} issues", seen.issued.len());
     check_converged(&cluster, &admin, &seen);
 }
@@ -347,13 +353,7 @@ fn a_nats_server_dying_under_load_loses_no_acknowledged_command() {
     std::thread::sleep(Duration::from_secs(2));
     cluster.nats.restart(1);
     std::thread::sleep(Duration::from_secs(1));
-    stop.store(true, Ordering::SeqCst);
-    let mut seen = Acknowledged::default();
-    for client in clients {
-        let part = client.join().expect("client thread");
-        seen.issued.extend(part.issued);
-        seen.revoked.extend(part.revoked);
-    }
+    let seen = stop_load(&stop, clients);
     assert!(seen.issued.len() > 10, "too little load: {}", seen.issued.len());
     check_converged(&cluster, &admin, &seen);
 }

@@ -3,7 +3,6 @@
 //! dir, all signing with one provisioned key), which a test can `kill -9`,
 //! `SIGSTOP`/`SIGCONT` and restart.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -112,11 +111,7 @@ impl HaCluster {
                     started.elapsed() < Duration::from_secs(20),
                     "{} does not know the admin token; logs:\n{}",
                     cluster.nodes[index].name,
-                    cluster
-                        .nodes
-                        .iter()
-                        .map(|n| format!("== {} ==\n{}", n.name, n.logs()))
-                        .collect::<String>()
+                    cluster.all_logs()
                 );
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -146,25 +141,7 @@ impl HaCluster {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start latchd --ha");
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as _),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let logs = node.logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut all = logs.lock().unwrap();
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-            });
-        }
+        node.logs = crate::capture_output(&mut child);
         node.child = Some(child);
         let url = node.url.clone();
         let started = Instant::now();
@@ -182,6 +159,14 @@ impl HaCluster {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Every node's output so far, node by node.
+    pub fn all_logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("== {} ==\n{}", n.name, n.logs()))
+            .collect()
     }
 
     /// `kill -9` node `index`.
@@ -265,10 +250,7 @@ impl HaCluster {
             assert!(
                 started.elapsed() < within,
                 "no leader after {within:?}; logs:\n{}",
-                self.nodes
-                    .iter()
-                    .map(|n| format!("== {} ==\n{}", n.name, n.logs()))
-                    .collect::<String>()
+                self.all_logs()
             );
             std::thread::sleep(Duration::from_millis(50));
         }

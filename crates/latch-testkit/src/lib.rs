@@ -68,15 +68,7 @@ impl NatsServer {
             .spawn()
             .unwrap_or_else(|error| panic!("{INSTALL_HINT} ({error})"));
         self.child = Some(child);
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "nats-server did not start listening on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(self.port, "nats-server");
     }
 
     pub fn url(&self) -> String {
@@ -150,6 +142,18 @@ impl NatsServer {
             .expect("truncate the block");
         self.launch();
         length - kept
+    }
+}
+
+/// Waits (up to 20 s) until something listens on the loopback `port`.
+pub(crate) fn wait_listening(port: u16, what: &str) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what} did not start listening on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

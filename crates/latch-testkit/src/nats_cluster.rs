@@ -2,9 +2,8 @@
 //! processes on loopback (free ports, temporary store dirs), whose servers a
 //! test can kill and restart one by one.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::INSTALL_HINT;
 
@@ -69,16 +68,7 @@ impl NatsCluster {
             .spawn()
             .unwrap_or_else(|error| panic!("{INSTALL_HINT} ({error})"));
         member.child = Some(child);
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", member.port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "nats-server {} did not start listening on {}",
-                member.name,
-                member.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::wait_listening(member.port, &format!("nats-server {}", member.name));
     }
 
     pub fn size(&self) -> usize {

@@ -9,9 +9,10 @@
 //! test in latch-core holds to latchd's own `evolve` and `authenticate`), ignoring anything at or below the position it has. It is
 //! *current* while it has proved, within `max_staleness`, that its view
 //! has reached what latchd last published: the position of a heartbeat
-//! (signed by latchd, when it trusts latchd's keys) or, while heartbeats
-//! are missing (latchd down), of the stream's last Latch event, which it
-//! asks JetStream for (`stream_probe`; `VerifierConfig::stream_probe`).
+//! (signed by latchd, when it trusts latchd's keys) or, for an HA cluster's
+//! feed (its heartbeats say `replicated`) while heartbeats are missing (no
+//! latchd running), of the stream's last Latch event, which it asks
+//! JetStream for (`stream_probe`; `VerifierConfig::stream_probe`).
 //! Either vouches as of when it was sent, never as of when it arrived.
 //! Otherwise every check answers `Denial::Stale`. Checks are synchronous
 //! and allocate nothing; accepted uses are counted per token slot
@@ -130,7 +131,7 @@ pub(crate) struct Inner {
     /// a time is never paired with another heartbeat's position.
     announced: Mutex<Option<Announced>>,
     /// Milliseconds since `started` when the last heartbeat that vouched
-    /// arrived; 0: none yet (the stream probe counts from `started`).
+    /// arrived; 0: none yet.
     heartbeat_at_ms: AtomicU64,
     /// Set by the first accepted heartbeat that says the feed is
     /// replicated (HA): the stream probe runs only then.
@@ -407,8 +408,6 @@ impl Inner {
         }
     }
 
-    /// Whether a heartbeat that vouched arrived within `within` (counting
-    /// from the start when none has).
     /// Whether latchd said (in a heartbeat this verifier accepted) that its
     /// log acknowledges only what the stream holds: only then does the
     /// stream's last event prove anything (see `stream_probe`).
@@ -416,6 +415,8 @@ impl Inner {
         self.replicated_feed.load(Ordering::SeqCst)
     }
 
+    /// Whether a heartbeat that vouched arrived within `within` (counting
+    /// from the start when none has).
     pub(crate) fn heard_heartbeat_within(&self, within: Duration) -> bool {
         let at = self.heartbeat_at_ms.load(Ordering::SeqCst);
         self.now_ms().saturating_sub(at) < within.as_millis() as u64

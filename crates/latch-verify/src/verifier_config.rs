@@ -33,7 +33,9 @@ pub struct VerifierConfig {
     pub trusted_keys: latch_bus::TrustedKeys,
     /// How it follows new events (see `Follow`).
     pub follow: Follow,
-    /// Whether, while latchd's heartbeats are missing, the verifier asks
+    /// Whether, for an HA cluster's feed (its signed heartbeats say
+    /// `replicated`: the leader publishes before it answers) and while
+    /// latchd's heartbeats are missing, the verifier asks
     /// JetStream for the last Latch event in the stream `LATCH_EVENTS` and
     /// stays current while its view has reached it (with trusted keys, only
     /// an event latchd signed for the verifier's log counts). With latchd
