@@ -379,6 +379,11 @@ impl Inner {
     /// either seen reached here or found by `reached`, never lost.
     fn announce(&self, position: Position, at_ms: u64) {
         let mut announced = self.announced.lock().expect("announcement lock");
+        // Behind a position already announced and not reached (a deposed
+        // HA leader's last heartbeat, say): it vouches for nothing.
+        if announced.is_some_and(|known| known.position > position) {
+            return;
+        }
         if self.state.read().expect("state lock").view.position() >= position {
             self.mark_fresh_at(at_ms);
         } else {
@@ -968,6 +973,19 @@ mod tests {
         // A heartbeat for a position the view has (0) vouches at once.
         inner.announce(Position::ZERO, 20);
         assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 20);
+    }
+
+    /// After a heartbeat announced position 5 (not reached yet), one for a
+    /// position the view has (a deposed leader's last, or one held back)
+    /// vouches for nothing; reaching 5 still does.
+    #[test]
+    fn a_heartbeat_behind_an_announced_position_vouches_for_nothing() {
+        let inner = inner();
+        inner.announce(Position::new(5), 10);
+        inner.announce(Position::ZERO, 20);
+        assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 0);
+        inner.reached(Position::new(5));
+        assert_eq!(inner.fresh_at_ms.load(Ordering::SeqCst), 10);
     }
 
     fn asked(inner: &Inner, at_ms: u64) -> ProbeStart {
