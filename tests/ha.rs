@@ -685,3 +685,52 @@ fn a_single_node_data_dir_upgrades_in_place() {
     assert_eq!(after.len() as u64, before + 1);
     eventually("the standby follows", || cluster.events(1, &admin) == after);
 }
+
+/// A node whose log holds events the cluster never acknowledged (here: its
+/// data dir was run alone meanwhile) rejoins: it sets that tail aside in a
+/// file, logs it loudly, and follows the cluster's log exactly.
+#[test]
+fn a_tail_the_stream_never_held_is_set_aside_on_rejoining() {
+    let _serial = serial();
+    let mut cluster = HaCluster::start(2);
+    let admin = cluster.admin_token();
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let other = 1 - leader;
+    acknowledged(&cluster, "POST", "/v1/accounts", &admin, json!({"name": "shared", "role": "auditor"}));
+    eventually("both hold it", || cluster.events(other, &admin) == cluster.events(leader, &admin));
+    cluster.kill_9(other);
+
+    // Run alone on its own NATS, the node appends what the cluster never saw.
+    let key = cluster.data_dir().join("key-copy.pem");
+    std::fs::write(&key, latch_e2e::TEST_SIGNING_KEY).unwrap();
+    {
+        let nats = latch_testkit::NatsServer::start();
+        let nats_url = nats.url();
+        let mut alone = latch_e2e::Latchd::launch_with(
+            &cluster.nodes[other].data_dir,
+            nats,
+            "127.0.0.1",
+            &["--nats-url".to_owned(), nats_url, "--signing-key".to_owned(), key.display().to_string()],
+            &[],
+            None,
+        );
+        let rogue = alone.post("/v1/accounts", &admin, json!({"name": "rogue", "role": "auditor"}));
+        assert_eq!(rogue.status, 201, "{:?}", rogue.body);
+        alone.stop();
+    }
+    // The cluster appends other events at those positions.
+    acknowledged(&cluster, "POST", "/v1/accounts", &admin, json!({"name": "legit", "role": "auditor"}));
+
+    cluster.restart(other);
+    let reference = cluster.events(leader, &admin);
+    eventually("the rejoined node holds the cluster's log", || cluster.events(other, &admin) == reference);
+    let accounts = cluster.call(other, "GET", "/v1/accounts", &admin, None, None).unwrap().body.to_string();
+    assert!(accounts.contains("legit") && !accounts.contains("rogue"), "{accounts}");
+    let set_aside: Vec<_> = std::fs::read_dir(cluster.nodes[other].data_dir.join("set-aside"))
+        .expect("a set-aside folder")
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(set_aside.len(), 1);
+    assert!(set_aside[0].contains("rogue"), "{}", set_aside[0]);
+    assert!(cluster.nodes[other].logs().contains("SET ASIDE"));
+}
