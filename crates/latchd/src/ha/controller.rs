@@ -158,12 +158,18 @@ impl HaController {
             .await
             .map_err(nats)?;
         let js = jetstream::new(client);
-        let stream = ensure_stream(&js, self.config.replicas)
-            .await
-            .map_err(|e| HaError::Nats(format!("the stream LATCH_EVENTS: {e}")))?;
-        let lease = Lease::open(&js, &self.config, self.keyring.current())
-            .await
-            .map_err(|e| HaError::Nats(format!("the lease bucket: {e}")))?;
+        // Every call to NATS here is bounded: a cluster that does not
+        // answer (still electing, a server gone) ends the session quickly,
+        // and the next one tries again, instead of one call hanging for
+        // the client's whole timeout while other nodes move on.
+        let bound = self.config.lease;
+        let stream = within(bound, "the stream LATCH_EVENTS", ensure_stream(&js, self.config.replicas)).await?;
+        let lease = within(
+            bound,
+            "the lease bucket",
+            Lease::open(&js, &self.config, self.keyring.current()),
+        )
+        .await?;
         let trusted = self.trusted();
         let began = Instant::now();
         self.start_following(session, &stream);
@@ -236,11 +242,7 @@ impl HaController {
                 }
                 self.start_following(session, &stream);
             }
-            match lease
-                .holder(&trusted)
-                .await
-                .map_err(|e| HaError::Nats(format!("reading the lease: {e}")))?
-            {
+            match within(bound, "reading the lease", lease.holder(&trusted)).await? {
                 // An entry naming this node is left from before it
                 // restarted: it lapses; meanwhile there is no leader to send
                 // clients to.
@@ -264,11 +266,7 @@ impl HaController {
                     if newborn && began.elapsed() < self.config.lease {
                         continue;
                     }
-                    if let Some(revision) = lease
-                        .try_acquire()
-                        .await
-                        .map_err(|e| HaError::Nats(format!("taking the lease: {e}")))?
-                    {
+                    if let Some(revision) = within(bound, "taking the lease", lease.try_acquire()).await? {
                         self.elected(session, &js, &stream, &lease, revision).await?;
                     }
                 }
@@ -298,7 +296,7 @@ impl HaController {
         };
         // Catching up may have taken a while: lead only if the lease is
         // still ours.
-        let revision = match lease.renew(revision).await? {
+        let revision = match within(self.config.lease, "renewing the lease", lease.renew(revision)).await? {
             Renewal::Renewed(revision) => revision,
             Renewal::Lost => {
                 tracing::warn!("ha: lost the lease while catching up; following");
@@ -430,6 +428,20 @@ impl HaController {
             tracing::warn!(node = %self.config.node_id, "ha: stepped down; following the stream");
         }
         self.state.set_following(None);
+    }
+}
+
+/// `call`, or an error naming `what` when it fails or takes longer than
+/// `bound`.
+async fn within<T>(
+    bound: Duration,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, HaError>>,
+) -> Result<T, HaError> {
+    match tokio::time::timeout(bound, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(HaError::Nats(format!("{what}: {error}"))),
+        Err(_) => Err(HaError::Nats(format!("{what}: no answer within {bound:?}"))),
     }
 }
 
