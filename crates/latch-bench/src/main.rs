@@ -12,6 +12,7 @@
 //! cargo run --release -p latch-bench -- store-peer --concurrency 64
 //! cargo run --release -p latch-bench -- http-issue --concurrency 32
 //! cargo run --release -p latch-bench -- introspect --concurrency 32
+//! cargo run --release -p latch-bench -- ha --kills 20 --concurrency 64 --seconds 10 --verifiers 50
 //! ```
 //!
 //! The HTTP scenarios serve latchd's real router in this process on a
@@ -30,10 +31,11 @@ use clap::{Parser, Subcommand};
 mod scenarios;
 
 use scenarios::append::RelayMode;
+use scenarios::ha::{HaOptions, HaPart};
 use scenarios::http_load::HttpWork;
 use scenarios::propagation::{FollowMode, Signing};
 use scenarios::{
-    append, audit, cold_start, commands, feed_verify, http_load, propagation, propagation_http,
+    append, audit, cold_start, commands, feed_verify, ha, http_load, propagation, propagation_http,
     replay, store_peer, verify,
 };
 
@@ -184,6 +186,40 @@ enum Scenario {
         #[arg(long, default_value = "10")]
         seconds: u64,
     },
+    /// HA mode (ADR 0021) on a 3-server JetStream cluster with 3 latchd
+    /// nodes: takeover time after a leader crash, throughput against a
+    /// single node, revoke-to-reject at N verifiers and the verifiers'
+    /// stream-probe rate with every latchd down.
+    Ha {
+        /// Which parts to run, in this order.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "takeover,throughput,propagation"
+        )]
+        parts: Vec<HaPart>,
+        /// Leader crashes to time (takeover).
+        #[arg(long, default_value_t = 20)]
+        kills: usize,
+        /// Concurrent clients (throughput).
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// How long each throughput run lasts.
+        #[arg(long, default_value = "10")]
+        seconds: u64,
+        /// Verifiers following the cluster (propagation).
+        #[arg(long, default_value_t = 50)]
+        verifiers: usize,
+        /// Revocations to time (propagation).
+        #[arg(long, default_value_t = 200)]
+        revocations: usize,
+        /// The leadership lease (HaConfig::lease), in milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        lease_ms: u64,
+        /// How long the verifiers run with every latchd down (stream probe).
+        #[arg(long, default_value_t = 10)]
+        probe_seconds: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -285,6 +321,29 @@ fn main() -> anyhow::Result<()> {
                 http_load::run(&runtime, &base, HttpWork::Introspect, c, seconds)?;
             }
         }
+        Scenario::Ha {
+            parts,
+            kills,
+            concurrency,
+            seconds,
+            verifiers,
+            revocations,
+            lease_ms,
+            probe_seconds,
+        } => ha::run(
+            &runtime,
+            &base,
+            &HaOptions {
+                parts,
+                kills,
+                concurrency,
+                seconds,
+                verifiers,
+                revocations,
+                lease: Duration::from_millis(lease_ms),
+                probe_seconds,
+            },
+        )?,
     }
     Ok(())
 }

@@ -141,12 +141,34 @@ pub struct ReplicatedBatch {
 }
 
 /// The writer's part in HA mode: whether it leads, and how it publishes.
-#[derive(Default)]
 struct Replication {
     /// `Some` while this node leads.
     leader: Mutex<Option<LeaderSession>>,
     /// Woken when the writer gives up leading (a publish failed).
     deposed: tokio::sync::Notify,
+    /// Until when (ms after `epoch`) the last lease renewal lets this node
+    /// publish: a leader that was paused or cut off past it publishes
+    /// nothing, so no event it decided then reaches anyone (core NATS
+    /// subscribers see a publish even when the stream refuses it).
+    publish_until_ms: AtomicU64,
+    epoch: std::time::Instant,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Self {
+            leader: Mutex::new(None),
+            deposed: tokio::sync::Notify::new(),
+            publish_until_ms: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Replication {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
 }
 
 /// A cheap, cloneable way to submit commands and read committed state.
@@ -164,10 +186,21 @@ pub struct CommandHandle {
 
 impl CommandHandle {
     /// HA: from now on this node decides commands, publishing through
-    /// `session`.
-    pub fn lead(&self, session: LeaderSession) {
+    /// `session`, for `for_at_most` unless the lease is renewed
+    /// (`lease_renewed`).
+    pub fn lead(&self, session: LeaderSession, for_at_most: std::time::Duration) {
         if let Some(replication) = &self.replication {
             *replication.leader.lock().expect("leader lock") = Some(session);
+            self.lease_renewed(for_at_most);
+        }
+    }
+
+    /// HA: the lease was renewed just now; the writer may publish for
+    /// `for_at_most` more.
+    pub fn lease_renewed(&self, for_at_most: std::time::Duration) {
+        if let Some(replication) = &self.replication {
+            let until = replication.now_ms() + for_at_most.as_millis() as u64;
+            replication.publish_until_ms.store(until, Ordering::SeqCst);
         }
     }
 
@@ -667,15 +700,25 @@ impl Writer {
         requests: &[AppendRequest],
     ) -> Result<Vec<Result<Appended, latch_store::AppendRejected>>, HandlerFailure> {
         let mut leader = replication.leader.lock().expect("leader lock");
-        let Some(session) = leader.as_mut() else {
+        if leader.is_none() {
             return Err(HandlerFailure::NotLeader);
-        };
-        let prepared = self.store.prepare(requests)?;
+        }
         let depose = |mut leader: std::sync::MutexGuard<'_, Option<LeaderSession>>| {
             *leader = None;
             drop(leader);
             replication.deposed.notify_one();
         };
+        if replication.now_ms() > replication.publish_until_ms.load(Ordering::SeqCst) {
+            tracing::error!("ha: the lease was not renewed in time (this node was paused or cut off); publishing nothing and stepping down");
+            depose(leader);
+            return Err(HandlerFailure::Replication(
+                "this node could not renew its lease in time".into(),
+            ));
+        }
+        let Some(session) = leader.as_mut() else {
+            return Err(HandlerFailure::NotLeader);
+        };
+        let prepared = self.store.prepare(requests)?;
         let sequence = match session.publish(prepared.events(), prepared.idempotency_records()) {
             Ok(sequence) => sequence,
             Err(problem) => {

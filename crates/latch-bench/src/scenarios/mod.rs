@@ -5,6 +5,7 @@ pub(crate) mod audit;
 pub(crate) mod cold_start;
 pub(crate) mod commands;
 pub(crate) mod feed_verify;
+pub(crate) mod ha;
 pub(crate) mod http_load;
 pub(crate) mod propagation;
 pub(crate) mod propagation_http;

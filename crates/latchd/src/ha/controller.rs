@@ -112,7 +112,13 @@ impl HaController {
                 return;
             }
             let mut session = Session::default();
+            let began = Instant::now();
             let outcome = self.session(&mut session, &mut shutdown).await;
+            // A session that ran for a while was a good one: the next try
+            // starts at the shortest wait again.
+            if began.elapsed() > self.config.lease {
+                backoff = BACKOFF_MIN;
+            }
             self.end(&mut session, None).await;
             match outcome {
                 Ok(()) => return,
@@ -209,6 +215,7 @@ impl HaController {
                     Ok(Renewal::Renewed(revision)) => {
                         held.revision = revision;
                         held.renewed = Instant::now();
+                        self.commands.lease_renewed(self.config.give_up_after());
                         self.state.set_leading(revision);
                         false
                     }
@@ -305,7 +312,7 @@ impl HaController {
             }
         };
         let sequence = leader.last_sequence();
-        self.commands.lead(leader);
+        self.commands.lead(leader, self.config.give_up_after());
         self.state.set_leading(revision);
         session.leading = Some(Held {
             revision,
