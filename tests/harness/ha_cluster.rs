@@ -78,21 +78,10 @@ impl HaCluster {
             agent,
         };
         for index in 0..nodes {
-            let name = format!("node{index}");
-            let data_dir = match (index, first_data_dir) {
-                (0, Some(dir)) => dir.to_owned(),
-                _ => cluster.temp.path().join(&name),
-            };
-            let port = free_port();
-            cluster.nodes.push(HaNode {
-                url: format!("http://127.0.0.1:{port}"),
-                name,
-                data_dir,
-                port,
-                child: None,
-                logs: Arc::default(),
+            cluster.add_node_on(match (index, first_data_dir) {
+                (0, Some(dir)) => Some(dir.to_owned()),
+                _ => None,
             });
-            cluster.launch(index);
         }
         cluster.wait_for_leader(Duration::from_secs(60));
         crate::eventually("the first leader bootstrapped the admin account", || {
@@ -117,6 +106,25 @@ impl HaCluster {
             }
         }
         cluster
+    }
+
+    /// Starts one more node (on a new data dir, or `data_dir`); returns
+    /// its index.
+    pub fn add_node_on(&mut self, data_dir: Option<PathBuf>) -> usize {
+        let index = self.nodes.len();
+        let name = format!("node{index}");
+        let data_dir = data_dir.unwrap_or_else(|| self.temp.path().join(&name));
+        let port = free_port();
+        self.nodes.push(HaNode {
+            url: format!("http://127.0.0.1:{port}"),
+            name,
+            data_dir,
+            port,
+            child: None,
+            logs: Arc::default(),
+        });
+        self.launch(index);
+        index
     }
 
     fn launch(&mut self, index: usize) {
