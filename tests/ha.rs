@@ -589,9 +589,28 @@ fn the_cli_follows_redirects_only_to_the_urls_it_was_given() {
     let redirect_to = format!("{evil_url}/v1/accounts");
     std::thread::spawn(move || {
         for stream in hostile.incoming().flatten().take(4) {
+            // Read the whole request (headers, then the body they announce)
+            // before answering, so closing never resets the connection.
             let mut stream = stream;
+            let mut request = Vec::new();
             let mut buffer = [0u8; 4096];
-            let _ = stream.read(&mut buffer);
+            while let Ok(read) = stream.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buffer[..read]);
+                let text = String::from_utf8_lossy(&request).to_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
             let _ = write!(
                 stream,
                 "HTTP/1.1 307 Temporary Redirect\r\nLocation: {redirect_to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
