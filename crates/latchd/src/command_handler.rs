@@ -217,13 +217,6 @@ impl CommandHandle {
         .unwrap_or(false)
     }
 
-    /// HA: whether this node decides commands now.
-    pub fn is_leading(&self) -> bool {
-        self.replication.as_ref().is_some_and(|r| {
-            r.leader.try_lock().map_or(true, |leader| leader.is_some())
-        })
-    }
-
     /// HA: resolves when the writer gave up leading because the stream did
     /// not acknowledge a batch.
     pub async fn deposed(&self) {
