@@ -576,6 +576,67 @@ fn messages_forged_into_the_stream_are_never_replicated() {
     assert!(accounts.contains("after") && !accounts.contains("forged"), "{accounts}");
 }
 
+/// Someone else on a shared NATS publishes one message into the stream
+/// between the leader's batches, and the leader's next batch holds two
+/// events (deleting an account revokes its token in the same append). With
+/// the expected sequence alone the stream would refuse the first event and
+/// take the second right after the foreign message: a hole no node and no
+/// verifier can follow past. Each event also expects the one before it
+/// (`Nats-Expected-Last-Msg-Id`), so both are refused and published again
+/// after the foreign message: the stream holds every position once, in
+/// order, the leader stays leader, and every node converges.
+#[test]
+fn a_message_slipped_between_batches_never_leaves_a_hole_in_the_stream() {
+    let _serial = serial();
+    let cluster = HaCluster::start(3);
+    let admin = cluster.admin_token();
+    let leader = cluster.wait_for_leader(Duration::from_secs(20));
+    let account = acknowledged(&cluster, "POST", "/v1/accounts", &admin, json!({"name": "doomed", "role": "auditor"}));
+    let account = account.body["id"].as_str().unwrap().to_owned();
+    acknowledged(&cluster, "POST", &format!("/v1/accounts/{account}/tokens"), &admin, json!({"name": "t"}));
+    let stream_positions = || {
+        block_on(async {
+            let client = async_nats::connect(cluster.nats.server_url(0)).await.unwrap();
+            let js = async_nats::jetstream::new(client);
+            let mut stream = js.get_stream("LATCH_EVENTS").await.unwrap();
+            let last = stream.info().await.unwrap().state.last_sequence;
+            let mut positions = Vec::new();
+            for sequence in 1..=last {
+                if let Ok(message) = stream.get_raw_message(sequence).await
+                    && message.headers.get("Latch-Signature").is_some()
+                    && let Some(position) = message.headers.get("Latch-Position")
+                {
+                    positions.push(position.as_str().parse::<u64>().unwrap());
+                }
+            }
+            positions
+        })
+    };
+    let before = stream_positions();
+    block_on(async {
+        let client = async_nats::connect(cluster.nats.server_url(1)).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        js.publish("latch.events.account.deleted._", "slipped in".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+    let deleted = cluster
+        .call(leader, "DELETE", &format!("/v1/accounts/{account}"), &admin, None, None)
+        .unwrap();
+    assert_eq!(deleted.status, 200, "the leader deletes at once, without stepping down: {:?}", deleted.body);
+    assert_eq!(deleted.body["status"], "deleted");
+    assert_eq!(cluster.leader(), Some(leader), "{}", cluster.all_logs());
+    let after = stream_positions();
+    let expected: Vec<u64> = (1..=before.len() as u64 + 2).collect();
+    assert_eq!(after, expected, "every position once, in order");
+    let reference = cluster.events(leader, &admin);
+    for index in 0..3 {
+        eventually("every node converges", || cluster.events(index, &admin) == reference);
+    }
+}
+
 /// A hostile "latchd" answers the CLI with a redirect to somewhere else:
 /// the CLI does not follow it, so the token never reaches that place.
 #[test]

@@ -29,6 +29,14 @@ pub const LATCH_IDEMPOTENCY: &str = "Latch-Idempotency";
 /// stream to be at, so a deposed leader can never append (JetStream
 /// refuses the message).
 pub const NATS_EXPECTED_LAST_SEQUENCE: &str = "Nats-Expected-Last-Sequence";
+/// What a leader sets on each publish that follows one of its own: the
+/// `Nats-Msg-Id` the stream's last message must have. It chains a batch's
+/// messages (and a batch to the one published before it), so that once one
+/// is refused every later one is too: a message can never land after a
+/// gap (a foreign message in between moves the sequence, and the
+/// sequence check alone would let the message after the refused one
+/// through).
+pub const NATS_EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
 
 /// The headers of an event message: `Nats-Msg-Id` and `Latch-Position`,
 /// and `signed`'s (`SignedEvent::headers()`) when it is signed.

@@ -310,6 +310,27 @@ impl EventStore {
         self.prepare_after(head, requests)
     }
 
+    /// `prepare`, continuing `pending` (prepared and not committed yet):
+    /// positions, chain hashes, versions and idempotency records follow
+    /// from it, as if it were written. An HA leader publishes a batch while
+    /// the one before it awaits the stream's acknowledgement, and `commit`s
+    /// them in order (each fails if the one before it was not committed).
+    pub fn prepare_following(
+        &self,
+        pending: &PreparedAppend,
+        requests: &[AppendRequest],
+    ) -> Result<PreparedAppend, StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        self.prepare_seeded(
+            pending.after,
+            pending.versions.clone(),
+            pending.keys.clone(),
+            requests,
+        )
+    }
+
     /// Writes a prepared append in one synced `WriteBatch`, recording
     /// `stream_sequence` as the replicated stream's last message it holds.
     /// Fails (writing nothing) if the log moved since `prepare`.
@@ -365,10 +386,21 @@ impl EventStore {
         before: Head,
         requests: &[AppendRequest],
     ) -> Result<PreparedAppend, StoreError> {
+        self.prepare_seeded(before, HashMap::new(), HashMap::new(), requests)
+    }
+
+    /// Prepares `requests` after `before`, with the stream versions and
+    /// idempotency records of appends prepared before it and not written
+    /// (`versions`, `keys_in_batch`) taking precedence over the log's.
+    fn prepare_seeded(
+        &self,
+        before: Head,
+        mut versions: HashMap<String, u64>,
+        mut keys_in_batch: HashMap<String, IdempotencyRecord>,
+        requests: &[AppendRequest],
+    ) -> Result<PreparedAppend, StoreError> {
         let mut head = before;
         let mut batch = WriteBatch::default();
-        let mut versions: HashMap<String, u64> = HashMap::new();
-        let mut keys_in_batch: HashMap<String, IdempotencyRecord> = HashMap::new();
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut events = Vec::new();
         let mut idempotency = Vec::new();
@@ -451,6 +483,8 @@ impl EventStore {
             idempotency,
             before,
             after: head,
+            versions,
+            keys: keys_in_batch,
         })
     }
 
@@ -1016,9 +1050,18 @@ pub struct PreparedAppend {
     idempotency: Vec<(String, IdempotencyRecord)>,
     before: Head,
     after: Head,
+    /// Stream versions as this append (and any it follows) leaves them.
+    versions: HashMap<String, u64>,
+    /// Idempotency records this append (and any it follows) writes, by key.
+    keys: HashMap<String, IdempotencyRecord>,
 }
 
 impl PreparedAppend {
+    /// The log's head once this append is written.
+    pub fn after(&self) -> Head {
+        self.after
+    }
+
     /// The events it appends, exactly as they will be stored.
     pub fn events(&self) -> &[StoredEvent] {
         &self.events

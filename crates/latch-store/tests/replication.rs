@@ -41,6 +41,40 @@ fn records_after(leader: &EventStore, after: u64) -> Vec<ReplicatedEvent> {
         .collect()
 }
 
+/// An HA leader publishes the next batch while the one before it awaits
+/// the stream: the second is prepared as if the first were written
+/// (positions, chain, versions, keys), and commits only after it.
+#[test]
+fn an_append_prepared_after_a_pending_one_continues_it_and_commits_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EventStore::open(dir.path()).unwrap();
+    let first = store.prepare(&[keyed(vec![event("a", 1), event("b", 2)], "k1")]).unwrap();
+    let second = store
+        .prepare_following(&first, &[keyed(vec![event("a", 3)], "k2"), keyed(vec![event("z", 9)], "k1")])
+        .unwrap();
+    assert_eq!(second.events()[0].position, Position::new(3));
+    assert_eq!(second.events()[0].prev_hash, first.events()[1].hash);
+    assert_eq!(second.events()[0].version, 2, "stream a's version follows the pending append");
+    assert_eq!(second.events().len(), 1, "k1, used by the pending append, is a duplicate");
+    assert_eq!(store.head().position, Position::ZERO);
+
+    let second_after = second.after();
+    let refused = store.commit(second, Some(9));
+    assert!(matches!(refused, Err(StoreError::Replication(_))), "{refused:?}");
+    assert_eq!(store.head().position, Position::ZERO, "nothing written out of order");
+
+    // Prepared again after a refusal, in order this time.
+    let first = store.prepare(&[keyed(vec![event("a", 1), event("b", 2)], "k1")]).unwrap();
+    let second = store.prepare_following(&first, &[keyed(vec![event("a", 3)], "k2")]).unwrap();
+    assert_eq!(second.after(), second_after, "the same chain");
+    store.commit(first, Some(2)).unwrap();
+    store.commit(second, Some(3)).unwrap();
+    assert_eq!(store.head().position, Position::new(3));
+    assert_eq!(store.stream_sequence().unwrap(), Some(3));
+    assert_eq!(store.stream_version("a").unwrap(), 2);
+    assert!(matches!(store.verify_chain().unwrap(), latch_store::ChainVerdict::Intact { checked: 3, .. }));
+}
+
 #[test]
 fn a_prepared_append_is_written_only_on_commit_and_only_if_the_log_did_not_move() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@
 //! the fsync. The working copy costs a second copy of the state in memory;
 //! see docs/adr/0003-single-writer-group-commit.md.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
@@ -22,7 +22,7 @@ use latch_core::{
 };
 use latch_store::{
     AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
-    ReplicatedEvent, StoredEvent,
+    PreparedAppend, ReplicatedEvent, StoredEvent,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::Clock;
 use crate::command_outcome::{CommandReceipt, CommandRejection, CommandResult, HandlerFailure};
 use crate::event_codec;
-use crate::ha::LeaderSession;
+use crate::ha::{LeaderSession, PendingBatch};
 use crate::rebuild::{RebuildError, Rebuilt, rebuild};
 use crate::state_snapshot;
 
@@ -92,6 +92,10 @@ pub struct HandlerConfig {
     /// batch is acknowledged by the replicated stream before it is written
     /// (see `crate::ha`).
     pub replicated: bool,
+    /// HA leader: most batches published and awaiting the stream's
+    /// acknowledgement at once (the next is decided and published while
+    /// earlier ones are acknowledged and written). 1: one at a time.
+    pub max_batches_in_flight: usize,
 }
 
 impl Default for HandlerConfig {
@@ -101,6 +105,7 @@ impl Default for HandlerConfig {
             queue_depth: 4096,
             snapshot_every: 100_000,
             replicated: false,
+            max_batches_in_flight: 4,
         }
     }
 }
@@ -205,7 +210,9 @@ impl CommandHandle {
     }
 
     /// HA: stop deciding commands (they are answered `NotLeader`). Waits
-    /// for a batch being published to finish. Returns whether it led.
+    /// for a batch being published or settled to finish; batches still in
+    /// flight then fail (503: the stream may hold them, and following it
+    /// brings them to this log). Returns whether it led.
     pub async fn step_down(&self) -> bool {
         let Some(replication) = self.replication.clone() else {
             return false;
@@ -332,6 +339,7 @@ impl CommandHandler {
             metrics: metrics.clone(),
             last_snapshot: rebuilt.snapshot.unwrap_or(Position::ZERO),
             config,
+            in_flight: VecDeque::new(),
         };
         let thread = std::thread::Builder::new()
             .name("latch-writer".into())
@@ -394,6 +402,28 @@ struct Writer {
     metrics: Arc<HandlerMetrics>,
     last_snapshot: Position,
     config: HandlerConfig,
+    /// HA leader: batches published, oldest first, not acknowledged by the
+    /// stream yet; nothing of them is written or answered.
+    in_flight: VecDeque<InFlight>,
+}
+
+type Submission = (CommandRequest, oneshot::Sender<CommandResult>);
+
+/// An HA leader's batch between its publish and the stream's
+/// acknowledgement: decided (the working state holds it), prepared, sent.
+/// It is written and answered when settled, in order; if it fails, every
+/// batch after it fails too (they were decided against it).
+struct InFlight {
+    batch: Vec<Submission>,
+    plans: Vec<Plan>,
+    /// `None`: nothing to write (rejections, replays); answered once the
+    /// batches before it are settled.
+    append: Option<(PreparedAppend, PendingBatch)>,
+    /// The scoped idempotency keys its commands used.
+    keys: HashSet<String>,
+    /// Stream versions and the next position as it leaves them.
+    versions: HashMap<String, u64>,
+    next: Position,
 }
 
 /// What became of one submission while its batch was planned.
@@ -415,8 +445,22 @@ impl Writer {
     fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
         let mut stopping = false;
         while !stopping {
-            let Some(first) = receiver.blocking_recv() else {
-                break;
+            // With batches in flight, what is queued now is decided and
+            // published at once; when nothing is, the oldest is settled.
+            let first = if self.in_flight.is_empty() {
+                match receiver.blocking_recv() {
+                    Some(message) => message,
+                    None => break,
+                }
+            } else {
+                match receiver.try_recv() {
+                    Ok(message) => message,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        self.settle_oldest();
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                }
             };
             let mut batch = Vec::new();
             let mut message = Some(first);
@@ -429,12 +473,14 @@ impl Writer {
                         if !batch.is_empty() {
                             self.process(std::mem::take(&mut batch));
                         }
+                        self.settle_all();
                         let _ = reply.send(self.replicate(replicated));
                     }
                     Message::Truncate(keep, sequence, reply) => {
                         if !batch.is_empty() {
                             self.process(std::mem::take(&mut batch));
                         }
+                        self.settle_all();
                         let _ = reply.send(self.truncate(keep, sequence));
                     }
                 }
@@ -447,6 +493,7 @@ impl Writer {
                 self.process(batch);
             }
         }
+        self.settle_all();
         // Anything that raced the stop is refused: its senders see `Stopped`.
         receiver.close();
         while let Ok(message) = receiver.try_recv() {
@@ -466,17 +513,9 @@ impl Writer {
         self.snapshot(true);
     }
 
-    fn process(&mut self, batch: Vec<(CommandRequest, oneshot::Sender<CommandResult>)>) {
-        if let Some(replication) = &self.replication
-            && replication.leader.lock().expect("leader lock").is_none()
-        {
-            self.metrics
-                .commands_failed
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            for (_, reply) in batch {
-                let _ = reply.send(Err(HandlerFailure::NotLeader));
-            }
-            return;
+    fn process(&mut self, batch: Vec<Submission>) {
+        if let Some(replication) = self.replication.clone() {
+            return self.process_replicated(&replication, batch);
         }
         let mut plans: Vec<Plan> = Vec::with_capacity(batch.len());
         let mut planned = PlannedBatch::starting_at(self.store.head().position.next());
@@ -644,10 +683,17 @@ impl Writer {
     /// Writes the batch and, once it is durable, applies it to the
     /// committed state.
     fn write(&mut self, requests: &[AppendRequest], plans: &[Plan]) -> Result<(), HandlerFailure> {
-        let outcomes = match &self.replication {
-            None => self.store.append(requests)?,
-            Some(replication) => self.publish_then_append(replication, requests)?,
-        };
+        let outcomes = self.store.append(requests)?;
+        self.apply_committed(&outcomes, plans)
+    }
+
+    /// Applies what a durable append wrote (`outcomes`, per request) to the
+    /// committed state, plan by plan.
+    fn apply_committed(
+        &mut self,
+        outcomes: &[Result<Appended, latch_store::AppendRejected>],
+        plans: &[Plan],
+    ) -> Result<(), HandlerFailure> {
         let mut appended = 0u64;
         {
             let mut committed = self.committed.write().expect("state lock poisoned");
@@ -683,27 +729,100 @@ impl Writer {
         Ok(())
     }
 
-    /// HA leader: the stream acknowledges the batch first, then the log
-    /// writes it, so this log never holds an event the stream does not. On
-    /// any failure the node stops leading: what the stream may hold of the
-    /// batch reaches this log by following it.
-    fn publish_then_append(
+    /// HA: decides `batch` against the working state (which holds the
+    /// batches in flight), publishes its events to the replicated stream
+    /// after theirs, and leaves it in flight: it is written to this log and
+    /// answered when the stream has acknowledged it (`settle_oldest`), so
+    /// this log never holds an event the stream does not. Publishing the
+    /// next batch while earlier ones are acknowledged and written is what
+    /// keeps the stream's round trip off the critical path.
+    fn process_replicated(&mut self, replication: &Replication, batch: Vec<Submission>) {
+        if replication.leader.lock().expect("leader lock").is_none() {
+            self.fail_in_flight(HandlerFailure::NotLeader, Vec::new());
+            self.metrics
+                .commands_failed
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            for (_, reply) in batch {
+                let _ = reply.send(Err(HandlerFailure::NotLeader));
+            }
+            return;
+        }
+        // A key a batch in flight used is answered from what it wrote:
+        // settle first.
+        let in_flight_keys: HashSet<&String> =
+            self.in_flight.iter().flat_map(|f| f.keys.iter()).collect();
+        let reuses_a_key = batch.iter().any(|(request, _)| {
+            request
+                .idempotency
+                .as_ref()
+                .is_some_and(|i| in_flight_keys.contains(&scope_key(&request.actor, &i.key)))
+        });
+        drop(in_flight_keys);
+        if reuses_a_key {
+            self.settle_all();
+        }
+
+        let mut planned = match self.in_flight.back() {
+            Some(last) => PlannedBatch {
+                versions: last.versions.clone(),
+                ..PlannedBatch::starting_at(last.next)
+            },
+            None => PlannedBatch::starting_at(self.store.head().position.next()),
+        };
+        let mut plans: Vec<Plan> = Vec::with_capacity(batch.len());
+        let mut failure = None;
+        for (index, (request, _)) in batch.iter().enumerate() {
+            match self.plan(request, index, &mut planned) {
+                Ok(plan) => plans.push(plan),
+                Err(store_failure) => {
+                    failure = Some(store_failure);
+                    break;
+                }
+            }
+        }
+        let append = match failure {
+            Some(failure) => Err(failure),
+            None if planned.requests.is_empty() => Ok(None),
+            None => self.publish(replication, &planned.requests).map(Some),
+        };
+        match append {
+            Ok(append) => self.in_flight.push_back(InFlight {
+                batch,
+                plans,
+                append,
+                keys: planned.keys.into_keys().collect(),
+                versions: planned.versions,
+                next: planned.next,
+            }),
+            Err(failure) => {
+                // What is in flight was sent before this batch, and the
+                // stream may hold it: it is settled (written if
+                // acknowledged), then this batch fails.
+                self.settle_all();
+                tracing::error!(error = %failure, "ha: a batch could not be published; state reset to the last durable position");
+                self.fail_in_flight(failure, batch);
+                return;
+            }
+        }
+        while self.in_flight.len() > self.config.max_batches_in_flight.max(1) {
+            self.settle_oldest();
+        }
+    }
+
+    /// HA leader: prepares `requests` after the batches in flight and
+    /// sends their events to the stream. A leader whose lease went
+    /// unrenewed too long publishes nothing and stops leading.
+    fn publish(
         &self,
         replication: &Replication,
         requests: &[AppendRequest],
-    ) -> Result<Vec<Result<Appended, latch_store::AppendRejected>>, HandlerFailure> {
+    ) -> Result<(PreparedAppend, PendingBatch), HandlerFailure> {
         let mut leader = replication.leader.lock().expect("leader lock");
-        if leader.is_none() {
-            return Err(HandlerFailure::NotLeader);
-        }
-        let depose = |mut leader: std::sync::MutexGuard<'_, Option<LeaderSession>>| {
+        if replication.now_ms() > replication.publish_until_ms.load(Ordering::SeqCst) {
+            tracing::error!("ha: the lease was not renewed in time (this node was paused or cut off); publishing nothing and stepping down");
             *leader = None;
             drop(leader);
             replication.deposed.notify_one();
-        };
-        if replication.now_ms() > replication.publish_until_ms.load(Ordering::SeqCst) {
-            tracing::error!("ha: the lease was not renewed in time (this node was paused or cut off); publishing nothing and stepping down");
-            depose(leader);
             return Err(HandlerFailure::Replication(
                 "this node could not renew its lease in time".into(),
             ));
@@ -711,8 +830,84 @@ impl Writer {
         let Some(session) = leader.as_mut() else {
             return Err(HandlerFailure::NotLeader);
         };
-        let prepared = self.store.prepare(requests)?;
-        let sequence = match session.publish(prepared.events(), prepared.idempotency_records()) {
+        let prepared = match self.in_flight.iter().rev().find_map(|f| f.append.as_ref()) {
+            Some((pending, _)) => self.store.prepare_following(pending, requests)?,
+            None => self.store.prepare(requests)?,
+        };
+        match session.start(prepared.events(), prepared.idempotency_records()) {
+            Ok(pending) => Ok((prepared, pending)),
+            Err(problem) => {
+                tracing::error!(%problem, "ha: could not publish a batch; stepping down");
+                *leader = None;
+                drop(leader);
+                replication.deposed.notify_one();
+                Err(HandlerFailure::Replication(problem))
+            }
+        }
+    }
+
+    /// HA leader: waits for the stream to acknowledge the oldest batch in
+    /// flight, writes it (one synced WriteBatch, recording the stream
+    /// sequence), applies it and answers it. On any failure this node
+    /// stops leading (what the stream holds reaches its log by following
+    /// it) and that batch and every later one fail.
+    fn settle_oldest(&mut self) {
+        let Some(oldest) = self.in_flight.pop_front() else {
+            return;
+        };
+        let InFlight {
+            batch,
+            plans,
+            append,
+            ..
+        } = oldest;
+        let written = match append {
+            None => Ok(Vec::new()),
+            Some((prepared, pending)) => self.acknowledged_then_commit(prepared, pending),
+        };
+        match written.and_then(|outcomes| {
+            if outcomes.is_empty() {
+                Ok(())
+            } else {
+                self.apply_committed(&outcomes, &plans)
+            }
+        }) {
+            Ok(()) => {
+                let answers = self.answers(&plans);
+                for ((_, reply), answer) in batch.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
+                }
+                self.snapshot(false);
+            }
+            Err(failure) => {
+                tracing::error!(error = %failure, "ha: a batch was not written; state reset to the last durable position");
+                self.fail_in_flight(failure, batch);
+            }
+        }
+    }
+
+    fn acknowledged_then_commit(
+        &self,
+        prepared: PreparedAppend,
+        pending: PendingBatch,
+    ) -> Result<Vec<Result<Appended, latch_store::AppendRejected>>, HandlerFailure> {
+        let Some(replication) = &self.replication else {
+            return Err(HandlerFailure::NotLeader);
+        };
+        let mut leader = replication.leader.lock().expect("leader lock");
+        let depose = |mut leader: std::sync::MutexGuard<'_, Option<LeaderSession>>| {
+            *leader = None;
+            drop(leader);
+            replication.deposed.notify_one();
+        };
+        let Some(session) = leader.as_mut() else {
+            // Stepped down while it was in flight: the stream may hold it,
+            // and following the stream brings it to this log.
+            return Err(HandlerFailure::Replication(
+                "this node stopped leading before the stream acknowledged the batch".into(),
+            ));
+        };
+        let sequence = match session.settle(pending) {
             Ok(sequence) => sequence,
             Err(problem) => {
                 tracing::error!(%problem, "ha: the stream did not acknowledge a batch; stepping down");
@@ -727,6 +922,30 @@ impl Writer {
                 depose(leader);
                 Err(error.into())
             }
+        }
+    }
+
+    /// HA leader: settles every batch in flight, oldest first.
+    fn settle_all(&mut self) {
+        while !self.in_flight.is_empty() {
+            self.settle_oldest();
+        }
+    }
+
+    /// Answers `batch` and every batch still in flight with `failure` and
+    /// resets the working state to the committed one (it held them all).
+    fn fail_in_flight(&mut self, failure: HandlerFailure, batch: Vec<Submission>) {
+        let later: Vec<Submission> = self
+            .in_flight
+            .drain(..)
+            .flat_map(|f| f.batch)
+            .collect();
+        self.reset_after(&failure);
+        self.metrics
+            .commands_failed
+            .fetch_add((batch.len() + later.len()) as u64, Ordering::Relaxed);
+        for (_, reply) in batch.into_iter().chain(later) {
+            let _ = reply.send(Err(failure.clone()));
         }
     }
 

@@ -20,7 +20,7 @@ mod stream_tail;
 pub use controller::{HaController, LeaderDuties, RunningDuty, duty};
 pub use ha_config::HaConfig;
 pub use ha_state::{HaState, LeaderInfo, Role};
-pub use leader_session::LeaderSession;
+pub use leader_session::{LeaderSession, PendingBatch};
 
 /// Why an HA session with NATS ended (the controller starts another).
 #[derive(Debug, thiserror::Error)]
