@@ -444,6 +444,130 @@ fn a_verifier_stays_current_through_a_failover_and_refuses_a_token_revoked_just_
     assert_ne!(next, leader);
 }
 
+/// An event the leader signed and published that the stream then refused,
+/// as a leader cut off from the quorum mid-publish leaves one: core NATS
+/// subscribers (the verifiers' live tail) saw it, the stream never held it.
+/// Built here with the cluster's key and published with an expected
+/// sequence the stream refuses. Returns its position and the message, to
+/// replay.
+fn publish_phantom(cluster: &HaCluster, about: latch_core::AccountId) -> (u64, Phantom) {
+    use sha2::Digest;
+    block_on(async {
+        let client = async_nats::connect(cluster.nats.server_url(0)).await.unwrap();
+        let js = async_nats::jetstream::new(client.clone());
+        let mut stream = js.get_stream("LATCH_EVENTS").await.unwrap();
+        let last = stream.info().await.unwrap().state.last_sequence;
+        let tail = stream.get_raw_message(last).await.unwrap();
+        let header = |name: &str| tail.headers.get(name).unwrap().as_str().to_owned();
+        let position = header("Latch-Position").parse::<u64>().unwrap() + 1;
+        let log: latch_core::LogId = header("Latch-Log-Id").parse().unwrap();
+        let envelope = latch_core::EventEnvelope {
+            id: latch_core::EventId::new(),
+            at: chrono::Utc::now(),
+            actor: latch_core::Actor::System,
+            request_id: None,
+            idempotency_key_sha256: None,
+            event: latch_core::Event::AccountDisabled { account_id: about, reason: "never committed".into() },
+        };
+        let record = json!({
+            "position": position,
+            "stream": format!("account-{about}"),
+            "version": 99,
+            "prev_hash": header("Latch-Hash"),
+            "data": envelope,
+        })
+        .to_string();
+        let hash: [u8; 32] = sha2::Sha256::digest(record.as_bytes()).into();
+        let recorded = latch_core::RecordedEvent { position: latch_core::Position::new(position), version: 99, envelope };
+        let key = latch_bus::SigningKey::from_pem(latch_e2e::TEST_SIGNING_KEY).unwrap();
+        let signed = latch_bus::signed_feed::sign_event(&recorded, &record, &hash, log, &key);
+        let mut map = latch_bus::headers::event_headers(&recorded, signed.headers());
+        map.insert("Nats-Expected-Last-Sequence", "1");
+        let phantom = Phantom {
+            subject: latch_bus::subject::event_subject(&recorded.envelope.event),
+            headers: map,
+            payload: signed.payload,
+        };
+        phantom.publish(&client).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(stream.info().await.unwrap().state.last_sequence, last, "the stream refused it");
+        (position, phantom)
+    })
+}
+
+/// An event message the stream refused (`publish_phantom`).
+struct Phantom {
+    subject: String,
+    headers: async_nats::HeaderMap,
+    payload: Vec<u8>,
+}
+
+impl Phantom {
+    /// On core NATS: the live tail sees it; the stream refuses it.
+    async fn publish(&self, client: &async_nats::Client) {
+        client
+            .publish_with_headers(self.subject.clone(), self.headers.clone(), self.payload.clone().into())
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+    }
+}
+
+/// A verifier applied an event the stream never committed (a leader cut
+/// off mid-publish), and the next leader wrote a revocation at that
+/// position. Skipping the revocation as a replay would leave the revoked
+/// token accepted and the verifier stuck. It sees the signed revocation
+/// contradict what it applied, checks the stream, rebuilds its view from
+/// it, and refuses the token, staying current.
+#[test]
+fn a_verifier_that_applied_an_uncommitted_event_rebuilds_from_the_stream() {
+    let _serial = serial();
+    let cluster = HaCluster::start(2);
+    let admin = cluster.admin_token();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let verifier = runtime
+        .block_on(latch_verify::Verifier::connect(verifier_config(&cluster, Duration::from_secs(5))))
+        .expect("verifier connects");
+    let account = acknowledged(&cluster, "POST", "/v1/accounts", &admin, json!({"name": "svc", "role": "admin"}));
+    let account = account.body["id"].as_str().unwrap().to_owned();
+    let kept = acknowledged(&cluster, "POST", &format!("/v1/accounts/{account}/tokens"), &admin, json!({"name": "kept"}));
+    let doomed = acknowledged(&cluster, "POST", &format!("/v1/accounts/{account}/tokens"), &admin, json!({"name": "doomed"}));
+    let (kept, doomed_id, doomed) = (
+        kept.body["token"].as_str().unwrap().to_owned(),
+        doomed.body["id"].as_str().unwrap().to_owned(),
+        doomed.body["token"].as_str().unwrap().to_owned(),
+    );
+    eventually("the verifier accepts both tokens", || {
+        verifier.verify(&kept, &permission()).is_ok() && verifier.verify(&doomed, &permission()).is_ok()
+    });
+
+    let bystander = acknowledged(&cluster, "POST", "/v1/accounts", &admin, json!({"name": "bystander", "role": "auditor"}));
+    let bystander = bystander.body["id"].as_str().unwrap().parse().unwrap();
+    let (phantom, message) = publish_phantom(&cluster, bystander);
+    eventually("the verifier applied the phantom", || verifier.position().get() == phantom);
+    acknowledged(&cluster, "POST", &format!("/v1/tokens/{doomed_id}/revoke"), &admin, json!({"reason": "leaked"}));
+    eventually("the verifier refuses the revoked token", || {
+        matches!(verifier.verify(&doomed, &permission()), Err(latch_verify::Denial::Rejected(_)))
+    });
+    eventually("the verifier is current again", || verifier.verify(&kept, &permission()).is_ok());
+    assert_eq!(verifier.stats().rebuilds, 1, "{:?}", verifier.stats());
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    assert_eq!(verifier.position().get(), cluster.events(leader, &admin).len() as u64);
+
+    // Whoever captured the phantom replays it: the stream holds the
+    // revocation at that position, so the verifier keeps its view.
+    block_on(async {
+        let client = async_nats::connect(cluster.nats.server_url(1)).await.unwrap();
+        for _ in 0..3 {
+            message.publish(&client).await;
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(verifier.stats().rebuilds, 1, "{:?}", verifier.stats());
+    assert!(verifier.verify(&kept, &permission()).is_ok());
+    assert!(matches!(verifier.verify(&doomed, &permission()), Err(latch_verify::Denial::Rejected(_))));
+}
+
 #[test]
 fn with_no_latchd_for_a_minute_verifiers_stay_current_and_fail_closed_without_nats() {
     let _serial = serial();

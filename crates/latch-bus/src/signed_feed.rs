@@ -48,7 +48,19 @@ pub enum FeedRejection {
     BrokenChain(Position),
     #[error("the event's inclusion proof does not fit its batch")]
     BadProof,
+    /// Signed by a trusted key, yet it shows another event at `0`, a
+    /// position this follower applied (another chain hash there, or an
+    /// event after it chained to another). What it applied there may never
+    /// have been committed (an HA leader cut off mid-publish: core NATS
+    /// subscribers see a publish the stream then refuses); only the stream
+    /// can tell which is true.
+    #[error("a signed message shows another event at {0}, which this follower applied")]
+    Diverged(Position),
 }
+
+/// How many recent (position, chain hash) pairs a follower keeps, to tell
+/// a copy of an event it applied from another event at that position.
+const RECENT_HASHES: usize = 4096;
 
 /// The record as the log stores it (the part a follower reads).
 #[derive(Deserialize)]
@@ -288,6 +300,9 @@ pub struct FeedChain {
     /// The last batch whose signature verified: further events of it need
     /// only their inclusion proof.
     verified_batch: Option<VerifiedBatch>,
+    /// The chain hashes of the last events applied, oldest first (at most
+    /// `RECENT_HASHES`), when checking a continuous chain.
+    recent: std::collections::VecDeque<(Position, [u8; 32])>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,6 +336,7 @@ impl FeedChain {
             hash: [0; 32],
             continuous: true,
             verified_batch: None,
+            recent: std::collections::VecDeque::new(),
         }
     }
 
@@ -338,6 +354,7 @@ impl FeedChain {
             hash,
             continuous: true,
             verified_batch: None,
+            recent: std::collections::VecDeque::new(),
         }
     }
 
@@ -360,6 +377,29 @@ impl FeedChain {
     /// The chain hash of the last event applied.
     pub fn hash(&self) -> [u8; 32] {
         self.hash
+    }
+
+    /// The chain hash of the event applied at `position`, if it is one of
+    /// the last few thousand (or the one a snapshot started from).
+    pub fn hash_at(&self, position: Position) -> Option<[u8; 32]> {
+        if position == self.position && position > Position::ZERO {
+            return Some(self.hash);
+        }
+        let first = self.recent.front()?.0;
+        let offset = position.get().checked_sub(first.get())?;
+        self.recent
+            .get(usize::try_from(offset).ok()?)
+            .filter(|(at, _)| *at == position)
+            .map(|(_, hash)| *hash)
+    }
+
+    /// Whether a message signed by a trusted key showing `hash` at
+    /// `position` contradicts what this follower applied there.
+    fn contradicts(&self, position: Position, hash: &[u8; 32]) -> bool {
+        self.continuous
+            && self
+                .hash_at(position)
+                .is_some_and(|applied| applied != *hash)
     }
 
     /// Checks one event message; on success the chain moves on and the
@@ -406,7 +446,11 @@ impl FeedChain {
             .map_err(|e| FeedRejection::Malformed(format!("latchrecord: {e}")))?;
         let envelope: EventEnvelope = serde_json::from_str(parsed.data.get())
             .map_err(|e| FeedRejection::Malformed(format!("latchrecord data: {e}")))?;
-        if parsed.position <= self.position {
+        // A copy of an event applied is skipped unverified; another event
+        // at a position applied is a replay too, unless a trusted key
+        // signed it (checked below).
+        let replayed = parsed.position <= self.position;
+        if replayed && !self.contradicts(parsed.position, &hash) {
             return Err(FeedRejection::Replayed(parsed.position));
         }
         let key = match header(headers::LATCH_BATCH) {
@@ -427,6 +471,9 @@ impl FeedChain {
                 )?
                 .clone(),
         };
+        if replayed {
+            return Err(FeedRejection::Diverged(parsed.position));
+        }
         if self.continuous {
             if parsed.position != self.position.next() {
                 return Err(FeedRejection::OutOfOrder {
@@ -435,8 +482,17 @@ impl FeedChain {
                 });
             }
             if parsed.prev_hash != hex::encode(self.hash) {
-                return Err(FeedRejection::BrokenChain(parsed.position));
+                // Signed, next, chained to another event than ours.
+                return Err(if self.position > Position::ZERO {
+                    FeedRejection::Diverged(self.position)
+                } else {
+                    FeedRejection::BrokenChain(parsed.position)
+                });
             }
+            if self.recent.len() == RECENT_HASHES {
+                self.recent.pop_front();
+            }
+            self.recent.push_back((parsed.position, hash));
         }
         self.log = Some(log);
         self.position = parsed.position;
@@ -528,7 +584,14 @@ impl FeedChain {
             signature,
         )?;
         if heartbeat.position == self.position && hash_bytes != self.hash {
-            return Err(FeedRejection::BrokenChain(heartbeat.position));
+            return Err(if self.position > Position::ZERO && self.continuous {
+                FeedRejection::Diverged(heartbeat.position)
+            } else {
+                FeedRejection::BrokenChain(heartbeat.position)
+            });
+        }
+        if heartbeat.position < self.position && self.contradicts(heartbeat.position, &hash_bytes) {
+            return Err(FeedRejection::Diverged(heartbeat.position));
         }
         self.log = Some(log);
         Ok(heartbeat.position)
@@ -753,6 +816,66 @@ mod tests {
         assert!(accept(&mut chain, &by_new).is_ok());
     }
 
+    /// An HA leader cut off mid-publish: core subscribers saw its event at
+    /// 2 (`phantom`), the stream never took it, and the next leader wrote
+    /// another event at 2. Given: a follower applied the phantom. When: a
+    /// trusted key's event at 2, its successor, or a heartbeat at 2 shows
+    /// the other chain. Then: `Diverged(2)`; copies of what it applied are
+    /// replays, and another event at 2 signed by no trusted key is refused
+    /// as a forgery, not taken as evidence.
+    #[test]
+    fn a_signed_event_at_an_applied_position_with_another_hash_is_divergence() {
+        let key = SigningKey::generate().unwrap();
+        let mut log = Log::new();
+        let mut chain = FeedChain::from_start(TrustedKeys::new([key.public_key()]));
+        accept(&mut chain, &log.next(disabled("one"), &key)).unwrap();
+        let mut cut_off = Log {
+            id: log.id,
+            hash: log.hash,
+            position: log.position,
+        };
+        let phantom = cut_off.next(disabled("phantom"), &key);
+        accept(&mut chain, &phantom).unwrap();
+        let true_second = log.next(disabled("true"), &key);
+        let true_third = log.next(disabled("after"), &key);
+
+        assert_eq!(
+            accept(&mut chain, &phantom).map(|_| ()),
+            Err(FeedRejection::Replayed(Position::new(2)))
+        );
+        assert_eq!(
+            accept(&mut chain, &true_second).map(|_| ()),
+            Err(FeedRejection::Diverged(Position::new(2)))
+        );
+        assert_eq!(
+            accept(&mut chain, &true_third).map(|_| ()),
+            Err(FeedRejection::Diverged(Position::new(2)))
+        );
+        let forger = SigningKey::generate().unwrap();
+        let mut forged_log = Log {
+            id: log.id,
+            hash: chain.hash_at(Position::new(1)).unwrap(),
+            position: 1,
+        };
+        let forged = forged_log.next(disabled("forged"), &forger);
+        assert!(matches!(
+            accept(&mut chain, &forged),
+            Err(FeedRejection::Signature(_))
+        ));
+        let mut beat = Heartbeat::new(Position::new(2), Utc::now());
+        sign_heartbeat(&mut beat, log.id, &true_second_hash(&true_second), &key);
+        assert_eq!(chain.vouch(&beat), Err(FeedRejection::Diverged(Position::new(2))));
+        // Nothing moved: the follower is where it was.
+        assert_eq!(chain.position(), Position::new(2));
+        assert_eq!(chain.hash_at(Position::new(2)), Some(cut_off.hash));
+    }
+
+    fn true_second_hash(event: &SignedEvent) -> [u8; 32] {
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(&event.hash, &mut hash).unwrap();
+        hash
+    }
+
     #[test]
     fn heartbeats_vouch_only_when_signed_for_this_log_and_chain() {
         let key = SigningKey::generate().unwrap();
@@ -768,7 +891,7 @@ mod tests {
         sign_heartbeat(&mut wrong_hash, log.id, &[9; 32], &key);
         assert_eq!(
             chain.vouch(&wrong_hash),
-            Err(FeedRejection::BrokenChain(Position::new(1)))
+            Err(FeedRejection::Diverged(Position::new(1)))
         );
         let forger = SigningKey::generate().unwrap();
         let mut forged = Heartbeat::new(Position::new(5), Utc::now());

@@ -39,6 +39,10 @@ pub struct VerifierStats {
     /// older event replayed at its end), below a position latchd announced,
     /// or a different event at the view's own position.
     pub stream_probe_refusals: u64,
+    /// Times it learnt (from a signed event, heartbeat or probe, confirmed
+    /// by the stream) that an event it applied never reached the stream (an
+    /// HA leader cut off mid-publish) and rebuilt its view from the stream.
+    pub rebuilds: u64,
 }
 
 /// The live counters behind `VerifierStats`, one per field.
@@ -53,6 +57,7 @@ pub(crate) struct Counters {
     pub(crate) stream_probes: AtomicU64,
     pub(crate) stream_probe_failures: AtomicU64,
     pub(crate) stream_probe_refusals: AtomicU64,
+    pub(crate) rebuilds: AtomicU64,
 }
 
 impl Counters {
@@ -73,6 +78,7 @@ impl Counters {
             stream_probes: read(&self.stream_probes),
             stream_probe_failures: read(&self.stream_probe_failures),
             stream_probe_refusals: read(&self.stream_probe_refusals),
+            rebuilds: read(&self.rebuilds),
         }
     }
 }

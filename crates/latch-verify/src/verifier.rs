@@ -98,7 +98,25 @@ enum FollowError {
     ConsumerMessage(#[from] jetstream::consumer::pull::OrderedError),
     #[error("the consumer ended")]
     ConsumerEnded,
+    /// A trusted signer showed another event at a position the view
+    /// applied: the stream decides which is true (`confirm_divergence`).
+    #[error("a signed message shows another event at {0}, which the view applied")]
+    Diverged(Position),
 }
+
+/// Why `take` did not fold a message.
+#[derive(Debug)]
+enum Untaken {
+    /// A genuine event past the next position.
+    Hole(Hole),
+    /// A genuine event contradicting one the view applied at this position.
+    Diverged(Position),
+}
+
+/// Least time between two checks of the stream for a divergence: a
+/// captured event that never reached the stream, replayed on the live tail
+/// over and over, costs the stream one search per verifier per this.
+const DIVERGENCE_CHECK_EVERY: Duration = Duration::from_secs(10);
 
 /// A heartbeat's position, and when it arrived (ms since `started`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +155,14 @@ pub(crate) struct Inner {
     /// replicated (HA): the stream probe runs only then.
     replicated_feed: std::sync::atomic::AtomicBool,
     max_staleness: Duration,
+    /// The keys trusted at the start, to rebuild the view from the stream's
+    /// first event after a divergence.
+    initial_trust: TrustedKeys,
+    /// A position a heartbeat or probe (signed) showed another event at
+    /// than the view applied; the follower checks it against the stream.
+    suspected: Mutex<Option<Position>>,
+    /// Milliseconds since `started` of the last divergence check; 0: none.
+    divergence_checked_at_ms: AtomicU64,
     pub(crate) counters: Counters,
     /// Whether accepted uses are counted (and reported).
     counts_usage: bool,
@@ -199,6 +225,9 @@ impl Verifier {
             heartbeat_at_ms: AtomicU64::new(0),
             replicated_feed: std::sync::atomic::AtomicBool::new(false),
             max_staleness: config.max_staleness,
+            initial_trust: trusted.clone(),
+            suspected: Mutex::new(None),
+            divergence_checked_at_ms: AtomicU64::new(0),
             counters,
             counts_usage: config.usage_report_every.is_some(),
             follow: config.follow,
@@ -366,11 +395,52 @@ impl Inner {
                     self.now_ms().saturating_sub(age.as_millis() as u64).max(1),
                 );
             }
+            Err(FeedRejection::Diverged(position)) => self.suspect(position),
             Err(rejection) => {
                 Counters::bump(&self.counters.rejected);
                 tracing::warn!(%rejection, position = %beat.position, "verifier: refused a heartbeat");
             }
         }
+    }
+
+    /// A signed heartbeat or stream message showed another event at
+    /// `position` than the view applied: noted for the follower to check
+    /// against the stream.
+    fn suspect(&self, position: Position) {
+        tracing::warn!(%position, "verifier: a signed message shows another event at a position the view applied; checking the stream");
+        *self.suspected.lock().expect("suspicion lock") = Some(position);
+    }
+
+    /// A divergence noted and due for a check (at most one check per
+    /// `DIVERGENCE_CHECK_EVERY`).
+    fn take_suspected(&self) -> Option<Position> {
+        if !self.divergence_check_due() {
+            return None;
+        }
+        self.suspected.lock().expect("suspicion lock").take()
+    }
+
+    fn divergence_check_due(&self) -> bool {
+        let last = self.divergence_checked_at_ms.load(Ordering::SeqCst);
+        last == 0
+            || self.now_ms().saturating_sub(last) >= DIVERGENCE_CHECK_EVERY.as_millis() as u64
+    }
+
+    /// The stream holds another event at `position` than the view applied:
+    /// the view folded an event that was never committed. Everything is
+    /// dropped and read again from the stream's first event; until the
+    /// view has caught up and a heartbeat or probe vouches, every check
+    /// answers `Denial::Stale` (fail closed).
+    fn restart_from_stream(&self) {
+        let mut chain = self.chain.lock().expect("chain lock");
+        let mut announced = self.announced.lock().expect("announcement lock");
+        let mut tracked = self.state.write().expect("state lock");
+        *chain = FeedChain::from_start(self.initial_trust.clone());
+        *announced = None;
+        tracked.view = VerifierView::new();
+        tracked.usage = UsageSlots::new(Utc::now());
+        self.fresh_at_ms.store(0, Ordering::SeqCst);
+        Counters::bump(&self.counters.rebuilds);
     }
 
     /// A heartbeat for `position` arrived at `at_ms`. The view's position is
@@ -462,6 +532,8 @@ impl Inner {
                 && chain.position() == position
                 && !hash.eq_ignore_ascii_case(&hex_of(&chain.hash()))
             {
+                drop(chain);
+                self.suspect(position);
                 return TailVerdict::OtherEvent;
             }
         }
@@ -570,12 +642,76 @@ async fn report_usage(
 async fn follow_stream(inner: Arc<Inner>, client: async_nats::Client) {
     let mut cursor = StreamCursor::default();
     loop {
-        if let Err(error) = follow(&inner, &client, &mut cursor).await {
-            tracing::warn!(%error, "verifier: lost the event stream; reconnecting");
-            Counters::bump(&inner.counters.reconnects);
-            tokio::time::sleep(Duration::from_millis(250)).await;
+        match follow(&inner, &client, &mut cursor).await {
+            Err(FollowError::Diverged(position)) => {
+                inner
+                    .divergence_checked_at_ms
+                    .store(inner.now_ms(), Ordering::SeqCst);
+                match confirm_divergence(&inner, &client, position).await {
+                    Ok(true) => {
+                        tracing::error!(%position, "verifier: the view applied an event the stream never held (an HA leader cut off mid-publish); rebuilding it from the stream, failing closed until then");
+                        inner.restart_from_stream();
+                        cursor = StreamCursor::default();
+                    }
+                    Ok(false) => {
+                        Counters::bump(&inner.counters.rejected);
+                        tracing::warn!(%position, "verifier: the stream holds the event the view applied; the other one was a replay of an event never committed");
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, %position, "verifier: could not check the stream for a divergence");
+                        *inner.suspected.lock().expect("suspicion lock") = Some(position);
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "verifier: lost the event stream; reconnecting");
+                Counters::bump(&inner.counters.reconnects);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Ok(()) => {}
         }
     }
+}
+
+/// Whether the stream's event at `position` (the first genuine one there,
+/// in stream order) is another than the one the view applied. `false` when
+/// the view no longer knows its own hash there, or the stream holds no
+/// event at `position`.
+async fn confirm_divergence(
+    inner: &Inner,
+    client: &async_nats::Client,
+    position: Position,
+) -> Result<bool, FollowError> {
+    let (ours, trust) = {
+        let chain = inner.chain.lock().expect("chain lock");
+        (chain.hash_at(position), Trust::of(&chain))
+    };
+    let Some(ours) = ours else {
+        return Ok(false);
+    };
+    let js = jetstream::new(client.clone());
+    let mut stream = js.get_stream(STREAM_NAME).await?;
+    let info = stream.info().await?.state.clone();
+    if info.messages == 0 {
+        return Ok(false);
+    }
+    let first = info.first_sequence.max(1);
+    let before = Position::new(position.get().saturating_sub(1));
+    let from = first_sequence_after(&stream, first, info.last_sequence, before, &trust).await?;
+    let Some((sequence, found)) = message_at_or_after(&stream, from, info.last_sequence, &trust).await?
+    else {
+        return Ok(false);
+    };
+    if found != position {
+        return Ok(false);
+    }
+    let message = stream.get_raw_message(sequence).await?;
+    let theirs = message
+        .headers
+        .get(latch_bus::headers::LATCH_HASH)
+        .map(|hash| hash.as_str().to_ascii_lowercase());
+    Ok(theirs.is_some_and(|theirs| theirs != hex_of(&ours)))
 }
 
 /// How long a heartbeat may announce a position the live tail has not
@@ -607,21 +743,32 @@ async fn follow(
         catch_up(inner, client, cursor, Until::End).await?;
         // What arrived while catching up: the stream delivered it too.
         while let Some(Some(message)) = futures::FutureExt::now_or_never(live.next()) {
-            if let Err(hole) = take(inner, &message, Seen::MaybeBefore) {
-                tracing::debug!(%hole, "verifier: a hole after catching up; reading the stream again");
-                continue 'catch_up;
+            match take(inner, &message, Seen::MaybeBefore) {
+                Ok(()) => {}
+                Err(Untaken::Hole(hole)) => {
+                    tracing::debug!(%hole, "verifier: a hole after catching up; reading the stream again");
+                    continue 'catch_up;
+                }
+                Err(Untaken::Diverged(position)) => return Err(FollowError::Diverged(position)),
             }
         }
         loop {
             tokio::select! {
                 message = live.next() => {
                     let message = message.ok_or(FollowError::SubscriptionEnded)?;
-                    if let Err(hole) = take(inner, &message, Seen::Never) {
-                        tracing::debug!(%hole, "verifier: a hole in the live tail; reading the stream");
-                        break;
+                    match take(inner, &message, Seen::Never) {
+                        Ok(()) => {}
+                        Err(Untaken::Hole(hole)) => {
+                            tracing::debug!(%hole, "verifier: a hole in the live tail; reading the stream");
+                            break;
+                        }
+                        Err(Untaken::Diverged(position)) => return Err(FollowError::Diverged(position)),
                     }
                 }
                 _ = check.tick() => {
+                    if let Some(position) = inner.take_suspected() {
+                        return Err(FollowError::Diverged(position));
+                    }
                     if inner.behind_announced(BEHIND_FOR) {
                         // Behind at the same position as the last time: the
                         // last catch-up found nothing to read (messages a
@@ -653,7 +800,7 @@ enum Seen {
 /// Takes one event message: applies it if it is the next, skips a copy,
 /// refuses (and counts) anything else. `Err` is a hole: a genuine event
 /// past the next position, never folded past.
-fn take(inner: &Inner, message: &async_nats::Message, seen: Seen) -> Result<(), Hole> {
+fn take(inner: &Inner, message: &async_nats::Message, seen: Seen) -> Result<(), Untaken> {
     let header = |name: &str| {
         message
             .headers
@@ -680,10 +827,21 @@ fn take(inner: &Inner, message: &async_nats::Message, seen: Seen) -> Result<(), 
         }
         Err(FeedRejection::OutOfOrder { found, .. }) => {
             // Signed by latchd, but past a hole: never fold past it.
-            return Err(Hole {
+            return Err(Untaken::Hole(Hole {
                 have,
                 offered: found,
-            });
+            }));
+        }
+        Err(FeedRejection::Diverged(position)) if inner.divergence_check_due() => {
+            return Err(Untaken::Diverged(position));
+        }
+        Err(FeedRejection::Diverged(position)) => {
+            // Checked a moment ago: checked again once due.
+            drop(chain);
+            *inner.suspected.lock().expect("suspicion lock") = Some(position);
+            Counters::bump(&inner.counters.rejected);
+            tracing::debug!(subject = %message.subject, %position, "verifier: another event at an applied position; the stream was checked a moment ago");
+            return Ok(());
         }
         Err(rejection) => {
             drop(chain);
@@ -697,10 +855,10 @@ fn take(inner: &Inner, message: &async_nats::Message, seen: Seen) -> Result<(), 
         return Ok(());
     }
     if recorded.position != have.next() {
-        return Err(Hole {
+        return Err(Untaken::Hole(Hole {
             have,
             offered: recorded.position,
-        });
+        }));
     }
     let mut tracked = inner.state.write().expect("state lock");
     tracked.view.apply(&recorded);
@@ -788,15 +946,19 @@ async fn catch_up(
         };
         // An event at a position the verifier has may have come by the
         // live tail: skipped quietly (the tail counts replays).
-        if let Err(hole) = take(inner, &message, Seen::MaybeBefore) {
-            if !cursor.from_first {
-                cursor.last_sequence = 0;
-                cursor.from_first = true;
-                return Err(hole.into());
+        match take(inner, &message, Seen::MaybeBefore) {
+            Ok(()) => {}
+            Err(Untaken::Diverged(position)) => return Err(FollowError::Diverged(position)),
+            Err(Untaken::Hole(hole)) => {
+                if !cursor.from_first {
+                    cursor.last_sequence = 0;
+                    cursor.from_first = true;
+                    return Err(hole.into());
+                }
+                // Never folded past; the next event may come later in the
+                // stream (published again after a loss).
+                passed_a_hole = true;
             }
-            // Never folded past; the next event may come later in the
-            // stream (published again after a loss).
-            passed_a_hole = true;
         }
         if pending == 0 && until == Until::End {
             if passed_a_hole {
@@ -935,6 +1097,9 @@ mod tests {
             heartbeat_at_ms: AtomicU64::new(0),
             replicated_feed: std::sync::atomic::AtomicBool::new(false),
             max_staleness: Duration::from_secs(5),
+            initial_trust: TrustedKeys::default(),
+            suspected: Mutex::new(None),
+            divergence_checked_at_ms: AtomicU64::new(0),
             counters: Counters::default(),
             counts_usage: false,
             follow: Follow::LiveTail,
