@@ -219,6 +219,10 @@ enum Scenario {
         /// How long the verifiers run with every latchd down (stream probe).
         #[arg(long, default_value_t = 10)]
         probe_seconds: u64,
+        /// The leader's batches awaiting the stream's acknowledgement at
+        /// once (1: no pipelining, as before issue 19's follow-up).
+        #[arg(long, default_value_t = 4)]
+        batches_in_flight: usize,
     },
 }
 
@@ -330,6 +334,7 @@ fn main() -> anyhow::Result<()> {
             revocations,
             lease_ms,
             probe_seconds,
+            batches_in_flight,
         } => ha::run(
             &runtime,
             &base,
@@ -342,6 +347,7 @@ fn main() -> anyhow::Result<()> {
                 revocations,
                 lease: Duration::from_millis(lease_ms),
                 probe_seconds,
+                batches_in_flight,
             },
         )?,
     }

@@ -54,6 +54,9 @@ pub(crate) struct HaOptions {
     pub revocations: usize,
     pub lease: Duration,
     pub probe_seconds: u64,
+    /// The leader's batches awaiting the stream at once
+    /// (`HandlerConfig::max_batches_in_flight`).
+    pub batches_in_flight: usize,
 }
 
 const SETUP: &str = "3 nats-server (JetStream, clustered, loopback) + 3 latchd nodes in HA mode in this process, clients in this process too: all on the same cores";
@@ -62,7 +65,7 @@ const SETUP: &str = "3 nats-server (JetStream, clustered, loopback) + 3 latchd n
 const RETRY_EVERY: Duration = Duration::from_millis(20);
 
 pub(crate) fn run(runtime: &Runtime, base: &Path, options: &HaOptions) -> anyhow::Result<()> {
-    let mut cluster = runtime.block_on(Cluster::start(base, options.lease))?;
+    let mut cluster = runtime.block_on(Cluster::start(base, options.lease, options.batches_in_flight))?;
     let admin = runtime.block_on(cluster.admin_token())?;
     let outcome = (|| {
         for part in &options.parts {
@@ -102,6 +105,7 @@ struct Cluster {
     nats: latch_testkit::NatsCluster,
     keyring: Arc<latchd::Keyring>,
     lease: Duration,
+    batches_in_flight: usize,
     slots: Vec<Slot>,
     _dir: tempfile::TempDir,
 }
@@ -111,7 +115,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl Cluster {
-    async fn start(base: &Path, lease: Duration) -> anyhow::Result<Self> {
+    async fn start(base: &Path, lease: Duration, batches_in_flight: usize) -> anyhow::Result<Self> {
         let nats = tokio::task::spawn_blocking(|| latch_testkit::NatsCluster::start(3)).await?;
         let dir = tempfile::tempdir_in(base)?;
         let mut slots = Vec::new();
@@ -129,6 +133,7 @@ impl Cluster {
             nats,
             keyring: Arc::new(latchd::Keyring::ephemeral()),
             lease,
+            batches_in_flight,
             slots,
             _dir: dir,
         };
@@ -188,6 +193,7 @@ impl Cluster {
         config.nats = Some(latch_bus::NatsConnection::new(self.nats.url()));
         config.signing_key = latchd::SigningKeySource::Given(self.keyring.clone());
         config.bootstrap_admin = true;
+        config.handler.max_batches_in_flight = self.batches_in_flight;
         let mut ha = HaConfig::new(slot.name.clone(), slot.url.clone());
         ha.replicas = 3;
         ha.lease = self.lease;
@@ -1206,6 +1212,7 @@ fn throughput(
             "http_token_issue": compare(&ha_http, &single_http),
             "append": compare(&ha_append, &single_append),
             "target": "HA >= 50% of single-node throughput",
+            "batches_in_flight": options.batches_in_flight,
             "leader_changed_during_run": still != leader || cluster.leaders() != [still],
         })
     );
