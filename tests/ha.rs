@@ -714,8 +714,9 @@ fn a_message_slipped_between_batches_never_leaves_a_hole_in_the_stream() {
     let _serial = serial();
     let cluster = HaCluster::start(3);
     let admin = cluster.admin_token();
-    let leader = cluster.wait_for_leader(Duration::from_secs(20));
+    // Answered once a leader is elected (a newborn cluster takes a while).
     let account = acknowledged(&cluster, "POST", "/v1/accounts", &admin, json!({"name": "doomed", "role": "auditor"}));
+    let leader = cluster.wait_for_leader(Duration::from_secs(20));
     let account = account.body["id"].as_str().unwrap().to_owned();
     acknowledged(&cluster, "POST", &format!("/v1/accounts/{account}/tokens"), &admin, json!({"name": "t"}));
     let stream_positions = || {

@@ -39,7 +39,7 @@ pub use nats_connection::{NatsConnectError, NatsConnection, redact_url};
 pub use reply_subject::{ReplySubject, is_safe_reply};
 pub use signed_feed::{
     BatchEvent, FeedChain, FeedRejection, SignedEvent, sign_batch, sign_event, sign_heartbeat,
-    signed_headers, signed_record, verify_event_signature,
+    SignatureCache, signed_headers, signed_headers_cached, signed_record, verify_event_signature,
 };
 pub use stream_settings::{STREAM_NAME, StreamSettings};
 pub use subject::event_subject;

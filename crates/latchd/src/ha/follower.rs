@@ -80,6 +80,8 @@ impl Follower {
         let mut pending_batch: Vec<(ReplicatedEvent, latch_core::RecordedEvent)> = Vec::new();
         let mut next = self.store.head().position.next();
         let mut last_read = start.saturating_sub(1);
+        // One Ed25519 verification a batch, not one an event.
+        let mut signatures = latch_bus::SignatureCache::default();
         loop {
             let message = tokio::select! {
                 message = messages.next() => message,
@@ -105,7 +107,7 @@ impl Follower {
                     .and_then(|h| h.get(name))
                     .map(|v| v.as_str())
             };
-            match latch_bus::signed_headers(&self.trusted, header) {
+            match latch_bus::signed_headers_cached(&self.trusted, header, &mut signatures) {
                 None => {
                     self.state.foreign_messages.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(sequence, subject = %message.subject, "ha: skipping a stream message that is no event of this cluster (only latchd should publish to latch.events.>; check NATS permissions)");
