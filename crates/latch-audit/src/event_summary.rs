@@ -40,6 +40,8 @@ pub fn summary(event: &Event) -> String {
             expires_at,
             allowed_cidrs,
             rotated_from,
+            parent,
+            oidc,
             ..
         } => {
             let mut line = format!(
@@ -52,6 +54,15 @@ pub fn summary(event: &Event) -> String {
             }
             if let Some(from) = rotated_from {
                 line.push_str(&format!(", replacing {from}"));
+            }
+            if let Some(parent) = parent {
+                line.push_str(&format!(", exchanged from token {parent} (revoked with it)"));
+            }
+            if let Some(oidc) = oidc {
+                line.push_str(&format!(
+                    ", exchanged for an OIDC token of {} for {} (jti {}) under trust policy {}",
+                    oidc.issuer, oidc.subject, oidc.jti, oidc.policy_id
+                ));
             }
             line
         }
@@ -87,6 +98,24 @@ pub fn summary(event: &Event) -> String {
         Event::SigningKeyRotated { public_key } => {
             format!("latchd signs its feed with a new key from here on: {public_key}")
         }
+        Event::TrustPolicyAdded {
+            policy_id,
+            issuer,
+            audience,
+            claims,
+            scopes,
+            max_ttl,
+            ..
+        } => format!(
+            "trust policy {policy_id} added: OIDC tokens of {issuer} for {audience} with {} may be exchanged for tokens with {}, for at most {max_ttl}",
+            claims
+                .iter()
+                .map(|(name, pattern)| format!("{name}={pattern}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            scopes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+        ),
+        Event::TrustPolicyRemoved { policy_id, .. } => format!("trust policy {policy_id} removed"),
     }
 }
 

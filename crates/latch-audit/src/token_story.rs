@@ -201,6 +201,14 @@ fn about(state: &State, token_id: TokenId, recorded: &RecordedEvent) -> Option<&
     {
         return Some("successor");
     }
+    if let Event::TokenIssued {
+        parent: Some(parent),
+        ..
+    } = event
+        && *parent == token_id
+    {
+        return Some("child");
+    }
     // Changes to its account or role matter while the token can still be
     // used again: not once it is revoked or past its expiry.
     let token = state.token(token_id)?;

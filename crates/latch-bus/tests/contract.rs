@@ -37,6 +37,8 @@ fn sample_events() -> Vec<Event> {
             expires_at: Some(at),
             allowed_cidrs: vec!["10.0.0.0/8".parse().unwrap()],
             rotated_from: Some(TokenId::new()),
+            parent: None,
+            oidc: None,
         },
         Event::TokenRevoked {
             token_id,

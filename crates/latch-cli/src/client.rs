@@ -121,6 +121,19 @@ impl Client {
     }
 
     /// Sends requests over NATS to latchd's command service at `url`.
+    /// The token requests carry, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Sends requests with `token` when no other was given (a token
+    /// exchange: the subject token is the only credential there is).
+    pub fn set_token_if_none(&mut self, token: &str) {
+        if self.token.is_none() {
+            self.token = Some(token.to_owned());
+        }
+    }
+
     pub fn over_nats(mut self, nats: latch_bus::NatsConnection) -> Result<Self, CliError> {
         self.nats = Some(crate::nats_transport::NatsCommands::new(nats)?);
         Ok(self)
@@ -205,9 +218,15 @@ impl Client {
         body: Option<&Value>,
         headers: &Headers,
     ) -> Result<Value, CliError> {
-        let token = self.token.as_deref().ok_or_else(|| {
-            CliError::Usage("no token: set LATCH_TOKEN, or pass --token-file (the admin token is in <data-dir>/admin.token)".into())
-        })?;
+        // A token exchange carries its credential in the body.
+        let exchange = path == "/v1/token-exchange";
+        let token = match self.token.as_deref() {
+            Some(token) => token,
+            None if exchange && self.nats.is_none() => "",
+            None => {
+                return Err(CliError::Usage("no token: set LATCH_TOKEN, or pass --token-file (the admin token is in <data-dir>/admin.token)".into()));
+            }
+        };
         if let Some(nats) = &self.nats {
             let (status, value) = nats.send(token, method, path, body, headers)?;
             return if (200..300).contains(&status) {
@@ -237,8 +256,10 @@ impl Client {
             let mut request = ureq::http::Request::builder()
                 .method(method)
                 .uri(&url)
-                .header("Authorization", &auth)
                 .header("Accept", "application/json");
+            if !token.is_empty() {
+                request = request.header("Authorization", &auth);
+            }
             if let Some(key) = idempotency_key {
                 request = request.header("Idempotency-Key", key);
             }

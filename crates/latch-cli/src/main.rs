@@ -128,11 +128,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
         // Needs neither latchd nor a token.
         return completion::run(args, Cli::command());
     }
-    let client = client(&cli)?;
+    let mut client = client(&cli)?;
     let out = cli.output;
     match cli.command {
         Command::Account(command) => account::run(&client, out, command),
-        Command::Token(command) => token::run(&client, out, command),
+        Command::Token(command) => token::run(&mut client, out, command),
         Command::Role(command) => role::run(&client, out, command),
         Command::Policy(command) => policy::run(&client, out, command),
         Command::Events(args) => events::run(&client, out, args),

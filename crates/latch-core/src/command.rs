@@ -3,19 +3,22 @@
 //! digest, the clock) is made at the edge and carried in, so `decide` is a
 //! pure function.
 
+use std::collections::BTreeMap;
+
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::account::AccountName;
 use crate::api_permission;
 use crate::event::StreamName;
-use crate::id::{AccountId, TokenId};
+use crate::id::{AccountId, TokenId, TrustPolicyId};
 use crate::permission::Permission;
 use crate::permission_set::PermissionSet;
 use crate::policy::PolicySettings;
 use crate::role::RoleName;
 use crate::span::Span;
 use crate::token_digest::TokenDigest;
+use crate::trust_policy::ClaimPattern;
 use crate::ttl::Ttl;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +77,56 @@ pub enum Command {
         successor_digest: TokenDigest,
         grace: Option<Span>,
     },
+    /// A token trades itself for a short-lived child (`POST
+    /// /v1/token-exchange` with a Latch subject token): at most its own
+    /// effective permissions, expiring no later than it, revoked with it.
+    /// Only the parent token itself may ask.
+    ExchangeToken {
+        parent_id: TokenId,
+        token_id: TokenId,
+        digest: TokenDigest,
+        /// `None`: `child of <parent's name>`.
+        name: Option<String>,
+        /// `None`: the parent's effective permissions now.
+        scopes: Option<PermissionSet>,
+        /// `None`: 15 minutes, or less if the parent expires sooner.
+        ttl: Option<Span>,
+    },
+    /// Lets OIDC tokens of `issuer` for `audience` whose claims match
+    /// `claims` be exchanged for a token of the account.
+    AddTrustPolicy {
+        account_id: AccountId,
+        policy_id: TrustPolicyId,
+        issuer: String,
+        audience: String,
+        claims: BTreeMap<String, ClaimPattern>,
+        /// `None`: the role's permissions as they are now.
+        scopes: Option<PermissionSet>,
+        /// `None`: 15 minutes.
+        max_ttl: Option<Span>,
+    },
+    RemoveTrustPolicy {
+        account_id: AccountId,
+        policy_id: TrustPolicyId,
+    },
+    /// latchd only, after it verified the OIDC token's signature, issuer,
+    /// audience and times (`POST /v1/token-exchange`): its claims (as text)
+    /// are matched against the policy here.
+    ExchangeOidcToken {
+        policy_id: TrustPolicyId,
+        token_id: TokenId,
+        digest: TokenDigest,
+        /// `None`: the policy's scopes (within the role now).
+        scopes: Option<PermissionSet>,
+        /// `None`: the policy's `max_ttl`, at most 15 minutes.
+        ttl: Option<Span>,
+        issuer: String,
+        audiences: Vec<String>,
+        subject: String,
+        jti: String,
+        token_expires_at: chrono::DateTime<chrono::Utc>,
+        claims: BTreeMap<String, String>,
+    },
     DefineRole {
         name: RoleName,
         permissions: PermissionSet,
@@ -115,6 +168,8 @@ pub enum Requirement {
     PermissionOrSelf(&'static Permission, TokenId),
     /// Only Latch's own scheduler.
     System,
+    /// Only this token itself.
+    Itself(TokenId),
 }
 
 impl Command {
@@ -129,6 +184,10 @@ impl Command {
             Command::RevokeToken { .. } => "revoke_token",
             Command::RevokeTokenFamily { .. } => "revoke_token_family",
             Command::RotateToken { .. } => "rotate_token",
+            Command::ExchangeToken { .. } => "exchange_token",
+            Command::AddTrustPolicy { .. } => "add_trust_policy",
+            Command::RemoveTrustPolicy { .. } => "remove_trust_policy",
+            Command::ExchangeOidcToken { .. } => "exchange_oidc_token",
             Command::DefineRole { .. } => "define_role",
             Command::DeleteRole { .. } => "delete_role",
             Command::SetPolicy { .. } => "set_policy",
@@ -154,6 +213,11 @@ impl Command {
             | Command::RotateToken { token_id, .. } => {
                 Requirement::PermissionOrSelf(&api_permission::TOKENS_WRITE, *token_id)
             }
+            Command::ExchangeToken { parent_id, .. } => Requirement::Itself(*parent_id),
+            Command::AddTrustPolicy { .. } | Command::RemoveTrustPolicy { .. } => {
+                Requirement::Permission(&api_permission::TOKENS_WRITE)
+            }
+            Command::ExchangeOidcToken { .. } => Requirement::System,
             Command::DefineRole { .. } | Command::DeleteRole { .. } => {
                 Requirement::Permission(&api_permission::ROLES_WRITE)
             }
@@ -173,11 +237,15 @@ impl Command {
             | Command::UpdateAccount { account_id, .. }
             | Command::DisableAccount { account_id, .. }
             | Command::EnableAccount { account_id }
-            | Command::DeleteAccount { account_id } => StreamName::account(*account_id),
+            | Command::DeleteAccount { account_id }
+            | Command::AddTrustPolicy { account_id, .. }
+            | Command::RemoveTrustPolicy { account_id, .. } => StreamName::account(*account_id),
             Command::IssueToken { token_id, .. }
             | Command::RevokeToken { token_id, .. }
             | Command::RevokeTokenFamily { token_id, .. }
             | Command::RotateToken { token_id, .. }
+            | Command::ExchangeToken { token_id, .. }
+            | Command::ExchangeOidcToken { token_id, .. }
             | Command::NoteTokenExpiring { token_id }
             | Command::NoteTokenExpired { token_id }
             | Command::NoteTokenRotationDue { token_id } => StreamName::token(*token_id),

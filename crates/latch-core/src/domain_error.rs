@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use thiserror::Error;
 
 use crate::account::AccountName;
-use crate::id::{AccountId, TokenId};
+use crate::id::{AccountId, TokenId, TrustPolicyId};
 use crate::role::RoleName;
 
 /// How an edge should classify a rejection (latchd maps these to HTTP).
@@ -81,6 +81,24 @@ pub enum DomainError {
     TokenExpired { token: TokenId, at: DateTime<Utc> },
     #[error("token {token} was already rotated to {successor}")]
     TokenAlreadyRotated { token: TokenId, successor: TokenId },
+    #[error("only the token itself may exchange itself for a child token")]
+    OnlyItself,
+    #[error("trust policy {0} not found")]
+    TrustPolicyNotFound(TrustPolicyId),
+    #[error("invalid trust policy: {0}")]
+    InvalidTrustPolicy(String),
+    #[error("the OIDC token does not fit the trust policy: {0}")]
+    NotTrusted(String),
+    #[error("the OIDC token's claim {claim:?} is missing or does not match the trust policy")]
+    ClaimMismatch { claim: String },
+    #[error("this OIDC token (its jti) was already exchanged; ask the CI platform for a new one")]
+    JtiReplayed,
+    #[error("scopes beyond the trust policy: {beyond}")]
+    ScopeBeyondPolicy { beyond: String },
+    #[error("scopes beyond what the parent token may do: {beyond}")]
+    ScopeBeyondParent { beyond: String },
+    #[error("a child token may not outlive its parent, which expires at {parent_expires_at}")]
+    OutlivesParent { parent_expires_at: DateTime<Utc> },
     /// A token request beyond policy: which policy, its value, and where
     /// it is set (for role X, globally, or by default).
     #[error("{detail}: policy {policy} is {value} ({layer})")]
@@ -116,10 +134,13 @@ impl DomainError {
     pub fn kind(&self) -> RejectionKind {
         use DomainError::*;
         match self {
-            ActorInactive | MissingPermission(_) | SystemOnly | Escalation(_) | Outranked { .. } => {
+            ActorInactive | MissingPermission(_) | SystemOnly | OnlyItself | Escalation(_)
+            | Outranked { .. } | NotTrusted(_) | ClaimMismatch { .. } | JtiReplayed => {
                 RejectionKind::Forbidden
             }
-            AccountNotFound(_) | TokenNotFound(_) | RoleNotFound(_) => RejectionKind::NotFound,
+            AccountNotFound(_) | TokenNotFound(_) | RoleNotFound(_) | TrustPolicyNotFound(_) => {
+                RejectionKind::NotFound
+            }
             AccountNameTaken(_)
             | AccountIdTaken(_)
             | AccountDeleted(_)
@@ -138,6 +159,10 @@ impl DomainError {
             | BuiltinRole(_)
             | EmptyRole
             | ScopeBeyondRole { .. }
+            | ScopeBeyondParent { .. }
+            | ScopeBeyondPolicy { .. }
+            | InvalidTrustPolicy(_)
+            | OutlivesParent { .. }
             | EmptyScopes
             | PolicyViolation { .. }
             | InconsistentPolicy(_)

@@ -2,12 +2,16 @@
 //! `token_id` wherever they apply, so a subscriber on NATS needs nothing
 //! else. None holds a token secret, only its digest.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::account::AccountName;
-use crate::id::{AccountId, TokenId};
+use crate::id::{AccountId, TokenId, TrustPolicyId};
+use crate::span::Span;
+use crate::trust_policy::{ClaimPattern, OidcExchange};
 use crate::permission_set::PermissionSet;
 use crate::policy::PolicySettings;
 use crate::role::RoleName;
@@ -56,6 +60,14 @@ pub enum Event {
         allowed_cidrs: Vec<IpNet>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rotated_from: Option<TokenId>,
+        /// The token this one was exchanged from (`POST /v1/token-exchange`
+        /// with a Latch token): it ends with it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<TokenId>,
+        /// The OIDC token it was exchanged for (issuer, subject, `jti`,
+        /// trust policy), never the token itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        oidc: Option<OidcExchange>,
     },
     #[serde(rename = "token.revoked")]
     TokenRevoked {
@@ -114,6 +126,22 @@ pub enum Event {
         /// `ed25519:<base64url>`, as verifiers are configured with it.
         public_key: String,
     },
+    /// OIDC tokens matching it may be exchanged for a token of the account.
+    #[serde(rename = "trust_policy.added")]
+    TrustPolicyAdded {
+        policy_id: TrustPolicyId,
+        account_id: AccountId,
+        issuer: String,
+        audience: String,
+        claims: BTreeMap<String, ClaimPattern>,
+        scopes: PermissionSet,
+        max_ttl: Span,
+    },
+    #[serde(rename = "trust_policy.removed")]
+    TrustPolicyRemoved {
+        policy_id: TrustPolicyId,
+        account_id: AccountId,
+    },
 }
 
 /// The aggregate stream an event belongs to: `account-<id>`, `token-<id>`,
@@ -164,6 +192,8 @@ impl Event {
             Event::RoleDeleted { .. } => "role.deleted",
             Event::PolicyUpdated { .. } => "policy.updated",
             Event::SigningKeyRotated { .. } => "signing_key.rotated",
+            Event::TrustPolicyAdded { .. } => "trust_policy.added",
+            Event::TrustPolicyRemoved { .. } => "trust_policy.removed",
         }
     }
 
@@ -178,7 +208,7 @@ impl Event {
 
     /// Every event type, for documentation and for checks that a codec
     /// or a route handles them all.
-    pub const TYPES: [&'static str; 15] = [
+    pub const TYPES: [&'static str; 17] = [
         "account.created",
         "account.updated",
         "account.disabled",
@@ -194,6 +224,8 @@ impl Event {
         "role.deleted",
         "policy.updated",
         "signing_key.rotated",
+        "trust_policy.added",
+        "trust_policy.removed",
     ];
 
     pub fn account_id(&self) -> Option<AccountId> {
@@ -208,7 +240,9 @@ impl Event {
             | Event::TokenRotated { account_id, .. }
             | Event::TokenExpiring { account_id, .. }
             | Event::TokenExpired { account_id, .. }
-            | Event::TokenRotationDue { account_id, .. } => Some(*account_id),
+            | Event::TokenRotationDue { account_id, .. }
+            | Event::TrustPolicyAdded { account_id, .. }
+            | Event::TrustPolicyRemoved { account_id, .. } => Some(*account_id),
             Event::RoleDefined { .. }
             | Event::RoleDeleted { .. }
             | Event::PolicyUpdated { .. }

@@ -8,6 +8,7 @@ use crate::event::Event;
 use crate::role::Role;
 use crate::state::State;
 use crate::token::{Revocation, Token};
+use crate::trust_policy::TrustPolicy;
 
 pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
     let at = recorded.envelope.at;
@@ -77,8 +78,22 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
             expires_at,
             allowed_cidrs,
             rotated_from,
+            parent,
+            oidc,
         } => {
+            if let Some(oidc) = oidc {
+                // Forget jtis whose tokens expired (they would be refused
+                // anyway), then remember this one until its token expires.
+                state.exchanged_jtis.retain(|_, expires_at| *expires_at > at);
+                state.exchanged_jtis.insert(
+                    crate::state::jti_key(&oidc.issuer, &oidc.jti),
+                    oidc.token_expires_at,
+                );
+            }
             state.token_digests.insert(*token_id, *digest);
+            if let Some(parent) = parent {
+                state.children.entry(*parent).or_default().push(*token_id);
+            }
             state
                 .tokens_by_account
                 .entry(*account_id)
@@ -99,6 +114,7 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
                     revoked: None,
                     rotated_from: *rotated_from,
                     rotated_to: None,
+                    parent: *parent,
                     expiring_noted: false,
                     expired_noted: false,
                     rotation_due_noted: false,
@@ -168,6 +184,33 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
         }
         // What latchd signs with is no part of who may do what.
         Event::SigningKeyRotated { .. } => {}
+        Event::TrustPolicyAdded {
+            policy_id,
+            account_id,
+            issuer,
+            audience,
+            claims,
+            scopes,
+            max_ttl,
+        } => {
+            state.trust_policies.insert(
+                *policy_id,
+                TrustPolicy {
+                    id: *policy_id,
+                    account_id: *account_id,
+                    issuer: issuer.clone(),
+                    audience: audience.clone(),
+                    claims: claims.clone(),
+                    scopes: scopes.clone(),
+                    max_ttl: *max_ttl,
+                    added_at: at,
+                    added_by: actor,
+                },
+            );
+        }
+        Event::TrustPolicyRemoved { policy_id, .. } => {
+            state.trust_policies.remove(policy_id);
+        }
     }
 }
 

@@ -69,6 +69,11 @@ uuid_id!(
     EventId
 );
 uuid_id!(
+    /// The id of a trust policy: which OIDC tokens may be exchanged for a
+    /// token of an account.
+    TrustPolicyId
+);
+uuid_id!(
     /// The id of one event log, created with it: what latchd signs every
     /// published event and heartbeat over, so events of another log (an old
     /// data directory, a second environment on the same NATS) never verify.

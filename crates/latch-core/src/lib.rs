@@ -32,6 +32,7 @@ mod token_digest;
 mod token_secret;
 mod token_slot;
 mod token_status;
+mod trust_policy;
 mod ttl;
 mod verifier_view;
 
@@ -39,12 +40,12 @@ pub use account::{Account, AccountName, AccountNameError, AccountStatus};
 pub use actor::Actor;
 pub use authentication::{Principal, Rejection, authenticate, authenticate_digest, identify};
 pub use command::{Command, Requirement};
-pub use decide::{CommandContext, MAX_TEXT, authorize, decide};
+pub use decide::{CHILD_DEFAULT_TTL, CommandContext, MAX_TEXT, authorize, decide};
 pub use domain_error::{DomainError, RejectionKind};
 pub use envelope::{EventEnvelope, RecordedEvent};
 pub use event::{Event, StreamName};
 pub use evolve::evolve;
-pub use id::{AccountId, EventId, LogId, TokenId};
+pub use id::{AccountId, EventId, LogId, TokenId, TrustPolicyId};
 pub use idempotency_key_digest::IdempotencyKeyDigest;
 pub use permission::{Permission, PermissionError};
 pub use permission_set::PermissionSet;
@@ -59,6 +60,9 @@ pub use token_digest::TokenDigest;
 pub use token_secret::{TOKEN_LEN, TokenFormatError, TokenSecret};
 pub use token_slot::TokenSlot;
 pub use token_status::TokenStatus;
+pub use trust_policy::{
+    ClaimPattern, EXCHANGE_DEFAULT_TTL, EXCHANGE_MAX_TTL, OidcExchange, TrustPolicy,
+};
 pub use ttl::Ttl;
 pub use verifier_view::{VerifierView, VerifierViewParts};
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::account::{Account, AccountName};
-use crate::id::{AccountId, TokenId};
+use crate::id::{AccountId, TokenId, TrustPolicyId};
 use crate::permission_set::PermissionSet;
 use crate::policy::{Policy, PolicySettings};
 use crate::position::Position;
@@ -15,6 +15,7 @@ use crate::role::{BuiltinRole, Role, RoleName};
 use crate::token::Token;
 use crate::token_digest::TokenDigest;
 use crate::token_status::TokenStatus;
+use crate::trust_policy::TrustPolicy;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -28,6 +29,16 @@ pub struct State {
     pub(crate) tokens: HashMap<TokenDigest, Token>,
     pub(crate) token_digests: HashMap<TokenId, TokenDigest>,
     pub(crate) tokens_by_account: HashMap<AccountId, BTreeSet<TokenId>>,
+    /// Tokens exchanged from each token, in issue order.
+    #[serde(default)]
+    pub(crate) children: HashMap<TokenId, Vec<TokenId>>,
+    #[serde(default)]
+    pub(crate) trust_policies: BTreeMap<TrustPolicyId, TrustPolicy>,
+    /// `<issuer> <jti>` of OIDC tokens exchanged, with when each expires:
+    /// refused again until then (entries past it are dropped as events
+    /// arrive).
+    #[serde(default)]
+    pub(crate) exchanged_jtis: HashMap<String, DateTime<Utc>>,
     pub(crate) roles: BTreeMap<RoleName, Role>,
     pub(crate) global_policy: PolicySettings,
     pub(crate) role_policies: BTreeMap<RoleName, PolicySettings>,
@@ -54,6 +65,9 @@ impl State {
             tokens: HashMap::new(),
             token_digests: HashMap::new(),
             tokens_by_account: HashMap::new(),
+            children: HashMap::new(),
+            trust_policies: BTreeMap::new(),
+            exchanged_jtis: HashMap::new(),
             roles,
             global_policy: PolicySettings::default(),
             role_policies: BTreeMap::new(),
@@ -103,6 +117,39 @@ impl State {
             .into_iter()
             .flat_map(|ids| ids.iter())
             .filter_map(|id| self.token(*id))
+    }
+
+    /// The tokens exchanged from `token` (children, grandchildren, …),
+    /// parents before their children, in issue order.
+    pub fn descendants(&self, token: TokenId) -> Vec<&Token> {
+        let mut found = Vec::new();
+        let mut next = vec![token];
+        while let Some(parent) = next.pop() {
+            for child in self.children.get(&parent).into_iter().flatten() {
+                if let Some(child) = self.token(*child) {
+                    found.push(child);
+                    next.push(child.id);
+                }
+            }
+        }
+        found
+    }
+
+    pub fn trust_policy(&self, id: TrustPolicyId) -> Option<&TrustPolicy> {
+        self.trust_policies.get(&id)
+    }
+
+    /// Every trust policy, in id (= creation) order.
+    pub fn trust_policies(&self) -> impl Iterator<Item = &TrustPolicy> {
+        self.trust_policies.values()
+    }
+
+    /// Whether the OIDC token `jti` of `issuer` was exchanged and has not
+    /// expired at `now`.
+    pub fn jti_used(&self, issuer: &str, jti: &str, now: DateTime<Utc>) -> bool {
+        self.exchanged_jtis
+            .get(&jti_key(issuer, jti))
+            .is_some_and(|expires_at| *expires_at > now)
     }
 
     pub fn token_count(&self) -> usize {
@@ -170,4 +217,9 @@ impl State {
             .map(|role| token.scopes.intersect(&role.permissions))
             .unwrap_or_default()
     }
+}
+
+/// How a used `jti` is keyed: per issuer (two issuers may use the same).
+pub(crate) fn jti_key(issuer: &str, jti: &str) -> String {
+    format!("{issuer} {jti}")
 }

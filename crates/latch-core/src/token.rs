@@ -34,6 +34,10 @@ pub struct Token {
     pub revoked: Option<Revocation>,
     pub rotated_from: Option<TokenId>,
     pub rotated_to: Option<TokenId>,
+    /// The token it was exchanged from: revoking or rotating that one (or
+    /// any token it descends from) revokes this one in the same append.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<TokenId>,
     /// Which time-based events the scheduler has already appended, so each
     /// appears exactly once.
     pub expiring_noted: bool,

@@ -330,7 +330,9 @@ impl VerifierView {
             | Event::TokenExpired { .. }
             | Event::TokenRotationDue { .. }
             | Event::PolicyUpdated { .. }
-            | Event::SigningKeyRotated { .. } => {}
+            | Event::SigningKeyRotated { .. }
+            | Event::TrustPolicyAdded { .. }
+            | Event::TrustPolicyRemoved { .. } => {}
         }
     }
 

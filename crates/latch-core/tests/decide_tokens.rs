@@ -243,6 +243,8 @@ fn rotate_rejections() {
         expires_at: Some(t0() + TimeDelta::days(365)),
         allowed_cidrs: Vec::new(),
         rotated_from: None,
+        parent: None,
+        oidc: None,
     };
     given(long_admin)
         .when_at(admin(), t0() + TimeDelta::days(91), rotate(1, 9, None))
@@ -375,6 +377,8 @@ fn rotated_1_to_8(
             expires_at: Some(now + TimeDelta::days(90)),
             allowed_cidrs: Vec::new(),
             rotated_from: Some(token_id(1)),
+            parent: None,
+            oidc: None,
         },
         Event::TokenRotated {
             token_id: token_id(1),

@@ -25,6 +25,7 @@ pub mod ha;
 mod http_server;
 mod nats_client_claim;
 mod nats_micro;
+mod oidc;
 mod node;
 mod rebuild;
 mod recover_admin;

@@ -35,6 +35,10 @@ pub struct TokenView {
     pub rotated_from: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rotated_to: Option<String>,
+    /// The token it was exchanged from (`POST /v1/token-exchange`): it is
+    /// revoked with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
     /// How the token was used (absent from a replayed past state: usage
     /// is recorded as it happens, not as events).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -106,6 +110,7 @@ impl TokenView {
             revoke_reason: token.revoked.as_ref().map(|r| r.reason.clone()),
             rotated_from: token.rotated_from.map(|t| t.to_string()),
             rotated_to: token.rotated_to.map(|t| t.to_string()),
+            parent: token.parent.map(|t| t.to_string()),
             usage: usage.map(UsageView::of),
             version: token.version,
         }

@@ -67,6 +67,8 @@ pub(crate) fn run(tokens: usize, checks: usize) -> anyhow::Result<()> {
                 expires_at: Some(now + chrono::TimeDelta::days(30)),
                 allowed_cidrs: Vec::new(),
                 rotated_from: None,
+                parent: None,
+                oidc: None,
             },
         );
         if n % 100 == 0 {

@@ -71,6 +71,11 @@ pub enum AccountCommand {
         /// Account id or name.
         account: String,
     },
+    /// Which OIDC tokens (CI workload identities) may be exchanged for its tokens.
+    Trust {
+        #[command(subcommand)]
+        command: super::account_trust::TrustCommand,
+    },
 }
 
 const ACCOUNT_COLUMNS: &[Column] = &[
@@ -84,6 +89,7 @@ const ACCOUNT_COLUMNS: &[Column] = &[
 
 pub fn run(client: &Client, out: Output, command: AccountCommand) -> Result<(), CliError> {
     let result = match command {
+        AccountCommand::Trust { command } => return super::account_trust::run(client, out, command),
         AccountCommand::Create {
             name,
             role,

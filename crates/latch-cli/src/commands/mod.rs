@@ -1,6 +1,7 @@
 //! One file per subcommand of `latch`: its clap arguments and its `run`.
 
 pub mod account;
+pub mod account_trust;
 pub mod audit;
 pub mod audit_events;
 pub mod completion;

@@ -76,11 +76,58 @@ pub enum TokenCommand {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
+    /// Trade a token for a short-lived child token (RFC 8693 token
+    /// exchange): at most its permissions, expiring no later, revoked with
+    /// it. `--output raw` prints only the new token.
+    Exchange {
+        /// The token to trade (`-`: stdin); default: the token this command
+        /// acts with (LATCH_TOKEN or --token-file).
+        #[arg(long)]
+        subject_token_file: Option<std::path::PathBuf>,
+        /// A permission the child carries (repeatable); default: all the
+        /// subject token may do.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. 10m; default 15m, never past the subject's expiry.
+        #[arg(long)]
+        ttl: Option<String>,
+        /// The child's name; default `child of <name>`.
+        #[arg(long)]
+        name: Option<String>,
+        /// `jwt` when the subject token is an OIDC identity token (a CI
+        /// platform's), traded under the account's trust policy; default
+        /// `latch`, a Latch token.
+        #[arg(long, default_value = "latch", value_parser = ["latch", "jwt"])]
+        subject_token_type: String,
+        /// OIDC: the trust policy (id) to exchange under, when the token
+        /// matches several.
+        #[arg(long)]
+        policy: Option<String>,
+    },
     /// Ask latchd whether a token is active (reads it from stdin when omitted or `-`).
     Introspect {
         /// The token secret; prefer stdin: arguments show up in process lists.
         secret: Option<String>,
     },
+}
+
+/// A secret from a file, or stdin for `-`, trimmed; never echoed.
+fn read_secret(path: &std::path::Path) -> Result<String, CliError> {
+    let mut text = String::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::Other(format!("reading the subject token from stdin: {e}")))?;
+    } else {
+        text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::Usage(format!("reading the subject token from {}: {e}", path.display()))
+        })?;
+    }
+    let text = text.trim().to_owned();
+    if text.is_empty() {
+        return Err(CliError::Usage("the subject token is empty".into()));
+    }
+    Ok(text)
 }
 
 const TOKEN_COLUMNS: &[Column] = &[
@@ -112,8 +159,65 @@ fn print_issued(out: Output, issued: &Value) {
     }
 }
 
-pub fn run(client: &Client, out: Output, command: TokenCommand) -> Result<(), CliError> {
+pub fn run(client: &mut Client, out: Output, command: TokenCommand) -> Result<(), CliError> {
     match command {
+        TokenCommand::Exchange {
+            subject_token_file,
+            scopes,
+            ttl,
+            name,
+            subject_token_type,
+            policy,
+        } => {
+            let subject_type = if subject_token_type == "jwt" {
+                "urn:ietf:params:oauth:token-type:jwt"
+            } else {
+                "urn:ietf:params:oauth:token-type:access_token"
+            };
+            let subject = match subject_token_file {
+                Some(path) => read_secret(&path)?,
+                None => client
+                    .token()
+                    .ok_or_else(|| {
+                        CliError::Usage(
+                            "no subject token: pass --subject-token-file, or set LATCH_TOKEN".into(),
+                        )
+                    })?
+                    .to_owned(),
+            };
+            // The subject token is the credential: no other is needed (an
+            // OIDC token is not sent as a bearer token anywhere).
+            if subject_type.ends_with("access_token") {
+                client.set_token_if_none(&subject);
+            }
+            let body = object(vec![
+                ("grant_type", Some(json!("urn:ietf:params:oauth:grant-type:token-exchange"))),
+                ("subject_token", Some(json!(subject))),
+                ("subject_token_type", Some(json!(subject_type))),
+                ("audience", policy.map(Value::from)),
+                ("scope", (!scopes.is_empty()).then(|| json!(scopes.join(" ")))),
+                ("ttl", ttl.map(Value::from)),
+                ("name", name.map(Value::from)),
+            ]);
+            let exchanged = post(client, "/v1/token-exchange", body, None)?;
+            if out == Output::Raw {
+                println!("{}", exchanged["access_token"].as_str().unwrap_or_default());
+            } else {
+                print(
+                    out,
+                    &exchanged,
+                    &[
+                        ("TOKEN ID", "token_id"),
+                        ("TOKEN", "access_token"),
+                        ("EXPIRES IN", "expires_in"),
+                        ("SCOPE", "scope"),
+                    ],
+                );
+                if out == Output::Table {
+                    eprintln!("Store the token now: it is not shown again.");
+                }
+            }
+        }
         TokenCommand::Issue {
             account,
             name,

@@ -72,6 +72,8 @@ impl<'s> Authority<'s> {
         match requirement {
             Requirement::System if matches!(self, Authority::System) => Ok(()),
             Requirement::System => Err(DomainError::SystemOnly),
+            Requirement::Itself(token) if self.is_token(*token) => Ok(()),
+            Requirement::Itself(_) => Err(DomainError::OnlyItself),
             Requirement::PermissionOrSelf(_, token) if self.is_token(*token) => Ok(()),
             Requirement::Permission(p) | Requirement::PermissionOrSelf(p, _) => {
                 if self.holds(p) {

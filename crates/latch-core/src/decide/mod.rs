@@ -7,6 +7,7 @@
 
 mod accounts;
 mod authority;
+mod child_tokens;
 mod free_text;
 mod last_admin;
 mod permission_list;
@@ -16,6 +17,7 @@ mod scheduler;
 mod signing_key;
 mod state_lookups;
 mod tokens;
+mod trust_policies;
 
 use chrono::{DateTime, Utc};
 
@@ -27,6 +29,7 @@ use crate::state::State;
 
 use authority::Authority;
 
+pub use child_tokens::CHILD_DEFAULT_TTL;
 pub use free_text::MAX_TEXT;
 
 /// Who is asking, and when. Made at the edge.
@@ -122,6 +125,75 @@ pub fn decide(
             *successor_id,
             successor_digest,
             *grace,
+        ),
+        Command::ExchangeToken {
+            parent_id,
+            token_id,
+            digest,
+            name,
+            scopes,
+            ttl,
+        } => child_tokens::exchange_token(
+            state,
+            now,
+            *parent_id,
+            *token_id,
+            digest,
+            name.as_deref(),
+            scopes.as_ref(),
+            *ttl,
+        ),
+        Command::AddTrustPolicy {
+            account_id,
+            policy_id,
+            issuer,
+            audience,
+            claims,
+            scopes,
+            max_ttl,
+        } => trust_policies::add_trust_policy(
+            state,
+            &authority,
+            *account_id,
+            *policy_id,
+            issuer,
+            audience,
+            claims,
+            scopes.as_ref(),
+            *max_ttl,
+        ),
+        Command::RemoveTrustPolicy {
+            account_id,
+            policy_id,
+        } => trust_policies::remove_trust_policy(state, &authority, *account_id, *policy_id),
+        Command::ExchangeOidcToken {
+            policy_id,
+            token_id,
+            digest,
+            scopes,
+            ttl,
+            issuer,
+            audiences,
+            subject,
+            jti,
+            token_expires_at,
+            claims,
+        } => trust_policies::exchange_oidc_token(
+            state,
+            now,
+            *policy_id,
+            *token_id,
+            digest,
+            scopes.as_ref(),
+            *ttl,
+            &trust_policies::Presented {
+                issuer,
+                audiences,
+                subject,
+                jti,
+                token_expires_at: *token_expires_at,
+                claims,
+            },
         ),
         Command::DefineRole {
             name,

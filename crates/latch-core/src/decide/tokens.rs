@@ -122,6 +122,8 @@ pub(super) fn issue_token(
         expires_at,
         allowed_cidrs: allowed_cidrs.to_vec(),
         rotated_from: None,
+        parent: None,
+        oidc: None,
     }])
 }
 
@@ -157,7 +159,11 @@ fn revoke<'s>(
 ) -> Result<Vec<Event>, DomainError> {
     let token = authority.token_to_act_on(state, token_id)?;
     check_text("reason", reason, false)?;
-    let events: Vec<Event> = tokens(token)
+    let revoked = tokens(token);
+    if revoked.iter().all(|t| t.revoked.is_some()) {
+        return Err(DomainError::TokenRevoked(token_id));
+    }
+    let mut events: Vec<Event> = revoked
         .iter()
         .filter(|t| t.revoked.is_none())
         .map(|t| Event::TokenRevoked {
@@ -166,10 +172,26 @@ fn revoke<'s>(
             reason: reason.to_owned(),
         })
         .collect();
-    if events.is_empty() {
-        return Err(DomainError::TokenRevoked(token_id));
+    for token in &revoked {
+        events.extend(revoke_descendants(state, token.id));
     }
     Ok(events)
+}
+
+/// `token.revoked` for every live token exchanged from `parent`, its
+/// children's children included (each naming `parent`, the token whose end
+/// ends them): a child never outlives what it came from.
+pub(super) fn revoke_descendants(state: &State, parent: TokenId) -> Vec<Event> {
+    state
+        .descendants(parent)
+        .into_iter()
+        .filter(|t| t.revoked.is_none())
+        .map(|t| Event::TokenRevoked {
+            token_id: t.id,
+            account_id: t.account_id,
+            reason: format!("exchanged from token {parent}, which was revoked or rotated"),
+        })
+        .collect()
 }
 
 /// Issues the successor with the same scopes and cuts the old token to
@@ -192,6 +214,15 @@ pub(super) fn rotate_token(
     }
     if token.revoked.is_some() {
         return Err(DomainError::TokenRevoked(token_id));
+    }
+    if token.parent.is_some() {
+        // Its successor could outlive the parent; a child is short-lived:
+        // its holder exchanges the parent again.
+        return Err(DomainError::NotApplicable {
+            token: token_id,
+            event: "token.rotated",
+            why: "a child token is not rotated: exchange its parent again",
+        });
     }
     if let Some(at) = token.expires_at
         && now >= at
@@ -285,6 +316,8 @@ pub(super) fn rotate_token(
             expires_at: lifetime.map(|lifetime| now + lifetime),
             allowed_cidrs: token.allowed_cidrs.clone(),
             rotated_from: Some(token_id),
+            parent: None,
+            oidc: None,
         },
         Event::TokenRotated {
             token_id,
@@ -296,6 +329,9 @@ pub(super) fn rotate_token(
         },
     ];
     events.extend(superseded);
+    // Children of the rotated-out token end now, not at the end of its
+    // grace: a pipeline exchanges its new token for new children.
+    events.extend(revoke_descendants(state, token_id));
     Ok(events)
 }
 

@@ -87,6 +87,21 @@ impl Given {
         &self.state
     }
 
+    /// Decides `command` now and folds its events in, as latchd would.
+    pub fn apply(&mut self, actor: Actor, command: Command) -> Result<(), DomainError> {
+        let events = decide(&self.state, &CommandContext { actor, now: t0() }, &command)?;
+        for event in events {
+            self.record(event, actor, t0());
+        }
+        Ok(())
+    }
+
+    /// `when`, keeping the history for more.
+    pub fn when_ref(&self, actor: Actor, command: Command) -> When {
+        let result = decide(&self.state, &CommandContext { actor, now: t0() }, &command);
+        When { result }
+    }
+
     pub fn when(self, actor: Actor, command: Command) -> When {
         self.when_at(actor, t0(), command)
     }
@@ -159,6 +174,8 @@ pub fn token_issued(n: u128, account: u128, scopes: &[&str]) -> Event {
         expires_at: Some(t0() + chrono::TimeDelta::days(90)),
         allowed_cidrs: Vec::new(),
         rotated_from: None,
+        parent: None,
+        oidc: None,
     }
 }
 

@@ -37,6 +37,10 @@ pub struct Inner {
     /// HA mode: this node's role and its cluster's leader (unset in
     /// single-node mode).
     pub ha: std::sync::OnceLock<Arc<crate::ha::HaState>>,
+    /// Trusted OIDC issuers' keys (token exchange).
+    pub oidc_keys: crate::oidc::IssuerKeys,
+    /// Failed OIDC exchanges per issuer and subject.
+    pub oidc_failures: crate::oidc::SubjectLimiter,
     ready: AtomicBool,
 }
 
@@ -72,6 +76,8 @@ impl AppState {
             limits,
             failures: FailureLimiter::new(limits.failures, MAX_SOURCES),
             ha: std::sync::OnceLock::new(),
+            oidc_keys: crate::oidc::IssuerKeys::default(),
+            oidc_failures: crate::oidc::SubjectLimiter::default(),
             ready: AtomicBool::new(false),
         }))
     }

@@ -9,6 +9,10 @@ use crate::api::layers::failure_limiter::FailureBudget;
 /// this much of its body; a larger one is answered and the connection
 /// closed. Authenticated requests may send `json_body::MAX_BODY_BYTES`.
 pub const UNAUTHENTICATED_BODY_BYTES: usize = 4 * 1024;
+/// A token exchange (`POST /v1/token-exchange`) carries its credential in
+/// its body, so latchd reads up to this much of it without a valid
+/// `Authorization` header (an OIDC token is a few KiB).
+pub const EXCHANGE_BODY_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLimits {

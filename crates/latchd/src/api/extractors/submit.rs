@@ -90,23 +90,8 @@ impl FromRequestParts<AppState> for Acting {
             .get::<RequestId>()
             .cloned()
             .unwrap_or_else(|| RequestId(String::new()));
-        // An HA standby decides no command: the caller is sent to the
-        // leader, whose URL a latchd of the cluster signed (see `ha::lease`).
-        if let Some(ha) = app.ha.get()
-            && ha.role() == crate::ha::Role::Standby
-        {
-            return Err(match ha.leader() {
-                Some(leader) => {
-                    let path = parts
-                        .uri
-                        .path_and_query()
-                        .map_or(parts.uri.path(), |p| p.as_str());
-                    Problem::at_leader(format!("{}{path}", leader.url.trim_end_matches('/')))
-                }
-                None => Problem::unavailable(
-                    "this latchd is a standby and no leader is elected yet; retry in a moment with the same Idempotency-Key",
-                ),
-            });
+        if let Some(elsewhere) = standby_answer(app, &parts.uri) {
+            return Err(elsewhere);
         }
         Ok(Self {
             app: app.clone(),
@@ -114,4 +99,23 @@ impl FromRequestParts<AppState> for Acting {
             request_id,
         })
     }
+}
+
+/// An HA standby decides no command: the caller is sent to the leader,
+/// whose URL a latchd of the cluster signed (see `ha::lease`), or told to
+/// retry when there is none. `None` on a leader or a single latchd.
+pub fn standby_answer(app: &AppState, uri: &axum::http::Uri) -> Option<Problem> {
+    let ha = app.ha.get()?;
+    if ha.role() != crate::ha::Role::Standby {
+        return None;
+    }
+    Some(match ha.leader() {
+        Some(leader) => {
+            let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+            Problem::at_leader(format!("{}{path}", leader.url.trim_end_matches('/')))
+        }
+        None => Problem::unavailable(
+            "this latchd is a standby and no leader is elected yet; retry in a moment with the same Idempotency-Key",
+        ),
+    })
 }

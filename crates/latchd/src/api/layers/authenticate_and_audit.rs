@@ -130,7 +130,7 @@ fn write(app: &AppState, record: &ActivityRecord) -> Result<(), Problem> {
 }
 
 /// 429 with `Retry-After` (whole seconds, at least 1).
-fn rate_limited(wait: std::time::Duration) -> Response {
+pub(crate) fn rate_limited(wait: std::time::Duration) -> Response {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let seconds = seconds.max(1);
     let mut response = Problem::new(

@@ -63,6 +63,12 @@ pub fn authenticate(
             Problem::unauthenticated("the Authorization header must be: Bearer <token>")
         })?
         .trim();
+    authenticate_token(app, token, source)
+}
+
+/// Authenticates a presented token (from a header, or the subject token of
+/// a token exchange) used from `source`.
+pub fn authenticate_token(app: &AppState, token: &str, source: IpAddr) -> Result<Caller, Refused> {
     let state = app.commands.state();
     let principal = latch_core::authenticate(&state, token, app.clock.now(), Some(source))
         .map_err(|rejection| Refused {

@@ -25,7 +25,7 @@ use crate::api::app_state::AppState;
 use crate::api::layers::authentication::{Authentication, authenticate, remote_address};
 use crate::api::extractors::json_body::{MAX_BODY_BYTES, too_large};
 use crate::api::problem::Problem;
-use crate::api::request_limits::UNAUTHENTICATED_BODY_BYTES;
+use crate::api::request_limits::{EXCHANGE_BODY_BYTES, UNAUTHENTICATED_BODY_BYTES};
 
 pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
     let announced = request
@@ -38,14 +38,25 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
     }
     let source = remote_address(&request).ip();
     let authenticated = authenticate(&app, request.headers(), source);
-    let accepted = authenticated.is_ok();
+    // A token exchange carries its credential in the body: read it (at
+    // most `EXCHANGE_BODY_BYTES`), the route authenticates it.
+    let exchange = request.uri().path() == crate::api::routes::token_exchange::PATH;
+    if exchange && announced.is_some_and(|length| length > EXCHANGE_BODY_BYTES) {
+        return closing(too_large().into_response());
+    }
+    let accepted = authenticated.is_ok() || exchange;
+    let limit = if authenticated.is_ok() {
+        MAX_BODY_BYTES
+    } else {
+        EXCHANGE_BODY_BYTES
+    };
     request
         .extensions_mut()
         .insert(Authentication(authenticated));
     let timeout = app.limits.body_read_timeout;
     let (parts, body) = request.into_parts();
     if accepted {
-        return match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await
+        return match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await
         {
             Ok(Ok(bytes)) => {
                 next.run(Request::from_parts(parts, Body::from(bytes)))

@@ -15,7 +15,9 @@ mod operations;
 mod policy;
 mod roles;
 mod snapshot;
+pub(crate) mod token_exchange;
 mod tokens;
+mod trust_policies;
 
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -36,6 +38,8 @@ pub fn authenticated() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(tokens::rotate))
         .routes(routes!(tokens::rotate_self))
+        .routes(routes!(trust_policies::add, trust_policies::list))
+        .routes(routes!(trust_policies::remove))
         .routes(routes!(introspection::introspect))
         .routes(routes!(roles::list))
         .routes(routes!(roles::define, roles::delete))
@@ -58,6 +62,7 @@ pub fn public() -> OpenApiRouter<AppState> {
         .routes(routes!(operations::healthz))
         .routes(routes!(operations::readyz))
         .routes(routes!(operations::metrics))
+        .routes(routes!(token_exchange::exchange))
 }
 
 /// Every route, authenticated and public, with the document they make.
