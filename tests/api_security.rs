@@ -189,8 +189,20 @@ fn every_write_route_refuses_a_token_without_its_permission_and_appends_nothing(
                 template.to_owned(),
                 json!({ "to": std::env::temp_dir().join("latch-attack-backup").display().to_string() }),
             ),
+            ("POST", "/v1/accounts/{id}/trust-policies") => (
+                on_account,
+                json!({ "issuer": "https://evil.example", "audience": "x", "claims": { "sub": "evil" } }),
+            ),
+            ("DELETE", "/v1/accounts/{id}/trust-policies/{policy_id}") => (
+                on_account.replace("{policy_id}", "01a24d10-0000-7000-8000-000000000000"),
+                serde_json::Value::Null,
+            ),
             // A token may always rotate itself.
             ("POST", "/v1/tokens/self/rotate") => return None,
+            // No Authorization: the subject token in the body is the
+            // credential (tests/token_exchange.rs attacks it, a reader's
+            // token asking for more than it has included).
+            ("POST", "/v1/token-exchange") => return None,
             _ => panic!("{method} {template}: a write route with no attack here; add one"),
         })
     };

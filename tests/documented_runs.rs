@@ -80,6 +80,11 @@ const GUIDES: &[Guide] = &[
         fill: &[],
     },
     Guide {
+        file: "docs/ci-identity.md",
+        setup: "",
+        fill: &[],
+    },
+    Guide {
         file: "docs/runbook-leaked-token.md",
         // The leaked token, in the file the runbook reads it from, and
         // another live token of the account for its rotation step.

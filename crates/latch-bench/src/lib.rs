@@ -18,6 +18,8 @@ pub struct InProcessLatchd {
     pub handle: CommandHandle,
     pub store: Arc<EventStore>,
     pub relay: Option<Arc<latchd::RelayStatus>>,
+    /// What it signs its feed with, for verifiers to trust.
+    pub public_key: latch_bus::PublicKey,
     node: latchd::Node,
     _dir: tempfile::TempDir,
 }
@@ -40,8 +42,9 @@ impl InProcessLatchd {
         let mut config = latchd::NodeConfig::new(dir.path());
         config.nats = nats.map(|nats| latch_bus::NatsConnection::new(nats.url()));
         config.handler = handler;
-        config.signing_key =
-            latchd::SigningKeySource::Given(Arc::new(latchd::Keyring::ephemeral()));
+        let keyring = Arc::new(latchd::Keyring::ephemeral());
+        let public_key = keyring.current().public_key();
+        config.signing_key = latchd::SigningKeySource::Given(keyring);
         let node = latchd::Node::start(config).await?;
         let admin = std::fs::read_to_string(node.admin_token_file())?
             .trim()
@@ -52,6 +55,7 @@ impl InProcessLatchd {
             handle: node.commands(),
             store: node.store().clone(),
             relay: node.relay_status().cloned(),
+            public_key,
             node,
             _dir: dir,
         })

@@ -35,7 +35,8 @@ use scenarios::ha::{HaOptions, HaPart};
 use scenarios::http_load::HttpWork;
 use scenarios::propagation::{FollowMode, Signing};
 use scenarios::{
-    append, audit, cold_start, commands, feed_verify, ha, http_load, propagation, propagation_http,
+    append, audit, cold_start, commands, exchange, feed_verify, ha, http_load, propagation,
+    propagation_http,
     replay, store_peer, verify,
 };
 
@@ -224,6 +225,25 @@ enum Scenario {
         #[arg(long, default_value_t = 4)]
         batches_in_flight: usize,
     },
+    /// Token exchange (issue 20): OIDC exchanges per second with a warm key
+    /// cache (ES256 and RS256), and revoking a parent with `children` live
+    /// children until `verifiers` verifiers refuse every one.
+    Exchange {
+        /// Concurrent clients (oidc).
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Exchanges per algorithm (oidc).
+        #[arg(long, default_value_t = 4000)]
+        exchanges: usize,
+        /// Live children of each revoked parent.
+        #[arg(long, default_value_t = 1000)]
+        children: usize,
+        #[arg(long, default_value_t = 10)]
+        verifiers: usize,
+        /// Parents revoked (children).
+        #[arg(long, default_value_t = 10)]
+        revocations: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -325,6 +345,13 @@ fn main() -> anyhow::Result<()> {
                 http_load::run(&runtime, &base, HttpWork::Introspect, c, seconds)?;
             }
         }
+        Scenario::Exchange {
+            concurrency,
+            exchanges,
+            children,
+            verifiers,
+            revocations,
+        } => exchange::run(&runtime, &base, concurrency, exchanges, children, verifiers, revocations)?,
         Scenario::Ha {
             parts,
             kills,

@@ -82,6 +82,24 @@ fn sample_events() -> Vec<Event> {
         Event::SigningKeyRotated {
             public_key: "ed25519:tYCUK202U9RA0nTUCIkDpHlFodnBPwBZ1NUSX5ahOYU".into(),
         },
+        Event::TrustPolicyAdded {
+            policy_id: latch_core::TrustPolicyId::new(),
+            account_id: AccountId::new(),
+            issuer: "https://token.actions.githubusercontent.com".into(),
+            audience: "latch".into(),
+            claims: [(
+                "sub".to_owned(),
+                latch_core::ClaimPattern::parse("repo:acme/deploy:ref:refs/heads/main").unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+            scopes: PermissionSet::parse(&["certificates:issue"]).unwrap(),
+            max_ttl: Span::minutes(15),
+        },
+        Event::TrustPolicyRemoved {
+            policy_id: latch_core::TrustPolicyId::new(),
+            account_id: AccountId::new(),
+        },
     ]
 }
 

@@ -36,7 +36,9 @@ pub struct Token {
     pub rotated_to: Option<TokenId>,
     /// The token it was exchanged from: revoking or rotating that one (or
     /// any token it descends from) revokes this one in the same append.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (Always serialised: state snapshots are postcard, which cannot skip
+    /// a field.)
+    #[serde(default)]
     pub parent: Option<TokenId>,
     /// Which time-based events the scheduler has already appended, so each
     /// appears exactly once.

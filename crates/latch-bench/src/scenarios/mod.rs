@@ -4,6 +4,7 @@ pub(crate) mod append;
 pub(crate) mod audit;
 pub(crate) mod cold_start;
 pub(crate) mod commands;
+pub(crate) mod exchange;
 pub(crate) mod feed_verify;
 pub(crate) mod ha;
 pub(crate) mod http_load;

@@ -68,7 +68,10 @@ fn problem_content() -> Value {
 }
 
 fn complete_operation(path: &str, method: &str, operation: &mut Value) {
-    let authenticated = operation.get("security").is_some();
+    // A token exchange carries its credential in the body: it answers as
+    // an authenticated operation does.
+    let authenticated = operation.get("security").is_some()
+        || path == crate::api::routes::token_exchange::PATH;
     let has_body = operation.get("requestBody").is_some();
     let has_query = operation["parameters"]
         .as_array()
@@ -256,6 +259,42 @@ fn property_constraints() -> Vec<(&'static str, &'static str, Value)> {
         ("PolicyLayer", "expiry_warning", duration.clone()),
         ("PolicyLayer", "rotation_grace", duration),
         ("BackupRequest", "to", string_with("^/", None)),
+        (
+            "TokenExchangeRequest",
+            "grant_type",
+            json!({ "type": "string", "enum": [crate::api::routes::token_exchange::GRANT_TYPE] }),
+        ),
+        (
+            "TokenExchangeRequest",
+            "subject_token_type",
+            json!({ "type": "string", "enum": [
+                crate::api::routes::token_exchange::ACCESS_TOKEN_TYPE,
+                crate::api::routes::token_exchange::JWT_TOKEN_TYPE,
+                crate::api::routes::token_exchange::ID_TOKEN_TYPE,
+            ] }),
+        ),
+        (
+            "TokenExchangeRequest",
+            "requested_token_type",
+            json!({ "type": "string", "enum": [crate::api::routes::token_exchange::ACCESS_TOKEN_TYPE] }),
+        ),
+        ("TokenExchangeRequest", "ttl", string_with(DURATION, None)),
+        ("TokenExchangeRequest", "name", string_with(NOT_BLANK, Some(MAX_TEXT))),
+        (
+            "TokenExchangeRequest",
+            "scope",
+            string_with(
+                "^(\\*|(\\*|[a-z0-9][a-z0-9._-]{0,63}):(\\*|[a-z0-9][a-z0-9._-]{0,63}))( (\\*|(\\*|[a-z0-9][a-z0-9._-]{0,63}):(\\*|[a-z0-9][a-z0-9._-]{0,63})))*$",
+                None,
+            ),
+        ),
+        ("AddTrustPolicy", "max_ttl", string_with(DURATION, None)),
+        ("AddTrustPolicy", "audience", string_with(NOT_BLANK, Some(512))),
+        (
+            "AddTrustPolicy",
+            "scopes",
+            json!({ "type": "array", "items": string_with(PERMISSION, None), "minItems": 1 }),
+        ),
         (
             "IntrospectRequest",
             "source_ip",

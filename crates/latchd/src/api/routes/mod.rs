@@ -38,8 +38,8 @@ pub fn authenticated() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(tokens::rotate))
         .routes(routes!(tokens::rotate_self))
-        .routes(routes!(trust_policies::add, trust_policies::list))
-        .routes(routes!(trust_policies::remove))
+        .routes(routes!(trust_policies::add_trust_policy, trust_policies::list_trust_policies))
+        .routes(routes!(trust_policies::remove_trust_policy))
         .routes(routes!(introspection::introspect))
         .routes(routes!(roles::list))
         .routes(routes!(roles::define, roles::delete))
@@ -62,7 +62,7 @@ pub fn public() -> OpenApiRouter<AppState> {
         .routes(routes!(operations::healthz))
         .routes(routes!(operations::readyz))
         .routes(routes!(operations::metrics))
-        .routes(routes!(token_exchange::exchange))
+        .routes(routes!(token_exchange::token_exchange))
 }
 
 /// Every route, authenticated and public, with the document they make.

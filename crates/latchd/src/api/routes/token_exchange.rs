@@ -114,9 +114,10 @@ pub struct TokenExchangeResponse {
 /// Trade a token for a short-lived child token (RFC 8693 shape).
 #[utoipa::path(post, path = "/v1/token-exchange", tag = "tokens", request_body = TokenExchangeRequest,
     responses((status = 201, body = TokenExchangeResponse), (status = 400, body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem),
-        (status = 422, body = Problem), (status = 429, body = Problem)))]
-pub async fn exchange(State(app): State<AppState>, request: Request) -> axum::response::Response {
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem),
+        (status = 503, body = Problem, description = "The OIDC issuer's keys could not be fetched")))]
+pub async fn token_exchange(State(app): State<AppState>, request: Request) -> axum::response::Response {
     use axum::response::IntoResponse;
     let started = Instant::now();
     let remote = remote_address(&request);

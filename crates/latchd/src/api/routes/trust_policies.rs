@@ -89,7 +89,7 @@ fn parse_policy_id(text: &str) -> Result<TrustPolicyId, Problem> {
     responses((status = 201, body = TrustPolicyView), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn add(
+pub async fn add_trust_policy(
     acting: Acting,
     Path(id): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
@@ -154,7 +154,7 @@ pub async fn add(
 #[utoipa::path(get, path = "/v1/accounts/{id}/trust-policies", tag = "tokens", params(("id" = String, Path)),
     responses((status = 200, body = TrustPolicyList), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn list(
+pub async fn list_trust_policies(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -179,7 +179,7 @@ pub async fn list(
     params(("id" = String, Path), ("policy_id" = String, Path)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn remove(
+pub async fn remove_trust_policy(
     acting: Acting,
     Path((id, policy_id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
