@@ -276,6 +276,7 @@ async fn a_ci_identity_token_is_exchanged_for_a_short_lived_token_that_works_eve
         let shown = latchd.get("/v1/tokens/self", &token);
         assert_eq!(shown.status, 200, "{:?}", shown.body);
         assert_eq!(shown.body["account_id"], account.as_str());
+        assert_eq!(shown.body["trust_policy"], policy.as_str(), "listed with the policy it came under");
         until("the verifier accepts the exchanged token", || verifier.verify(&token, &audit).is_ok()).await;
     }
     // By default: the policy's scopes, for at most its max_ttl.

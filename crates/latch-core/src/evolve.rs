@@ -115,6 +115,7 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
                     rotated_from: *rotated_from,
                     rotated_to: None,
                     parent: *parent,
+                    trust_policy: oidc.as_ref().map(|o| o.policy_id),
                     expiring_noted: false,
                     expired_noted: false,
                     rotation_due_noted: false,

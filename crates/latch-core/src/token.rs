@@ -40,6 +40,9 @@ pub struct Token {
     /// a field.)
     #[serde(default)]
     pub parent: Option<TokenId>,
+    /// The trust policy it was exchanged under (for an OIDC token).
+    #[serde(default)]
+    pub trust_policy: Option<crate::id::TrustPolicyId>,
     /// Which time-based events the scheduler has already appended, so each
     /// appears exactly once.
     pub expiring_noted: bool,

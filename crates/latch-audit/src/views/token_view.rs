@@ -39,6 +39,10 @@ pub struct TokenView {
     /// revoked with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// The trust policy it was exchanged under, for an OIDC workload
+    /// identity token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust_policy: Option<String>,
     /// How the token was used (absent from a replayed past state: usage
     /// is recorded as it happens, not as events).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -111,6 +115,7 @@ impl TokenView {
             rotated_from: token.rotated_from.map(|t| t.to_string()),
             rotated_to: token.rotated_to.map(|t| t.to_string()),
             parent: token.parent.map(|t| t.to_string()),
+            trust_policy: token.trust_policy.map(|p| p.to_string()),
             usage: usage.map(UsageView::of),
             version: token.version,
         }
