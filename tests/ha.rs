@@ -407,15 +407,7 @@ fn a_verifier_stays_current_through_a_failover_and_refuses_a_token_revoked_just_
     let verifier = runtime
         .block_on(latch_verify::Verifier::connect(verifier_config(&cluster, Duration::from_secs(5))))
         .expect("verifier connects");
-    let account = acknowledged(&cluster, "POST", "/v1/accounts", &admin, json!({"name": "svc", "role": "admin"}));
-    let account = account.body["id"].as_str().unwrap().to_owned();
-    let kept = acknowledged(&cluster, "POST", &format!("/v1/accounts/{account}/tokens"), &admin, json!({"name": "kept"}));
-    let doomed = acknowledged(&cluster, "POST", &format!("/v1/accounts/{account}/tokens"), &admin, json!({"name": "doomed"}));
-    let (kept, doomed_id, doomed) = (
-        kept.body["token"].as_str().unwrap().to_owned(),
-        doomed.body["id"].as_str().unwrap().to_owned(),
-        doomed.body["token"].as_str().unwrap().to_owned(),
-    );
+    let (kept, doomed_id, doomed) = two_tokens(&cluster, &admin);
     eventually("the verifier accepts both tokens", || {
         verifier.verify(&kept, &permission()).is_ok() && verifier.verify(&doomed, &permission()).is_ok()
     });
@@ -528,15 +520,7 @@ fn a_verifier_that_applied_an_uncommitted_event_rebuilds_from_the_stream() {
     let verifier = runtime
         .block_on(latch_verify::Verifier::connect(verifier_config(&cluster, Duration::from_secs(5))))
         .expect("verifier connects");
-    let account = acknowledged(&cluster, "POST", "/v1/accounts", &admin, json!({"name": "svc", "role": "admin"}));
-    let account = account.body["id"].as_str().unwrap().to_owned();
-    let kept = acknowledged(&cluster, "POST", &format!("/v1/accounts/{account}/tokens"), &admin, json!({"name": "kept"}));
-    let doomed = acknowledged(&cluster, "POST", &format!("/v1/accounts/{account}/tokens"), &admin, json!({"name": "doomed"}));
-    let (kept, doomed_id, doomed) = (
-        kept.body["token"].as_str().unwrap().to_owned(),
-        doomed.body["id"].as_str().unwrap().to_owned(),
-        doomed.body["token"].as_str().unwrap().to_owned(),
-    );
+    let (kept, doomed_id, doomed) = two_tokens(&cluster, &admin);
     eventually("the verifier accepts both tokens", || {
         verifier.verify(&kept, &permission()).is_ok() && verifier.verify(&doomed, &permission()).is_ok()
     });

@@ -13,9 +13,14 @@ use serde_json::{Value, json};
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
 
-/// `POST /v1/token-exchange` with no Authorization header, as JSON.
+/// `POST /v1/token-exchange` of a Latch token, no Authorization header, as JSON.
 fn exchange(latchd: &Latchd, subject: &str, extra: Value) -> Reply {
-    let mut body = json!({"grant_type": GRANT, "subject_token": subject, "subject_token_type": ACCESS});
+    exchange_typed(latchd, subject, ACCESS, extra)
+}
+
+/// The same for a subject token of `subject_type`.
+fn exchange_typed(latchd: &Latchd, subject: &str, subject_type: &str, extra: Value) -> Reply {
+    let mut body = json!({"grant_type": GRANT, "subject_token": subject, "subject_token_type": subject_type});
     for (key, value) in extra.as_object().unwrap() {
         body[key] = value.clone();
     }
@@ -223,17 +228,7 @@ const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 const MAIN: &str = "repo:acme/deploy:ref:refs/heads/main";
 
 fn exchange_jwt(latchd: &Latchd, jwt: &str, extra: Value) -> Reply {
-    let mut body = json!({"grant_type": GRANT, "subject_token": jwt, "subject_token_type": JWT});
-    for (key, value) in extra.as_object().unwrap() {
-        body[key] = value.clone();
-    }
-    latchd.raw(
-        "POST",
-        "/v1/token-exchange",
-        None,
-        &[("Content-Type", "application/json")],
-        serde_json::to_vec(&body).unwrap(),
-    )
+    exchange_typed(latchd, jwt, JWT, extra)
 }
 
 /// An account `ci-deploy` (role admin) trusting `issuer`'s tokens for
@@ -418,4 +413,25 @@ fn the_cli_manages_trust_policies() {
     ok(latchd.latch(Some(&admin), &["account", "trust", "remove", "ci", added["id"].as_str().unwrap()]));
     let listed = ok(latchd.latch(Some(&admin), &["account", "trust", "list", "ci", "--output", "json"]));
     assert!(!listed.contains(added["id"].as_str().unwrap()), "{listed}");
+}
+
+/// One workload (or whoever replays its tokens) failing over and over is
+/// limited per issuer and subject, before the source address's budget is
+/// spent; another subject is not.
+#[test]
+fn a_subject_that_keeps_failing_is_limited_and_others_are_not() {
+    let latchd = Latchd::start();
+    let admin = latchd.admin_token();
+    let issuer = OidcIssuer::start();
+    trusting(&latchd, &admin, &issuer);
+    let feature = "repo:acme/deploy:ref:refs/heads/feature";
+    for _ in 0..10 {
+        let reply = exchange_jwt(&latchd, &issuer.sign("es-1", &issuer.github_claims(feature, "latch")), json!({}));
+        assert_eq!(reply.status, 403, "{:?}", reply.body);
+    }
+    let head = latchd.head();
+    let limited = exchange_jwt(&latchd, &issuer.sign("es-1", &issuer.github_claims(feature, "latch")), json!({}));
+    refused(&latchd, &limited, 429, "too many failed exchanges for this OIDC subject", head);
+    let other = exchange_jwt(&latchd, &issuer.sign("es-1", &issuer.github_claims(MAIN, "latch")), json!({}));
+    assert_eq!(other.status, 201, "{:?}", other.body);
 }

@@ -262,13 +262,7 @@ pub fn signed_headers<'h>(
     trusted: &TrustedKeys,
     header: impl Fn(&str) -> Option<&'h str> + Copy,
 ) -> Option<(LogId, Position, latch_core::EventId)> {
-    let position = Position::new(header(headers::LATCH_POSITION)?.parse().ok()?);
-    let event: latch_core::EventId = header(headers::NATS_MSG_ID)?.parse().ok()?;
-    let log: LogId = header(headers::LATCH_LOG_ID)?.parse().ok()?;
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(header(headers::LATCH_HASH)?, &mut hash).ok()?;
-    verify_event_signature(trusted, header, log, position, event, &hash).ok()?;
-    Some((log, position, event))
+    signed_headers_cached(trusted, header, &mut SignatureCache::default())
 }
 
 /// The last batch whose signature verified, for `signed_headers_cached`:

@@ -5,6 +5,7 @@
 
 mod nats_cluster;
 mod tcp_proxy;
+pub mod test_rsa_key;
 pub use nats_cluster::NatsCluster;
 pub use tcp_proxy::TcpProxy;
 

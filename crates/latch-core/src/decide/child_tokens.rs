@@ -16,6 +16,7 @@ use crate::token_digest::TokenDigest;
 use super::free_text::check_text;
 use super::permission_list::listed;
 use super::state_lookups::existing_token;
+use super::token_limit::within_token_limit;
 
 /// How long a child token lives when the caller does not say.
 pub const CHILD_DEFAULT_TTL: Span = Span::minutes(15);
@@ -85,23 +86,9 @@ pub(super) fn exchange_token(
         }
         expires_at = parent_expires_at;
     }
-    if let Some(limit) = policy.max_tokens_per_account {
-        let live = state
-            .tokens_of(parent.account_id)
-            .filter(|t| t.revoked.is_none() && !t.is_expired_at(now))
-            .count();
-        if live >= limit as usize {
-            return Err(DomainError::PolicyViolation {
-                policy: "max_tokens_per_account",
-                value: limit.to_string(),
-                layer: "for this account's role".into(),
-                detail: format!(
-                    "account {} already holds {live} live token(s), children included",
-                    account.name
-                ),
-            });
-        }
-    }
+    within_token_limit(state, account, &policy, now, || {
+        format!("for role {}", account.role)
+    })?;
     Ok(vec![Event::TokenIssued {
         token_id,
         account_id: parent.account_id,

@@ -9,6 +9,7 @@ mod accounts;
 mod authority;
 mod child_tokens;
 mod free_text;
+mod granted_scopes;
 mod last_admin;
 mod permission_list;
 mod policy;
@@ -16,6 +17,7 @@ mod roles;
 mod scheduler;
 mod signing_key;
 mod state_lookups;
+mod token_limit;
 mod tokens;
 mod trust_policies;
 

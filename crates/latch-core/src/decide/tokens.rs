@@ -17,8 +17,9 @@ use ipnet::IpNet;
 
 use super::authority::Authority;
 use super::free_text::check_text;
-use super::permission_list::listed;
-use super::state_lookups::{existing_token, role_permissions, usable_account};
+use super::granted_scopes::granted_scopes;
+use super::state_lookups::{existing_token, usable_account};
+use super::token_limit::within_token_limit;
 
 #[expect(
     clippy::too_many_arguments,
@@ -45,21 +46,7 @@ pub(super) fn issue_token(
         return Err(DomainError::TokenIdTaken(token_id));
     }
     check_text("name", name, true)?;
-    let role = role_permissions(state, &account.role)?;
-    let scopes = match scopes {
-        Some(scopes) => scopes.clone(),
-        None => role.clone(),
-    };
-    if scopes.is_empty() {
-        return Err(DomainError::EmptyScopes);
-    }
-    if !role.covers_all(&scopes) {
-        return Err(DomainError::ScopeBeyondRole {
-            role: account.role.clone(),
-            beyond: listed(role.not_covered(&scopes)),
-        });
-    }
-    authority.may_grant(&scopes)?;
+    let scopes = granted_scopes(state, authority, account, scopes)?;
     let policy = state.effective_policy(&account.role);
     let layer = |pick: fn(&PolicySettings) -> bool| policy_layer(state, &account.role, pick);
     let expires_at = match ttl.unwrap_or(Ttl::For(policy.default_ttl)) {
@@ -96,23 +83,9 @@ pub(super) fn issue_token(
             None
         }
     };
-    if let Some(limit) = policy.max_tokens_per_account {
-        let live = state
-            .tokens_of(account_id)
-            .filter(|t| t.revoked.is_none() && !t.is_expired_at(now))
-            .count();
-        if live >= limit as usize {
-            return Err(DomainError::PolicyViolation {
-                policy: "max_tokens_per_account",
-                value: limit.to_string(),
-                layer: layer(|p| p.max_tokens_per_account.is_some()),
-                detail: format!(
-                    "account {} already holds {live} live token(s); revoke one first",
-                    account.name
-                ),
-            });
-        }
-    }
+    within_token_limit(state, account, &policy, now, || {
+        layer(|p| p.max_tokens_per_account.is_some())
+    })?;
     Ok(vec![Event::TokenIssued {
         token_id,
         account_id,

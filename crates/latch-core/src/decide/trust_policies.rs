@@ -20,6 +20,8 @@ use crate::trust_policy::{
 use super::authority::Authority;
 use super::permission_list::listed;
 use super::state_lookups::{role_permissions, usable_account};
+use super::granted_scopes::granted_scopes;
+use super::token_limit::within_token_limit;
 
 /// The issuer as tokens name it: an https URL (http only on loopback, for
 /// tests), without a trailing slash, no query or fragment.
@@ -82,20 +84,9 @@ pub(super) fn add_trust_policy(
     if let Some(name) = claims.keys().find(|name| name.is_empty() || name.len() > 128) {
         return Err(DomainError::InvalidTrustPolicy(format!("claim name {name:?}")));
     }
-    let role = role_permissions(state, &account.role)?;
-    let scopes = scopes.cloned().unwrap_or_else(|| role.clone());
-    if scopes.is_empty() {
-        return Err(DomainError::EmptyScopes);
-    }
-    if !role.covers_all(&scopes) {
-        return Err(DomainError::ScopeBeyondRole {
-            role: account.role.clone(),
-            beyond: listed(role.not_covered(&scopes)),
-        });
-    }
     // Whoever may mint through the policy gets these scopes: no more than
     // the one who sets it may grant.
-    authority.may_grant(&scopes)?;
+    let scopes = granted_scopes(state, authority, account, scopes)?;
     let max_ttl = max_ttl.unwrap_or(EXCHANGE_DEFAULT_TTL);
     if max_ttl > EXCHANGE_MAX_TTL {
         return Err(DomainError::InvalidTrustPolicy(format!(
@@ -229,20 +220,9 @@ pub(super) fn exchange_oidc_token(
             detail: format!("ttl {ttl} is longer than allowed"),
         });
     }
-    if let Some(limit) = limits.max_tokens_per_account {
-        let live = state
-            .tokens_of(account.id)
-            .filter(|t| t.revoked.is_none() && !t.is_expired_at(now))
-            .count();
-        if live >= limit as usize {
-            return Err(DomainError::PolicyViolation {
-                policy: "max_tokens_per_account",
-                value: limit.to_string(),
-                layer: format!("for role {}", account.role),
-                detail: format!("account {} already holds {live} live token(s)", account.name),
-            });
-        }
-    }
+    within_token_limit(state, account, &limits, now, || {
+        format!("for role {}", account.role)
+    })?;
     let subject: String = presented.subject.chars().take(200).collect();
     Ok(vec![Event::TokenIssued {
         token_id,
