@@ -169,9 +169,18 @@ fn check_converged(cluster: &HaCluster, admin: &str, seen: &Acknowledged) {
     let leader = cluster.wait_for_leader(Duration::from_secs(20));
     let reference = cluster.events(leader, admin);
     for index in 0..cluster.nodes.len() {
-        eventually("every node holds the leader's log", || {
-            cluster.events(index, admin).len() == reference.len()
-        });
+        let started = Instant::now();
+        while cluster.events(index, admin).len() != reference.len() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{} does not hold the leader's log ({} of {} events) after 30 s; logs:\n{}",
+                cluster.nodes[index].name,
+                cluster.events(index, admin).len(),
+                reference.len(),
+                cluster.all_logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         assert_eq!(
             cluster.events(index, admin),
             reference,
