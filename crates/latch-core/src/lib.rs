@@ -40,7 +40,9 @@ pub use account::{Account, AccountName, AccountNameError, AccountStatus};
 pub use actor::Actor;
 pub use authentication::{Principal, Rejection, authenticate, authenticate_digest, identify};
 pub use command::{Command, Requirement};
-pub use decide::{CHILD_DEFAULT_TTL, CommandContext, MAX_TEXT, authorize, decide};
+pub use decide::{
+    CHILD_DEFAULT_TTL, CommandContext, MAX_LIVE_DESCENDANTS, MAX_TEXT, authorize, decide,
+};
 pub use domain_error::{DomainError, RejectionKind};
 pub use envelope::{EventEnvelope, RecordedEvent};
 pub use event::{Event, StreamName};

@@ -214,3 +214,26 @@ fn deleting_the_account_revokes_children_with_everything_else() {
         .collect();
     assert_eq!(revoked_ids, vec![token_id(1), token_id(8), token_id(9)]);
 }
+
+/// Any token may exchange itself: one leaked read-only token must not be
+/// able to fill the log with children and grandchildren.
+#[test]
+fn a_token_and_its_descendants_hold_at_most_a_thousand_live_children() {
+    let mut events = world();
+    for n in 0..MAX_LIVE_DESCENDANTS as u128 {
+        events.push(child_issued(1000 + n, 1, &["certificates:issue"], t0() + TimeDelta::minutes(15), "token-1"));
+    }
+    given(events.clone())
+        .when(ops(), exchange(1, 9999, None, None))
+        .then_expect_error_kind(RejectionKind::Invalid);
+    // A grandchild counts against the same root.
+    given(events.clone())
+        .when(
+            as_token(account_id(OPS), token_id(1000)),
+            exchange(1000, 9999, None, None),
+        )
+        .then_expect_error_kind(RejectionKind::Invalid);
+    // Revoked children free their places.
+    events.push(revoked(1000, "done"));
+    assert!(given(events).when(ops(), exchange(1, 9999, None, None)).outcome().is_ok());
+}

@@ -20,6 +20,11 @@ use super::token_limit::within_token_limit;
 
 /// How long a child token lives when the caller does not say.
 pub const CHILD_DEFAULT_TTL: Span = Span::minutes(15);
+/// The most live tokens exchanged from one token, its children's children
+/// included (counted from the token no other was exchanged from): any token
+/// may exchange itself, so without a bound one leaked read-only token could
+/// fill the log with children, and children with grandchildren.
+pub const MAX_LIVE_DESCENDANTS: usize = 1000;
 
 #[expect(
     clippy::too_many_arguments,
@@ -48,6 +53,26 @@ pub(super) fn exchange_token(
         }
         None => format!("child of {}", parent.name),
     };
+    let mut root = parent;
+    while let Some(up) = root.parent.and_then(|id| state.token(id)) {
+        root = up;
+    }
+    let live = state
+        .descendants(root.id)
+        .into_iter()
+        .filter(|t| t.revoked.is_none() && !t.is_expired_at(now))
+        .count();
+    if live >= MAX_LIVE_DESCENDANTS {
+        return Err(DomainError::PolicyViolation {
+            policy: "max_live_descendants",
+            value: MAX_LIVE_DESCENDANTS.to_string(),
+            layer: "built in".into(),
+            detail: format!(
+                "token {} already has {live} live tokens exchanged from it; revoke some or let them expire",
+                root.id
+            ),
+        });
+    }
     let allowed = state.effective_permissions(parent, now);
     let scopes = match scopes {
         Some(scopes) => scopes.clone(),

@@ -31,7 +31,7 @@ use crate::state::State;
 
 use authority::Authority;
 
-pub use child_tokens::CHILD_DEFAULT_TTL;
+pub use child_tokens::{CHILD_DEFAULT_TTL, MAX_LIVE_DESCENDANTS};
 pub use free_text::MAX_TEXT;
 
 /// Who is asking, and when. Made at the edge.
