@@ -517,24 +517,11 @@ impl Writer {
         if let Some(replication) = self.replication.clone() {
             return self.process_replicated(&replication, batch);
         }
-        let mut plans: Vec<Plan> = Vec::with_capacity(batch.len());
         let mut planned = PlannedBatch::starting_at(self.store.head().position.next());
-        let mut failure: Option<HandlerFailure> = None;
-
-        for (index, (request, _)) in batch.iter().enumerate() {
-            match self.plan(request, index, &mut planned) {
-                Ok(plan) => plans.push(plan),
-                Err(store_failure) => {
-                    failure = Some(store_failure);
-                    break;
-                }
-            }
-        }
-
+        let (plans, mut failure) = self.plan_batch(&batch, &mut planned);
         if failure.is_none() && !planned.requests.is_empty() {
             failure = self.write(&planned.requests, &plans).err();
         }
-
         match failure {
             Some(failure) => {
                 // Nothing of this batch is durable: the working copy has to
@@ -542,22 +529,36 @@ impl Writer {
                 // with the failure, since its decision may have depended on
                 // the lost ones.
                 tracing::error!(error = %failure, "append failed; state reset to the last durable position");
-                self.reset_after(&failure);
-                self.metrics
-                    .commands_failed
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(failure.clone()));
-                }
+                self.fail_in_flight(failure, batch);
             }
-            None => {
-                let answers = self.answers(&plans);
-                for ((_, reply), answer) in batch.into_iter().zip(answers) {
-                    let _ = reply.send(answer);
-                }
-                self.snapshot(false);
+            None => self.answer(batch, &plans),
+        }
+    }
+
+    /// Decides each request of `batch` in turn into `planned`; stops at the
+    /// first store failure (what was planned before it is then void).
+    fn plan_batch(
+        &mut self,
+        batch: &[Submission],
+        planned: &mut PlannedBatch,
+    ) -> (Vec<Plan>, Option<HandlerFailure>) {
+        let mut plans: Vec<Plan> = Vec::with_capacity(batch.len());
+        for (index, (request, _)) in batch.iter().enumerate() {
+            match self.plan(request, index, planned) {
+                Ok(plan) => plans.push(plan),
+                Err(store_failure) => return (plans, Some(store_failure)),
             }
         }
+        (plans, None)
+    }
+
+    /// Answers a batch whose appends are durable (and applied).
+    fn answer(&mut self, batch: Vec<Submission>, plans: &[Plan]) {
+        let answers = self.answers(plans);
+        for ((_, reply), answer) in batch.into_iter().zip(answers) {
+            let _ = reply.send(answer);
+        }
+        self.snapshot(false);
     }
 
     /// Decides one request of the batch against the working state (which
@@ -738,14 +739,7 @@ impl Writer {
     /// keeps the stream's round trip off the critical path.
     fn process_replicated(&mut self, replication: &Replication, batch: Vec<Submission>) {
         if replication.leader.lock().expect("leader lock").is_none() {
-            self.fail_in_flight(HandlerFailure::NotLeader, Vec::new());
-            self.metrics
-                .commands_failed
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            for (_, reply) in batch {
-                let _ = reply.send(Err(HandlerFailure::NotLeader));
-            }
-            return;
+            return self.fail_in_flight(HandlerFailure::NotLeader, batch);
         }
         // A key a batch in flight used is answered from what it wrote:
         // settle first.
@@ -769,17 +763,7 @@ impl Writer {
             },
             None => PlannedBatch::starting_at(self.store.head().position.next()),
         };
-        let mut plans: Vec<Plan> = Vec::with_capacity(batch.len());
-        let mut failure = None;
-        for (index, (request, _)) in batch.iter().enumerate() {
-            match self.plan(request, index, &mut planned) {
-                Ok(plan) => plans.push(plan),
-                Err(store_failure) => {
-                    failure = Some(store_failure);
-                    break;
-                }
-            }
-        }
+        let (plans, failure) = self.plan_batch(&batch, &mut planned);
         let append = match failure {
             Some(failure) => Err(failure),
             None if planned.requests.is_empty() => Ok(None),
@@ -872,13 +856,7 @@ impl Writer {
                 self.apply_committed(&outcomes, &plans)
             }
         }) {
-            Ok(()) => {
-                let answers = self.answers(&plans);
-                for ((_, reply), answer) in batch.into_iter().zip(answers) {
-                    let _ = reply.send(answer);
-                }
-                self.snapshot(false);
-            }
+            Ok(()) => self.answer(batch, &plans),
             Err(failure) => {
                 tracing::error!(error = %failure, "ha: a batch was not written; state reset to the last durable position");
                 self.fail_in_flight(failure, batch);
@@ -932,8 +910,9 @@ impl Writer {
         }
     }
 
-    /// Answers `batch` and every batch still in flight with `failure` and
-    /// resets the working state to the committed one (it held them all).
+    /// Answers `batch` and every batch still in flight (none in single-node
+    /// mode) with `failure` and resets the working state to the committed
+    /// one (it held them all).
     fn fail_in_flight(&mut self, failure: HandlerFailure, batch: Vec<Submission>) {
         let later: Vec<Submission> = self
             .in_flight
