@@ -323,6 +323,7 @@ fn every_bad_oidc_token_is_refused_clearly_and_appends_nothing() {
 
     let other = OidcIssuer::start();
     refused(&latchd, &exchange_jwt(&latchd, &other.sign("es-1", &other.github_claims(MAIN, "latch")), json!({})), 401, "no trust policy trusts the issuer", head);
+    assert_eq!(other.requests(), 0, "a token cannot make latchd call an issuer of its choosing");
     refused(&latchd, &exchange_jwt(&latchd, &issuer.sign("es-1", &issuer.github_claims(MAIN, "someone-else")), json!({})), 401, "does not verify", head);
     refused(&latchd, &exchange_jwt(&latchd, &issuer.sign("es-1", &with(&|c| { c["exp"] = json!(now - 120); c["iat"] = json!(now - 600); })), json!({})), 401, "does not verify", head);
     refused(&latchd, &exchange_jwt(&latchd, &issuer.sign("es-1", &with(&|c| c["nbf"] = json!(now + 600))), json!({})), 401, "does not verify", head);
@@ -410,6 +411,11 @@ fn the_cli_manages_trust_policies() {
     );
     assert_ne!(wildcard.status.code(), Some(0));
     assert!(stderr(&wildcard).contains("not just *"), "{}", stderr(&wildcard));
+    // A token that may not read tokens may not read trust policies either.
+    let (_, _, narrow) = account_with_token(&latchd, &admin, "narrow", "auditor", Some(vec!["audit:read"]));
+    let account = added["account_id"].as_str().unwrap();
+    let listed_by_narrow = latchd.get(&format!("/v1/accounts/{account}/trust-policies"), &narrow);
+    assert_eq!(listed_by_narrow.status, 403, "{:?}", listed_by_narrow.body);
     ok(latchd.latch(Some(&admin), &["account", "trust", "remove", "ci", added["id"].as_str().unwrap()]));
     let listed = ok(latchd.latch(Some(&admin), &["account", "trust", "list", "ci", "--output", "json"]));
     assert!(!listed.contains(added["id"].as_str().unwrap()), "{listed}");

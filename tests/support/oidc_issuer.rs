@@ -27,6 +27,8 @@ struct Key {
 struct Inner {
     keys: Vec<Key>,
     down: bool,
+    /// Requests served (discovery and keys).
+    requests: usize,
     issuer: String,
 }
 
@@ -64,7 +66,8 @@ fn rsa_key(kid: &str) -> Key {
 }
 
 async fn discovery(State(inner): State<Arc<Mutex<Inner>>>) -> Response {
-    let inner = inner.lock().unwrap();
+    let mut inner = inner.lock().unwrap();
+    inner.requests += 1;
     if inner.down {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
@@ -72,7 +75,8 @@ async fn discovery(State(inner): State<Arc<Mutex<Inner>>>) -> Response {
 }
 
 async fn jwks(State(inner): State<Arc<Mutex<Inner>>>) -> Response {
-    let inner = inner.lock().unwrap();
+    let mut inner = inner.lock().unwrap();
+    inner.requests += 1;
     if inner.down {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
@@ -89,6 +93,7 @@ impl OidcIssuer {
         let inner = Arc::new(Mutex::new(Inner {
             keys: vec![ec_key("es-1"), rsa_key("rs-1")],
             down: false,
+            requests: 0,
             issuer: url.clone(),
         }));
         let app = axum::Router::new()
@@ -137,6 +142,12 @@ impl OidcIssuer {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(kid.to_owned());
         jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()
+    }
+
+    /// How many requests it has served: latchd must never call an issuer
+    /// no trust policy names.
+    pub fn requests(&self) -> usize {
+        self.inner.lock().unwrap().requests
     }
 
     pub fn set_down(&self, down: bool) {
