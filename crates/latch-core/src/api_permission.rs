@@ -37,6 +37,9 @@ api_permissions! {
     POLICY_WRITE = "policy:write";
     EVENTS_READ = "events:read";
     AUDIT_READ = "audit:read";
+    /// Report leaked tokens (`POST /v1/leaks`, `latch leak report`): each
+    /// reported token is revoked.
+    LEAKS_REPORT = "leaks:report";
     /// Take a backup of the log into a directory on latchd's host.
     BACKUP_CREATE = "backup:create";
 }

@@ -12,6 +12,7 @@ use crate::account::AccountName;
 use crate::api_permission;
 use crate::event::StreamName;
 use crate::id::{AccountId, TokenId, TrustPolicyId};
+use crate::leak_report::LeakReport;
 use crate::permission::Permission;
 use crate::permission_set::PermissionSet;
 use crate::policy::PolicySettings;
@@ -127,6 +128,22 @@ pub enum Command {
         token_expires_at: chrono::DateTime<chrono::Utc>,
         claims: BTreeMap<String, String>,
     },
+    /// Tokens found where they should not be: each live one is revoked with
+    /// everything rotated or exchanged from it, after a
+    /// `token.leak_reported`. Unknown and already revoked tokens change
+    /// nothing (the caller is told the same either way), so a report is
+    /// idempotent.
+    ReportLeaks {
+        reports: Vec<LeakReport>,
+    },
+    /// latchd only: the token was presented at `service` at `seen_at`
+    /// after it was rotated out or revoked.
+    NoteTokenReuse {
+        token_id: TokenId,
+        seen_at: chrono::DateTime<chrono::Utc>,
+        source_address: Option<std::net::IpAddr>,
+        service: String,
+    },
     DefineRole {
         name: RoleName,
         permissions: PermissionSet,
@@ -188,6 +205,8 @@ impl Command {
             Command::AddTrustPolicy { .. } => "add_trust_policy",
             Command::RemoveTrustPolicy { .. } => "remove_trust_policy",
             Command::ExchangeOidcToken { .. } => "exchange_oidc_token",
+            Command::ReportLeaks { .. } => "report_leaks",
+            Command::NoteTokenReuse { .. } => "note_token_reuse",
             Command::DefineRole { .. } => "define_role",
             Command::DeleteRole { .. } => "delete_role",
             Command::SetPolicy { .. } => "set_policy",
@@ -217,7 +236,10 @@ impl Command {
             Command::AddTrustPolicy { .. } | Command::RemoveTrustPolicy { .. } => {
                 Requirement::Permission(&api_permission::TOKENS_WRITE)
             }
-            Command::ExchangeOidcToken { .. } => Requirement::System,
+            Command::ExchangeOidcToken { .. } | Command::NoteTokenReuse { .. } => {
+                Requirement::System
+            }
+            Command::ReportLeaks { .. } => Requirement::Permission(&api_permission::LEAKS_REPORT),
             Command::DefineRole { .. } | Command::DeleteRole { .. } => {
                 Requirement::Permission(&api_permission::ROLES_WRITE)
             }
@@ -248,7 +270,9 @@ impl Command {
             | Command::ExchangeOidcToken { token_id, .. }
             | Command::NoteTokenExpiring { token_id }
             | Command::NoteTokenExpired { token_id }
-            | Command::NoteTokenRotationDue { token_id } => StreamName::token(*token_id),
+            | Command::NoteTokenRotationDue { token_id }
+            | Command::NoteTokenReuse { token_id, .. } => StreamName::token(*token_id),
+            Command::ReportLeaks { .. } => StreamName::leak_reports(),
             Command::DefineRole { name, .. } | Command::DeleteRole { name } => {
                 StreamName::role(name)
             }

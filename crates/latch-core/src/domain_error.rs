@@ -114,6 +114,8 @@ pub enum DomainError {
     Empty { field: &'static str },
     #[error("{field} is longer than {max} characters")]
     TooLong { field: &'static str, max: usize },
+    #[error("{field}: at most {max} in one request")]
+    TooMany { field: &'static str, max: usize },
     #[error("token {token}: {event} is not due until {due}")]
     NotDue {
         token: TokenId,
@@ -168,6 +170,7 @@ impl DomainError {
             | InconsistentPolicy(_)
             | Empty { .. }
             | TooLong { .. }
+            | TooMany { .. }
             | InvalidSigningKey(_) => RejectionKind::Invalid,
         }
     }

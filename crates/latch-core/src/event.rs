@@ -8,10 +8,13 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use std::net::IpAddr;
+
 use crate::account::AccountName;
 use crate::id::{AccountId, TokenId, TrustPolicyId};
 use crate::span::Span;
 use crate::trust_policy::{ClaimPattern, OidcExchange};
+use crate::on_reuse::OnReuse;
 use crate::permission_set::PermissionSet;
 use crate::policy::PolicySettings;
 use crate::role::RoleName;
@@ -102,6 +105,40 @@ pub enum Event {
         account_id: AccountId,
         issued_at: DateTime<Utc>,
     },
+    /// Someone found the token where it should not be (GitHub or GitLab
+    /// secret detection, a scanner): appended with the `token.revoked` of
+    /// it and of every token rotated or exchanged from it.
+    #[serde(rename = "token.leak_reported")]
+    TokenLeakReported {
+        token_id: TokenId,
+        account_id: AccountId,
+        /// `github`, `gitlab` or `scanner:<name>`.
+        source: String,
+        /// Where it was found, as the reporter said.
+        location: String,
+    },
+    /// The token was presented after it was rotated out (past its grace)
+    /// or revoked: whoever presented it holds a secret that should be
+    /// gone. At most once per token per hour.
+    #[serde(rename = "token.reuse_detected")]
+    TokenReuseDetected {
+        token_id: TokenId,
+        account_id: AccountId,
+        /// When it was presented (by the reporter's clock, never later
+        /// than latchd's).
+        seen_at: DateTime<Utc>,
+        /// The presenter's address, when the service knew it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_address: Option<IpAddr>,
+        /// Where: `latchd`, or the verifier's name as it reports itself.
+        service: String,
+        /// The newest token rotated from it, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        successor_id: Option<TokenId>,
+        /// The policy applied: `revoke` means its live successors are
+        /// revoked in the same append.
+        on_reuse: OnReuse,
+    },
     #[serde(rename = "role.defined")]
     RoleDefined {
         name: RoleName,
@@ -162,6 +199,11 @@ impl StreamName {
     pub fn policy() -> Self {
         Self("policy".to_owned())
     }
+    /// What a leak report addresses (its events go to their tokens'
+    /// streams; this stream holds none).
+    pub fn leak_reports() -> Self {
+        Self("leak-reports".to_owned())
+    }
     pub fn signing_key() -> Self {
         Self("signing-key".to_owned())
     }
@@ -188,6 +230,8 @@ impl Event {
             Event::TokenExpiring { .. } => "token.expiring",
             Event::TokenExpired { .. } => "token.expired",
             Event::TokenRotationDue { .. } => "token.rotation_due",
+            Event::TokenLeakReported { .. } => "token.leak_reported",
+            Event::TokenReuseDetected { .. } => "token.reuse_detected",
             Event::RoleDefined { .. } => "role.defined",
             Event::RoleDeleted { .. } => "role.deleted",
             Event::PolicyUpdated { .. } => "policy.updated",
@@ -208,7 +252,7 @@ impl Event {
 
     /// Every event type, for documentation and for checks that a codec
     /// or a route handles them all.
-    pub const TYPES: [&'static str; 17] = [
+    pub const TYPES: [&'static str; 19] = [
         "account.created",
         "account.updated",
         "account.disabled",
@@ -220,6 +264,8 @@ impl Event {
         "token.expiring",
         "token.expired",
         "token.rotation_due",
+        "token.leak_reported",
+        "token.reuse_detected",
         "role.defined",
         "role.deleted",
         "policy.updated",
@@ -241,6 +287,8 @@ impl Event {
             | Event::TokenExpiring { account_id, .. }
             | Event::TokenExpired { account_id, .. }
             | Event::TokenRotationDue { account_id, .. }
+            | Event::TokenLeakReported { account_id, .. }
+            | Event::TokenReuseDetected { account_id, .. }
             | Event::TrustPolicyAdded { account_id, .. }
             | Event::TrustPolicyRemoved { account_id, .. } => Some(*account_id),
             Event::RoleDefined { .. }
@@ -257,7 +305,9 @@ impl Event {
             | Event::TokenRotated { token_id, .. }
             | Event::TokenExpiring { token_id, .. }
             | Event::TokenExpired { token_id, .. }
-            | Event::TokenRotationDue { token_id, .. } => Some(*token_id),
+            | Event::TokenRotationDue { token_id, .. }
+            | Event::TokenLeakReported { token_id, .. }
+            | Event::TokenReuseDetected { token_id, .. } => Some(*token_id),
             _ => None,
         }
     }

@@ -119,6 +119,7 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
                     expiring_noted: false,
                     expired_noted: false,
                     rotation_due_noted: false,
+                    reuse_detected_at: None,
                     version: 1,
                 },
             );
@@ -153,6 +154,12 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
         }
         Event::TokenRotationDue { token_id, .. } => {
             with_token(state, *token_id, |token| token.rotation_due_noted = true);
+        }
+        // What follows from a leak is in the `token.revoked` events
+        // appended with it.
+        Event::TokenLeakReported { token_id, .. } => with_token(state, *token_id, |_| {}),
+        Event::TokenReuseDetected { token_id, .. } => {
+            with_token(state, *token_id, |token| token.reuse_detected_at = Some(at))
         }
         Event::RoleDefined {
             name,

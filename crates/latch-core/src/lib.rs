@@ -18,8 +18,10 @@ mod event;
 mod evolve;
 mod id;
 mod idempotency_key_digest;
+mod leak_report;
 mod permission;
 mod permission_set;
+mod on_reuse;
 mod policy;
 mod position;
 mod role;
@@ -41,7 +43,8 @@ pub use actor::Actor;
 pub use authentication::{Principal, Rejection, authenticate, authenticate_digest, identify};
 pub use command::{Command, Requirement};
 pub use decide::{
-    CHILD_DEFAULT_TTL, CommandContext, MAX_LIVE_DESCENDANTS, MAX_TEXT, authorize, decide,
+    CHILD_DEFAULT_TTL, CommandContext, MAX_LEAK_REPORTS, MAX_LIVE_DESCENDANTS, MAX_TEXT,
+    REUSE_ALERT_WINDOW, REUSE_SLACK, authorize, decide,
 };
 pub use domain_error::{DomainError, RejectionKind};
 pub use envelope::{EventEnvelope, RecordedEvent};
@@ -49,6 +52,8 @@ pub use event::{Event, StreamName};
 pub use evolve::evolve;
 pub use id::{AccountId, EventId, LogId, TokenId, TrustPolicyId};
 pub use idempotency_key_digest::IdempotencyKeyDigest;
+pub use leak_report::{LeakReport, MAX_LEAK_LOCATION, MAX_LEAK_SOURCE};
+pub use on_reuse::OnReuse;
 pub use permission::{Permission, PermissionError};
 pub use permission_set::PermissionSet;
 pub use policy::{Policy, PolicySettings};

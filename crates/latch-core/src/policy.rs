@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::on_reuse::OnReuse;
 use crate::span::Span;
 
 /// One layer of policy, as `PUT /v1/policy` writes it and `policy.updated`
@@ -36,6 +37,9 @@ pub struct PolicySettings {
     /// Whether every token must expire (`ttl: "never"` refused).
     #[serde(default)]
     pub require_expiry: Option<bool>,
+    /// What a token presented after rotation or revocation sets off.
+    #[serde(default)]
+    pub on_reuse: Option<OnReuse>,
 }
 
 impl PolicySettings {
@@ -51,6 +55,7 @@ impl PolicySettings {
                 .max_tokens_per_account
                 .or(fallback.max_tokens_per_account),
             require_expiry: self.require_expiry.or(fallback.require_expiry),
+            on_reuse: self.on_reuse.or(fallback.on_reuse),
         }
     }
 }
@@ -68,6 +73,7 @@ pub struct Policy {
     /// `None`: no limit.
     pub max_tokens_per_account: Option<u32>,
     pub require_expiry: bool,
+    pub on_reuse: OnReuse,
 }
 
 impl Policy {
@@ -100,6 +106,7 @@ impl Policy {
                 .unwrap_or(Self::DEFAULT_ROTATION_GRACE),
             max_tokens_per_account: settings.max_tokens_per_account,
             require_expiry: settings.require_expiry.unwrap_or(true),
+            on_reuse: settings.on_reuse.unwrap_or_default(),
         }
     }
 

@@ -48,6 +48,9 @@ pub struct Token {
     pub expiring_noted: bool,
     pub expired_noted: bool,
     pub rotation_due_noted: bool,
+    /// When `token.reuse_detected` was last appended for it.
+    #[serde(default)]
+    pub reuse_detected_at: Option<DateTime<Utc>>,
     pub version: u64,
 }
 

@@ -329,6 +329,8 @@ impl VerifierView {
             Event::TokenExpiring { .. }
             | Event::TokenExpired { .. }
             | Event::TokenRotationDue { .. }
+            | Event::TokenLeakReported { .. }
+            | Event::TokenReuseDetected { .. }
             | Event::PolicyUpdated { .. }
             | Event::SigningKeyRotated { .. }
             | Event::TrustPolicyAdded { .. }

@@ -11,8 +11,10 @@ mod child_tokens;
 mod free_text;
 mod granted_scopes;
 mod last_admin;
+mod leaks;
 mod permission_list;
 mod policy;
+mod reuse;
 mod roles;
 mod scheduler;
 mod signing_key;
@@ -33,6 +35,8 @@ use authority::Authority;
 
 pub use child_tokens::{CHILD_DEFAULT_TTL, MAX_LIVE_DESCENDANTS};
 pub use free_text::MAX_TEXT;
+pub use leaks::MAX_LEAK_REPORTS;
+pub use reuse::{REUSE_ALERT_WINDOW, REUSE_SLACK};
 
 /// Who is asking, and when. Made at the edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +201,13 @@ pub fn decide(
                 claims,
             },
         ),
+        Command::ReportLeaks { reports } => leaks::report_leaks(state, reports),
+        Command::NoteTokenReuse {
+            token_id,
+            seen_at,
+            source_address,
+            service,
+        } => reuse::note_token_reuse(state, now, *token_id, *seen_at, *source_address, service),
         Command::DefineRole {
             name,
             permissions,

@@ -102,6 +102,12 @@ impl Given {
         When { result }
     }
 
+    /// `when_at`, keeping the history for more.
+    pub fn when_ref_at(&self, actor: Actor, now: DateTime<Utc>, command: Command) -> When {
+        let result = decide(&self.state, &CommandContext { actor, now }, &command);
+        When { result }
+    }
+
     pub fn when(self, actor: Actor, command: Command) -> When {
         self.when_at(actor, t0(), command)
     }
