@@ -32,6 +32,12 @@ fn every_v1_route_without_a_token_is_401_and_recorded() {
         ("GET", "/v1/events"),
         ("GET", "/v1/snapshot"),
         ("GET", "/v1/audit"),
+        ("POST", "/v1/leaks"),
+        ("POST", "/v1/webhooks"),
+        ("GET", "/v1/webhooks"),
+        ("DELETE", "/v1/webhooks/{id}"),
+        ("GET", "/v1/webhooks/{id}/deliveries"),
+        ("POST", "/v1/webhooks/{id}/deliveries/7/redeliver"),
     ]
     .into_iter()
     .map(|(method, path)| (method, path.replace("{id}", PLACEHOLDER_ID)))
@@ -203,6 +209,26 @@ fn every_write_route_refuses_a_token_without_its_permission_and_appends_nothing(
             // credential (tests/token_exchange.rs attacks it, a reader's
             // token asking for more than it has included).
             ("POST", "/v1/token-exchange") => return None,
+            // A reader reporting the admin token as leaked would revoke it.
+            ("POST", "/v1/leaks") => (
+                template.to_owned(),
+                json!({ "tokens": [{ "token": admin, "location": "made up" }] }),
+            ),
+            // No Latch token: GitHub's signature and GitLab's pre-shared
+            // token are the credentials (tests/leak_reports.rs attacks
+            // both: unsigned, forged, replayed, another body, the admin
+            // token as GitLab's).
+            ("POST", "/v1/leaks/github") | ("POST", "/v1/leaks/gitlab/revoke_tokens") => return None,
+            // A reader adding a webhook would receive every event.
+            ("POST", "/v1/webhooks") => (
+                template.to_owned(),
+                json!({ "url": "https://evil.example/hook", "events": ["*"] }),
+            ),
+            ("DELETE", "/v1/webhooks/{id}") => (on_token, serde_json::Value::Null),
+            ("POST", "/v1/webhooks/{id}/deliveries/{position}/redeliver") => (
+                on_token.replace("{position}", "1"),
+                json!({}),
+            ),
             _ => panic!("{method} {template}: a write route with no attack here; add one"),
         })
     };

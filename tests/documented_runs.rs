@@ -97,6 +97,11 @@ const GUIDES: &[Guide] = &[
         ],
     },
     Guide {
+        file: "docs/leaks.md",
+        setup: "",
+        fill: &[],
+    },
+    Guide {
         file: "docs/investigations.md",
         // The account and token the guide investigates, and the backup it
         // verifies.

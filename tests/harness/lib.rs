@@ -111,6 +111,18 @@ impl Latchd {
         latchd
     }
 
+    /// Starts latchd on a fresh temporary data directory with these extra
+    /// flags.
+    pub fn start_with_args(args: &[String]) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let nats = latch_testkit::NatsServer::start();
+        let mut all = vec!["--nats-url".to_owned(), nats.url()];
+        all.extend_from_slice(args);
+        let mut latchd = Self::launch_with(temp.path(), nats, "127.0.0.1", &all, &[], None);
+        latchd._temp = Some(temp);
+        latchd
+    }
+
     /// Starts latchd on `data_dir` (kept by the caller), e.g. to restart.
     pub fn start_in(data_dir: &Path) -> Self {
         Self::start_with(data_dir, latch_testkit::NatsServer::start())

@@ -78,7 +78,7 @@ impl TypeMatch {
         ))
     }
 
-    fn matches(&self, event_type: &str) -> bool {
+    pub fn matches(&self, event_type: &str) -> bool {
         match self {
             TypeMatch::Exact(exact) => *exact == event_type,
             TypeMatch::Family(prefix) => event_type.starts_with(prefix.as_str()),

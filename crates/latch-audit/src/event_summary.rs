@@ -85,6 +85,36 @@ pub fn summary(event: &Event) -> String {
         Event::TokenRotationDue { issued_at, .. } => {
             format!("token due for rotation (issued {})", time(*issued_at))
         }
+        Event::TokenLeakReported {
+            source, location, ..
+        } if location.is_empty() => format!("token leaked: reported by {source}"),
+        Event::TokenLeakReported {
+            source, location, ..
+        } => format!("token leaked: reported by {source}, found at {location}"),
+        Event::TokenReuseDetected {
+            seen_at,
+            source_address,
+            service,
+            successor_id,
+            on_reuse,
+            ..
+        } => {
+            let mut line = format!(
+                "token presented after rotation or revocation, at {service} at {}",
+                time(*seen_at)
+            );
+            if let Some(address) = source_address {
+                line.push_str(&format!(" from {address}"));
+            }
+            match (on_reuse, successor_id) {
+                (latch_core::OnReuse::Revoke, Some(successor)) => line.push_str(&format!(
+                    "; policy on_reuse is revoke: its successors from {successor} back are revoked"
+                )),
+                (_, Some(successor)) => line.push_str(&format!("; its successor is {successor}")),
+                _ => {}
+            }
+            line
+        }
         Event::RoleDefined {
             name, permissions, ..
         } => format!("role {name} defined as {permissions}"),
@@ -154,6 +184,7 @@ fn policy(settings: &PolicySettings) -> String {
             "require_expiry",
             settings.require_expiry.map(|b| b.to_string()),
         ),
+        ("on_reuse", settings.on_reuse.map(|o| o.to_string())),
     ]
     .into_iter()
     .filter_map(|(name, value)| value.map(|v| format!("{name}={v}")))

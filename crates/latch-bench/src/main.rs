@@ -35,7 +35,7 @@ use scenarios::ha::{HaOptions, HaPart};
 use scenarios::http_load::HttpWork;
 use scenarios::propagation::{FollowMode, Signing};
 use scenarios::{
-    append, audit, cold_start, commands, exchange, feed_verify, ha, http_load, propagation,
+    append, audit, cold_start, commands, exchange, feed_verify, ha, http_load, leaks, propagation,
     propagation_http,
     replay, store_peer, verify,
 };
@@ -225,6 +225,22 @@ enum Scenario {
         #[arg(long, default_value_t = 4)]
         batches_in_flight: usize,
     },
+    /// Leak reports (issue 21): report → refused at every verifier, and the
+    /// answer time of one report of `batch` tokens.
+    Leaks {
+        /// Verifiers following latchd.
+        #[arg(long, default_value_t = 10)]
+        verifiers: usize,
+        /// Single-token reports timed until every verifier refuses.
+        #[arg(long, default_value_t = 200)]
+        reports: usize,
+        /// Tokens in one bulk report.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Bulk reports timed.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+    },
     /// Token exchange (issue 20): OIDC exchanges per second with a warm key
     /// cache (ES256 and RS256), and revoking a parent with `children` live
     /// children until `verifiers` verifiers refuse every one.
@@ -345,6 +361,12 @@ fn main() -> anyhow::Result<()> {
                 http_load::run(&runtime, &base, HttpWork::Introspect, c, seconds)?;
             }
         }
+        Scenario::Leaks {
+            verifiers,
+            reports,
+            batch,
+            rounds,
+        } => leaks::run(&runtime, &base, verifiers, reports, batch, rounds)?,
         Scenario::Exchange {
             concurrency,
             exchanges,

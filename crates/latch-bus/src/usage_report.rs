@@ -28,6 +28,12 @@ pub struct UsageReport {
     pub verifier: String,
     pub account_id: AccountId,
     pub uses: Vec<TokenUse>,
+    /// Known tokens the verifier refused because they were revoked or had
+    /// expired (`count`, times and last address as in `uses`): latchd tells
+    /// a rotated-out or revoked token presented again as
+    /// `token.reuse_detected`. Absent from older verifiers' reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<TokenUse>,
 }
 
 impl UsageReport {

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::{CliError, Client};
-use crate::commands::{account, audit, completion, events, policy, role, token, watch};
+use crate::commands::{account, audit, completion, events, leak, policy, role, token, watch, webhook};
 use crate::output::Output;
 
 /// mimalloc instead of the system allocator: replay, JSON and RocksDB
@@ -80,6 +80,12 @@ enum Command {
     /// Token policy.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Leaked tokens: report what a scanner found; each live one is revoked.
+    #[command(subcommand)]
+    Leak(leak::LeakCommand),
+    /// Webhooks: events delivered to URLs, signed; their deliveries.
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
     /// Read the event log (the audit trail of every change).
     Events(events::EventsArgs),
     /// Follow events live over NATS as latchd publishes them.
@@ -135,6 +141,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Token(command) => token::run(&mut client, out, command),
         Command::Role(command) => role::run(&client, out, command),
         Command::Policy(command) => policy::run(&client, out, command),
+        Command::Leak(command) => leak::run(&client, out, command),
+        Command::Webhook(command) => webhook::run(&client, out, command),
         Command::Events(args) => events::run(&client, out, args),
         Command::Watch(args) => watch::run(out, &cli.nats.connection(), args),
         Command::Audit(command) => audit::run(&client, out, command),

@@ -40,6 +40,10 @@ api_permissions! {
     /// Report leaked tokens (`POST /v1/leaks`, `latch leak report`): each
     /// reported token is revoked.
     LEAKS_REPORT = "leaks:report";
+    /// List webhook endpoints (their URLs' origins) and deliveries.
+    WEBHOOKS_READ = "webhooks:read";
+    /// Add and remove webhook endpoints, redeliver.
+    WEBHOOKS_WRITE = "webhooks:write";
     /// Take a backup of the log into a directory on latchd's host.
     BACKUP_CREATE = "backup:create";
 }

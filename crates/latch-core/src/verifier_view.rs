@@ -388,6 +388,20 @@ impl VerifierView {
             .map(|(principal, _)| principal)
     }
 
+    /// The token a presented text is, and its account, whatever its
+    /// standing: for a verifier to report a revoked or expired token it
+    /// refused. `None` for a malformed or unknown token.
+    pub fn presented_token(&self, presented: &str) -> Option<(TokenId, AccountId)> {
+        token_secret::check(presented).ok()?;
+        let digest = TokenDigest::of(presented);
+        let at = self.slot_by_digest(digest.as_bytes())?;
+        let token = &self.parts.tokens[at as usize];
+        if !TokenDigest::from_bytes(token.digest).ct_eq(&digest) {
+            return None;
+        }
+        self.token_in_slot(TokenSlot::new(at))
+    }
+
     /// The token in `slot` and its account; `None` for a slot this view
     /// does not have.
     pub fn token_in_slot(&self, slot: TokenSlot) -> Option<(TokenId, AccountId)> {

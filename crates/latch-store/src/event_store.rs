@@ -48,7 +48,7 @@ const META_STREAM_SEQUENCE: &[u8] = b"stream_sequence";
 /// written before kept the key itself, which lookups still find.
 const IDEMPOTENCY_DIGEST_PREFIX: &str = "sha256:";
 // Older logs kept activity and usage here; new records go to `SideRecords`.
-use crate::side_records::{CF_ACTIVITY, CF_USAGE, SideRecords};
+use crate::side_records::{CF_ACTIVITY, CF_USAGE, CF_WEBHOOKS, SideRecords};
 const COLUMN_FAMILIES: [&str; 8] = [
     CF_EVENTS,
     CF_STREAMS,
@@ -978,6 +978,25 @@ impl EventStore {
     /// activity records.
     pub fn put_usage(&self, token: [u8; 16], record: &[u8]) -> Result<(), StoreError> {
         self.writable_records()?.put(CF_USAGE, &token, record)
+    }
+
+    /// Writes (or overwrites) one webhook record (an endpoint or a
+    /// delivery's state), keyed as latchd's webhooks choose. Not fsync'd,
+    /// like activity records: it survives a crash of latchd.
+    pub fn put_webhook_record(&self, key: &[u8], record: &[u8]) -> Result<(), StoreError> {
+        self.writable_records()?.put(CF_WEBHOOKS, key, record)
+    }
+
+    pub fn delete_webhook_record(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.writable_records()?.delete(CF_WEBHOOKS, key)
+    }
+
+    /// The webhook records whose keys start with `prefix`, in key order.
+    pub fn webhook_records(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        match &self.records {
+            Some(records) => records.scan_prefix(CF_WEBHOOKS, prefix),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn writable_records(&self) -> Result<&SideRecords, StoreError> {

@@ -14,6 +14,7 @@ use crate::store_error::StoreError;
 
 pub(crate) const CF_ACTIVITY: &str = "activity";
 pub(crate) const CF_USAGE: &str = "usage";
+pub(crate) const CF_WEBHOOKS: &str = "webhooks";
 const DIR: &str = "records";
 
 pub(crate) struct SideRecords {
@@ -26,7 +27,7 @@ impl SideRecords {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let descriptors = [CF_ACTIVITY, CF_USAGE]
+        let descriptors = [CF_ACTIVITY, CF_USAGE, CF_WEBHOOKS]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, options.clone()));
         Ok(Self {
@@ -57,6 +58,34 @@ impl SideRecords {
             Some(handle) => Ok(self.db.get_cf(handle, key)?),
             None => Ok(None),
         }
+    }
+
+    pub(crate) fn delete(&self, family: &str, key: &[u8]) -> Result<(), StoreError> {
+        self.db.delete_cf(handle(&self.db, family)?, key)?;
+        Ok(())
+    }
+
+    /// Every record whose key starts with `prefix`, in key order.
+    pub(crate) fn scan_prefix(
+        &self,
+        family: &str,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let Some(handle) = self.db.cf_handle(family) else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(handle, IteratorMode::From(prefix, Direction::Forward))
+        {
+            let (key, value) = item?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            found.push((key.into_vec(), value.into_vec()));
+        }
+        Ok(found)
     }
 
     /// See `scan_family`.

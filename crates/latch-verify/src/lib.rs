@@ -42,6 +42,7 @@
 
 mod denial;
 #[cfg(feature = "axum")]
+mod refused_uses;
 mod require_permission;
 #[cfg(feature = "snapshot")]
 mod snapshot;

@@ -35,6 +35,7 @@ use latch_core::{
 };
 
 use crate::denial::Denial;
+use crate::refused_uses::RefusedUses;
 use crate::stats::{Counters, VerifierStats};
 use crate::stream_probe::{ProbeCadence, ProbeStart, StreamTail, TailVerdict};
 use crate::usage_slots::UsageSlots;
@@ -166,6 +167,9 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     /// Whether accepted uses are counted (and reported).
     counts_usage: bool,
+    /// Known tokens refused as revoked or expired since the last report
+    /// (counted only when usage is).
+    refused: RefusedUses,
     follow: Follow,
 }
 
@@ -230,6 +234,7 @@ impl Verifier {
             divergence_checked_at_ms: AtomicU64::new(0),
             counters,
             counts_usage: config.usage_report_every.is_some(),
+            refused: RefusedUses::default(),
             follow: config.follow,
         });
         let heartbeats = client.subscribe(subject::HEARTBEAT).await?;
@@ -304,7 +309,20 @@ impl Verifier {
         }
         let now = Utc::now();
         let tracked = self.inner.state.read().expect("state lock");
-        let (principal, slot) = tracked.view.authenticate_slotted(token, now, source)?;
+        let (principal, slot) = match tracked.view.authenticate_slotted(token, now, source) {
+            Ok(found) => found,
+            Err(rejection) => {
+                // A revoked or expired token presented again: latchd tells
+                // rotated-out or revoked ones as reuse.
+                if self.inner.counts_usage
+                    && matches!(rejection, Rejection::Revoked | Rejection::Expired)
+                    && let Some((token_id, account_id)) = tracked.view.presented_token(token)
+                {
+                    self.inner.refused.record(token_id, account_id, now, source);
+                }
+                return Err(rejection.into());
+            }
+        };
         if source.is_none() && is_source_bound(&tracked.view, token, now) {
             return Err(Denial::Rejected(Rejection::SourceNotAllowed));
         }
@@ -622,12 +640,17 @@ async fn report_usage(
                 by_account.entry(account_id).or_default().push(used);
             }
         }
+        let mut refused = inner.refused.take();
         drop(inner);
+        for account_id in refused.keys() {
+            by_account.entry(*account_id).or_default();
+        }
         for (account_id, uses) in by_account {
             let report = UsageReport {
                 verifier: verifier.clone(),
                 account_id,
                 uses,
+                refused: refused.remove(&account_id).unwrap_or_default(),
             };
             if let Err(error) = client
                 .publish(subject::usage_subject(account_id), report.encode().into())
@@ -1102,6 +1125,7 @@ mod tests {
             divergence_checked_at_ms: AtomicU64::new(0),
             counters: Counters::default(),
             counts_usage: false,
+            refused: RefusedUses::default(),
             follow: Follow::LiveTail,
         }
     }

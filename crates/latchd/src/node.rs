@@ -89,6 +89,10 @@ pub struct NodeConfig {
     /// HA mode (`--ha`): lead or follow a cluster on `nats`; needs a
     /// `Provisioned` (or `Given`) key every node shares.
     pub ha: Option<HaConfig>,
+    /// Where leak reports may come from (GitHub, GitLab).
+    pub leaks: crate::leaks::LeakConfig,
+    /// How webhook deliveries are retried.
+    pub webhooks: crate::webhooks::WebhookConfig,
 }
 
 impl NodeConfig {
@@ -105,6 +109,8 @@ impl NodeConfig {
             bootstrap_admin: true,
             scheduler: true,
             ha: None,
+            leaks: crate::leaks::LeakConfig::default(),
+            webhooks: crate::webhooks::WebhookConfig::default(),
         }
     }
 }
@@ -126,6 +132,8 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Keyring(#[from] KeyringError),
+    #[error(transparent)]
+    Leaks(#[from] crate::leaks::LeakConfigError),
     #[error("HA mode: {0}")]
     HaSetup(&'static str),
     #[error("rebuilding state from the event log")]
@@ -210,6 +218,7 @@ impl Node {
                 ));
             }
         }
+        let leak_channels = crate::leaks::LeakChannels::open(&config.leaks)?;
         let store_dir = config.data_dir.join(LOG_DIR);
         let store =
             Arc::new(
@@ -273,6 +282,7 @@ impl Node {
             config.limits.request_limits(),
         );
         let _ = app.signer.set(keyring.clone());
+        app.set_leak_channels(leak_channels);
 
         // One router for HTTP and the NATS command service.
         let router = api::router(app.clone());
@@ -298,12 +308,24 @@ impl Node {
                 .clone()
                 .run_flusher(Duration::from_secs(2), shutdown.clone()),
         ));
+        // Webhook deliveries are kept in this node's side records: in HA
+        // mode nodes do not share them, so only a single latchd delivers.
+        if config.ha.is_none() {
+            let dispatcher = crate::webhooks::WebhookDispatcher {
+                store: store.clone(),
+                book: crate::webhooks::WebhookBook::new(store.clone()),
+                clock: clock.clone(),
+                config: config.webhooks,
+            };
+            tasks.push(tokio::spawn(dispatcher.run(shutdown.clone())));
+        }
         if let Some(nats) = &config.nats {
             let intake = UsageIntake {
                 nats: nats.clone(),
                 commands: commands.clone(),
                 book: app.usage.clone(),
                 clock: clock.clone(),
+                app: app.clone(),
             };
             tasks.push(tokio::spawn(intake.run(shutdown.clone())));
         }

@@ -7,7 +7,7 @@ use latch_store::ChainHash;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever `State`'s shape changes; older snapshots are ignored.
-const FORMAT: u32 = 5;
+const FORMAT: u32 = 6;
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotFile {

@@ -16,6 +16,13 @@
 //! - the verifier's name, as it reports it (cut to 64 bytes), is kept with
 //!   the usage (`last_reported_by`) and on each audit record, so an
 //!   investigator sees who claimed a use.
+//!
+//! A report's `refused` entries (known tokens the verifier refused as
+//! revoked or expired) go to `ReuseSightings`: a token of the named account
+//! that latchd's state says was rotated out past its grace or revoked when
+//! it was presented becomes a `NoteTokenReuse` command (at most one per
+//! token a minute; `decide` appends at most one `token.reuse_detected` an
+//! hour). Times are clamped as for uses.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,6 +57,8 @@ pub struct UsageIntake {
     pub commands: CommandHandle,
     pub book: Arc<UsageBook>,
     pub clock: Arc<dyn Clock>,
+    /// Where reuse sightings go.
+    pub app: crate::api::AppState,
 }
 
 /// Why a reported use was not counted.
@@ -116,6 +125,26 @@ impl UsageIntake {
         let verifier = bounded(&report.verifier, MAX_NAME_BYTES);
         let state = self.commands.state();
         let now = self.clock.now();
+        for refused in report.refused.iter().take(MAX_ENTRIES_PER_REPORT) {
+            let Some(token) = state
+                .token(refused.token_id)
+                .filter(|token| token.account_id == report.account_id)
+            else {
+                continue;
+            };
+            if refused.count == 0 || refused.last_at > now + CLOCK_SKEW {
+                continue;
+            }
+            self.app.reuse.sighted(
+                &self.commands,
+                token,
+                crate::leaks::Sighting {
+                    seen_at: refused.last_at.min(now),
+                    source_address: refused.last_from,
+                    service: if verifier.trim().is_empty() { "verifier" } else { verifier.as_ref() },
+                },
+            );
+        }
         let entries = report.uses.len();
         let mut dropped: HashMap<Dropped, usize> = HashMap::new();
         let mut counted = 0usize;

@@ -8,6 +8,7 @@ pub(crate) mod exchange;
 pub(crate) mod feed_verify;
 pub(crate) mod ha;
 pub(crate) mod http_load;
+pub(crate) mod leaks;
 pub(crate) mod propagation;
 pub(crate) mod propagation_http;
 pub(crate) mod replay;

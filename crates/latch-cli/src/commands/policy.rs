@@ -47,6 +47,11 @@ pub struct PolicyFields {
     /// Whether every token must expire (true/false).
     #[arg(long)]
     require_expiry: Option<bool>,
+    /// What a token presented after rotation (past its grace) or revocation
+    /// sets off: alert (token.reuse_detected) or revoke (also revoke the
+    /// tokens rotated from it).
+    #[arg(long, value_parser = ["alert", "revoke"])]
+    on_reuse: Option<String>,
 }
 
 impl PolicyFields {
@@ -63,6 +68,7 @@ impl PolicyFields {
                 self.max_tokens_per_account.map(Value::from),
             ),
             ("require_expiry", self.require_expiry.map(Value::from)),
+            ("on_reuse", self.on_reuse.map(Value::from)),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.map(|v| (name.to_owned(), v)))
@@ -105,6 +111,7 @@ pub fn run(client: &Client, out: Output, command: PolicyCommand) -> Result<(), C
             ("ROTATION_GRACE", "rotation_grace"),
             ("MAX_TOKENS", "max_tokens_per_account"),
             ("REQUIRE_EXPIRY", "require_expiry"),
+            ("ON_REUSE", "on_reuse"),
         ];
         output::print_table(&rows.iter().collect::<Vec<_>>(), columns);
     } else {

@@ -41,6 +41,10 @@ pub struct Inner {
     pub oidc_keys: crate::oidc::IssuerKeys,
     /// Failed OIDC exchanges per issuer and subject.
     pub oidc_failures: crate::oidc::SubjectLimiter,
+    /// Where leak reports come in (GitHub, GitLab; set once at start).
+    leaks: std::sync::OnceLock<crate::leaks::LeakChannels>,
+    /// Tokens presented after rotation or revocation.
+    pub reuse: crate::leaks::ReuseSightings,
     ready: AtomicBool,
 }
 
@@ -78,8 +82,20 @@ impl AppState {
             ha: std::sync::OnceLock::new(),
             oidc_keys: crate::oidc::IssuerKeys::default(),
             oidc_failures: crate::oidc::SubjectLimiter::default(),
+            leaks: std::sync::OnceLock::new(),
+            reuse: crate::leaks::ReuseSightings::default(),
             ready: AtomicBool::new(false),
         }))
+    }
+
+    /// Sets the leak channels (once, before serving).
+    pub fn set_leak_channels(&self, channels: crate::leaks::LeakChannels) {
+        let _ = self.0.leaks.set(channels);
+    }
+
+    /// The leak channels; none configured until `set_leak_channels`.
+    pub fn leak_channels(&self) -> &crate::leaks::LeakChannels {
+        self.0.leaks.get_or_init(crate::leaks::LeakChannels::default)
     }
 
     pub fn set_ready(&self, ready: bool) {

@@ -28,6 +28,8 @@ use crate::api::routes;
         (name = "events", description = "The event log"),
         (name = "audit", description = "API activity, the hash chain, exports and investigations"),
         (name = "operations", description = "Health, readiness, metrics, backups"),
+        (name = "webhooks", description = "Notifications: events delivered to URLs, signed"),
+        (name = "leaks", description = "Leak reports: from scanners, GitHub secret scanning and GitLab's token revocation API"),
     )
 )]
 pub struct ApiDoc;
@@ -39,6 +41,12 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        // GitLab's token revocation API presents a pre-shared token, not a
+        // Latch token.
+        components.add_security_scheme(
+            "gitlab_revocation",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
     }

@@ -14,6 +14,10 @@ pub const UNAUTHENTICATED_BODY_BYTES: usize = 4 * 1024;
 /// `Authorization` header (an OIDC token is a few KiB).
 pub const EXCHANGE_BODY_BYTES: usize = 16 * 1024;
 
+/// A leak report (`POST /v1/leaks` and GitHub's and GitLab's endpoints)
+/// may be this large: 5,000 tokens with their locations.
+pub const LEAK_BODY_BYTES: usize = 1024 * 1024;
+
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLimits {
     /// Failed (401, 403) requests each source may make.

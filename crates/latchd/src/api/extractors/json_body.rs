@@ -32,11 +32,8 @@ where
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let mut hasher = Sha256::new();
-        hasher.update(request.method().as_str());
-        hasher.update(b" ");
-        hasher.update(request.uri().path());
-        hasher.update(b"\n");
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
         let headers = request.headers().clone();
         let bytes = Bytes::from_request(request, state)
             .await
@@ -47,13 +44,31 @@ where
                     Problem::bad_request(format!("could not read the request body: {rejection}"))
                 }
             })?;
-        hasher.update(&bytes);
+        Self::parse(&method, &path, &headers, &bytes)
+    }
+}
+
+impl<T: DeserializeOwned> JsonBody<T> {
+    /// The body of a request to `path`, read by the route itself (one that
+    /// takes more than `MAX_BODY_BYTES`).
+    pub fn parse(
+        method: &axum::http::Method,
+        path: &str,
+        headers: &axum::http::HeaderMap,
+        bytes: &[u8],
+    ) -> Result<Self, Problem> {
+        let mut hasher = Sha256::new();
+        hasher.update(method.as_str());
+        hasher.update(b" ");
+        hasher.update(path);
+        hasher.update(b"\n");
+        hasher.update(bytes);
         // An empty body is an empty object: `POST .../enable` needs none.
         let present = !bytes.iter().all(u8::is_ascii_whitespace);
-        if present && !json_media_type::declares_json(&headers) {
-            return Err(json_media_type::unsupported(&headers));
+        if present && !json_media_type::declares_json(headers) {
+            return Err(json_media_type::unsupported(headers));
         }
-        let text: &[u8] = if present { &bytes } else { b"{}" };
+        let text: &[u8] = if present { bytes } else { b"{}" };
         // Every body of the API is an object; serde would also read a
         // struct from an array (`[null, null]`), which the document does
         // not allow.

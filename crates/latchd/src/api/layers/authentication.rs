@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, header};
-use latch_core::{AccountId, TokenId};
+use latch_core::{AccountId, Rejection, TokenId};
 
 use crate::api::app_state::AppState;
 use crate::api::extractors::caller::Caller;
@@ -70,13 +70,26 @@ pub fn authenticate(
 /// a token exchange) used from `source`.
 pub fn authenticate_token(app: &AppState, token: &str, source: IpAddr) -> Result<Caller, Refused> {
     let state = app.commands.state();
-    let principal = latch_core::authenticate(&state, token, app.clock.now(), Some(source))
-        .map_err(|rejection| Refused {
+    let now = app.clock.now();
+    let principal = latch_core::authenticate(&state, token, now, Some(source)).map_err(|rejection| {
+        let presented = latch_core::identify(&state, token).ok();
+        // A revoked or rotated-out token presented again: `token.reuse_detected`.
+        if let (Rejection::Revoked | Rejection::Expired, Some(token)) = (rejection, presented) {
+            app.reuse.sighted(
+                &app.commands,
+                token,
+                crate::leaks::Sighting {
+                    seen_at: now,
+                    source_address: (!source.is_unspecified()).then_some(source),
+                    service: "latchd",
+                },
+            );
+        }
+        Refused {
             problem: Problem::unauthenticated(rejection.to_string()),
-            presented: latch_core::identify(&state, token)
-                .ok()
-                .map(|t| (t.account_id, t.id)),
-        })?;
+            presented: presented.map(|t| (t.account_id, t.id)),
+        }
+    })?;
     Ok(Caller {
         account_id: principal.account_id,
         token_id: principal.token_id,

@@ -25,7 +25,7 @@ use crate::api::app_state::AppState;
 use crate::api::layers::authentication::{Authentication, authenticate, remote_address};
 use crate::api::extractors::json_body::{MAX_BODY_BYTES, too_large};
 use crate::api::problem::Problem;
-use crate::api::request_limits::{EXCHANGE_BODY_BYTES, UNAUTHENTICATED_BODY_BYTES};
+use crate::api::request_limits::{EXCHANGE_BODY_BYTES, LEAK_BODY_BYTES, UNAUTHENTICATED_BODY_BYTES};
 
 pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
     let announced = request
@@ -33,22 +33,26 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if announced.is_some_and(|length| length > MAX_BODY_BYTES) {
-        return closing(too_large().into_response());
-    }
     let source = remote_address(&request).ip();
     let authenticated = authenticate(&app, request.headers(), source);
+    // A leak report may be large (a scanner's whole finding list): read up
+    // to `LEAK_BODY_BYTES` for a caller that may send one (see
+    // `leak_report_limit`).
+    let leak_limit = leak_report_limit(&app, &request, authenticated.is_ok());
+    if announced.is_some_and(|length| length > leak_limit.unwrap_or(MAX_BODY_BYTES)) {
+        return closing(too_large().into_response());
+    }
     // A token exchange carries its credential in the body: read it (at
     // most `EXCHANGE_BODY_BYTES`), the route authenticates it.
     let exchange = request.uri().path() == crate::api::routes::token_exchange::PATH;
     if exchange && announced.is_some_and(|length| length > EXCHANGE_BODY_BYTES) {
         return closing(too_large().into_response());
     }
-    let accepted = authenticated.is_ok() || exchange;
-    let limit = if authenticated.is_ok() {
-        MAX_BODY_BYTES
-    } else {
-        EXCHANGE_BODY_BYTES
+    let accepted = authenticated.is_ok() || exchange || leak_limit.is_some();
+    let limit = match leak_limit {
+        Some(limit) => limit,
+        None if authenticated.is_ok() => MAX_BODY_BYTES,
+        None => EXCHANGE_BODY_BYTES,
     };
     request
         .extensions_mut()
@@ -73,6 +77,29 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
             .unwrap_or(false);
     let response = next.run(Request::from_parts(parts, Body::empty())).await;
     if drained { response } else { closing(response) }
+}
+
+/// How much of a leak report's body latchd reads: `LEAK_BODY_BYTES` for
+/// `POST /v1/leaks` with a valid token, for GitHub's endpoint when it is
+/// configured and the request carries its signature headers (the
+/// signature is checked over the whole body, so it must be read), and for
+/// GitLab's when the request presents GitLab's token. `None` otherwise.
+fn leak_report_limit(app: &AppState, request: &Request, authenticated: bool) -> Option<usize> {
+    use crate::api::routes::leaks;
+    let path = request.uri().path();
+    let headers = request.headers();
+    let allowed = match path {
+        leaks::PATH => authenticated,
+        leaks::GITHUB_PATH => {
+            app.leak_channels().github.is_some()
+                && headers.contains_key(leaks::GITHUB_KEY_ID)
+                && headers.contains_key(leaks::GITHUB_SIGNATURE)
+        }
+        leaks::GITLAB_REVOKE_PATH => leaks::gitlab_bearer(headers)
+            .is_some_and(|presented| app.leak_channels().is_gitlab(presented)),
+        _ => false,
+    };
+    allowed.then_some(LEAK_BODY_BYTES)
 }
 
 /// Reads and drops the body; `true` when it ended within `limit` bytes.

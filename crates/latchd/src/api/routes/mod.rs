@@ -11,6 +11,7 @@ mod backup;
 mod events;
 mod introspection;
 mod investigations;
+pub(crate) mod leaks;
 mod operations;
 mod policy;
 mod roles;
@@ -18,6 +19,7 @@ mod snapshot;
 pub(crate) mod token_exchange;
 mod tokens;
 mod trust_policies;
+mod webhooks;
 
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -53,6 +55,11 @@ pub fn authenticated() -> OpenApiRouter<AppState> {
         .routes(routes!(investigations::who_can))
         .routes(routes!(investigations::token_story))
         .routes(routes!(backup::create))
+        .routes(routes!(leaks::report_leaks))
+        .routes(routes!(webhooks::add_webhook, webhooks::list_webhooks))
+        .routes(routes!(webhooks::remove_webhook))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::redeliver))
 }
 
 /// The routes anyone may call: the document, health, readiness, metrics.
@@ -63,6 +70,9 @@ pub fn public() -> OpenApiRouter<AppState> {
         .routes(routes!(operations::readyz))
         .routes(routes!(operations::metrics))
         .routes(routes!(token_exchange::token_exchange))
+        .routes(routes!(leaks::github_report))
+        .routes(routes!(leaks::gitlab_token_types))
+        .routes(routes!(leaks::gitlab_revoke))
 }
 
 /// Every route, authenticated and public, with the document they make.

@@ -35,6 +35,12 @@ pub struct PolicyLayer {
     /// Whether every token must expire (`ttl: "never"` refused).
     #[serde(default)]
     pub require_expiry: Option<bool>,
+    /// What a token presented after rotation (past its grace) or
+    /// revocation sets off: `alert` (default: `token.reuse_detected`) or
+    /// `revoke` (also revoke the tokens rotated from it).
+    #[serde(default)]
+    #[schema(pattern = "^(alert|revoke)$")]
+    pub on_reuse: Option<String>,
 }
 
 impl From<&PolicySettings> for PolicyLayer {
@@ -48,6 +54,7 @@ impl From<&PolicySettings> for PolicyLayer {
             rotation_grace: text(settings.rotation_grace),
             max_tokens_per_account: settings.max_tokens_per_account,
             require_expiry: settings.require_expiry,
+            on_reuse: settings.on_reuse.map(|o| o.as_str().to_owned()),
         }
     }
 }
@@ -69,6 +76,14 @@ impl TryFrom<PolicyLayer> for PolicySettings {
             rotation_grace: span("rotation_grace", layer.rotation_grace)?,
             max_tokens_per_account: layer.max_tokens_per_account,
             require_expiry: layer.require_expiry,
+            on_reuse: layer
+                .on_reuse
+                .map(|text| {
+                    latch_core::OnReuse::parse(&text).ok_or_else(|| {
+                        Problem::invalid(format!("on_reuse: {text:?} is neither alert nor revoke"))
+                    })
+                })
+                .transpose()?,
         })
     }
 }
@@ -83,6 +98,8 @@ pub struct EffectivePolicy {
     pub rotation_grace: String,
     pub max_tokens_per_account: Option<u32>,
     pub require_expiry: bool,
+    /// `alert` or `revoke`.
+    pub on_reuse: String,
 }
 
 impl From<Policy> for EffectivePolicy {
@@ -95,6 +112,7 @@ impl From<Policy> for EffectivePolicy {
             rotation_grace: policy.rotation_grace.to_string(),
             max_tokens_per_account: policy.max_tokens_per_account,
             require_expiry: policy.require_expiry,
+            on_reuse: policy.on_reuse.as_str().to_owned(),
         }
     }
 }

@@ -129,6 +129,26 @@ pub struct ServeArgs {
     pub log_json: bool,
     #[command(flatten)]
     pub ha: HaArgs,
+    /// Serve GitHub's secret scanning partner endpoint (POST
+    /// /v1/leaks/github), verifying reports with the keys document at this
+    /// URL (https://api.github.com/meta/public_keys/secret_scanning) or in
+    /// this file (docs/leaks.md).
+    #[arg(long, env = "LATCH_GITHUB_SECRET_SCANNING_KEYS", global = true)]
+    pub github_secret_scanning_keys: Option<String>,
+    /// Serve GitLab's token revocation API (/v1/leaks/gitlab/…) to the
+    /// caller presenting the token in this file (at least 32 characters;
+    /// `openssl rand -hex 32`).
+    #[arg(long, env = "LATCH_GITLAB_REVOCATION_TOKEN_FILE", global = true)]
+    pub gitlab_revocation_token_file: Option<PathBuf>,
+    /// The wait before a failed webhook delivery's first retry; it doubles
+    /// with each failure, up to an hour.
+    /// (`500ms`, `5s`, `1m`…)
+    #[arg(long, env = "LATCH_WEBHOOK_RETRY_BASE", default_value = "5s", value_parser = retry_base, global = true)]
+    pub webhook_retry_base: std::time::Duration,
+    /// Attempts before a webhook delivery is given up on (dead; `latch
+    /// webhook redeliver` tries again).
+    #[arg(long, env = "LATCH_WEBHOOK_MAX_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100), global = true)]
+    pub webhook_max_attempts: u32,
     /// For tests only: read "now" from this file (one RFC 3339 time,
     /// re-read at every use) instead of the system clock.
     #[arg(long, env = "LATCH_CLOCK_FILE", hide = true, global = true)]
@@ -179,6 +199,21 @@ pub struct BackupArgs {
     pub ca_file: Option<PathBuf>,
 }
 
+/// `250ms`, or a duration such as `5s` or `1m`.
+fn retry_base(text: &str) -> Result<std::time::Duration, String> {
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| (10..=3_600_000).contains(ms))
+            .map(std::time::Duration::from_millis)
+            .ok_or_else(|| format!("{text:?}: 10ms to 3600000ms"));
+    }
+    latch_core::Span::parse(text)
+        .map(|span| std::time::Duration::from_secs(span.as_seconds()))
+        .map_err(|e| e.to_string())
+}
+
 impl ServeArgs {
     /// The node these flags describe.
     pub fn node_config(&self) -> anyhow::Result<NodeConfig> {
@@ -198,6 +233,18 @@ impl ServeArgs {
             ..HandlerConfig::default()
         };
         config.clock = self.clock(true)?;
+        config.webhooks = latchd::webhooks::WebhookConfig {
+            retry_base: self.webhook_retry_base,
+            max_attempts: self.webhook_max_attempts,
+            ..latchd::webhooks::WebhookConfig::default()
+        };
+        config.leaks = latchd::LeakConfig {
+            github_keys: self
+                .github_secret_scanning_keys
+                .as_deref()
+                .map(latchd::GithubKeySource::parse),
+            gitlab_token_file: self.gitlab_revocation_token_file.clone(),
+        };
         config.signing_key = match &self.signing_key {
             Some(file) => SigningKeySource::Provisioned(file.clone()),
             None => SigningKeySource::DataDir,
