@@ -16,8 +16,10 @@ pub enum WebhookCommand {
     /// --events token.expiring,token.leak_reported,token.reuse_detected`.
     /// Prints the signing secret (whsec_…) this once.
     Add {
-        /// Where to POST deliveries (https://…).
-        url: String,
+        /// Where to POST deliveries (https://…). (Not `url`: that is the
+        /// global flag naming latchd.)
+        #[arg(value_name = "URL")]
+        endpoint: String,
         /// Event types, families (token.*) or * (comma-separated).
         #[arg(long, value_delimiter = ',', required = true)]
         events: Vec<String>,
@@ -75,7 +77,7 @@ const DELIVERY_COLUMNS: &[Column] = &[
 pub fn run(client: &Client, out: Output, command: WebhookCommand) -> Result<(), CliError> {
     match command {
         WebhookCommand::Add {
-            url,
+            endpoint,
             events,
             accounts,
             format,
@@ -85,7 +87,7 @@ pub fn run(client: &Client, out: Output, command: WebhookCommand) -> Result<(), 
                 .map(|a| account_id(client, a))
                 .collect::<Result<Vec<_>, _>>()?;
             let body = object(vec![
-                ("url", Some(json!(url))),
+                ("url", Some(json!(endpoint))),
                 ("events", Some(json!(events))),
                 ("accounts", (!accounts.is_empty()).then(|| json!(accounts))),
                 ("format", format.map(Value::from)),
