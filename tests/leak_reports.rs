@@ -175,10 +175,11 @@ async fn a_report_github_did_not_sign_is_refused_and_changes_nothing() {
     assert_eq!(taken.status, 200, "{:?}", taken.body);
     assert_eq!(latchd.get("/v1/tokens/self", &token).status, 401);
 
-    // A latchd without GitHub configured has no such endpoint.
+    // A latchd without GitHub configured verifies no signature.
     let plain = Latchd::start();
     let answer = github_post(&plain, "k1", &github.sign("k1", &body), &body);
-    assert_eq!(answer.status, 404, "{:?}", answer.body);
+    assert_eq!(answer.status, 401, "{:?}", answer.body);
+    assert!(answer.body["detail"].as_str().unwrap().contains("not configured"));
 }
 
 #[test]
@@ -382,4 +383,17 @@ fn a_leak_takes_the_tokens_rotated_and_exchanged_from_it() {
     for (what, token) in [("leaked", &leaked), ("successor", &successor), ("child", &child)] {
         assert_eq!(latchd.get("/v1/tokens/self", token).status, 401, "the {what} token is revoked");
     }
+
+    // A malformed report never echoes a token back (serde quotes what it
+    // did not expect).
+    let (_, _, live) = account_with_token(&latchd, &admin, "other", "auditor", None);
+    let head = latchd.head();
+    let malformed = latchd.post("/v1/leaks", &admin, json!({"tokens": [live]}));
+    assert_eq!(malformed.status, 400, "{:?}", malformed.body);
+    assert!(!malformed.body.to_string().contains(&live), "{:?}", malformed.body);
+    let too_many: Vec<Value> = (0..1001).map(|_| json!({"token": "x"})).collect();
+    let refused = latchd.post("/v1/leaks", &admin, json!({"tokens": too_many}));
+    assert_eq!(refused.status, 422, "{:?}", refused.body);
+    assert_eq!(latchd.head(), head);
+    assert_eq!(latchd.get("/v1/tokens/self", &live).status, 200);
 }

@@ -64,7 +64,7 @@ pub use span::{Span, SpanError};
 pub use state::State;
 pub use token::{Revocation, Token};
 pub use token_digest::TokenDigest;
-pub use token_secret::{TOKEN_LEN, TokenFormatError, TokenSecret};
+pub use token_secret::{PREFIX as TOKEN_PREFIX, TOKEN_LEN, TokenFormatError, TokenSecret};
 pub use token_slot::TokenSlot;
 pub use token_status::TokenStatus;
 pub use trust_policy::{

@@ -19,7 +19,7 @@ use crate::output::{Output, print};
 use crate::request::post;
 
 /// The most tokens sent in one request (latchd's limit).
-const PER_REQUEST: usize = 5_000;
+const PER_REQUEST: usize = 1_000;
 
 #[derive(Subcommand)]
 pub enum LeakCommand {

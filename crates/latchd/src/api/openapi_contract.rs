@@ -68,10 +68,12 @@ fn problem_content() -> Value {
 }
 
 fn complete_operation(path: &str, method: &str, operation: &mut Value) {
-    // A token exchange carries its credential in the body: it answers as
-    // an authenticated operation does.
+    // A token exchange carries its credential in the body, and a GitHub
+    // report is authenticated by its signature: they answer as an
+    // authenticated operation does.
     let authenticated = operation.get("security").is_some()
-        || path == crate::api::routes::token_exchange::PATH;
+        || path == crate::api::routes::token_exchange::PATH
+        || path == crate::api::routes::leaks::GITHUB_PATH;
     let has_body = operation.get("requestBody").is_some();
     let has_query = operation["parameters"]
         .as_array()

@@ -62,10 +62,6 @@ impl LeakChannels {
         })
     }
 
-    pub fn gitlab_enabled(&self) -> bool {
-        self.gitlab_token.is_some()
-    }
-
     /// Whether `Authorization: Bearer <presented>` is GitLab's token.
     pub fn is_gitlab(&self, presented: &str) -> bool {
         let Some(expected) = &self.gitlab_token else {

@@ -82,7 +82,17 @@ impl<T: DeserializeOwned> JsonBody<T> {
                 serde_json::error::Category::Data => "invalid request body",
                 _ => "malformed JSON",
             };
-            Problem::bad_request(format!("{what}: {error}"))
+            // serde quotes the value it did not expect: never a token.
+            let said = error.to_string();
+            if said.contains(latch_core::TOKEN_PREFIX) {
+                Problem::bad_request(format!(
+                    "{what} at line {}, column {} (the value is not repeated: it may be a token)",
+                    error.line(),
+                    error.column()
+                ))
+            } else {
+                Problem::bad_request(format!("{what}: {said}"))
+            }
         })?;
         Ok(Self {
             value,

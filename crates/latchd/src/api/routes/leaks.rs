@@ -51,6 +51,8 @@ pub const GITHUB_PATH: &str = "/v1/leaks/github";
 pub const GITLAB_REVOKE_PATH: &str = "/v1/leaks/gitlab/revoke_tokens";
 pub const GITHUB_KEY_ID: &str = "github-public-key-identifier";
 pub const GITHUB_SIGNATURE: &str = "github-public-key-signature";
+/// The most tokens one `POST /v1/leaks` may carry.
+pub const MAX_TOKENS_PER_REQUEST: usize = 1000;
 /// The token type Latch registers with GitHub and GitLab.
 pub const TOKEN_TYPE: &str = "latch_api_token";
 
@@ -63,7 +65,7 @@ pub struct ReportLeaks {
     #[serde(default)]
     #[schema(pattern = "^[A-Za-z0-9._-]{1,48}$")]
     pub scanner: Option<String>,
-    #[schema(max_items = 5000)]
+    #[schema(max_items = 1000)]
     pub tokens: Vec<ReportedToken>,
 }
 
@@ -71,12 +73,12 @@ pub struct ReportLeaks {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportedToken {
-    /// The token text as found.
-    #[schema(max_length = 256)]
+    /// The token text as found (a Latch token is 44 characters).
+    #[schema(max_length = 64)]
     pub token: String,
-    /// Where it was found (a URL, a file and line); cut to 512 bytes.
+    /// Where it was found (a URL, a file and line).
     #[serde(default)]
-    #[schema(max_length = 4096)]
+    #[schema(max_length = 512)]
     pub location: Option<String>,
 }
 
@@ -109,19 +111,35 @@ pub async fn report_leaks(
         .await
         .map_err(|_| too_large())?;
     let body = JsonBody::<ReportLeaks>::parse(&parts.method, parts.uri.path(), &parts.headers, &bytes)?;
-    let scanner = body.value.scanner.as_deref().unwrap_or("");
-    if !scanner.is_empty()
-        && (scanner.len() > 48
-            || !scanner.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
-    {
-        return Err(Problem::invalid(
-            "scanner: 1 to 48 letters, digits, '.', '_' or '-'",
-        ));
+    if body.value.tokens.len() > MAX_TOKENS_PER_REQUEST {
+        return Err(Problem::invalid(format!(
+            "tokens: at most {MAX_TOKENS_PER_REQUEST} in one report; send several"
+        )));
     }
-    let source = if scanner.is_empty() {
-        "scanner".to_owned()
-    } else {
-        format!("scanner:{scanner}")
+    for reported in &body.value.tokens {
+        if reported.token.len() > 64 {
+            return Err(Problem::invalid("tokens: a token is at most 64 characters (a Latch token is 44)"));
+        }
+        if reported.location.as_ref().is_some_and(|l| l.len() > latch_core::MAX_LEAK_LOCATION) {
+            return Err(Problem::invalid(format!(
+                "tokens: a location is at most {} bytes",
+                latch_core::MAX_LEAK_LOCATION
+            )));
+        }
+    }
+    let source = match body.value.scanner.as_deref() {
+        None => "scanner".to_owned(),
+        Some(scanner)
+            if (1..=48).contains(&scanner.len())
+                && scanner.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) =>
+        {
+            format!("scanner:{scanner}")
+        }
+        Some(_) => {
+            return Err(Problem::invalid(
+                "scanner: 1 to 48 letters, digits, '.', '_' or '-'",
+            ));
+        }
     };
     let found: Vec<FoundToken> = body
         .value
@@ -176,7 +194,7 @@ pub struct GithubFeedback {
     params(("Github-Public-Key-Identifier" = String, Header, description = "The key GitHub signed with"),
         ("Github-Public-Key-Signature" = String, Header, description = "Base64 of the DER ECDSA P-256 SHA-256 signature over the body")),
     responses((status = 200, body = Vec<GithubFeedback>), (status = 400, body = Problem),
-        (status = 401, body = Problem), (status = 404, body = Problem, description = "Not configured (--github-secret-scanning-keys)"),
+        (status = 401, body = Problem, description = "No valid signature, or not configured (--github-secret-scanning-keys)"),
         (status = 413, body = Problem), (status = 429, body = Problem),
         (status = 503, body = Problem, description = "GitHub's keys could not be fetched")))]
 pub async fn github_report(State(app): State<AppState>, request: Request) -> Response {
@@ -191,9 +209,11 @@ async fn github(app: &AppState, request: Request) -> Result<Vec<GithubFeedback>,
     if let Some(elsewhere) = standby_answer(app, request.uri()) {
         return Err(Failure::free(elsewhere));
     }
+    // Without GitHub's keys no signature verifies: 401, as for a bad one
+    // (an anonymous caller learns nothing about latchd's set-up).
     let Some(keys) = &app.leak_channels().github else {
-        return Err(Failure::free(Problem::not_found(
-            "GitHub secret scanning is not configured on this latchd (--github-secret-scanning-keys)",
+        return Err(Failure::charged(Problem::unauthenticated(
+            "no GitHub signature verifies here: GitHub secret scanning is not configured on this latchd (--github-secret-scanning-keys)",
         )));
     };
     let request_id = request_id(&request);
@@ -221,7 +241,9 @@ async fn github(app: &AppState, request: Request) -> Result<Vec<GithubFeedback>,
         })?;
     let matches: Vec<GithubMatch> = serde_json::from_slice(&bytes).map_err(|error| {
         Failure::free(Problem::bad_request(format!(
-            "the body must be a JSON array of {{token, type, url, source}}: {error}"
+            "the body must be a JSON array of {{token, type, url, source}} (line {}, column {})",
+            error.line(),
+            error.column()
         )))
     })?;
     take_budget(app, "github", matches.len()).map_err(Failure::free)?;
@@ -260,8 +282,8 @@ pub struct RevocableTokenTypes {
 
 /// GitLab token revocation API: the token types it may report.
 #[utoipa::path(get, path = "/v1/leaks/gitlab/revocable_token_types", tag = "leaks",
-    responses((status = 200, body = RevocableTokenTypes), (status = 401, body = Problem),
-        (status = 404, body = Problem, description = "Not configured (--gitlab-revocation-token-file)"), (status = 429, body = Problem)),
+    responses((status = 200, body = RevocableTokenTypes), (status = 401, body = Problem, description = "Not GitLab's token, or not configured (--gitlab-revocation-token-file)"),
+        (status = 429, body = Problem)),
     security(("gitlab_revocation" = [])))]
 pub async fn gitlab_token_types(State(app): State<AppState>, request: Request) -> Response {
     let source = SourceKey::of(remote_address(&request).ip());
@@ -289,7 +311,7 @@ pub struct GitlabFinding {
 /// GitLab token revocation API: revokes each reported token (204).
 #[utoipa::path(post, path = "/v1/leaks/gitlab/revoke_tokens", tag = "leaks", request_body = Vec<GitlabFinding>,
     responses((status = 204, description = "Taken: each live token is revoked"), (status = 400, body = Problem),
-        (status = 401, body = Problem), (status = 404, body = Problem, description = "Not configured (--gitlab-revocation-token-file)"),
+        (status = 401, body = Problem, description = "Not GitLab's token, or not configured (--gitlab-revocation-token-file)"),
         (status = 413, body = Problem), (status = 429, body = Problem)),
     security(("gitlab_revocation" = [])))]
 pub async fn gitlab_revoke(State(app): State<AppState>, request: Request) -> Response {
@@ -311,7 +333,9 @@ async fn gitlab(app: &AppState, request: Request) -> Result<(), Failure> {
         .map_err(|_| Failure::free(too_large()))?;
     let findings: Vec<GitlabFinding> = serde_json::from_slice(&bytes).map_err(|error| {
         Failure::free(Problem::bad_request(format!(
-            "the body must be a JSON array of {{type, token, location}}: {error}"
+            "the body must be a JSON array of {{type, token, location}} (line {}, column {})",
+            error.line(),
+            error.column()
         )))
     })?;
     take_budget(app, "gitlab", findings.len()).map_err(Failure::free)?;
@@ -332,16 +356,12 @@ pub fn gitlab_bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn gitlab_authorized(app: &AppState, headers: &HeaderMap) -> Result<(), Failure> {
-    let channels = app.leak_channels();
-    if !channels.gitlab_enabled() {
-        return Err(Failure::free(Problem::not_found(
-            "the GitLab token revocation API is not configured on this latchd (--gitlab-revocation-token-file)",
-        )));
-    }
+    // Without GitLab's token the answer is 401 whether or not the API is
+    // configured: an anonymous caller learns nothing about latchd's set-up.
     match gitlab_bearer(headers) {
-        Some(presented) if channels.is_gitlab(presented) => Ok(()),
+        Some(presented) if app.leak_channels().is_gitlab(presented) => Ok(()),
         _ => Err(Failure::charged(Problem::unauthenticated(
-            "GitLab's revocation token is required: Authorization: Bearer <token>",
+            "GitLab's revocation token is required: Authorization: Bearer <token> (this API is served only with --gitlab-revocation-token-file)",
         ))),
     }
 }

@@ -257,16 +257,20 @@ pub async fn list_deliveries(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(query): Query<DeliveryQuery>,
+    query: Result<Query<DeliveryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<DeliveryList>, Problem> {
     caller.require(&api_permission::WEBHOOKS_READ)?;
+    let Query(query) = query.map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?;
     let id = parse_id(&id)?;
     let status = query
         .status
         .as_deref()
         .map(|s| DeliveryStatus::parse(s).ok_or_else(|| Problem::bad_request("status: pending, delivered or dead")))
         .transpose()?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request("limit: 1 to 1000"));
+    }
     let book = book(&app);
     if stored(book.endpoint(id))?.is_none() {
         return Err(Problem::not_found(format!("no webhook {id}")));
