@@ -21,7 +21,8 @@
 //!               verifier reports 3 accepted uses from 203.0.113.7.
 //!        15:30  admin revokes deploy-2 ("leaked in a public build log"),
 //!               issues deploy-3.
-//!        15:31  the attacker tries deploy-2 again: 401.
+//!        15:31  the attacker tries deploy-2 again: 401, and latchd tells
+//!               (token.reuse_detected).
 //! Fri 6  09:00  provisioner disabled ("decommissioned").
 //! ```
 
@@ -150,6 +151,12 @@ fn script_the_week() -> Week {
     ));
     at("2026-11-05T15:31:00Z");
     assert_eq!(latchd.get("/v1/accounts", &leaked).status, 401);
+    // A revoked token presented again: latchd tells (token.reuse_detected).
+    latch_e2e::eventually("latchd tells the reuse", || {
+        latchd.get("/v1/events?type=token.reuse_detected", &admin).body["events"]
+            .as_array()
+            .is_some_and(|events| !events.is_empty())
+    });
 
     at("2026-11-06T09:00:00Z");
     post(
@@ -396,6 +403,11 @@ fn token_story(week: &Week) {
             ),
             (
                 "2026-11-05T15:31:00Z".into(),
+                "token.reuse_detected (token)".into(),
+                "[]".into()
+            ),
+            (
+                "2026-11-05T15:31:00Z".into(),
                 "request /v1/accounts 401".into(),
                 String::new()
             ),
@@ -634,8 +646,9 @@ fn events_filtered(week: &Week) {
     let events = week.ask(&["events", "--token-id", &week.deploy_2]);
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     // The rotation appends the successor's issue, then the old token's
-    // `token.rotated` naming it.
-    assert_eq!(types, ["token.issued", "token.rotated", "token.revoked"]);
+    // `token.rotated` naming it; presenting it after its revocation is
+    // reuse.
+    assert_eq!(types, ["token.issued", "token.rotated", "token.revoked", "token.reuse_detected"]);
     assert!(
         events
             .iter()

@@ -150,7 +150,16 @@ async fn a_child_token_works_everywhere_within_its_parent_and_ends_with_it() {
     assert_eq!(story.status, 200, "{:?}", story.body);
     assert!(story.body.to_string().contains("which was revoked or rotated"), "{}", story.body);
 
-    // A revoked token gets no child.
+    // A revoked token gets no child. (Presenting a revoked token is reuse:
+    // latchd tells, once per token an hour — for the child, the grandchild
+    // and the parent here — and appends nothing else.)
+    let reused = exchange(&latchd, &parent, json!({}));
+    assert_eq!(reused.status, 401, "{:?}", reused.body);
+    latch_e2e::eventually("latchd tells the three reuses", || {
+        latchd.get("/v1/events?type=token.reuse_detected", &admin).body["events"]
+            .as_array()
+            .is_some_and(|events| events.len() == 3)
+    });
     let head = latchd.head();
     refused(&latchd, &exchange(&latchd, &parent, json!({})), 401, "revoked", head);
     assert!(!latchd.logs().contains(&parent), "the subject token never reaches latchd's log");

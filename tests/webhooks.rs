@@ -117,6 +117,8 @@ fn webhook_flags(base: &str, attempts: u32) -> Vec<String> {
         base.to_owned(),
         "--webhook-max-attempts".to_owned(),
         attempts.to_string(),
+        // The receiver is on loopback.
+        "--webhook-allow-private-addresses".to_owned(),
     ]
 }
 
@@ -261,10 +263,21 @@ fn only_webhooks_write_adds_endpoints_and_nobody_reads_a_secret_or_a_urls_path_b
     assert!(full.contains(&receiver.url) && !full.contains(&secret), "{full}");
     assert_eq!(latchd.call("DELETE", &format!("/v1/webhooks/{id}"), Some(&auditor), None).status, 403);
 
-    for (url, events) in [("file:///etc/passwd", json!(["*"])), ("https://ok.example/h", json!(["token.exploded"])), ("https://ok.example/h", json!([]))] {
+    for (url, events) in [("file:///etc/passwd", json!(["*"])), ("https://user:pass@ok.example/h", json!(["*"])), ("https://ok.example/h", json!(["token.exploded"])), ("https://ok.example/h", json!([]))] {
         let refused = latchd.post("/v1/webhooks", &admin, json!({"url": url, "events": events}));
         assert!(refused.status == 422 || refused.status == 400, "{url} {events}: {:?}", refused.body);
     }
+    // Without --webhook-allow-private-addresses latchd calls no loopback,
+    // private or link-local address: the delivery fails, saying why.
+    let (_, _, leaked) = account_with_token(&latchd, &admin, "leaky", "auditor", None);
+    assert_eq!(latchd.post("/v1/leaks", &admin, json!({"tokens": [{"token": leaked}]})).status, 200);
+    eventually("the delivery is refused", || {
+        deliveries(&latchd, &admin, &id)
+            .iter()
+            .any(|d| d["last_error"].as_str().is_some_and(|e| e.contains("resolves to 127.0.0.1")))
+    });
+    assert!(receiver.received().is_empty(), "latchd called a loopback address");
+
     assert_eq!(latchd.call("DELETE", &format!("/v1/webhooks/{id}"), Some(&admin), None).status, 204);
     assert_eq!(latchd.get("/v1/webhooks", &admin).body["webhooks"], json!([]));
 }

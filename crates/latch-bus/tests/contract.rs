@@ -66,6 +66,21 @@ fn sample_events() -> Vec<Event> {
             account_id,
             issued_at: at,
         },
+        Event::TokenLeakReported {
+            token_id: TokenId::new(),
+            account_id: AccountId::new(),
+            source: "github".into(),
+            location: "https://github.com/acme/app/blob/abc/.env".into(),
+        },
+        Event::TokenReuseDetected {
+            token_id: TokenId::new(),
+            account_id: AccountId::new(),
+            seen_at: chrono::Utc::now(),
+            source_address: Some("203.0.113.7".parse().unwrap()),
+            service: "billing-api/1".into(),
+            successor_id: Some(TokenId::new()),
+            on_reuse: latch_core::OnReuse::Revoke,
+        },
         Event::RoleDefined {
             name: role.clone(),
             permissions: PermissionSet::parse(["certificates:*"]).unwrap(),
@@ -99,21 +114,6 @@ fn sample_events() -> Vec<Event> {
         Event::TrustPolicyRemoved {
             policy_id: latch_core::TrustPolicyId::new(),
             account_id: AccountId::new(),
-        },
-        Event::TokenLeakReported {
-            token_id: TokenId::new(),
-            account_id: AccountId::new(),
-            source: "github".into(),
-            location: "https://github.com/acme/app/blob/abc/.env".into(),
-        },
-        Event::TokenReuseDetected {
-            token_id: TokenId::new(),
-            account_id: AccountId::new(),
-            seen_at: chrono::Utc::now(),
-            source_address: Some("203.0.113.7".parse().unwrap()),
-            service: "billing-api/1".into(),
-            successor_id: Some(TokenId::new()),
-            on_reuse: latch_core::OnReuse::Revoke,
         },
     ]
 }

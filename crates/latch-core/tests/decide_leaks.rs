@@ -59,18 +59,28 @@ fn revoked(n: u128, reason: &str) -> Event {
     }
 }
 
-/// Token 1 rotated to 8 (grace one hour), and 8 exchanged for child 9.
-fn rotated_and_exchanged() -> Vec<Event> {
-    let mut events = world();
-    events.push(issued_from(8, Some(1), None));
-    events.push(Event::TokenRotated {
-        token_id: token_id(1),
-        account_id: account_id(OPS),
-        successor_id: token_id(8),
-        expires_at: t0() + TimeDelta::hours(1),
-    });
-    events.push(issued_from(9, None, Some(8)));
-    events
+/// Token 1 rotated itself to 8 (grace one hour), and 8 exchanged itself
+/// for child 9.
+fn rotated_and_exchanged() -> Given {
+    rotated_by(as_token(account_id(OPS), token_id(1)))
+}
+
+/// The same, with token 1 rotated to 8 by `rotator`.
+fn rotated_by(rotator: Actor) -> Given {
+    given(world())
+        .and_by(
+            rotator,
+            [
+                issued_from(8, Some(1), None),
+                Event::TokenRotated {
+                    token_id: token_id(1),
+                    account_id: account_id(OPS),
+                    successor_id: token_id(8),
+                    expires_at: t0() + TimeDelta::hours(1),
+                },
+            ],
+        )
+        .and_by(as_token(account_id(OPS), token_id(8)), [issued_from(9, None, Some(8))])
 }
 
 #[test]
@@ -86,7 +96,7 @@ fn a_reported_token_is_revoked_with_who_found_it_and_where() {
 
 #[test]
 fn the_tokens_rotated_and_exchanged_from_a_leaked_token_go_with_it_but_not_its_predecessors() {
-    let given = given(rotated_and_exchanged());
+    let given = rotated_and_exchanged();
     // Token 1 leaked: whoever held it may have rotated it to 8, which
     // minted child 9.
     given
@@ -104,6 +114,18 @@ fn the_tokens_rotated_and_exchanged_from_a_leaked_token_go_with_it_but_not_its_p
         .unwrap();
     assert!(!events.iter().any(|e| e.token_id() == Some(token_id(1))), "{events:?}");
     assert_eq!(events.len(), 3, "{events:?}");
+}
+
+#[test]
+fn a_successor_someone_else_rotated_to_stays_when_the_old_token_leaks() {
+    // An administrator rotated token 1 to 8 and handed 8 out; a former
+    // holder of 1 publishing it must not end 8.
+    rotated_by(admin())
+        .when(admin(), report(vec![leak("token-1", "github", "")]))
+        .then_expect_events(vec![
+            leak_reported(1, "github", ""),
+            revoked(1, "leaked: reported by github"),
+        ]);
 }
 
 #[test]

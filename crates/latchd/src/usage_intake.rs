@@ -142,6 +142,7 @@ impl UsageIntake {
                     seen_at: refused.last_at.min(now),
                     source_address: refused.last_from,
                     service: if verifier.trim().is_empty() { "verifier" } else { verifier.as_ref() },
+                    slack: CLOCK_SKEW,
                 },
             );
         }

@@ -4,12 +4,17 @@
 //!
 //! Whoever holds a leaked secret may have rotated it (a token may rotate
 //! itself) to mint a successor the leak report would otherwise miss, so the
-//! successors go too; its predecessors hold other secrets and stay.
+//! successors it minted itself go too — each token rotated *by* the one
+//! before it, from the reported one on. A successor someone else rotated
+//! to (an administrator, a pipeline's other token) stays: a former holder
+//! who publishes an old secret must not end the current one. Its
+//! predecessors hold other secrets and stay.
 //! Unknown and already revoked tokens append nothing: the caller is told
 //! the same either way (no oracle), and a report sent twice appends once.
 
 use std::collections::HashSet;
 
+use crate::actor::Actor;
 use crate::domain_error::DomainError;
 use crate::event::Event;
 use crate::leak_report::{LeakReport, MAX_LEAK_LOCATION, MAX_LEAK_SOURCE};
@@ -66,7 +71,7 @@ pub(super) fn report_leaks(state: &State, reports: &[LeakReport]) -> Result<Vec<
             format!("leaked: reported by {} at {}", report.source, report.location)
         };
         let reason: String = reason.chars().take(super::free_text::MAX_TEXT).collect();
-        for ended in successors_from(state, token) {
+        for ended in self_rotated_from(state, token) {
             if ended.revoked.is_some() || !revoked.insert(ended.id) {
                 continue;
             }
@@ -85,6 +90,22 @@ pub(super) fn report_leaks(state: &State, reports: &[LeakReport]) -> Result<Vec<
         }
     }
     Ok(events)
+}
+
+/// The token and the tokens it rotated itself to, and they theirs: the
+/// chain stops at a rotation someone else made.
+fn self_rotated_from<'s>(state: &'s State, token: &'s Token) -> Vec<&'s Token> {
+    let mut chain = vec![token];
+    let mut current = token;
+    while let Some(later) = current.rotated_to.and_then(|id| state.token(id)) {
+        let by_itself = matches!(later.issued_by, Actor::Token { token_id, .. } if token_id == current.id);
+        if !by_itself {
+            break;
+        }
+        chain.push(later);
+        current = later;
+    }
+    chain
 }
 
 /// The token and every token rotated from it since, oldest first.

@@ -66,6 +66,14 @@ impl Given {
         self
     }
 
+    /// Events recorded at `t0()` by `actor`.
+    pub fn and_by(mut self, actor: Actor, events: impl IntoIterator<Item = Event>) -> Self {
+        for event in events {
+            self.record(event, actor, t0());
+        }
+        self
+    }
+
     fn record(&mut self, event: Event, actor: Actor, at: DateTime<Utc>) {
         self.position += 1;
         let recorded = RecordedEvent {

@@ -26,16 +26,38 @@ impl FoundToken {
     }
 }
 
-/// `text` without control characters, cut to `max` bytes on a character
-/// boundary: a reporter's free text never breaks a log line or a report.
+/// `text` without control characters or anything shaped like a token
+/// (`latch_…`), cut to `max` bytes on a character boundary: a reporter's
+/// free text never breaks a log line, and never carries a secret into the
+/// log.
 fn printable(text: &str, max: usize) -> String {
+    let redacted = redact_tokens(text);
     let mut out = String::new();
-    for c in text.chars().filter(|c| !c.is_control()) {
+    for c in redacted.chars().filter(|c| !c.is_control()) {
         if out.len() + c.len_utf8() > max {
             break;
         }
         out.push(c);
     }
+    out
+}
+
+/// `latch_` and the alphanumerics after it become `latch_[redacted]`.
+fn redact_tokens(text: &str) -> String {
+    let prefix = latch_core::TOKEN_PREFIX;
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(prefix) {
+        out.push_str(&rest[..at]);
+        out.push_str(prefix);
+        out.push_str("[redacted]");
+        let after = &rest[at + prefix.len()..];
+        let end = after
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -55,5 +77,8 @@ mod tests {
         wrong.replace_range(10..11, if &wrong[10..11] == "a" { "b" } else { "a" });
         assert!(FoundToken::new(&wrong, "github", "").report.is_none());
         assert_eq!(FoundToken::new("abc", "github", "").text_sha256, hex::encode(Sha256::digest(b"abc")));
+        let other = TokenSecret::generate(&mut rand::rng());
+        let found = FoundToken::new(secret.expose(), "github", &format!("next to {} in .env", other.expose()));
+        assert_eq!(found.report.unwrap().location, "next to latch_[redacted] in .env");
     }
 }

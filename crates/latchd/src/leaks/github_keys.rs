@@ -21,9 +21,10 @@ use serde::Deserialize;
 
 use super::leak_error::LeakError;
 
-/// Least time between two fetches of the keys document: reports naming
-/// unknown keys cannot make latchd hammer GitHub.
-pub const MIN_REFETCH: Duration = Duration::from_secs(1);
+/// Least time between two fetches of the keys document, by default:
+/// reports naming unknown key ids cannot make latchd hammer GitHub (whose
+/// unauthenticated API allows 60 requests an hour).
+pub const MIN_REFETCH: Duration = Duration::from_secs(60);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_DOCUMENT_BYTES: u64 = 64 * 1024;
 /// DER of a P-256 SubjectPublicKeyInfo up to its 65-byte point.
@@ -70,15 +71,17 @@ struct Cached {
 
 pub struct GithubKeys {
     source: GithubKeySource,
+    min_refetch: Duration,
     cache: Mutex<Option<Cached>>,
     fetching: tokio::sync::Mutex<()>,
     failed_at: Mutex<Option<Instant>>,
 }
 
 impl GithubKeys {
-    pub fn new(source: GithubKeySource) -> Self {
+    pub fn new(source: GithubKeySource, min_refetch: Duration) -> Self {
         Self {
             source,
+            min_refetch,
             cache: Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
             failed_at: Mutex::new(None),
@@ -108,7 +111,11 @@ impl GithubKeys {
             if let Some(point) = found {
                 return Ok(point.clone());
             }
-            tokio::time::sleep(MIN_REFETCH.saturating_sub(fetched_at.elapsed())).await;
+            // Within `min_refetch` of the last fetch an unknown id is
+            // refused at once: nobody waits, GitHub is not asked.
+            if fetched_at.elapsed() < self.min_refetch {
+                return Err(LeakError::UnknownKey(key_id.to_owned()));
+            }
         }
         let _fetching = self.fetching.lock().await;
         if let Some((found, fetched_at)) = cached(self)
@@ -120,7 +127,7 @@ impl GithubKeys {
             .failed_at
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .is_some_and(|at| at.elapsed() < MIN_REFETCH)
+            .is_some_and(|at| at.elapsed() < self.min_refetch)
         {
             return Err(LeakError::KeysUnavailable("they could not be fetched a moment ago".into()));
         }

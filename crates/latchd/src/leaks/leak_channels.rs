@@ -13,13 +13,26 @@ use super::github_keys::{GithubKeySource, GithubKeys};
 use super::report_budget::ReportBudget;
 
 /// What latchd is started with (flags, `NodeConfig::leaks`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LeakConfig {
     /// GitHub's secret scanning keys document: a URL or a file.
     pub github_keys: Option<GithubKeySource>,
     /// A file holding the token GitLab presents (`Authorization: Bearer`)
     /// to the token revocation API.
     pub gitlab_token_file: Option<PathBuf>,
+    /// Least time between two fetches of GitHub's keys document
+    /// (`github_keys::MIN_REFETCH` by default).
+    pub github_keys_min_refetch: std::time::Duration,
+}
+
+impl Default for LeakConfig {
+    fn default() -> Self {
+        Self {
+            github_keys: None,
+            gitlab_token_file: None,
+            github_keys_min_refetch: super::github_keys::MIN_REFETCH,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +69,10 @@ impl LeakChannels {
             Some(path) => Some(read_gitlab_token(path)?),
         };
         Ok(Self {
-            github: config.github_keys.clone().map(GithubKeys::new),
+            github: config
+                .github_keys
+                .clone()
+                .map(|source| GithubKeys::new(source, config.github_keys_min_refetch)),
             gitlab_token,
             budget: ReportBudget::default(),
         })

@@ -13,15 +13,21 @@ const WINDOW: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 pub struct ReportBudget {
-    windows: Mutex<HashMap<&'static str, (Instant, u64)>>,
+    windows: Mutex<HashMap<String, (Instant, u64)>>,
 }
+
+/// The most channels tracked (callers of `POST /v1/leaks` each have one).
+const MAX_CHANNELS: usize = 10_000;
 
 impl ReportBudget {
     /// Takes `tokens` from `channel`'s budget for this minute, or says how
     /// long until the next minute.
-    pub fn take(&self, channel: &'static str, tokens: u64, now: Instant) -> Result<(), Duration> {
+    pub fn take(&self, channel: &str, tokens: u64, now: Instant) -> Result<(), Duration> {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let (started, used) = windows.entry(channel).or_insert((now, 0));
+        if windows.len() >= MAX_CHANNELS && !windows.contains_key(channel) {
+            windows.retain(|_, (started, _)| now.duration_since(*started) < WINDOW);
+        }
+        let (started, used) = windows.entry(channel.to_owned()).or_insert((now, 0));
         if now.duration_since(*started) >= WINDOW {
             *started = now;
             *used = 0;

@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use latch_core::{Actor, Command, REUSE_SLACK, Token};
 
 use crate::command_handler::{CommandHandle, CommandRequest};
@@ -34,6 +34,11 @@ pub struct Sighting<'a> {
     pub seen_at: DateTime<Utc>,
     pub source_address: Option<IpAddr>,
     pub service: &'a str,
+    /// How long after a rotated token's grace a presentation must be to
+    /// count: `REUSE_SLACK` at latchd (its own clock decides), the clock
+    /// skew allowed to verifiers for their claims (a verifier whose clock
+    /// runs fast refuses, and reports, a token still in its grace).
+    pub slack: TimeDelta,
 }
 
 #[derive(Default)]
@@ -45,7 +50,7 @@ impl ReuseSightings {
     /// Notes that `token` was presented; submits `NoteTokenReuse` in the
     /// background when it is reuse and none was submitted for it lately.
     pub fn sighted(&self, commands: &CommandHandle, token: &Token, sighting: Sighting<'_>) {
-        if !is_reuse(token, sighting.seen_at) {
+        if !is_reuse(token, sighting.seen_at, sighting.slack) {
             return;
         }
         {
@@ -69,7 +74,8 @@ impl ReuseSightings {
             token_id: token.id,
             seen_at: sighting.seen_at,
             source_address: sighting.source_address,
-            service: sighting.service.to_owned(),
+            // A verifier names itself: no control characters reach an event.
+            service: sighting.service.chars().filter(|c| !c.is_control()).take(64).collect(),
         };
         let commands = commands.clone();
         let token_id = token.id;
@@ -87,12 +93,13 @@ impl ReuseSightings {
 }
 
 /// Whether presenting `token` at `seen_at` is reuse: it was revoked by
-/// then, or rotated and past its grace (by more than `REUSE_SLACK`).
-fn is_reuse(token: &Token, seen_at: DateTime<Utc>) -> bool {
+/// then, or rotated and past its grace by more than `slack` (at least
+/// `REUSE_SLACK`, what `decide` requires).
+fn is_reuse(token: &Token, seen_at: DateTime<Utc>, slack: TimeDelta) -> bool {
     let revoked = token.revoked.as_ref().is_some_and(|r| r.at <= seen_at);
     let rotated_out = token.rotated_to.is_some()
         && token
             .expires_at
-            .is_some_and(|at| seen_at >= at + REUSE_SLACK);
+            .is_some_and(|at| seen_at >= at + slack.max(REUSE_SLACK));
     revoked || rotated_out
 }

@@ -34,6 +34,11 @@ pub struct WebhookConfig {
     pub max_attempts: u32,
     /// How long an endpoint may take to answer.
     pub timeout: Duration,
+    /// Deliver to loopback, private and link-local addresses too
+    /// (`--webhook-allow-private-addresses`); by default a webhook URL that
+    /// resolves to one is refused at delivery, so whoever may add webhooks
+    /// cannot make latchd call its neighbours or a cloud metadata service.
+    pub allow_private: bool,
 }
 
 impl Default for WebhookConfig {
@@ -42,6 +47,7 @@ impl Default for WebhookConfig {
             retry_base: Duration::from_secs(5),
             max_attempts: 10,
             timeout: Duration::from_secs(10),
+            allow_private: false,
         }
     }
 }
@@ -153,15 +159,27 @@ impl WebhookDispatcher {
                     last_error: None,
                     delivered_at: None,
                 };
-                self.book.put_delivery(&delivery)?;
                 endpoint.cursor = event.position.get();
-                self.book.put_endpoint(endpoint)?;
+                if !self.put_if_still_there(endpoint)? {
+                    return Ok(None);
+                }
+                self.book.put_delivery(&delivery)?;
                 return Ok(Some(delivery));
             }
         }
         endpoint.cursor = last;
-        self.book.put_endpoint(endpoint)?;
+        self.put_if_still_there(endpoint)?;
         Ok(None)
+    }
+
+    /// Writes the endpoint back unless it was removed meanwhile (a removal
+    /// during a round must stay a removal).
+    fn put_if_still_there(&self, endpoint: &WebhookEndpoint) -> Result<bool, latch_store::StoreError> {
+        if self.book.endpoint(endpoint.id)?.is_none() {
+            return Ok(false);
+        }
+        self.book.put_endpoint(endpoint)?;
+        Ok(true)
     }
 
     fn attempt(&self, endpoint: &WebhookEndpoint, mut delivery: Delivery, event: &RecordedEvent) {
@@ -175,14 +193,20 @@ impl WebhookDispatcher {
             .http_status_as_error(false)
             .build()
             .into();
-        let answer = agent
+        let refused = (!self.config.allow_private)
+            .then(|| private_address(&endpoint.url))
+            .flatten();
+        let answer = match refused {
+            Some(why) => Err(ureq::Error::Io(std::io::Error::other(why))),
+            None => agent
             .post(&endpoint.url)
             .header("content-type", "application/json")
             .header("user-agent", "Latch-Webhooks/1")
             .header("webhook-id", &delivery.message_id)
             .header("webhook-timestamp", &timestamp.to_string())
             .header("webhook-signature", &signature)
-            .send(&body[..]);
+            .send(&body[..]),
+        };
         delivery.attempts += 1;
         delivery.last_attempt_at = Some(now);
         match answer {
@@ -213,10 +237,46 @@ impl WebhookDispatcher {
                 }
             }
         }
-        if let Err(error) = self.book.put_delivery(&delivery) {
-            tracing::warn!(%error, "webhooks: could not record a delivery");
+        match self.book.endpoint(endpoint.id) {
+            Ok(Some(_)) => {
+                if let Err(error) = self.book.put_delivery(&delivery) {
+                    tracing::warn!(%error, "webhooks: could not record a delivery");
+                }
+            }
+            // Removed meanwhile: its deliveries went with it.
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "webhooks: could not read the endpoints"),
         }
     }
+}
+
+/// Why `url` may not be delivered to: it resolves to a loopback, private,
+/// link-local or unspecified address. `None`: it may (or does not resolve,
+/// which the attempt reports).
+fn private_address(url: &str) -> Option<String> {
+    let uri: axum::http::Uri = url.parse().ok()?;
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+    let addresses = std::net::ToSocketAddrs::to_socket_addrs(&(host, port)).ok()?;
+    for address in addresses {
+        let ip = address.ip().to_canonical();
+        let private = match ip {
+            std::net::IpAddr::V4(v4) => {
+                v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
+                    || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])
+            }
+            std::net::IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00
+                    || (v6.segments()[0] & 0xffc0) == 0xfe80
+            }
+        };
+        if private {
+            return Some(format!(
+                "refused: {host} resolves to {ip}, a loopback, private or link-local address (allow with --webhook-allow-private-addresses)"
+            ));
+        }
+    }
+    None
 }
 
 /// The body of a delivery of `event`.
@@ -248,11 +308,14 @@ pub fn payload(format: PayloadFormat, event: &RecordedEvent) -> Vec<u8> {
             .flatten()
             .collect::<Vec<_>>()
             .join(", ");
+            // Slack reads <…> as links and mentions: escape what the event
+            // carries (reasons, locations) so it is shown, not acted on.
+            let escape = |text: String| text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
             serde_json::json!({
                 "text": format!(
                     "Latch: *{}* — {}{}",
                     envelope.event.event_type(),
-                    latch_audit::summary(&envelope.event),
+                    escape(latch_audit::summary(&envelope.event)),
                     if about.is_empty() { String::new() } else { format!(" ({about})") }
                 ),
             })

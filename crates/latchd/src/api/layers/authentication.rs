@@ -82,6 +82,7 @@ pub fn authenticate_token(app: &AppState, token: &str, source: IpAddr) -> Result
                     seen_at: now,
                     source_address: (!source.is_unspecified()).then_some(source),
                     service: "latchd",
+                    slack: latch_core::REUSE_SLACK,
                 },
             );
         }

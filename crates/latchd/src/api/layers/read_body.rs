@@ -38,7 +38,7 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
     // A leak report may be large (a scanner's whole finding list): read up
     // to `LEAK_BODY_BYTES` for a caller that may send one (see
     // `leak_report_limit`).
-    let leak_limit = leak_report_limit(&app, &request, authenticated.is_ok());
+    let leak_limit = leak_report_limit(&app, &request, &authenticated);
     if announced.is_some_and(|length| length > leak_limit.unwrap_or(MAX_BODY_BYTES)) {
         return closing(too_large().into_response());
     }
@@ -84,16 +84,25 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
 /// configured and the request carries its signature headers (the
 /// signature is checked over the whole body, so it must be read), and for
 /// GitLab's when the request presents GitLab's token. `None` otherwise.
-fn leak_report_limit(app: &AppState, request: &Request, authenticated: bool) -> Option<usize> {
+fn leak_report_limit(
+    app: &AppState,
+    request: &Request,
+    authenticated: &Result<crate::api::extractors::caller::Caller, crate::api::layers::authentication::Refused>,
+) -> Option<usize> {
     use crate::api::routes::leaks;
     let path = request.uri().path();
     let headers = request.headers();
+    // A header of a plausible size: a key id is a hex digest, a signature
+    // about 100 base64 characters.
+    let plausible = |name: &str, max: usize| headers.get(name).is_some_and(|v| v.len() <= max);
     let allowed = match path {
-        leaks::PATH => authenticated,
+        // Any valid token: one without `leaks:report` is answered 403 by
+        // the route, as on every route (the body is bounded either way).
+        leaks::PATH => authenticated.is_ok(),
         leaks::GITHUB_PATH => {
             app.leak_channels().github.is_some()
-                && headers.contains_key(leaks::GITHUB_KEY_ID)
-                && headers.contains_key(leaks::GITHUB_SIGNATURE)
+                && plausible(leaks::GITHUB_KEY_ID, 128)
+                && plausible(leaks::GITHUB_SIGNATURE, 256)
         }
         leaks::GITLAB_REVOKE_PATH => leaks::gitlab_bearer(headers)
             .is_some_and(|presented| app.leak_channels().is_gitlab(presented)),

@@ -147,9 +147,10 @@ pub async fn report_leaks(
         .iter()
         .map(|t| FoundToken::new(&t.token, &source, t.location.as_deref().unwrap_or("")))
         .collect();
-    take_budget(&acting.app, "internal", found.len())?;
     let reports: Vec<LeakReport> = found.iter().filter_map(|f| f.report.clone()).collect();
     let well_formed = reports.len();
+    // Each caller has its own budget: one scanner cannot spend another's.
+    take_budget(&acting.app, &format!("internal:{}", acting.caller.token_id), well_formed)?;
     if !reports.is_empty() {
         let submission = acting.submission(key, body.fingerprint, None);
         submission
@@ -213,7 +214,7 @@ async fn github(app: &AppState, request: Request) -> Result<Vec<GithubFeedback>,
     // (an anonymous caller learns nothing about latchd's set-up).
     let Some(keys) = &app.leak_channels().github else {
         return Err(Failure::charged(Problem::unauthenticated(
-            "no GitHub signature verifies here: GitHub secret scanning is not configured on this latchd (--github-secret-scanning-keys)",
+            "no GitHub signature verifies here (latchd verifies GitHub's reports only with --github-secret-scanning-keys)",
         )));
     };
     let request_id = request_id(&request);
@@ -246,12 +247,12 @@ async fn github(app: &AppState, request: Request) -> Result<Vec<GithubFeedback>,
             error.column()
         )))
     })?;
-    take_budget(app, "github", matches.len()).map_err(Failure::free)?;
     let found: Vec<(FoundToken, String)> = matches
         .into_iter()
         .map(|m| (FoundToken::new(&m.token, "github", &m.url), m.token_type))
         .collect();
     let reports: Vec<LeakReport> = found.iter().filter_map(|(f, _)| f.report.clone()).collect();
+    take_budget(app, "github", reports.len()).map_err(Failure::free)?;
     submit_as_system(app, reports, &request_id).await.map_err(Failure::free)?;
     Ok(found
         .into_iter()
@@ -338,11 +339,11 @@ async fn gitlab(app: &AppState, request: Request) -> Result<(), Failure> {
             error.column()
         )))
     })?;
-    take_budget(app, "gitlab", findings.len()).map_err(Failure::free)?;
     let reports: Vec<LeakReport> = findings
         .iter()
         .filter_map(|f| FoundToken::new(&f.token, "gitlab", &f.location).report)
         .collect();
+    take_budget(app, "gitlab", reports.len()).map_err(Failure::free)?;
     submit_as_system(app, reports, &request_id).await.map_err(Failure::free)
 }
 
@@ -373,14 +374,18 @@ async fn submit_as_system(app: &AppState, reports: Vec<LeakReport>, request_id: 
         return Ok(());
     }
     let count = reports.len();
-    let mut request = CommandRequest::new(Actor::System, Command::ReportLeaks { reports });
-    request.request_id = Some(request_id.0.clone());
-    let receipt = app.commands.submit(request).await??;
-    tracing::warn!(reported = count, appended = receipt.events.len(), "leak report taken: reported live tokens are revoked");
+    let mut appended = 0;
+    // `decide` takes at most MAX_LEAK_REPORTS at once.
+    for chunk in reports.chunks(latch_core::MAX_LEAK_REPORTS) {
+        let mut request = CommandRequest::new(Actor::System, Command::ReportLeaks { reports: chunk.to_vec() });
+        request.request_id = Some(request_id.0.clone());
+        appended += app.commands.submit(request).await??.events.len();
+    }
+    tracing::warn!(reported = count, appended, "leak report taken: reported live tokens are revoked");
     Ok(())
 }
 
-fn take_budget(app: &AppState, channel: &'static str, tokens: usize) -> Result<(), Problem> {
+fn take_budget(app: &AppState, channel: &str, tokens: usize) -> Result<(), Problem> {
     app.leak_channels()
         .budget
         .take(channel, tokens as u64, Instant::now())

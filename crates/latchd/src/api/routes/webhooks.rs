@@ -172,6 +172,17 @@ pub async fn add_webhook(acting: Acting, body: JsonBody<AddWebhook>) -> Result<(
     if !well_formed {
         return Err(Problem::invalid("url: an http:// or https:// URL with a host"));
     }
+    let authority = url.split("://").nth(1).unwrap_or("").split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(Problem::invalid(
+            "url: no user or password in the URL (it would be shown and logged); put a secret in the path or rely on webhook-signature",
+        ));
+    }
+    if acting.app.ha.get().is_some() {
+        return Err(Problem::conflict(
+            "webhooks are not delivered in HA mode yet (deliveries are kept per node); run a single latchd to use them",
+        ));
+    }
     if request.events.is_empty() || request.events.len() > 32 {
         return Err(Problem::invalid("events: 1 to 32 event types, families (token.*) or *"));
     }

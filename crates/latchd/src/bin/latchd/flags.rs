@@ -140,6 +140,10 @@ pub struct ServeArgs {
     /// `openssl rand -hex 32`).
     #[arg(long, env = "LATCH_GITLAB_REVOCATION_TOKEN_FILE", global = true)]
     pub gitlab_revocation_token_file: Option<PathBuf>,
+    /// For tests only: the least time between two fetches of GitHub's keys
+    /// document (default 60s).
+    #[arg(long, hide = true, default_value = "60s", global = true)]
+    pub github_keys_min_refetch: latch_core::Span,
     /// The wait before a failed webhook delivery's first retry; it doubles
     /// with each failure, up to an hour.
     /// (`500ms`, `5s`, `1m`…)
@@ -149,6 +153,11 @@ pub struct ServeArgs {
     /// webhook redeliver` tries again).
     #[arg(long, env = "LATCH_WEBHOOK_MAX_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100), global = true)]
     pub webhook_max_attempts: u32,
+    /// Deliver webhooks to loopback, private and link-local addresses too
+    /// (refused by default: whoever may add a webhook could otherwise make
+    /// latchd call its neighbours or a cloud metadata service).
+    #[arg(long, env = "LATCH_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", global = true)]
+    pub webhook_allow_private_addresses: bool,
     /// For tests only: read "now" from this file (one RFC 3339 time,
     /// re-read at every use) instead of the system clock.
     #[arg(long, env = "LATCH_CLOCK_FILE", hide = true, global = true)]
@@ -236,6 +245,7 @@ impl ServeArgs {
         config.webhooks = latchd::webhooks::WebhookConfig {
             retry_base: self.webhook_retry_base,
             max_attempts: self.webhook_max_attempts,
+            allow_private: self.webhook_allow_private_addresses,
             ..latchd::webhooks::WebhookConfig::default()
         };
         config.leaks = latchd::LeakConfig {
@@ -244,6 +254,7 @@ impl ServeArgs {
                 .as_deref()
                 .map(latchd::GithubKeySource::parse),
             gitlab_token_file: self.gitlab_revocation_token_file.clone(),
+            github_keys_min_refetch: std::time::Duration::from_secs(self.github_keys_min_refetch.as_seconds()),
         };
         config.signing_key = match &self.signing_key {
             Some(file) => SigningKeySource::Provisioned(file.clone()),
