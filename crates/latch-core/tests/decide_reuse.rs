@@ -10,28 +10,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use latch_core::*;
 use support::*;
 
-/// `token_issued(n, OPS, ["certificates:issue"])`, rotated from or
-/// exchanged from another token.
-fn issued_from(n: u128, rotated: Option<u128>, parent: Option<u128>) -> Event {
-    match token_issued(n, OPS, &["certificates:issue"]) {
-        Event::TokenIssued {
-            token_id, account_id, name, scopes, digest, expires_at, allowed_cidrs, oidc, ..
-        } => Event::TokenIssued {
-            token_id,
-            account_id,
-            name,
-            scopes,
-            digest,
-            expires_at,
-            allowed_cidrs,
-            rotated_from: rotated.map(support::token_id),
-            parent: parent.map(support::token_id),
-            oidc,
-        },
-        other => other,
-    }
-}
-
 fn grace_end() -> DateTime<Utc> {
     t0() + TimeDelta::hours(1)
 }

@@ -193,6 +193,28 @@ pub fn token_issued(n: u128, account: u128, scopes: &[&str]) -> Event {
     }
 }
 
+/// `token_issued(n, OPS, ["certificates:issue"])`, rotated from or
+/// exchanged from another token.
+pub fn issued_from(n: u128, rotated: Option<u128>, parent: Option<u128>) -> Event {
+    match token_issued(n, OPS, &["certificates:issue"]) {
+        Event::TokenIssued {
+            token_id: id, account_id, name, scopes, digest, expires_at, allowed_cidrs, oidc, ..
+        } => Event::TokenIssued {
+            token_id: id,
+            account_id,
+            name,
+            scopes,
+            digest,
+            expires_at,
+            allowed_cidrs,
+            rotated_from: rotated.map(token_id),
+            parent: parent.map(token_id),
+            oidc,
+        },
+        other => other,
+    }
+}
+
 pub fn cert_operator_defined() -> Event {
     Event::RoleDefined {
         name: role("cert-operator"),

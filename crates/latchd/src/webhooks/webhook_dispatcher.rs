@@ -340,3 +340,35 @@ mod tests {
         assert_eq!(backoff(&config, 30), MAX_BACKOFF);
     }
 }
+
+#[cfg(test)]
+mod payload_tests {
+    use super::*;
+    use latch_core::{Actor, Event, EventEnvelope, EventId, TokenId};
+
+    #[test]
+    fn a_slack_payload_shows_markup_instead_of_acting_on_it() {
+        let event = RecordedEvent {
+            position: Position::new(7),
+            version: 1,
+            envelope: EventEnvelope {
+                id: EventId::new(),
+                at: Utc::now(),
+                actor: Actor::System,
+                request_id: None,
+                idempotency_key_sha256: None,
+                event: Event::TokenRevoked {
+                    token_id: TokenId::new(),
+                    account_id: latch_core::AccountId::new(),
+                    reason: "<!channel> & <https://evil.example|click>".into(),
+                },
+            },
+        };
+        let slack: serde_json::Value = serde_json::from_slice(&payload(PayloadFormat::Slack, &event)).unwrap();
+        let text = slack["text"].as_str().unwrap();
+        assert!(text.contains("&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;"), "{text}");
+        let standard: serde_json::Value = serde_json::from_slice(&payload(PayloadFormat::Standard, &event)).unwrap();
+        assert_eq!(standard["type"], "token.revoked");
+        assert_eq!(standard["data"]["position"], 7);
+    }
+}

@@ -80,3 +80,65 @@ impl WebhookEndpoint {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latch_core::{Actor, Event, EventEnvelope, EventId, Position, TokenId};
+
+    fn endpoint(events: &[&str], accounts: Vec<AccountId>) -> WebhookEndpoint {
+        WebhookEndpoint {
+            id: Uuid::now_v7(),
+            url: "https://hooks.slack.com/services/T0/B0/secret-path?x=1".into(),
+            secret: "whsec_x".into(),
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            accounts,
+            format: PayloadFormat::Standard,
+            created_at: Utc::now(),
+            created_by: String::new(),
+            cursor: 0,
+        }
+    }
+
+    fn recorded(event: Event) -> RecordedEvent {
+        RecordedEvent {
+            position: Position::new(1),
+            version: 1,
+            envelope: EventEnvelope {
+                id: EventId::new(),
+                at: Utc::now(),
+                actor: Actor::System,
+                request_id: None,
+                idempotency_key_sha256: None,
+                event,
+            },
+        }
+    }
+
+    #[test]
+    fn an_endpoint_wants_its_types_families_and_accounts_only() {
+        let mine = AccountId::new();
+        let revoked = |account| {
+            recorded(Event::TokenRevoked {
+                token_id: TokenId::new(),
+                account_id: account,
+                reason: String::new(),
+            })
+        };
+        let role = recorded(Event::RoleDeleted {
+            name: latch_core::RoleName::parse("ops").unwrap(),
+        });
+        assert!(endpoint(&["token.revoked"], vec![]).wants(&revoked(mine)));
+        assert!(endpoint(&["token.*"], vec![]).wants(&revoked(mine)));
+        assert!(endpoint(&["*"], vec![]).wants(&role));
+        assert!(!endpoint(&["token.expiring"], vec![]).wants(&revoked(mine)));
+        assert!(endpoint(&["*"], vec![mine]).wants(&revoked(mine)));
+        assert!(!endpoint(&["*"], vec![mine]).wants(&revoked(AccountId::new())));
+        assert!(!endpoint(&["*"], vec![mine]).wants(&role), "an account filter keeps out events about none");
+    }
+
+    #[test]
+    fn the_origin_hides_the_path_and_query() {
+        assert_eq!(endpoint(&["*"], vec![]).url_origin(), "https://hooks.slack.com/…");
+    }
+}
