@@ -192,6 +192,31 @@ async fn a_report_github_did_not_sign_is_refused_and_changes_nothing() {
 }
 
 #[test]
+fn a_source_that_spent_its_failure_budget_is_refused_before_its_report_is_read() {
+    let github = GithubKeys::start("k1");
+    let latchd = github_latchd(&github);
+    let admin = latchd.admin_token();
+    let (_, _, token) = account_with_token(&latchd, &admin, "deploy", "auditor", None);
+    let body = github_report(&[&token]);
+    let forged = GithubKeys::sign_unpublished(&body);
+    // The default budget: 120 failures at once.
+    let mut statuses = Vec::new();
+    for _ in 0..125 {
+        statuses.push(github_post(&latchd, "k1", &forged, &body).status);
+    }
+    assert!(statuses[..120].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[120..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Spent: even a genuine report from that source is refused unread (no
+    // signature verified, nothing appended) until the budget refills.
+    let head = latchd.head();
+    let genuine = github_post(&latchd, "k1", &github.sign("k1", &body), &body);
+    assert_eq!(genuine.status, 429, "{:?}", genuine.body);
+    assert!(genuine.header("retry-after").is_some());
+    assert_eq!(latchd.head(), head);
+    assert_eq!(latchd.get("/v1/tokens/self", &token).status, 200);
+}
+
+#[test]
 fn gitlab_revocation_api_answers_only_gitlabs_token() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("gitlab.token");

@@ -152,6 +152,21 @@ impl FailureLimiter {
         let _ = self.draw(source, now);
     }
 
+    /// How long until the source may fail again, when its budget is spent
+    /// now; takes nothing. For routes that would do work (read a large
+    /// body, verify a signature) before they know whether a request fails.
+    pub fn spent(&self, source: SourceKey, now: Instant) -> Option<Duration> {
+        let budget = self.budget;
+        let buckets = self.lock();
+        let bucket = buckets.map.get(&source)?;
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        let tokens = (bucket.tokens + elapsed * budget.per_second).min(f64::from(budget.burst));
+        (tokens < 1.0).then(|| {
+            let wait = (1.0 - tokens) / budget.per_second.max(f64::MIN_POSITIVE);
+            Duration::from_secs_f64(wait.min(86_400.0))
+        })
+    }
+
     /// Sources tracked now.
     #[cfg(test)]
     fn sources(&self) -> usize {
@@ -222,6 +237,20 @@ mod tests {
 
     fn limiter(burst: u32, per_second: f64, max_sources: usize) -> FailureLimiter {
         FailureLimiter::new(FailureBudget { burst, per_second }, max_sources)
+    }
+
+    #[test]
+    fn spent_tells_without_taking() {
+        let limiter = limiter(2, 1.0, 10);
+        let now = Instant::now();
+        let source = SourceKey::of(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(limiter.spent(source, now), None, "an unknown source has its budget");
+        limiter.charge(source, now);
+        assert_eq!(limiter.spent(source, now), None);
+        limiter.charge(source, now);
+        assert!(limiter.spent(source, now).is_some());
+        assert!(limiter.spent(source, now).is_some(), "asking takes nothing");
+        assert_eq!(limiter.spent(source, now + Duration::from_secs(1)), None);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use http_body_util::BodyExt;
 
 use crate::api::app_state::AppState;
 use crate::api::layers::authentication::{Authentication, authenticate, remote_address};
+use crate::api::layers::failure_limiter::SourceKey;
 use crate::api::extractors::json_body::{MAX_BODY_BYTES, too_large};
 use crate::api::problem::Problem;
 use crate::api::request_limits::{EXCHANGE_BODY_BYTES, LEAK_BODY_BYTES, UNAUTHENTICATED_BODY_BYTES};
@@ -34,6 +35,16 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let source = remote_address(&request).ip();
+    // GitHub's and GitLab's leak endpoints are proven by what they carry
+    // (a signature over the body, a pre-shared token): a source that has
+    // spent its failure budget is refused before its body is read.
+    if is_leak_channel(request.uri().path())
+        && let Some(wait) = app
+            .failures
+            .spent(SourceKey::of(source), std::time::Instant::now())
+    {
+        return closing(crate::api::layers::authenticate_and_audit::rate_limited(wait));
+    }
     let authenticated = authenticate(&app, request.headers(), source);
     // A leak report may be large (a scanner's whole finding list): read up
     // to `LEAK_BODY_BYTES` for a caller that may send one (see
@@ -109,6 +120,12 @@ fn leak_report_limit(
         _ => false,
     };
     allowed.then_some(LEAK_BODY_BYTES)
+}
+
+/// GitHub's and GitLab's leak endpoints.
+fn is_leak_channel(path: &str) -> bool {
+    use crate::api::routes::leaks;
+    path == leaks::GITHUB_PATH || path.starts_with("/v1/leaks/gitlab/")
 }
 
 /// Reads and drops the body; `true` when it ended within `limit` bytes.
