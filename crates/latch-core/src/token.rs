@@ -77,6 +77,15 @@ impl Token {
             .map(|period| self.issued_at + period.to_chrono())
     }
 
+    /// Whether presenting this token at `seen_at` is reuse: it was revoked
+    /// by then, or rotated and past its grace by at least `slack`.
+    pub fn presented_after_its_end(&self, seen_at: DateTime<Utc>, slack: chrono::TimeDelta) -> bool {
+        let revoked = self.revoked.as_ref().is_some_and(|r| r.at <= seen_at);
+        let rotated_out = self.rotated_to.is_some()
+            && self.expires_at.is_some_and(|at| seen_at >= at + slack);
+        revoked || rotated_out
+    }
+
     /// Whether `addr` may use this token.
     pub fn allows_source(&self, addr: std::net::IpAddr) -> bool {
         // An IPv4 client seen through an IPv6 socket arrives as ::ffff:a.b.c.d.

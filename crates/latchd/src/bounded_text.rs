@@ -10,6 +10,20 @@ pub const MAX_PATH_BYTES: usize = 256;
 /// method) kept.
 pub const MAX_NAME_BYTES: usize = 128;
 
+/// `text` without control characters, cut to `max` bytes on a character
+/// boundary (no marker): free text a reporter or verifier sends that goes
+/// into an event, where it must never break a log line.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `text` when it fits in `max` bytes; else its first bytes (cut at a
 /// character boundary) followed by `…[truncated, N bytes]`, N the length
 /// of the whole. The marker comes on top of `max`.

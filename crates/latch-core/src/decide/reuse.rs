@@ -46,12 +46,7 @@ pub(super) fn note_token_reuse(
     let token = existing_token(state, token_id)?;
     check_text("service", service, true)?;
     let seen_at = seen_at.min(now);
-    let rotated_out = token.rotated_to.is_some()
-        && token
-            .expires_at
-            .is_some_and(|expires_at| seen_at >= expires_at + REUSE_SLACK);
-    let revoked_before = token.revoked.as_ref().is_some_and(|r| r.at <= seen_at);
-    if !rotated_out && !revoked_before {
+    if !token.presented_after_its_end(seen_at, REUSE_SLACK) {
         return Err(DomainError::NotApplicable {
             token: token_id,
             event: EVENT,

@@ -324,11 +324,5 @@ fn rotation_family<'s>(state: &'s State, token: &'s Token) -> Vec<&'s Token> {
     while let Some(earlier) = oldest.rotated_from.and_then(|id| state.token(id)) {
         oldest = earlier;
     }
-    let mut family = vec![oldest];
-    let mut current = oldest;
-    while let Some(later) = current.rotated_to.and_then(|id| state.token(id)) {
-        family.push(later);
-        current = later;
-    }
-    family
+    super::leaks::successors_from(state, oldest)
 }

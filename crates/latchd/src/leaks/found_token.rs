@@ -26,20 +26,11 @@ impl FoundToken {
     }
 }
 
-/// `text` without control characters or anything shaped like a token
-/// (`latch_…`), cut to `max` bytes on a character boundary: a reporter's
-/// free text never breaks a log line, and never carries a secret into the
-/// log.
+/// `text` without anything shaped like a token (`latch_…`) or control
+/// characters, cut to `max` bytes: a reporter's free text never carries a
+/// secret into the log, nor breaks a log line.
 fn printable(text: &str, max: usize) -> String {
-    let redacted = redact_tokens(text);
-    let mut out = String::new();
-    for c in redacted.chars().filter(|c| !c.is_control()) {
-        if out.len() + c.len_utf8() > max {
-            break;
-        }
-        out.push(c);
-    }
-    out
+    crate::bounded_text::printable(&redact_tokens(text), max)
 }
 
 /// `latch_` and the alphanumerics after it become `latch_[redacted]`.

@@ -50,7 +50,7 @@ impl ReuseSightings {
     /// Notes that `token` was presented; submits `NoteTokenReuse` in the
     /// background when it is reuse and none was submitted for it lately.
     pub fn sighted(&self, commands: &CommandHandle, token: &Token, sighting: Sighting<'_>) {
-        if !is_reuse(token, sighting.seen_at, sighting.slack) {
+        if !token.presented_after_its_end(sighting.seen_at, sighting.slack.max(REUSE_SLACK)) {
             return;
         }
         {
@@ -75,7 +75,7 @@ impl ReuseSightings {
             seen_at: sighting.seen_at,
             source_address: sighting.source_address,
             // A verifier names itself: no control characters reach an event.
-            service: sighting.service.chars().filter(|c| !c.is_control()).take(64).collect(),
+            service: crate::bounded_text::printable(sighting.service, 64),
         };
         let commands = commands.clone();
         let token_id = token.id;
@@ -90,16 +90,4 @@ impl ReuseSightings {
             }
         });
     }
-}
-
-/// Whether presenting `token` at `seen_at` is reuse: it was revoked by
-/// then, or rotated and past its grace by more than `slack` (at least
-/// `REUSE_SLACK`, what `decide` requires).
-fn is_reuse(token: &Token, seen_at: DateTime<Utc>, slack: TimeDelta) -> bool {
-    let revoked = token.revoked.as_ref().is_some_and(|r| r.at <= seen_at);
-    let rotated_out = token.rotated_to.is_some()
-        && token
-            .expires_at
-            .is_some_and(|at| seen_at >= at + slack.max(REUSE_SLACK));
-    revoked || rotated_out
 }

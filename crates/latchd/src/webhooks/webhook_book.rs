@@ -53,7 +53,15 @@ impl WebhookBook {
     }
 
     pub fn endpoint(&self, id: Uuid) -> Result<Option<WebhookEndpoint>, StoreError> {
-        Ok(self.endpoints()?.into_iter().find(|e| e.id == id))
+        self.exact(&key(b'e', id, None))
+    }
+
+    /// The record stored under exactly `wanted`.
+    fn exact<T: serde::de::DeserializeOwned>(&self, wanted: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.store.webhook_records(wanted)?.into_iter().next() {
+            Some((k, value)) if k == wanted => Ok(Some(decode(&value)?)),
+            _ => Ok(None),
+        }
     }
 
     /// Removes the endpoint and everything about its deliveries.
@@ -81,11 +89,7 @@ impl WebhookBook {
     }
 
     pub fn delivery(&self, id: Uuid, position: u64) -> Result<Option<Delivery>, StoreError> {
-        let wanted = key(b'd', id, Some(position));
-        match self.store.webhook_records(&wanted)?.into_iter().next() {
-            Some((k, value)) if k == wanted => Ok(Some(decode(&value)?)),
-            _ => Ok(None),
-        }
+        self.exact(&key(b'd', id, Some(position)))
     }
 
     /// The endpoint's earliest pending delivery: the next to attempt
