@@ -19,6 +19,7 @@ fn every_v1_route_without_a_token_is_401_and_recorded() {
         ("POST", "/v1/accounts/{id}/enable"),
         ("POST", "/v1/accounts/{id}/tokens"),
         ("GET", "/v1/accounts/{id}/tokens"),
+        ("GET", "/v1/tokens"),
         ("GET", "/v1/tokens/{id}"),
         ("POST", "/v1/tokens/{id}/revoke"),
         ("POST", "/v1/tokens/{id}/rotate"),
@@ -38,6 +39,9 @@ fn every_v1_route_without_a_token_is_401_and_recorded() {
         ("DELETE", "/v1/webhooks/{id}"),
         ("GET", "/v1/webhooks/{id}/deliveries"),
         ("POST", "/v1/webhooks/{id}/deliveries/7/redeliver"),
+        // The web console's sign-in and sign-out ride the same gate.
+        ("POST", "/ui/session"),
+        ("DELETE", "/ui/session"),
     ]
     .into_iter()
     .map(|(method, path)| (method, path.replace("{id}", PLACEHOLDER_ID)))

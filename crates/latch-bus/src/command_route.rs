@@ -69,6 +69,7 @@ pub const COMMAND_ROUTES: &[CommandRoute] = &[
     route("account.show", "GET", "/v1/accounts/{id}", ACCOUNT),
     route("token.issue", "POST", "/v1/accounts/{id}/tokens", ACCOUNT),
     route("token.list", "GET", "/v1/accounts/{id}/tokens", ACCOUNT),
+    route("token.list_all", "GET", "/v1/tokens", None),
     route("token.show", "GET", "/v1/tokens/{id}", TOKEN),
     route("token.revoke", "POST", "/v1/tokens/{id}/revoke", TOKEN),
     route("token.rotate_self", "POST", "/v1/tokens/self/rotate", None),

@@ -51,6 +51,7 @@ pub use command_outcome::{CommandReceipt, CommandRejection, CommandResult, Handl
 pub use command_service::CommandService;
 pub use dev_nats::{DevNats, DevNatsError, INSTALL_NATS, nats_answers};
 pub use event_codec::{to_new_event, to_recorded};
+pub use api::ConsoleSessionSettings;
 pub use http_server::{HttpServerLimits, serve as serve_http};
 pub use leaks::{GithubKeySource, LeakConfig, LeakConfigError, p256_pem};
 pub use latch_audit::TokenUsage;

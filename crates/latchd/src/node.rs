@@ -93,6 +93,9 @@ pub struct NodeConfig {
     pub leaks: crate::leaks::LeakConfig,
     /// How webhook deliveries are retried.
     pub webhooks: crate::webhooks::WebhookConfig,
+    /// How long web console sessions last; the cookie is `Secure` (and
+    /// `__Host-`) when `tls` is set or this says so (HTTPS ended by a proxy).
+    pub console_sessions: crate::api::ConsoleSessionSettings,
 }
 
 impl NodeConfig {
@@ -111,6 +114,7 @@ impl NodeConfig {
             ha: None,
             leaks: crate::leaks::LeakConfig::default(),
             webhooks: crate::webhooks::WebhookConfig::default(),
+            console_sessions: crate::api::ConsoleSessionSettings::default(),
         }
     }
 }
@@ -283,6 +287,10 @@ impl Node {
         );
         let _ = app.signer.set(keyring.clone());
         app.set_leak_channels(leak_channels);
+        app.console.configure(crate::api::ConsoleSessionSettings {
+            secure_cookie: config.tls.is_some() || config.console_sessions.secure_cookie,
+            ..config.console_sessions
+        });
 
         // One router for HTTP and the NATS command service.
         let router = api::router(app.clone());

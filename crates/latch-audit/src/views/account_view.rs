@@ -26,6 +26,14 @@ pub struct AccountView {
     pub version: u64,
     /// What the role grants in this state.
     pub permissions: Vec<String>,
+    /// Its tokens usable now (the API's account list and reads, for a
+    /// caller with `tokens:read`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_tokens: Option<usize>,
+    /// The last accepted use of any of its tokens (the API's account list
+    /// and reads; absent when none was ever used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 impl AccountView {
@@ -53,6 +61,30 @@ impl AccountView {
                 .role(&account.role)
                 .map(|r| r.permissions.iter().map(ToString::to_string).collect())
                 .unwrap_or_default(),
+            live_tokens: None,
+            last_used_at: None,
         }
+    }
+
+    /// With how many of its tokens are live at `now` and when any of them
+    /// was last used (`last_use` of each token; `None`: never used).
+    pub fn with_tokens(
+        mut self,
+        account: &Account,
+        state: &State,
+        now: DateTime<Utc>,
+        last_use: impl Fn(latch_core::TokenId) -> Option<DateTime<Utc>>,
+    ) -> Self {
+        let mut live = 0;
+        let mut last_used_at = None;
+        for token in state.tokens_of(account.id) {
+            if state.token_status(token, now) == latch_core::TokenStatus::Active {
+                live += 1;
+            }
+            last_used_at = last_used_at.max(last_use(token.id));
+        }
+        self.live_tokens = Some(live);
+        self.last_used_at = last_used_at;
+        self
     }
 }

@@ -24,6 +24,10 @@ pub struct TokenView {
     pub issued_by: ActorView,
     /// `null`: never expires.
     pub expires_at: Option<DateTime<Utc>>,
+    /// When policy wants it rotated (`rotation_period` after issue), for a
+    /// live token not yet rotated under a policy with a rotation period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_due_at: Option<DateTime<Utc>>,
     pub allowed_cidrs: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<DateTime<Utc>>,
@@ -87,6 +91,11 @@ impl TokenView {
         at: DateTime<Utc>,
         usage: Option<Option<TokenUsage>>,
     ) -> Self {
+        let status = state.token_status(token, at);
+        let rotation_due_at = (status == latch_core::TokenStatus::Active && token.rotated_to.is_none())
+            .then(|| state.account(token.account_id))
+            .flatten()
+            .and_then(|account| token.rotation_due(&state.effective_policy(&account.role)));
         TokenView {
             id: token.id.to_string(),
             account_id: token.account_id.to_string(),
@@ -97,10 +106,11 @@ impl TokenView {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            status: state.token_status(token, at).as_str(),
+            status: status.as_str(),
             issued_at: token.issued_at,
             issued_by: ActorView::named(token.issued_by, state),
             expires_at: token.expires_at,
+            rotation_due_at,
             allowed_cidrs: token
                 .allowed_cidrs
                 .iter()

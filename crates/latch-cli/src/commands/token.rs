@@ -34,14 +34,24 @@ pub enum TokenCommand {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
-    /// List an account's tokens.
+    /// List an account's tokens, or every account's (without ACCOUNT).
     List {
-        /// Account id or name.
-        account: String,
+        /// Account id or name; without it, tokens of every account.
+        account: Option<String>,
         /// Only live tokens not used within this span (e.g. 30d): stale
         /// tokens to clean up.
         #[arg(long)]
         unused_since: Option<String>,
+        /// Only live tokens, not rotated, that expire within this span
+        /// (e.g. 7d).
+        #[arg(long)]
+        expiring_within: Option<String>,
+        /// Only live tokens overdue for rotation under policy.
+        #[arg(long)]
+        rotation_due: bool,
+        /// Only tokens with this status.
+        #[arg(long, value_parser = ["active", "expired", "revoked", "suspended"])]
+        status: Option<String>,
     },
     /// Show a token's metadata (`self` for the calling token).
     Show {
@@ -137,6 +147,16 @@ const TOKEN_COLUMNS: &[Column] = &[
     ("EXPIRES", "expires_at"),
     ("LAST USED", "last_used_at"),
     ("SCOPES", "scopes"),
+    ("EFFECTIVE", "effective_permissions"),
+];
+const ALL_TOKEN_COLUMNS: &[Column] = &[
+    ("ID", "id"),
+    ("ACCOUNT", "account_name"),
+    ("NAME", "name"),
+    ("STATUS", "status"),
+    ("EXPIRES", "expires_at"),
+    ("LAST USED", "last_used_at"),
+    ("ROTATION DUE", "rotation_due_at"),
     ("EFFECTIVE", "effective_permissions"),
 ];
 const ISSUED_COLUMNS: &[Column] = &[
@@ -249,16 +269,46 @@ pub fn run(client: &mut Client, out: Output, command: TokenCommand) -> Result<()
         TokenCommand::List {
             account,
             unused_since,
+            expiring_within,
+            rotation_due,
+            status,
         } => {
-            let id = account_id(client, &account)?;
-            let query = unused_since
-                .map(|span| format!("?unused_since={span}"))
-                .unwrap_or_default();
-            print(
-                out,
-                &client.get(&format!("/v1/accounts/{id}/tokens{query}"))?["tokens"],
-                TOKEN_COLUMNS,
-            );
+            let account = account.map(|a| account_id(client, &a)).transpose()?;
+            let across = expiring_within.is_some() || rotation_due || status.is_some();
+            match account {
+                Some(id) if !across => {
+                    let query = unused_since
+                        .map(|span| format!("?unused_since={span}"))
+                        .unwrap_or_default();
+                    print(
+                        out,
+                        &client.get(&format!("/v1/accounts/{id}/tokens{query}"))?["tokens"],
+                        TOKEN_COLUMNS,
+                    );
+                }
+                account => {
+                    let query: Vec<String> = [
+                        ("account", account),
+                        ("unused_since", unused_since),
+                        ("expiring_within", expiring_within),
+                        ("rotation_due", rotation_due.then(|| "true".to_owned())),
+                        ("status", status),
+                    ]
+                    .into_iter()
+                    .filter_map(|(name, value)| value.map(|v| format!("{name}={}", v.trim())))
+                    .collect();
+                    let query = if query.is_empty() {
+                        String::new()
+                    } else {
+                        format!("?{}", query.join("&"))
+                    };
+                    let answer = client.get(&format!("/v1/tokens{query}"))?;
+                    if answer["truncated"] == Value::Bool(true) {
+                        eprintln!("latch: more tokens matched than shown (1,000); narrow the filters");
+                    }
+                    print(out, &answer["tokens"], ALL_TOKEN_COLUMNS);
+                }
+            }
         }
         TokenCommand::Show { id } => print(
             out,

@@ -45,6 +45,8 @@ pub struct Inner {
     leaks: std::sync::OnceLock<crate::leaks::LeakChannels>,
     /// Tokens presented after rotation or revocation.
     pub reuse: crate::leaks::ReuseSightings,
+    /// The web console's sign-in sessions.
+    pub console: crate::api::console::SessionBook,
     ready: AtomicBool,
 }
 
@@ -84,6 +86,7 @@ impl AppState {
             oidc_failures: crate::oidc::SubjectLimiter::default(),
             leaks: std::sync::OnceLock::new(),
             reuse: crate::leaks::ReuseSightings::default(),
+            console: crate::api::console::SessionBook::default(),
             ready: AtomicBool::new(false),
         }))
     }

@@ -13,6 +13,7 @@
 //!   document served at `/v1/openapi.json`.
 
 mod app_state;
+pub(crate) mod console;
 mod extractors;
 mod issued_secrets;
 mod layers;
@@ -29,6 +30,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 
 pub use app_state::AppState;
+pub use console::SessionSettings as ConsoleSessionSettings;
 pub use latch_audit::ActivityRecord;
 pub use layers::failure_limiter::{FailureBudget, Rate, RateError, SourceKey};
 pub use openapi::{ApiDoc, document as openapi_document};
@@ -51,6 +53,7 @@ pub fn router(app: AppState) -> Router {
     let (public, _) = routes::public().split_for_parts();
     authenticated
         .merge(public)
+        .merge(console::router(app.clone()))
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             layers::http_metrics::layer,

@@ -122,7 +122,9 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
     }
 }
 
-fn write(app: &AppState, record: &ActivityRecord) -> Result<(), Problem> {
+/// Stores an activity record; a request whose record cannot be written is
+/// refused (fail closed).
+pub(crate) fn write(app: &AppState, record: &ActivityRecord) -> Result<(), Problem> {
     record.store(app.commands.store()).map_err(|error| {
         tracing::error!(%error, "could not write the API activity record; refusing the request");
         Problem::unavailable("the audit trail cannot be written, so the request was refused")

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, header};
 use latch_core::{AccountId, Rejection, TokenId};
 
 use crate::api::app_state::AppState;
+use crate::api::console::{ActiveSession, CsrfCheck, SessionCookie, session_cookie};
 use crate::api::extractors::caller::Caller;
 use crate::api::problem::Problem;
 
@@ -45,14 +46,26 @@ pub fn remote_address(request: &Request) -> SocketAddr {
         })
 }
 
+/// Authenticates a request by its `Authorization: Bearer` token or, without
+/// one, by its web console session (cookie and `X-Latch-Csrf` header).
+/// Requests over NATS carry neither cookie nor CSRF header (the command
+/// service passes only the headers it names), so a session is a browser's.
 pub fn authenticate(
     app: &AppState,
     headers: &HeaderMap,
     source: IpAddr,
 ) -> Result<Caller, Refused> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| Problem::unauthenticated("missing Authorization: Bearer <token>"))?;
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        match app.console.cookie(headers) {
+            SessionCookie::One(session) => {
+                let csrf = CsrfCheck::Presented(session_cookie::csrf(headers));
+                return authenticate_session(app, session, csrf, source).map(|(caller, _)| caller);
+            }
+            SessionCookie::Several => return Err(Problem::unauthenticated(SEVERAL_COOKIES).into()),
+            SessionCookie::None => {}
+        }
+        return Err(Problem::unauthenticated("missing Authorization: Bearer <token>").into());
+    };
     let value = value
         .to_str()
         .map_err(|_| Problem::unauthenticated("the Authorization header is not text"))?;
@@ -64,6 +77,50 @@ pub fn authenticate(
         })?
         .trim();
     authenticate_token(app, token, source)
+}
+
+/// What a request carrying two console session cookies is told.
+pub const SEVERAL_COOKIES: &str =
+    "the request carries more than one console session cookie (another site may have planted one); sign in again";
+
+/// Authenticates a web console session: the session must be live (and
+/// the request carry its CSRF token, unless `csrf` says otherwise), and the
+/// token it was opened with must pass `latch_core::authenticate_digest`
+/// now, from `source`, exactly as if presented. A session whose token no
+/// longer passes is closed.
+pub fn authenticate_session(
+    app: &AppState,
+    id: &str,
+    csrf: CsrfCheck<'_>,
+    source: IpAddr,
+) -> Result<(Caller, ActiveSession), Refused> {
+    let now = app.clock.now();
+    let session = app
+        .console
+        .touch(id, csrf, now)
+        .map_err(|refusal| Problem::unauthenticated(refusal.to_string()))?;
+    let state = app.commands.state();
+    match latch_core::authenticate_digest(&state, &session.token, now, Some(source)) {
+        Ok(principal) => Ok((
+            Caller {
+                account_id: principal.account_id,
+                token_id: principal.token_id,
+                permissions: principal.effective_permissions(),
+            },
+            session,
+        )),
+        Err(rejection) => {
+            app.console.close(id);
+            Err(Refused {
+                problem: Problem::unauthenticated(format!(
+                    "the console session ended: its {rejection}; sign in again"
+                )),
+                presented: state
+                    .token_by_digest(&session.token)
+                    .map(|t| (t.account_id, t.id)),
+            })
+        }
+    }
 }
 
 /// Authenticates a presented token (from a header, or the subject token of

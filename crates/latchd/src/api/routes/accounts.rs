@@ -71,6 +71,7 @@ pub fn parse_role(text: &str) -> Result<RoleName, Problem> {
 
 fn view_response(
     app: &AppState,
+    caller: &Caller,
     id: AccountId,
     status: StatusCode,
 ) -> Result<(StatusCode, HeaderMap, Json<AccountView>), Problem> {
@@ -89,7 +90,12 @@ fn view_response(
             HeaderValue::from_str(&format!("/v1/accounts/{id}")).expect("ascii"),
         );
     }
-    Ok((status, headers, Json(AccountView::of(account, &state))))
+    let mut view = AccountView::of(account, &state);
+    if caller.holds(&api_permission::TOKENS_READ) {
+        let last_use = |token| app.usage.get(token).map(|u| u.last_used_at);
+        view = view.with_tokens(account, &state, app.clock.now(), last_use);
+    }
+    Ok((status, headers, Json(view)))
 }
 
 /// Create a service account.
@@ -118,7 +124,7 @@ pub async fn create(
         .first()
         .and_then(|e| e.envelope.event.account_id())
         .ok_or_else(|| Problem::internal("no event recorded"))?;
-    view_response(&acting.app, id, StatusCode::CREATED)
+    view_response(&acting.app, &acting.caller, id, StatusCode::CREATED)
 }
 
 /// List service accounts.
@@ -144,9 +150,20 @@ pub async fn list(
         parse_role(role)?;
     }
     let state = app.commands.state();
+    let now = app.clock.now();
+    // Token counts and last use are the tokens' business: `tokens:read`.
+    let with_tokens = caller.holds(&api_permission::TOKENS_READ);
+    let last_use = |token| app.usage.get(token).map(|u| u.last_used_at);
     let accounts = state
         .accounts()
-        .map(|a| AccountView::of(a, &state))
+        .map(|a| {
+            let view = AccountView::of(a, &state);
+            if with_tokens {
+                view.with_tokens(a, &state, now, last_use)
+            } else {
+                view
+            }
+        })
         .filter(|a| query.status.as_deref().is_none_or(|s| a.status == s))
         .filter(|a| query.role.as_deref().is_none_or(|r| a.role == r))
         .collect();
@@ -166,7 +183,7 @@ pub async fn show(
     if id != caller.account_id {
         caller.require(&api_permission::ACCOUNTS_READ)?;
     }
-    view_response(&app, id, StatusCode::OK)
+    view_response(&app, &caller, id, StatusCode::OK)
 }
 
 /// Change an account's role or description. `If-Match` guards against lost updates.
@@ -195,7 +212,7 @@ pub async fn update(
             },
         )
         .await?;
-    view_response(&acting.app, account_id, StatusCode::OK)
+    view_response(&acting.app, &acting.caller, account_id, StatusCode::OK)
 }
 
 /// Suspend every token of the account until it is enabled again: the first
@@ -222,7 +239,7 @@ pub async fn disable(
             },
         )
         .await?;
-    view_response(&acting.app, account_id, StatusCode::OK)
+    view_response(&acting.app, &acting.caller, account_id, StatusCode::OK)
 }
 
 /// Resume an account: its tokens that are neither revoked nor expired work again.
@@ -242,7 +259,7 @@ pub async fn enable(
     submission
         .submit(&acting.app, Command::EnableAccount { account_id })
         .await?;
-    view_response(&acting.app, account_id, StatusCode::OK)
+    view_response(&acting.app, &acting.caller, account_id, StatusCode::OK)
 }
 
 /// Delete an account: final, and revokes every token it has.
@@ -260,5 +277,5 @@ pub async fn delete(
     submission
         .submit(&acting.app, Command::DeleteAccount { account_id })
         .await?;
-    view_response(&acting.app, account_id, StatusCode::OK)
+    view_response(&acting.app, &acting.caller, account_id, StatusCode::OK)
 }

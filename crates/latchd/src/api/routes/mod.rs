@@ -6,6 +6,7 @@
 //! handlers of one `routes!` share their path).
 
 mod accounts;
+mod all_tokens;
 mod audit;
 mod backup;
 mod events;
@@ -36,6 +37,7 @@ pub fn authenticated() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::disable))
         .routes(routes!(accounts::enable))
         .routes(routes!(tokens::issue, tokens::list))
+        .routes(routes!(all_tokens::list_all))
         .routes(routes!(tokens::show))
         .routes(routes!(tokens::revoke))
         .routes(routes!(tokens::rotate))

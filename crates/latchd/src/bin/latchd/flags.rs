@@ -158,6 +158,20 @@ pub struct ServeArgs {
     /// latchd call its neighbours or a cloud metadata service).
     #[arg(long, env = "LATCH_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", global = true)]
     pub webhook_allow_private_addresses: bool,
+    /// Web console (/ui): a session without a request for this long ends
+    /// (`15m`, `1h`…).
+    #[arg(long, env = "LATCH_CONSOLE_SESSION_IDLE", default_value = "30m", global = true)]
+    pub console_session_idle: latch_core::Span,
+    /// Web console (/ui): a session ends this long after sign-in, however
+    /// busy (and never after its token expires).
+    #[arg(long, env = "LATCH_CONSOLE_SESSION_MAX_AGE", default_value = "8h", global = true)]
+    pub console_session_max_age: latch_core::Span,
+    /// Web console (/ui): mark the session cookie `Secure` (and name it
+    /// `__Host-latch_console`) although latchd serves plain HTTP: for a
+    /// latchd behind a proxy that serves it over HTTPS. (Automatic with
+    /// --tls-cert.)
+    #[arg(long, env = "LATCH_CONSOLE_SECURE_COOKIE", global = true)]
+    pub console_secure_cookie: bool,
     /// For tests only: read "now" from this file (one RFC 3339 time,
     /// re-read at every use) instead of the system clock.
     #[arg(long, env = "LATCH_CLOCK_FILE", hide = true, global = true)]
@@ -247,6 +261,12 @@ impl ServeArgs {
             max_attempts: self.webhook_max_attempts,
             allow_private: self.webhook_allow_private_addresses,
             ..latchd::webhooks::WebhookConfig::default()
+        };
+        config.console_sessions = latchd::ConsoleSessionSettings {
+            idle: std::time::Duration::from_secs(self.console_session_idle.as_seconds()),
+            max_age: std::time::Duration::from_secs(self.console_session_max_age.as_seconds()),
+            secure_cookie: self.console_secure_cookie,
+            ..latchd::ConsoleSessionSettings::default()
         };
         config.leaks = latchd::LeakConfig {
             github_keys: self
