@@ -320,3 +320,35 @@ fn completion_for_an_unknown_shell_is_a_usage_error() {
         "{said}"
     );
 }
+
+#[test]
+fn token_list_without_an_account_looks_across_accounts_over_http_and_nats() {
+    let latchd = Latchd::start();
+    let admin = latchd.admin_token();
+    for (account, ttl) in [("ci-a", "3d"), ("ci-b", "60d")] {
+        ok(latchd.latch(Some(&admin), &["account", "create", account, "--role", "auditor"]));
+        ok(latchd.latch(Some(&admin), &["token", "issue", account, "--name", "deploy", "--ttl", ttl]));
+    }
+    let nats_url = latchd.nats().url();
+    for transport in [vec![], vec!["--transport", "nats", "--nats-url", nats_url.as_str()]] {
+        let args = |rest: &[&'static str]| -> Vec<&str> {
+            transport.iter().copied().chain(rest.iter().copied()).collect()
+        };
+        let soon = ok(latchd.latch(Some(&admin), &args(&["token", "list", "--expiring-within", "7d", "--output", "json"])));
+        let soon: serde_json::Value = serde_json::from_str(&soon).unwrap();
+        let names: Vec<&str> = soon.as_array().unwrap().iter().map(|t| t["account_name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["ci-a"], "{transport:?}");
+        let all = ok(latchd.latch(Some(&admin), &args(&["token", "list", "--status", "active"])));
+        for account in ["ci-a", "ci-b", "admin"] {
+            assert!(all.contains(account), "{transport:?}: {all}");
+        }
+        // With an account, only its tokens.
+        let one = ok(latchd.latch(Some(&admin), &args(&["token", "list", "ci-b", "--status", "active", "--output", "json"])));
+        let one: serde_json::Value = serde_json::from_str(&one).unwrap();
+        assert_eq!(one.as_array().unwrap().len(), 1, "{transport:?}: {one}");
+        assert_eq!(one[0]["account_name"], "ci-b");
+    }
+    let bad = latchd.latch(Some(&admin), &["token", "list", "--expiring-within", "soon"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("expiring_within"), "{}", stderr(&bad));
+}
