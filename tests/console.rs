@@ -15,10 +15,9 @@
 mod webdriver;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use latch_e2e::{Latchd, account_with_token, binary};
+use latch_e2e::{CertificateService, Latchd, account_with_token};
 use serde_json::{Value, json};
 use webdriver::Browser;
 
@@ -42,58 +41,6 @@ fn sign_in(browser: &Browser, latchd: &Latchd, token: &str) {
 fn confirm(browser: &Browser, label: &str) {
     let button = browser.find_with_text("dialog[open] button", label);
     browser.click(&button);
-}
-
-struct Service(std::process::Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The example certificate service, believing latchd's signed feed.
-fn certificate_service(latchd: &Latchd) -> (Service, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let key = Command::new(binary("latchd"))
-        .args(["key", "show", "--data-dir"])
-        .arg(&latchd.data_dir)
-        .output()
-        .unwrap();
-    assert!(key.status.success(), "{key:?}");
-    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
-    let child = Command::new(binary("certificate-service"))
-        .env("LATCH_PUBLIC_KEY", &key)
-        .args([
-            "--nats-url",
-            &latchd.nats().url(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--max-staleness-seconds",
-            "3",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (Service(child), port)
-}
-
-fn issue_certificate(port: u16, token: &str) -> u16 {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    agent
-        .post(format!("http://127.0.0.1:{port}/certificates"))
-        .header("Authorization", format!("Bearer {token}"))
-        .send_json(json!({ "common_name": "api.example.com" }))
-        .map_or(0, |r| r.status().as_u16())
 }
 
 #[track_caller]
@@ -135,7 +82,7 @@ fn an_administrator_handles_a_leak_from_the_console() {
         latchd.call("PUT", "/v1/roles/cert-operator", Some(&admin), Some(&role)).status,
         200
     );
-    let (_service, port) = certificate_service(&latchd);
+    let service = CertificateService::start(&latchd);
     let browser = Browser::start();
 
     // A bad token cannot sign in; the page says why and keeps nothing.
@@ -174,7 +121,7 @@ fn an_administrator_handles_a_leak_from_the_console() {
     browser.wait_for_text("only time Latch shows it");
     screenshot(&browser, "token-issued");
     until("the service accepts the new token", Duration::from_secs(30), || {
-        issue_certificate(port, &secret) == 201
+        service.issue(&secret) == 201
     });
     let token_id = latchd.get(&format!("/v1/accounts/{account_id}/tokens"), &admin).body["tokens"][0]["id"]
         .as_str()
@@ -206,7 +153,7 @@ fn an_administrator_handles_a_leak_from_the_console() {
     let revoked_at = Instant::now();
     confirm(&browser, "Revoke");
     until("the service refuses the revoked token", Duration::from_secs(10), || {
-        issue_certificate(port, &secret) == 401
+        service.issue(&secret) == 401
     });
     eprintln!("console click to refusal at the service: {:?}", revoked_at.elapsed());
     browser.find_with_text("main table .badge", "revoked");
@@ -396,7 +343,7 @@ fn a_console_session_is_no_easier_to_abuse_than_its_token() {
     let escalate = with_session(&latchd, "POST", "/v1/accounts", &weak_cookie, Some(&weak_csrf),
         Some(json!({ "name": "escalated", "role": "admin" })));
     assert_eq!(escalate.status, 403, "{:?}", escalate.body);
-    let revoke_admin = with_session(&latchd, "POST", &format!("/v1/accounts/{}/disable", admin_account(&latchd, &admin)),
+    let revoke_admin = with_session(&latchd, "POST", &format!("/v1/accounts/{}/disable", latchd.admin_account_id()),
         &weak_cookie, Some(&weak_csrf), Some(json!({ "reason": "x" })));
     assert_eq!(revoke_admin.status, 403);
     assert_eq!(latchd.head(), head, "a weak session appended");
@@ -482,14 +429,3 @@ fn token_counts_and_last_use_need_tokens_read() {
     assert_eq!(latchd.get("/v1/tokens", &accounts_only).status, 403);
 }
 
-fn admin_account(latchd: &Latchd, admin: &str) -> String {
-    latchd.get("/v1/accounts", admin).body["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "admin")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}

@@ -7,24 +7,10 @@
 use latch_e2e::{Latchd, account_with_token, binary, ok, stderr, stdout};
 use serde_json::{Value, json};
 
-/// The id of the bootstrap account `admin`.
-fn admin_account_id(latchd: &Latchd, admin: &str) -> String {
-    let accounts = latchd.get("/v1/accounts", admin);
-    accounts.body["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "admin")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// A token of the admin's own account, scoped to `events:read` only: the
 /// weak insider of the review.
 fn weak_token_of_the_admin_account(latchd: &Latchd, admin: &str) -> String {
-    let admin_account = admin_account_id(latchd, admin);
+    let admin_account = latchd.admin_account_id();
     let issued = latchd.post(
         &format!("/v1/accounts/{admin_account}/tokens"),
         admin,
@@ -210,7 +196,7 @@ fn nobody_below_admin_locks_the_admin_out_and_the_last_admin_stays() {
     assert!(defined.status < 300, "{:?}", defined.body);
     let (_, _, manager) =
         account_with_token(&latchd, &admin, "manager", "account-manager", None);
-    let admin_account = admin_account_id(&latchd, &admin);
+    let admin_account = latchd.admin_account_id();
     let admin_token_id = latchd.get("/v1/tokens/self", &admin).body["id"]
         .as_str()
         .unwrap()

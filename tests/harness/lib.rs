@@ -435,6 +435,19 @@ impl Latchd {
         reply.body["head"].as_u64().unwrap()
     }
 
+    /// The id of the bootstrap account `admin`.
+    pub fn admin_account_id(&self) -> String {
+        self.get("/v1/accounts", &self.admin_token()).body["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "admin")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Runs the real `latch` CLI against this latchd.
     pub fn latch(&self, token: Option<&str>, args: &[&str]) -> Output {
         let mut command = Command::new(binary("latch"));
@@ -473,6 +486,72 @@ pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
             "timed out waiting until {what}"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The example certificate service (`examples/certificate-service`),
+/// believing only `latchd`'s signed feed; stopped on drop.
+pub struct CertificateService {
+    child: Child,
+    pub port: u16,
+    agent: ureq::Agent,
+}
+
+impl CertificateService {
+    pub fn start(latchd: &Latchd) -> Self {
+        let port = free_port();
+        // The service trusts latchd's signing key: it believes only the signed feed.
+        let key = Command::new(binary("latchd"))
+            .args(["key", "show", "--data-dir"])
+            .arg(&latchd.data_dir)
+            .output()
+            .unwrap();
+        assert!(key.status.success(), "{key:?}");
+        let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+        let child = Command::new(binary("certificate-service"))
+            .env("LATCH_PUBLIC_KEY", &key)
+            .args([
+                "--nats-url",
+                &latchd.nats().url(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--max-staleness-seconds",
+                "3",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        CertificateService { child, port, agent }
+    }
+
+    /// `POST /certificates` with `token`: the status (0 if unreachable).
+    pub fn issue(&self, token: &str) -> u16 {
+        self.agent
+            .post(format!("http://127.0.0.1:{}/certificates", self.port))
+            .header("Authorization", format!("Bearer {token}"))
+            .send_json(serde_json::json!({ "common_name": "api.example.com" }))
+            .map_or(0, |r| r.status().as_u16())
+    }
+
+    /// `GET /certificates` with `token`: the status (0 if unreachable).
+    pub fn list(&self, token: &str) -> u16 {
+        self.agent
+            .get(format!("http://127.0.0.1:{}/certificates", self.port))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .map_or(0, |r| r.status().as_u16())
+    }
+}
+
+impl Drop for CertificateService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
