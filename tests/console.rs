@@ -185,8 +185,12 @@ fn an_administrator_handles_a_leak_from_the_console() {
     browser.find_with_text("ol.feed li", "late-arrival");
     screenshot(&browser, "events");
 
+    // A token that expires in three days is on the watch list.
+    let (release, _, _) = account_with_token(&latchd, &admin, "release-bot", "cert-operator", None);
+    let short = latchd.post(&format!("/v1/accounts/{release}/tokens"), &admin, json!({ "name": "weekend-job", "ttl": "3d" }));
+    assert_eq!(short.status, 201);
     browser.click(&browser.find_with_text("nav a", "Stale & expiring"));
-    browser.find("#expiring");
+    browser.find_with_text("#expiring table", "weekend-job");
     screenshot(&browser, "attention");
     browser.click(&browser.find_with_text("nav a", "Roles & policy"));
     browser.find_with_text("main table", "cert-operator");
