@@ -106,8 +106,11 @@ fn the_chain_verifies_online_and_offline_and_an_altered_byte_is_named() {
     assert_eq!(as_json["position"], 3);
 
     // Investigations replay through the chain check: no answer rests on the
-    // altered record, and each says where the chain broke.
-    let head_text = head.to_string();
+    // altered record, and each says where the chain broke. (Before the
+    // checkpoint latchd saved at the head when it stopped: from there on,
+    // an answer starts from the checkpoint, which was made from the
+    // unaltered log and carries the chain hash there; see below.)
+    let head_text = (head - 1).to_string();
     let ci_token = {
         let tokens = latchd.latch(
             None,
@@ -162,6 +165,13 @@ fn the_chain_verifies_online_and_offline_and_an_altered_byte_is_named() {
         ok(latchd.latch(None, &intact_args));
     }
 
+    // At the head, the answer comes from the checkpoint: the state the
+    // unaltered log gave, the same as the original's.
+    let at_head = (head).to_string();
+    let from_checkpoint = ok(latchd.latch(None, &["audit", "state", "--at", &at_head, "--data-dir", copy_dir_text, "--output", "ndjson"]));
+    let original = ok(latchd.latch(None, &["audit", "state", "--at", &at_head, "--data-dir", &data_dir, "--output", "ndjson"]));
+    assert_eq!(from_checkpoint, original);
+
     // The original is untouched.
     ok(latchd.latch(None, &["audit", "verify", "--data-dir", &data_dir]));
     let missing = latchd.latch(
@@ -174,6 +184,69 @@ fn the_chain_verifies_online_and_offline_and_an_altered_byte_is_named() {
         "a bad --data-dir is a usage error: {}",
         stderr(&missing)
     );
+}
+
+/// Replaces the checkpoint at the head of the log under `data_dir` with
+/// one that keeps its position and chain hash but says `account` was
+/// disabled: what someone with the disk would write to make investigations
+/// lie without touching the chained events.
+fn forge_checkpoint(data_dir: &std::path::Path, account: &str) -> u64 {
+    let log = data_dir.join("log");
+    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), &log).unwrap();
+    let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &log, names).unwrap();
+    let snapshots = db.cf_handle("snapshots").unwrap();
+    let (key, bytes) = db
+        .iterator_cf(snapshots, rocksdb::IteratorMode::End)
+        .next()
+        .unwrap()
+        .unwrap();
+    let (mut state, hash) = latch_audit::decode_checkpoint(&bytes).expect("latchd's checkpoint");
+    let position = state.position();
+    let account_id = state.accounts().find(|a| a.name.as_str() == account).unwrap().id;
+    let forged = latch_core::RecordedEvent {
+        position,
+        version: 99,
+        envelope: latch_core::EventEnvelope {
+            id: latch_core::EventId::new(),
+            at: chrono::Utc::now(),
+            actor: latch_core::Actor::System,
+            request_id: None,
+            idempotency_key_sha256: None,
+            event: latch_core::Event::AccountDisabled {
+                account_id,
+                reason: "forged".into(),
+            },
+        },
+    };
+    latch_core::evolve(&mut state, &forged);
+    assert_eq!(state.position(), position);
+    db.put_cf(snapshots, key, latch_audit::encode_checkpoint(&state, hash)).unwrap();
+    position.get()
+}
+
+#[test]
+fn a_forged_checkpoint_is_named_by_verify() {
+    let mut latchd = Latchd::start();
+    let admin = latchd.admin_token();
+    account_with_token(&latchd, &admin, "ci", "auditor", None);
+    latchd.stop(); // saves a checkpoint at the head
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&latchd.data_dir, copy.path());
+    let copy_text = copy.path().to_str().unwrap();
+    ok(latchd.latch(None, &["audit", "verify", "--data-dir", copy_text]));
+    let position = forge_checkpoint(copy.path(), "ci");
+    // The forgery keeps the chain hash, so a replay takes it...
+    let lie = ok(latchd.latch(None, &["audit", "state", "--data-dir", copy_text, "--output", "ndjson"]));
+    assert!(lie.contains("forged"), "the forged checkpoint was not used: {lie}");
+    // ...and verify, which replays the log against every checkpoint, names it.
+    let verdict = latchd.latch(None, &["audit", "verify", "--data-dir", copy_text]);
+    assert_eq!(verdict.status.code(), Some(9), "{}", stdout(&verdict));
+    assert!(
+        stdout(&verdict).starts_with(&format!("BROKEN at position {position}:")),
+        "{}",
+        stdout(&verdict)
+    );
+    assert!(stdout(&verdict).contains("checkpoint"), "{}", stdout(&verdict));
 }
 
 #[test]

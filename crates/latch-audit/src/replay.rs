@@ -1,11 +1,15 @@
 //! Replaying the log to a moment with latch-core's own `evolve`: the state
-//! as latchd held it then, not a reconstruction.
+//! as latchd held it then, not a reconstruction. The replay starts from the
+//! nearest checkpoint at or before the moment whose chain hash matches the
+//! log there (`checkpoint.rs`), and folds only the tail after it; a
+//! checkpoint that disagrees with the chain is refused and named.
 
 use chrono::{DateTime, Utc};
 use latch_core::{EventEnvelope, Position, RecordedEvent, State, evolve};
 use latch_store::{ChainHash, EventStore, StoredEvent};
 
 use crate::audit_error::AuditError;
+use crate::checkpoint::decode_checkpoint;
 use crate::moment::Moment;
 
 /// The state at a moment.
@@ -17,8 +21,15 @@ pub struct Replayed {
     pub at: DateTime<Utc>,
     /// The last position folded in (0: none).
     pub position: Position,
-    /// Events read, each checked against the hash chain.
+    /// Events the state holds (from the checkpoint, and folded after it).
     pub events: u64,
+    /// The checkpoint the replay started from, if any.
+    pub from_checkpoint: Option<Position>,
+    /// Events read after it, each checked against the hash chain.
+    pub replayed: u64,
+    /// Checkpoints skipped because their chain hash is not the log's at
+    /// their position: an altered checkpoint (or log).
+    pub refused_checkpoints: Vec<Position>,
 }
 
 /// How far a long read has come, for a progress bar: `(done, total)`
@@ -43,13 +54,14 @@ pub fn replay(
         Moment::Position(asked) => asked,
         Moment::Time(_) => head,
     };
-    let mut state = State::new();
+    let start = nearest_checkpoint(store, last, moment)?;
+    let mut state = start.state.unwrap_or_default();
     let mut at = match moment {
         Moment::Time(at) => at,
-        Moment::Position(_) => DateTime::<Utc>::MIN_UTC,
+        Moment::Position(_) => start.at.unwrap_or(DateTime::<Utc>::MIN_UTC),
     };
-    let mut events = 0;
-    for_each_recorded(store, last, progress, |recorded| {
+    let mut replayed = 0;
+    for_each_recorded_after(store, start.position, start.hash, last, progress, |recorded| {
         if let Moment::Time(until) = moment
             && recorded.envelope.at > until
         {
@@ -59,14 +71,70 @@ pub fn replay(
             at = recorded.envelope.at;
         }
         evolve(&mut state, &recorded);
-        events += 1;
+        replayed += 1;
         true
     })?;
     Ok(Replayed {
         position: state.position(),
+        events: state.position().get(),
         state,
         at,
-        events,
+        from_checkpoint: (start.position > Position::ZERO).then_some(start.position),
+        replayed,
+        refused_checkpoints: start.refused,
+    })
+}
+
+/// Where a replay starts: a checkpoint's state, or nothing (the first event).
+struct Start {
+    state: Option<State>,
+    position: Position,
+    hash: ChainHash,
+    /// The time of the event at `position`.
+    at: Option<DateTime<Utc>>,
+    refused: Vec<Position>,
+}
+
+/// The newest checkpoint at or before `last` (and, for a time, whose last
+/// event is not after it) that decodes and whose chain hash is the log's at
+/// its position. Checkpoints of another format are passed over; those that
+/// disagree with the log are refused.
+fn nearest_checkpoint(store: &EventStore, last: Position, moment: Moment) -> Result<Start, AuditError> {
+    let mut refused = Vec::new();
+    for item in store.snapshots_through(last) {
+        let (position, bytes) = item?;
+        let Some(stored) = store.event(position)? else {
+            refused.push(position);
+            continue;
+        };
+        // The time first: a checkpoint after the moment is not decoded.
+        let at = recorded(&stored)?.envelope.at;
+        if let Moment::Time(until) = moment
+            && at > until
+        {
+            continue;
+        }
+        let Some((state, hash)) = decode_checkpoint(&bytes) else {
+            continue;
+        };
+        if stored.hash != hash || state.position() != position {
+            refused.push(position);
+            continue;
+        }
+        return Ok(Start {
+            state: Some(state),
+            position,
+            hash,
+            at: Some(at),
+            refused,
+        });
+    }
+    Ok(Start {
+        state: None,
+        position: Position::ZERO,
+        hash: ChainHash::GENESIS,
+        at: None,
+        refused,
     })
 }
 
@@ -76,9 +144,25 @@ pub(crate) fn for_each_recorded(
     store: &EventStore,
     last: Position,
     progress: Progress<'_>,
+    each: impl FnMut(RecordedEvent) -> bool,
+) -> Result<(), AuditError> {
+    for_each_recorded_after(store, Position::ZERO, ChainHash::GENESIS, last, progress, each)
+}
+
+/// Every event after `after` (whose hash is `prev`) through `last`.
+fn for_each_recorded_after(
+    store: &EventStore,
+    after: Position,
+    prev: ChainHash,
+    last: Position,
+    progress: Progress<'_>,
     mut each: impl FnMut(RecordedEvent) -> bool,
 ) -> Result<(), AuditError> {
-    for stored in store.iter_chained(Position::FIRST, ChainHash::GENESIS) {
+    if after >= last {
+        progress(last.get(), last.get());
+        return Ok(());
+    }
+    for stored in store.iter_chained(after.next(), prev) {
         let stored = stored?;
         if stored.position > last {
             break;

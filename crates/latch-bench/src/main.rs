@@ -88,6 +88,11 @@ enum Scenario {
     Audit {
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
+        /// A checkpoint every this many events, as latchd's
+        /// --snapshot-every; 0: none (every question replays from the
+        /// first event, as before checkpoints were kept).
+        #[arg(long, default_value_t = 100_000)]
+        checkpoint_every: u64,
         /// Keep the data directory (and print where it is) to run `latch
         /// audit` against it by hand.
         #[arg(long)]
@@ -306,7 +311,11 @@ fn main() -> anyhow::Result<()> {
             Duration::from_secs(seconds),
             &postgres,
         ))?,
-        Scenario::Audit { events, keep } => runtime.block_on(audit::run(&base, events, keep))?,
+        Scenario::Audit {
+            events,
+            checkpoint_every,
+            keep,
+        } => runtime.block_on(audit::run(&base, events, checkpoint_every, keep))?,
         Scenario::HttpIssue {
             concurrency,
             seconds,

@@ -5,8 +5,10 @@
 //! - `streams`: `stream \0 version` (version big-endian) → position
 //! - `stream_heads`: stream → its current version
 //! - `idempotency`: key → `IdempotencyRecord` (kept forever)
-//! - `snapshots`: position → projection snapshot bytes (a cache; losing it
-//!   only costs a longer replay)
+//! - `snapshots`: position → the state at that position (checkpoints: a
+//!   restart replays only the tail after the newest, an investigation only
+//!   the tail after the nearest; each records the chain hash at its
+//!   position; losing them only costs longer replays)
 //! - `meta`: the log's own facts: `log_id`, a random id made with the log
 //!   (latchd signs what it publishes over it)
 //! - `activity`: API activity records, keyed by a time-ordered 16-byte id
@@ -59,8 +61,8 @@ const COLUMN_FAMILIES: [&str; 8] = [
     CF_USAGE,
     CF_META,
 ];
-/// Older snapshots beyond this many are deleted when a new one is saved.
-const SNAPSHOTS_KEPT: usize = 2;
+/// Checkpoints kept unless told otherwise (`save_snapshot_keeping`).
+pub const DEFAULT_CHECKPOINTS_KEPT: usize = 2;
 
 /// The last event in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -929,8 +931,20 @@ impl EventStore {
     }
 
     /// Stores a projection snapshot taken at `position` (not synced: a lost
-    /// snapshot only means a longer replay) and drops older ones.
+    /// snapshot only means a longer replay) and keeps the newest
+    /// `DEFAULT_CHECKPOINTS_KEPT`.
     pub fn save_snapshot(&self, position: Position, bytes: &[u8]) -> Result<(), StoreError> {
+        self.save_snapshot_keeping(position, bytes, DEFAULT_CHECKPOINTS_KEPT)
+    }
+
+    /// Stores a checkpoint (the state at `position`; not synced) and deletes
+    /// all but the newest `keep` (at least 1).
+    pub fn save_snapshot_keeping(
+        &self,
+        position: Position,
+        bytes: &[u8],
+        keep: usize,
+    ) -> Result<(), StoreError> {
         if self.read_only {
             return Err(StoreError::ReadOnly);
         }
@@ -939,13 +953,48 @@ impl EventStore {
         let keys: Vec<Box<[u8]>> = self
             .db
             .iterator_cf(snapshots, IteratorMode::End)
-            .skip(SNAPSHOTS_KEPT)
+            .skip(keep.max(1))
             .map(|item| item.map(|(key, _)| key))
             .collect::<Result<_, _>>()?;
         for key in keys {
             self.db.delete_cf(snapshots, key)?;
         }
         Ok(())
+    }
+
+    /// Checkpoints at or before `position`, newest first, each with its
+    /// position; read lazily (an investigation usually needs only the
+    /// first that fits).
+    pub fn snapshots_through(
+        &self,
+        position: Position,
+    ) -> impl Iterator<Item = Result<(Position, Vec<u8>), StoreError>> + '_ {
+        self.db
+            .iterator_cf(
+                cf(&self.db, CF_SNAPSHOTS),
+                IteratorMode::From(&position.to_key(), Direction::Reverse),
+            )
+            .filter_map(|item| match item {
+                Err(error) => Some(Err(StoreError::from(error))),
+                Ok((key, value)) => {
+                    Position::from_key(&key).map(|position| Ok((position, value.into_vec())))
+                }
+            })
+    }
+
+    /// How many checkpoints are kept, and their bytes in all.
+    pub fn snapshots_size(&self) -> Result<(usize, u64), StoreError> {
+        let mut count = 0;
+        let mut bytes = 0u64;
+        for item in self
+            .db
+            .iterator_cf(cf(&self.db, CF_SNAPSHOTS), IteratorMode::Start)
+        {
+            let (_, value) = item?;
+            count += 1;
+            bytes += value.len() as u64;
+        }
+        Ok((count, bytes))
     }
 
     /// The newest snapshot at or below the head, if any.

@@ -22,7 +22,7 @@ pub use append::{
 pub use chain_hash::ChainHash;
 pub use chain_verdict::ChainVerdict;
 pub use event_store::{
-    EventStore, Head, PreparedAppend, ReplicatedEvent, idempotency_index_key,
+    DEFAULT_CHECKPOINTS_KEPT, EventStore, Head, PreparedAppend, ReplicatedEvent, idempotency_index_key,
 };
 pub use expected_version::ExpectedVersion;
 pub use export::{ExportVerdict, positions_between, verify_export, write_export};

@@ -28,11 +28,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
+use chrono::{DateTime, Utc};
 use crate::command_outcome::{CommandReceipt, CommandRejection, CommandResult, HandlerFailure};
 use crate::event_codec;
 use crate::ha::{LeaderSession, PendingBatch};
 use crate::rebuild::{RebuildError, Rebuilt, rebuild};
-use crate::state_snapshot;
 
 /// One command and what surrounds it.
 #[derive(Debug, Clone)]
@@ -86,8 +86,14 @@ pub struct HandlerConfig {
     pub max_batch: usize,
     /// Commands waiting for the writer before `submit` waits for room.
     pub queue_depth: usize,
-    /// Save a projection snapshot after this many new events.
+    /// Save a checkpoint (the state, with the chain hash) after this many
+    /// new events...
     pub snapshot_every: u64,
+    /// ...and after this long, if any event was appended since the last
+    /// one (investigations start from the nearest checkpoint).
+    pub checkpoint_every: chrono::TimeDelta,
+    /// Checkpoints kept (the oldest go first); each holds the whole state.
+    pub checkpoints_kept: usize,
     /// HA mode: commands are decided only while this node leads, and each
     /// batch is acknowledged by the replicated stream before it is written
     /// (see `crate::ha`).
@@ -104,6 +110,8 @@ impl Default for HandlerConfig {
             max_batch: 512,
             queue_depth: 4096,
             snapshot_every: 100_000,
+            checkpoint_every: chrono::TimeDelta::days(1),
+            checkpoints_kept: 48,
             replicated: false,
             max_batches_in_flight: 4,
         }
@@ -329,6 +337,7 @@ impl CommandHandler {
         let metrics = Arc::new(HandlerMetrics::default());
         let (sender, receiver) = mpsc::channel(config.queue_depth);
         let replication = config.replicated.then(|| Arc::new(Replication::default()));
+        let now = clock.now();
         let writer = Writer {
             replication: replication.clone(),
             working: rebuilt.state.clone(),
@@ -338,6 +347,7 @@ impl CommandHandler {
             clock,
             metrics: metrics.clone(),
             last_snapshot: rebuilt.snapshot.unwrap_or(Position::ZERO),
+            last_snapshot_at: checkpoint_time(&store, rebuilt.snapshot).or(Some(now)),
             config,
             in_flight: VecDeque::new(),
         };
@@ -401,6 +411,9 @@ struct Writer {
     clock: Arc<dyn Clock>,
     metrics: Arc<HandlerMetrics>,
     last_snapshot: Position,
+    /// When the last checkpoint was saved (`None`: not by this process;
+    /// the first batch after a start saves one).
+    last_snapshot_at: Option<DateTime<Utc>>,
     config: HandlerConfig,
     /// HA leader: batches published, oldest first, not acknowledged by the
     /// stream yet; nothing of them is written or answered.
@@ -961,6 +974,7 @@ impl Writer {
         *self.committed.write().expect("state lock poisoned") = rebuilt.state.clone();
         self.working = rebuilt.state;
         self.last_snapshot = rebuilt.snapshot.unwrap_or(Position::ZERO);
+        self.last_snapshot_at = checkpoint_time(&self.store, rebuilt.snapshot).or(Some(self.clock.now()));
         Ok(removed)
     }
 
@@ -1040,8 +1054,11 @@ impl Writer {
     fn snapshot(&mut self, always: bool) {
         let committed = self.committed.read().expect("state lock poisoned");
         let position = committed.position();
-        let due =
-            position.get().saturating_sub(self.last_snapshot.get()) >= self.config.snapshot_every;
+        let now = self.clock.now();
+        let due = position.get().saturating_sub(self.last_snapshot.get()) >= self.config.snapshot_every
+            || self
+                .last_snapshot_at
+                .is_none_or(|at| now - at >= self.config.checkpoint_every);
         if position == self.last_snapshot || !(due || always) {
             return;
         }
@@ -1049,11 +1066,15 @@ impl Writer {
         if head.position != position {
             return;
         }
-        let bytes = state_snapshot::encode(&committed, head.hash);
+        let bytes = latch_audit::encode_checkpoint(&committed, head.hash);
         drop(committed);
-        match self.store.save_snapshot(position, &bytes) {
+        match self
+            .store
+            .save_snapshot_keeping(position, &bytes, self.config.checkpoints_kept)
+        {
             Ok(()) => {
                 self.last_snapshot = position;
+                self.last_snapshot_at = Some(now);
                 tracing::info!(%position, bytes = bytes.len(), "saved state snapshot");
             }
             Err(error) => {
@@ -1061,6 +1082,12 @@ impl Writer {
             }
         }
     }
+}
+
+/// The time of the event a checkpoint was taken at.
+fn checkpoint_time(store: &EventStore, checkpoint: Option<Position>) -> Option<DateTime<Utc>> {
+    let stored = store.event(checkpoint?).ok()??;
+    stored.decode::<latch_core::EventEnvelope>().ok().map(|e| e.at)
 }
 
 fn stream_version(

@@ -35,7 +35,6 @@ mod reply_guard;
 mod scheduler;
 mod serve_limits;
 mod signing_keys;
-mod state_snapshot;
 mod usage_book;
 mod usage_intake;
 pub mod webhooks;

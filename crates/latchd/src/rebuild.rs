@@ -9,7 +9,6 @@ use latch_store::{ChainHash, ChainVerdict, EventStore, StoreError};
 use thiserror::Error;
 
 use crate::event_codec;
-use crate::state_snapshot;
 
 #[derive(Debug)]
 pub struct Rebuilt {
@@ -59,7 +58,7 @@ fn usable_snapshot(store: &EventStore) -> Result<Option<(State, ChainHash)>, Sto
     let Some((position, bytes)) = store.latest_snapshot()? else {
         return Ok(None);
     };
-    let Some((state, hash)) = state_snapshot::decode(&bytes) else {
+    let Some((state, hash)) = latch_audit::decode_checkpoint(&bytes) else {
         tracing::warn!(%position, "ignoring a snapshot in an older format; replaying the whole log");
         return Ok(None);
     };

@@ -419,3 +419,174 @@ mod rocksdb_raw {
         db.put_cf(cf, position.to_be_bytes(), value).unwrap();
     }
 }
+
+/// After `scripted_history`: rotations, a role redefined and deleted,
+/// accounts disabled, enabled, moved to another role and deleted, one
+/// command a minute.
+async fn more_history(handle: &CommandHandle, clock: &ManualClock) {
+    let system = |command| CommandRequest::new(Actor::System, command);
+    let state = handle.state().clone();
+    let accounts: Vec<AccountId> = state
+        .accounts()
+        .filter(|a| a.name.as_str().starts_with("svc-"))
+        .map(|a| a.id)
+        .collect();
+    for (n, account) in accounts.iter().enumerate() {
+        clock.advance(chrono::TimeDelta::minutes(1));
+        let live = state
+            .tokens_of(*account)
+            .find(|t| t.revoked.is_none())
+            .map(|t| t.id);
+        let command = match (n % 5, live) {
+            (0, Some(token_id)) => Command::RotateToken {
+                token_id,
+                successor_id: TokenId::new(),
+                successor_digest: TokenSecret::generate(&mut rand::rng()).digest(),
+                grace: Some(Span::hours(1)),
+            },
+            (1, _) => Command::DisableAccount {
+                account_id: *account,
+                reason: "suspected".into(),
+            },
+            (2, _) => Command::UpdateAccount {
+                account_id: *account,
+                role: Some(RoleName::parse("auditor").unwrap()),
+                description: None,
+            },
+            (3, _) => Command::DeleteAccount {
+                account_id: *account,
+            },
+            _ => Command::DefineRole {
+                name: RoleName::parse("cert-operator").unwrap(),
+                permissions: PermissionSet::parse([format!("certificates:v{n}")]).unwrap(),
+                description: String::new(),
+            },
+        };
+        accepted(handle.submit(system(command)).await);
+        if n % 5 == 1 {
+            clock.advance(chrono::TimeDelta::minutes(1));
+            accepted(
+                handle
+                    .submit(system(Command::EnableAccount {
+                        account_id: *account,
+                    }))
+                    .await,
+            );
+        }
+    }
+    clock.advance(chrono::TimeDelta::minutes(1));
+    accepted(
+        handle
+            .submit(system(Command::DefineRole {
+                name: RoleName::parse("short-lived").unwrap(),
+                permissions: PermissionSet::parse(["reports:read"]).unwrap(),
+                description: String::new(),
+            }))
+            .await,
+    );
+    clock.advance(chrono::TimeDelta::minutes(1));
+    accepted(
+        handle
+            .submit(system(Command::DeleteRole {
+                name: RoleName::parse("short-lived").unwrap(),
+            }))
+            .await,
+    );
+}
+
+/// A log with checkpoints every 7 events, and the state after each event
+/// folded from the first (the reference every investigation must match).
+async fn checkpointed_log(dir: &std::path::Path) -> Vec<(Position, chrono::DateTime<Utc>, State)> {
+    let clock = clock();
+    let store = Arc::new(EventStore::open(dir).unwrap());
+    let (handler, _) = CommandHandler::start(
+        store.clone(),
+        clock.clone(),
+        HandlerConfig {
+            snapshot_every: 7,
+            checkpoints_kept: 10_000,
+            max_batch: 1,
+            ..HandlerConfig::default()
+        },
+    )
+    .unwrap();
+    let handle = handler.handle();
+    scripted_history(&handle).await;
+    more_history(&handle, &clock).await;
+    handler.shutdown().await;
+    let mut reference = State::new();
+    let mut states = Vec::new();
+    for stored in store.iter_from(Position::FIRST) {
+        let stored = stored.unwrap();
+        let recorded = RecordedEvent {
+            position: stored.position,
+            version: stored.version,
+            envelope: stored.decode().unwrap(),
+        };
+        evolve(&mut reference, &recorded);
+        states.push((stored.position, recorded.envelope.at, reference.clone()));
+    }
+    states
+}
+
+#[tokio::test]
+async fn an_investigation_from_a_checkpoint_equals_a_replay_of_the_whole_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let states = checkpointed_log(dir.path()).await;
+    let store = EventStore::open_read_only(dir.path()).unwrap();
+    let (kept, bytes) = store.snapshots_size().unwrap();
+    assert!(kept >= states.len() / 7, "{kept} checkpoints for {} events", states.len());
+    assert!(bytes > 0);
+    for (index, (position, at, expected)) in states.iter().enumerate() {
+        let replayed =
+            latch_audit::replay(&store, latch_audit::Moment::Position(*position), &mut |_, _| {})
+                .unwrap();
+        assert_eq!(&replayed.state, expected, "at position {position}");
+        assert_eq!(replayed.events, position.get());
+        assert!(replayed.from_checkpoint.is_some_and(|c| c <= *position) || position.get() < 7);
+        assert!(replayed.replayed <= 12, "{} events replayed to reach {position}", replayed.replayed);
+        assert!(replayed.refused_checkpoints.is_empty());
+        // By time: the last event at that instant decides.
+        let last_at_that_time = states.get(index + 1).is_none_or(|(_, next, _)| next > at);
+        if last_at_that_time {
+            let by_time = latch_audit::replay(&store, latch_audit::Moment::Time(*at), &mut |_, _| {})
+                .unwrap();
+            assert_eq!(&by_time.state, expected, "at {at}");
+        }
+    }
+    // Before the first event: nothing.
+    let before = states[0].1 - chrono::TimeDelta::seconds(1);
+    let replayed = latch_audit::replay(&store, latch_audit::Moment::Time(before), &mut |_, _| {}).unwrap();
+    assert_eq!(replayed.state, State::new());
+}
+
+#[tokio::test]
+async fn a_checkpoint_that_disagrees_with_the_chain_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let states = checkpointed_log(dir.path()).await;
+    let store = EventStore::open(dir.path()).unwrap();
+    let checkpoint = store
+        .snapshots_through(states[40].0)
+        .next()
+        .unwrap()
+        .unwrap()
+        .0;
+    let index = (checkpoint.get() - 1) as usize;
+    let (_, _, at_checkpoint) = &states[index];
+    let (_, _, before_it) = &states[index - 1];
+    let hash_there = store.event(checkpoint).unwrap().unwrap().hash;
+    for forged in [
+        // Another chain hash than the log's at its position.
+        latch_audit::encode_checkpoint(at_checkpoint, latch_store::ChainHash::GENESIS),
+        // The right hash over the state of another position.
+        latch_audit::encode_checkpoint(before_it, hash_there),
+    ] {
+        store.save_snapshot_keeping(checkpoint, &forged, 10_000).unwrap();
+        let target = states[index + 2].0;
+        let replayed =
+            latch_audit::replay(&store, latch_audit::Moment::Position(target), &mut |_, _| {}).unwrap();
+        assert_eq!(replayed.refused_checkpoints, vec![checkpoint]);
+        assert!(replayed.from_checkpoint.is_some_and(|c| c < checkpoint), "an earlier checkpoint is used");
+        assert_eq!(replayed.state, states[index + 2].2, "the answer is the log's");
+    }
+}

@@ -16,20 +16,29 @@ use latch_store::EventStore;
 use latchd::{CommandHandler, HandlerConfig, SystemClock};
 use serde_json::json;
 
-pub async fn run(base: &Path, events: u64, keep: bool) -> anyhow::Result<()> {
+pub async fn run(base: &Path, events: u64, checkpoint_every: u64, keep: bool) -> anyhow::Result<()> {
     let dir = tempfile::tempdir_in(base)?;
     let log = dir.path().join("log");
     let building = Instant::now();
     {
         let store = Arc::new(EventStore::open(&log)?);
         let config = HandlerConfig {
-            snapshot_every: u64::MAX,
+            snapshot_every: if checkpoint_every == 0 { u64::MAX } else { checkpoint_every },
+            // Built in minutes: no daily checkpoints, every periodic one kept.
+            checkpoint_every: chrono::TimeDelta::days(365_000),
+            checkpoints_kept: 1_000_000,
             ..HandlerConfig::default()
         };
         let (handler, _) = CommandHandler::start(store, Arc::new(SystemClock), config)?;
         latchd::bootstrap(&handler.handle(), dir.path()).await?;
         latch_bench::build_log(&handler.handle(), events).await?;
         handler.shutdown().await;
+        if checkpoint_every == 0 {
+            // The shutdown checkpoint too: every question replays it all.
+            let store = EventStore::open(&log)?;
+            let head = store.head().position;
+            store.save_snapshot_keeping(head, b"none", 1)?;
+        }
     }
     let built = building.elapsed();
 
@@ -54,7 +63,20 @@ pub async fn run(base: &Path, events: u64, keep: bool) -> anyhow::Result<()> {
     });
     let state_total = started.elapsed();
     let middle_events = replayed.events;
+    let middle_replayed = replayed.replayed;
     drop(replayed);
+
+    // state at ten moments spread over the log (by position, as `--at N`).
+    let mut moments = Vec::new();
+    for tenth in 1..=10u64 {
+        let position = Position::new(head.get() * tenth / 10);
+        let started = Instant::now();
+        let replayed = latch_audit::replay(&store, Moment::Position(position), &mut |_, _| {})?;
+        moments.push((started.elapsed().as_secs_f64(), replayed.replayed));
+    }
+    let slowest_moment = moments.iter().map(|(s, _)| *s).fold(0.0, f64::max);
+    let (checkpoints, checkpoint_bytes) = store.snapshots_size()?;
+    let log_bytes = directory_bytes(&log);
 
     // who-can at the head: every auditor token holds certificates:read.
     let started = Instant::now();
@@ -127,9 +149,20 @@ pub async fn run(base: &Path, events: u64, keep: bool) -> anyhow::Result<()> {
             "scenario": "audit",
             "events": head.get(),
             "build_seconds": built.as_secs_f64(),
+            "checkpoints": {
+                "every_events": checkpoint_every,
+                "kept": checkpoints,
+                "bytes": checkpoint_bytes,
+                "log_directory_bytes": log_bytes,
+            },
+            "state_at_ten_moments": {
+                "slowest_seconds": slowest_moment,
+                "seconds_and_events_replayed": moments,
+            },
             "state_at_middle": {
                 "at": middle_text,
-                "events_replayed": middle_events,
+                "events": middle_events,
+                "events_replayed": middle_replayed,
                 "replay_seconds": state_replay.as_secs_f64(),
                 "seconds_with_output": state_total.as_secs_f64(),
                 "lines": state_lines,
@@ -167,6 +200,20 @@ pub async fn run(base: &Path, events: u64, keep: bool) -> anyhow::Result<()> {
         eprintln!("data directory kept: {}", kept.display());
     }
     Ok(())
+}
+
+/// Bytes of the files under `dir` (RocksDB's, compressed as stored).
+fn directory_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => directory_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 fn beside_this_binary(name: &str) -> Option<std::path::PathBuf> {

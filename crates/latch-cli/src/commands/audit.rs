@@ -311,6 +311,11 @@ fn replay_offline(dir: &Path, at: Moment) -> Result<latch_audit::Replayed, CliEr
     let replayed = latch_audit::replay(&store, at, &mut |done, total| progress.update(done, total))
         .map_err(audit_error)?;
     progress.done();
+    for position in &replayed.refused_checkpoints {
+        eprintln!(
+            "latch: warning: the checkpoint at position {position} disagrees with the log's hash chain there and was not used (altered?); run `latch audit verify --data-dir`"
+        );
+    }
     Ok(replayed)
 }
 
@@ -404,10 +409,14 @@ pub(crate) fn open_log(dir: &Path) -> Result<EventStore, CliError> {
     })
 }
 
+/// The chain, and every checkpoint against the state the log gives there.
 fn verify_offline(dir: &Path) -> Result<ChainVerdict, CliError> {
-    open_log(dir)?
-        .verify_chain()
-        .map_err(|e| CliError::Other(format!("reading the log: {e}")))
+    let store = open_log(dir)?;
+    let progress = Progress::positions("verifying the log and its checkpoints");
+    let verdict = latch_audit::verify_log(&store, &mut |done, total| progress.update(done, total))
+        .map_err(|e| CliError::Other(format!("reading the log: {e}")))?;
+    progress.done();
+    Ok(verdict)
 }
 
 /// Prints a verdict (a line, or JSON) and fails with exit code 9 unless it

@@ -139,10 +139,15 @@ async fn replay(
     moment: latch_audit::Moment,
 ) -> Result<latch_audit::Replayed, Problem> {
     let store = app.commands.store().clone();
-    tokio::task::spawn_blocking(move || latch_audit::replay(&store, moment, &mut |_, _| {}))
-        .await
-        .map_err(|e| Problem::internal(e.to_string()))?
-        .map_err(audit_problem)
+    let replayed =
+        tokio::task::spawn_blocking(move || latch_audit::replay(&store, moment, &mut |_, _| {}))
+            .await
+            .map_err(|e| Problem::internal(e.to_string()))?
+            .map_err(audit_problem)?;
+    for position in &replayed.refused_checkpoints {
+        tracing::error!(%position, "a checkpoint disagrees with the log's hash chain there; it was not used (altered?)");
+    }
+    Ok(replayed)
 }
 
 fn audit_problem(error: latch_audit::AuditError) -> Problem {

@@ -110,7 +110,10 @@ pub struct ServeArgs {
     pub nats: NatsArgs,
     #[command(flatten)]
     pub limits: ServeLimits,
-    /// Save a state snapshot after this many new events.
+    /// Save a checkpoint (the state, with the chain hash there) after this
+    /// many new events: a restart replays only the tail after the newest,
+    /// an investigation (`latch audit state|who-can --at`) only the tail
+    /// after the nearest.
     #[arg(
         long,
         env = "LATCH_SNAPSHOT_EVERY",
@@ -118,6 +121,16 @@ pub struct ServeArgs {
         global = true
     )]
     pub snapshot_every: u64,
+    /// Also save a checkpoint when this long has passed since the last one
+    /// and events were appended (`1d`, `6h`…).
+    #[arg(long, env = "LATCH_CHECKPOINT_INTERVAL", default_value = "1d", global = true)]
+    pub checkpoint_interval: latch_core::Span,
+    /// Checkpoints kept, the oldest deleted first. Each holds the whole
+    /// state (about 85 bytes per account, token and role — see
+    /// docs/investigations.md): the disk they cost is this many states.
+    #[arg(long, env = "LATCH_CHECKPOINTS_KEPT", default_value_t = 48,
+          value_parser = clap::value_parser!(u64).range(1..=100_000), global = true)]
+    pub checkpoints_kept: u64,
     /// Sign the feed with this provisioned Ed25519 key (PEM, PKCS#8, e.g.
     /// from `openssl genpkey -algorithm ed25519`) instead of the key latchd
     /// keeps in <data-dir>/signing-keys. Every node of an HA cluster uses the
@@ -253,6 +266,8 @@ impl ServeArgs {
         config.limits = self.limits.clone();
         config.handler = HandlerConfig {
             snapshot_every: self.snapshot_every,
+            checkpoint_every: self.checkpoint_interval.to_chrono(),
+            checkpoints_kept: self.checkpoints_kept as usize,
             ..HandlerConfig::default()
         };
         config.clock = self.clock(true)?;

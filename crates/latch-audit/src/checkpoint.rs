@@ -1,6 +1,9 @@
-//! Projection snapshots: the state at a position, so a restart replays only
-//! the tail of the log. A cache, never the truth: a snapshot that does not
-//! decode, or whose hash does not match the log at its position, is ignored.
+//! Checkpoints: the state at a position, with the chain hash there, so a
+//! restart replays only the tail after the newest and an investigation
+//! only the tail after the nearest (latchd keeps them in the store's
+//! `snapshots`). A cache, never the truth: a checkpoint that does not
+//! decode is ignored, and one whose hash does not match the log at its
+//! position is refused.
 
 use latch_core::{Position, State};
 use latch_store::ChainHash;
@@ -17,7 +20,8 @@ struct SnapshotFile {
     state: State,
 }
 
-pub fn encode(state: &State, hash: ChainHash) -> Vec<u8> {
+/// The bytes of a checkpoint of `state`, whose last event has `hash`.
+pub fn encode_checkpoint(state: &State, hash: ChainHash) -> Vec<u8> {
     #[derive(Serialize)]
     struct SnapshotRef<'a> {
         format: u32,
@@ -36,7 +40,7 @@ pub fn encode(state: &State, hash: ChainHash) -> Vec<u8> {
 
 /// The state and the chain hash at its position, if the bytes are a
 /// snapshot of the current format.
-pub fn decode(bytes: &[u8]) -> Option<(State, ChainHash)> {
+pub fn decode_checkpoint(bytes: &[u8]) -> Option<(State, ChainHash)> {
     let file: SnapshotFile = postcard::from_bytes(bytes).ok()?;
     (file.format == FORMAT && file.state.position() == file.position).then(|| {
         (
@@ -53,9 +57,9 @@ mod tests {
     #[test]
     fn a_snapshot_round_trips() {
         let state = State::new();
-        let bytes = encode(&state, ChainHash::GENESIS);
+        let bytes = encode_checkpoint(&state, ChainHash::GENESIS);
         let file: Result<SnapshotFile, _> = postcard::from_bytes(&bytes);
         assert!(file.is_ok(), "{:?}", file.err());
-        assert_eq!(decode(&bytes).map(|(s, _)| s), Some(state));
+        assert_eq!(decode_checkpoint(&bytes).map(|(s, _)| s), Some(state));
     }
 }
