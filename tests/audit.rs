@@ -238,8 +238,12 @@ fn a_forged_checkpoint_is_named_by_verify() {
     // The forgery keeps the chain hash, so a replay takes it...
     let lie = ok(latchd.latch(None, &["audit", "state", "--data-dir", copy_text, "--output", "ndjson"]));
     assert!(lie.contains("forged"), "the forged checkpoint was not used: {lie}");
-    // ...and verify, which replays the log against every checkpoint, names it.
-    let verdict = latchd.latch(None, &["audit", "verify", "--data-dir", copy_text]);
+    // ...a plain verify (the chain, and each checkpoint's chain hash) does
+    // not see it...
+    ok(latchd.latch(None, &["audit", "verify", "--data-dir", copy_text]));
+    // ...and verify --checkpoints, which replays the log against every
+    // checkpoint, names it.
+    let verdict = latchd.latch(None, &["audit", "verify", "--data-dir", copy_text, "--checkpoints"]);
     assert_eq!(verdict.status.code(), Some(9), "{}", stdout(&verdict));
     assert!(
         stdout(&verdict).starts_with(&format!("BROKEN at position {position}:")),

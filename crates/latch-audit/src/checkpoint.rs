@@ -50,6 +50,20 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Option<(State, ChainHash)> {
     })
 }
 
+/// The position and chain hash a checkpoint claims, read from its first
+/// bytes without decoding its state (cheap, whatever the state's size).
+pub fn checkpoint_header(bytes: &[u8]) -> Option<(Position, ChainHash)> {
+    #[derive(Deserialize)]
+    struct Header {
+        format: u32,
+        position: Position,
+        hash: [u8; 32],
+    }
+    let (header, _) = postcard::take_from_bytes::<Header>(bytes).ok()?;
+    (header.format == FORMAT)
+        .then(|| (header.position, ChainHash::from_slice(&header.hash).expect("32 bytes")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +75,6 @@ mod tests {
         let file: Result<SnapshotFile, _> = postcard::from_bytes(&bytes);
         assert!(file.is_ok(), "{:?}", file.err());
         assert_eq!(decode_checkpoint(&bytes).map(|(s, _)| s), Some(state));
+        assert_eq!(checkpoint_header(&bytes), Some((Position::ZERO, ChainHash::GENESIS)));
     }
 }

@@ -1,31 +1,60 @@
 //! `verify_log`: what `latch audit verify` checks of a data directory — the
-//! hash chain, and every checkpoint against the state the chain gives at its
-//! position. A checkpoint records the chain hash where it was taken, so one
-//! that disagrees with the log there is refused by every replay; but its
-//! state is only as good as the fold that made it. Replaying the whole log
-//! once and comparing proves each checkpoint tells the log's story, so
-//! investigations that start from one (in a second rather than a replay of
-//! everything) can be trusted as far as the chain can.
+//! hash chain, and the checkpoints. A checkpoint records the chain hash
+//! where it was taken: each one's is compared with the log's there
+//! (`CheckpointCheck::Headers`, cheap), and a replay refuses one that
+//! disagrees. But its state is only as good as the fold that made it:
+//! `CheckpointCheck::States` replays the whole log once and compares every
+//! checkpoint's state with the state at its position, which proves that
+//! investigations starting from one tell the log's story (it costs a
+//! replay of the log and a decode of each checkpoint).
 
 use latch_core::{Position, State, evolve};
 use latch_store::{ChainVerdict, EventStore};
 
 use crate::audit_error::AuditError;
-use crate::checkpoint::decode_checkpoint;
+use crate::checkpoint::{checkpoint_header, decode_checkpoint};
 use crate::replay::{Progress, for_each_recorded};
 
-/// The chain's verdict, or `Broken` at the first checkpoint whose state is
-/// not the state the log gives at its position.
-pub fn verify_log(store: &EventStore, progress: Progress<'_>) -> Result<ChainVerdict, AuditError> {
+/// How far `verify_log` checks the checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointCheck {
+    /// Each one's position and chain hash against the log's.
+    Headers,
+    /// And each one's state against a replay of the log.
+    States,
+}
+
+/// The chain's verdict, or `Broken` at the first checkpoint that disagrees
+/// with the log.
+pub fn verify_log(
+    store: &EventStore,
+    check: CheckpointCheck,
+    progress: Progress<'_>,
+) -> Result<ChainVerdict, AuditError> {
     let verdict = store.verify_chain()?;
     let ChainVerdict::Intact { head, .. } = &verdict else {
         return Ok(verdict);
     };
-    let mut checkpoints: Vec<Position> = store
-        .snapshots_through(*head)
-        .map(|item| item.map(|(position, _)| position))
-        .collect::<Result<_, _>>()?;
-    if checkpoints.is_empty() {
+    let mut checkpoints = Vec::new();
+    for (position, listed_hash) in store.snapshot_positions_through(*head)? {
+        let there = store.event(position)?.map(|stored| stored.hash);
+        let hash = match listed_hash {
+            Some(hash) => Some(hash),
+            // Unlisted (older latchd): its own header says.
+            None => store
+                .snapshot(position)?
+                .and_then(|bytes| checkpoint_header(&bytes))
+                .filter(|(claimed, _)| *claimed == position)
+                .map(|(_, hash)| hash),
+        };
+        if let Some(hash) = hash {
+            if there != Some(hash) {
+                return Ok(broken(position, "the checkpoint here records another chain hash than the log's (altered?)"));
+            }
+            checkpoints.push(position);
+        }
+    }
+    if checkpoints.is_empty() || check == CheckpointCheck::Headers {
         return Ok(verdict);
     }
     checkpoints.reverse();
@@ -41,21 +70,26 @@ pub fn verify_log(store: &EventStore, progress: Progress<'_>) -> Result<ChainVer
             if checkpoint != position {
                 continue;
             }
-            match store.snapshots_through(position).next() {
-                Some(Ok((at, bytes))) if at == position => {
+            match store.snapshot(position) {
+                Ok(Some(bytes)) => {
                     // Another format is passed over by replays: not a lie.
-                    if let Some((held, _)) = decode_checkpoint(&bytes)
-                        && held != state
-                    {
+                    let Some((claimed, hash)) = checkpoint_header(&bytes) else {
+                        continue;
+                    };
+                    let there = store.event(position).ok().flatten().map(|e| e.hash);
+                    let lies = claimed != position
+                        || there != Some(hash)
+                        || decode_checkpoint(&bytes).is_none_or(|(held, _)| held != state);
+                    if lies {
                         mismatch = Some(position);
                         return false;
                     }
                 }
-                Some(Err(error)) => {
+                Err(error) => {
                     failure = Some(error);
                     return false;
                 }
-                _ => {}
+                Ok(None) => {}
             }
         }
         true
@@ -64,12 +98,18 @@ pub fn verify_log(store: &EventStore, progress: Progress<'_>) -> Result<ChainVer
         return Err(error.into());
     }
     Ok(match mismatch {
-        Some(position) => ChainVerdict::Broken {
+        Some(position) => broken(
             position,
-            problem: "the checkpoint here does not hold the state the log gives at this position \
-                      (altered?): investigations would start from it"
-                .to_owned(),
-        },
+            "the checkpoint here does not hold the state the log gives at this position \
+             (altered?): investigations would start from it",
+        ),
         None => verdict,
     })
+}
+
+fn broken(position: Position, problem: &str) -> ChainVerdict {
+    ChainVerdict::Broken {
+        position,
+        problem: problem.to_owned(),
+    }
 }

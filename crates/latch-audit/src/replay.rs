@@ -9,7 +9,7 @@ use latch_core::{EventEnvelope, Position, RecordedEvent, State, evolve};
 use latch_store::{ChainHash, EventStore, StoredEvent};
 
 use crate::audit_error::AuditError;
-use crate::checkpoint::decode_checkpoint;
+use crate::checkpoint::{checkpoint_header, decode_checkpoint};
 use crate::moment::Moment;
 
 /// The state at a moment.
@@ -101,23 +101,37 @@ struct Start {
 /// disagree with the log are refused.
 fn nearest_checkpoint(store: &EventStore, last: Position, moment: Moment) -> Result<Start, AuditError> {
     let mut refused = Vec::new();
-    for item in store.snapshots_through(last) {
-        let (position, bytes) = item?;
+    for (position, listed_hash) in store.snapshot_positions_through(last)? {
         let Some(stored) = store.event(position)? else {
             refused.push(position);
             continue;
         };
-        // The time first: a checkpoint after the moment is not decoded.
+        // The listing first: a checkpoint that disagrees is not read.
+        if listed_hash.is_some_and(|hash| hash != stored.hash) {
+            refused.push(position);
+            continue;
+        }
+        // Its time next: a checkpoint after the moment is not decoded.
         let at = recorded(&stored)?.envelope.at;
         if let Moment::Time(until) = moment
             && at > until
         {
             continue;
         }
-        let Some((state, hash)) = decode_checkpoint(&bytes) else {
+        let Some(bytes) = store.snapshot(position)? else {
             continue;
         };
-        if stored.hash != hash || state.position() != position {
+        let Some((claimed, hash)) = checkpoint_header(&bytes) else {
+            continue;
+        };
+        if stored.hash != hash || claimed != position {
+            refused.push(position);
+            continue;
+        }
+        let Some((state, _)) = decode_checkpoint(&bytes) else {
+            continue;
+        };
+        if state.position() != position {
             refused.push(position);
             continue;
         }

@@ -46,6 +46,12 @@ const META_LOG_ID: &[u8] = b"log_id";
 /// The JetStream sequence of the last stream message this log holds (HA
 /// mode): where a standby resumes following the replicated stream.
 const META_STREAM_SEQUENCE: &[u8] = b"stream_sequence";
+/// `checkpoint/<position>` in `meta` lists a checkpoint (value: its chain hash).
+const CHECKPOINT_PREFIX: &[u8] = b"checkpoint/";
+
+fn checkpoint_key(position: Position) -> Vec<u8> {
+    [CHECKPOINT_PREFIX, &position.to_key()].concat()
+}
 /// Idempotency keys are indexed by the SHA-256 of the (scoped) key; logs
 /// written before kept the key itself, which lookups still find.
 const IDEMPOTENCY_DIGEST_PREFIX: &str = "sha256:";
@@ -624,8 +630,11 @@ impl EventStore {
             .iterator_cf(cf(&self.db, CF_SNAPSHOTS), IteratorMode::Start)
         {
             let (key, _) = item?;
-            if Position::from_key(&key).is_some_and(|p| p > keep) {
+            if let Some(position) = Position::from_key(&key)
+                && position > keep
+            {
                 batch.delete_cf(cf(&self.db, CF_SNAPSHOTS), key);
+                batch.delete_cf(cf(&self.db, CF_META), checkpoint_key(position));
             }
         }
         match stream_sequence {
@@ -934,52 +943,92 @@ impl EventStore {
     /// snapshot only means a longer replay) and keeps the newest
     /// `DEFAULT_CHECKPOINTS_KEPT`.
     pub fn save_snapshot(&self, position: Position, bytes: &[u8]) -> Result<(), StoreError> {
-        self.save_snapshot_keeping(position, bytes, DEFAULT_CHECKPOINTS_KEPT)
+        self.save_snapshot_keeping(position, bytes, None, DEFAULT_CHECKPOINTS_KEPT)
     }
 
-    /// Stores a checkpoint (the state at `position`; not synced) and deletes
-    /// all but the newest `keep` (at least 1).
+    /// Stores a checkpoint (the state at `position`, whose last event has
+    /// the chain hash `hash`; not synced) and deletes all but the newest
+    /// `keep` (at least 1). The state goes straight to a table file (no
+    /// write-ahead log: a checkpoint can be tens of megabytes, which every
+    /// later open would otherwise replay), and a small entry in `meta`
+    /// (`checkpoint/<position>` → hash) lists it, so choosing one never
+    /// reads the others.
     pub fn save_snapshot_keeping(
         &self,
         position: Position,
         bytes: &[u8],
+        hash: Option<ChainHash>,
         keep: usize,
     ) -> Result<(), StoreError> {
         if self.read_only {
             return Err(StoreError::ReadOnly);
         }
         let snapshots = cf(&self.db, CF_SNAPSHOTS);
-        self.db.put_cf(snapshots, position.to_key(), bytes)?;
-        let keys: Vec<Box<[u8]>> = self
-            .db
-            .iterator_cf(snapshots, IteratorMode::End)
+        let mut unlogged = WriteOptions::default();
+        unlogged.disable_wal(true);
+        self.db.put_cf_opt(snapshots, position.to_key(), bytes, &unlogged)?;
+        self.db.flush_cf(snapshots)?;
+        let listed = checkpoint_key(position);
+        match hash {
+            Some(hash) => self.db.put_cf(cf(&self.db, CF_META), listed, hash.as_bytes())?,
+            None => self.db.delete_cf(cf(&self.db, CF_META), listed)?,
+        }
+        let stale: Vec<Position> = self
+            .snapshot_positions_through(Position::new(u64::MAX))?
+            .into_iter()
+            .map(|(position, _)| position)
             .skip(keep.max(1))
-            .map(|item| item.map(|(key, _)| key))
-            .collect::<Result<_, _>>()?;
-        for key in keys {
-            self.db.delete_cf(snapshots, key)?;
+            .collect();
+        for position in stale {
+            self.db.delete_cf(snapshots, position.to_key())?;
+            self.db.delete_cf(cf(&self.db, CF_META), checkpoint_key(position))?;
         }
         Ok(())
     }
 
-    /// Checkpoints at or before `position`, newest first, each with its
-    /// position; read lazily (an investigation usually needs only the
-    /// first that fits).
-    pub fn snapshots_through(
+    /// Checkpoints at or before `position`, newest first: each position
+    /// with the chain hash its listing records (`None` for one saved
+    /// without, as before checkpoints were listed). Reads no checkpoint.
+    pub fn snapshot_positions_through(
         &self,
         position: Position,
-    ) -> impl Iterator<Item = Result<(Position, Vec<u8>), StoreError>> + '_ {
-        self.db
+    ) -> Result<Vec<(Position, Option<ChainHash>)>, StoreError> {
+        let mut listed = Vec::new();
+        for item in self.db.iterator_cf(
+            cf(&self.db, CF_META),
+            IteratorMode::From(&checkpoint_key(position), Direction::Reverse),
+        ) {
+            let (key, value) = item?;
+            let Some(rest) = key.strip_prefix(CHECKPOINT_PREFIX) else {
+                break;
+            };
+            if let Some(at) = Position::from_key(rest) {
+                listed.push((at, ChainHash::from_slice(&value)));
+            }
+        }
+        // Checkpoints saved without a listing (older latchd keep two).
+        let unlisted: Vec<(Position, Option<ChainHash>)> = self
+            .db
             .iterator_cf(
                 cf(&self.db, CF_SNAPSHOTS),
                 IteratorMode::From(&position.to_key(), Direction::Reverse),
             )
-            .filter_map(|item| match item {
-                Err(error) => Some(Err(StoreError::from(error))),
-                Ok((key, value)) => {
-                    Position::from_key(&key).map(|position| Ok((position, value.into_vec())))
-                }
-            })
+            .take(8)
+            .filter_map(|item| item.ok())
+            .filter_map(|(key, _)| Position::from_key(&key))
+            .filter(|p| !listed.iter().any(|(l, _)| l == p))
+            .map(|p| (p, None))
+            .collect();
+        if !unlisted.is_empty() {
+            listed.extend(unlisted);
+            listed.sort_by(|a, b| b.0.cmp(&a.0));
+        }
+        Ok(listed)
+    }
+
+    /// The checkpoint saved at `position`, if any.
+    pub fn snapshot(&self, position: Position) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(cf(&self.db, CF_SNAPSHOTS), position.to_key())?)
     }
 
     /// How many checkpoints are kept, and their bytes in all.

@@ -1070,7 +1070,7 @@ impl Writer {
         drop(committed);
         match self
             .store
-            .save_snapshot_keeping(position, &bytes, self.config.checkpoints_kept)
+            .save_snapshot_keeping(position, &bytes, Some(head.hash), self.config.checkpoints_kept)
         {
             Ok(()) => {
                 self.last_snapshot = position;

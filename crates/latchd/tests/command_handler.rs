@@ -565,23 +565,33 @@ async fn a_checkpoint_that_disagrees_with_the_chain_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let states = checkpointed_log(dir.path()).await;
     let store = EventStore::open(dir.path()).unwrap();
-    let checkpoint = store
-        .snapshots_through(states[40].0)
-        .next()
-        .unwrap()
-        .unwrap()
-        .0;
+    let checkpoint = store.snapshot_positions_through(states[40].0).unwrap()[0].0;
     let index = (checkpoint.get() - 1) as usize;
     let (_, _, at_checkpoint) = &states[index];
     let (_, _, before_it) = &states[index - 1];
     let hash_there = store.event(checkpoint).unwrap().unwrap().hash;
-    for forged in [
-        // Another chain hash than the log's at its position.
-        latch_audit::encode_checkpoint(at_checkpoint, latch_store::ChainHash::GENESIS),
+    let genesis = latch_store::ChainHash::GENESIS;
+    for (forged, listed) in [
+        // Listed with another chain hash than the log's at its position.
+        (latch_audit::encode_checkpoint(at_checkpoint, hash_there), Some(genesis)),
+        // Listed right, but the checkpoint itself records another hash.
+        (latch_audit::encode_checkpoint(at_checkpoint, genesis), Some(hash_there)),
         // The right hash over the state of another position.
-        latch_audit::encode_checkpoint(before_it, hash_there),
+        (latch_audit::encode_checkpoint(before_it, hash_there), Some(hash_there)),
     ] {
-        store.save_snapshot_keeping(checkpoint, &forged, 10_000).unwrap();
+        store.save_snapshot_keeping(checkpoint, &forged, listed, 10_000).unwrap();
+        let verdict = latch_audit::verify_log(&store, latch_audit::CheckpointCheck::Headers, &mut |_, _| {}).unwrap();
+        if listed == Some(genesis) {
+            assert!(
+                matches!(verdict, latch_store::ChainVerdict::Broken { position, .. } if position == checkpoint),
+                "{verdict:?}"
+            );
+        }
+        let verdict = latch_audit::verify_log(&store, latch_audit::CheckpointCheck::States, &mut |_, _| {}).unwrap();
+        assert!(
+            matches!(verdict, latch_store::ChainVerdict::Broken { position, .. } if position == checkpoint),
+            "{verdict:?}"
+        );
         let target = states[index + 2].0;
         let replayed =
             latch_audit::replay(&store, latch_audit::Moment::Position(target), &mut |_, _| {}).unwrap();
