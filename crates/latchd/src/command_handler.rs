@@ -111,7 +111,7 @@ impl Default for HandlerConfig {
             queue_depth: 4096,
             snapshot_every: 100_000,
             checkpoint_every: chrono::TimeDelta::days(1),
-            checkpoints_kept: 48,
+            checkpoints_kept: latch_store::DEFAULT_CHECKPOINTS_KEPT,
             replicated: false,
             max_batches_in_flight: 4,
         }

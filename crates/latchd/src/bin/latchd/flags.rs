@@ -126,9 +126,9 @@ pub struct ServeArgs {
     #[arg(long, env = "LATCH_CHECKPOINT_INTERVAL", default_value = "1d", global = true)]
     pub checkpoint_interval: latch_core::Span,
     /// Checkpoints kept, the oldest deleted first. Each holds the whole
-    /// state (about 85 bytes per account, token and role — see
-    /// docs/investigations.md): the disk they cost is this many states.
-    #[arg(long, env = "LATCH_CHECKPOINTS_KEPT", default_value_t = 48,
+    /// state (about 125 MB at a million events; docs/benchmarks.md): the
+    /// disk they cost is this many states.
+    #[arg(long, env = "LATCH_CHECKPOINTS_KEPT", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(1..=100_000), global = true)]
     pub checkpoints_kept: u64,
     /// Sign the feed with this provisioned Ed25519 key (PEM, PKCS#8, e.g.
