@@ -181,6 +181,16 @@ impl State {
         }
     }
 
+    /// When policy wants `token` rotated (`rotation_period` after issue),
+    /// for a token live at `now` and not rotated yet; `None` otherwise.
+    pub fn rotation_due_at(&self, token: &Token, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if token.rotated_to.is_some() || !self.token_is_live(token, now) {
+            return None;
+        }
+        let account = self.account(token.account_id)?;
+        token.rotation_due(&self.effective_policy(&account.role))
+    }
+
     /// Whether a token would be accepted at `now`, ignoring the source
     /// address: account active, not revoked, not expired.
     pub fn token_is_live(&self, token: &Token, now: DateTime<Utc>) -> bool {

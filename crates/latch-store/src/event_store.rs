@@ -968,10 +968,25 @@ impl EventStore {
         unlogged.disable_wal(true);
         self.db.put_cf_opt(snapshots, position.to_key(), bytes, &unlogged)?;
         self.db.flush_cf(snapshots)?;
+        let first_listed = !self.has_checkpoint_listing()?;
         let listed = checkpoint_key(position);
         match hash {
             Some(hash) => self.db.put_cf(cf(&self.db, CF_META), listed, hash.as_bytes())?,
             None => self.db.delete_cf(cf(&self.db, CF_META), listed)?,
+        }
+        if first_listed && hash.is_some() {
+            // Checkpoints an older latchd saved unlisted: from now on the
+            // listing is what replays read, so they go.
+            let unlisted: Vec<Box<[u8]>> = self
+                .db
+                .iterator_cf(snapshots, IteratorMode::Start)
+                .map(|item| item.map(|(key, _)| key))
+                .collect::<Result<_, _>>()?;
+            for key in unlisted {
+                if Position::from_key(&key) != Some(position) {
+                    self.db.delete_cf(snapshots, key)?;
+                }
+            }
         }
         let stale: Vec<Position> = self
             .snapshot_positions_through(Position::new(u64::MAX))?
@@ -987,12 +1002,25 @@ impl EventStore {
     }
 
     /// Checkpoints at or before `position`, newest first: each position
-    /// with the chain hash its listing records (`None` for one saved
-    /// without, as before checkpoints were listed). Reads no checkpoint.
+    /// with the chain hash its listing records. A log whose checkpoints
+    /// predate the listing (an older latchd kept two, unlisted) has them
+    /// read instead, with `None` for the hash. Reads no listed checkpoint.
     pub fn snapshot_positions_through(
         &self,
         position: Position,
     ) -> Result<Vec<(Position, Option<ChainHash>)>, StoreError> {
+        if !self.has_checkpoint_listing()? {
+            return self
+                .db
+                .iterator_cf(
+                    cf(&self.db, CF_SNAPSHOTS),
+                    IteratorMode::From(&position.to_key(), Direction::Reverse),
+                )
+                .map(|item| item.map(|(key, _)| Position::from_key(&key).map(|p| (p, None))))
+                .filter_map(Result::transpose)
+                .collect::<Result<_, _>>()
+                .map_err(StoreError::from);
+        }
         let mut listed = Vec::new();
         for item in self.db.iterator_cf(
             cf(&self.db, CF_META),
@@ -1006,24 +1034,22 @@ impl EventStore {
                 listed.push((at, ChainHash::from_slice(&value)));
             }
         }
-        // Checkpoints saved without a listing (older latchd keep two).
-        let unlisted: Vec<(Position, Option<ChainHash>)> = self
+        Ok(listed)
+    }
+
+    /// Whether any checkpoint is listed in `meta` (one small read).
+    fn has_checkpoint_listing(&self) -> Result<bool, StoreError> {
+        match self
             .db
             .iterator_cf(
-                cf(&self.db, CF_SNAPSHOTS),
-                IteratorMode::From(&position.to_key(), Direction::Reverse),
+                cf(&self.db, CF_META),
+                IteratorMode::From(CHECKPOINT_PREFIX, Direction::Forward),
             )
-            .take(8)
-            .filter_map(|item| item.ok())
-            .filter_map(|(key, _)| Position::from_key(&key))
-            .filter(|p| !listed.iter().any(|(l, _)| l == p))
-            .map(|p| (p, None))
-            .collect();
-        if !unlisted.is_empty() {
-            listed.extend(unlisted);
-            listed.sort_by(|a, b| b.0.cmp(&a.0));
+            .next()
+        {
+            Some(item) => Ok(item?.0.starts_with(CHECKPOINT_PREFIX)),
+            None => Ok(false),
         }
-        Ok(listed)
     }
 
     /// The checkpoint saved at `position`, if any.

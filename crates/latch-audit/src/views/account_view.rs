@@ -78,7 +78,7 @@ impl AccountView {
         let mut live = 0;
         let mut last_used_at = None;
         for token in state.tokens_of(account.id) {
-            if state.token_status(token, now) == latch_core::TokenStatus::Active {
+            if state.token_is_live(token, now) {
                 live += 1;
             }
             last_used_at = last_used_at.max(last_use(token.id));

@@ -92,10 +92,6 @@ impl TokenView {
         usage: Option<Option<TokenUsage>>,
     ) -> Self {
         let status = state.token_status(token, at);
-        let rotation_due_at = (status == latch_core::TokenStatus::Active && token.rotated_to.is_none())
-            .then(|| state.account(token.account_id))
-            .flatten()
-            .and_then(|account| token.rotation_due(&state.effective_policy(&account.role)));
         TokenView {
             id: token.id.to_string(),
             account_id: token.account_id.to_string(),
@@ -110,7 +106,7 @@ impl TokenView {
             issued_at: token.issued_at,
             issued_by: ActorView::named(token.issued_by, state),
             expires_at: token.expires_at,
-            rotation_due_at,
+            rotation_due_at: state.rotation_due_at(token, at),
             allowed_cidrs: token
                 .allowed_cidrs
                 .iter()

@@ -61,14 +61,11 @@ impl Default for SessionSettings {
     }
 }
 
-/// A new session's two values, given to the browser once.
+/// A new session: its id, given to the browser once as the cookie's value,
+/// and the session as requests will find it.
 pub struct OpenedSession {
-    /// The cookie's value.
     pub id: String,
-    /// What the console sends in `X-Latch-Csrf`.
-    pub csrf: String,
-    /// When it ends at the latest.
-    pub ends_at: DateTime<Utc>,
+    pub session: ActiveSession,
 }
 
 /// A live session, as a request finds it.
@@ -78,8 +75,6 @@ pub struct ActiveSession {
     pub token: TokenDigest,
     /// When it ends at the latest (`max_age` after sign-in).
     pub ends_at: DateTime<Utc>,
-    /// When it ends without a further request.
-    pub idle_until: DateTime<Utc>,
     /// Its CSRF token (for the console's bootstrap).
     pub csrf: String,
 }
@@ -166,8 +161,11 @@ impl SessionBook {
         );
         OpenedSession {
             id,
-            csrf,
-            ends_at: now + chrono_of(settings.max_age),
+            session: ActiveSession {
+                token,
+                ends_at: now + chrono_of(settings.max_age),
+                csrf,
+            },
         }
     }
 
@@ -201,7 +199,6 @@ impl SessionBook {
         Ok(ActiveSession {
             token: session.token,
             ends_at: session.opened_at + chrono_of(settings.max_age),
-            idle_until: now + chrono_of(settings.idle),
             csrf: session.csrf.clone(),
         })
     }
@@ -288,9 +285,9 @@ mod tests {
         let other = book.open(token(), account(1), at(0));
         let check = |csrf| book.touch(&opened.id, CsrfCheck::Presented(csrf), at(1));
         assert_eq!(check(None).unwrap_err(), SessionRefusal::MissingCsrf);
-        assert_eq!(check(Some(&other.csrf)).unwrap_err(), SessionRefusal::WrongCsrf);
+        assert_eq!(check(Some(&other.session.csrf)).unwrap_err(), SessionRefusal::WrongCsrf);
         assert_eq!(check(Some("")).unwrap_err(), SessionRefusal::WrongCsrf);
-        assert!(check(Some(&opened.csrf)).is_ok());
+        assert!(check(Some(&opened.session.csrf)).is_ok());
         assert_eq!(
             book.touch("not-a-session", CsrfCheck::NotRequired, at(1))
                 .unwrap_err(),

@@ -21,8 +21,7 @@ use serde::Serialize;
 use crate::api::app_state::AppState;
 use crate::api::console::session_book::{ActiveSession, CsrfCheck};
 use crate::api::console::session_cookie::{self, SessionCookie};
-use crate::api::layers::request_id::RequestId;
-use latch_audit::ActivityRecord;
+use crate::api::layers::authenticate_and_audit::activity_record;
 use crate::api::extractors::caller::Caller;
 use crate::api::layers::authentication::remote_address;
 use crate::api::layers::failure_limiter::SourceKey;
@@ -95,11 +94,7 @@ pub async fn sign_in(
         .ok_or_else(|| Problem::internal("the token is not in the state"))?;
     let now = app.clock.now();
     let opened = app.console.open(digest, caller.account_id, now);
-    let session = app
-        .console
-        .touch(&opened.id, CsrfCheck::NotRequired, now)
-        .map_err(|e| Problem::internal(e.to_string()))?;
-    let body = info(&app, &caller, &session)?;
+    let body = info(&app, &caller, &opened.session)?;
     tracing::info!(account = %caller.account_id, token = %caller.token_id, "console session opened");
     let settings = app.console.settings();
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
@@ -155,10 +150,13 @@ pub async fn resume(State(app): State<AppState>, request: Request) -> Response {
         CsrfCheck::NotRequired,
         source,
     );
-    let (account_id, token_id) = match &outcome {
-        Ok((caller, _)) => (Some(caller.account_id), Some(caller.token_id)),
-        Err(refused) => refused.presented.map_or((None, None), |(a, t)| (Some(a), Some(t))),
-    };
+    let mut record = activity_record(
+        &app,
+        &request,
+        PATH.to_owned(),
+        source.to_string(),
+        &outcome.as_ref().map(|(caller, _)| caller.clone()).map_err(Clone::clone),
+    );
     let response = match outcome {
         Ok((caller, session)) => match info(&app, &caller, &session) {
             Ok(body) => {
@@ -177,24 +175,8 @@ pub async fn resume(State(app): State<AppState>, request: Request) -> Response {
             refuse(refused.problem)
         }
     };
-    let record = ActivityRecord {
-        id: uuid::Uuid::now_v7(),
-        at: app.clock.now(),
-        request_id: request
-            .extensions()
-            .get::<RequestId>()
-            .map(|r| r.0.clone())
-            .unwrap_or_default(),
-        method: "GET".to_owned(),
-        route: PATH.to_owned(),
-        path: PATH.to_owned(),
-        remote_addr: source.to_string(),
-        account_id,
-        token_id,
-        status: Some(response.status().as_u16()),
-        duration_us: Some(started.elapsed().as_micros() as u64),
-        verifier_uses: None,
-    };
+    record.status = Some(response.status().as_u16());
+    record.duration_us = Some(started.elapsed().as_micros() as u64);
     match crate::api::layers::authenticate_and_audit::write(&app, &record) {
         Ok(()) => response,
         Err(problem) => problem.into_response(),

@@ -52,39 +52,17 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
         tracing::debug!(%route, remote = %remote.ip(), "too many failed requests from this source: 429, not recorded");
         return rate_limited(wait);
     }
-    let mut record = ActivityRecord {
-        id: uuid::Uuid::now_v7(),
-        at: app.clock.now(),
-        request_id: request
+    // Over NATS: the transport and, labelled as claims, the client's reply
+    // inbox and name (NATS does not say who sent a message).
+    let remote_addr = if over_nats {
+        request
             .extensions()
-            .get::<RequestId>()
-            .map(|r| bounded(&r.0, MAX_NAME_BYTES).into_owned())
-            .unwrap_or_default(),
-        method: bounded(request.method().as_str(), MAX_NAME_BYTES).into_owned(),
-        route,
-        path: bounded(request.uri().path(), MAX_PATH_BYTES).into_owned(),
-        // Over NATS: the transport and, labelled as claims, the client's
-        // reply inbox and name (NATS does not say who sent a message).
-        remote_addr: if over_nats {
-            request
-                .extensions()
-                .get::<crate::nats_client_claim::NatsClientClaim>()
-                .map_or_else(|| "nats".to_owned(), |claim| claim.audit_text())
-        } else {
-            remote.ip().to_string()
-        },
-        account_id: match &authenticated {
-            Ok(caller) => Some(caller.account_id),
-            Err(refused) => refused.presented.map(|(account, _)| account),
-        },
-        token_id: match &authenticated {
-            Ok(caller) => Some(caller.token_id),
-            Err(refused) => refused.presented.map(|(_, token)| token),
-        },
-        status: None,
-        duration_us: None,
-        verifier_uses: None,
+            .get::<crate::nats_client_claim::NatsClientClaim>()
+            .map_or_else(|| "nats".to_owned(), |claim| claim.audit_text())
+    } else {
+        remote.ip().to_string()
     };
+    let mut record = activity_record(&app, &request, route, remote_addr, &authenticated);
     let caller = match authenticated {
         Ok(caller) => caller,
         Err(Refused { problem, .. }) => {
@@ -119,6 +97,39 @@ pub async fn layer(State(app): State<AppState>, mut request: Request, next: Next
     match write(&app, &record) {
         Ok(()) => response,
         Err(problem) => problem.into_response(),
+    }
+}
+
+/// The record of `request` (not yet answered: no status or duration), made
+/// by whoever presented what `authenticated` says.
+pub(crate) fn activity_record(
+    app: &AppState,
+    request: &Request,
+    route: String,
+    remote_addr: String,
+    authenticated: &Result<crate::api::extractors::caller::Caller, Refused>,
+) -> ActivityRecord {
+    let (account_id, token_id) = match authenticated {
+        Ok(caller) => (Some(caller.account_id), Some(caller.token_id)),
+        Err(refused) => refused.presented.map_or((None, None), |(a, t)| (Some(a), Some(t))),
+    };
+    ActivityRecord {
+        id: uuid::Uuid::now_v7(),
+        at: app.clock.now(),
+        request_id: request
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| bounded(&r.0, MAX_NAME_BYTES).into_owned())
+            .unwrap_or_default(),
+        method: bounded(request.method().as_str(), MAX_NAME_BYTES).into_owned(),
+        route,
+        path: bounded(request.uri().path(), MAX_PATH_BYTES).into_owned(),
+        remote_addr,
+        account_id,
+        token_id,
+        status: None,
+        duration_us: None,
+        verifier_uses: None,
     }
 }
 

@@ -99,7 +99,7 @@ pub async fn list_all(
     {
         for token in state.tokens_of(account.id) {
             let token_status = state.token_status(token, now);
-            let live = token_status == TokenStatus::Active;
+            let live = state.token_is_live(token, now);
             if status.is_some_and(|s| s != token_status) {
                 continue;
             }
@@ -111,11 +111,7 @@ pub async fn list_all(
                 continue;
             }
             if query.rotation_due == Some(true)
-                && !(live
-                    && token.rotated_to.is_none()
-                    && token
-                        .rotation_due(&state.effective_policy(&account.role))
-                        .is_some_and(|due| due <= now))
+                && !state.rotation_due_at(token, now).is_some_and(|due| due <= now)
             {
                 continue;
             }
