@@ -348,6 +348,15 @@ fn token_list_without_an_account_looks_across_accounts_over_http_and_nats() {
         assert_eq!(one.as_array().unwrap().len(), 1, "{transport:?}: {one}");
         assert_eq!(one[0]["account_name"], "ci-b");
     }
+    // A weak token gets no more over NATS than over HTTP.
+    let (_, _, weak) =
+        latch_e2e::account_with_token(&latchd, &admin, "directory", "auditor", Some(vec!["accounts:read"]));
+    for transport in [vec![], vec!["--transport", "nats", "--nats-url", nats_url.as_str()]] {
+        let args: Vec<&str> = transport.iter().copied().chain(["token", "list"]).collect();
+        let refused = latchd.latch(Some(&weak), &args);
+        assert!(!refused.status.success(), "{transport:?}: {}", stdout(&refused));
+        assert!(stderr(&refused).contains("tokens:read"), "{transport:?}: {}", stderr(&refused));
+    }
     let bad = latchd.latch(Some(&admin), &["token", "list", "--expiring-within", "soon"]);
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("expiring_within"), "{}", stderr(&bad));
