@@ -17,6 +17,12 @@ pub enum AuditError {
         "the log's hash chain is broken at position {position}: {problem}; the log was altered after it was written (run `latch audit verify`)"
     )]
     BrokenChain { position: Position, problem: String },
+    /// The index names an event the log does not hold: the index is
+    /// damaged (`latch audit verify` says so; `latch audit reindex` mends it).
+    #[error(
+        "the log's index points at position {0}, which the log does not hold; the index is damaged (run `latch audit reindex`)"
+    )]
+    IndexPointsNowhere(Position),
     #[error(transparent)]
     Store(StoreError),
 }

@@ -6,6 +6,9 @@
 //!   hash chain as it reads; then `state_entries` (the state then) and
 //!   `who_can` (who held a permission then, and why).
 //! - `TokenStory`: one token's events and uses, in time order.
+//! - `LogIndexer` / `LogIndex`: the keys latchd indexes every event under
+//!   (token, account, actor, time), so a token's story or an account's
+//!   events read only their own events.
 //! - The views (`views/`: `AccountView`, `TokenView`, `ActorView`; and
 //!   `AuditEvent`) and
 //!   the records latchd keeps beside the log (`ActivityRecord`,
@@ -23,6 +26,7 @@ mod checkpoint;
 mod event_filter;
 mod event_scan;
 mod event_summary;
+mod log_index;
 mod log_verdict;
 mod moment;
 mod replay;
@@ -38,7 +42,8 @@ pub use audit_error::AuditError;
 pub use audit_event::{AuditEvent, NameOf};
 pub use checkpoint::{checkpoint_header, decode_checkpoint, encode_checkpoint};
 pub use event_filter::{ActorMatch, EventFilter, TypeMatch, Verdict};
-pub use event_scan::{ScanEnd, scan_events};
+pub use event_scan::{ScanEnd, scan_events, scan_events_in_order};
+pub use log_index::{IndexedBy, LogIndex, LogIndexer};
 pub use event_summary::summary;
 pub use log_verdict::{CheckpointCheck, verify_log};
 pub use moment::Moment;

@@ -4,8 +4,13 @@
 //! role's redefinition), and every recorded use (requests to latchd made
 //! with it, accepted or refused, and verifiers' usage reports).
 
+use std::collections::{BTreeSet, HashSet};
+
 use chrono::{DateTime, Utc};
-use latch_core::{Event, PermissionSet, RecordedEvent, State, Token, TokenId, TokenStatus};
+use latch_core::{
+    Actor, Event, PermissionSet, Position, RecordedEvent, State, StreamName, Token, TokenId,
+    TokenStatus,
+};
 use latch_store::EventStore;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -14,7 +19,8 @@ use crate::activity_record::ActivityRecord;
 use crate::views::ActorView;
 use crate::audit_error::AuditError;
 use crate::event_summary::summary;
-use crate::replay::{Progress, for_each_recorded};
+use crate::log_index::{IndexedBy, LogIndex};
+use crate::replay::{Progress, for_each_recorded, recorded};
 use crate::state_entry::TokenAt;
 use crate::token_usage::TokenUsage;
 use crate::views::TokenView;
@@ -113,40 +119,101 @@ pub struct TokenStory {
 }
 
 impl TokenStory {
-    /// Replays the whole log (checking the chain) and keeps the events that
-    /// touched the token; `now` judges its present status.
+    /// Reads the token's story: from the log's index when it is whole (the
+    /// token's own events, those naming it, its account's and the roles'
+    /// and policy's, and the accounts of whoever acted on them: a few
+    /// dozen reads, each checked against its own hash), otherwise by
+    /// replaying the whole log. `now` judges its present status.
     pub fn read(
         store: &EventStore,
         token_id: TokenId,
         now: DateTime<Utc>,
         progress: Progress<'_>,
     ) -> Result<Self, AuditError> {
-        let mut state = State::new();
-        let mut events = Vec::new();
+        match LogIndex::open(store)? {
+            Some(index) => Self::read_indexed(store, index, token_id, now),
+            None => Self::read_by_replay(store, token_id, now, progress),
+        }
+    }
+
+    /// Replays the whole log (checking the chain) and keeps the events that
+    /// touched the token: what `read` does without an index, and the
+    /// reference the tests hold the index to.
+    pub fn read_by_replay(
+        store: &EventStore,
+        token_id: TokenId,
+        now: DateTime<Utc>,
+        progress: Progress<'_>,
+    ) -> Result<Self, AuditError> {
+        let mut fold = StoryFold::new(token_id);
         for_each_recorded(store, store.head().position, progress, |recorded| {
-            let about = about(&state, token_id, &recorded);
-            let before = about.map(|_| may_do(&state, token_id, recorded.envelope.at));
-            latch_core::evolve(&mut state, &recorded);
-            if let (Some(about), Some(before)) = (about, before)
-                && let Some(event) = story_event(&state, token_id, &recorded, about, before)
-            {
-                events.push(event);
-            }
+            fold.fold(&recorded);
             true
         })?;
-        let token = state
-            .token(token_id)
-            .ok_or(AuditError::UnknownToken(token_id))?;
-        let usage = TokenUsage::stored(store, token_id)?;
-        let now = TokenAt {
-            account_name: account_name(&state, token),
-            token: TokenView::of(token, &state, now, Some(usage)),
+        fold.finish(store, now)
+    }
+
+    /// Folds only the events that can change the token or what it may do,
+    /// in log order, into a state of just those: the token's, its
+    /// account's, the roles' and the policy's (what `State` needs to judge
+    /// the token), and the creation of each actor's account (to name it).
+    /// Nothing else in the log bears on them, so the story is the one a
+    /// replay tells.
+    fn read_indexed(
+        store: &EventStore,
+        index: LogIndex<'_>,
+        token_id: TokenId,
+        now: DateTime<Utc>,
+    ) -> Result<Self, AuditError> {
+        let head = index.head();
+        let mut positions = BTreeSet::new();
+        for position in index.positions(IndexedBy::Token(token_id), Position::ZERO) {
+            positions.insert(position?);
+        }
+        // Its own stream (from the log's stream index) as well as the
+        // entries naming it: damage to one index alone cannot hide its own
+        // events.
+        let own = stream_positions(store, StreamName::token(token_id).as_str(), head, u64::MAX)?;
+        positions.extend(own.iter().copied());
+        let Some(first) = own.first() else {
+            return Err(AuditError::UnknownToken(token_id));
         };
-        Ok(TokenStory {
-            token_id,
-            now,
-            events,
-        })
+        let Event::TokenIssued { account_id, .. } = read_at(store, *first)?.envelope.event else {
+            return Err(AuditError::UnknownToken(token_id));
+        };
+        let mut streams = vec![
+            StreamName::account(account_id).into_string(),
+            StreamName::policy().into_string(),
+        ];
+        streams.extend(store.stream_names("role-")?);
+        for stream in &streams {
+            positions.extend(stream_positions(store, stream, head, u64::MAX)?);
+        }
+        let mut events = Vec::with_capacity(positions.len());
+        for position in positions {
+            events.push(read_at(store, position)?);
+        }
+        // Whoever acted: their account's creation names them.
+        let mut named = HashSet::from([account_id]);
+        let mut creations = BTreeSet::new();
+        for recorded in &events {
+            if let Actor::Token { account_id, .. } = recorded.envelope.actor
+                && named.insert(account_id)
+            {
+                let stream = StreamName::account(account_id);
+                creations.extend(stream_positions(store, stream.as_str(), head, 1)?);
+            }
+        }
+        for position in creations {
+            events.push(read_at(store, position)?);
+        }
+        events.sort_by_key(|recorded| recorded.position);
+        events.dedup_by_key(|recorded| recorded.position);
+        let mut fold = StoryFold::new(token_id);
+        for recorded in &events {
+            fold.fold(recorded);
+        }
+        fold.finish(store, now)
     }
 
     /// Hands out the token as it is now, then its events and uses merged in
@@ -184,6 +251,75 @@ impl TokenStory {
         }
         Ok(())
     }
+}
+
+/// A token's story as events are folded in, in log order.
+struct StoryFold {
+    token_id: TokenId,
+    state: State,
+    events: Vec<StoryEntry>,
+}
+
+impl StoryFold {
+    fn new(token_id: TokenId) -> Self {
+        Self {
+            token_id,
+            state: State::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn fold(&mut self, recorded: &RecordedEvent) {
+        let token_id = self.token_id;
+        let about = about(&self.state, token_id, recorded);
+        let before = about.map(|_| may_do(&self.state, token_id, recorded.envelope.at));
+        latch_core::evolve(&mut self.state, recorded);
+        if let (Some(about), Some(before)) = (about, before)
+            && let Some(event) = story_event(&self.state, token_id, recorded, about, before)
+        {
+            self.events.push(event);
+        }
+    }
+
+    fn finish(self, store: &EventStore, now: DateTime<Utc>) -> Result<TokenStory, AuditError> {
+        let token = self
+            .state
+            .token(self.token_id)
+            .ok_or(AuditError::UnknownToken(self.token_id))?;
+        let usage = TokenUsage::stored(store, self.token_id)?;
+        let now = TokenAt {
+            account_name: account_name(&self.state, token),
+            token: TokenView::of(token, &self.state, now, Some(usage)),
+        };
+        Ok(TokenStory {
+            token_id: self.token_id,
+            now,
+            events: self.events,
+        })
+    }
+}
+
+/// The positions of a stream's first `limit` events, through `head`.
+fn stream_positions(
+    store: &EventStore,
+    stream: &str,
+    head: Position,
+    limit: u64,
+) -> Result<Vec<Position>, AuditError> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    Ok(store
+        .stream_positions(stream, 1, limit)?
+        .into_iter()
+        .filter(|position| *position <= head)
+        .collect())
+}
+
+/// The event at `position`, checked against its own hash.
+fn read_at(store: &EventStore, position: Position) -> Result<RecordedEvent, AuditError> {
+    let stored = store
+        .event_checked(position)?
+        .ok_or(AuditError::IndexPointsNowhere(position))?;
+    recorded(&stored)
 }
 
 /// Why the event belongs to the token's story, judged on the state before

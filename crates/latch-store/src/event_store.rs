@@ -15,6 +15,8 @@
 //!   (latchd's request audit trail; not part of the hash chain)
 //! - `usage`: each token's last use, keyed by token id (from latchd's own
 //!   authentications and verifiers' reports; not part of the hash chain)
+//! - `index`: events by token, account, actor and time (`event_index`),
+//!   written in the events' own batch once an indexer is installed
 //!
 //! Appends are serialised by a mutex (the command handler is the only
 //! writer anyway) and each is one `WriteBatch` written with `sync = true`:
@@ -22,7 +24,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use latch_core::{LogId, Position};
 use rocksdb::{
@@ -33,6 +35,10 @@ use tokio::sync::watch;
 use crate::append::{AppendRejected, AppendRequest, Appended, IdempotencyRecord};
 use crate::chain_hash::ChainHash;
 use crate::chain_verdict::ChainVerdict;
+use crate::chained_record::ChainedRecord;
+use crate::event_index::{
+    self, CF_INDEX, EntrySum, EventIndexer, IndexKey, META_INDEX_THROUGH, META_INDEX_VERSION,
+};
 use crate::store_error::StoreError;
 use crate::stored_event::{self, StoredEvent};
 
@@ -57,8 +63,9 @@ fn checkpoint_key(position: Position) -> Vec<u8> {
 const IDEMPOTENCY_DIGEST_PREFIX: &str = "sha256:";
 // Older logs kept activity and usage here; new records go to `SideRecords`.
 use crate::side_records::{CF_ACTIVITY, CF_USAGE, CF_WEBHOOKS, SideRecords};
-const COLUMN_FAMILIES: [&str; 8] = [
+const COLUMN_FAMILIES: [&str; 9] = [
     CF_EVENTS,
+    CF_INDEX,
     CF_STREAMS,
     CF_STREAM_HEADS,
     CF_IDEMPOTENCY,
@@ -97,6 +104,8 @@ pub struct EventStore {
     /// An empty log may adopt its cluster's id (`adopt_log_id`).
     log_id: Mutex<Option<LogId>>,
     notify: watch::Sender<Position>,
+    /// Derives index keys; once set, every append indexes its events.
+    indexer: OnceLock<Arc<dyn EventIndexer>>,
 }
 
 impl std::fmt::Debug for EventStore {
@@ -118,10 +127,22 @@ impl EventStore {
         options.create_missing_column_families(true);
         options.set_paranoid_checks(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // An index family that is not there (dropped, or an older log) is
+        // created empty: whatever `meta` says of an index is void then.
+        let index_lost = DB::list_cf(&options, path)
+            .is_ok_and(|existing| !existing.iter().any(|name| name == CF_INDEX));
         let descriptors = COLUMN_FAMILIES
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, options.clone()));
         let db = DB::open_cf_descriptors(&options, path, descriptors)?;
+        if index_lost {
+            let mut batch = WriteBatch::default();
+            batch.delete_cf(cf(&db, CF_META), META_INDEX_VERSION);
+            batch.delete_cf(cf(&db, CF_META), META_INDEX_THROUGH);
+            let mut sync = WriteOptions::default();
+            sync.set_sync(true);
+            db.write_opt(batch, &sync)?;
+        }
         let records = SideRecords::open(path)?;
         // A new log gets its id now; a log from before ids existed gets one
         // the first time this version opens it for writing.
@@ -271,6 +292,7 @@ impl EventStore {
             head: Mutex::new(head),
             log_id: Mutex::new(log_id),
             notify,
+            indexer: OnceLock::new(),
         })
     }
 
@@ -412,6 +434,8 @@ impl EventStore {
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut events = Vec::new();
         let mut idempotency = Vec::new();
+        let indexer = self.indexer.get();
+        let mut keys = Vec::new();
 
         for request in requests {
             if let Some(idem) = &request.idempotency {
@@ -458,6 +482,16 @@ impl EventStore {
                     event.stream.as_bytes(),
                     version.to_be_bytes(),
                 );
+                if let Some(indexer) = indexer {
+                    event_index::put_entries(
+                        &self.db,
+                        &mut batch,
+                        indexer.as_ref(),
+                        position,
+                        &event.data,
+                        &mut keys,
+                    )?;
+                }
                 versions.insert(event.stream.clone(), version);
                 events.push(StoredEvent {
                     position,
@@ -483,6 +517,13 @@ impl EventStore {
                 idempotency.push((index_key, record));
             }
             outcomes.push(Ok(Appended::Written { first, count }));
+        }
+        if indexer.is_some() && head.position != before.position {
+            batch.put_cf(
+                cf(&self.db, CF_META),
+                META_INDEX_THROUGH,
+                head.position.to_key(),
+            );
         }
         Ok(PreparedAppend {
             batch,
@@ -513,6 +554,8 @@ impl EventStore {
         let mut head = *head_guard;
         let mut batch = WriteBatch::default();
         let mut versions: HashMap<String, u64> = HashMap::new();
+        let indexer = self.indexer.get();
+        let mut keys = Vec::new();
         for event in events {
             let refused = |problem: String| StoreError::Replication(problem);
             let hash = ChainHash::of(event.record.as_bytes());
@@ -557,6 +600,16 @@ impl EventStore {
                 let bytes = serde_json::to_vec(record).expect("plain record serialises");
                 batch.put_cf(cf(&self.db, CF_IDEMPOTENCY), index_key.as_bytes(), bytes);
             }
+            if let Some(indexer) = indexer {
+                event_index::put_entries(
+                    &self.db,
+                    &mut batch,
+                    indexer.as_ref(),
+                    position,
+                    &parsed.data,
+                    &mut keys,
+                )?;
+            }
             versions.insert(parsed.stream, version);
             head = Head { position, hash };
         }
@@ -565,6 +618,9 @@ impl EventStore {
             META_STREAM_SEQUENCE,
             stream_sequence.to_be_bytes(),
         );
+        if indexer.is_some() && head.position != head_guard.position {
+            batch.put_cf(cf(&self.db, CF_META), META_INDEX_THROUGH, head.position.to_key());
+        }
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
         self.db.write_opt(batch, &sync)?;
@@ -593,6 +649,30 @@ impl EventStore {
             .iter_from(keep.next())
             .collect::<Result<_, _>>()?;
         let mut batch = WriteBatch::default();
+        // The index follows the events down when it was whole; otherwise
+        // it is marked behind and rebuilt when next installed.
+        let indexer = self
+            .indexer
+            .get()
+            .filter(|_| self.index_through().ok().flatten() == Some(head_guard.position));
+        let mut keys = Vec::new();
+        for event in &removed {
+            if let Some(indexer) = indexer {
+                event_index::delete_entries(
+                    &self.db,
+                    &mut batch,
+                    indexer.as_ref(),
+                    event.position,
+                    &event.data,
+                    &mut keys,
+                )?;
+            }
+        }
+        match indexer {
+            _ if removed.is_empty() => {}
+            Some(_) => batch.put_cf(cf(&self.db, CF_META), META_INDEX_THROUGH, keep.to_key()),
+            None => batch.delete_cf(cf(&self.db, CF_META), META_INDEX_THROUGH),
+        }
         let mut lowest: HashMap<String, u64> = HashMap::new();
         for event in &removed {
             batch.delete_cf(cf(&self.db, CF_EVENTS), event.position.to_key());
@@ -667,6 +747,200 @@ impl EventStore {
         Ok(removed)
     }
 
+    /// Installs the indexer every later append indexes its events with,
+    /// first bringing the index up to the head: the tail it lacks, or all
+    /// of it when it is missing, of another version or ahead of the log.
+    /// Returns how many events were indexed now. The first indexer
+    /// installed stays; installing again, or on a read-only store, does
+    /// nothing.
+    pub fn index_with(
+        &self,
+        indexer: Arc<dyn EventIndexer>,
+        progress: &mut dyn FnMut(Position, Position),
+    ) -> Result<u64, StoreError> {
+        // A read-only store appends nothing, so it has nothing to index.
+        if self.read_only || self.indexer.get().is_some() {
+            return Ok(0);
+        }
+        let head_guard = self.head.lock().expect("head lock poisoned");
+        let head = head_guard.position;
+        let indexed = match self.index_status_at(indexer.version(), head)? {
+            IndexStatus::Fresh => 0,
+            IndexStatus::Behind { through } => {
+                self.write_index(indexer.as_ref(), through, head, progress)?
+            }
+            IndexStatus::Missing | IndexStatus::OtherVersion { .. } | IndexStatus::Ahead { .. } => {
+                self.rebuild_index_locked(indexer.as_ref(), head, progress)?
+            }
+        };
+        if self.indexer.set(indexer).is_err() {
+            return Err(StoreError::Corrupt {
+                position: Position::ZERO,
+                problem: "an indexer is already installed on this store".into(),
+            });
+        }
+        drop(head_guard);
+        Ok(indexed)
+    }
+
+    /// Drops the index and writes it again from every event (`latch audit
+    /// reindex`, or a damaged index). Returns how many events were indexed.
+    pub fn rebuild_index(
+        &self,
+        indexer: &dyn EventIndexer,
+        progress: &mut dyn FnMut(Position, Position),
+    ) -> Result<u64, StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let head_guard = self.head.lock().expect("head lock poisoned");
+        let indexed = self.rebuild_index_locked(indexer, head_guard.position, progress)?;
+        drop(head_guard);
+        Ok(indexed)
+    }
+
+    fn rebuild_index_locked(
+        &self,
+        indexer: &dyn EventIndexer,
+        head: Position,
+        progress: &mut dyn FnMut(Position, Position),
+    ) -> Result<u64, StoreError> {
+        // Untrusted from the first deletion until the last entry is written.
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(cf(&self.db, CF_META), META_INDEX_VERSION);
+        batch.delete_cf(cf(&self.db, CF_META), META_INDEX_THROUGH);
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        self.db.write_opt(batch, &sync)?;
+        event_index::clear(&self.db)?;
+        self.write_index(indexer, Position::ZERO, head, progress)
+    }
+
+    /// Indexes the events after `after` through `head`, in batches, then
+    /// records the index as whole through `head`.
+    fn write_index(
+        &self,
+        indexer: &dyn EventIndexer,
+        after: Position,
+        head: Position,
+        progress: &mut dyn FnMut(Position, Position),
+    ) -> Result<u64, StoreError> {
+        const BATCH_EVENTS: u64 = 16_384;
+        let mut batch = WriteBatch::default();
+        let mut keys = Vec::new();
+        let mut indexed = 0;
+        for stored in self.iter_from(after.next()) {
+            let stored = stored?;
+            if stored.position > head {
+                break;
+            }
+            event_index::put_entries(&self.db, &mut batch, indexer, stored.position, &stored.data, &mut keys)?;
+            indexed += 1;
+            if indexed % BATCH_EVENTS == 0 {
+                self.db.write(std::mem::take(&mut batch))?;
+                progress(stored.position, head);
+            }
+        }
+        batch.put_cf(cf(&self.db, CF_META), META_INDEX_VERSION, indexer.version().to_be_bytes());
+        batch.put_cf(cf(&self.db, CF_META), META_INDEX_THROUGH, head.to_key());
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        self.db.write_opt(batch, &sync)?;
+        progress(head, head);
+        Ok(indexed)
+    }
+
+    /// Whether the index can answer for the whole log, as indexed by an
+    /// indexer of `version`.
+    pub fn index_status(&self, version: u32) -> Result<IndexStatus, StoreError> {
+        self.index_status_at(version, self.head().position)
+    }
+
+    fn index_status_at(&self, version: u32, head: Position) -> Result<IndexStatus, StoreError> {
+        let Some(meta) = self.db.cf_handle(CF_META) else {
+            return Ok(IndexStatus::Missing);
+        };
+        if self.db.cf_handle(CF_INDEX).is_none() {
+            return Ok(IndexStatus::Missing);
+        }
+        let found = self
+            .db
+            .get_cf(meta, META_INDEX_VERSION)?
+            .and_then(|bytes| <[u8; 4]>::try_from(bytes.as_slice()).ok())
+            .map(u32::from_be_bytes);
+        let Some(found) = found else {
+            return Ok(IndexStatus::Missing);
+        };
+        if found != version {
+            return Ok(IndexStatus::OtherVersion { found });
+        }
+        let through = self.index_through()?.unwrap_or(Position::ZERO);
+        Ok(match through.cmp(&head) {
+            std::cmp::Ordering::Equal => IndexStatus::Fresh,
+            std::cmp::Ordering::Less => IndexStatus::Behind { through },
+            std::cmp::Ordering::Greater => IndexStatus::Ahead { through },
+        })
+    }
+
+    fn index_through(&self) -> Result<Option<Position>, StoreError> {
+        let Some(meta) = self.db.cf_handle(CF_META) else {
+            return Ok(None);
+        };
+        Ok(self
+            .db
+            .get_cf(meta, META_INDEX_THROUGH)?
+            .and_then(|bytes| Position::from_key(&bytes)))
+    }
+
+    /// The positions indexed under `key` after `after` and through
+    /// `through`, in order. Only as complete as `index_status` says.
+    pub fn indexed_positions<'a>(
+        &'a self,
+        key: &IndexKey,
+        after: Position,
+        through: Position,
+    ) -> impl Iterator<Item = Result<Position, StoreError>> + use<'a> {
+        event_index::positions(&self.db, key, after, through)
+    }
+
+    /// The first entry of `index` whose key is at least `key` (an index of
+    /// fixed-length keys, such as times), with its position.
+    pub fn first_indexed_at_least(
+        &self,
+        index: u8,
+        key: &[u8],
+    ) -> Result<Option<(Vec<u8>, Position)>, StoreError> {
+        event_index::first_at_least(&self.db, index, key)
+    }
+
+    /// Compares what the index holds with what the events say it should
+    /// (every event through the head, keyed by `indexer`): a missing, extra
+    /// or altered entry shows as a difference.
+    pub fn check_index(
+        &self,
+        indexer: &dyn EventIndexer,
+        progress: &mut dyn FnMut(Position, Position),
+    ) -> Result<IndexCheck, StoreError> {
+        let head = self.head().position;
+        let status = self.index_status_at(indexer.version(), head)?;
+        let events = self
+            .iter_from(Position::FIRST)
+            .take_while(|e| e.as_ref().map_or(true, |e| e.position <= head))
+            .map(|e| e.map(|e| (e.position, e.data)));
+        let expected = event_index::expected_sum(indexer, events, &mut |p| {
+            if p.get() % 16_384 == 0 {
+                progress(p, head);
+            }
+        })?;
+        progress(head, head);
+        let found = event_index::found_sum(&self.db)?;
+        Ok(IndexCheck {
+            status,
+            expected,
+            found,
+        })
+    }
+
     fn version_in_batch(
         &self,
         pending: &HashMap<String, u64>,
@@ -735,6 +1009,22 @@ impl EventStore {
         }
     }
 
+    /// The event at `position`, checked against its own hash (a read of a
+    /// few events by an index cannot follow the chain; `verify_chain` does).
+    pub fn event_checked(&self, position: Position) -> Result<Option<StoredEvent>, StoreError> {
+        match self
+            .db
+            .get_pinned_cf(cf(&self.db, CF_EVENTS), position.to_key())?
+        {
+            None => Ok(None),
+            Some(value) if !stored_event::hash_matches(&value) => Err(StoreError::ChainBroken {
+                position,
+                problem: "stored bytes do not match their hash".into(),
+            }),
+            Some(value) => stored_event::decode(position, &value).map(Some),
+        }
+    }
+
     /// Events from `from` on, in order, streamed (a replay of millions never
     /// holds them all). Stops with an error at a gap in positions.
     pub fn iter_from(
@@ -781,24 +1071,8 @@ impl EventStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let start = stream_key(stream, from_version.max(1));
-        let prefix_len = stream.len() + 1;
         let mut events = Vec::new();
-        for item in self.db.iterator_cf(
-            cf(&self.db, CF_STREAMS),
-            IteratorMode::From(&start, Direction::Forward),
-        ) {
-            let (key, value) = item?;
-            if key.len() != prefix_len + 8
-                || key[..prefix_len] != start[..prefix_len]
-                || events.len() >= limit
-            {
-                break;
-            }
-            let position = Position::from_key(&value).ok_or_else(|| StoreError::Corrupt {
-                position: Position::ZERO,
-                problem: format!("stream index of {stream}"),
-            })?;
+        for position in self.stream_positions(stream, from_version, limit)? {
             let event = self.event(position)?.ok_or_else(|| StoreError::Corrupt {
                 position,
                 problem: format!("indexed in {stream} but missing"),
@@ -806,6 +1080,37 @@ impl EventStore {
             events.push(event);
         }
         Ok(events)
+    }
+
+    /// The positions of a stream's events from `from_version` on, at most
+    /// `limit`, without reading the events.
+    pub fn stream_positions(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<Position>, StoreError> {
+        let start = stream_key(stream, from_version.max(1));
+        let prefix_len = stream.len() + 1;
+        let mut positions = Vec::new();
+        for item in self.db.iterator_cf(
+            cf(&self.db, CF_STREAMS),
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
+            let (key, value) = item?;
+            if key.len() != prefix_len + 8
+                || key[..prefix_len] != start[..prefix_len]
+                || positions.len() >= limit
+            {
+                break;
+            }
+            let position = Position::from_key(&value).ok_or_else(|| StoreError::Corrupt {
+                position: Position::ZERO,
+                problem: format!("stream index of {stream}"),
+            })?;
+            positions.push(position);
+        }
+        Ok(positions)
     }
 
     /// Walks the chain from the first event: every record's hash must be
@@ -821,15 +1126,16 @@ impl EventStore {
         from: Position,
         prev: ChainHash,
     ) -> Result<ChainVerdict, StoreError> {
+        // The data is never parsed: a read and a SHA-256 an event.
         let mut checked = 0u64;
         let mut head = Position::new(from.max(Position::FIRST).get() - 1);
         let mut head_hash = prev;
-        for event in self.iter_chained(from, prev) {
-            match event {
-                Ok(event) => {
+        for record in self.iter_chained_records(from, prev) {
+            match record {
+                Ok(record) => {
                     checked += 1;
-                    head = event.position;
-                    head_hash = event.hash;
+                    head = record.position;
+                    head_hash = record.hash;
                 }
                 Err(StoreError::ChainBroken { position, problem }) => {
                     return Ok(ChainVerdict::Broken { position, problem });
@@ -855,6 +1161,24 @@ impl EventStore {
         from: Position,
         prev: ChainHash,
     ) -> impl Iterator<Item = Result<StoredEvent, StoreError>> + '_ {
+        self.iter_chained_records(from, prev).map(|record| {
+            let record = record?;
+            stored_event::decode(record.position, &record.value).map_err(|e| {
+                StoreError::ChainBroken {
+                    position: record.position,
+                    problem: e.to_string(),
+                }
+            })
+        })
+    }
+
+    /// `iter_chained`, handing out each record with its data unparsed: a
+    /// replay parses each event once, from `ChainedRecord::data`.
+    pub fn iter_chained_records(
+        &self,
+        from: Position,
+        prev: ChainHash,
+    ) -> impl Iterator<Item = Result<ChainedRecord, StoreError>> + '_ {
         let mut expected = from.max(Position::FIRST);
         let mut prev = prev;
         let mut broken = false;
@@ -878,21 +1202,39 @@ impl EventStore {
                         Some(p) => return Err(broken_here(format!("missing; next stored is {p}"))),
                         None => return Err(broken_here("malformed key".into())),
                     }
-                    if !stored_event::hash_matches(&value) {
+                    if value.len() < 32 {
+                        return Err(broken_here("record shorter than its hash".into()));
+                    }
+                    let hash = ChainHash::of(&value[32..]);
+                    if hash.as_bytes() != &value[..32] {
                         return Err(broken_here("stored bytes do not match their hash".into()));
                     }
-                    let event = stored_event::decode(expected, &value)
-                        .map_err(|e| broken_here(e.to_string()))?;
-                    if event.prev_hash != prev {
+                    let corrupt = |problem: String| {
+                        broken_here(format!("stored event at position {expected} is corrupt: {problem}"))
+                    };
+                    let fields = stored_event::record_fields(&value[32..]).map_err(corrupt)?;
+                    if fields.position != expected {
+                        return Err(corrupt(format!(
+                            "record says position {} but is stored at {expected}",
+                            fields.position
+                        )));
+                    }
+                    if fields.prev_hash != prev {
                         return Err(broken_here(
                             "prev_hash does not match the previous event's hash".into(),
                         ));
                     }
-                    Ok(event)
+                    Ok(ChainedRecord {
+                        position: expected,
+                        version: fields.version,
+                        hash,
+                        value,
+                        data: fields.data,
+                    })
                 })();
                 match &checked {
-                    Ok(event) => {
-                        prev = event.hash;
+                    Ok(record) => {
+                        prev = record.hash;
                         expected = expected.next();
                     }
                     Err(_) => broken = true,
@@ -1182,6 +1524,45 @@ impl EventStore {
             records.checkpoint(dir.as_ref())?;
         }
         Ok(())
+    }
+}
+
+/// Whether the index answers for the whole log (`EventStore::index_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexStatus {
+    /// Indexed through the head by an indexer of the version asked for.
+    Fresh,
+    /// Never built, or being rebuilt.
+    Missing,
+    /// Built by an indexer of another version.
+    OtherVersion { found: u32 },
+    /// Events after `through` were appended without indexing (an older
+    /// latchd, or a store without an indexer).
+    Behind { through: Position },
+    /// Says it indexed past the head: it is not this log's.
+    Ahead { through: Position },
+}
+
+impl IndexStatus {
+    pub fn is_fresh(self) -> bool {
+        self == IndexStatus::Fresh
+    }
+}
+
+/// What `EventStore::check_index` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexCheck {
+    pub status: IndexStatus,
+    /// The entries the events call for.
+    pub expected: EntrySum,
+    /// The entries the index holds.
+    pub found: EntrySum,
+}
+
+impl IndexCheck {
+    /// Fresh, and holding exactly the entries the events call for.
+    pub fn is_sound(&self) -> bool {
+        self.status.is_fresh() && self.expected == self.found
     }
 }
 

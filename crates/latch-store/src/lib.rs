@@ -2,13 +2,16 @@
 //!
 //! Knows nothing of accounts or tokens: it stores JSON data in streams at
 //! global positions, chains them with SHA-256, remembers idempotency keys
-//! forever, and tells followers when the head moves; and it writes and
+//! forever, indexes events under the keys an installed `EventIndexer`
+//! derives, and tells followers when the head moves; and it writes and
 //! verifies exports that anyone can check without Latch.
 #![forbid(unsafe_code)]
 
 mod append;
 mod chain_hash;
 mod chain_verdict;
+mod chained_record;
+mod event_index;
 mod event_store;
 mod expected_version;
 mod export;
@@ -21,8 +24,11 @@ pub use append::{
 };
 pub use chain_hash::ChainHash;
 pub use chain_verdict::ChainVerdict;
+pub use chained_record::ChainedRecord;
+pub use event_index::{EntrySum, EventIndexer, IndexKey};
 pub use event_store::{
-    DEFAULT_CHECKPOINTS_KEPT, EventStore, Head, PreparedAppend, ReplicatedEvent, idempotency_index_key,
+    DEFAULT_CHECKPOINTS_KEPT, EventStore, Head, IndexCheck, IndexStatus, PreparedAppend,
+    ReplicatedEvent, idempotency_index_key,
 };
 pub use expected_version::ExpectedVersion;
 pub use export::{ExportVerdict, positions_between, verify_export, write_export};

@@ -73,6 +73,21 @@ pub enum AuditCommand {
         /// forged). Costs a replay of the log.
         #[arg(long, requires = "data_dir")]
         checkpoints: bool,
+        /// With --data-dir: also check the log's index (events by token,
+        /// account, actor and time) against the events, entry for entry.
+        /// A damaged index fails with exit code 1; `latch audit reindex`
+        /// mends it. Costs a read of the log.
+        #[arg(long, requires = "data_dir")]
+        index: bool,
+    },
+    /// Rebuild the log's index (events by token, account, actor and time)
+    /// from the events, in a data directory or backup no latchd is running
+    /// on. latchd brings its own index up to date when it starts; this is
+    /// for a backup, or an index `latch audit verify --index` found damaged.
+    Reindex {
+        /// The data directory (or a backup of one).
+        #[arg(long)]
+        data_dir: PathBuf,
     },
     /// Export events recorded in [--since, --until) as NDJSON with each
     /// event's hash and the chain anchor, for `latch audit verify --file`.
@@ -129,14 +144,30 @@ pub fn run(client: &Client, out: Output, command: AuditCommand) -> Result<(), Cl
             data_dir,
             file: None,
             checkpoints,
+            index,
         } => {
-            let verdict: Value = match data_dir {
-                Some(dir) => serde_json::to_value(verify_offline(&dir, checkpoints)?)
+            let verdict: Value = match &data_dir {
+                Some(dir) => serde_json::to_value(verify_offline(dir, checkpoints)?)
                     .expect("a verdict serialises"),
                 None => client.get("/v1/audit/chain")?,
             };
-            report(out, &verdict, chain_line)
+            match (data_dir, index) {
+                (Some(dir), true) if verdict["verdict"] == "intact" => {
+                    let mut verdict = verdict;
+                    let sound = check_index_offline(&dir, &mut verdict)?;
+                    report(out, &verdict, chain_line)?;
+                    match sound {
+                        true => Ok(()),
+                        false => Err(CliError::Other(format!(
+                            "the log's index does not match its events: run `latch audit reindex --data-dir {}`",
+                            dir.display()
+                        ))),
+                    }
+                }
+                _ => report(out, &verdict, chain_line),
+            }
         }
+        AuditCommand::Reindex { data_dir } => reindex(out, &data_dir),
         AuditCommand::Export {
             since,
             until,
@@ -355,6 +386,7 @@ pub(crate) fn audit_error(error: AuditError) -> CliError {
             eprintln!("the log's hash chain is broken at position {position}: {problem}");
             CliError::Tampered(position.get())
         }
+        AuditError::IndexPointsNowhere(_) => CliError::Other(error.to_string()),
         AuditError::Store(e) => CliError::Other(format!("reading the log: {e}")),
     }
 }
@@ -385,12 +417,22 @@ fn export_line(verdict: &Value) -> String {
 /// The table line for the log's chain verdict.
 fn chain_line(verdict: &Value) -> String {
     match verdict["verdict"].as_str() {
-        Some("intact") => format!(
-            "intact: {} events, head position {}, head hash {}",
-            verdict["checked"],
-            verdict["head"],
-            verdict["head_hash"].as_str().unwrap_or("")
-        ),
+        Some("intact") => {
+            let mut line = format!(
+                "intact: {} events, head position {}, head hash {}",
+                verdict["checked"],
+                verdict["head"],
+                verdict["head_hash"].as_str().unwrap_or("")
+            );
+            let index = &verdict["index"];
+            if let Some(state) = index["state"].as_str() {
+                line.push_str(&format!(
+                    "\nindex: {state} ({} entries, {} expected)",
+                    index["found_entries"], index["expected_entries"]
+                ));
+            }
+            line
+        }
         _ => format!(
             "BROKEN at position {}: {}",
             verdict["position"],
@@ -402,17 +444,106 @@ fn chain_line(verdict: &Value) -> String {
 /// The data directory's log: latchd keeps it in `<data-dir>/log`; a bare
 /// log directory works too.
 pub(crate) fn open_log(dir: &Path) -> Result<EventStore, CliError> {
-    let log = if dir.join("log").is_dir() {
-        dir.join("log")
-    } else {
-        dir.to_owned()
-    };
-    EventStore::open_read_only(&log).map_err(|e| {
+    let log = log_dir(dir);
+    let store = EventStore::open_read_only(&log).map_err(|e| {
         CliError::Usage(format!(
             "cannot open the Latch log in {}: {e}",
             log.display()
         ))
-    })
+    })?;
+    note_unindexed(&store, dir);
+    Ok(store)
+}
+
+fn log_dir(dir: &Path) -> PathBuf {
+    if dir.join("log").is_dir() {
+        dir.join("log")
+    } else {
+        dir.to_owned()
+    }
+}
+
+/// Says on a terminal why an answer will take a whole read of the log.
+fn note_unindexed(store: &EventStore, dir: &Path) {
+    use std::io::IsTerminal;
+    let status = store.index_status(latch_audit::LogIndexer::VERSION);
+    if std::io::stderr().is_terminal() && !status.as_ref().is_ok_and(|s| s.is_fresh()) {
+        eprintln!(
+            "note: the log's index is {}: questions read the whole log \
+             (latchd brings it up to date when it starts; for a backup, run `latch audit reindex --data-dir {}`)",
+            match status {
+                Ok(latch_store::IndexStatus::Behind { .. }) => "behind the log",
+                Ok(latch_store::IndexStatus::OtherVersion { .. }) => "of another version",
+                _ => "missing",
+            },
+            dir.display()
+        );
+    }
+}
+
+/// Checks the index against the events and adds what it found to the
+/// verdict (`index`); whether it is sound.
+fn check_index_offline(dir: &Path, verdict: &mut Value) -> Result<bool, CliError> {
+    let store = open_log(dir)?;
+    let progress = Progress::positions("checking the index against the log");
+    let check = store
+        .check_index(&latch_audit::LogIndexer, &mut |done, total| {
+            progress.update(done.get(), total.get())
+        })
+        .map_err(|e| CliError::Other(format!("reading the log: {e}")))?;
+    progress.done();
+    let state = match check.status {
+        latch_store::IndexStatus::Fresh if check.is_sound() => "sound",
+        latch_store::IndexStatus::Fresh => "damaged",
+        latch_store::IndexStatus::Behind { .. } => "behind the log",
+        latch_store::IndexStatus::OtherVersion { .. } => "of another version",
+        latch_store::IndexStatus::Ahead { .. } => "ahead of the log (another log's?)",
+        latch_store::IndexStatus::Missing => "missing",
+    };
+    verdict["index"] = serde_json::json!({
+        "state": state,
+        "expected_entries": check.expected.entries,
+        "found_entries": check.found.entries,
+    });
+    Ok(check.is_sound())
+}
+
+/// `latch audit reindex`: rebuilds the index of a log no latchd holds.
+fn reindex(out: Output, dir: &Path) -> Result<(), CliError> {
+    let log = log_dir(dir);
+    if !log.join("CURRENT").is_file() {
+        return Err(CliError::Usage(format!(
+            "{} holds no Latch log",
+            dir.display()
+        )));
+    }
+    let store = EventStore::open(&log).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot open the Latch log in {} for writing (is latchd running on it? it keeps its own index): {e}",
+            log.display()
+        ))
+    })?;
+    let progress = Progress::positions("indexing the log");
+    let started = std::time::Instant::now();
+    let events = store
+        .rebuild_index(&latch_audit::LogIndexer, &mut |done, total| {
+            progress.update(done.get(), total.get())
+        })
+        .map_err(|e| CliError::Other(format!("indexing the log: {e}")))?;
+    progress.done();
+    let report = serde_json::json!({
+        "indexed_events": events,
+        "head": store.head().position.get(),
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    match out {
+        Output::Table => println!(
+            "indexed {events} events in {:.1}s",
+            started.elapsed().as_secs_f64()
+        ),
+        _ => output::print(out, &report, &[]),
+    }
+    Ok(())
 }
 
 /// The chain and the checkpoints' chain hashes; with `states`, every

@@ -155,8 +155,10 @@ fn audit_problem(error: latch_audit::AuditError) -> Problem {
     match error {
         AuditError::BeyondHead { .. } => Problem::invalid(error.to_string()),
         AuditError::UnknownToken(_) => Problem::not_found(error.to_string()),
-        AuditError::BrokenChain { .. } | AuditError::Store(_) => {
-            tracing::error!(%error, "an audit replay failed");
+        AuditError::BrokenChain { .. }
+        | AuditError::IndexPointsNowhere(_)
+        | AuditError::Store(_) => {
+            tracing::error!(%error, "an audit read failed");
             Problem::internal(error.to_string())
         }
     }
