@@ -30,7 +30,7 @@ use clap::{Parser, Subcommand};
 
 mod scenarios;
 
-use scenarios::append::RelayMode;
+use scenarios::append::{Indexing, RelayMode};
 use scenarios::ha::{HaOptions, HaPart};
 use scenarios::http_load::HttpWork;
 use scenarios::propagation::{FollowMode, Signing};
@@ -75,6 +75,10 @@ enum Scenario {
         /// isolate what signing costs.
         #[arg(long, value_delimiter = ',', default_value = "none")]
         relay: Vec<RelayMode>,
+        /// Whether the handler indexes the log (ADR 0026), each in turn:
+        /// `on,off` measures what the index costs an append.
+        #[arg(long, value_delimiter = ',', default_value = "on")]
+        index: Vec<Indexing>,
     },
     /// Events per second to rebuild state from a log of `events` events,
     /// and restart-to-ready time with a snapshot.
@@ -284,10 +288,19 @@ fn main() -> anyhow::Result<()> {
             concurrency,
             seconds,
             relay,
+            index,
         } => {
             for c in concurrency {
                 for &mode in &relay {
-                    runtime.block_on(append::run(&base, c, Duration::from_secs(seconds), mode))?;
+                    for &indexing in &index {
+                        runtime.block_on(append::run(
+                            &base,
+                            c,
+                            Duration::from_secs(seconds),
+                            mode,
+                            indexing == Indexing::On,
+                        ))?;
+                    }
                 }
             }
         }

@@ -67,10 +67,12 @@ pub enum AccountStatus {
     /// Every token is suspended until the account is enabled again.
     Disabled {
         reason: String,
+        #[serde(with = "crate::serde_time")]
         since: DateTime<Utc>,
     },
     /// Final: every token was revoked.
     Deleted {
+        #[serde(with = "crate::serde_time")]
         since: DateTime<Utc>,
     },
 }
@@ -82,8 +84,10 @@ pub struct Account {
     pub role: RoleName,
     pub description: String,
     pub status: AccountStatus,
+    #[serde(with = "crate::serde_time")]
     pub created_at: DateTime<Utc>,
     pub created_by: Actor,
+    #[serde(with = "crate::serde_time")]
     pub updated_at: DateTime<Utc>,
     /// How many events the account's stream holds: its optimistic
     /// concurrency version.

@@ -27,6 +27,7 @@ mod position;
 mod role;
 mod schedule;
 mod serde_as_text;
+mod serde_time;
 mod span;
 mod state;
 mod token;

@@ -12,6 +12,7 @@ use crate::token_digest::TokenDigest;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {
+    #[serde(with = "crate::serde_time")]
     pub at: DateTime<Utc>,
     pub by: Actor,
     pub reason: String,
@@ -24,10 +25,12 @@ pub struct Token {
     pub name: String,
     pub scopes: PermissionSet,
     pub digest: TokenDigest,
+    #[serde(with = "crate::serde_time")]
     pub issued_at: DateTime<Utc>,
     pub issued_by: Actor,
     /// Cut to `now + grace` when the token is rotated; `None`: never
     /// expires.
+    #[serde(with = "crate::serde_time::option")]
     pub expires_at: Option<DateTime<Utc>>,
     /// Empty: any source address.
     pub allowed_cidrs: Vec<IpNet>,
@@ -49,7 +52,7 @@ pub struct Token {
     pub expired_noted: bool,
     pub rotation_due_noted: bool,
     /// When `token.reuse_detected` was last appended for it.
-    #[serde(default)]
+    #[serde(default, with = "crate::serde_time::option")]
     pub reuse_detected_at: Option<DateTime<Utc>>,
     pub version: u64,
 }

@@ -106,6 +106,7 @@ pub struct TrustPolicy {
     pub scopes: PermissionSet,
     /// The longest an exchanged token may live.
     pub max_ttl: Span,
+    #[serde(with = "crate::serde_time")]
     pub added_at: DateTime<Utc>,
     pub added_by: Actor,
 }

@@ -47,7 +47,14 @@ pub async fn measure_appends(
     concurrency: usize,
     run_for: Duration,
 ) -> anyhow::Result<Appends> {
-    measure_appends_publishing(base, concurrency, run_for, RelayMode::None).await
+    measure_appends_publishing(base, concurrency, run_for, RelayMode::None, true).await
+}
+
+/// Whether the handler indexes the log while appending (ADR 0026).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Indexing {
+    On,
+    Off,
 }
 
 /// `measure_appends` with `relay` publishing every event to NATS meanwhile.
@@ -56,8 +63,13 @@ pub async fn measure_appends_publishing(
     concurrency: usize,
     run_for: Duration,
     relay: RelayMode,
+    index_log: bool,
 ) -> anyhow::Result<Appends> {
-    let (_dir, store, handler) = latch_bench::bare_command_handler(base, HandlerConfig::default())?;
+    let config = HandlerConfig {
+        index_log,
+        ..HandlerConfig::default()
+    };
+    let (_dir, store, handler) = latch_bench::bare_command_handler(base, config)?;
     let publisher = relay::start(relay, &store);
     if let Some(publisher) = &publisher {
         // Connected, and caught up with a one-event log, before timing starts.
@@ -131,8 +143,9 @@ pub(crate) async fn run(
     concurrency: usize,
     run_for: Duration,
     relay: RelayMode,
+    index_log: bool,
 ) -> anyhow::Result<()> {
-    let appends = measure_appends_publishing(base, concurrency, run_for, relay).await?;
+    let appends = measure_appends_publishing(base, concurrency, run_for, relay, index_log).await?;
     let count = appends.latencies.len();
     let seconds = appends.elapsed.as_secs_f64();
     let publisher = appends.publisher.map(|(head, at_stop, drained_in)| {
@@ -149,6 +162,7 @@ pub(crate) async fn run(
         json!({
             "scenario": "append",
             "relay": relay.name(),
+            "index": if index_log { "on" } else { "off" },
             "concurrency": concurrency,
             "commands": count,
             "seconds": appends.elapsed.as_secs_f64(),

@@ -87,6 +87,21 @@ pub async fn run(base: &Path, events: u64, checkpoint_every: u64, keep: bool) ->
     }
     let slowest_moment = moments.iter().map(|(s, _)| *s).fold(0.0, f64::max);
     let (checkpoints, checkpoint_bytes) = store.snapshots_size()?;
+    // The newest checkpoint decoded alone: what every question that starts
+    // from one pays before its tail.
+    let newest_checkpoint = match store.latest_snapshot()? {
+        Some((position, bytes)) => {
+            let started = Instant::now();
+            let decoded = latch_audit::decode_checkpoint(&bytes).map(|(state, _)| state.token_count());
+            json!({
+                "position": position.get(),
+                "bytes": bytes.len(),
+                "decode_seconds": started.elapsed().as_secs_f64(),
+                "tokens": decoded,
+            })
+        }
+        None => serde_json::Value::Null,
+    };
     let log_bytes = directory_bytes(&log);
 
     // who-can at the head: every auditor token holds certificates:read.
@@ -165,6 +180,7 @@ pub async fn run(base: &Path, events: u64, checkpoint_every: u64, keep: bool) ->
                 "kept": checkpoints,
                 "bytes": checkpoint_bytes,
                 "log_directory_bytes": log_bytes,
+                "newest": newest_checkpoint,
             },
             "state_at_ten_moments": {
                 "slowest_seconds": slowest_moment,
