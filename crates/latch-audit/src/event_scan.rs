@@ -1,7 +1,7 @@
 //! Reading the log through an `EventFilter`, a page or all of it.
 
 use latch_core::{EventEnvelope, Position};
-use latch_store::EventStore;
+use latch_store::{EventStore, StoredEvent};
 
 use crate::audit_error::AuditError;
 use crate::audit_event::{AuditEvent, NameOf};
@@ -59,31 +59,64 @@ pub fn scan_events_in_order(
     after: Position,
     read_limit: u64,
     name_of: &NameOf<'_>,
-    mut each: impl FnMut(AuditEvent) -> bool,
+    each: impl FnMut(AuditEvent) -> bool,
 ) -> Result<ScanEnd, AuditError> {
     let start = after.next().max(filter.first_position());
-    let mut end = ScanEnd {
-        last_read: Position::new(start.get() - 1).max(after),
-        complete: false,
+    let events = store
+        .iter_from(start)
+        .take(read_limit as usize)
+        .map(|stored| stored.map_err(AuditError::from));
+    Ok(hand_out(events, filter, start, after, name_of, each)?.end)
+}
+
+/// Where `hand_out` stopped.
+struct HandedOut {
+    end: ScanEnd,
+    /// Events read.
+    read: u64,
+    /// `each` said stop, or the filter's range ended.
+    stopped: bool,
+}
+
+/// Hands the events that match the filter to `each`, in order, until it
+/// says stop, the filter's range ends, or `events` does.
+fn hand_out(
+    events: impl Iterator<Item = Result<StoredEvent, AuditError>>,
+    filter: &EventFilter,
+    start: Position,
+    after: Position,
+    name_of: &NameOf<'_>,
+    mut each: impl FnMut(AuditEvent) -> bool,
+) -> Result<HandedOut, AuditError> {
+    let mut out = HandedOut {
+        end: ScanEnd {
+            last_read: Position::new(start.get() - 1).max(after),
+            complete: false,
+        },
+        read: 0,
+        stopped: false,
     };
-    for stored in store.iter_from(start).take(read_limit as usize) {
+    for stored in events {
         let stored = stored?;
+        out.read += 1;
         let envelope: EventEnvelope = stored.decode()?;
         match filter.check(stored.position, &envelope) {
             Verdict::PastTheEnd => {
-                end.complete = true;
+                out.end.complete = true;
+                out.stopped = true;
                 break;
             }
-            Verdict::Skip => end.last_read = stored.position,
+            Verdict::Skip => out.end.last_read = stored.position,
             Verdict::Matches => {
-                end.last_read = stored.position;
+                out.end.last_read = stored.position;
                 if !each(AuditEvent::of(&stored, &envelope, name_of)) {
+                    out.stopped = true;
                     break;
                 }
             }
         }
     }
-    Ok(end)
+    Ok(out)
 }
 
 /// The narrowest index the filter names: a token, an account, an actor.
@@ -114,39 +147,22 @@ fn scan_indexed(
     after: Position,
     read_limit: u64,
     name_of: &NameOf<'_>,
-    mut each: impl FnMut(AuditEvent) -> bool,
+    each: impl FnMut(AuditEvent) -> bool,
 ) -> Result<ScanEnd, AuditError> {
     let start = after.next().max(filter.first_position());
-    let mut end = ScanEnd {
-        last_read: Position::new(start.get() - 1).max(after),
-        complete: false,
-    };
-    let mut read = 0;
-    for position in index.positions(by, Position::new(start.get() - 1)) {
-        let position = position?;
-        if read == read_limit {
-            return Ok(end);
-        }
-        read += 1;
-        let stored = store
-            .event_checked(position)?
-            .ok_or(AuditError::IndexPointsNowhere(position))?;
-        let envelope: EventEnvelope = stored.decode()?;
-        match filter.check(position, &envelope) {
-            Verdict::PastTheEnd => {
-                end.complete = true;
-                return Ok(end);
-            }
-            Verdict::Skip => end.last_read = position,
-            Verdict::Matches => {
-                end.last_read = position;
-                if !each(AuditEvent::of(&stored, &envelope, name_of)) {
-                    return Ok(end);
-                }
-            }
-        }
+    let events = index
+        .positions(by, Position::new(start.get() - 1))
+        .take(read_limit as usize)
+        .map(|position| {
+            let position = position?;
+            store
+                .event_checked(position)?
+                .ok_or(AuditError::IndexPointsNowhere(position))
+        });
+    let mut out = hand_out(events, filter, start, after, name_of, each)?;
+    if !out.stopped && out.read < read_limit {
+        out.end.last_read = out.end.last_read.max(index.head());
+        out.end.complete = filter.to.is_some_and(|to| to < index.head());
     }
-    end.last_read = end.last_read.max(index.head());
-    end.complete = filter.to.is_some_and(|to| to < index.head());
-    Ok(end)
+    Ok(out.end)
 }

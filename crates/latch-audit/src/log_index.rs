@@ -13,8 +13,9 @@
 //! `LogIndex::open`, which answers only while the index is whole.
 
 use chrono::{DateTime, Utc};
-use latch_core::{AccountId, Actor, Event, EventEnvelope, Position, TokenId};
-use latch_store::{EventIndexer, EventStore, IndexKey, RawValue};
+use latch_core::{AccountId, Actor, Position, TokenId};
+use serde::Deserialize;
+use latch_store::{EventIndexer, EventStore, IndexKey};
 
 use crate::audit_error::AuditError;
 
@@ -33,16 +34,45 @@ impl LogIndexer {
     /// Bumped whenever the keys change: an index of another version is
     /// rebuilt when latchd starts.
     pub const VERSION: u32 = 1;
+}
 
-    fn keys_of(envelope: &EventEnvelope, keys: &mut Vec<IndexKey>) {
-        let event = &envelope.event;
-        for token in tokens_named(event) {
+/// What the keys are made of, read from an envelope without the rest of
+/// it (no permission, digest or name is parsed: every append pays this).
+/// The names are the events' own: `token_id` and `account_id` wherever an
+/// event has them, `rotated_from` and `parent` on `token.issued`,
+/// `successor_id` on `token.rotated` and `token.reuse_detected`.
+#[derive(Deserialize)]
+struct Keyed {
+    at: DateTime<Utc>,
+    actor: Actor,
+    data: KeyedData,
+}
+
+#[derive(Deserialize)]
+struct KeyedData {
+    token_id: Option<TokenId>,
+    account_id: Option<AccountId>,
+    rotated_from: Option<TokenId>,
+    parent: Option<TokenId>,
+    successor_id: Option<TokenId>,
+}
+
+impl EventIndexer for LogIndexer {
+    fn version(&self) -> u32 {
+        Self::VERSION
+    }
+
+    fn keys(&self, data: &str, keys: &mut Vec<IndexKey>) -> Result<(), String> {
+        let keyed: Keyed = serde_json::from_str(data).map_err(|e| e.to_string())?;
+        let named = &keyed.data;
+        let tokens = [named.token_id, named.rotated_from, named.parent, named.successor_id];
+        for token in tokens.into_iter().flatten() {
             keys.push(token_key(token));
         }
-        if let Some(account) = event.account_id() {
+        if let Some(account) = named.account_id {
             keys.push(account_key(account));
         }
-        match envelope.actor {
+        match keyed.actor {
             Actor::System => keys.push(IndexKey::new(BY_ACTOR_SYSTEM, Vec::new())),
             Actor::Token {
                 account_id,
@@ -52,37 +82,9 @@ impl LogIndexer {
                 keys.push(IndexKey::new(BY_ACTOR_TOKEN, token_id.as_uuid().as_bytes().to_vec()));
             }
         }
-        keys.push(IndexKey::new(BY_TIME, time_key(envelope.at).to_vec()));
-    }
-}
-
-impl EventIndexer for LogIndexer {
-    fn version(&self) -> u32 {
-        Self::VERSION
-    }
-
-    fn keys(&self, data: &RawValue, keys: &mut Vec<IndexKey>) -> Result<(), String> {
-        let envelope: EventEnvelope =
-            serde_json::from_str(data.get()).map_err(|e| e.to_string())?;
-        Self::keys_of(&envelope, keys);
+        keys.push(IndexKey::new(BY_TIME, time_key(keyed.at).to_vec()));
         Ok(())
     }
-}
-
-/// Every token the event names: its own, and the one it rotated from or
-/// to or was exchanged under.
-fn tokens_named(event: &Event) -> impl Iterator<Item = TokenId> {
-    let related = match event {
-        Event::TokenIssued {
-            rotated_from,
-            parent,
-            ..
-        } => [*rotated_from, *parent],
-        Event::TokenRotated { successor_id, .. } => [Some(*successor_id), None],
-        Event::TokenReuseDetected { successor_id, .. } => [*successor_id, None],
-        _ => [None, None],
-    };
-    event.token_id().into_iter().chain(related.into_iter().flatten())
 }
 
 fn token_key(token: TokenId) -> IndexKey {

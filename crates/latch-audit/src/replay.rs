@@ -103,6 +103,15 @@ struct Start {
     refused: Vec<Position>,
 }
 
+/// What a stored checkpoint turned out to be.
+enum Checkpoint {
+    /// Not one this version reads: passed over.
+    OtherFormat,
+    /// Its position or chain hash is not the log's there: refused.
+    Disagrees,
+    Read(State, ChainHash),
+}
+
 /// The newest checkpoint at or before `last` (and, for a time, whose last
 /// event is not after it) that decodes and whose chain hash is the log's at
 /// its position. Checkpoints of another format are passed over; those that
@@ -126,18 +135,24 @@ fn nearest_checkpoint(store: &EventStore, last: Position, moment: Moment) -> Res
         {
             continue;
         }
-        let Some(bytes) = store.snapshot(position)? else {
-            continue;
-        };
-        let Some((claimed, hash)) = checkpoint_header(&bytes) else {
-            continue;
-        };
-        if stored.hash != hash || claimed != position {
-            refused.push(position);
-            continue;
-        }
-        let Some((state, _)) = decode_checkpoint(&bytes) else {
-            continue;
+        // The header first: a checkpoint that disagrees is not decoded.
+        let read = store.read_snapshot(position, |bytes| match checkpoint_header(bytes) {
+            None => Checkpoint::OtherFormat,
+            Some((claimed, hash)) if stored.hash != hash || claimed != position => {
+                Checkpoint::Disagrees
+            }
+            Some((_, hash)) => match decode_checkpoint(bytes) {
+                Some((state, _)) => Checkpoint::Read(state, hash),
+                None => Checkpoint::OtherFormat,
+            },
+        })?;
+        let (state, hash) = match read {
+            None | Some(Checkpoint::OtherFormat) => continue,
+            Some(Checkpoint::Disagrees) => {
+                refused.push(position);
+                continue;
+            }
+            Some(Checkpoint::Read(state, hash)) => (state, hash),
         };
         if state.position() != position {
             refused.push(position);

@@ -26,6 +26,7 @@ mod policy;
 mod position;
 mod role;
 mod schedule;
+mod presized_map;
 mod serde_as_text;
 mod serde_time;
 mod span;

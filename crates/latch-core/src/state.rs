@@ -20,14 +20,19 @@ use crate::trust_policy::TrustPolicy;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub(crate) position: Position,
+    #[serde(deserialize_with = "crate::presized_map::deserialize")]
     pub(crate) accounts: HashMap<AccountId, Account>,
     /// Names stay reserved after deletion, so a name in the audit trail
     /// always means one account.
+    #[serde(deserialize_with = "crate::presized_map::deserialize")]
     pub(crate) account_by_name: HashMap<AccountName, AccountId>,
     /// Keyed by digest: checking a presented token, the hot path of every
     /// verifier, is one lookup. Reads by id take the `token_digests` hop.
+    #[serde(deserialize_with = "crate::presized_map::deserialize")]
     pub(crate) tokens: HashMap<TokenDigest, Token>,
+    #[serde(deserialize_with = "crate::presized_map::deserialize")]
     pub(crate) token_digests: HashMap<TokenId, TokenDigest>,
+    #[serde(deserialize_with = "crate::presized_map::deserialize")]
     pub(crate) tokens_by_account: HashMap<AccountId, BTreeSet<TokenId>>,
     /// Tokens exchanged from each token, in issue order.
     #[serde(default)]

@@ -25,7 +25,6 @@ use std::hash::{Hash, Hasher};
 
 use latch_core::Position;
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
-use serde_json::value::RawValue;
 
 use crate::store_error::StoreError;
 
@@ -72,39 +71,36 @@ pub trait EventIndexer: Send + Sync {
     /// another version is rebuilt rather than trusted.
     fn version(&self) -> u32;
 
-    /// Appends the event's keys to `keys`. An error means the data is not
-    /// an event this indexer knows; the append that carries it is refused.
-    fn keys(&self, data: &RawValue, keys: &mut Vec<IndexKey>) -> Result<(), String>;
+    /// Appends the keys of the event whose stored data (JSON) is `data`
+    /// to `keys`. An error means the data is not an event this indexer
+    /// knows; the append that carries it is refused.
+    fn keys(&self, data: &str, keys: &mut Vec<IndexKey>) -> Result<(), String>;
 }
 
-/// Puts the entries of the event at `position` into `batch`.
-pub(crate) fn put_entries(
+/// What to do with an event's entries in a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryWrite {
+    /// Its append.
+    Put,
+    /// Its truncation.
+    Delete,
+}
+
+/// Puts (or deletes) the entries of the event at `position` in `batch`.
+pub(crate) fn write_entries(
     db: &DB,
     batch: &mut WriteBatch,
-    indexer: &dyn EventIndexer,
+    write: EntryWrite,
+    (indexer, scratch): (&dyn EventIndexer, &mut Vec<IndexKey>),
     position: Position,
-    data: &RawValue,
-    scratch: &mut Vec<IndexKey>,
+    data: &str,
 ) -> Result<(), StoreError> {
     let family = handle(db)?;
     for key in derive(indexer, position, data, scratch)? {
-        batch.put_cf(family, key.entry(position), []);
-    }
-    Ok(())
-}
-
-/// Deletes the entries of the event at `position` (a truncated tail).
-pub(crate) fn delete_entries(
-    db: &DB,
-    batch: &mut WriteBatch,
-    indexer: &dyn EventIndexer,
-    position: Position,
-    data: &RawValue,
-    scratch: &mut Vec<IndexKey>,
-) -> Result<(), StoreError> {
-    let family = handle(db)?;
-    for key in derive(indexer, position, data, scratch)? {
-        batch.delete_cf(family, key.entry(position));
+        match write {
+            EntryWrite::Put => batch.put_cf(family, key.entry(position), []),
+            EntryWrite::Delete => batch.delete_cf(family, key.entry(position)),
+        }
     }
     Ok(())
 }
@@ -112,7 +108,7 @@ pub(crate) fn delete_entries(
 fn derive<'k>(
     indexer: &dyn EventIndexer,
     position: Position,
-    data: &RawValue,
+    data: &str,
     scratch: &'k mut Vec<IndexKey>,
 ) -> Result<&'k [IndexKey], StoreError> {
     scratch.clear();
@@ -207,6 +203,19 @@ pub struct EntrySum {
 }
 
 impl EntrySum {
+    /// Adds the entries the event at `position` calls for.
+    pub(crate) fn add_event(
+        &mut self,
+        (indexer, scratch): (&dyn EventIndexer, &mut Vec<IndexKey>),
+        position: Position,
+        data: &str,
+    ) -> Result<(), StoreError> {
+        for key in derive(indexer, position, data, scratch)? {
+            self.add(&key.entry(position));
+        }
+        Ok(())
+    }
+
     fn add(&mut self, entry: &[u8]) {
         // Fixed keys: the same bytes give the same hash within one run,
         // which is all a comparison made in one run needs.
@@ -215,24 +224,6 @@ impl EntrySum {
         self.entries += 1;
         self.sum = self.sum.wrapping_add(hasher.finish());
     }
-}
-
-/// What the index should hold: the entries of every event through `through`.
-pub(crate) fn expected_sum(
-    indexer: &dyn EventIndexer,
-    events: impl Iterator<Item = Result<(Position, Box<RawValue>), StoreError>>,
-    progress: &mut dyn FnMut(Position),
-) -> Result<EntrySum, StoreError> {
-    let mut sum = EntrySum::default();
-    let mut scratch = Vec::new();
-    for event in events {
-        let (position, data) = event?;
-        for key in derive(indexer, position, &data, &mut scratch)? {
-            sum.add(&key.entry(position));
-        }
-        progress(position);
-    }
-    Ok(sum)
 }
 
 /// What the index holds.

@@ -36,6 +36,7 @@ use crate::append::{AppendRejected, AppendRequest, Appended, IdempotencyRecord};
 use crate::chain_hash::ChainHash;
 use crate::chain_verdict::ChainVerdict;
 use crate::chained_record::ChainedRecord;
+use crate::event_index::EntryWrite::{Delete, Put};
 use crate::event_index::{
     self, CF_INDEX, EntrySum, EventIndexer, IndexKey, META_INDEX_THROUGH, META_INDEX_VERSION,
 };
@@ -483,14 +484,8 @@ impl EventStore {
                     version.to_be_bytes(),
                 );
                 if let Some(indexer) = indexer {
-                    event_index::put_entries(
-                        &self.db,
-                        &mut batch,
-                        indexer.as_ref(),
-                        position,
-                        &event.data,
-                        &mut keys,
-                    )?;
+                    let indexing = (indexer.as_ref(), &mut keys);
+                    event_index::write_entries(&self.db, &mut batch, Put, indexing, position, event.data.get())?;
                 }
                 versions.insert(event.stream.clone(), version);
                 events.push(StoredEvent {
@@ -601,14 +596,8 @@ impl EventStore {
                 batch.put_cf(cf(&self.db, CF_IDEMPOTENCY), index_key.as_bytes(), bytes);
             }
             if let Some(indexer) = indexer {
-                event_index::put_entries(
-                    &self.db,
-                    &mut batch,
-                    indexer.as_ref(),
-                    position,
-                    &parsed.data,
-                    &mut keys,
-                )?;
+                let indexing = (indexer.as_ref(), &mut keys);
+                event_index::write_entries(&self.db, &mut batch, Put, indexing, position, parsed.data.get())?;
             }
             versions.insert(parsed.stream, version);
             head = Head { position, hash };
@@ -658,14 +647,8 @@ impl EventStore {
         let mut keys = Vec::new();
         for event in &removed {
             if let Some(indexer) = indexer {
-                event_index::delete_entries(
-                    &self.db,
-                    &mut batch,
-                    indexer.as_ref(),
-                    event.position,
-                    &event.data,
-                    &mut keys,
-                )?;
+                let indexing = (indexer.as_ref(), &mut keys);
+                event_index::write_entries(&self.db, &mut batch, Delete, indexing, event.position, event.data.get())?;
             }
         }
         match indexer {
@@ -829,18 +812,16 @@ impl EventStore {
         let mut batch = WriteBatch::default();
         let mut keys = Vec::new();
         let mut indexed = 0;
-        for stored in self.iter_from(after.next()) {
-            let stored = stored?;
-            if stored.position > head {
-                break;
-            }
-            event_index::put_entries(&self.db, &mut batch, indexer, stored.position, &stored.data, &mut keys)?;
+        self.for_each_data(after, head, |position, data| {
+            let indexing = (indexer, &mut keys);
+            event_index::write_entries(&self.db, &mut batch, Put, indexing, position, data)?;
             indexed += 1;
             if indexed % BATCH_EVENTS == 0 {
                 self.db.write(std::mem::take(&mut batch))?;
-                progress(stored.position, head);
+                progress(position, head);
             }
-        }
+            Ok(())
+        })?;
         batch.put_cf(cf(&self.db, CF_META), META_INDEX_VERSION, indexer.version().to_be_bytes());
         batch.put_cf(cf(&self.db, CF_META), META_INDEX_THROUGH, head.to_key());
         let mut sync = WriteOptions::default();
@@ -848,6 +829,38 @@ impl EventStore {
         self.db.write_opt(batch, &sync)?;
         progress(head, head);
         Ok(indexed)
+    }
+
+    /// The data of every event after `after` through `head`, read raw:
+    /// no record is decoded, only where its data lies found.
+    fn for_each_data(
+        &self,
+        after: Position,
+        head: Position,
+        mut each: impl FnMut(Position, &str) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for item in self.db.iterator_cf(
+            cf(&self.db, CF_EVENTS),
+            IteratorMode::From(&after.next().to_key(), Direction::Forward),
+        ) {
+            let (key, value) = item?;
+            let position = Position::from_key(&key).ok_or_else(|| StoreError::Corrupt {
+                position: Position::ZERO,
+                problem: "malformed event key".into(),
+            })?;
+            if position > head {
+                break;
+            }
+            let corrupt = |problem: String| StoreError::Corrupt { position, problem };
+            let record = value
+                .get(32..)
+                .ok_or_else(|| corrupt("record shorter than its hash".into()))?;
+            let fields = stored_event::record_fields(record).map_err(corrupt)?;
+            let data = std::str::from_utf8(&record[fields.data])
+                .map_err(|_| corrupt("data is not UTF-8".into()))?;
+            each(position, data)?;
+        }
+        Ok(())
     }
 
     /// Whether the index can answer for the whole log, as indexed by an
@@ -913,6 +926,19 @@ impl EventStore {
         event_index::first_at_least(&self.db, index, key)
     }
 
+    /// The disk the index takes (its SST files, compressed as stored),
+    /// and its entries in memory not yet flushed.
+    pub fn index_bytes(&self) -> Result<u64, StoreError> {
+        let Some(family) = self.db.cf_handle(CF_INDEX) else {
+            return Ok(0);
+        };
+        let mut bytes = 0;
+        for property in ["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"] {
+            bytes += self.db.property_int_value_cf(family, property)?.unwrap_or(0);
+        }
+        Ok(bytes)
+    }
+
     /// Compares what the index holds with what the events say it should
     /// (every event through the head, keyed by `indexer`): a missing, extra
     /// or altered entry shows as a difference.
@@ -923,14 +949,13 @@ impl EventStore {
     ) -> Result<IndexCheck, StoreError> {
         let head = self.head().position;
         let status = self.index_status_at(indexer.version(), head)?;
-        let events = self
-            .iter_from(Position::FIRST)
-            .take_while(|e| e.as_ref().map_or(true, |e| e.position <= head))
-            .map(|e| e.map(|e| (e.position, e.data)));
-        let expected = event_index::expected_sum(indexer, events, &mut |p| {
-            if p.get() % 16_384 == 0 {
-                progress(p, head);
+        let mut expected = EntrySum::default();
+        let mut keys = Vec::new();
+        self.for_each_data(Position::ZERO, head, |position, data| {
+            if position.get() % 16_384 == 0 {
+                progress(position, head);
             }
+            expected.add_event((indexer, &mut keys), position, data)
         })?;
         progress(head, head);
         let found = event_index::found_sum(&self.db)?;
@@ -1397,6 +1422,19 @@ impl EventStore {
     /// The checkpoint saved at `position`, if any.
     pub fn snapshot(&self, position: Position) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get_cf(cf(&self.db, CF_SNAPSHOTS), position.to_key())?)
+    }
+
+    /// `read` of the checkpoint at `position`, in place: a state of a
+    /// million tokens is not copied out of RocksDB first.
+    pub fn read_snapshot<T>(
+        &self,
+        position: Position,
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self
+            .db
+            .get_pinned_cf(cf(&self.db, CF_SNAPSHOTS), position.to_key())?
+            .map(|bytes| read(&bytes)))
     }
 
     /// How many checkpoints are kept, and their bytes in all.

@@ -17,8 +17,8 @@ impl EventIndexer for Keys {
         self.0
     }
 
-    fn keys(&self, data: &RawValue, keys: &mut Vec<IndexKey>) -> Result<(), String> {
-        let value: serde_json::Value = serde_json::from_str(data.get()).map_err(|e| e.to_string())?;
+    fn keys(&self, data: &str, keys: &mut Vec<IndexKey>) -> Result<(), String> {
+        let value: serde_json::Value = serde_json::from_str(data).map_err(|e| e.to_string())?;
         for key in value["keys"].as_array().ok_or("no keys")? {
             keys.push(IndexKey::new(b'k', key.as_str().ok_or("a key is text")?.as_bytes()));
         }

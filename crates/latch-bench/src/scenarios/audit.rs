@@ -103,6 +103,7 @@ pub async fn run(base: &Path, events: u64, checkpoint_every: u64, keep: bool) ->
         None => serde_json::Value::Null,
     };
     let log_bytes = directory_bytes(&log);
+    let index_bytes = store.index_bytes()?;
 
     // who-can at the head: every auditor token holds certificates:read.
     let started = Instant::now();
@@ -182,6 +183,7 @@ pub async fn run(base: &Path, events: u64, checkpoint_every: u64, keep: bool) ->
                 "log_directory_bytes": log_bytes,
                 "newest": newest_checkpoint,
             },
+            "index_bytes": index_bytes,
             "state_at_ten_moments": {
                 "slowest_seconds": slowest_moment,
                 "seconds_and_events_replayed": moments,
