@@ -175,7 +175,6 @@ impl<'s> LogIndex<'s> {
         Ok(self
             .store
             .first_indexed_at_least(BY_TIME, &time_key(at))?
-            .map(|(_, position)| position)
             .filter(|position| *position <= self.head))
     }
 

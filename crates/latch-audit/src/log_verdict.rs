@@ -35,6 +35,7 @@ pub fn verify_log(
     let ChainVerdict::Intact { head, .. } = &verdict else {
         return Ok(verdict);
     };
+    // Each checkpoint with the log's chain hash at its position.
     let mut checkpoints = Vec::new();
     for (position, listed_hash) in store.snapshot_positions_through(*head)? {
         let there = store.event(position)?.map(|stored| stored.hash);
@@ -42,23 +43,23 @@ pub fn verify_log(
             Some(hash) => Some(hash),
             // Unlisted (older latchd): its own header says.
             None => store
-                .snapshot(position)?
-                .and_then(|bytes| checkpoint_header(&bytes))
+                .read_snapshot(position, checkpoint_header)?
+                .flatten()
                 .filter(|(claimed, _)| *claimed == position)
                 .map(|(_, hash)| hash),
         };
         if let Some(hash) = hash {
-            if there != Some(hash) {
-                return Ok(broken(position, "the checkpoint here records another chain hash than the log's (altered?)"));
+            match there {
+                Some(there) if there == hash => checkpoints.push((position, there)),
+                _ => return Ok(broken(position, "the checkpoint here records another chain hash than the log's (altered?)")),
             }
-            checkpoints.push(position);
         }
     }
     if checkpoints.is_empty() || check == CheckpointCheck::Headers {
         return Ok(verdict);
     }
     checkpoints.reverse();
-    let last = *checkpoints.last().expect("not empty");
+    let (last, _) = *checkpoints.last().expect("not empty");
     let mut pending = checkpoints.into_iter().peekable();
     let mut state = State::new();
     let mut mismatch = None;
@@ -66,30 +67,28 @@ pub fn verify_log(
     for_each_recorded(store, last, progress, |recorded| {
         let position = recorded.position;
         evolve(&mut state, &recorded);
-        while let Some(checkpoint) = pending.next_if(|p| *p <= position) {
+        while let Some((checkpoint, there)) = pending.next_if(|(p, _)| *p <= position) {
             if checkpoint != position {
                 continue;
             }
-            match store.snapshot(position) {
-                Ok(Some(bytes)) => {
-                    // Another format is passed over by replays: not a lie.
-                    let Some((claimed, hash)) = checkpoint_header(&bytes) else {
-                        continue;
-                    };
-                    let there = store.event(position).ok().flatten().map(|e| e.hash);
-                    let lies = claimed != position
-                        || there != Some(hash)
-                        || decode_checkpoint(&bytes).is_none_or(|(held, _)| held != state);
-                    if lies {
-                        mismatch = Some(position);
-                        return false;
-                    }
+            let lies = store.read_snapshot(position, |bytes| {
+                // Another format is passed over by replays: not a lie.
+                checkpoint_header(bytes).map(|(claimed, hash)| {
+                    claimed != position
+                        || there != hash
+                        || decode_checkpoint(bytes).is_none_or(|(held, _)| held != state)
+                })
+            });
+            match lies {
+                Ok(Some(Some(true))) => {
+                    mismatch = Some(position);
+                    return false;
                 }
                 Err(error) => {
                     failure = Some(error);
                     return false;
                 }
-                Ok(None) => {}
+                Ok(_) => {}
             }
         }
         true

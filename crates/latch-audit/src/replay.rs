@@ -152,12 +152,10 @@ fn nearest_checkpoint(store: &EventStore, last: Position, moment: Moment) -> Res
                 refused.push(position);
                 continue;
             }
+            // The header's position is `position`, and a checkpoint decodes
+            // only when its state is at its header's.
             Some(Checkpoint::Read(state, hash)) => (state, hash),
         };
-        if state.position() != position {
-            refused.push(position);
-            continue;
-        }
         return Ok(Start {
             state: Some(state),
             position,
@@ -209,12 +207,11 @@ fn for_each_recorded_after(
         scope.spawn(move || {
             let mut chunk = Vec::with_capacity(CHUNK);
             for record in store.iter_chained_records(after.next(), prev) {
-                let recorded = record
-                    .map_err(AuditError::from)
-                    .and_then(|record| recorded_from_record(&record).map(|r| (record.position, r)));
-                match recorded {
-                    Ok((position, _)) if position > last => break,
-                    Ok((_, recorded)) => chunk.push(recorded),
+                if record.as_ref().is_ok_and(|record| record.position > last) {
+                    break;
+                }
+                match record.map_err(AuditError::from).and_then(|r| recorded_from_record(&r)) {
+                    Ok(recorded) => chunk.push(recorded),
                     Err(error) => {
                         // What was read before the error is handed out first.
                         let _ = chunks.send(Ok(chunk));

@@ -190,8 +190,8 @@ impl TokenStory {
             positions.extend(stream_positions(store, stream, head, u64::MAX)?);
         }
         let mut events = Vec::with_capacity(positions.len());
-        for position in positions {
-            events.push(read_at(store, position)?);
+        for position in &positions {
+            events.push(read_at(store, *position)?);
         }
         // Whoever acted: their account's creation names them.
         let mut named = HashSet::from([account_id]);
@@ -204,11 +204,10 @@ impl TokenStory {
                 creations.extend(stream_positions(store, stream.as_str(), head, 1)?);
             }
         }
-        for position in creations {
-            events.push(read_at(store, position)?);
+        for position in creations.difference(&positions) {
+            events.push(read_at(store, *position)?);
         }
         events.sort_by_key(|recorded| recorded.position);
-        events.dedup_by_key(|recorded| recorded.position);
         let mut fold = StoryFold::new(token_id);
         for recorded in &events {
             fold.fold(recorded);

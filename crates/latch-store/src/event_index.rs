@@ -155,33 +155,34 @@ pub(crate) fn positions<'a>(
         .map_while(|found| found.transpose())
 }
 
-/// The first entry of `index` whose key is at least `key` (keys of one
-/// length, compared as bytes), and its position.
+/// The position of the first entry of `index` whose key is at least `key`
+/// (keys of one length, compared as bytes).
 pub(crate) fn first_at_least(
     db: &DB,
     index: u8,
     key: &[u8],
-) -> Result<Option<(Vec<u8>, Position)>, StoreError> {
+) -> Result<Option<Position>, StoreError> {
     let Some(family) = db.cf_handle(CF_INDEX) else {
         return Ok(None);
     };
-    let seek = IndexKey::new(index, key.to_vec()).prefix();
+    let seek = IndexKey::new(index, key.to_vec());
     let Some(item) = db
-        .iterator_cf(family, IteratorMode::From(&seek, Direction::Forward))
+        .iterator_cf(family, IteratorMode::From(&seek.prefix(), Direction::Forward))
         .next()
     else {
         return Ok(None);
     };
     let (entry, _) = item?;
-    let length = usize::from(key.len() as u8);
+    let length = key.len();
     if entry.len() != 2 + length + 8 || entry[0] != index || usize::from(entry[1]) != length {
         return Ok(None);
     }
-    let position = Position::from_key(&entry[2 + length..]).ok_or_else(|| StoreError::Corrupt {
-        position: Position::ZERO,
-        problem: "a malformed index entry".into(),
-    })?;
-    Ok(Some((entry[2..2 + length].to_vec(), position)))
+    Position::from_key(&entry[2 + length..])
+        .map(Some)
+        .ok_or_else(|| StoreError::Corrupt {
+            position: Position::ZERO,
+            problem: "a malformed index entry".into(),
+        })
 }
 
 /// Every entry of the index removed (one range tombstone, then compacted).

@@ -140,9 +140,7 @@ impl EventStore {
             let mut batch = WriteBatch::default();
             batch.delete_cf(cf(&db, CF_META), META_INDEX_VERSION);
             batch.delete_cf(cf(&db, CF_META), META_INDEX_THROUGH);
-            let mut sync = WriteOptions::default();
-            sync.set_sync(true);
-            db.write_opt(batch, &sync)?;
+            write_synced(&db, batch)?;
         }
         let records = SideRecords::open(path)?;
         // A new log gets its id now; a log from before ids existed gets one
@@ -403,9 +401,7 @@ impl EventStore {
             );
         }
         if !batch.is_empty() {
-            let mut sync = WriteOptions::default();
-            sync.set_sync(true);
-            self.db.write_opt(batch, &sync)?;
+            write_synced(&self.db, batch)?;
         }
         *head_guard = after;
         self.notify.send_replace(after.position);
@@ -610,9 +606,7 @@ impl EventStore {
         if indexer.is_some() && head.position != head_guard.position {
             batch.put_cf(cf(&self.db, CF_META), META_INDEX_THROUGH, head.position.to_key());
         }
-        let mut sync = WriteOptions::default();
-        sync.set_sync(true);
-        self.db.write_opt(batch, &sync)?;
+        write_synced(&self.db, batch)?;
         *head_guard = head;
         drop(head_guard);
         self.notify.send_replace(head.position);
@@ -708,9 +702,7 @@ impl EventStore {
             ),
             None => batch.delete_cf(cf(&self.db, CF_META), META_STREAM_SEQUENCE),
         }
-        let mut sync = WriteOptions::default();
-        sync.set_sync(true);
-        self.db.write_opt(batch, &sync)?;
+        write_synced(&self.db, batch)?;
         let hash = match keep {
             Position::ZERO => ChainHash::GENESIS,
             _ => self
@@ -742,10 +734,13 @@ impl EventStore {
         progress: &mut dyn FnMut(Position, Position),
     ) -> Result<u64, StoreError> {
         // A read-only store appends nothing, so it has nothing to index.
-        if self.read_only || self.indexer.get().is_some() {
+        if self.read_only {
             return Ok(0);
         }
         let head_guard = self.head.lock().expect("head lock poisoned");
+        if self.indexer.get().is_some() {
+            return Ok(0);
+        }
         let head = head_guard.position;
         let indexed = match self.index_status_at(indexer.version(), head)? {
             IndexStatus::Fresh => 0,
@@ -756,12 +751,8 @@ impl EventStore {
                 self.rebuild_index_locked(indexer.as_ref(), head, progress)?
             }
         };
-        if self.indexer.set(indexer).is_err() {
-            return Err(StoreError::Corrupt {
-                position: Position::ZERO,
-                problem: "an indexer is already installed on this store".into(),
-            });
-        }
+        // Unset until now, and the head lock keeps it so.
+        let _ = self.indexer.set(indexer);
         drop(head_guard);
         Ok(indexed)
     }
@@ -792,9 +783,7 @@ impl EventStore {
         let mut batch = WriteBatch::default();
         batch.delete_cf(cf(&self.db, CF_META), META_INDEX_VERSION);
         batch.delete_cf(cf(&self.db, CF_META), META_INDEX_THROUGH);
-        let mut sync = WriteOptions::default();
-        sync.set_sync(true);
-        self.db.write_opt(batch, &sync)?;
+        write_synced(&self.db, batch)?;
         event_index::clear(&self.db)?;
         self.write_index(indexer, Position::ZERO, head, progress)
     }
@@ -824,9 +813,7 @@ impl EventStore {
         })?;
         batch.put_cf(cf(&self.db, CF_META), META_INDEX_VERSION, indexer.version().to_be_bytes());
         batch.put_cf(cf(&self.db, CF_META), META_INDEX_THROUGH, head.to_key());
-        let mut sync = WriteOptions::default();
-        sync.set_sync(true);
-        self.db.write_opt(batch, &sync)?;
+        write_synced(&self.db, batch)?;
         progress(head, head);
         Ok(indexed)
     }
@@ -916,13 +903,13 @@ impl EventStore {
         event_index::positions(&self.db, key, after, through)
     }
 
-    /// The first entry of `index` whose key is at least `key` (an index of
-    /// fixed-length keys, such as times), with its position.
+    /// The position of the first entry of `index` whose key is at least
+    /// `key` (an index of fixed-length keys, such as times).
     pub fn first_indexed_at_least(
         &self,
         index: u8,
         key: &[u8],
-    ) -> Result<Option<(Vec<u8>, Position)>, StoreError> {
+    ) -> Result<Option<Position>, StoreError> {
         event_index::first_at_least(&self.db, index, key)
     }
 
@@ -1042,11 +1029,13 @@ impl EventStore {
             .get_pinned_cf(cf(&self.db, CF_EVENTS), position.to_key())?
         {
             None => Ok(None),
-            Some(value) if !stored_event::hash_matches(&value) => Err(StoreError::ChainBroken {
-                position,
-                problem: "stored bytes do not match their hash".into(),
-            }),
-            Some(value) => stored_event::decode(position, &value).map(Some),
+            Some(value) => match stored_event::checked_hash(&value) {
+                Err(problem) => Err(StoreError::ChainBroken {
+                    position,
+                    problem: problem.into(),
+                }),
+                Ok(_) => stored_event::decode(position, &value).map(Some),
+            },
         }
     }
 
@@ -1181,24 +1170,9 @@ impl EventStore {
     /// the hash before `from`. The first break ends the iteration with
     /// `StoreError::ChainBroken`: what replays for audit read, so an answer
     /// never rests on an altered record.
-    pub fn iter_chained(
-        &self,
-        from: Position,
-        prev: ChainHash,
-    ) -> impl Iterator<Item = Result<StoredEvent, StoreError>> + '_ {
-        self.iter_chained_records(from, prev).map(|record| {
-            let record = record?;
-            stored_event::decode(record.position, &record.value).map_err(|e| {
-                StoreError::ChainBroken {
-                    position: record.position,
-                    problem: e.to_string(),
-                }
-            })
-        })
-    }
-
-    /// `iter_chained`, handing out each record with its data unparsed: a
-    /// replay parses each event once, from `ChainedRecord::data`.
+    ///
+    /// Each record comes with its data unparsed: a replay parses each
+    /// event once, from `ChainedRecord::data`.
     pub fn iter_chained_records(
         &self,
         from: Position,
@@ -1227,13 +1201,8 @@ impl EventStore {
                         Some(p) => return Err(broken_here(format!("missing; next stored is {p}"))),
                         None => return Err(broken_here("malformed key".into())),
                     }
-                    if value.len() < 32 {
-                        return Err(broken_here("record shorter than its hash".into()));
-                    }
-                    let hash = ChainHash::of(&value[32..]);
-                    if hash.as_bytes() != &value[..32] {
-                        return Err(broken_here("stored bytes do not match their hash".into()));
-                    }
+                    let hash = stored_event::checked_hash(&value)
+                        .map_err(|problem| broken_here(problem.into()))?;
                     let corrupt = |problem: String| {
                         broken_here(format!("stored event at position {expected} is corrupt: {problem}"))
                     };
@@ -1269,7 +1238,7 @@ impl EventStore {
     }
 
     /// The hash of the event at `position` (the genesis hash for position 0),
-    /// as the anchor for `iter_chained` from the position after it.
+    /// as the anchor for `iter_chained_records` from the position after it.
     pub fn hash_at(&self, position: Position) -> Result<Option<ChainHash>, StoreError> {
         if position == Position::ZERO {
             return Ok(Some(ChainHash::GENESIS));
@@ -1419,13 +1388,8 @@ impl EventStore {
         }
     }
 
-    /// The checkpoint saved at `position`, if any.
-    pub fn snapshot(&self, position: Position) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(cf(&self.db, CF_SNAPSHOTS), position.to_key())?)
-    }
-
-    /// `read` of the checkpoint at `position`, in place: a state of a
-    /// million tokens is not copied out of RocksDB first.
+    /// `read` of the checkpoint saved at `position`, if any, in place: a
+    /// state of a million tokens is not copied out of RocksDB first.
     pub fn read_snapshot<T>(
         &self,
         position: Position,
@@ -1651,6 +1615,14 @@ pub struct ReplicatedEvent {
 pub fn idempotency_index_key(key: &str) -> String {
     use sha2::{Digest, Sha256};
     format!("{IDEMPOTENCY_DIGEST_PREFIX}{}", hex::encode(Sha256::digest(key.as_bytes())))
+}
+
+/// Writes `batch` and syncs it to disk before returning.
+fn write_synced(db: &DB, batch: WriteBatch) -> Result<(), StoreError> {
+    let mut sync = WriteOptions::default();
+    sync.set_sync(true);
+    db.write_opt(batch, &sync)?;
+    Ok(())
 }
 
 fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {

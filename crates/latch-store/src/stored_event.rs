@@ -212,9 +212,17 @@ fn leading_number(bytes: &[u8]) -> Option<(u64, &[u8])> {
     Some((number, &bytes[digits..]))
 }
 
-/// Whether the stored hash is the SHA-256 of the stored record bytes.
-pub(crate) fn hash_matches(value: &[u8]) -> bool {
-    value.len() >= 32 && ChainHash::of(&value[32..]).as_bytes() == &value[..32]
+/// The stored hash of a stored value (`hash ‖ record`), if it is the
+/// SHA-256 of the record bytes; otherwise what is wrong.
+pub(crate) fn checked_hash(value: &[u8]) -> Result<ChainHash, &'static str> {
+    if value.len() < 32 {
+        return Err("record shorter than its hash");
+    }
+    let hash = ChainHash::of(&value[32..]);
+    if hash.as_bytes() != &value[..32] {
+        return Err("stored bytes do not match their hash");
+    }
+    Ok(hash)
 }
 
 #[cfg(test)]

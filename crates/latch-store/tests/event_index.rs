@@ -79,7 +79,7 @@ fn events_are_found_by_each_of_their_keys_and_by_time() {
         store
             .first_indexed_at_least(b'@', &at.to_be_bytes())
             .unwrap()
-            .map(|(_, p)| p.get())
+            .map(|p| p.get())
     };
     assert_eq!(first(0), Some(1));
     assert_eq!(first(11), Some(2));

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use latch_audit::{AuditError, Moment, TokenStory};
 use latch_core::{Permission, TokenId};
-use latch_store::{ChainVerdict, EventStore};
+use latch_store::{ChainVerdict, EventStore, IndexStatus};
 use serde_json::Value;
 
 use crate::client::{CliError, Client};
@@ -146,15 +146,15 @@ pub fn run(client: &Client, out: Output, command: AuditCommand) -> Result<(), Cl
             checkpoints,
             index,
         } => {
-            let verdict: Value = match &data_dir {
-                Some(dir) => serde_json::to_value(verify_offline(dir, checkpoints)?)
-                    .expect("a verdict serialises"),
-                None => client.get("/v1/audit/chain")?,
+            let Some(dir) = data_dir else {
+                return report(out, &client.get("/v1/audit/chain")?, chain_line);
             };
-            match (data_dir, index) {
-                (Some(dir), true) if verdict["verdict"] == "intact" => {
-                    let mut verdict = verdict;
-                    let sound = check_index_offline(&dir, &mut verdict)?;
+            let store = open_log(&dir)?;
+            let mut verdict = serde_json::to_value(verify_offline(&store, checkpoints)?)
+                .expect("a verdict serialises");
+            match index {
+                true if verdict["verdict"] == "intact" => {
+                    let sound = check_index_offline(&store, &mut verdict)?;
                     report(out, &verdict, chain_line)?;
                     match sound {
                         true => Ok(()),
@@ -466,25 +466,34 @@ fn log_dir(dir: &Path) -> PathBuf {
 /// Says on a terminal why an answer will take a whole read of the log.
 fn note_unindexed(store: &EventStore, dir: &Path) {
     use std::io::IsTerminal;
-    let status = store.index_status(latch_audit::LogIndexer::VERSION);
-    if std::io::stderr().is_terminal() && !status.as_ref().is_ok_and(|s| s.is_fresh()) {
+    let status = store
+        .index_status(latch_audit::LogIndexer::VERSION)
+        .unwrap_or(IndexStatus::Missing);
+    if std::io::stderr().is_terminal() && !status.is_fresh() {
         eprintln!(
             "note: the log's index is {}: questions read the whole log \
              (latchd brings it up to date when it starts; for a backup, run `latch audit reindex --data-dir {}`)",
-            match status {
-                Ok(latch_store::IndexStatus::Behind { .. }) => "behind the log",
-                Ok(latch_store::IndexStatus::OtherVersion { .. }) => "of another version",
-                _ => "missing",
-            },
+            index_state(status),
             dir.display()
         );
     }
 }
 
+/// How the index stands, in words (a fresh one is "sound" only once
+/// checked against the events).
+fn index_state(status: IndexStatus) -> &'static str {
+    match status {
+        IndexStatus::Fresh => "whole",
+        IndexStatus::Behind { .. } => "behind the log",
+        IndexStatus::OtherVersion { .. } => "of another version",
+        IndexStatus::Ahead { .. } => "ahead of the log (another log's?)",
+        IndexStatus::Missing => "missing",
+    }
+}
+
 /// Checks the index against the events and adds what it found to the
 /// verdict (`index`); whether it is sound.
-fn check_index_offline(dir: &Path, verdict: &mut Value) -> Result<bool, CliError> {
-    let store = open_log(dir)?;
+fn check_index_offline(store: &EventStore, verdict: &mut Value) -> Result<bool, CliError> {
     let progress = Progress::positions("checking the index against the log");
     let check = store
         .check_index(&latch_audit::LogIndexer, &mut |done, total| {
@@ -493,12 +502,9 @@ fn check_index_offline(dir: &Path, verdict: &mut Value) -> Result<bool, CliError
         .map_err(|e| CliError::Other(format!("reading the log: {e}")))?;
     progress.done();
     let state = match check.status {
-        latch_store::IndexStatus::Fresh if check.is_sound() => "sound",
-        latch_store::IndexStatus::Fresh => "damaged",
-        latch_store::IndexStatus::Behind { .. } => "behind the log",
-        latch_store::IndexStatus::OtherVersion { .. } => "of another version",
-        latch_store::IndexStatus::Ahead { .. } => "ahead of the log (another log's?)",
-        latch_store::IndexStatus::Missing => "missing",
+        IndexStatus::Fresh if check.is_sound() => "sound",
+        IndexStatus::Fresh => "damaged",
+        other => index_state(other),
     };
     verdict["index"] = serde_json::json!({
         "state": state,
@@ -548,15 +554,14 @@ fn reindex(out: Output, dir: &Path) -> Result<(), CliError> {
 
 /// The chain and the checkpoints' chain hashes; with `states`, every
 /// checkpoint's state against a replay of the log.
-fn verify_offline(dir: &Path, states: bool) -> Result<ChainVerdict, CliError> {
-    let store = open_log(dir)?;
+fn verify_offline(store: &EventStore, states: bool) -> Result<ChainVerdict, CliError> {
     let check = if states {
         latch_audit::CheckpointCheck::States
     } else {
         latch_audit::CheckpointCheck::Headers
     };
     let progress = Progress::positions("replaying the log against its checkpoints");
-    let verdict = latch_audit::verify_log(&store, check, &mut |done, total| progress.update(done, total))
+    let verdict = latch_audit::verify_log(store, check, &mut |done, total| progress.update(done, total))
         .map_err(|e| CliError::Other(format!("reading the log: {e}")))?;
     progress.done();
     Ok(verdict)
