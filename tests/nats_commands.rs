@@ -282,6 +282,12 @@ fn bad_input_over_nats_gets_a_problem_reply_and_changes_nothing() {
             "Authorization",
         ),
         (
+            "no token, asking for every token of every account",
+            nats.command("token.list_all", None, b""),
+            401,
+            "Authorization",
+        ),
+        (
             "a bad token",
             nats.command("account.create", Some("latch_not-a-real-token"), create),
             401,
