@@ -394,7 +394,20 @@ fn a_damaged_index_is_named_by_verify_and_mended_by_reindex_and_a_missing_one_re
     let copy = tempfile::tempdir().unwrap();
     copy_dir(&latchd.data_dir, copy.path());
     let dir = copy.path().to_str().unwrap().to_owned();
-    let story = || ok(latchd.latch(None, &["audit", "token", &token, "--data-dir", &dir, "--output", "ndjson"]));
+    let story = || {
+        ok(latchd.latch(
+            None,
+            &[
+                "audit",
+                "token",
+                &token,
+                "--data-dir",
+                &dir,
+                "--output",
+                "ndjson",
+            ],
+        ))
+    };
     // The rotation's successor is in the story only through the index:
     // its issue is in the successor's own stream.
     let successor_issued = story()
@@ -439,4 +452,208 @@ fn a_damaged_index_is_named_by_verify_and_mended_by_reindex_and_a_missing_one_re
     let sound = ok(latchd.latch(None, &["audit", "verify", "--data-dir", &dir, "--index"]));
     assert!(sound.contains("index: sound"), "{sound}");
     assert!(story().contains(&successor), "{}", story());
+}
+
+/// ADR 0027: a log written in the JSON format, as every latchd before the
+/// binary one wrote it, is read, verified and upgraded in place — by a
+/// backup of it and by `latch audit upgrade` — with the same chain head
+/// before and after, the same answers, and the same export; latchd then
+/// serves it and writes binary records after the upgraded ones.
+#[test]
+fn a_json_log_is_read_verified_and_upgraded_with_the_same_chain_head() {
+    let temp = tempfile::tempdir().unwrap();
+    let nats = latch_testkit::NatsServer::start();
+    let args = [
+        "--nats-url".to_owned(),
+        nats.url(),
+        "--record-format".to_owned(),
+        "json".to_owned(),
+    ];
+    let mut latchd = Latchd::launch_with(temp.path(), nats, "127.0.0.1", &args, &[], None);
+    let admin = latchd.admin_token();
+    let (_, ci_token, _) = account_with_token(&latchd, &admin, "ci", "auditor", None);
+    account_with_token(&latchd, &admin, "deploy", "auditor", None);
+    let rotated = latchd.post(
+        &format!("/v1/tokens/{ci_token}/rotate"),
+        &admin,
+        serde_json::json!({}),
+    );
+    assert_eq!(rotated.status, 201, "{:?}", rotated.body);
+    let head = latchd.head();
+
+    // A backup that upgrades its copy: same position and head hash as the
+    // running log, which stays JSON.
+    let backups = tempfile::tempdir().unwrap();
+    let backup = backups.path().join("upgraded");
+    let taken = std::process::Command::new(latch_e2e::binary("latchd"))
+        .args(["backup", "--upgrade-records", "--to"])
+        .arg(&backup)
+        .args(["--url", &latchd.url, "--data-dir"])
+        .arg(&latchd.data_dir)
+        .output()
+        .unwrap();
+    assert!(taken.status.success(), "{}", stderr(&taken));
+    let said = stdout(&taken);
+    assert!(
+        said.contains(&format!("records rewritten in the binary format: {head}")),
+        "{said}"
+    );
+    latchd.stop();
+
+    let data_dir = latchd.data_dir.to_str().unwrap().to_owned();
+    let backup_dir = backup.to_str().unwrap().to_owned();
+    let verify = |dir: &str| -> Value {
+        serde_json::from_str(&ok(latchd.latch(
+            None,
+            &["audit", "verify", "--data-dir", dir, "--output", "json"],
+        )))
+        .unwrap()
+    };
+    let story = |dir: &str| {
+        ok(latchd.latch(
+            None,
+            &[
+                "audit",
+                "token",
+                &ci_token,
+                "--data-dir",
+                dir,
+                "--output",
+                "ndjson",
+            ],
+        ))
+    };
+    let export = |dir: &str| ok(latchd.latch(None, &["audit", "export", "--data-dir", dir]));
+    let before = verify(&data_dir);
+    assert_eq!(before["verdict"], "intact");
+    assert_eq!(before["head"], head);
+    assert!(
+        said.contains(before["head_hash"].as_str().unwrap()),
+        "{said}"
+    );
+    let story_before = story(&data_dir);
+    assert!(story_before.lines().count() >= 2, "{story_before}");
+    let export_before = export(&data_dir);
+    assert_eq!(
+        verify(&backup_dir),
+        before,
+        "the upgraded backup ends in the same head"
+    );
+    assert_eq!(story(&backup_dir), story_before);
+    assert_eq!(
+        export(&backup_dir),
+        export_before,
+        "exports carry the canonical records"
+    );
+
+    // In place, offline: every record was JSON; the head hash is unchanged.
+    let upgraded: Value = serde_json::from_str(&ok(latchd.latch(
+        None,
+        &[
+            "audit",
+            "upgrade",
+            "--data-dir",
+            &data_dir,
+            "--output",
+            "json",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(upgraded["rewritten"], head, "{upgraded}");
+    assert_eq!(upgraded["records"]["json"], 0, "{upgraded}");
+    assert_eq!(upgraded["head_hash_before"], before["head_hash"]);
+    assert_eq!(upgraded["head_hash"], before["head_hash"]);
+    assert_eq!(verify(&data_dir), before);
+    assert_eq!(story(&data_dir), story_before);
+    assert_eq!(export(&data_dir), export_before);
+    let table = ok(latchd.latch(None, &["audit", "upgrade", "--data-dir", &data_dir]));
+    assert!(
+        table.starts_with(&format!("rewrote 0 records in the binary format")),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("({head} were already, 0 kept as JSON)")),
+        "{table}"
+    );
+
+    // latchd serves the upgraded log (its admin token still works) and
+    // writes binary records from here on.
+    let nats = latch_testkit::NatsServer::start();
+    let mut latchd = Latchd::start_with(temp.path(), nats);
+    let admin = latchd.admin_token();
+    account_with_token(&latchd, &admin, "scanner", "auditor", None);
+    latchd.stop();
+    let again: Value = serde_json::from_str(&ok(latchd.latch(
+        None,
+        &[
+            "audit",
+            "upgrade",
+            "--data-dir",
+            &data_dir,
+            "--output",
+            "json",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(again["rewritten"], 0, "{again}");
+    assert!(
+        again["records"]["binary"].as_u64().unwrap() > head,
+        "{again}"
+    );
+
+    // Back to JSON for a while (the way back to an older latchd), then
+    // upgraded by latchd itself in the background while it serves.
+    let nats = latch_testkit::NatsServer::start();
+    let args = [
+        "--nats-url".to_owned(),
+        nats.url(),
+        "--record-format".to_owned(),
+        "json".to_owned(),
+    ];
+    let mut latchd = Latchd::launch_with(temp.path(), nats, "127.0.0.1", &args, &[], None);
+    account_with_token(&latchd, &admin, "json-again", "auditor", None);
+    latchd.stop();
+    let nats = latch_testkit::NatsServer::start();
+    let args = [
+        "--nats-url".to_owned(),
+        nats.url(),
+        "--upgrade-records".to_owned(),
+    ];
+    let mut latchd = Latchd::launch_with(temp.path(), nats, "127.0.0.1", &args, &[], None);
+    latch_e2e::eventually("latchd upgrades the JSON records", || {
+        latchd
+            .logs()
+            .contains("records upgraded to the binary format")
+    });
+    let online: Value = serde_json::from_str(&ok(
+        latchd.latch(Some(&admin), &["audit", "verify", "--output", "json"])
+    ))
+    .unwrap();
+    assert_eq!(online["verdict"], "intact", "{online}");
+    let now = latchd.head();
+
+    // The log is locked while latchd runs: no upgrade under it.
+    let refused = latchd.latch(None, &["audit", "upgrade", "--data-dir", &data_dir]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("--upgrade-records"),
+        "{}",
+        stderr(&refused)
+    );
+    latchd.stop();
+    let last: Value = serde_json::from_str(&ok(latchd.latch(
+        None,
+        &[
+            "audit",
+            "upgrade",
+            "--data-dir",
+            &data_dir,
+            "--output",
+            "json",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(last["records"]["json"], 0, "{last}");
+    assert_eq!(last["records"]["binary"], now, "{last}");
+    assert_eq!(last["head_hash"], online["head_hash"], "{last}");
 }

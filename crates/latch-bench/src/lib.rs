@@ -266,3 +266,17 @@ pub fn thread_latencies(
     }
     Ok(latencies)
 }
+
+/// Bytes of the files under `dir` (RocksDB's, compressed as stored).
+pub fn directory_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => directory_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}

@@ -24,6 +24,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use latch_core::{LogId, Position};
@@ -40,6 +41,8 @@ use crate::event_index::EntryWrite::{Delete, Put};
 use crate::event_index::{
     self, CF_INDEX, EntrySum, EventIndexer, IndexKey, META_INDEX_THROUGH, META_INDEX_VERSION,
 };
+use crate::record_format::{self, RecordFormat};
+use crate::record_upgrade::{RecordFormatCounts, RecordUpgrade};
 use crate::store_error::StoreError;
 use crate::stored_event::{self, StoredEvent};
 
@@ -107,6 +110,9 @@ pub struct EventStore {
     notify: watch::Sender<Position>,
     /// Derives index keys; once set, every append indexes its events.
     indexer: OnceLock<Arc<dyn EventIndexer>>,
+    /// The format new records are written in (`RecordFormat::Binary`
+    /// unless set); both are read.
+    writes_json: AtomicBool,
 }
 
 impl std::fmt::Debug for EventStore {
@@ -292,7 +298,117 @@ impl EventStore {
             log_id: Mutex::new(log_id),
             notify,
             indexer: OnceLock::new(),
+            writes_json: AtomicBool::new(false),
         })
+    }
+
+    /// The format new records are written in from now on (both are read
+    /// whatever this says). `Json` is what a Latch from before the binary
+    /// format reads: the way back, should one have to run it again.
+    pub fn set_record_format(&self, format: RecordFormat) {
+        self.writes_json
+            .store(format == RecordFormat::Json, Ordering::Relaxed);
+    }
+
+    pub fn record_format(&self) -> RecordFormat {
+        if self.writes_json.load(Ordering::Relaxed) {
+            RecordFormat::Json
+        } else {
+            RecordFormat::Binary
+        }
+    }
+
+    /// Rewrites every record stored as JSON in the binary format, in place,
+    /// checking the chain as it reads (a break stops it, rewriting nothing
+    /// past it). Every hash stays as it was, so the chain, its head, the
+    /// index and the checkpoints are untouched; a JSON record of a shape the
+    /// log never wrote is kept as it is. Safe while the log is appended to
+    /// (each batch is written under the append lock, and only over the very
+    /// record it was made from). `keep_going` hears how far it has got
+    /// (position done, of the head it started at) after each batch, and
+    /// stops it by answering `false`: what it rewrote stays rewritten, the
+    /// rest stays JSON, and both read the same.
+    pub fn upgrade_records(
+        &self,
+        mut keep_going: impl FnMut(Position, Position) -> bool,
+    ) -> Result<RecordUpgrade, StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        const BATCH: usize = 8192;
+        let through = self.head().position;
+        let mut report = RecordUpgrade::default();
+        let mut pending: Vec<(Position, ChainHash, Vec<u8>)> = Vec::with_capacity(BATCH);
+        for record in self.iter_chained_records(Position::FIRST, ChainHash::GENESIS) {
+            let record = record?;
+            if record.position > through {
+                break;
+            }
+            match record_format::upgraded(&record.value) {
+                Some(value) => pending.push((record.position, record.hash, value)),
+                None if record_format::format_of(&record.value[32..])
+                    == Some(RecordFormat::Json) =>
+                {
+                    report.kept_json += 1;
+                }
+                None => report.already_binary += 1,
+            }
+            if pending.len() == BATCH {
+                report.rewritten += self.write_upgraded(&mut pending)?;
+                if !keep_going(record.position, through) {
+                    return Ok(report);
+                }
+            }
+        }
+        report.rewritten += self.write_upgraded(&mut pending)?;
+        keep_going(through, through);
+        // The old values are garbage now: let RocksDB drop them.
+        self.db
+            .compact_range_cf(cf(&self.db, CF_EVENTS), None::<&[u8]>, None::<&[u8]>);
+        Ok(report)
+    }
+
+    /// Writes upgraded records over the ones they were made from, under the
+    /// append lock: a record truncated away (or replaced) meanwhile is left
+    /// alone. Returns how many were written.
+    fn write_upgraded(
+        &self,
+        pending: &mut Vec<(Position, ChainHash, Vec<u8>)>,
+    ) -> Result<u64, StoreError> {
+        let head = self.head.lock().expect("head lock poisoned");
+        let events = cf(&self.db, CF_EVENTS);
+        let mut batch = WriteBatch::default();
+        let mut written = 0;
+        for (position, hash, value) in pending.drain(..) {
+            if position > head.position {
+                continue;
+            }
+            let current = self.db.get_pinned_cf(events, position.to_key())?;
+            if current.is_some_and(|current| current.get(..32) == Some(hash.as_bytes())) {
+                batch.put_cf(events, position.to_key(), value);
+                written += 1;
+            }
+        }
+        self.db.write(batch)?;
+        drop(head);
+        Ok(written)
+    }
+
+    /// How many records are stored in each format (a walk of the log).
+    pub fn record_formats(&self) -> Result<RecordFormatCounts, StoreError> {
+        let mut counts = RecordFormatCounts::default();
+        for item in self
+            .db
+            .iterator_cf(cf(&self.db, CF_EVENTS), IteratorMode::Start)
+        {
+            let (_, value) = item?;
+            match value.get(32..).and_then(record_format::format_of) {
+                Some(RecordFormat::Json) => counts.json += 1,
+                Some(RecordFormat::Binary) => counts.binary += 1,
+                None => counts.unknown += 1,
+            }
+        }
+        Ok(counts)
     }
 
     pub fn path(&self) -> &Path {
@@ -466,8 +582,14 @@ impl EventStore {
             for event in &request.events {
                 let version = self.version_in_batch(&versions, &event.stream)? + 1;
                 let position = head.position.next();
-                let (value, hash) =
-                    stored_event::encode(position, &event.stream, version, head.hash, &event.data);
+                let (value, hash) = record_format::encode(
+                    self.record_format(),
+                    position,
+                    &event.stream,
+                    version,
+                    head.hash,
+                    event.data.get().as_bytes(),
+                );
                 batch.put_cf(cf(&self.db, CF_EVENTS), position.to_key(), value);
                 batch.put_cf(
                     cf(&self.db, CF_STREAMS),
@@ -550,7 +672,7 @@ impl EventStore {
         for event in events {
             let refused = |problem: String| StoreError::Replication(problem);
             let hash = ChainHash::of(event.record.as_bytes());
-            let parsed: stored_event::Parsed = stored_event::parse_record(event.record.as_bytes())
+            let parsed = record_format::record_parts(event.record.as_bytes())
                 .map_err(|e| refused(format!("a replicated record does not parse: {e}")))?;
             let position = head.position.next();
             if parsed.position != position {
@@ -573,9 +695,13 @@ impl EventStore {
                     version - 1
                 )));
             }
-            let mut value = Vec::with_capacity(32 + event.record.len());
-            value.extend_from_slice(hash.as_bytes());
-            value.extend_from_slice(event.record.as_bytes());
+            let data = std::str::from_utf8(parsed.data).map_err(|_| {
+                refused(format!(
+                    "the replicated record at {position} has data that is not UTF-8"
+                ))
+            })?;
+            let value =
+                record_format::value_for(self.record_format(), event.record.as_bytes(), hash);
             batch.put_cf(cf(&self.db, CF_EVENTS), position.to_key(), value);
             batch.put_cf(
                 cf(&self.db, CF_STREAMS),
@@ -593,9 +719,9 @@ impl EventStore {
             }
             if let Some(indexer) = indexer {
                 let indexing = (indexer.as_ref(), &mut keys);
-                event_index::write_entries(&self.db, &mut batch, Put, indexing, position, parsed.data.get())?;
+                event_index::write_entries(&self.db, &mut batch, Put, indexing, position, data)?;
             }
-            versions.insert(parsed.stream, version);
+            versions.insert(parsed.stream.into_owned(), version);
             head = Head { position, hash };
         }
         batch.put_cf(
@@ -842,7 +968,7 @@ impl EventStore {
             let record = value
                 .get(32..)
                 .ok_or_else(|| corrupt("record shorter than its hash".into()))?;
-            let fields = stored_event::record_fields(record).map_err(corrupt)?;
+            let fields = record_format::record_fields(record).map_err(corrupt)?;
             let data = std::str::from_utf8(&record[fields.data])
                 .map_err(|_| corrupt("data is not UTF-8".into()))?;
             each(position, data)?;
@@ -1029,7 +1155,7 @@ impl EventStore {
             .get_pinned_cf(cf(&self.db, CF_EVENTS), position.to_key())?
         {
             None => Ok(None),
-            Some(value) => match stored_event::checked_hash(&value) {
+            Some(value) => match record_format::checked_hash(&value) {
                 Err(problem) => Err(StoreError::ChainBroken {
                     position,
                     problem: problem.into(),
@@ -1201,12 +1327,12 @@ impl EventStore {
                         Some(p) => return Err(broken_here(format!("missing; next stored is {p}"))),
                         None => return Err(broken_here("malformed key".into())),
                     }
-                    let hash = stored_event::checked_hash(&value)
+                    let hash = record_format::checked_hash(&value)
                         .map_err(|problem| broken_here(problem.into()))?;
                     let corrupt = |problem: String| {
                         broken_here(format!("stored event at position {expected} is corrupt: {problem}"))
                     };
-                    let fields = stored_event::record_fields(&value[32..]).map_err(corrupt)?;
+                    let fields = record_format::record_fields(&value[32..]).map_err(corrupt)?;
                     if fields.position != expected {
                         return Err(corrupt(format!(
                             "record says position {} but is stored at {expected}",
@@ -1246,8 +1372,9 @@ impl EventStore {
         Ok(self.event(position)?.map(|event| event.hash))
     }
 
-    /// The stored records from `from` through `through`, exactly as stored
-    /// (`hash ‖ record` split), for exports. Stops early when `each` says so.
+    /// The records from `from` through `through` as the chain covers them
+    /// (the stored hash, and the canonical record whatever its stored
+    /// format), for exports. Stops early when `each` says so.
     pub fn for_each_record(
         &self,
         from: Position,
@@ -1268,7 +1395,9 @@ impl EventStore {
                 break;
             }
             let (hash, record) = value.split_at(value.len().min(32));
-            if !each(position, hash, record) {
+            let record = record_format::canonical(record)
+                .map_err(|problem| StoreError::Corrupt { position, problem })?;
+            if !each(position, hash, &record) {
                 break;
             }
         }

@@ -1,8 +1,9 @@
 //! Latch's event log: append-only, hash-chained, on RocksDB.
 //!
 //! Knows nothing of accounts or tokens: it stores JSON data in streams at
-//! global positions, chains them with SHA-256, remembers idempotency keys
-//! forever, indexes events under the keys an installed `EventIndexer`
+//! global positions in compact binary records (or the JSON ones of older
+//! logs), chains them with SHA-256 over one canonical form, remembers
+//! idempotency keys forever, indexes events under the keys an installed `EventIndexer`
 //! derives, and tells followers when the head moves; and it writes and
 //! verifies exports that anyone can check without Latch.
 #![forbid(unsafe_code)]
@@ -15,6 +16,8 @@ mod event_index;
 mod event_store;
 mod expected_version;
 mod export;
+mod record_format;
+mod record_upgrade;
 mod side_records;
 mod store_error;
 mod stored_event;
@@ -32,6 +35,8 @@ pub use event_store::{
 };
 pub use expected_version::ExpectedVersion;
 pub use export::{ExportVerdict, positions_between, verify_export, write_export};
+pub use record_format::RecordFormat;
+pub use record_upgrade::{RecordFormatCounts, RecordUpgrade};
 pub use serde_json::value::RawValue;
 pub use store_error::StoreError;
 pub use stored_event::StoredEvent;

@@ -8,10 +8,14 @@
 //! keeps writing. The admin token is not copied: it is a secret, and the
 //! log holds only its digest, so the token that worked before still works
 //! against the restored log.
+//!
+//! A backup can also upgrade its copy's records to the binary format
+//! (ADR 0027): the copy is rewritten, the running log is not, and every
+//! hash, so the head the backup reports, stays as it was.
 
 use std::path::{Path, PathBuf};
 
-use latch_store::{ChainHash, EventStore, StoreError};
+use latch_store::{ChainHash, EventStore, RecordUpgrade, StoreError};
 
 /// Where a data directory keeps its event log.
 pub const LOG_DIR: &str = "log";
@@ -37,12 +41,19 @@ pub struct BackupTaken {
     pub dir: PathBuf,
     pub position: u64,
     pub head_hash: ChainHash,
+    /// What upgrading the copy's records did, if it was asked for.
+    pub upgraded: Option<RecordUpgrade>,
 }
 
 /// Takes a backup of `store` into `to` (absolute, not existing yet; its
-/// parent is created), then opens the copy read-only to report exactly
-/// what it holds.
-pub fn take_backup(store: &EventStore, to: &Path) -> Result<BackupTaken, BackupError> {
+/// parent is created), with its records upgraded to the binary format if
+/// `upgrade_records`, then opens the copy read-only to report exactly what
+/// it holds.
+pub fn take_backup(
+    store: &EventStore,
+    to: &Path,
+    upgrade_records: bool,
+) -> Result<BackupTaken, BackupError> {
     if !to.is_absolute() {
         return Err(BackupError::NotAbsolute(to.to_path_buf()));
     }
@@ -58,11 +69,24 @@ pub fn take_backup(store: &EventStore, to: &Path) -> Result<BackupTaken, BackupE
         let _ = std::fs::remove_dir_all(to);
         return Err(error.into());
     }
+    let upgraded = match upgrade_records {
+        // The copy's files are hard links: RocksDB writes new files and
+        // never changes these, so the running log is untouched.
+        true => match EventStore::open(&log).and_then(|copy| copy.upgrade_records(|_, _| true)) {
+            Ok(report) => Some(report),
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(to);
+                return Err(error.into());
+            }
+        },
+        false => None,
+    };
     let copy = EventStore::open_read_only(&log)?;
     let head = copy.head();
     Ok(BackupTaken {
         dir: to.to_path_buf(),
         position: head.position.get(),
         head_hash: head.hash,
+        upgraded,
     })
 }

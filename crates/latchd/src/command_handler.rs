@@ -22,17 +22,18 @@ use latch_core::{
 };
 use latch_store::{
     AppendRequest, Appended, EventStore, ExpectedVersion, IdempotencyKey, IdempotencyRecord,
-    PreparedAppend, ReplicatedEvent, StoredEvent,
+    PreparedAppend, RecordFormat, ReplicatedEvent, StoredEvent,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
-use chrono::{DateTime, Utc};
 use crate::command_outcome::{CommandReceipt, CommandRejection, CommandResult, HandlerFailure};
 use crate::event_codec;
 use crate::ha::{LeaderSession, PendingBatch};
 use crate::rebuild::{RebuildError, Rebuilt, rebuild};
+use crate::record_upgrade_task::RecordUpgradeTask;
+use chrono::{DateTime, Utc};
 
 /// One command and what surrounds it.
 #[derive(Debug, Clone)]
@@ -107,6 +108,12 @@ pub struct HandlerConfig {
     /// index then falls behind, readers stop trusting it, and the next
     /// start with it on catches it up.
     pub index_log: bool,
+    /// The format new records are written in (ADR 0027). `Json` keeps the
+    /// log readable by a latchd from before the binary format.
+    pub record_format: RecordFormat,
+    /// Rewrite the records stored as JSON in the binary format, in the
+    /// background while serving (every hash, and so the chain, unchanged).
+    pub upgrade_records: bool,
 }
 
 impl Default for HandlerConfig {
@@ -120,6 +127,8 @@ impl Default for HandlerConfig {
             replicated: false,
             max_batches_in_flight: 4,
             index_log: true,
+            record_format: RecordFormat::Binary,
+            upgrade_records: false,
         }
     }
 }
@@ -328,6 +337,8 @@ impl PlannedBatch {
 pub struct CommandHandler {
     handle: CommandHandle,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The background upgrade of JSON records, while it runs.
+    upgrade: Mutex<Option<RecordUpgradeTask>>,
 }
 
 impl CommandHandler {
@@ -352,6 +363,11 @@ impl CommandHandler {
             );
         }
         let rebuilt = rebuild(&store)?;
+        store.set_record_format(config.record_format);
+        let upgrade = match config.upgrade_records {
+            true => Some(RecordUpgradeTask::start(store.clone())?),
+            false => None,
+        };
         let committed = Arc::new(RwLock::new(rebuilt.state.clone()));
         let committed_view = Arc::new(RwLock::new(VerifierView::of(&rebuilt.state)));
         let metrics = Arc::new(HandlerMetrics::default());
@@ -387,6 +403,7 @@ impl CommandHandler {
             Self {
                 handle,
                 writer: Mutex::new(Some(thread)),
+                upgrade: Mutex::new(upgrade),
             },
             rebuilt,
         ))
@@ -399,6 +416,10 @@ impl CommandHandler {
     /// Finishes every command already queued, refuses new ones, saves a
     /// snapshot and stops the writer.
     pub async fn shutdown(&self) {
+        let upgrade = self.upgrade.lock().expect("upgrade lock").take();
+        if let Some(upgrade) = upgrade {
+            let _ = tokio::task::spawn_blocking(move || upgrade.stop()).await;
+        }
         let _ = self.handle.sender.send(Message::Stop).await;
         let thread = self.writer.lock().expect("writer lock").take();
         if let Some(thread) = thread {
@@ -413,6 +434,9 @@ impl CommandHandler {
 /// process ("pthread lock: Invalid argument") in tests that end quickly.
 impl Drop for CommandHandler {
     fn drop(&mut self) {
+        if let Some(upgrade) = self.upgrade.lock().map(|mut u| u.take()).unwrap_or(None) {
+            upgrade.stop();
+        }
         let thread = self.writer.lock().map(|mut w| w.take()).unwrap_or(None);
         if let Some(thread) = thread
             && self.handle.sender.try_send(Message::Stop).is_ok()
@@ -988,9 +1012,11 @@ impl Writer {
         stream_sequence: Option<u64>,
     ) -> Result<Vec<StoredEvent>, HandlerFailure> {
         let removed = self.store.truncate_after(keep, stream_sequence)?;
-        let rebuilt = rebuild(&self.store)
-            .map_err(|e| HandlerFailure::Inconsistent(format!("rebuilding after setting a tail aside: {e}")))?;
-        *self.committed_view.write().expect("view lock poisoned") = VerifierView::of(&rebuilt.state);
+        let rebuilt = rebuild(&self.store).map_err(|e| {
+            HandlerFailure::Inconsistent(format!("rebuilding after setting a tail aside: {e}"))
+        })?;
+        *self.committed_view.write().expect("view lock poisoned") =
+            VerifierView::of(&rebuilt.state);
         *self.committed.write().expect("state lock poisoned") = rebuilt.state.clone();
         self.working = rebuilt.state;
         self.last_snapshot = rebuilt.snapshot.unwrap_or(Position::ZERO);

@@ -29,6 +29,7 @@ mod nats_micro;
 mod oidc;
 mod node;
 mod rebuild;
+mod record_upgrade_task;
 mod recover_admin;
 mod relay;
 mod reply_guard;

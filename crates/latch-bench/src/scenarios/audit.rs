@@ -102,7 +102,7 @@ pub async fn run(base: &Path, events: u64, checkpoint_every: u64, keep: bool) ->
         }
         None => serde_json::Value::Null,
     };
-    let log_bytes = directory_bytes(&log);
+    let log_bytes = latch_bench::directory_bytes(&log);
     let index_bytes = store.index_bytes()?;
 
     // who-can at the head: every auditor token holds certificates:read.
@@ -229,20 +229,6 @@ pub async fn run(base: &Path, events: u64, checkpoint_every: u64, keep: bool) ->
         eprintln!("data directory kept: {}", kept.display());
     }
     Ok(())
-}
-
-/// Bytes of the files under `dir` (RocksDB's, compressed as stored).
-fn directory_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => directory_bytes(&entry.path()),
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 fn beside_this_binary(name: &str) -> Option<std::path::PathBuf> {

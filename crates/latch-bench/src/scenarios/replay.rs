@@ -1,13 +1,15 @@
 //! `replay`: events per second to rebuild state from a log, and
-//! restart-to-ready time with a snapshot.
+//! restart-to-ready time with a snapshot; then the same log's records
+//! upgraded in place from JSON to the binary format (ADR 0027), and chain
+//! verification and a one-thread replay measured in both.
 
 mod envelope_decoding;
 
 use std::time::Instant;
 
 use anyhow::Context;
-use latch_core::{Position, State, evolve};
-use latch_store::EventStore;
+use latch_core::{EventEnvelope, Position, RecordedEvent, State, evolve};
+use latch_store::{ChainHash, EventStore, RecordFormat};
 use latchd::{HandlerConfig, rebuild};
 use serde_json::json;
 
@@ -17,6 +19,8 @@ use serde_json::json;
 pub(crate) async fn run(base: &std::path::Path, target_events: u64) -> anyhow::Result<()> {
     let config = HandlerConfig {
         snapshot_every: u64::MAX,
+        // Written as every log before ADR 0027, to be upgraded below.
+        record_format: RecordFormat::Json,
         ..HandlerConfig::default()
     };
     let (dir, store, handler) = latch_bench::bare_command_handler(base, config)?;
@@ -76,6 +80,17 @@ pub(crate) async fn run(base: &std::path::Path, target_events: u64) -> anyhow::R
     let rebuilt = rebuild(&store)?;
     let restart_took = restart_started.elapsed();
 
+    // The records as JSON, then upgraded in place to the binary format.
+    let json = record_format_figures(&store, dir.path())?;
+    let upgrade_started = Instant::now();
+    let upgraded = store.upgrade_records(|_, _| true)?;
+    let upgrade_took = upgrade_started.elapsed();
+    let binary = record_format_figures(&store, dir.path())?;
+    anyhow::ensure!(
+        json["head_hash"] == binary["head_hash"],
+        "the upgrade changed the chain head"
+    );
+
     println!(
         "{}",
         json!({
@@ -98,7 +113,57 @@ pub(crate) async fn run(base: &std::path::Path, target_events: u64) -> anyhow::R
             "restart_with_snapshot_seconds": restart_took.as_secs_f64(),
             "restart_snapshot_position": rebuilt.snapshot.map(|p| p.get()),
             "restart_replayed_events": rebuilt.replayed,
+            "records_as_json": json,
+            "upgrade": {
+                "rewritten": upgraded.rewritten,
+                "seconds": upgrade_took.as_secs_f64(),
+                "records_per_second": upgraded.rewritten as f64 / upgrade_took.as_secs_f64(),
+            },
+            "records_as_binary": binary,
         })
     );
     Ok(())
+}
+
+/// Chain verification, and a replay on this one thread (read, chain check,
+/// decode, fold), over the log as its records are stored now; with the
+/// log's size on disk.
+fn record_format_figures(
+    store: &EventStore,
+    dir: &std::path::Path,
+) -> anyhow::Result<serde_json::Value> {
+    let formats = store.record_formats()?;
+    let started = Instant::now();
+    let verdict = store.verify_chain()?;
+    let verify_took = started.elapsed();
+    let latch_store::ChainVerdict::Intact {
+        checked, head_hash, ..
+    } = verdict
+    else {
+        anyhow::bail!("the chain is broken: {verdict:?}");
+    };
+    let started = Instant::now();
+    let mut state = State::new();
+    let mut replayed = 0u64;
+    for record in store.iter_chained_records(Position::FIRST, ChainHash::GENESIS) {
+        let record = record?;
+        let envelope: EventEnvelope = serde_json::from_slice(record.data())?;
+        evolve(
+            &mut state,
+            &RecordedEvent {
+                position: record.position,
+                version: record.version,
+                envelope,
+            },
+        );
+        replayed += 1;
+    }
+    let replay_took = started.elapsed();
+    Ok(json!({
+        "records": formats,
+        "log_bytes": latch_bench::directory_bytes(dir),
+        "verify_chain_events_per_second": checked as f64 / verify_took.as_secs_f64(),
+        "replay_one_thread_events_per_second": replayed as f64 / replay_took.as_secs_f64(),
+        "head_hash": head_hash.to_hex(),
+    }))
 }

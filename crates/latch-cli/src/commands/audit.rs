@@ -89,6 +89,16 @@ pub enum AuditCommand {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Rewrite the log's JSON records in the compact binary format, in
+    /// place, in a data directory or backup no latchd is running on (a
+    /// running latchd does it with --upgrade-records). Every hash stays as
+    /// it was: the chain head before and after is the same, and printed.
+    /// The chain is checked as it goes; a break stops it.
+    Upgrade {
+        /// The data directory (or a backup of one).
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Export events recorded in [--since, --until) as NDJSON with each
     /// event's hash and the chain anchor, for `latch audit verify --file`.
     Export {
@@ -168,6 +178,7 @@ pub fn run(client: &Client, out: Output, command: AuditCommand) -> Result<(), Cl
             }
         }
         AuditCommand::Reindex { data_dir } => reindex(out, &data_dir),
+        AuditCommand::Upgrade { data_dir } => upgrade(out, &data_dir),
         AuditCommand::Export {
             since,
             until,
@@ -516,19 +527,7 @@ fn check_index_offline(store: &EventStore, verdict: &mut Value) -> Result<bool, 
 
 /// `latch audit reindex`: rebuilds the index of a log no latchd holds.
 fn reindex(out: Output, dir: &Path) -> Result<(), CliError> {
-    let log = log_dir(dir);
-    if !log.join("CURRENT").is_file() {
-        return Err(CliError::Usage(format!(
-            "{} holds no Latch log",
-            dir.display()
-        )));
-    }
-    let store = EventStore::open(&log).map_err(|e| {
-        CliError::Usage(format!(
-            "cannot open the Latch log in {} for writing (is latchd running on it? it keeps its own index): {e}",
-            log.display()
-        ))
-    })?;
+    let store = open_log_for_writing(dir, "it keeps its own index")?;
     let progress = Progress::positions("indexing the log");
     let started = std::time::Instant::now();
     let events = store
@@ -552,6 +551,68 @@ fn reindex(out: Output, dir: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Opens the log of a data directory no latchd runs on, to change it.
+fn open_log_for_writing(dir: &Path, latchd_does_it: &str) -> Result<EventStore, CliError> {
+    let log = log_dir(dir);
+    if !log.join("CURRENT").is_file() {
+        return Err(CliError::Usage(format!(
+            "{} holds no Latch log",
+            dir.display()
+        )));
+    }
+    EventStore::open(&log).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot open the Latch log in {} for writing (is latchd running on it? {latchd_does_it}): {e}",
+            log.display()
+        ))
+    })
+}
+
+fn upgrade(out: Output, dir: &Path) -> Result<(), CliError> {
+    let store = open_log_for_writing(dir, "start it with --upgrade-records instead")?;
+    let before = store.head();
+    let progress = Progress::positions("rewriting records in the binary format");
+    let started = std::time::Instant::now();
+    let upgraded = store
+        .upgrade_records(|done, of| {
+            progress.update(done.get(), of.get());
+            true
+        })
+        .map_err(|e| CliError::Other(format!("upgrading the log's records: {e}")))?;
+    progress.done();
+    let after = store.head();
+    let formats = store
+        .record_formats()
+        .map_err(|e| CliError::Other(format!("reading the log: {e}")))?;
+    let report = serde_json::json!({
+        "rewritten": upgraded.rewritten,
+        "already_binary": upgraded.already_binary,
+        "kept_json": upgraded.kept_json,
+        "records": formats,
+        "head": after.position.get(),
+        "head_hash_before": before.hash.to_hex(),
+        "head_hash": after.hash.to_hex(),
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    match out {
+        Output::Table => {
+            println!(
+                "rewrote {} records in the binary format in {:.1}s ({} were already, {} kept as JSON)",
+                upgraded.rewritten,
+                started.elapsed().as_secs_f64(),
+                upgraded.already_binary,
+                upgraded.kept_json
+            );
+            println!(
+                "head {} {} (before: {})",
+                after.position, after.hash, before.hash
+            );
+        }
+        _ => output::print(out, &report, &[]),
+    }
+    Ok(())
+}
+
 /// The chain and the checkpoints' chain hashes; with `states`, every
 /// checkpoint's state against a replay of the log.
 fn verify_offline(store: &EventStore, states: bool) -> Result<ChainVerdict, CliError> {
@@ -561,8 +622,10 @@ fn verify_offline(store: &EventStore, states: bool) -> Result<ChainVerdict, CliE
         latch_audit::CheckpointCheck::Headers
     };
     let progress = Progress::positions("replaying the log against its checkpoints");
-    let verdict = latch_audit::verify_log(store, check, &mut |done, total| progress.update(done, total))
-        .map_err(|e| CliError::Other(format!("reading the log: {e}")))?;
+    let verdict = latch_audit::verify_log(store, check, &mut |done, total| {
+        progress.update(done, total)
+    })
+    .map_err(|e| CliError::Other(format!("reading the log: {e}")))?;
     progress.done();
     Ok(verdict)
 }

@@ -20,6 +20,10 @@ use crate::backup::{BackupError, take_backup};
 pub struct BackupRequest {
     /// An absolute path on latchd's host that does not exist yet.
     pub to: String,
+    /// Rewrite the copy's JSON records in the binary format (ADR 0027);
+    /// the running log is left as it is, every hash as it was.
+    #[serde(default)]
+    pub upgrade_records: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -30,6 +34,9 @@ pub struct BackupView {
     pub position: u64,
     /// Its chain head: `latch audit verify --data-dir <dir>` must end here.
     pub head_hash: String,
+    /// Records the copy's upgrade rewrote, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records_upgraded: Option<u64>,
     pub took_ms: u64,
 }
 
@@ -45,9 +52,10 @@ pub async fn create(
 ) -> Result<(axum::http::StatusCode, Json<BackupView>), Problem> {
     caller.require(&api_permission::BACKUP_CREATE)?;
     let to = std::path::PathBuf::from(&body.value.to);
+    let upgrade_records = body.value.upgrade_records;
     let store = app.commands.store().clone();
     let started = std::time::Instant::now();
-    let taken = tokio::task::spawn_blocking(move || take_backup(&store, &to))
+    let taken = tokio::task::spawn_blocking(move || take_backup(&store, &to, upgrade_records))
         .await
         .map_err(|e| Problem::internal(e.to_string()))?
         .map_err(|error| match error {
@@ -64,6 +72,7 @@ pub async fn create(
             dir: taken.dir.display().to_string(),
             position: taken.position,
             head_hash: taken.head_hash.to_hex(),
+            records_upgraded: taken.upgraded.map(|report| report.rewritten),
             took_ms: started.elapsed().as_millis() as u64,
         }),
     ))

@@ -27,6 +27,9 @@ pub fn backup(args: &BackupArgs, data_dir: &Path) -> anyhow::Result<()> {
                 answer["position"],
                 answer["head_hash"].as_str().unwrap_or_default()
             );
+            if let Some(rewritten) = answer["records_upgraded"].as_u64() {
+                println!("records rewritten in the binary format: {rewritten}");
+            }
             Ok(())
         }
         Err(BackupAsk::Refused(problem)) => anyhow::bail!("latchd refused the backup: {problem}"),
@@ -46,7 +49,7 @@ pub fn backup(args: &BackupArgs, data_dir: &Path) -> anyhow::Result<()> {
                     log.display()
                 )
             })?;
-            let taken = take_backup(&store, &to)?;
+            let taken = take_backup(&store, &to, args.upgrade_records)?;
             println!(
                 "backup taken from {} (latchd not running): {} (position {}, head hash {})",
                 data_dir.display(),
@@ -54,6 +57,12 @@ pub fn backup(args: &BackupArgs, data_dir: &Path) -> anyhow::Result<()> {
                 taken.position,
                 taken.head_hash
             );
+            if let Some(upgraded) = taken.upgraded {
+                println!(
+                    "records rewritten in the binary format: {}",
+                    upgraded.rewritten
+                );
+            }
             Ok(())
         }
     }
@@ -92,7 +101,10 @@ fn ask_running_latchd(
         .clone()
         .unwrap_or_else(|| data_dir.join(ADMIN_TOKEN_FILE));
     let url = format!("{}/v1/backup", args.url.trim_end_matches('/'));
-    let body = serde_json::json!({ "to": to.display().to_string() });
+    let body = serde_json::json!({
+        "to": to.display().to_string(),
+        "upgrade_records": args.upgrade_records,
+    });
     let token = match std::fs::read_to_string(&token_file) {
         Ok(token) => token.trim().to_owned(),
         Err(error) => {
@@ -131,4 +143,3 @@ fn ask_running_latchd(
         )))
     }
 }
-

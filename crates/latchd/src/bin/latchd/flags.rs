@@ -131,6 +131,22 @@ pub struct ServeArgs {
     #[arg(long, env = "LATCH_CHECKPOINTS_KEPT", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(1..=100_000), global = true)]
     pub checkpoints_kept: u64,
+    /// The format new records of the log are written in: `binary` (compact,
+    /// faster to read) or `json` (what a latchd from before the binary
+    /// format reads: set it before going back to one). Both are read
+    /// always; the chain is the same in either (ADR 0027).
+    #[arg(
+        long,
+        env = "LATCH_RECORD_FORMAT",
+        default_value = "binary",
+        global = true
+    )]
+    pub record_format: latch_store::RecordFormat,
+    /// Rewrite the log's JSON records in the binary format, in the
+    /// background while serving. Every hash stays as it was; stopped, it
+    /// goes on at the next start with this flag.
+    #[arg(long, env = "LATCH_UPGRADE_RECORDS", global = true)]
+    pub upgrade_records: bool,
     /// Sign the feed with this provisioned Ed25519 key (PEM, PKCS#8, e.g.
     /// from `openssl genpkey -algorithm ed25519`) instead of the key latchd
     /// keeps in <data-dir>/signing-keys. Every node of an HA cluster uses the
@@ -223,6 +239,11 @@ pub struct BackupArgs {
     /// latchd's host).
     #[arg(long)]
     pub to: PathBuf,
+    /// Write the backup's records in the compact binary format (ADR 0027):
+    /// the copy is rewritten, the running log left as it is, and the chain
+    /// head is the same.
+    #[arg(long)]
+    pub upgrade_records: bool,
     /// The running latchd to ask.
     #[arg(long, env = "LATCH_URL", default_value = "http://127.0.0.1:7420")]
     pub url: String,
@@ -268,6 +289,8 @@ impl ServeArgs {
             snapshot_every: self.snapshot_every,
             checkpoint_every: self.checkpoint_interval.to_chrono(),
             checkpoints_kept: self.checkpoints_kept as usize,
+            record_format: self.record_format,
+            upgrade_records: self.upgrade_records,
             ..HandlerConfig::default()
         };
         config.clock = self.clock(true)?;
