@@ -29,7 +29,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use latch_core::{LogId, Position};
 use rocksdb::{
-    ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions,
+    ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
+    WriteOptions,
 };
 use tokio::sync::watch;
 
@@ -1266,26 +1267,33 @@ impl EventStore {
         from: Position,
         prev: ChainHash,
     ) -> Result<ChainVerdict, StoreError> {
-        // The data is never parsed: a read and a SHA-256 an event.
+        // The data is never parsed, nor a record copied: a read and a
+        // SHA-256 an event.
         let mut checked = 0u64;
-        let mut head = Position::new(from.max(Position::FIRST).get() - 1);
+        let mut expected = from.max(Position::FIRST);
         let mut head_hash = prev;
-        for record in self.iter_chained_records(from, prev) {
-            match record {
-                Ok(record) => {
+        let mut records = self
+            .db
+            .raw_iterator_cf_opt(cf(&self.db, CF_EVENTS), scan_options());
+        records.seek(expected.to_key());
+        while let (Some(key), Some(value)) = (records.key(), records.value()) {
+            match check_chained(expected, head_hash, key, value) {
+                Ok((hash, _)) => {
                     checked += 1;
-                    head = record.position;
-                    head_hash = record.hash;
+                    head_hash = hash;
+                    expected = expected.next();
                 }
                 Err(StoreError::ChainBroken { position, problem }) => {
                     return Ok(ChainVerdict::Broken { position, problem });
                 }
                 Err(other) => return Err(other),
             }
+            records.next();
         }
+        records.status()?;
         Ok(ChainVerdict::Intact {
             checked,
-            head,
+            head: Position::new(expected.get() - 1),
             head_hash,
         })
     }
@@ -1308,42 +1316,17 @@ impl EventStore {
         let mut prev = prev;
         let mut broken = false;
         self.db
-            .iterator_cf(
+            .iterator_cf_opt(
                 cf(&self.db, CF_EVENTS),
+                scan_options(),
                 IteratorMode::From(&expected.to_key(), Direction::Forward),
             )
             .map_while(move |item| {
                 if broken {
                     return None;
                 }
-                let checked = (|| {
-                    let (key, value) = item?;
-                    let broken_here = |problem: String| StoreError::ChainBroken {
-                        position: expected,
-                        problem,
-                    };
-                    match Position::from_key(&key) {
-                        Some(p) if p == expected => {}
-                        Some(p) => return Err(broken_here(format!("missing; next stored is {p}"))),
-                        None => return Err(broken_here("malformed key".into())),
-                    }
-                    let hash = record_format::checked_hash(&value)
-                        .map_err(|problem| broken_here(problem.into()))?;
-                    let corrupt = |problem: String| {
-                        broken_here(format!("stored event at position {expected} is corrupt: {problem}"))
-                    };
-                    let fields = record_format::record_fields(&value[32..]).map_err(corrupt)?;
-                    if fields.position != expected {
-                        return Err(corrupt(format!(
-                            "record says position {} but is stored at {expected}",
-                            fields.position
-                        )));
-                    }
-                    if fields.prev_hash != prev {
-                        return Err(broken_here(
-                            "prev_hash does not match the previous event's hash".into(),
-                        ));
-                    }
+                let checked = item.map_err(StoreError::from).and_then(|(key, value)| {
+                    let (hash, fields) = check_chained(expected, prev, &key, &value)?;
                     Ok(ChainedRecord {
                         position: expected,
                         version: fields.version,
@@ -1351,7 +1334,7 @@ impl EventStore {
                         value,
                         data: fields.data,
                     })
-                })();
+                });
                 match &checked {
                     Ok(record) => {
                         prev = record.hash;
@@ -1736,6 +1719,53 @@ pub struct ReplicatedEvent {
     pub record: String,
     /// The idempotency record written with this event, under its index key.
     pub idempotency: Option<(String, IdempotencyRecord)>,
+}
+
+/// Read options for a walk of the log: read ahead, and leave the block
+/// cache to the point reads that serve requests (a whole-log walk would
+/// evict them for blocks it never reads again).
+fn scan_options() -> ReadOptions {
+    let mut options = ReadOptions::default();
+    options.fill_cache(false);
+    options.set_readahead_size(4 << 20);
+    options
+}
+
+/// Checks the stored record `key` → `value` as the one at `expected` whose
+/// `prev_hash` must be `prev`: its key, its hash (of its canonical record),
+/// its position and its link. Returns its hash and fields.
+fn check_chained(
+    expected: Position,
+    prev: ChainHash,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(ChainHash, record_format::RecordFields), StoreError> {
+    let broken_here = |problem: String| StoreError::ChainBroken {
+        position: expected,
+        problem,
+    };
+    match Position::from_key(key) {
+        Some(p) if p == expected => {}
+        Some(p) => return Err(broken_here(format!("missing; next stored is {p}"))),
+        None => return Err(broken_here("malformed key".into())),
+    }
+    let hash = record_format::checked_hash(value).map_err(|problem| broken_here(problem.into()))?;
+    let corrupt = |problem: String| {
+        broken_here(format!("stored event at position {expected} is corrupt: {problem}"))
+    };
+    let fields = record_format::record_fields(&value[32..]).map_err(corrupt)?;
+    if fields.position != expected {
+        return Err(corrupt(format!(
+            "record says position {} but is stored at {expected}",
+            fields.position
+        )));
+    }
+    if fields.prev_hash != prev {
+        return Err(broken_here(
+            "prev_hash does not match the previous event's hash".into(),
+        ));
+    }
+    Ok((hash, fields))
 }
 
 /// The key an idempotency record is stored under: the SHA-256 of the

@@ -108,11 +108,11 @@ pub(crate) fn encode(
     };
     match format {
         RecordFormat::Json => {
-            let mut value = Vec::with_capacity(32 + 200 + stream.len() + data.len());
-            value.extend_from_slice(&[0; 32]);
-            parts.write_canonical(|bytes| value.extend_from_slice(bytes));
-            let hash = ChainHash::of(&value[32..]);
-            value[..32].copy_from_slice(hash.as_bytes());
+            let record = parts.canonical();
+            let hash = ChainHash::of(&record);
+            let mut value = Vec::with_capacity(32 + record.len());
+            value.extend_from_slice(hash.as_bytes());
+            value.extend_from_slice(&record);
             (value, hash)
         }
         RecordFormat::Binary => {
@@ -279,45 +279,49 @@ fn binary_parts(record: &[u8]) -> Result<RecordParts<'_>, &'static str> {
 }
 
 impl RecordParts<'_> {
-    /// Feeds the canonical record to `put`, piece by piece: exactly what
-    /// `serde_json` writes for the record (a property test holds it to that).
-    fn write_canonical(&self, mut put: impl FnMut(&[u8])) {
+    /// The canonical record up to its data: `{"position":…,"data":`.
+    /// Written by hand, exactly as `serde_json` writes the record (a
+    /// property test holds it to that).
+    fn canonical_head(&self) -> Vec<u8> {
+        let mut head = Vec::with_capacity(160 + self.stream.len());
         let mut number = itoa::Buffer::new();
-        put(b"{\"position\":");
-        put(number.format(self.position.get()).as_bytes());
-        put(b",\"stream\":");
+        head.extend_from_slice(b"{\"position\":");
+        head.extend_from_slice(number.format(self.position.get()).as_bytes());
+        head.extend_from_slice(b",\"stream\":");
         let plain = self
             .stream
             .bytes()
             .all(|b| b >= 0x20 && b != b'"' && b != b'\\');
         if plain {
-            put(b"\"");
-            put(self.stream.as_bytes());
-            put(b"\"");
+            head.push(b'"');
+            head.extend_from_slice(self.stream.as_bytes());
+            head.push(b'"');
         } else {
-            let escaped = serde_json::to_vec(self.stream.as_ref()).expect("a string serialises");
-            put(&escaped);
+            serde_json::to_writer(&mut head, self.stream.as_ref()).expect("a string serialises");
         }
-        put(b",\"version\":");
-        put(number.format(self.version).as_bytes());
-        put(b",\"prev_hash\":\"");
+        head.extend_from_slice(b",\"version\":");
+        head.extend_from_slice(number.format(self.version).as_bytes());
+        head.extend_from_slice(b",\"prev_hash\":\"");
         let mut hex = [0u8; 64];
         hex::encode_to_slice(self.prev_hash.as_bytes(), &mut hex).expect("64 hex digits");
-        put(&hex);
-        put(b"\",\"data\":");
-        put(self.data);
-        put(b"}");
+        head.extend_from_slice(&hex);
+        head.extend_from_slice(b"\",\"data\":");
+        head
     }
 
     fn canonical(&self) -> Vec<u8> {
-        let mut record = Vec::with_capacity(200 + self.stream.len() + self.data.len());
-        self.write_canonical(|bytes| record.extend_from_slice(bytes));
+        let mut record = self.canonical_head();
+        record.extend_from_slice(self.data);
+        record.push(b'}');
         record
     }
 
+    /// The SHA-256 of the canonical record, without building it.
     fn canonical_hash(&self) -> ChainHash {
         let mut sha = Sha256::new();
-        self.write_canonical(|bytes| sha.update(bytes));
+        sha.update(self.canonical_head());
+        sha.update(self.data);
+        sha.update(b"}");
         ChainHash::from_slice(&sha.finalize()).expect("SHA-256 is 32 bytes")
     }
 }
