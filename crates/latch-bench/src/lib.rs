@@ -280,3 +280,23 @@ pub fn directory_bytes(dir: &std::path::Path) -> u64 {
         })
         .sum()
 }
+
+/// Bytes under `dir` by what RocksDB keeps in them: table files (`.sst`),
+/// write-ahead logs (`.log`) and the rest.
+pub fn rocksdb_bytes(dir: &std::path::Path) -> serde_json::Value {
+    let (mut sst, mut wal, mut other) = (0u64, 0u64, 0u64);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if meta.is_dir() {
+            other += directory_bytes(&entry.path());
+        } else if name.ends_with(".sst") {
+            sst += meta.len();
+        } else if name.ends_with(".log") {
+            wal += meta.len();
+        } else {
+            other += meta.len();
+        }
+    }
+    serde_json::json!({ "tables": sst, "write_ahead_log": wal, "other": other })
+}

@@ -8,6 +8,7 @@
 //! cargo run --release -p latch-bench -- feed-verify --events 1000000
 //! cargo run --release -p latch-bench -- replay --events 1000000
 //! cargo run --release -p latch-bench -- audit --events 1000000
+//! cargo run --release -p latch-bench -- records --events 10000000
 //! cargo run --release -p latch-bench -- commands --concurrency 1,8,64
 //! cargo run --release -p latch-bench -- store-peer --concurrency 64
 //! cargo run --release -p latch-bench -- http-issue --concurrency 32
@@ -36,7 +37,7 @@ use scenarios::http_load::HttpWork;
 use scenarios::propagation::{FollowMode, Signing};
 use scenarios::{
     append, audit, cold_start, commands, exchange, feed_verify, ha, http_load, leaks, propagation,
-    propagation_http,
+    propagation_http, records,
     replay, store_peer, verify,
 };
 
@@ -85,6 +86,16 @@ enum Scenario {
     Replay {
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
+    },
+    /// The log's record formats at scale (ADR 0027): a real log of
+    /// `source_events` copied until the log holds `events`, as JSON
+    /// records; disk, chain verification and a checked, decoded read, then
+    /// the upgrade in place to binary records and the same again.
+    Records {
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 1_000_000)]
+        source_events: u64,
     },
     /// Investigations over a log of `events` events, as `latch audit
     /// --data-dir` runs them: state at a moment, who-can, a token's story,
@@ -324,6 +335,10 @@ fn main() -> anyhow::Result<()> {
             Duration::from_secs(seconds),
             &postgres,
         ))?,
+        Scenario::Records {
+            events,
+            source_events,
+        } => runtime.block_on(records::run(&base, events, source_events))?,
         Scenario::Audit {
             events,
             checkpoint_every,

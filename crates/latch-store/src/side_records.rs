@@ -27,6 +27,7 @@ impl SideRecords {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        options.set_max_total_wal_size(crate::event_store::MAX_WAL_BYTES);
         let descriptors = [CF_ACTIVITY, CF_USAGE, CF_WEBHOOKS]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, options.clone()));

@@ -11,6 +11,7 @@ pub(crate) mod http_load;
 pub(crate) mod leaks;
 pub(crate) mod propagation;
 pub(crate) mod propagation_http;
+pub(crate) mod records;
 pub(crate) mod replay;
 pub(crate) mod store_peer;
 pub(crate) mod verify;
