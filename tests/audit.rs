@@ -472,7 +472,7 @@ fn a_json_log_is_read_verified_and_upgraded_with_the_same_chain_head() {
     let mut latchd = Latchd::launch_with(temp.path(), nats, "127.0.0.1", &args, &[], None);
     let admin = latchd.admin_token();
     let (_, ci_token, _) = account_with_token(&latchd, &admin, "ci", "auditor", None);
-    account_with_token(&latchd, &admin, "deploy", "auditor", None);
+    let (_, _, auditor) = account_with_token(&latchd, &admin, "deploy", "auditor", None);
     let rotated = latchd.post(
         &format!("/v1/tokens/{ci_token}/rotate"),
         &admin,
@@ -482,9 +482,16 @@ fn a_json_log_is_read_verified_and_upgraded_with_the_same_chain_head() {
     let head = latchd.head();
 
     // A backup that upgrades its copy: same position and head hash as the
-    // running log, which stays JSON.
+    // running log, which stays JSON. Only a holder of backup:create may ask
+    // for one, and a malformed ask writes nothing.
     let backups = tempfile::tempdir().unwrap();
     let backup = backups.path().join("upgraded");
+    let to = backup.display().to_string();
+    let forbidden = latchd.post("/v1/backup", &auditor, serde_json::json!({ "to": to, "upgrade_records": true }));
+    assert_eq!(forbidden.status, 403, "{:?}", forbidden.body);
+    let malformed = latchd.post("/v1/backup", &admin, serde_json::json!({ "to": to, "upgrade_records": "yes" }));
+    assert_eq!(malformed.status, 400, "{:?}", malformed.body);
+    assert!(!backup.exists(), "nothing was written");
     let taken = std::process::Command::new(latch_e2e::binary("latchd"))
         .args(["backup", "--upgrade-records", "--to"])
         .arg(&backup)
