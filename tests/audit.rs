@@ -454,6 +454,14 @@ fn a_damaged_index_is_named_by_verify_and_mended_by_reindex_and_a_missing_one_re
     assert!(story().contains(&successor), "{}", story());
 }
 
+/// latchd on `data_dir` with these flags, relaying to a NATS of its own.
+fn latchd_with(data_dir: &std::path::Path, flags: &[&str]) -> Latchd {
+    let nats = latch_testkit::NatsServer::start();
+    let mut args = vec!["--nats-url".to_owned(), nats.url()];
+    args.extend(flags.iter().map(|flag| (*flag).to_owned()));
+    Latchd::launch_with(data_dir, nats, "127.0.0.1", &args, &[], None)
+}
+
 /// ADR 0027: a log written in the JSON format, as every latchd before the
 /// binary one wrote it, is read, verified and upgraded in place — by a
 /// backup of it and by `latch audit upgrade` — with the same chain head
@@ -462,14 +470,7 @@ fn a_damaged_index_is_named_by_verify_and_mended_by_reindex_and_a_missing_one_re
 #[test]
 fn a_json_log_is_read_verified_and_upgraded_with_the_same_chain_head() {
     let temp = tempfile::tempdir().unwrap();
-    let nats = latch_testkit::NatsServer::start();
-    let args = [
-        "--nats-url".to_owned(),
-        nats.url(),
-        "--record-format".to_owned(),
-        "json".to_owned(),
-    ];
-    let mut latchd = Latchd::launch_with(temp.path(), nats, "127.0.0.1", &args, &[], None);
+    let mut latchd = latchd_with(temp.path(), &["--record-format", "json"]);
     let admin = latchd.admin_token();
     let (_, ci_token, _) = account_with_token(&latchd, &admin, "ci", "auditor", None);
     let (_, _, auditor) = account_with_token(&latchd, &admin, "deploy", "auditor", None);
@@ -554,18 +555,11 @@ fn a_json_log_is_read_verified_and_upgraded_with_the_same_chain_head() {
     );
 
     // In place, offline: every record was JSON; the head hash is unchanged.
-    let upgraded: Value = serde_json::from_str(&ok(latchd.latch(
-        None,
-        &[
-            "audit",
-            "upgrade",
-            "--data-dir",
-            &data_dir,
-            "--output",
-            "json",
-        ],
-    )))
-    .unwrap();
+    let upgrade = |latchd: &Latchd| -> Value {
+        let args = ["audit", "upgrade", "--data-dir", &data_dir, "--output", "json"];
+        serde_json::from_str(&ok(latchd.latch(None, &args))).unwrap()
+    };
+    let upgraded = upgrade(&latchd);
     assert_eq!(upgraded["rewritten"], head, "{upgraded}");
     assert_eq!(upgraded["records"]["json"], 0, "{upgraded}");
     assert_eq!(upgraded["head_hash_before"], before["head_hash"]);
@@ -575,7 +569,7 @@ fn a_json_log_is_read_verified_and_upgraded_with_the_same_chain_head() {
     assert_eq!(export(&data_dir), export_before);
     let table = ok(latchd.latch(None, &["audit", "upgrade", "--data-dir", &data_dir]));
     assert!(
-        table.starts_with(&format!("rewrote 0 records in the binary format")),
+        table.starts_with("rewrote 0 records in the binary format"),
         "{table}"
     );
     assert!(
@@ -590,18 +584,7 @@ fn a_json_log_is_read_verified_and_upgraded_with_the_same_chain_head() {
     let admin = latchd.admin_token();
     account_with_token(&latchd, &admin, "scanner", "auditor", None);
     latchd.stop();
-    let again: Value = serde_json::from_str(&ok(latchd.latch(
-        None,
-        &[
-            "audit",
-            "upgrade",
-            "--data-dir",
-            &data_dir,
-            "--output",
-            "json",
-        ],
-    )))
-    .unwrap();
+    let again = upgrade(&latchd);
     assert_eq!(again["rewritten"], 0, "{again}");
     assert!(
         again["records"]["binary"].as_u64().unwrap() > head,
@@ -610,23 +593,10 @@ fn a_json_log_is_read_verified_and_upgraded_with_the_same_chain_head() {
 
     // Back to JSON for a while (the way back to an older latchd), then
     // upgraded by latchd itself in the background while it serves.
-    let nats = latch_testkit::NatsServer::start();
-    let args = [
-        "--nats-url".to_owned(),
-        nats.url(),
-        "--record-format".to_owned(),
-        "json".to_owned(),
-    ];
-    let mut latchd = Latchd::launch_with(temp.path(), nats, "127.0.0.1", &args, &[], None);
+    let mut latchd = latchd_with(temp.path(), &["--record-format", "json"]);
     account_with_token(&latchd, &admin, "json-again", "auditor", None);
     latchd.stop();
-    let nats = latch_testkit::NatsServer::start();
-    let args = [
-        "--nats-url".to_owned(),
-        nats.url(),
-        "--upgrade-records".to_owned(),
-    ];
-    let mut latchd = Latchd::launch_with(temp.path(), nats, "127.0.0.1", &args, &[], None);
+    let mut latchd = latchd_with(temp.path(), &["--upgrade-records"]);
     latch_e2e::eventually("latchd upgrades the JSON records", || {
         latchd
             .logs()
@@ -648,18 +618,7 @@ fn a_json_log_is_read_verified_and_upgraded_with_the_same_chain_head() {
         stderr(&refused)
     );
     latchd.stop();
-    let last: Value = serde_json::from_str(&ok(latchd.latch(
-        None,
-        &[
-            "audit",
-            "upgrade",
-            "--data-dir",
-            &data_dir,
-            "--output",
-            "json",
-        ],
-    )))
-    .unwrap();
+    let last = upgrade(&latchd);
     assert_eq!(last["records"]["json"], 0, "{last}");
     assert_eq!(last["records"]["binary"], now, "{last}");
     assert_eq!(last["head_hash"], online["head_hash"], "{last}");

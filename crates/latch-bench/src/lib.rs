@@ -300,3 +300,31 @@ pub fn rocksdb_bytes(dir: &std::path::Path) -> serde_json::Value {
     }
     serde_json::json!({ "tables": sst, "write_ahead_log": wal, "other": other })
 }
+
+/// `measure` on a log of JSON records, their upgrade in place to the
+/// binary format (ADR 0027), and `measure` again:
+/// `{"as_json", "upgrade", "as_binary"}`. `measure` reports the chain's
+/// `head_hash`; an upgrade that moved it fails.
+pub fn measure_upgrade(
+    store: &EventStore,
+    measure: impl Fn(&EventStore) -> anyhow::Result<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let as_json = measure(store)?;
+    let started = std::time::Instant::now();
+    let upgraded = store.upgrade_records(|_, _| true)?;
+    let took = started.elapsed();
+    let as_binary = measure(store)?;
+    anyhow::ensure!(
+        as_json["head_hash"] == as_binary["head_hash"],
+        "the upgrade changed the chain head"
+    );
+    Ok(serde_json::json!({
+        "as_json": as_json,
+        "upgrade": {
+            "rewritten": upgraded.rewritten,
+            "seconds": took.as_secs_f64(),
+            "records_per_second": upgraded.rewritten as f64 / took.as_secs_f64(),
+        },
+        "as_binary": as_binary,
+    }))
+}

@@ -25,6 +25,16 @@ fn append(store: &EventStore, from: u64, count: u64) {
     store.append(&[request]).unwrap();
 }
 
+/// A log of `batches` appends of `size` events each, written as JSON records.
+fn json_log(dir: &std::path::Path, batches: u64, size: u64) -> EventStore {
+    let store = EventStore::open(dir).unwrap();
+    store.set_record_format(RecordFormat::Json);
+    for batch in 0..batches {
+        append(&store, batch * size, size);
+    }
+    store
+}
+
 fn every_event(store: &EventStore) -> Vec<(u64, String, u64, String, String, String)> {
     store
         .iter_from(Position::FIRST)
@@ -146,11 +156,7 @@ fn records_replicated_into_a_binary_log_match_the_json_log_they_came_from() {
 #[test]
 fn an_upgrade_never_writes_over_a_tail_truncated_and_rewritten_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EventStore::open(dir.path()).unwrap();
-    store.set_record_format(RecordFormat::Json);
-    for batch in 0..12 {
-        append(&store, batch * 1000, 1000);
-    }
+    let store = json_log(dir.path(), 12, 1000);
     let mut replaced = false;
     let upgrade = store
         .upgrade_records(|done, _| {
@@ -188,11 +194,7 @@ fn an_upgrade_never_writes_over_a_tail_truncated_and_rewritten_meanwhile() {
 fn an_upgrade_stops_at_a_broken_chain_and_can_be_stopped() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = EventStore::open(dir.path()).unwrap();
-        store.set_record_format(RecordFormat::Json);
-        for batch in 0..3 {
-            append(&store, batch * 9000, 9000);
-        }
+        let store = json_log(dir.path(), 3, 9000);
         // Stopped after its first batch: the rest stays JSON, all reads.
         let stopped = store.upgrade_records(|_, _| false).unwrap();
         assert!(
