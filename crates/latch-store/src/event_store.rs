@@ -343,17 +343,19 @@ impl EventStore {
         if self.read_only {
             return Err(StoreError::ReadOnly);
         }
-        const BATCH: usize = 8192;
+        // Small batches: each is written under the append lock, after a
+        // point read of each of its records.
+        const BATCH: usize = 1024;
         let through = self.head().position;
         let mut report = RecordUpgrade::default();
-        let mut pending: Vec<(Position, ChainHash, Vec<u8>)> = Vec::with_capacity(BATCH);
+        let mut pending: Vec<(Position, Box<[u8]>, Vec<u8>)> = Vec::with_capacity(BATCH);
         for record in self.iter_chained_records(Position::FIRST, ChainHash::GENESIS) {
             let record = record?;
             if record.position > through {
                 break;
             }
             match record_format::upgraded(&record.value) {
-                Some(value) => pending.push((record.position, record.hash, value)),
+                Some(value) => pending.push((record.position, record.value, value)),
                 None if record_format::format_of(&record.value[32..])
                     == Some(RecordFormat::Json) =>
                 {
@@ -369,32 +371,36 @@ impl EventStore {
             }
         }
         report.rewritten += self.write_upgraded(&mut pending)?;
+        if report.rewritten > 0 {
+            // The old values are garbage now: let RocksDB drop them, and
+            // the write-ahead log that carried the new ones.
+            self.db.flush_cf(cf(&self.db, CF_EVENTS))?;
+            self.db
+                .compact_range_cf(cf(&self.db, CF_EVENTS), None::<&[u8]>, None::<&[u8]>);
+        }
         keep_going(through, through);
-        // The old values are garbage now: let RocksDB drop them, and the
-        // write-ahead log that carried the new ones.
-        self.db.flush_cf(cf(&self.db, CF_EVENTS))?;
-        self.db
-            .compact_range_cf(cf(&self.db, CF_EVENTS), None::<&[u8]>, None::<&[u8]>);
         Ok(report)
     }
 
     /// Writes upgraded records over the ones they were made from, under the
-    /// append lock: a record truncated away (or replaced) meanwhile is left
-    /// alone. Returns how many were written.
+    /// append lock, each only if the stored value is still byte for byte
+    /// the one it was made from: a record truncated away, replaced, or
+    /// altered meanwhile is left as it is (an upgrade never writes over the
+    /// evidence of an edit). Returns how many were written.
     fn write_upgraded(
         &self,
-        pending: &mut Vec<(Position, ChainHash, Vec<u8>)>,
+        pending: &mut Vec<(Position, Box<[u8]>, Vec<u8>)>,
     ) -> Result<u64, StoreError> {
         let head = self.head.lock().expect("head lock poisoned");
         let events = cf(&self.db, CF_EVENTS);
         let mut batch = WriteBatch::default();
         let mut written = 0;
-        for (position, hash, value) in pending.drain(..) {
+        for (position, read, value) in pending.drain(..) {
             if position > head.position {
                 continue;
             }
             let current = self.db.get_pinned_cf(events, position.to_key())?;
-            if current.is_some_and(|current| current.get(..32) == Some(hash.as_bytes())) {
+            if current.is_some_and(|current| *current == *read) {
                 batch.put_cf(events, position.to_key(), value);
                 written += 1;
             }
@@ -682,6 +688,15 @@ impl EventStore {
         for event in events {
             let refused = |problem: String| StoreError::Replication(problem);
             let hash = ChainHash::of(event.record.as_bytes());
+            // The wire carries canonical (JSON) records: the hash is of
+            // their bytes. Anything else would be stored under a hash that
+            // is not its own.
+            if record_format::format_of(event.record.as_bytes()) != Some(RecordFormat::Json) {
+                return Err(refused(format!(
+                    "a replicated record at {} is not a JSON record",
+                    head.position.next()
+                )));
+            }
             let parsed = record_format::record_parts(event.record.as_bytes())
                 .map_err(|e| refused(format!("a replicated record does not parse: {e}")))?;
             let position = head.position.next();

@@ -436,13 +436,13 @@ mod tests {
 
     proptest! {
         /// Whatever the stream's name holds (quotes, backslashes, control
-        /// characters, any character), both formats hash to the SHA-256 of
-        /// the record `serde_json` writes, read back to the same fields,
-        /// and render back to it.
+        /// characters, DEL, any character), both formats hash to the
+        /// SHA-256 of the record `serde_json` writes, read back to the same
+        /// fields, and render back to it.
         #[test]
         fn both_formats_hash_the_record_serde_writes(
             position in 1u64..u64::MAX,
-            stream in any::<String>(),
+            stream in prop_oneof![any::<String>(), "[\\x00-\\x1f\\x7f\"\\\\a-zé€]{0,16}"],
             version in any::<u64>(),
             prev in hash_strategy(),
         ) {
@@ -482,6 +482,27 @@ mod tests {
             value[at] ^= flip;
             prop_assert!(checked_hash(&value).is_err(), "byte {} changed and unnoticed", at);
         }
+    }
+
+    /// Every byte of a binary value, each changed two ways: none passes.
+    #[test]
+    fn every_byte_of_a_binary_record_is_covered() {
+        let (value, _) = encode(
+            RecordFormat::Binary,
+            Position::new(1 << 40),
+            "token-\"x\"\u{1}",
+            7,
+            ChainHash::of(b"before"),
+            DATA.as_bytes(),
+        );
+        for at in 0..value.len() {
+            for flip in [0x01, 0x80] {
+                let mut changed = value.clone();
+                changed[at] ^= flip;
+                assert!(checked_hash(&changed).is_err(), "byte {at} ^ {flip:#x} unnoticed");
+            }
+        }
+        assert!(checked_hash(&value[..value.len() - 1]).is_err(), "cut short");
     }
 
     #[test]

@@ -218,12 +218,117 @@ fn an_upgrade_stops_at_a_broken_chain_and_can_be_stopped() {
         db.put_cf(cf, key, value).unwrap();
     }
     let store = EventStore::open(dir.path()).unwrap();
+    let before = store.record_formats().unwrap();
     match store.upgrade_records(|_, _| true) {
         Err(StoreError::ChainBroken { position, .. }) => assert_eq!(position.get(), 20_000),
         other => panic!("expected the break at 20000, got {other:?}"),
     }
+    // Nothing at or past the break was rewritten (only whole batches
+    // before it were).
+    let after = store.record_formats().unwrap();
+    assert!(after.binary > before.binary && after.binary < 20_000, "{before:?} → {after:?}");
+    assert_eq!(after.json, 27_000 - after.binary);
     match store.verify_chain().unwrap() {
         ChainVerdict::Broken { position, .. } => assert_eq!(position.get(), 20_000),
         intact => panic!("the altered record passed: {intact:?}"),
     }
+}
+
+fn raw_events(dir: &std::path::Path) -> rocksdb::DB {
+    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir).unwrap();
+    rocksdb::DB::open_cf(&rocksdb::Options::default(), dir, names).unwrap()
+}
+
+/// A binary record flipped, cut short, moved to another key or swapped with
+/// another: each is named at its position by `verify_chain`, and a read of
+/// the one record by `event_checked` refuses it.
+#[test]
+fn an_altered_binary_record_is_found_at_its_position() {
+    type Alteration = fn(&rocksdb::DB, &rocksdb::ColumnFamily);
+    let alterations: [(&str, u64, Alteration); 4] = [
+        ("a byte of its data flipped", 5, |db, cf| {
+            let mut value = db.get_cf(cf, 5u64.to_be_bytes()).unwrap().unwrap();
+            let at = value.len() - 4;
+            value[at] ^= 0x20;
+            db.put_cf(cf, 5u64.to_be_bytes(), value).unwrap();
+        }),
+        ("cut short", 6, |db, cf| {
+            let value = db.get_cf(cf, 6u64.to_be_bytes()).unwrap().unwrap();
+            db.put_cf(cf, 6u64.to_be_bytes(), &value[..value.len() - 2]).unwrap();
+        }),
+        ("moved to the next key", 7, |db, cf| {
+            let value = db.get_cf(cf, 7u64.to_be_bytes()).unwrap().unwrap();
+            db.delete_cf(cf, 7u64.to_be_bytes()).unwrap();
+            db.put_cf(cf, 8u64.to_be_bytes(), value).unwrap();
+        }),
+        ("swapped with another", 3, |db, cf| {
+            let three = db.get_cf(cf, 3u64.to_be_bytes()).unwrap().unwrap();
+            let nine = db.get_cf(cf, 9u64.to_be_bytes()).unwrap().unwrap();
+            db.put_cf(cf, 3u64.to_be_bytes(), nine).unwrap();
+            db.put_cf(cf, 9u64.to_be_bytes(), three).unwrap();
+        }),
+    ];
+    for (what, position, alter) in alterations {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = EventStore::open(dir.path()).unwrap();
+            append(&store, 0, 12);
+            assert_eq!(store.record_formats().unwrap().binary, 12);
+        }
+        {
+            let db = raw_events(dir.path());
+            alter(&db, db.cf_handle("events").unwrap());
+        }
+        let store = EventStore::open_read_only(dir.path()).unwrap();
+        match store.verify_chain().unwrap() {
+            ChainVerdict::Broken { position: at, .. } => assert_eq!(at.get(), position, "{what}"),
+            intact => panic!("{what}: not found ({intact:?})"),
+        }
+        let read = store.event_checked(Position::new(position));
+        assert!(!matches!(read, Ok(Some(_))), "{what}: read as if intact: {read:?}");
+    }
+}
+
+/// Appends go on while the upgrade runs, on another thread: every event is
+/// there after, in one intact chain, and a second upgrade leaves none JSON.
+#[test]
+fn appends_go_on_while_the_log_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(json_log(dir.path(), 20, 1000));
+    let appender = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for batch in 0..200 {
+                append(&store, 100_000 + batch * 10, 10);
+            }
+        })
+    };
+    let upgraded = store.upgrade_records(|_, _| true).unwrap();
+    appender.join().unwrap();
+    assert!(upgraded.rewritten >= 20_000, "{upgraded:?}");
+    assert_eq!(store.head().position, Position::new(22_000));
+    let verdict = intact(&store);
+    assert!(matches!(verdict, ChainVerdict::Intact { checked: 22_000, .. }));
+    store.upgrade_records(|_, _| true).unwrap();
+    assert_eq!(store.record_formats().unwrap().json, 0);
+    assert_eq!(intact(&store), verdict);
+}
+
+/// The replication wire carries canonical JSON records: a binary one (or
+/// anything else) is refused, and the follower's log is left as it was.
+#[test]
+fn a_replicated_record_that_is_not_json_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let follower = EventStore::open(dir.path()).unwrap();
+    let mut binary = vec![0x02];
+    binary.extend_from_slice(&1u64.to_be_bytes());
+    binary.extend_from_slice(&1u64.to_be_bytes());
+    binary.extend_from_slice(&[0; 32]);
+    binary.extend_from_slice(&1u32.to_be_bytes());
+    binary.extend_from_slice(b"s{}");
+    let record = String::from_utf8(binary).unwrap();
+    let refused = follower.append_replicated(&[ReplicatedEvent { record, idempotency: None }], 1);
+    assert!(matches!(refused, Err(StoreError::Replication(_))), "{refused:?}");
+    assert_eq!(follower.head().position, Position::ZERO);
+    assert!(follower.event(Position::FIRST).unwrap().is_none());
 }

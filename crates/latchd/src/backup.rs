@@ -33,6 +33,11 @@ pub enum BackupError {
     },
     #[error("taking the checkpoint: {0}")]
     Store(#[from] StoreError),
+    #[error(
+        "the backup in {dir} was taken, but upgrading its records stopped: {source}. \
+         It holds the log as it was (records it rewrote read the same)"
+    )]
+    Upgrade { dir: PathBuf, source: StoreError },
 }
 
 /// What a backup holds: the log up to `position`, ending in `head_hash`.
@@ -72,11 +77,15 @@ pub fn take_backup(
     let upgraded = match upgrade_records {
         // The copy's files are hard links: RocksDB writes new files and
         // never changes these, so the running log is untouched.
+        // A log that cannot be upgraded (a broken chain) still gets its
+        // backup: that is when one is needed most.
         true => match EventStore::open(&log).and_then(|copy| copy.upgrade_records(|_, _| true)) {
             Ok(report) => Some(report),
-            Err(error) => {
-                let _ = std::fs::remove_dir_all(to);
-                return Err(error.into());
+            Err(source) => {
+                return Err(BackupError::Upgrade {
+                    dir: to.to_path_buf(),
+                    source,
+                });
             }
         },
         false => None,

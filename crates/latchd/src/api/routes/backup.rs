@@ -61,7 +61,7 @@ pub async fn create(
         .map_err(|error| match error {
             BackupError::NotAbsolute(_) => Problem::invalid(format!("to: {error}")),
             BackupError::Exists(_) => Problem::conflict(format!("to: {error}")),
-            BackupError::Create { .. } | BackupError::Store(_) => {
+            BackupError::Create { .. } | BackupError::Store(_) | BackupError::Upgrade { .. } => {
                 Problem::internal(error.to_string())
             }
         })?;

@@ -93,7 +93,8 @@ fn ask_running_latchd(
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .tls_config(tls.build())
-        .timeout_global(Some(Duration::from_secs(600)))
+        // Rewriting a backup's records takes about a second per 125,000.
+        .timeout_global(Some(Duration::from_secs(if args.upgrade_records { 24 * 3600 } else { 600 })))
         .build()
         .into();
     let token_file = args
