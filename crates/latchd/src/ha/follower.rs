@@ -30,6 +30,9 @@ use crate::event_codec;
 
 /// Most events appended in one synced write.
 const BATCH: usize = 256;
+/// How long the consumer may deliver nothing before the stream is asked
+/// whether it holds more (a stalled consumer is then replaced).
+const STALL_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct Follower {
@@ -84,7 +87,24 @@ impl Follower {
         let mut signatures = latch_bus::SignatureCache::default();
         loop {
             let message = tokio::select! {
-                message = messages.next() => message,
+                message = tokio::time::timeout(STALL_CHECK, messages.next()) => match message {
+                    Ok(message) => message,
+                    // Nothing for a while. An ordered consumer can stall
+                    // for good after a server of the cluster dies (seen in
+                    // tests/ha.rs; nats-server#3292): if the stream holds
+                    // more than was read, end the session, and the
+                    // controller starts a new consumer where this log ends.
+                    Err(_) => {
+                        let last = stream.get_info().await.map_err(nats)?.state.last_sequence;
+                        if last > last_read {
+                            self.flush(&mut pending_batch, last_read).await?;
+                            return Err(HaError::Nats(format!(
+                                "the stream consumer stalled: read through {last_read}, the stream holds {last}"
+                            )));
+                        }
+                        continue;
+                    }
+                },
                 _ = stop.changed() => {
                     self.flush(&mut pending_batch, last_read).await?;
                     return Ok(());
