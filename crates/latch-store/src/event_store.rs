@@ -413,10 +413,11 @@ impl EventStore {
     /// How many records are stored in each format (a walk of the log).
     pub fn record_formats(&self) -> Result<RecordFormatCounts, StoreError> {
         let mut counts = RecordFormatCounts::default();
-        for item in self
-            .db
-            .iterator_cf(cf(&self.db, CF_EVENTS), IteratorMode::Start)
-        {
+        for item in self.db.iterator_cf_opt(
+            cf(&self.db, CF_EVENTS),
+            scan_options(),
+            IteratorMode::Start,
+        ) {
             let (_, value) = item?;
             match value.get(32..).and_then(record_format::format_of) {
                 Some(RecordFormat::Json) => counts.json += 1,
@@ -726,7 +727,7 @@ impl EventStore {
                 ))
             })?;
             let value =
-                record_format::value_for(self.record_format(), event.record.as_bytes(), hash);
+                record_format::value_for(self.record_format(), event.record.as_bytes(), &parsed, hash);
             batch.put_cf(cf(&self.db, CF_EVENTS), position.to_key(), value);
             batch.put_cf(
                 cf(&self.db, CF_STREAMS),
@@ -977,8 +978,9 @@ impl EventStore {
         head: Position,
         mut each: impl FnMut(Position, &str) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        for item in self.db.iterator_cf(
+        for item in self.db.iterator_cf_opt(
             cf(&self.db, CF_EVENTS),
+            scan_options(),
             IteratorMode::From(&after.next().to_key(), Direction::Forward),
         ) {
             let (key, value) = item?;
@@ -1389,8 +1391,9 @@ impl EventStore {
         mut each: impl FnMut(Position, &[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
         let from = from.max(Position::FIRST);
-        for item in self.db.iterator_cf(
+        for item in self.db.iterator_cf_opt(
             cf(&self.db, CF_EVENTS),
+            scan_options(),
             IteratorMode::From(&from.to_key(), Direction::Forward),
         ) {
             let (key, value) = item?;

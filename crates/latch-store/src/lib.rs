@@ -3,9 +3,9 @@
 //! Knows nothing of accounts or tokens: it stores JSON data in streams at
 //! global positions in compact binary records (or the JSON ones of older
 //! logs), chains them with SHA-256 over one canonical form, remembers
-//! idempotency keys forever, indexes events under the keys an installed `EventIndexer`
-//! derives, and tells followers when the head moves; and it writes and
-//! verifies exports that anyone can check without Latch.
+//! idempotency keys forever, indexes events under the keys an installed
+//! `EventIndexer` derives, and tells followers when the head moves; and it
+//! writes and verifies exports that anyone can check without Latch.
 #![forbid(unsafe_code)]
 
 mod append;

@@ -110,24 +110,11 @@ pub(crate) fn encode(
         RecordFormat::Json => {
             let record = parts.canonical();
             let hash = ChainHash::of(&record);
-            let mut value = Vec::with_capacity(32 + record.len());
-            value.extend_from_slice(hash.as_bytes());
-            value.extend_from_slice(&record);
-            (value, hash)
+            (json_value(&record, hash), hash)
         }
         RecordFormat::Binary => {
             let hash = parts.canonical_hash();
-            let mut value = Vec::with_capacity(32 + BINARY_HEADER + stream.len() + data.len());
-            value.extend_from_slice(hash.as_bytes());
-            value.push(BINARY_TAG);
-            value.extend_from_slice(&position.get().to_be_bytes());
-            value.extend_from_slice(&version.to_be_bytes());
-            value.extend_from_slice(prev_hash.as_bytes());
-            let stream_len = u32::try_from(stream.len()).expect("stream names are short");
-            value.extend_from_slice(&stream_len.to_be_bytes());
-            value.extend_from_slice(stream.as_bytes());
-            value.extend_from_slice(data);
-            (value, hash)
+            (parts.binary_value(hash), hash)
         }
     }
 }
@@ -208,53 +195,42 @@ pub(crate) fn canonical(record: &[u8]) -> Result<Cow<'_, [u8]>, String> {
     }
 }
 
-/// The value to store for a canonical `record` whose hash is `hash`, in
-/// `format`. A record that does not render back to exactly its own bytes
-/// (a JSON shape the log never wrote) is kept as it is: rewriting it would
-/// change its hash.
-pub(crate) fn value_for(format: RecordFormat, record: &[u8], hash: ChainHash) -> Vec<u8> {
-    if format == RecordFormat::Binary {
-        if let Some(value) = binary_of_json(record, hash) {
-            return value;
-        }
+/// The value to store, in `format`, for the canonical `record` whose hash
+/// is `hash` and whose fields, read from it, are `parts`. A record that
+/// does not render back to exactly its own bytes (a JSON shape the log
+/// never wrote) is kept as it is: rewriting it would change its hash.
+pub(crate) fn value_for(
+    format: RecordFormat,
+    record: &[u8],
+    parts: &RecordParts<'_>,
+    hash: ChainHash,
+) -> Vec<u8> {
+    match format {
+        RecordFormat::Binary if parts.canonical() == record => parts.binary_value(hash),
+        _ => json_value(record, hash),
     }
-    let mut value = Vec::with_capacity(32 + record.len());
-    value.extend_from_slice(hash.as_bytes());
-    value.extend_from_slice(record);
-    value
 }
 
 /// The binary value for a stored JSON value (`hash ‖ record`), if the
 /// record is in the canonical shape; `None` for a binary one or another
-/// shape. The hash is carried over unchanged.
+/// shape. The stored hash is carried over as it is (one that was wrong
+/// stays as wrong as it was: the chain check names it).
 pub(crate) fn upgraded(value: &[u8]) -> Option<Vec<u8>> {
     let hash = ChainHash::from_slice(value.get(..32)?)?;
     let record = &value[32..];
-    (format_of(record) == Some(RecordFormat::Json))
-        .then(|| binary_of_json(record, hash))
-        .flatten()
-}
-
-fn binary_of_json(record: &[u8], hash: ChainHash) -> Option<Vec<u8>> {
-    let parts = record_parts(record).ok()?;
-    if parts.canonical() != record {
+    if format_of(record) != Some(RecordFormat::Json) {
         return None;
     }
-    let (value, binary_hash) = encode(
-        RecordFormat::Binary,
-        parts.position,
-        &parts.stream,
-        parts.version,
-        parts.prev_hash,
-        parts.data,
-    );
-    // Same canonical bytes, same hash; a stored hash that was wrong stays
-    // as wrong as it was (the chain check names it).
-    let mut value = value;
-    if binary_hash != hash {
-        value[..32].copy_from_slice(hash.as_bytes());
-    }
-    Some(value)
+    let parts = record_parts(record).ok()?;
+    (parts.canonical() == record).then(|| parts.binary_value(hash))
+}
+
+/// `hash ‖ record`: a JSON value.
+fn json_value(record: &[u8], hash: ChainHash) -> Vec<u8> {
+    let mut value = Vec::with_capacity(32 + record.len());
+    value.extend_from_slice(hash.as_bytes());
+    value.extend_from_slice(record);
+    value
 }
 
 fn binary_parts(record: &[u8]) -> Result<RecordParts<'_>, &'static str> {
@@ -309,11 +285,29 @@ impl RecordParts<'_> {
         head
     }
 
-    fn canonical(&self) -> Vec<u8> {
+    /// The canonical record: what the chain hash covers, and what exports,
+    /// replication and the feed carry.
+    pub(crate) fn canonical(&self) -> Vec<u8> {
         let mut record = self.canonical_head();
         record.extend_from_slice(self.data);
         record.push(b'}');
         record
+    }
+
+    /// `hash ‖ binary record` of these fields.
+    fn binary_value(&self, hash: ChainHash) -> Vec<u8> {
+        let stream = self.stream.as_bytes();
+        let mut value = Vec::with_capacity(32 + BINARY_HEADER + stream.len() + self.data.len());
+        value.extend_from_slice(hash.as_bytes());
+        value.push(BINARY_TAG);
+        value.extend_from_slice(&self.position.get().to_be_bytes());
+        value.extend_from_slice(&self.version.to_be_bytes());
+        value.extend_from_slice(self.prev_hash.as_bytes());
+        let stream_len = u32::try_from(stream.len()).expect("stream names are short");
+        value.extend_from_slice(&stream_len.to_be_bytes());
+        value.extend_from_slice(stream);
+        value.extend_from_slice(self.data);
+        value
     }
 
     /// The SHA-256 of the canonical record, without building it.
@@ -465,7 +459,7 @@ mod tests {
             let (binary, _) = encode(RecordFormat::Binary, position, &stream, version, prev, DATA.as_bytes());
             prop_assert_eq!(upgraded(&json), Some(binary.clone()));
             prop_assert_eq!(upgraded(&binary), None);
-            prop_assert_eq!(value_for(RecordFormat::Binary, &expected, ChainHash::of(&expected)), binary);
+            prop_assert_eq!(value_for(RecordFormat::Binary, &expected, &record_parts(&expected).unwrap(), ChainHash::of(&expected)), binary);
         }
 
         /// Any one byte of a binary value changed, and the value no longer
@@ -520,7 +514,7 @@ mod tests {
         );
         assert_eq!(&reordered.as_bytes()[fields.data], b"{}");
         let hash = ChainHash::of(reordered.as_bytes());
-        let value = value_for(RecordFormat::Binary, reordered.as_bytes(), hash);
+        let value = value_for(RecordFormat::Binary, reordered.as_bytes(), &record_parts(reordered.as_bytes()).unwrap(), hash);
         assert_eq!(&value[32..], reordered.as_bytes(), "kept as it was");
         assert_eq!(upgraded(&value), None);
         assert_eq!(checked_hash(&value), Ok(hash));

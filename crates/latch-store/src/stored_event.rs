@@ -29,16 +29,19 @@ impl StoredEvent {
     /// encoding is deterministic: written again, they hash to `hash`).
     /// What latchd publishes so followers can check the chain themselves.
     pub fn record(&self) -> String {
-        let (value, hash) = record_format::encode(
-            record_format::RecordFormat::Json,
-            self.position,
-            &self.stream,
-            self.version,
-            self.prev_hash,
-            self.data.get().as_bytes(),
-        );
-        debug_assert_eq!(hash, self.hash);
-        String::from_utf8(value[32..].to_vec()).expect("the canonical record is UTF-8")
+        let record = self.parts().canonical();
+        debug_assert_eq!(ChainHash::of(&record), self.hash);
+        String::from_utf8(record).expect("the canonical record is UTF-8")
+    }
+
+    fn parts(&self) -> RecordParts<'_> {
+        RecordParts {
+            position: self.position,
+            stream: std::borrow::Cow::Borrowed(&self.stream),
+            version: self.version,
+            prev_hash: self.prev_hash,
+            data: self.data.get().as_bytes(),
+        }
     }
 
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, StoreError> {
@@ -67,14 +70,12 @@ pub(crate) fn decode(key_position: Position, value: &[u8]) -> Result<StoredEvent
             parts.position
         )));
     }
-    Ok(StoredEvent {
-        hash: ChainHash::from_slice(hash).expect("split at 32"),
-        ..owned(parts).map_err(corrupt)?
-    })
+    let hash = ChainHash::from_slice(hash).expect("split at 32");
+    owned(parts, hash).map_err(corrupt)
 }
 
-/// A stored event of `parts` (its hash left for the caller to set).
-pub(crate) fn owned(parts: RecordParts<'_>) -> Result<StoredEvent, String> {
+/// The stored event of a record's `parts`, whose hash is `hash`.
+fn owned(parts: RecordParts<'_>, hash: ChainHash) -> Result<StoredEvent, String> {
     let data = std::str::from_utf8(parts.data).map_err(|_| "data is not UTF-8".to_owned())?;
     let data =
         RawValue::from_string(data.to_owned()).map_err(|e| format!("data is not JSON: {e}"))?;
@@ -83,7 +84,7 @@ pub(crate) fn owned(parts: RecordParts<'_>) -> Result<StoredEvent, String> {
         stream: parts.stream.into_owned(),
         version: parts.version,
         prev_hash: parts.prev_hash,
-        hash: ChainHash::GENESIS,
+        hash,
         data,
     })
 }

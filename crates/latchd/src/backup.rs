@@ -74,22 +74,17 @@ pub fn take_backup(
         let _ = std::fs::remove_dir_all(to);
         return Err(error.into());
     }
-    let upgraded = match upgrade_records {
-        // The copy's files are hard links: RocksDB writes new files and
-        // never changes these, so the running log is untouched.
-        // A log that cannot be upgraded (a broken chain) still gets its
-        // backup: that is when one is needed most.
-        true => match EventStore::open(&log).and_then(|copy| copy.upgrade_records(|_, _| true)) {
-            Ok(report) => Some(report),
-            Err(source) => {
-                return Err(BackupError::Upgrade {
-                    dir: to.to_path_buf(),
-                    source,
-                });
-            }
-        },
-        false => None,
-    };
+    // The copy's files are hard links: RocksDB writes new files and never
+    // changes these, so the running log is untouched. A log that cannot be
+    // upgraded (a broken chain) still gets its backup: that is when one is
+    // needed most.
+    let upgraded = upgrade_records
+        .then(|| EventStore::open(&log).and_then(|copy| copy.upgrade_records(|_, _| true)))
+        .transpose()
+        .map_err(|source| BackupError::Upgrade {
+            dir: to.to_path_buf(),
+            source,
+        })?;
     let copy = EventStore::open_read_only(&log)?;
     let head = copy.head();
     Ok(BackupTaken {

@@ -27,9 +27,7 @@ pub fn backup(args: &BackupArgs, data_dir: &Path) -> anyhow::Result<()> {
                 answer["position"],
                 answer["head_hash"].as_str().unwrap_or_default()
             );
-            if let Some(rewritten) = answer["records_upgraded"].as_u64() {
-                println!("records rewritten in the binary format: {rewritten}");
-            }
+            say_upgraded(answer["records_upgraded"].as_u64());
             Ok(())
         }
         Err(BackupAsk::Refused(problem)) => anyhow::bail!("latchd refused the backup: {problem}"),
@@ -57,14 +55,16 @@ pub fn backup(args: &BackupArgs, data_dir: &Path) -> anyhow::Result<()> {
                 taken.position,
                 taken.head_hash
             );
-            if let Some(upgraded) = taken.upgraded {
-                println!(
-                    "records rewritten in the binary format: {}",
-                    upgraded.rewritten
-                );
-            }
+            say_upgraded(taken.upgraded.map(|report| report.rewritten));
             Ok(())
         }
+    }
+}
+
+/// What `--upgrade-records` rewrote, when it was given.
+fn say_upgraded(rewritten: Option<u64>) {
+    if let Some(rewritten) = rewritten {
+        println!("records rewritten in the binary format: {rewritten}");
     }
 }
 
