@@ -36,8 +36,8 @@ use scenarios::ha::{HaOptions, HaPart};
 use scenarios::http_load::HttpWork;
 use scenarios::propagation::{FollowMode, Signing};
 use scenarios::{
-    append, audit, cold_start, commands, exchange, feed_verify, ha, http_load, leaks, propagation,
-    propagation_http, records,
+    append, audit, checkpoint, cold_start, commands, exchange, feed_verify, ha, http_load, leaks,
+    propagation, propagation_http, records,
     replay, store_peer, verify,
 };
 
@@ -112,6 +112,16 @@ enum Scenario {
         /// audit` against it by hand.
         #[arg(long)]
         keep: bool,
+    },
+    /// A checkpoint of the state at the head of an existing log (a
+    /// `latch-bench audit --keep` directory): its bytes, and the seconds to
+    /// encode and decode it with this build's format.
+    Checkpoint {
+        /// The data directory (the one holding `log/`).
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
     /// Token issues per second over HTTP and over NATS (latchd's command
     /// service, `latch.cmd.token.issue`), side by side.
@@ -344,6 +354,7 @@ fn main() -> anyhow::Result<()> {
             checkpoint_every,
             keep,
         } => runtime.block_on(audit::run(&base, events, checkpoint_every, keep))?,
+        Scenario::Checkpoint { data_dir, rounds } => checkpoint::run(&data_dir, rounds)?,
         Scenario::HttpIssue {
             concurrency,
             seconds,

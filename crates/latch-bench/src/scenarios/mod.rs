@@ -2,6 +2,7 @@
 
 pub(crate) mod append;
 pub(crate) mod audit;
+pub(crate) mod checkpoint;
 pub(crate) mod cold_start;
 pub(crate) mod commands;
 pub(crate) mod exchange;
