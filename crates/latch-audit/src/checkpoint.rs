@@ -10,7 +10,7 @@ use latch_store::ChainHash;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever `State`'s shape changes; older snapshots are ignored.
-const FORMAT: u32 = 7;
+const FORMAT: u32 = 8;
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotFile {

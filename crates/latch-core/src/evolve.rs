@@ -21,21 +21,17 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
             role,
             description,
         } => {
-            state.account_by_name.insert(name.clone(), *account_id);
-            state.accounts.insert(
-                *account_id,
-                Account {
-                    id: *account_id,
-                    name: name.clone(),
-                    role: role.clone(),
-                    description: description.clone(),
-                    status: AccountStatus::Active,
-                    created_at: at,
-                    created_by: actor,
-                    updated_at: at,
-                    version: 1,
-                },
-            );
+            state.accounts.insert(Account {
+                id: *account_id,
+                name: name.clone(),
+                role: role.clone(),
+                description: description.clone(),
+                status: AccountStatus::Active,
+                created_at: at,
+                created_by: actor,
+                updated_at: at,
+                version: 1,
+            });
         }
         Event::AccountUpdated {
             account_id,
@@ -90,49 +86,37 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
                     oidc.token_expires_at,
                 );
             }
-            state.token_digests.insert(*token_id, *digest);
-            if let Some(parent) = parent {
-                state.children.entry(*parent).or_default().push(*token_id);
-            }
-            state
-                .tokens_by_account
-                .entry(*account_id)
-                .or_default()
-                .insert(*token_id);
-            state.tokens.insert(
-                *digest,
-                Token {
-                    id: *token_id,
-                    account_id: *account_id,
-                    name: name.clone(),
-                    scopes: scopes.clone(),
-                    digest: *digest,
-                    issued_at: at,
-                    issued_by: actor,
-                    expires_at: *expires_at,
-                    allowed_cidrs: allowed_cidrs.clone(),
-                    revoked: None,
-                    rotated_from: *rotated_from,
-                    rotated_to: None,
-                    parent: *parent,
-                    trust_policy: oidc.as_ref().map(|o| o.policy_id),
-                    expiring_noted: false,
-                    expired_noted: false,
-                    rotation_due_noted: false,
-                    reuse_detected_at: None,
-                    version: 1,
-                },
-            );
+            state.tokens.insert(Token {
+                id: *token_id,
+                account_id: *account_id,
+                name: name.clone(),
+                scopes: scopes.clone(),
+                digest: *digest,
+                issued_at: at,
+                issued_by: actor,
+                expires_at: *expires_at,
+                allowed_cidrs: allowed_cidrs.clone(),
+                revoked: None,
+                rotated_from: *rotated_from,
+                rotated_to: None,
+                parent: *parent,
+                trust_policy: oidc.as_ref().map(|o| o.policy_id),
+                expiring_noted: false,
+                expired_noted: false,
+                rotation_due_noted: false,
+                reuse_detected_at: None,
+                version: 1,
+            });
         }
         Event::TokenRevoked {
             token_id, reason, ..
         } => {
             with_token(state, *token_id, |token| {
-                token.revoked = Some(Revocation {
+                token.revoked = Some(Box::new(Revocation {
                     at,
                     by: actor,
                     reason: reason.clone(),
-                });
+                }));
             });
         }
         Event::TokenRotated {
@@ -236,10 +220,7 @@ fn with_account(
 }
 
 fn with_token(state: &mut State, id: crate::id::TokenId, change: impl FnOnce(&mut Token)) {
-    let Some(digest) = state.token_digests.get(&id) else {
-        return;
-    };
-    if let Some(token) = state.tokens.get_mut(digest) {
+    if let Some(token) = state.tokens.get_mut(id) {
         change(token);
         token.version += 1;
     }

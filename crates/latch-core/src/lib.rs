@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod account;
+mod account_table;
 mod actor;
 pub mod api_permission;
 mod authentication;
@@ -24,7 +25,6 @@ mod permission_set;
 mod on_reuse;
 mod policy;
 mod position;
-mod presized_map;
 mod role;
 mod schedule;
 mod serde_as_text;
@@ -36,6 +36,7 @@ mod token_digest;
 mod token_secret;
 mod token_slot;
 mod token_status;
+mod token_table;
 mod trust_policy;
 mod ttl;
 mod verifier_view;

@@ -55,8 +55,12 @@ impl Permission {
     }
 
     fn from_segments(resource: &str, action: &str) -> Self {
+        let mut text = String::with_capacity(resource.len() + 1 + action.len());
+        text.push_str(resource);
+        text.push(':');
+        text.push_str(action);
         Self {
-            text: format!("{resource}:{action}").into_boxed_str(),
+            text: text.into_boxed_str(),
             colon: resource.len(),
         }
     }

@@ -1,18 +1,20 @@
 //! `State`: the projection every part of Latch folds from the log (latchd,
 //! verifiers, audit tools), with the indexes they look things up by.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::account::{Account, AccountName};
+use crate::account_table::AccountTable;
 use crate::id::{AccountId, TokenId, TrustPolicyId};
 use crate::permission_set::PermissionSet;
 use crate::policy::{Policy, PolicySettings};
 use crate::position::Position;
 use crate::role::{BuiltinRole, Role, RoleName};
 use crate::token::Token;
+use crate::token_table::TokenTable;
 use crate::token_digest::TokenDigest;
 use crate::token_status::TokenStatus;
 use crate::trust_policy::TrustPolicy;
@@ -20,23 +22,10 @@ use crate::trust_policy::TrustPolicy;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub(crate) position: Position,
-    #[serde(deserialize_with = "crate::presized_map::deserialize")]
-    pub(crate) accounts: HashMap<AccountId, Account>,
-    /// Names stay reserved after deletion, so a name in the audit trail
-    /// always means one account.
-    #[serde(deserialize_with = "crate::presized_map::deserialize")]
-    pub(crate) account_by_name: HashMap<AccountName, AccountId>,
-    /// Keyed by digest: checking a presented token, the hot path of every
-    /// verifier, is one lookup. Reads by id take the `token_digests` hop.
-    #[serde(deserialize_with = "crate::presized_map::deserialize")]
-    pub(crate) tokens: HashMap<TokenDigest, Token>,
-    #[serde(deserialize_with = "crate::presized_map::deserialize")]
-    pub(crate) token_digests: HashMap<TokenId, TokenDigest>,
-    #[serde(deserialize_with = "crate::presized_map::deserialize")]
-    pub(crate) tokens_by_account: HashMap<AccountId, BTreeSet<TokenId>>,
-    /// Tokens exchanged from each token, in issue order.
-    #[serde(default)]
-    pub(crate) children: HashMap<TokenId, Vec<TokenId>>,
+    pub(crate) accounts: AccountTable,
+    /// In issue order, found by digest (checking a presented token, the
+    /// hot path of every verifier, is one lookup), by id and by account.
+    pub(crate) tokens: TokenTable,
     #[serde(default)]
     pub(crate) trust_policies: BTreeMap<TrustPolicyId, TrustPolicy>,
     /// `<issuer> <jti>` of OIDC tokens exchanged, with when each expires:
@@ -65,12 +54,8 @@ impl State {
             .collect();
         Self {
             position: Position::ZERO,
-            accounts: HashMap::new(),
-            account_by_name: HashMap::new(),
-            tokens: HashMap::new(),
-            token_digests: HashMap::new(),
-            tokens_by_account: HashMap::new(),
-            children: HashMap::new(),
+            accounts: AccountTable::default(),
+            tokens: TokenTable::default(),
             trust_policies: BTreeMap::new(),
             exchanged_jtis: HashMap::new(),
             roles,
@@ -89,9 +74,7 @@ impl State {
     }
 
     pub fn account_by_name(&self, name: &AccountName) -> Option<&Account> {
-        self.account_by_name
-            .get(name)
-            .and_then(|id| self.accounts.get(id))
+        self.accounts.by_name(name)
     }
 
     /// Every account, in id (= creation) order.
@@ -106,22 +89,16 @@ impl State {
     }
 
     pub fn token(&self, id: TokenId) -> Option<&Token> {
-        self.token_digests
-            .get(&id)
-            .and_then(|digest| self.tokens.get(digest))
+        self.tokens.get(id)
     }
 
     pub fn token_by_digest(&self, digest: &TokenDigest) -> Option<&Token> {
-        self.tokens.get(digest)
+        self.tokens.by_digest(digest)
     }
 
     /// An account's tokens, in id (= issue) order.
     pub fn tokens_of(&self, account: AccountId) -> impl Iterator<Item = &Token> {
-        self.tokens_by_account
-            .get(&account)
-            .into_iter()
-            .flat_map(|ids| ids.iter())
-            .filter_map(|id| self.token(*id))
+        self.tokens.of_account(account)
     }
 
     /// The tokens exchanged from `token` (children, grandchildren, …),
@@ -130,7 +107,7 @@ impl State {
         let mut found = Vec::new();
         let mut next = vec![token];
         while let Some(parent) = next.pop() {
-            for child in self.children.get(&parent).into_iter().flatten() {
+            for child in self.tokens.children_of(parent) {
                 if let Some(child) = self.token(*child) {
                     found.push(child);
                     next.push(child.id);

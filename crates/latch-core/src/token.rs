@@ -34,7 +34,9 @@ pub struct Token {
     pub expires_at: Option<DateTime<Utc>>,
     /// Empty: any source address.
     pub allowed_cidrs: Vec<IpNet>,
-    pub revoked: Option<Revocation>,
+    /// Boxed: most tokens are never revoked, and every token would
+    /// otherwise carry the room for a reason and who gave it.
+    pub revoked: Option<Box<Revocation>>,
     pub rotated_from: Option<TokenId>,
     pub rotated_to: Option<TokenId>,
     /// The token it was exchanged from: revoking or rotating that one (or

@@ -153,12 +153,12 @@ impl VerifierView {
             view.push_account(account.id, role);
             view.set_standing(account.id, standing(&account.status));
         }
-        // Straight from the digest map (no per-token lookups), interning
+        // Straight from the token table (no per-token lookups), interning
         // scope sets with a one-entry cache: most tokens share their
-        // neighbour's scopes. Then sorted into issue order, indexes rebuilt.
+        // neighbour's scopes. Then sorted by id, indexes rebuilt.
         let mut entries = Vec::with_capacity(state.tokens.len());
         let mut last_scopes: Option<(&PermissionSet, u32)> = None;
-        for token in state.tokens.values() {
+        for token in state.tokens.iter() {
             let Some(&account) = view.account_index.get(&token.account_id) else {
                 continue;
             };

@@ -71,7 +71,55 @@ proptest! {
         let same_grants = universe().iter().all(|q| a.covers(q) == b.covers(q));
         prop_assert_eq!(a == b, same_grants);
     }
+
+    /// Sets read one after another (each compared with the one before it
+    /// as it is read) are the sets their texts parse to, or the same
+    /// error: whether the input lends its strings (JSON from a slice) or
+    /// not (JSON from a reader), or is binary (postcard), and whatever
+    /// the texts are: not in normal form, repeated, or not permissions.
+    #[test]
+    fn sets_read_in_a_row_are_what_their_texts_parse_to(
+        lists in proptest::collection::vec(proptest::collection::vec(0..TEXTS.len(), 0..5), 1..12)
+    ) {
+        for list in &lists {
+            let texts: Vec<&str> = list.iter().map(|&at| TEXTS[at]).collect();
+            let parsed = PermissionSet::parse(&texts).map_err(|e| e.to_string());
+            let json = serde_json::to_string(&texts).unwrap();
+            let from_slice = serde_json::from_str::<PermissionSet>(&json);
+            let from_reader = serde_json::from_reader::<_, PermissionSet>(json.as_bytes());
+            // postcard keeps no error's words, only that there was one.
+            let binary = postcard::from_bytes::<PermissionSet>(&postcard::to_stdvec(&texts).unwrap())
+                .map_err(|_| parsed.clone().err().unwrap_or_default());
+            let reads = [
+                (from_slice.map_err(|e| e.to_string()), "slice"),
+                (from_reader.map_err(|e| e.to_string()), "reader"),
+                (binary, "postcard"),
+            ];
+            for (read, how) in reads {
+                match (&read, &parsed) {
+                    (Ok(read), Ok(parsed)) => prop_assert_eq!(read, parsed, "{} {:?}", how, texts),
+                    (Err(read), Err(parsed)) => prop_assert!(read.contains(parsed.as_str()), "{} {:?}: {}", how, texts, read),
+                    _ => prop_assert!(false, "{} {:?}: read {:?}, parsed {:?}", how, texts, read, parsed),
+                }
+            }
+        }
+    }
 }
+
+/// Permission texts to read sets of: in and out of normal form, `*` both
+/// ways, and some that are not permissions.
+const TEXTS: [&str; 10] = [
+    "certificates:issue",
+    "certificates:read",
+    "certificates:*",
+    "*:read",
+    "*",
+    "*:*",
+    "tokens:read",
+    "not-a-permission",
+    "Certificates:read",
+    "",
+];
 
 // ---- token format ----
 
@@ -299,6 +347,30 @@ proptest! {
             evolve(&mut replayed, &recorded);
         }
         prop_assert_eq!(replayed, live);
+    }
+
+    /// A state written and read back (postcard, as checkpoints are, and
+    /// JSON) is the same state, and every lookup rebuilt on reading finds
+    /// what it found before.
+    #[test]
+    fn a_state_round_trips_with_its_lookups(steps in proptest::collection::vec((actor(), command(), 0..72i64), 1..60)) {
+        let (live, _) = run(steps, |_| {});
+        let binary: State = postcard::from_bytes(&postcard::to_stdvec(&live).unwrap()).unwrap();
+        let json: State = serde_json::from_str(&serde_json::to_string(&live).unwrap()).unwrap();
+        for read in [binary, json] {
+            prop_assert_eq!(&read, &live);
+            prop_assert_eq!(read.token_count(), live.token_count());
+            for account in live.accounts() {
+                prop_assert_eq!(read.account_by_name(&account.name), Some(account));
+                let tokens: Vec<&Token> = live.tokens_of(account.id).collect();
+                prop_assert_eq!(read.tokens_of(account.id).collect::<Vec<_>>(), tokens.clone());
+                for token in tokens {
+                    prop_assert_eq!(read.token(token.id), Some(token));
+                    prop_assert_eq!(read.token_by_digest(&token.digest), Some(token));
+                    prop_assert_eq!(read.descendants(token.id), live.descendants(token.id));
+                }
+            }
+        }
     }
 }
 

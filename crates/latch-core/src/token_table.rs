@@ -1,0 +1,529 @@
+//! `TokenTable`: every token the state knows, in issue (log) order, with
+//! the lookups built from them: by digest (every verifier check), by id,
+//! by account and each token's children.
+//!
+//! Tokens are never removed, so they sit in fixed-size chunks of
+//! `CHUNK` and a token's slot is its place in issue order: a table that
+//! grows never moves the tokens it holds, and a lookup is a 4-byte slot,
+//! where maps keyed by digest held each ~300-byte token in a hash table
+//! sized for growth.
+//!
+//! Only the tokens are written; the lookups are rebuilt when a table is
+//! read, which costs less than reading them. In a binary format (latchd's
+//! checkpoints are postcard), each chunk is written as bytes of its own,
+//! so that a reader decodes the chunks on all its cores at once: the
+//! checkpoint every investigation starts from is mostly tokens.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::thread;
+
+use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
+use serde::ser::{Error as _, Serialize, SerializeSeq, Serializer};
+
+use crate::id::{AccountId, TokenId};
+use crate::token::Token;
+use crate::token_digest::TokenDigest;
+
+/// Tokens a chunk holds (about 20 MB of them): the unit of a read on one
+/// core. (Unit tests use small chunks, to run the paths of many chunks
+/// over a few hundred tokens.)
+const CHUNK: usize = if cfg!(test) { 64 } else { 1 << 16 };
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TokenTable {
+    /// Full chunks of `CHUNK` tokens, then the one being filled.
+    chunks: Vec<Vec<Token>>,
+    len: u32,
+    by_digest: HashMap<TokenDigest, u32>,
+    by_id: HashMap<TokenId, u32>,
+    /// Each account's tokens, in id order.
+    by_account: HashMap<AccountId, Vec<u32>>,
+    /// The tokens exchanged from each token, in issue order.
+    children: HashMap<TokenId, Vec<TokenId>>,
+}
+
+impl TokenTable {
+    pub(crate) fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub(crate) fn get(&self, id: TokenId) -> Option<&Token> {
+        self.by_id.get(&id).map(|&slot| self.at(slot))
+    }
+
+    pub(crate) fn get_mut(&mut self, id: TokenId) -> Option<&mut Token> {
+        let slot = *self.by_id.get(&id)?;
+        Some(&mut self.chunks[slot as usize / CHUNK][slot as usize % CHUNK])
+    }
+
+    pub(crate) fn by_digest(&self, digest: &TokenDigest) -> Option<&Token> {
+        self.by_digest.get(digest).map(|&slot| self.at(slot))
+    }
+
+    /// An account's tokens, in id order.
+    pub(crate) fn of_account(&self, account: AccountId) -> impl Iterator<Item = &Token> {
+        self.by_account
+            .get(&account)
+            .into_iter()
+            .flatten()
+            .map(|&slot| self.at(slot))
+    }
+
+    /// The tokens exchanged from `id`, in issue order.
+    pub(crate) fn children_of(&self, id: TokenId) -> &[TokenId] {
+        self.children.get(&id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every token, in issue order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Token> {
+        self.chunks.iter().flatten()
+    }
+
+    /// Adds a newly issued token. `decide` never issues a token whose id
+    /// or digest is taken; should a log hold one anyway, the first keeps
+    /// them and the second is skipped, as `evolve` skips what it cannot
+    /// apply.
+    pub(crate) fn insert(&mut self, token: Token) {
+        if self.by_id.contains_key(&token.id) || self.by_digest.contains_key(&token.digest) {
+            return;
+        }
+        let slot = self.len;
+        if slot == u32::MAX {
+            return;
+        }
+        if self.chunks.last().is_none_or(|chunk| chunk.len() == CHUNK) {
+            self.chunks.push(Vec::new());
+        }
+        self.by_digest.insert(token.digest, slot);
+        self.by_id.insert(token.id, slot);
+        index_account(&mut self.by_account, &self.chunks, &token, slot);
+        if let Some(parent) = token.parent {
+            self.children.entry(parent).or_default().push(token.id);
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(token);
+        }
+        self.len += 1;
+    }
+
+    fn at(&self, slot: u32) -> &Token {
+        &self.chunks[slot as usize / CHUNK][slot as usize % CHUNK]
+    }
+
+    /// A table of the tokens in issue order (a human-readable input).
+    fn from_tokens(tokens: Vec<Token>) -> Result<Self, &'static str> {
+        let mut chunks = Vec::with_capacity(tokens.len().div_ceil(CHUNK));
+        let mut tokens = tokens.into_iter().peekable();
+        while tokens.peek().is_some() {
+            chunks.push(tokens.by_ref().take(CHUNK).collect());
+        }
+        Self::from_chunks(chunks)
+    }
+
+    /// A table of chunks as written (each full but the last), with the
+    /// lookups rebuilt; for a large table, by digest on a thread of its
+    /// own while the others are built on this one. Two tokens with one id
+    /// or one digest mean the bytes are not a table Latch wrote.
+    fn from_chunks(chunks: Vec<Vec<Token>>) -> Result<Self, &'static str> {
+        let shaped = chunks
+            .iter()
+            .enumerate()
+            .all(|(at, chunk)| chunk.len() == CHUNK || (at + 1 == chunks.len() && !chunk.is_empty()));
+        if !shaped {
+            return Err("a token table whose chunks are not full");
+        }
+        let len = chunks.iter().map(Vec::len).sum::<usize>();
+        let len = u32::try_from(len).map_err(|_| "a token table of more than 2³² tokens")?;
+        let tokens = || (0..).zip(chunks.iter().flatten());
+        let digest_index = || {
+            let mut by_digest = HashMap::with_capacity(len as usize);
+            for (slot, token) in tokens() {
+                if by_digest.insert(token.digest, slot).is_some() {
+                    return Err("a token table with two tokens of one digest");
+                }
+            }
+            Ok(by_digest)
+        };
+        let other_indexes = || {
+            let mut by_id = HashMap::with_capacity(len as usize);
+            let mut by_account = HashMap::new();
+            let mut children: HashMap<TokenId, Vec<TokenId>> = HashMap::new();
+            for (slot, token) in tokens() {
+                if by_id.insert(token.id, slot).is_some() {
+                    return Err("a token table with two tokens of one id");
+                }
+                index_account(&mut by_account, &chunks, token, slot);
+                if let Some(parent) = token.parent {
+                    children.entry(parent).or_default().push(token.id);
+                }
+            }
+            Ok((by_id, by_account, children))
+        };
+        let (by_digest, others) = if chunks.len() > 1 {
+            thread::scope(|scope| {
+                let by_digest = scope.spawn(digest_index);
+                let others = other_indexes();
+                let by_digest = by_digest
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (by_digest, others)
+            })
+        } else {
+            (digest_index(), other_indexes())
+        };
+        let (by_digest, (by_id, by_account, children)) = (by_digest?, others?);
+        Ok(Self {
+            chunks,
+            len,
+            by_digest,
+            by_id,
+            by_account,
+            children,
+        })
+    }
+}
+
+/// Adds `slot` to its account's tokens, keeping them in id order (ids
+/// grow with issue order, so this is nearly always a push).
+fn index_account(
+    by_account: &mut HashMap<AccountId, Vec<u32>>,
+    chunks: &[Vec<Token>],
+    token: &Token,
+    slot: u32,
+) {
+    let slots = by_account.entry(token.account_id).or_default();
+    let id_at = |slot: u32| chunks[slot as usize / CHUNK][slot as usize % CHUNK].id;
+    let at = slots.partition_point(|&held| id_at(held) < token.id);
+    slots.insert(at, slot);
+}
+
+impl PartialEq for TokenTable {
+    /// The same tokens in the same order: the lookups follow from them.
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for TokenTable {}
+
+impl Serialize for TokenTable {
+    /// Human-readable: the tokens in issue order. Binary: each chunk as
+    /// bytes of its own (postcard), encoded on all cores.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            return serializer.collect_seq(self.iter());
+        }
+        let encoded = on_all_cores(&self.chunks, |chunk: &Vec<Token>| postcard::to_stdvec(chunk))
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(S::Error::custom)?;
+        let mut seq = serializer.serialize_seq(Some(encoded.len()))?;
+        for bytes in &encoded {
+            seq.serialize_element(&ChunkBytes(bytes))?;
+        }
+        seq.end()
+    }
+}
+
+/// A chunk's encoding, written as bytes (not as a sequence of numbers).
+struct ChunkBytes<'a>(&'a [u8]);
+
+impl Serialize for ChunkBytes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenTable {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let tokens = Vec::<Token>::deserialize(deserializer)?;
+            return TokenTable::from_tokens(tokens).map_err(de::Error::custom);
+        }
+        let encoded = deserializer.deserialize_seq(EncodedChunks)?;
+        let chunks = on_all_cores(&encoded, |bytes: &EncodedChunk<'de>| {
+            postcard::from_bytes::<Chunk>(bytes.as_slice()).map(|chunk| chunk.0)
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(de::Error::custom)?;
+        TokenTable::from_chunks(chunks).map_err(de::Error::custom)
+    }
+}
+
+/// The chunks' bytes as the input holds them: borrowed where it can.
+struct EncodedChunks;
+
+enum EncodedChunk<'de> {
+    Borrowed(&'de [u8]),
+    Owned(Vec<u8>),
+}
+
+impl EncodedChunk<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            EncodedChunk::Borrowed(bytes) => bytes,
+            EncodedChunk::Owned(bytes) => bytes,
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for EncodedChunks {
+    type Value = Vec<EncodedChunk<'de>>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a sequence of encoded token chunks")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut chunks = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+        while let Some(chunk) = seq.next_element::<EncodedChunkSeed<'de>>()? {
+            chunks.push(chunk.0);
+        }
+        Ok(chunks)
+    }
+}
+
+struct EncodedChunkSeed<'de>(EncodedChunk<'de>);
+
+impl<'de> Deserialize<'de> for EncodedChunkSeed<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BytesVisitor;
+        impl<'de> Visitor<'de> for BytesVisitor {
+            type Value = EncodedChunk<'de>;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("the bytes of a token chunk")
+            }
+            fn visit_borrowed_bytes<E: de::Error>(self, bytes: &'de [u8]) -> Result<Self::Value, E> {
+                Ok(EncodedChunk::Borrowed(bytes))
+            }
+            fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+                Ok(EncodedChunk::Owned(bytes.to_vec()))
+            }
+            fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Self::Value, E> {
+                Ok(EncodedChunk::Owned(bytes))
+            }
+        }
+        deserializer.deserialize_bytes(BytesVisitor).map(EncodedChunkSeed)
+    }
+}
+
+/// One chunk's tokens, read into a vector of exactly their number (up to
+/// `CHUNK`; serde's own would grow it by doubling from a capped guess).
+struct Chunk(Vec<Token>);
+
+impl<'de> Deserialize<'de> for Chunk {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ChunkVisitor;
+        impl<'de> Visitor<'de> for ChunkVisitor {
+            type Value = Chunk;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a chunk of tokens")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Chunk, A::Error> {
+                let mut tokens = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(CHUNK));
+                while let Some(token) = seq.next_element::<Token>()? {
+                    if tokens.len() == CHUNK {
+                        return Err(de::Error::invalid_length(CHUNK + 1, &self));
+                    }
+                    tokens.push(token);
+                }
+                Ok(Chunk(tokens))
+            }
+        }
+        deserializer.deserialize_seq(ChunkVisitor)
+    }
+}
+
+/// `work` applied to each item, on as many threads as there are cores
+/// (and items); the results in the items' order.
+fn on_all_cores<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(items.len());
+    if threads <= 1 {
+        return items.iter().map(work).collect();
+    }
+    let work = &work;
+    let mut done: Vec<(usize, R)> = thread::scope(|scope| {
+        let running: Vec<_> = (0..threads)
+            .map(|first| {
+                scope.spawn(move || {
+                    (first..items.len())
+                        .step_by(threads)
+                        .map(|at| (at, work(&items[at])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .flat_map(|thread| thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    done.sort_unstable_by_key(|(at, _)| *at);
+    done.into_iter().map(|(_, result)| result).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::actor::Actor;
+    use crate::permission_set::PermissionSet;
+
+    fn token(id: u128, account: u128, parent: Option<u128>) -> Token {
+        Token {
+            id: TokenId::from_uuid(Uuid::from_u128(id)),
+            account_id: AccountId::from_uuid(Uuid::from_u128(account)),
+            name: format!("token-{id}"),
+            scopes: PermissionSet::parse(["certificates:read"]).unwrap(),
+            digest: TokenDigest::of(&format!("secret-{id}")),
+            issued_at: Utc.timestamp_opt(1_700_000_000 + id as i64, 0).unwrap(),
+            issued_by: Actor::System,
+            expires_at: None,
+            allowed_cidrs: Vec::new(),
+            revoked: None,
+            rotated_from: None,
+            rotated_to: None,
+            parent: parent.map(|p| TokenId::from_uuid(Uuid::from_u128(p))),
+            trust_policy: None,
+            expiring_noted: false,
+            expired_noted: false,
+            rotation_due_noted: false,
+            reuse_detected_at: None,
+            version: 1,
+        }
+    }
+
+    fn id(n: u128) -> TokenId {
+        TokenId::from_uuid(Uuid::from_u128(n))
+    }
+
+    fn account(n: u128) -> AccountId {
+        AccountId::from_uuid(Uuid::from_u128(n))
+    }
+
+    fn ids<'a>(tokens: impl Iterator<Item = &'a Token>) -> Vec<TokenId> {
+        tokens.map(|t| t.id).collect()
+    }
+
+    /// More than a chunk: the chunked paths (several chunks, decoded on
+    /// several threads, lookups rebuilt on two) all run.
+    fn large_table() -> TokenTable {
+        let mut table = TokenTable::default();
+        for n in 1..=(3 * CHUNK as u128 + 10) {
+            table.insert(token(n, n % 7, (n % 5 == 0).then(|| n - 1)));
+        }
+        table
+    }
+
+    fn assert_lookups_agree(table: &TokenTable, other: &TokenTable) {
+        assert_eq!(table.len(), other.len());
+        for token in table.iter() {
+            assert_eq!(other.get(token.id), Some(token));
+            assert_eq!(other.by_digest(&token.digest), Some(token));
+            assert_eq!(ids(other.of_account(token.account_id)), ids(table.of_account(token.account_id)));
+            assert_eq!(other.children_of(token.id), table.children_of(token.id));
+        }
+    }
+
+    #[test]
+    fn tokens_are_found_by_id_digest_account_and_parent() {
+        let mut table = TokenTable::default();
+        // Issued out of id order (another leader's clock): the account
+        // still lists its tokens by id.
+        table.insert(token(30, 1, None));
+        table.insert(token(10, 1, None));
+        table.insert(token(20, 2, Some(30)));
+        table.insert(token(40, 1, Some(30)));
+        assert_eq!(table.len(), 4);
+        assert_eq!(ids(table.iter()), [id(30), id(10), id(20), id(40)]);
+        assert_eq!(ids(table.of_account(account(1))), [id(10), id(30), id(40)]);
+        assert_eq!(ids(table.of_account(account(2))), [id(20)]);
+        assert_eq!(table.children_of(id(30)), [id(20), id(40)]);
+        assert_eq!(table.by_digest(&TokenDigest::of("secret-20")).map(|t| t.id), Some(id(20)));
+        assert!(table.get(id(99)).is_none());
+        table.get_mut(id(10)).unwrap().version = 7;
+        assert_eq!(table.get(id(10)).unwrap().version, 7);
+    }
+
+    #[test]
+    fn a_second_token_with_a_known_id_or_digest_is_skipped() {
+        let mut table = TokenTable::default();
+        table.insert(token(1, 1, None));
+        let mut same_id = token(1, 2, None);
+        same_id.digest = TokenDigest::of("another");
+        table.insert(same_id);
+        let mut same_digest = token(2, 2, None);
+        same_digest.digest = TokenDigest::of("secret-1");
+        table.insert(same_digest);
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.get(id(1)).unwrap().account_id, account(1));
+        assert!(table.get(id(2)).is_none());
+        assert_eq!(table.of_account(account(2)).count(), 0);
+    }
+
+    #[test]
+    fn a_large_table_round_trips_in_chunks_and_as_json() {
+        let table = large_table();
+        assert_eq!(table.chunks.len(), 4);
+        let bytes = postcard::to_stdvec(&table).unwrap();
+        let read: TokenTable = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(read, table);
+        assert_lookups_agree(&table, &read);
+        // Growing a table read back carries on in its last chunk.
+        let mut read = read;
+        read.insert(token(1_000_000, 3, Some(5)));
+        assert_eq!(read.chunks.len(), 4);
+        assert_eq!(read.children_of(id(5)).last(), Some(&id(1_000_000)));
+
+        let json = serde_json::to_string(&table).unwrap();
+        let read: TokenTable = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, table);
+        assert_lookups_agree(&table, &read);
+    }
+
+    fn encode_chunks(chunks: &[Vec<Token>]) -> Vec<u8> {
+        let encoded: Vec<Vec<u8>> = chunks.iter().map(|c| postcard::to_stdvec(c).unwrap()).collect();
+        postcard::to_stdvec(&encoded.iter().map(|b| ChunkBytes(b)).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn bytes_latch_never_writes_are_refused() {
+        let table = large_table();
+        let chunks = table.chunks.clone();
+        assert!(postcard::from_bytes::<TokenTable>(&encode_chunks(&chunks)).is_ok());
+
+        // Two tokens with one digest, or one id: lookups would disagree.
+        let mut twice = chunks.clone();
+        let mut copy = twice[1][0].clone();
+        copy.id = id(9_999_999);
+        twice[1].push(copy);
+        assert!(postcard::from_bytes::<TokenTable>(&encode_chunks(&twice)).is_err());
+        let mut twice = chunks.clone();
+        let mut copy = twice[1][0].clone();
+        copy.digest = TokenDigest::of("fresh");
+        twice[1].push(copy);
+        assert!(postcard::from_bytes::<TokenTable>(&encode_chunks(&twice)).is_err());
+
+        // A short chunk before the last: slots would not be places.
+        let mut short = chunks.clone();
+        short[0].pop();
+        assert!(postcard::from_bytes::<TokenTable>(&encode_chunks(&short)).is_err());
+        // A chunk longer than a chunk.
+        let mut long = chunks.clone();
+        let spill = long.pop().unwrap();
+        long[0].extend(spill);
+        assert!(postcard::from_bytes::<TokenTable>(&encode_chunks(&long)).is_err());
+        // An empty last chunk, and bytes that are not tokens at all.
+        let mut empty = chunks;
+        empty.push(Vec::new());
+        assert!(postcard::from_bytes::<TokenTable>(&encode_chunks(&empty)).is_err());
+        let garbage = postcard::to_stdvec(&vec![ChunkBytes(b"not tokens")]).unwrap();
+        assert!(postcard::from_bytes::<TokenTable>(&garbage).is_err());
+    }
+}
