@@ -248,21 +248,30 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 impl Week {
     /// Runs `latch audit <args> --output ndjson` online, then offline on the
-    /// data directory while latchd runs; both must give the same lines.
-    /// Returns them parsed.
+    /// data directory while latchd runs; both must print the same lines,
+    /// byte for byte (fields in the same order), and so must `--output
+    /// json`. Returns the lines parsed.
     #[track_caller]
     fn ask(&self, args: &[&str]) -> Vec<Value> {
-        let online = self.audit(args, false);
-        let offline = self.audit(args, true);
+        let online = self.audit(args, "ndjson", false);
+        let offline = self.audit(args, "ndjson", true);
         assert_eq!(online, offline, "online and offline differ for {args:?}");
-        online
+        let lines: Vec<Value> = online
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+            .collect();
+        let pretty = self.audit(args, "json", false);
+        assert_eq!(pretty, self.audit(args, "json", true), "--output json differs for {args:?}");
+        let array: Vec<Value> = serde_json::from_str(&pretty).expect("--output json is a JSON array");
+        assert_eq!(array, lines, "--output json and ndjson disagree for {args:?}");
+        lines
     }
 
     #[track_caller]
-    fn audit(&self, args: &[&str], offline: bool) -> Vec<Value> {
+    fn audit(&self, args: &[&str], output: &str, offline: bool) -> String {
         let mut all = vec!["audit"];
         all.extend_from_slice(args);
-        all.extend_from_slice(&["--output", "ndjson"]);
+        all.extend_from_slice(&["--output", output]);
         let data_dir = self.latchd.data_dir.to_str().unwrap().to_owned();
         if offline {
             all.extend_from_slice(&["--data-dir", &data_dir]);
@@ -276,9 +285,6 @@ impl Week {
             stderr(&output)
         );
         ok(output)
-            .lines()
-            .map(|line| serde_json::from_str(line).expect("each line is JSON"))
-            .collect()
     }
 }
 

@@ -2,6 +2,7 @@
 //! into a `CliError` with the server's detail and an exit code.
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::path::Path;
 
 use crate::exit_code;
@@ -157,7 +158,7 @@ impl Client {
     pub fn get_lines(
         &self,
         path: &str,
-        mut each: impl FnMut(Value) -> Result<bool, CliError>,
+        mut each: impl FnMut(&RawValue) -> Result<bool, CliError>,
     ) -> Result<(), CliError> {
         use std::io::BufRead;
         let body = std::io::BufReader::new(self.get_stream(path)?);
@@ -167,7 +168,7 @@ impl Client {
             if line.trim().is_empty() {
                 continue;
             }
-            let value = serde_json::from_str(&line).map_err(|e| {
+            let value: &RawValue = serde_json::from_str(&line).map_err(|e| {
                 CliError::Other(format!("latchd sent a line that is not JSON ({e}): {line}"))
             })?;
             if !each(value)? {

@@ -11,6 +11,7 @@ mod client;
 mod commands;
 mod exit_code;
 mod nats_transport;
+mod ordered_json;
 mod output;
 mod progress;
 mod record_printer;

@@ -5,8 +5,11 @@
 
 use std::io::Write;
 
+use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
+use crate::ordered_json::OrderedJson;
 use crate::output::{Output, cell};
 
 pub struct RecordPrinter {
@@ -50,17 +53,67 @@ impl RecordPrinter {
     /// Fails when stdout is closed (`| head`), so the caller stops reading.
     pub fn print(&mut self, kind: &str, record: &Value) -> std::io::Result<()> {
         match self.output {
+            Output::Table => self.row(kind, record)?,
+            _ => self.write_json(record)?,
+        }
+        self.printed_one()
+    }
+
+    /// Prints one record as `print` does, written straight from it (its
+    /// fields in their order) for JSON and NDJSON: only a table, which
+    /// reads its fields, builds a JSON value of it, and `kind` tells the
+    /// kind from that value. A large answer (who-can, a state) spent
+    /// more time building values than anything else.
+    pub fn print_record<T: Serialize + ?Sized>(
+        &mut self,
+        kind: impl FnOnce(&Value) -> &'static str,
+        record: &T,
+    ) -> std::io::Result<()> {
+        match self.output {
+            Output::Table => {
+                let value = serde_json::to_value(record)?;
+                self.row(kind(&value), &value)?;
+            }
+            _ => self.write_json(record)?,
+        }
+        self.printed_one()
+    }
+
+    /// Prints one record of latchd's NDJSON answer, as `print_record`
+    /// would print the record it is: NDJSON as it came, JSON with its
+    /// keys in the order they came.
+    pub fn print_line(
+        &mut self,
+        kind: impl FnOnce(&Value) -> &'static str,
+        line: &RawValue,
+    ) -> std::io::Result<()> {
+        match self.output {
             Output::Ndjson => {
-                serde_json::to_writer(&mut self.out, record)?;
+                self.out.write_all(line.get().as_bytes())?;
                 self.out.write_all(b"\n")?;
+                self.printed_one()
             }
             Output::Json | Output::Raw => {
-                self.out
-                    .write_all(if self.printed == 0 { b"[\n" } else { b",\n" })?;
-                serde_json::to_writer_pretty(&mut self.out, record)?;
+                let ordered: OrderedJson = serde_json::from_str(line.get())?;
+                self.print_record(kind, &ordered)
             }
-            Output::Table => self.row(kind, record)?,
+            Output::Table => self.print_record(kind, line),
         }
+    }
+
+    fn write_json<T: Serialize + ?Sized>(&mut self, record: &T) -> std::io::Result<()> {
+        if self.output == Output::Ndjson {
+            serde_json::to_writer(&mut self.out, record)?;
+            self.out.write_all(b"\n")
+        } else {
+            self.out
+                .write_all(if self.printed == 0 { b"[\n" } else { b",\n" })?;
+            serde_json::to_writer_pretty(&mut self.out, record)?;
+            Ok(())
+        }
+    }
+
+    fn printed_one(&mut self) -> std::io::Result<()> {
         self.printed += 1;
         // A follower wants each event as it comes; a big answer, throughput.
         if self.printed.is_multiple_of(256) || self.output == Output::Ndjson && self.printed < 256 {
