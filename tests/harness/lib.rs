@@ -187,6 +187,29 @@ impl Latchd {
         env: &[(&str, &str)],
         tls_ca: Option<&Path>,
     ) -> Self {
+        let mut nats = Some(nats);
+        // A port free when picked may be taken before latchd binds it (it
+        // binds once its state is rebuilt), by another test's process: then
+        // this latchd exits, and another port is tried.
+        for attempt in 1.. {
+            let mut latchd = Self::spawn(data_dir, nats.take().expect("the broker"), host, args, env, tls_ca);
+            if latchd.wait_ready() {
+                return latchd;
+            }
+            assert!(attempt < 5, "latchd could not bind a port five times; logs:\n{}", latchd.logs());
+            nats = latchd.nats.take();
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    fn spawn(
+        data_dir: &Path,
+        nats: latch_testkit::NatsServer,
+        host: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+        tls_ca: Option<&Path>,
+    ) -> Self {
         let port = free_port();
         let scheme = if tls_ca.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{host}:{port}");
@@ -222,7 +245,7 @@ impl Latchd {
             .tls_config(tls.build())
             .build()
             .into();
-        let latchd = Self {
+        Self {
             ca_file: tls_ca.map(Path::to_owned),
             child: Some(child),
             nats: Some(nats),
@@ -231,18 +254,30 @@ impl Latchd {
             _temp: None,
             logs,
             agent,
-        };
-        latchd.wait_ready();
-        latchd
+        }
     }
 
-    fn wait_ready(&self) {
+    /// Waits until latchd answers `/readyz` and its own log names its URL
+    /// (another process may hold the port and answer instead: a test
+    /// once talked to another test's latchd). `false` when latchd exited
+    /// because the port was taken.
+    fn wait_ready(&mut self) -> bool {
         let started = Instant::now();
         loop {
             if let Ok(response) = self.agent.get(format!("{}/readyz", self.url)).call()
                 && response.status().as_u16() == 200
+                && self.logs().contains(&self.url)
             {
-                return;
+                return true;
+            }
+            if let Some(child) = self.child.as_mut()
+                && child.try_wait().is_ok_and(|exited| exited.is_some())
+            {
+                // Its last words are read by the capture threads.
+                std::thread::sleep(Duration::from_millis(100));
+                let logs = self.logs();
+                assert!(logs.contains("listening on"), "latchd exited before it was ready; logs:\n{logs}");
+                return false;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(60),
