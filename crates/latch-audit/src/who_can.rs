@@ -71,28 +71,33 @@ pub fn who_can(replayed: &Replayed, permission: &Permission, mut each: impl FnMu
     };
     // As `Principal::allows` decides a request: the token's scopes and its
     // account's role must both cover the permission (the role is known to).
-    let holds = |token: &Token| state.token_is_live(token, at) && token.scopes.covers(permission);
+    let holds = |token: &Token| token.scopes.covers(permission) && state.token_is_live(token, at);
+    // Each granting account with its holding tokens, found once: the
+    // accounts are printed first, each with how many, then the tokens.
+    let mut tokens: Vec<&Token> = Vec::new();
+    let mut accounts: Vec<(&Account, Vec<String>, std::ops::Range<usize>)> = Vec::new();
     for account in state.accounts() {
         let Some(role_grants) = granting(account) else {
             continue;
         };
-        let holding_tokens = state.tokens_of(account.id).filter(|t| holds(t)).count();
+        let first = tokens.len();
+        tokens.extend(state.tokens_of(account.id).filter(|t| holds(t)));
+        accounts.push((account, role_grants, first..tokens.len()));
+    }
+    for (account, role_grants, holding) in &accounts {
         if !each(Holder::Account {
             account_id: account.id.to_string(),
             account_name: account.name.to_string(),
             role: account.role.to_string(),
-            role_grants,
-            holding_tokens,
+            role_grants: role_grants.clone(),
+            holding_tokens: holding.len(),
         }) {
             return;
         }
     }
-    for account in state.accounts() {
-        let Some(role_grants) = granting(account) else {
-            continue;
-        };
-        for token in state.tokens_of(account.id).filter(|t| holds(t)) {
-            if !each(token_holder(account, token, permission, &role_grants)) {
+    for (account, role_grants, holding) in &accounts {
+        for token in &tokens[holding.clone()] {
+            if !each(token_holder(account, token, permission, role_grants)) {
                 return;
             }
         }
