@@ -2,6 +2,7 @@
 //! lifecycle, output formats and exit codes.
 
 use latch_e2e::{Latchd, ok, stderr, stdout};
+use serde_json::json;
 
 #[test]
 fn the_lifecycle_through_the_cli() {
@@ -360,4 +361,31 @@ fn token_list_without_an_account_looks_across_accounts_over_http_and_nats() {
     let bad = latchd.latch(Some(&admin), &["token", "list", "--expiring-within", "soon"]);
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("expiring_within"), "{}", stderr(&bad));
+}
+
+/// Whoever may issue a token names it, and an auditor later reads that
+/// name in a table: escape sequences in it (clear the screen, retitle the
+/// window, rewrite a line with a carriage return) reach the terminal
+/// written out, never as control characters, in token lists and in the
+/// audit's tables, online and offline. JSON output escapes them anyway.
+#[test]
+fn names_with_escape_sequences_are_shown_written_out_in_tables() {
+    let latchd = Latchd::start();
+    let admin = latchd.admin_token();
+    let created = latchd.post("/v1/accounts", &admin, json!({ "name": "pipeline", "role": "auditor" }));
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let account = created.body["id"].as_str().unwrap().to_owned();
+    let hostile = "ci\u{1b}[2J\u{1b}]0;owned\u{7}\rfine";
+    let issued = latchd.post(&format!("/v1/accounts/{account}/tokens"), &admin, json!({ "name": hostile }));
+    assert_eq!(issued.status, 201, "{:?}", issued.body);
+    let data_dir = latchd.data_dir.to_str().unwrap().to_owned();
+    for (args, token) in [
+        (vec!["token", "list", "pipeline"], Some(admin.as_str())),
+        (vec!["audit", "state"], Some(admin.as_str())),
+        (vec!["audit", "state", "--data-dir", &data_dir], None),
+    ] {
+        let shown = ok(latchd.latch(token, &args));
+        assert!(shown.contains("ci\\u{1b}[2J"), "{args:?}: {shown}");
+        assert!(!shown.chars().any(|c| c.is_control() && c != '\n'), "{args:?}: {shown:?}");
+    }
 }

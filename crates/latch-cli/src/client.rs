@@ -2,10 +2,10 @@
 //! into a `CliError` with the server's detail and an exit code.
 
 use serde_json::Value;
-use serde_json::value::RawValue;
 use std::path::Path;
 
 use crate::exit_code;
+use crate::ordered_json::OrderedJson;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -158,7 +158,7 @@ impl Client {
     pub fn get_lines(
         &self,
         path: &str,
-        mut each: impl FnMut(&RawValue) -> Result<bool, CliError>,
+        mut each: impl FnMut(OrderedJson) -> Result<bool, CliError>,
     ) -> Result<(), CliError> {
         use std::io::BufRead;
         let body = std::io::BufReader::new(self.get_stream(path)?);
@@ -168,7 +168,7 @@ impl Client {
             if line.trim().is_empty() {
                 continue;
             }
-            let value: &RawValue = serde_json::from_str(&line).map_err(|e| {
+            let value: OrderedJson = serde_json::from_str(&line).map_err(|e| {
                 CliError::Other(format!("latchd sent a line that is not JSON ({e}): {line}"))
             })?;
             if !each(value)? {

@@ -1,7 +1,9 @@
 //! `OrderedJson`: a JSON value that keeps each object's keys in the order
 //! they came, where serde_json's `Value` sorts them. latchd's answers are
-//! printed through it, so a record prints the same online as offline
-//! (written straight from the record): its fields in their order.
+//! read into it (parsed whole, as strictly as into a `Value`) and printed
+//! from it, so a record prints the same online as offline (written
+//! straight from the record): its fields in their order. A key given twice
+//! keeps its first place and its last value, as a `Value` keeps the last.
 
 use std::fmt;
 
@@ -93,9 +95,12 @@ impl<'de> Visitor<'de> for OrderedVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedJson, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(entry) = map.next_entry()? {
-            entries.push(entry);
+        let mut entries: Vec<(String, OrderedJson)> = Vec::new();
+        while let Some((key, value)) = map.next_entry::<String, OrderedJson>()? {
+            match entries.iter_mut().find(|(held, _)| *held == key) {
+                Some((_, held)) => *held = value,
+                None => entries.push((key, value)),
+            }
         }
         Ok(OrderedJson::Object(entries))
     }
@@ -116,5 +121,17 @@ mod tests {
             text,
         );
         assert_eq!(serde_json::to_value(&read).unwrap(), value);
+    }
+
+    #[test]
+    fn what_a_value_refuses_it_refuses_and_a_key_given_twice_is_one() {
+        // A lone surrogate, a number out of range, nesting past serde_json's limit.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for text in [r#"{"a":"\ud800"}"#, r#"{"a":1e400}"#, deep.as_str(), "{\"a\":1"] {
+            assert!(serde_json::from_str::<serde_json::Value>(text).is_err(), "{text}");
+            assert!(serde_json::from_str::<OrderedJson>(text).is_err(), "{text}");
+        }
+        let twice: OrderedJson = serde_json::from_str(r#"{"b":1,"a":2,"b":3}"#).unwrap();
+        assert_eq!(serde_json::to_string(&twice).unwrap(), r#"{"b":3,"a":2}"#);
     }
 }

@@ -43,13 +43,28 @@ pub fn cell(value: &Value, field: &str) -> String {
     }
     match current {
         Value::Null => String::new(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => printable(s).into_owned(),
         Value::Array(items) => items
             .iter()
-            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), |s| printable(s).into_owned()))
             .collect::<Vec<_>>()
             .join(" "),
         other => other.to_string(),
+    }
+}
+
+/// `text` with its control characters written out (`\u{1b}`, `\n`): a
+/// name or reason anyone who may issue a token chooses must not move the
+/// cursor, recolour or rewrite an auditor's terminal. JSON output escapes
+/// them already.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
     }
 }
 
@@ -89,5 +104,24 @@ pub fn print_table(rows: &[&Value], columns: &[Column]) {
     line(columns.iter().map(|(h, _)| (*h).to_owned()).collect());
     for row in cells {
         line(row);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_cell_shows_control_characters_written_out() {
+        let row = serde_json::json!({
+            "name": "deploy\u{1b}[2J\u{1b}]0;owned\u{7}",
+            "scopes": ["a:b\r", "c:d"],
+            "plain": "ci-deploy ✓",
+        });
+        let name = cell(&row, "name");
+        assert!(!name.chars().any(char::is_control), "{name:?}");
+        assert_eq!(name, "deploy\\u{1b}[2J\\u{1b}]0;owned\\u{7}");
+        assert_eq!(cell(&row, "scopes"), "a:b\\r c:d");
+        assert_eq!(cell(&row, "plain"), "ci-deploy ✓");
     }
 }

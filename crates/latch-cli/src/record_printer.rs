@@ -7,10 +7,8 @@ use std::io::Write;
 
 use serde::Serialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
-use crate::ordered_json::OrderedJson;
-use crate::output::{Output, cell};
+use crate::output::{Output, cell, printable};
 
 pub struct RecordPrinter {
     output: Output,
@@ -79,28 +77,6 @@ impl RecordPrinter {
         self.printed_one()
     }
 
-    /// Prints one record of latchd's NDJSON answer, as `print_record`
-    /// would print the record it is: NDJSON as it came, JSON with its
-    /// keys in the order they came.
-    pub fn print_line(
-        &mut self,
-        kind: impl FnOnce(&Value) -> &'static str,
-        line: &RawValue,
-    ) -> std::io::Result<()> {
-        match self.output {
-            Output::Ndjson => {
-                self.out.write_all(line.get().as_bytes())?;
-                self.out.write_all(b"\n")?;
-                self.printed_one()
-            }
-            Output::Json | Output::Raw => {
-                let ordered: OrderedJson = serde_json::from_str(line.get())?;
-                self.print_record(kind, &ordered)
-            }
-            Output::Table => self.print_record(kind, line),
-        }
-    }
-
     fn write_json<T: Serialize + ?Sized>(&mut self, record: &T) -> std::io::Result<()> {
         if self.output == Output::Ndjson {
             serde_json::to_writer(&mut self.out, record)?;
@@ -142,7 +118,7 @@ impl RecordPrinter {
                 if self.section.take().is_some() {
                     writeln!(self.out)?;
                 }
-                writeln!(self.out, "{}", show(record))
+                writeln!(self.out, "{}", printable(&show(record)))
             }
             Layout::Row { section, columns } => {
                 if self.section != Some(section) {
@@ -168,7 +144,7 @@ fn line(out: &mut impl Write, columns: &[Column], cells: Vec<String>) -> std::io
     let padded: Vec<String> = cells
         .iter()
         .zip(columns)
-        .map(|(text, column)| format!("{text:<width$}", width = column.width))
+        .map(|(text, column)| format!("{:<width$}", printable(text), width = column.width))
         .collect();
     writeln!(out, "{}", padded.join("  ").trim_end())
 }

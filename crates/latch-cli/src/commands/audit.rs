@@ -258,7 +258,7 @@ fn token(client: &Client, out: Output, id: &str, source: Source) -> Result<(), C
             let progress = Progress::waiting("latchd is reading the log");
             client.get_lines(&format!("/v1/audit/tokens/{token_id}"), |entry| {
                 progress.done();
-                Ok(print_line(&mut printer, kind, &entry))
+                Ok(print(&mut printer, kind, &entry))
             })?;
         }
     }
@@ -303,7 +303,7 @@ fn state(
             };
             client.get_lines(&path, |entry| {
                 progress.done();
-                Ok(print_line(&mut printer, kind, &entry))
+                Ok(print(&mut printer, kind, &entry))
             })?;
         }
     }
@@ -340,7 +340,7 @@ fn who_can(
             };
             client.get_lines(&path, |entry| {
                 progress.done();
-                Ok(print_line(&mut printer, kind, &entry))
+                Ok(print(&mut printer, kind, &entry))
             })?;
         }
     }
@@ -375,15 +375,6 @@ fn print(
     entry: &impl serde::Serialize,
 ) -> bool {
     printer.print_record(kind, entry).is_ok()
-}
-
-/// Prints a line of latchd's answer as `print` prints the record offline.
-fn print_line(
-    printer: &mut RecordPrinter,
-    kind: impl Fn(&Value) -> &'static str,
-    line: &serde_json::value::RawValue,
-) -> bool {
-    printer.print_line(kind, line).is_ok()
 }
 
 pub(crate) fn finish(printer: RecordPrinter) -> Result<(), CliError> {
