@@ -187,32 +187,10 @@ impl Latchd {
         env: &[(&str, &str)],
         tls_ca: Option<&Path>,
     ) -> Self {
-        let mut nats = Some(nats);
-        // A port free when picked may be taken before latchd binds it (it
-        // binds once its state is rebuilt), by another test's process: then
-        // this latchd exits, and another port is tried.
-        for attempt in 1.. {
-            let mut latchd = Self::spawn(data_dir, nats.take().expect("the broker"), host, args, env, tls_ca);
-            if latchd.wait_ready() {
-                return latchd;
-            }
-            assert!(attempt < 5, "latchd could not bind a port five times; logs:\n{}", latchd.logs());
-            nats = latchd.nats.take();
-        }
-        unreachable!("the loop returns or panics")
-    }
-
-    fn spawn(
-        data_dir: &Path,
-        nats: latch_testkit::NatsServer,
-        host: &str,
-        args: &[String],
-        env: &[(&str, &str)],
-        tls_ca: Option<&Path>,
-    ) -> Self {
-        let port = free_port();
+        // latchd picks its own port (`:0`) and names it when ready: a port
+        // picked free here could be taken before latchd binds it (once its
+        // state is rebuilt), and another test's latchd would answer for it.
         let scheme = if tls_ca.is_some() { "https" } else { "http" };
-        let url = format!("{scheme}://{host}:{port}");
         let mut command = Command::new(binary("latchd"));
         command.args(args);
         for (name, value) in env {
@@ -222,7 +200,7 @@ impl Latchd {
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")
-            .arg(format!("{host}:{port}"))
+            .arg(format!("{host}:0"))
             .env("LATCH_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -245,44 +223,54 @@ impl Latchd {
             .tls_config(tls.build())
             .build()
             .into();
-        Self {
+        let mut latchd = Self {
             ca_file: tls_ca.map(Path::to_owned),
             child: Some(child),
             nats: Some(nats),
-            url,
+            url: String::new(),
             data_dir: data_dir.to_owned(),
             _temp: None,
             logs,
             agent,
-        }
+        };
+        latchd.url = latchd.wait_ready(&format!("{scheme}://{host}:"));
+        latchd
     }
 
-    /// Waits until latchd answers `/readyz` and its own log names its URL
-    /// (another process may hold the port and answer instead: a test
-    /// once talked to another test's latchd). `false` when latchd exited
-    /// because the port was taken.
-    fn wait_ready(&mut self) -> bool {
+    /// Waits for latchd's "latchd ready" line and returns the URL it names
+    /// (`<prefix><port>`), once `/readyz` there answers 200.
+    fn wait_ready(&mut self, prefix: &str) -> String {
         let started = Instant::now();
         loop {
-            if let Ok(response) = self.agent.get(format!("{}/readyz", self.url)).call()
+            let logs = self.logs();
+            let named = logs
+                .lines()
+                .filter(|line| line.contains("latchd ready"))
+                .find_map(|line| {
+                    let port: String = line
+                        .split_once(prefix)?
+                        .1
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    (!port.is_empty()).then(|| format!("{prefix}{port}"))
+                });
+            if let Some(url) = named
+                && let Ok(response) = self.agent.get(format!("{url}/readyz")).call()
                 && response.status().as_u16() == 200
-                && self.logs().contains(&self.url)
             {
-                return true;
+                return url;
             }
             if let Some(child) = self.child.as_mut()
                 && child.try_wait().is_ok_and(|exited| exited.is_some())
             {
-                // Its last words are read by the capture threads.
-                std::thread::sleep(Duration::from_millis(100));
-                let logs = self.logs();
-                assert!(logs.contains("listening on"), "latchd exited before it was ready; logs:\n{logs}");
-                return false;
+                // Its last words are still being read.
+                std::thread::sleep(Duration::from_millis(500));
+                panic!("latchd exited before it was ready; logs:\n{}", self.logs());
             }
             assert!(
                 started.elapsed() < Duration::from_secs(60),
-                "latchd did not become ready; logs:\n{}",
-                self.logs()
+                "latchd did not become ready; logs:\n{logs}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
