@@ -14,9 +14,10 @@ use serde::ser::{Serialize, Serializer};
 use crate::account::{Account, AccountName};
 use crate::id::AccountId;
 
-/// The most accounts reserved before any is read (16M): a checkpoint is
-/// latchd's own file, its lengths trusted up to a bound.
-const MOST_RESERVED: usize = 1 << 24;
+/// The most accounts reserved before any is read (4M, about 1 GB of
+/// tables): a checkpoint is latchd's own file, its lengths trusted up to a
+/// bound; past it the tables grow as they are filled.
+const MOST_RESERVED: usize = 1 << 22;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct AccountTable {

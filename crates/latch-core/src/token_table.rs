@@ -95,12 +95,14 @@ impl TokenTable {
         if self.chunks.last().is_none_or(|chunk| chunk.len() == CHUNK) {
             self.chunks.push(Vec::new());
         }
+        // A child of a token issued before it only (`decide` exchanges only
+        // from a live token): the links never make a cycle to walk forever.
+        if let Some(parent) = token.parent.filter(|parent| self.by_id.contains_key(parent)) {
+            self.children.entry(parent).or_default().push(token.id);
+        }
         self.by_digest.insert(token.digest, slot);
         self.by_id.insert(token.id, slot);
         index_account(&mut self.by_account, &self.chunks, &token, slot);
-        if let Some(parent) = token.parent {
-            self.children.entry(parent).or_default().push(token.id);
-        }
         if let Some(chunk) = self.chunks.last_mut() {
             chunk.push(token);
         }
@@ -150,23 +152,26 @@ impl TokenTable {
             let mut by_account = HashMap::new();
             let mut children: HashMap<TokenId, Vec<TokenId>> = HashMap::new();
             for (slot, token) in tokens() {
+                // As `insert`: a child of a token issued before it only.
+                if let Some(parent) = token.parent.filter(|parent| by_id.contains_key(parent)) {
+                    children.entry(parent).or_default().push(token.id);
+                }
                 if by_id.insert(token.id, slot).is_some() {
                     return Err("a token table with two tokens of one id");
                 }
                 index_account(&mut by_account, &chunks, token, slot);
-                if let Some(parent) = token.parent {
-                    children.entry(parent).or_default().push(token.id);
-                }
             }
             Ok((by_id, by_account, children))
         };
         let (by_digest, others) = if chunks.len() > 1 {
             thread::scope(|scope| {
-                let by_digest = scope.spawn(digest_index);
+                let by_digest = thread::Builder::new().spawn_scoped(scope, digest_index);
                 let others = other_indexes();
-                let by_digest = by_digest
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                let by_digest = match by_digest {
+                    Ok(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    // No thread to be had (a process limit): this one builds it.
+                    Err(_) => digest_index(),
+                };
                 (by_digest, others)
             })
         } else {
@@ -346,20 +351,23 @@ fn on_all_cores<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) ->
         return items.iter().map(work).collect();
     }
     let work = &work;
+    let share = move |first: usize| -> Vec<(usize, R)> {
+        (first..items.len())
+            .step_by(threads)
+            .map(|at| (at, work(&items[at])))
+            .collect()
+    };
     let mut done: Vec<(usize, R)> = thread::scope(|scope| {
         let running: Vec<_> = (0..threads)
-            .map(|first| {
-                scope.spawn(move || {
-                    (first..items.len())
-                        .step_by(threads)
-                        .map(|at| (at, work(&items[at])))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|first| (first, thread::Builder::new().spawn_scoped(scope, move || share(first))))
             .collect();
         running
             .into_iter()
-            .flat_map(|thread| thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .flat_map(|(first, spawned)| match spawned {
+                Ok(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                // No thread to be had (a process limit): this one does its share.
+                Err(_) => share(first),
+            })
             .collect()
     });
     done.sort_unstable_by_key(|(at, _)| *at);
@@ -449,6 +457,24 @@ mod tests {
         assert!(table.get(id(99)).is_none());
         table.get_mut(id(10)).unwrap().version = 7;
         assert_eq!(table.get(id(10)).unwrap().version, 7);
+    }
+
+    #[test]
+    fn a_parent_is_linked_only_when_issued_before_its_child() {
+        // Its own parent, and the parent of a token issued before it: no
+        // link either way (read back too), so no walk of descendants loops.
+        let mut table = TokenTable::default();
+        table.insert(token(1, 1, Some(1)));
+        table.insert(token(2, 1, Some(3)));
+        table.insert(token(3, 1, Some(2)));
+        table.insert(token(4, 1, Some(3)));
+        assert!(table.children_of(id(1)).is_empty());
+        assert_eq!(table.children_of(id(2)), [id(3)]);
+        assert_eq!(table.children_of(id(3)), [id(4)]);
+        let read: TokenTable = postcard::from_bytes(&postcard::to_stdvec(&table).unwrap()).unwrap();
+        for n in 1..=4 {
+            assert_eq!(read.children_of(id(n)), table.children_of(id(n)));
+        }
     }
 
     #[test]
