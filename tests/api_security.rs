@@ -437,6 +437,10 @@ fn no_secret_appears_in_latchds_logs() {
         logs.contains("admin.token"),
         "bootstrap says where the token is:\n{logs}"
     );
+    assert!(
+        !logs.contains('\u{1b}'),
+        "a log that is not a terminal carries no escape codes:\n{logs}"
+    );
     for secret in &secrets {
         assert!(
             !logs.contains(secret.as_str()),

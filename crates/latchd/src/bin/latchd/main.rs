@@ -56,8 +56,11 @@ fn main() -> anyhow::Result<()> {
 fn init_tracing(json: bool) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("LATCH_LOG").unwrap_or_else(|_| "info".into());
+    // Colours only for a person at a terminal: a log file or shipper would
+    // get escape codes in every field.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
