@@ -58,14 +58,18 @@ pub fn cell(value: &Value, field: &str) -> String {
 /// cursor, recolour or rewrite an auditor's terminal. JSON output escapes
 /// them already.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
-            .collect::<String>()
-            .into()
-    } else {
-        text.into()
+    if !text.chars().any(char::is_control) {
+        return text.into();
     }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown.into()
 }
 
 /// Rows without a heading, for output that continues a table (`--follow`).

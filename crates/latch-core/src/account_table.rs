@@ -52,11 +52,17 @@ impl AccountTable {
     /// them and the second is skipped, as `evolve` skips what it cannot
     /// apply.
     pub(crate) fn insert(&mut self, account: Account) {
+        self.add(account);
+    }
+
+    /// Adds `account` unless its id or name is taken; whether it did.
+    fn add(&mut self, account: Account) -> bool {
         if self.by_id.contains_key(&account.id) || self.by_name.contains_key(&account.name) {
-            return;
+            return false;
         }
         self.by_name.insert(account.name.clone(), account.id);
         self.by_id.insert(account.id, account);
+        true
     }
 }
 
@@ -81,8 +87,7 @@ impl<'de> Deserialize<'de> for AccountTable {
                     by_name: HashMap::with_capacity(reserved),
                 };
                 while let Some(account) = seq.next_element::<Account>()? {
-                    let (id, name) = (account.id, account.name.clone());
-                    if table.by_id.insert(id, account).is_some() || table.by_name.insert(name, id).is_some() {
+                    if !table.add(account) {
                         return Err(de::Error::custom("two accounts with one id or one name"));
                     }
                 }

@@ -168,7 +168,8 @@ impl<'de> Visitor<'de> for Members {
         Ok(match self.parsed {
             Some(parsed) => parsed.into_iter().collect(),
             None if self.matched == self.like.len() => PermissionSet(self.like),
-            None => self.like[..self.matched].iter().cloned().collect(),
+            // A prefix of a set in normal form is in normal form.
+            None => PermissionSet(self.like[..self.matched].into()),
         })
     }
 }

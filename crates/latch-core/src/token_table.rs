@@ -14,6 +14,7 @@
 //! so that a reader decodes the chunks on all its cores at once: the
 //! checkpoint every investigation starts from is mostly tokens.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::thread;
@@ -34,7 +35,6 @@ const CHUNK: usize = if cfg!(test) { 64 } else { 1 << 16 };
 pub(crate) struct TokenTable {
     /// Full chunks of `CHUNK` tokens, then the one being filled.
     chunks: Vec<Vec<Token>>,
-    len: u32,
     by_digest: HashMap<TokenDigest, u32>,
     by_id: HashMap<TokenId, u32>,
     /// Each account's tokens, in id order.
@@ -45,11 +45,11 @@ pub(crate) struct TokenTable {
 
 impl TokenTable {
     pub(crate) fn len(&self) -> usize {
-        self.len as usize
+        self.by_id.len()
     }
 
     pub(crate) fn get(&self, id: TokenId) -> Option<&Token> {
-        self.by_id.get(&id).map(|&slot| self.at(slot))
+        self.by_id.get(&id).map(|&slot| token_at(&self.chunks, slot))
     }
 
     pub(crate) fn get_mut(&mut self, id: TokenId) -> Option<&mut Token> {
@@ -58,7 +58,7 @@ impl TokenTable {
     }
 
     pub(crate) fn by_digest(&self, digest: &TokenDigest) -> Option<&Token> {
-        self.by_digest.get(digest).map(|&slot| self.at(slot))
+        self.by_digest.get(digest).map(|&slot| token_at(&self.chunks, slot))
     }
 
     /// An account's tokens, in id order.
@@ -67,7 +67,7 @@ impl TokenTable {
             .get(&account)
             .into_iter()
             .flatten()
-            .map(|&slot| self.at(slot))
+            .map(|&slot| token_at(&self.chunks, slot))
     }
 
     /// The tokens exchanged from `id`, in issue order.
@@ -88,10 +88,9 @@ impl TokenTable {
         if self.by_id.contains_key(&token.id) || self.by_digest.contains_key(&token.digest) {
             return;
         }
-        let slot = self.len;
-        if slot == u32::MAX {
+        let Ok(slot) = u32::try_from(self.len()) else {
             return;
-        }
+        };
         if self.chunks.last().is_none_or(|chunk| chunk.len() == CHUNK) {
             self.chunks.push(Vec::new());
         }
@@ -106,11 +105,6 @@ impl TokenTable {
         if let Some(chunk) = self.chunks.last_mut() {
             chunk.push(token);
         }
-        self.len += 1;
-    }
-
-    fn at(&self, slot: u32) -> &Token {
-        &self.chunks[slot as usize / CHUNK][slot as usize % CHUNK]
     }
 
     /// A table of the tokens in issue order (a human-readable input).
@@ -180,7 +174,6 @@ impl TokenTable {
         let (by_digest, (by_id, by_account, children)) = (by_digest?, others?);
         Ok(Self {
             chunks,
-            len,
             by_digest,
             by_id,
             by_account,
@@ -198,15 +191,19 @@ fn index_account(
     slot: u32,
 ) {
     let slots = by_account.entry(token.account_id).or_default();
-    let id_at = |slot: u32| chunks[slot as usize / CHUNK][slot as usize % CHUNK].id;
-    let at = slots.partition_point(|&held| id_at(held) < token.id);
+    let at = slots.partition_point(|&held| token_at(chunks, held).id < token.id);
     slots.insert(at, slot);
+}
+
+/// The token at `slot`.
+fn token_at(chunks: &[Vec<Token>], slot: u32) -> &Token {
+    &chunks[slot as usize / CHUNK][slot as usize % CHUNK]
 }
 
 impl PartialEq for TokenTable {
     /// The same tokens in the same order: the lookups follow from them.
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().eq(other.iter())
+        self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
 
@@ -246,9 +243,9 @@ impl<'de> Deserialize<'de> for TokenTable {
             let tokens = Vec::<Token>::deserialize(deserializer)?;
             return TokenTable::from_tokens(tokens).map_err(de::Error::custom);
         }
-        let encoded = deserializer.deserialize_seq(EncodedChunks)?;
+        let encoded = Vec::<EncodedChunk<'de>>::deserialize(deserializer)?;
         let chunks = on_all_cores(&encoded, |bytes: &EncodedChunk<'de>| {
-            postcard::from_bytes::<Chunk>(bytes.as_slice()).map(|chunk| chunk.0)
+            postcard::from_bytes::<Chunk>(&bytes.0).map(|chunk| chunk.0)
         })
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
@@ -257,42 +254,11 @@ impl<'de> Deserialize<'de> for TokenTable {
     }
 }
 
-/// The chunks' bytes as the input holds them: borrowed where it can.
-struct EncodedChunks;
+/// A chunk's bytes as the input holds them: borrowed where it can
+/// (serde's own `Cow` always copies).
+struct EncodedChunk<'de>(Cow<'de, [u8]>);
 
-enum EncodedChunk<'de> {
-    Borrowed(&'de [u8]),
-    Owned(Vec<u8>),
-}
-
-impl EncodedChunk<'_> {
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            EncodedChunk::Borrowed(bytes) => bytes,
-            EncodedChunk::Owned(bytes) => bytes,
-        }
-    }
-}
-
-impl<'de> Visitor<'de> for EncodedChunks {
-    type Value = Vec<EncodedChunk<'de>>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a sequence of encoded token chunks")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut chunks = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
-        while let Some(chunk) = seq.next_element::<EncodedChunkSeed<'de>>()? {
-            chunks.push(chunk.0);
-        }
-        Ok(chunks)
-    }
-}
-
-struct EncodedChunkSeed<'de>(EncodedChunk<'de>);
-
-impl<'de> Deserialize<'de> for EncodedChunkSeed<'de> {
+impl<'de> Deserialize<'de> for EncodedChunk<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct BytesVisitor;
         impl<'de> Visitor<'de> for BytesVisitor {
@@ -301,16 +267,16 @@ impl<'de> Deserialize<'de> for EncodedChunkSeed<'de> {
                 formatter.write_str("the bytes of a token chunk")
             }
             fn visit_borrowed_bytes<E: de::Error>(self, bytes: &'de [u8]) -> Result<Self::Value, E> {
-                Ok(EncodedChunk::Borrowed(bytes))
+                Ok(EncodedChunk(Cow::Borrowed(bytes)))
             }
             fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
-                Ok(EncodedChunk::Owned(bytes.to_vec()))
+                Ok(EncodedChunk(Cow::Owned(bytes.to_vec())))
             }
             fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Self::Value, E> {
-                Ok(EncodedChunk::Owned(bytes))
+                Ok(EncodedChunk(Cow::Owned(bytes)))
             }
         }
-        deserializer.deserialize_bytes(BytesVisitor).map(EncodedChunkSeed)
+        deserializer.deserialize_bytes(BytesVisitor)
     }
 }
 
@@ -341,8 +307,9 @@ impl<'de> Deserialize<'de> for Chunk {
     }
 }
 
-/// `work` applied to each item, on as many threads as there are cores
-/// (and items); the results in the items' order.
+/// `work` applied to each item, the items split into as many contiguous
+/// parts as there are cores, each part on a thread of its own (or on this
+/// one when none can be had); the results in the items' order.
 fn on_all_cores<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = thread::available_parallelism()
         .map_or(1, usize::from)
@@ -351,27 +318,21 @@ fn on_all_cores<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) ->
         return items.iter().map(work).collect();
     }
     let work = &work;
-    let share = move |first: usize| -> Vec<(usize, R)> {
-        (first..items.len())
-            .step_by(threads)
-            .map(|at| (at, work(&items[at])))
-            .collect()
-    };
-    let mut done: Vec<(usize, R)> = thread::scope(|scope| {
-        let running: Vec<_> = (0..threads)
-            .map(|first| (first, thread::Builder::new().spawn_scoped(scope, move || share(first))))
+    let part_of = move |part: &[T]| part.iter().map(work).collect::<Vec<R>>();
+    thread::scope(|scope| {
+        let running: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|part| (part, thread::Builder::new().spawn_scoped(scope, move || part_of(part))))
             .collect();
         running
             .into_iter()
-            .flat_map(|(first, spawned)| match spawned {
+            .flat_map(|(part, spawned)| match spawned {
                 Ok(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                // No thread to be had (a process limit): this one does its share.
-                Err(_) => share(first),
+                // No thread to be had (a process limit): this one does its part.
+                Err(_) => part_of(part),
             })
             .collect()
-    });
-    done.sort_unstable_by_key(|(at, _)| *at);
-    done.into_iter().map(|(_, result)| result).collect()
+    })
 }
 
 #[cfg(test)]
