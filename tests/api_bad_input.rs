@@ -131,6 +131,20 @@ fn bad_input_is_a_clear_problem_and_appends_nothing() {
         ),
         (
             "GET",
+            "/v1/audit?token=not-a-token".into(),
+            Vec::new(),
+            400,
+            "token: not an id",
+        ),
+        (
+            "GET",
+            "/v1/audit?account=existing".into(),
+            Vec::new(),
+            400,
+            "account: not an id",
+        ),
+        (
+            "GET",
             "/v1/accounts/not-a-uuid".into(),
             Vec::new(),
             404,

@@ -6,6 +6,8 @@
 use chrono::{DateTime, Utc};
 use latch_core::{AccountId, TokenId};
 use latch_store::{EventStore, StoreError};
+
+use crate::activity_indexer::{ActivityOf, ActivityRecordIndexer};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -77,5 +79,31 @@ impl ActivityRecord {
                 Err(_) => true,
             },
         )
+    }
+
+    /// The records about `of` after the one with id `after` (or from the
+    /// first), oldest first, for as long as `keep` says: from the activity
+    /// index while it is whole (a few reads for a token among millions of
+    /// records), otherwise from a scan of every record. The same records
+    /// either way.
+    pub fn scan_of(
+        store: &EventStore,
+        of: ActivityOf,
+        after: Option<uuid::Uuid>,
+        mut keep: impl FnMut(ActivityRecord) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut about = |record: ActivityRecord| match of.matches(record.account_id, record.token_id) {
+            true => keep(record),
+            false => true,
+        };
+        if !store.activity_index_is_complete(ActivityRecordIndexer::VERSION)? {
+            return Self::scan(store, after, about);
+        }
+        store.scan_activity_by(&of.key(), after.map(|id| *id.as_bytes()), |_, bytes| {
+            match serde_json::from_slice::<ActivityRecord>(bytes) {
+                Ok(record) => about(record),
+                Err(_) => true,
+            }
+        })
     }
 }

@@ -8,7 +8,9 @@
 //! - `TokenStory`: one token's events and uses, in time order.
 //! - `LogIndexer` / `LogIndex`: the keys latchd indexes every event under
 //!   (token, account, actor, time), so a token's story or an account's
-//!   events read only their own events.
+//!   events read only their own events; `ActivityRecordIndexer` /
+//!   `ActivityOf`: the same for API activity records (by account and
+//!   token), so a token's uses are read without scanning every request.
 //! - The views (`views/`: `AccountView`, `TokenView`, `ActorView`; and
 //!   `AuditEvent`) and
 //!   the records latchd keeps beside the log (`ActivityRecord`,
@@ -19,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod account_names;
+mod activity_indexer;
 mod activity_record;
 mod audit_error;
 mod audit_event;
@@ -37,6 +40,7 @@ mod views;
 mod who_can;
 
 pub use account_names::AccountNames;
+pub use activity_indexer::{ActivityOf, ActivityRecordIndexer};
 pub use activity_record::ActivityRecord;
 pub use audit_error::AuditError;
 pub use audit_event::{AuditEvent, NameOf};

@@ -15,6 +15,7 @@ use latch_store::EventStore;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::activity_indexer::ActivityOf;
 use crate::activity_record::ActivityRecord;
 use crate::views::ActorView;
 use crate::audit_error::AuditError;
@@ -227,10 +228,7 @@ impl TokenStory {
         }
         let mut events = self.events.into_iter().peekable();
         let mut stopped = false;
-        ActivityRecord::scan(store, None, |record| {
-            if record.token_id != Some(self.token_id) {
-                return true;
-            }
+        ActivityRecord::scan_of(store, ActivityOf::Token(self.token_id), None, |record| {
             let used = StoryEntry::of_activity(record);
             while let Some(event) = events.next_if(|e| e.at() <= used.at()) {
                 if !each(event) {

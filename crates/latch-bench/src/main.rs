@@ -108,6 +108,10 @@ enum Scenario {
         /// first event, as before checkpoints were kept).
         #[arg(long, default_value_t = 100_000)]
         checkpoint_every: u64,
+        /// API activity records written beside the log (as latchd writes
+        /// one for every request); one in 50,000 is the story token's.
+        #[arg(long, default_value_t = 1_000_000)]
+        activity: u64,
         /// Keep the data directory (and print where it is) to run `latch
         /// audit` against it by hand.
         #[arg(long)]
@@ -352,8 +356,9 @@ fn main() -> anyhow::Result<()> {
         Scenario::Audit {
             events,
             checkpoint_every,
+            activity,
             keep,
-        } => runtime.block_on(audit::run(&base, events, checkpoint_every, keep))?,
+        } => runtime.block_on(audit::run(&base, events, checkpoint_every, activity, keep))?,
         Scenario::Checkpoint { data_dir, rounds } => checkpoint::run(&data_dir, rounds)?,
         Scenario::HttpIssue {
             concurrency,

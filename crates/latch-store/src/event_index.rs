@@ -49,7 +49,7 @@ impl IndexKey {
     }
 
     /// The prefix every entry of this key starts with.
-    fn prefix(&self) -> Vec<u8> {
+    pub(crate) fn prefix(&self) -> Vec<u8> {
         let mut prefix = Vec::with_capacity(2 + self.key.len() + 8);
         prefix.push(self.index);
         prefix.push(self.key.len() as u8);

@@ -67,6 +67,7 @@ fn checkpoint_key(position: Position) -> Vec<u8> {
 /// written before kept the key itself, which lookups still find.
 const IDEMPOTENCY_DIGEST_PREFIX: &str = "sha256:";
 // Older logs kept activity and usage here; new records go to `SideRecords`.
+use crate::activity_index::{self, ActivityIndexer};
 use crate::side_records::{CF_ACTIVITY, CF_USAGE, CF_WEBHOOKS, SideRecords};
 const COLUMN_FAMILIES: [&str; 9] = [
     CF_EVENTS,
@@ -117,6 +118,9 @@ pub struct EventStore {
     notify: watch::Sender<Position>,
     /// Derives index keys; once set, every append indexes its events.
     indexer: OnceLock<Arc<dyn EventIndexer>>,
+    /// Derives activity records' index keys; once set, every activity
+    /// record is written with its entries.
+    activity_indexer: OnceLock<Arc<dyn ActivityIndexer>>,
     /// The format new records are written in (`RecordFormat::Binary`
     /// unless set); both are read.
     writes_json: AtomicBool,
@@ -306,6 +310,7 @@ impl EventStore {
             log_id: Mutex::new(log_id),
             notify,
             indexer: OnceLock::new(),
+            activity_indexer: OnceLock::new(),
             writes_json: AtomicBool::new(false),
         })
     }
@@ -1577,8 +1582,64 @@ impl EventStore {
     /// records' WAL but not fsync'd: it survives a crash of latchd, not
     /// necessarily power loss; a per-request fsync would cap reads at disk
     /// speed.
+    /// With an activity indexer installed (`index_activity_with`), its
+    /// entries go in the record's own batch.
     pub fn put_activity(&self, id: [u8; 16], record: &[u8]) -> Result<(), StoreError> {
-        self.writable_records()?.put(CF_ACTIVITY, &id, record)
+        let indexer = self.activity_indexer.get().map(|i| i.as_ref());
+        activity_index::put(self.writable_records()?, indexer, id, record)
+    }
+
+    /// Installs the indexer of activity records: from now on every record
+    /// is written with its entries. An index that is not whole, or of
+    /// another version, is rebuilt first from every record. Returns how
+    /// many records that read (0 when the index was whole, the store is
+    /// read-only, or an indexer is installed already).
+    pub fn index_activity_with(&self, indexer: Arc<dyn ActivityIndexer>) -> Result<u64, StoreError> {
+        let Some(side) = self.records.as_ref().filter(|_| !self.read_only) else {
+            return Ok(0);
+        };
+        if self.activity_indexer.get().is_some() {
+            return Ok(0);
+        }
+        if activity_index::is_complete(Some(side), indexer.version())? {
+            let _ = self.activity_indexer.set(indexer);
+            return Ok(0);
+        }
+        // Cleared before the indexer is installed, filled after: a record
+        // written meanwhile keeps the entries its own batch wrote.
+        activity_index::clear(side)?;
+        let _ = self.activity_indexer.set(indexer.clone());
+        activity_index::fill(&self.db, side, indexer.as_ref())
+    }
+
+    /// Drops the activity index and writes it again from every record
+    /// (`latch audit reindex`). Returns how many records were read.
+    pub fn reindex_activity(&self, indexer: &dyn ActivityIndexer) -> Result<u64, StoreError> {
+        let side = self.writable_records()?;
+        activity_index::clear(side)?;
+        activity_index::fill(&self.db, side, indexer)
+    }
+
+    /// Whether the activity index holds every record, as an indexer of
+    /// `version` derives their keys: only then does `scan_activity_by`
+    /// find all of a key's records.
+    pub fn activity_index_is_complete(&self, version: u32) -> Result<bool, StoreError> {
+        activity_index::is_complete(self.records.as_ref(), version)
+    }
+
+    /// The activity records indexed under `key`, after `after` (or from the
+    /// first), oldest first, for as long as `keep` says. An entry is a
+    /// pointer: check that each record is one `key` is about.
+    pub fn scan_activity_by(
+        &self,
+        key: &IndexKey,
+        after: Option<[u8; 16]>,
+        mut keep: impl FnMut([u8; 16], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        match &self.records {
+            Some(side) => activity_index::scan(&self.db, side, key, after, &mut keep),
+            None => Ok(()),
+        }
     }
 
     /// Writes (or overwrites) one token's usage record. Not fsync'd, like
@@ -1648,6 +1709,10 @@ impl EventStore {
     pub fn delete_activity_before(&self, end: [u8; 16]) -> Result<(), StoreError> {
         if self.read_only {
             return Err(StoreError::ReadOnly);
+        }
+        if let Some(records) = &self.records {
+            let indexer = self.activity_indexer.get().map(|i| i.as_ref());
+            activity_index::delete_entries_before(&self.db, records, indexer, end)?;
         }
         crate::side_records::delete_family_before(&self.db, CF_ACTIVITY, end)?;
         if let Some(records) = &self.records {

@@ -8,6 +8,7 @@
 //! writes and verifies exports that anyone can check without Latch.
 #![forbid(unsafe_code)]
 
+mod activity_index;
 mod append;
 mod chain_hash;
 mod chain_verdict;
@@ -22,6 +23,7 @@ mod side_records;
 mod store_error;
 mod stored_event;
 
+pub use activity_index::ActivityIndexer;
 pub use append::{
     AppendRejected, AppendRequest, Appended, IdempotencyKey, IdempotencyRecord, NewEvent,
 };

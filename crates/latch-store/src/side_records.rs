@@ -10,6 +10,7 @@ use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options};
 
+use crate::activity_index::CF_ACTIVITY_INDEX;
 use crate::store_error::StoreError;
 
 pub(crate) const CF_ACTIVITY: &str = "activity";
@@ -28,7 +29,7 @@ impl SideRecords {
         options.create_missing_column_families(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
         options.set_max_total_wal_size(crate::event_store::MAX_WAL_BYTES);
-        let descriptors = [CF_ACTIVITY, CF_USAGE, CF_WEBHOOKS]
+        let descriptors = [CF_ACTIVITY, CF_USAGE, CF_WEBHOOKS, CF_ACTIVITY_INDEX]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, options.clone()));
         Ok(Self {
@@ -47,6 +48,12 @@ impl SideRecords {
         Ok(Some(Self {
             db: DB::open_cf_for_read_only(&options, path, existing, false)?,
         }))
+    }
+
+    /// The RocksDB itself, for what writes several families in one batch
+    /// (`activity_index`).
+    pub(crate) fn db(&self) -> &DB {
+        &self.db
     }
 
     pub(crate) fn put(&self, family: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {

@@ -2,6 +2,8 @@
 //! (`<log>/records`), so their unsynced writes never queue behind the log's
 //! fsyncs; records an older latchd kept in the log itself stay readable.
 
+use std::sync::Arc;
+
 use latch_store::{EventStore, StoreError};
 
 fn id(n: u8) -> [u8; 16] {
@@ -83,4 +85,107 @@ fn records_go_beside_the_log_and_older_ones_in_the_log_stay_readable() {
     let restored = EventStore::open_read_only(&copy).unwrap();
     assert_eq!(scanned(&restored, None).len(), 3);
     assert_eq!(restored.usage(id(8)).unwrap(), Some(b"new-usage".to_vec()));
+}
+
+/// A record `b"k:<keys>"` is indexed under each of its key bytes (index
+/// `k`); any other record under none.
+struct KeyBytes;
+
+impl latch_store::ActivityIndexer for KeyBytes {
+    fn version(&self) -> u32 {
+        7
+    }
+    fn keys(&self, record: &[u8], keys: &mut Vec<latch_store::IndexKey>) {
+        if let Some(named) = record.strip_prefix(b"k:") {
+            keys.extend(named.iter().map(|b| latch_store::IndexKey::new(b'k', vec![*b])));
+        }
+    }
+}
+
+fn indexed(store: &EventStore, key: u8, after: Option<[u8; 16]>) -> Vec<u8> {
+    let mut seen = Vec::new();
+    store
+        .scan_activity_by(&latch_store::IndexKey::new(b'k', vec![key]), after, |id, _| {
+            seen.push(id[15]);
+            true
+        })
+        .unwrap();
+    seen
+}
+
+/// The entries the side records' activity index holds, read raw.
+fn raw_entries(log: &std::path::Path) -> Vec<Vec<u8>> {
+    let path = log.join("records");
+    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), &path).unwrap();
+    let db = rocksdb::DB::open_cf_for_read_only(&rocksdb::Options::default(), &path, names, false)
+        .unwrap();
+    let index = db.cf_handle("activity_index").unwrap();
+    db.iterator_cf(index, rocksdb::IteratorMode::Start)
+        .map(|item| item.unwrap().0.into_vec())
+        .collect()
+}
+
+#[test]
+fn the_activity_index_finds_a_keys_records_and_follows_every_write_and_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    // An older latchd's records, in the log's own family.
+    drop(EventStore::open(&log).unwrap());
+    {
+        let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), &log).unwrap();
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &log, names).unwrap();
+        db.put_cf(db.cf_handle("activity").unwrap(), id(1), b"k:ab")
+            .unwrap();
+    }
+    let store = EventStore::open(&log).unwrap();
+    // Written before any indexer: the index is not whole, so not trusted.
+    store.put_activity(id(2), b"k:a").unwrap();
+    store.put_activity(id(3), b"unkeyed").unwrap();
+    assert!(!store.activity_index_is_complete(7).unwrap());
+
+    // Installing the indexer indexes what is there, both places.
+    assert_eq!(store.index_activity_with(Arc::new(KeyBytes)).unwrap(), 3);
+    assert!(store.activity_index_is_complete(7).unwrap());
+    assert!(!store.activity_index_is_complete(8).unwrap(), "another version's index");
+    assert_eq!(store.index_activity_with(Arc::new(KeyBytes)).unwrap(), 0);
+    assert_eq!(indexed(&store, b'a', None), [1, 2]);
+    assert_eq!(indexed(&store, b'b', None), [1]);
+
+    // New records are indexed in their own batch; `after` pages.
+    store.put_activity(id(4), b"k:b").unwrap();
+    store.put_activity(id(5), b"k:ab").unwrap();
+    assert_eq!(indexed(&store, b'a', None), [1, 2, 5]);
+    assert_eq!(indexed(&store, b'a', Some(id(2))), [5]);
+    assert_eq!(indexed(&store, b'b', Some(id(1))), [4, 5]);
+    assert_eq!(indexed(&store, b'a', Some([0xFF; 16])), Vec::<u8>::new());
+    assert_eq!(indexed(&store, b'z', None), Vec::<u8>::new());
+
+    // Deleting records deletes their entries (a record's entries leave with it).
+    store.delete_activity_before(id(3)).unwrap();
+    assert_eq!(indexed(&store, b'a', None), [5]);
+    assert_eq!(indexed(&store, b'b', None), [4, 5]);
+    drop(store);
+    let mut expected: Vec<Vec<u8>> = vec![Vec::new()];
+    for (key, record) in [(b'b', 4), (b'a', 5), (b'b', 5)] {
+        let mut entry = vec![b'k', 1, key];
+        entry.extend_from_slice(&id(record));
+        expected.push(entry);
+    }
+    expected.sort();
+    assert_eq!(raw_entries(&log), expected, "no entry of a deleted record is left");
+
+    // Read-only, the index answers as it did.
+    let read_only = EventStore::open_read_only(&log).unwrap();
+    assert!(read_only.activity_index_is_complete(7).unwrap());
+    assert_eq!(indexed(&read_only, b'b', None), [4, 5]);
+    drop(read_only);
+
+    // A store with no indexer installed writes a record: the index is no
+    // longer whole, and says so, until it is rebuilt.
+    let store = EventStore::open(&log).unwrap();
+    store.put_activity(id(6), b"k:a").unwrap();
+    assert!(!store.activity_index_is_complete(7).unwrap());
+    assert_eq!(store.reindex_activity(&KeyBytes).unwrap(), 4, "records 3 to 6");
+    assert!(store.activity_index_is_complete(7).unwrap());
+    assert_eq!(indexed(&store, b'a', None), [5, 6]);
 }

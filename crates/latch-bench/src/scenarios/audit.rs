@@ -11,12 +11,18 @@ use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
 use latch_audit::{Moment, StateScope, TokenStory};
-use latch_core::{EventEnvelope, Permission, Position};
+use latch_core::{AccountId, EventEnvelope, Permission, Position, TokenId};
 use latch_store::EventStore;
 use latchd::{CommandHandler, HandlerConfig, SystemClock};
 use serde_json::json;
 
-pub async fn run(base: &Path, events: u64, checkpoint_every: u64, keep: bool) -> anyhow::Result<()> {
+pub async fn run(
+    base: &Path,
+    events: u64,
+    checkpoint_every: u64,
+    activity: u64,
+    keep: bool,
+) -> anyhow::Result<()> {
     let dir = tempfile::tempdir_in(base)?;
     let log = dir.path().join("log");
     let building = Instant::now();
@@ -116,24 +122,48 @@ pub async fn run(base: &Path, events: u64, checkpoint_every: u64, keep: bool) ->
         serde_json::to_writer(std::io::sink(), &holder).is_ok()
     });
     let who_can_total = started.elapsed();
-    let some_token = replayed
+    let (some_account, some_token) = replayed
         .state
         .accounts()
         .last()
         .and_then(|account| replayed.state.tokens_of(account.id).next())
-        .map(|token| token.id)
+        .map(|token| (token.account_id, token.id))
         .ok_or_else(|| anyhow::anyhow!("no token in the log"))?;
     drop(replayed);
 
-    // One token's story: a whole-log replay plus the activity scan.
-    let started = Instant::now();
-    let story = TokenStory::read(&store, some_token, Utc::now(), &mut |_, _| {})?;
+    // The API activity a busy latchd keeps beside its log, written as
+    // latchd writes it (indexed): one record in 50,000 is a use of the
+    // story's token.
+    drop(store);
+    let activity_written = write_activity(&log, (some_account, some_token), activity)?;
+    let store = EventStore::open_read_only(&log)?;
+
+    // One token's story (from the indexes: its events, then its uses),
+    // five times: the first reads from a store just opened, as the CLI
+    // does; the others find RocksDB's tables open and blocks cached.
+    let mut story_rounds = Vec::new();
     let mut story_entries = 0u64;
-    story.tell(&store, |_| {
-        story_entries += 1;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let story = TokenStory::read(&store, some_token, Utc::now(), &mut |_, _| {})?;
+        story_entries = 0;
+        story.tell(&store, |_| {
+            story_entries += 1;
+            true
+        })?;
+        story_rounds.push(started.elapsed().as_secs_f64());
+    }
+    let story_took = Duration::from_secs_f64(story_rounds[0]);
+
+    // What the story paid for its uses before the activity index: a scan
+    // of every record.
+    let started = Instant::now();
+    let mut story_token_records = 0u64;
+    latch_audit::ActivityRecord::scan(&store, None, |record| {
+        story_token_records += u64::from(record.token_id == Some(some_token));
         true
     })?;
-    let story_took = started.elapsed();
+    let activity_scan_took = started.elapsed();
 
     let started = Instant::now();
     let chain = store.verify_chain()?;
@@ -204,7 +234,14 @@ pub async fn run(base: &Path, events: u64, checkpoint_every: u64, keep: bool) ->
             },
             "token_story": {
                 "seconds": story_took.as_secs_f64(),
+                "seconds_each_round": story_rounds,
                 "entries": story_entries,
+            },
+            "activity": {
+                "records": activity,
+                "write_seconds": activity_written.as_secs_f64(),
+                "story_token_records": story_token_records,
+                "scan_every_record_seconds": activity_scan_took.as_secs_f64(),
             },
             "verify_chain": {
                 "intact": matches!(chain, latch_store::ChainVerdict::Intact { .. }),
@@ -229,6 +266,39 @@ pub async fn run(base: &Path, events: u64, checkpoint_every: u64, keep: bool) ->
         eprintln!("data directory kept: {}", kept.display());
     }
     Ok(())
+}
+
+/// Writes `records` activity records through the store's activity
+/// index, `story` the caller of one in every 50,000; returns how long
+/// that took.
+fn write_activity(log: &Path, story: (AccountId, TokenId), records: u64) -> anyhow::Result<Duration> {
+    let store = EventStore::open(log)?;
+    store.index_activity_with(Arc::new(latch_audit::ActivityRecordIndexer))?;
+    let accounts: Vec<AccountId> = (0..1_000).map(|_| AccountId::new()).collect();
+    let tokens: Vec<TokenId> = (0..10_000).map(|_| TokenId::new()).collect();
+    let started = Instant::now();
+    for n in 0..records {
+        let (account_id, token_id) = match n % 50_000 {
+            25_000 => story,
+            _ => (accounts[n as usize % accounts.len()], tokens[n as usize % tokens.len()]),
+        };
+        latch_audit::ActivityRecord {
+            id: uuid::Uuid::now_v7(),
+            at: Utc::now(),
+            request_id: format!("bench-{n}"),
+            method: "GET".into(),
+            route: "/v1/tokens/{id}".into(),
+            path: format!("/v1/tokens/{token_id}"),
+            remote_addr: "127.0.0.1:40000".into(),
+            account_id: Some(account_id),
+            token_id: Some(token_id),
+            status: Some(200),
+            duration_us: Some(180),
+            verifier_uses: None,
+        }
+        .store(&store)?;
+    }
+    Ok(started.elapsed())
 }
 
 fn beside_this_binary(name: &str) -> Option<std::path::PathBuf> {

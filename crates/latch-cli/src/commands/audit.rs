@@ -533,14 +533,18 @@ fn reindex(out: Output, dir: &Path) -> Result<(), CliError> {
         })
         .map_err(|e| CliError::Other(format!("indexing the log: {e}")))?;
     progress.done();
+    let activity = store
+        .reindex_activity(&latch_audit::ActivityRecordIndexer)
+        .map_err(|e| CliError::Other(format!("indexing the API activity records: {e}")))?;
     let report = serde_json::json!({
         "indexed_events": events,
+        "indexed_activity_records": activity,
         "head": store.head().position.get(),
         "seconds": started.elapsed().as_secs_f64(),
     });
     match out {
         Output::Table => println!(
-            "indexed {events} events in {:.1}s",
+            "indexed {events} events and {activity} activity records in {:.1}s",
             started.elapsed().as_secs_f64()
         ),
         _ => output::print(out, &report, &[]),

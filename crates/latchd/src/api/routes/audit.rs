@@ -4,11 +4,11 @@
 
 use axum::Json;
 use axum::extract::{Extension, Query, State};
-use latch_core::api_permission;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use latch_audit::ActivityRecord;
+use latch_audit::{ActivityOf, ActivityRecord};
+use latch_core::{AccountId, TokenId, api_permission};
 
 use crate::api::app_state::AppState;
 use crate::api::extractors::caller::Caller;
@@ -53,26 +53,31 @@ pub async fn list(
     let Query(query) =
         query.map_err(|e| Problem::bad_request(format!("query: {}", e.body_text())))?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
+    let account = parsed_id::<AccountId>("account", query.account.as_deref())?;
+    let token = parsed_id::<TokenId>("token", query.token.as_deref())?;
     let store = app.commands.store().clone();
     let page = tokio::task::spawn_blocking(move || {
         let mut records = Vec::new();
         let mut last = None;
-        ActivityRecord::scan(&store, query.after, |record| {
+        let mut each = |record: ActivityRecord| {
             last = Some(record.id);
-            let matches = query
-                .account
-                .as_deref()
-                .is_none_or(|a| record.account_id.is_some_and(|id| id.to_string() == a))
-                && query
-                    .token
-                    .as_deref()
-                    .is_none_or(|t| record.token_id.is_some_and(|id| id.to_string() == t))
+            let matches = account.is_none_or(|a| record.account_id == Some(a))
+                && token.is_none_or(|t| record.token_id == Some(t))
                 && query.status.is_none_or(|s| record.status == Some(s));
             if matches {
                 records.push(record);
             }
             records.len() < limit
-        })?;
+        };
+        // A token's or an account's records from the activity index: a
+        // page reads only them, however many other records there are.
+        match (token, account) {
+            (Some(token), _) => ActivityRecord::scan_of(&store, ActivityOf::Token(token), query.after, &mut each)?,
+            (None, Some(account)) => {
+                ActivityRecord::scan_of(&store, ActivityOf::Account(account), query.after, &mut each)?
+            }
+            (None, None) => ActivityRecord::scan(&store, query.after, &mut each)?,
+        }
         let next_after = if records.len() >= limit { last } else { None };
         Ok::<_, latch_store::StoreError>(AuditPage {
             records,
@@ -83,6 +88,19 @@ pub async fn list(
     .map_err(|e| Problem::internal(e.to_string()))?
     .map_err(|e| Problem::internal(e.to_string()))?;
     Ok(Json(page))
+}
+
+/// A filter's id, or a problem that says which filter is not one.
+fn parsed_id<T: std::str::FromStr>(filter: &str, text: Option<&str>) -> Result<Option<T>, Problem>
+where
+    T::Err: std::fmt::Display,
+{
+    text.map(|text| {
+        text.parse().map_err(|error| {
+            Problem::bad_request(format!("query: {filter}: not an id ({error})"))
+        })
+    })
+    .transpose()
 }
 
 /// The hash chain walked from the first event: intact (with the count and

@@ -1,0 +1,241 @@
+//! The activity index: API activity records under the keys an installed
+//! `ActivityIndexer` derives from them (latchd's: the account and the token
+//! a record is about), so one token's uses (its story, `GET
+//! /v1/audit?token=`) are read without scanning every record (ADR 0029).
+//!
+//! In the side records' `activity_index` family an entry is a key with no
+//! value, `index (1) ‖ key length (1) ‖ key ‖ record id (16)` (the event
+//! index's `IndexKey` layout), so one key's records are one range in id
+//! order, which is the order they happened in (UUIDv7). The entry with the
+//! empty key holds the indexer's version (4 bytes, big-endian) and is
+//! written only once every record has its entries: without it, or with
+//! another version, readers scan every record instead.
+//!
+//! An entry only points: a record overwritten with other keys, or deleted,
+//! leaves it pointing at another record or at none, so readers check each
+//! record they are handed. Writes keep the index whole: a record and its
+//! entries go in one batch, and a record written while no indexer is
+//! installed removes the version, so the index is rebuilt before it is
+//! trusted again.
+
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
+
+use crate::event_index::IndexKey;
+use crate::side_records::{CF_ACTIVITY, SideRecords};
+use crate::store_error::StoreError;
+
+pub(crate) const CF_ACTIVITY_INDEX: &str = "activity_index";
+const VERSION_KEY: &[u8] = b"";
+/// Entries written (or deleted) per batch when many records are indexed.
+const BATCH: usize = 4096;
+/// Past every entry: entries are at most 2 + 255 + 16 bytes long.
+const PAST_EVERY_ENTRY: [u8; 274] = [0xFF; 274];
+
+/// Derives the keys an activity record is found under from its stored
+/// bytes. Installed by whoever knows the records (latchd installs
+/// latch-audit's, `EventStore::index_activity_with`).
+pub trait ActivityIndexer: Send + Sync {
+    /// Changes whenever the keys it derives change: an index written by
+    /// another version is rebuilt rather than trusted.
+    fn version(&self) -> u32;
+
+    /// Appends the keys of the record whose stored bytes are `record` to
+    /// `keys`; none for bytes it cannot read (such a record is found only
+    /// by a scan).
+    fn keys(&self, record: &[u8], keys: &mut Vec<IndexKey>);
+}
+
+fn entry(key: &IndexKey, id: &[u8; 16]) -> Vec<u8> {
+    let mut entry = key.prefix();
+    entry.extend_from_slice(id);
+    entry
+}
+
+/// The record's keys, each once; a key too long for an entry is dropped.
+fn derive(indexer: &dyn ActivityIndexer, record: &[u8]) -> Vec<IndexKey> {
+    let mut keys = Vec::new();
+    indexer.keys(record, &mut keys);
+    keys.retain(|key| key.key.len() <= usize::from(u8::MAX));
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+fn handle<'a>(db: &'a DB, family: &str) -> Result<&'a rocksdb::ColumnFamily, StoreError> {
+    db.cf_handle(family).ok_or_else(|| StoreError::Corrupt {
+        position: latch_core::Position::ZERO,
+        problem: format!("no column family {family} in the side records"),
+    })
+}
+
+/// Writes (or overwrites) a record and its entries in one batch; with no
+/// indexer, the record and the removal of the index's version.
+pub(crate) fn put(
+    side: &SideRecords,
+    indexer: Option<&dyn ActivityIndexer>,
+    id: [u8; 16],
+    record: &[u8],
+) -> Result<(), StoreError> {
+    let db = side.db();
+    let index = handle(db, CF_ACTIVITY_INDEX)?;
+    let mut batch = WriteBatch::default();
+    batch.put_cf(handle(db, CF_ACTIVITY)?, id, record);
+    match indexer {
+        Some(indexer) => {
+            for key in derive(indexer, record) {
+                batch.put_cf(index, entry(&key, &id), []);
+            }
+        }
+        None => batch.delete_cf(index, VERSION_KEY),
+    }
+    db.write(batch)?;
+    Ok(())
+}
+
+/// Whether every record has its entries, written by an indexer of
+/// `version`.
+pub(crate) fn is_complete(side: Option<&SideRecords>, version: u32) -> Result<bool, StoreError> {
+    let Some(side) = side else {
+        return Ok(false);
+    };
+    let Some(index) = side.db().cf_handle(CF_ACTIVITY_INDEX) else {
+        return Ok(false);
+    };
+    Ok(side.db().get_cf(index, VERSION_KEY)?.as_deref() == Some(&version.to_be_bytes()[..]))
+}
+
+/// Removes every entry and the version.
+pub(crate) fn clear(side: &SideRecords) -> Result<(), StoreError> {
+    let db = side.db();
+    let index = handle(db, CF_ACTIVITY_INDEX)?;
+    db.delete_range_cf(index, VERSION_KEY, &PAST_EVERY_ENTRY[..])?;
+    db.compact_range_cf(index, None::<&[u8]>, None::<&[u8]>);
+    Ok(())
+}
+
+/// Writes the entries of every record (those an older latchd kept in the
+/// log's own `activity` family too), then the version. Returns how many
+/// records were read.
+pub(crate) fn fill(
+    log: &DB,
+    side: &SideRecords,
+    indexer: &dyn ActivityIndexer,
+) -> Result<u64, StoreError> {
+    let db = side.db();
+    let index = handle(db, CF_ACTIVITY_INDEX)?;
+    let mut batch = WriteBatch::default();
+    let mut records = 0u64;
+    let mut failed = None;
+    let mut each = |id: [u8; 16], record: &[u8]| {
+        records += 1;
+        for key in derive(indexer, record) {
+            batch.put_cf(index, entry(&key, &id), []);
+        }
+        if batch.len() >= BATCH {
+            if let Err(error) = db.write(std::mem::take(&mut batch)) {
+                failed = Some(error);
+                return false;
+            }
+        }
+        true
+    };
+    if crate::side_records::scan_family(log, CF_ACTIVITY, None, &mut each)? {
+        side.scan(CF_ACTIVITY, None, &mut each)?;
+    }
+    if let Some(error) = failed {
+        return Err(error.into());
+    }
+    batch.put_cf(index, VERSION_KEY, indexer.version().to_be_bytes());
+    db.write(batch)?;
+    Ok(records)
+}
+
+/// Deletes the entries of the records keyed before `end` (before the
+/// records themselves go): with no indexer, the index's version instead.
+pub(crate) fn delete_entries_before(
+    log: &DB,
+    side: &SideRecords,
+    indexer: Option<&dyn ActivityIndexer>,
+    end: [u8; 16],
+) -> Result<(), StoreError> {
+    let db = side.db();
+    let index = handle(db, CF_ACTIVITY_INDEX)?;
+    let Some(indexer) = indexer else {
+        db.delete_cf(index, VERSION_KEY)?;
+        return Ok(());
+    };
+    let mut batch = WriteBatch::default();
+    let mut failed = None;
+    let mut each = |id: [u8; 16], record: &[u8]| {
+        if id >= end {
+            return false;
+        }
+        for key in derive(indexer, record) {
+            batch.delete_cf(index, entry(&key, &id));
+        }
+        if batch.len() >= BATCH {
+            if let Err(error) = db.write(std::mem::take(&mut batch)) {
+                failed = Some(error);
+                return false;
+            }
+        }
+        true
+    };
+    if crate::side_records::scan_family(log, CF_ACTIVITY, None, &mut each)? {
+        side.scan(CF_ACTIVITY, None, &mut each)?;
+    }
+    if let Some(error) = failed {
+        return Err(error.into());
+    }
+    db.write(batch)?;
+    Ok(())
+}
+
+/// The records `key` points at, after `after` (or from the first), in id
+/// order, for as long as `keep` says; entries whose record is gone are
+/// passed over. Only whole when `is_complete`.
+pub(crate) fn scan(
+    log: &DB,
+    side: &SideRecords,
+    key: &IndexKey,
+    after: Option<[u8; 16]>,
+    keep: &mut dyn FnMut([u8; 16], &[u8]) -> bool,
+) -> Result<(), StoreError> {
+    let db = side.db();
+    let Some(index) = db.cf_handle(CF_ACTIVITY_INDEX) else {
+        return Ok(());
+    };
+    let first = match after {
+        Some(after) => match u128::from_be_bytes(after).checked_add(1) {
+            Some(next) => next.to_be_bytes(),
+            None => return Ok(()),
+        },
+        None => [0u8; 16],
+    };
+    let prefix = key.prefix();
+    let start = entry(key, &first);
+    let records = handle(db, CF_ACTIVITY)?;
+    let older = log.cf_handle(CF_ACTIVITY);
+    for item in db.iterator_cf(index, IteratorMode::From(&start, Direction::Forward)) {
+        let (found, _) = item?;
+        if !found.starts_with(&prefix) {
+            break;
+        }
+        let Ok(id) = <[u8; 16]>::try_from(&found[prefix.len()..]) else {
+            continue;
+        };
+        let record = match db.get_pinned_cf(records, id)? {
+            Some(record) => Some(record.to_vec()),
+            None => match older {
+                Some(older) => log.get_cf(older, id)?,
+                None => None,
+            },
+        };
+        if let Some(record) = record
+            && !keep(id, &record)
+        {
+            break;
+        }
+    }
+    Ok(())
+}
