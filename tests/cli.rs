@@ -388,4 +388,19 @@ fn names_with_escape_sequences_are_shown_written_out_in_tables() {
         assert!(shown.contains("ci\\u{1b}[2J"), "{args:?}: {shown}");
         assert!(!shown.chars().any(|c| c.is_control() && c != '\n'), "{args:?}: {shown:?}");
     }
+    // The token's story opens with a header of several lines: the name in
+    // it is written out, and the lines stay lines.
+    let token_id = issued.body["id"].as_str().unwrap().to_owned();
+    for (args, token) in [
+        (vec!["audit", "token", &token_id], Some(admin.as_str())),
+        (vec!["audit", "token", &token_id, "--data-dir", &data_dir], None),
+    ] {
+        let shown = ok(latchd.latch(token, &args));
+        assert!(shown.contains(r#""ci\u{1b}[2J"#), "{args:?}: {shown}");
+        assert!(!shown.chars().any(|c| c.is_control() && c != '\n'), "{args:?}: {shown:?}");
+        let header: Vec<&str> = shown.lines().take(5).collect();
+        assert!(header[0].starts_with(&format!("token {token_id} ")), "{args:?}: {header:?}");
+        assert!(header[1].starts_with("  issued "), "{args:?}: {header:?}");
+        assert!(header.iter().any(|line| line.starts_with("  now: ")), "{args:?}: {header:?}");
+    }
 }

@@ -103,7 +103,7 @@ fn check_activity(before: Vec<About>, after: Vec<About>, overwrites: Vec<(usize,
         accounts: (0..ACCOUNTS).map(|_| AccountId::new()).collect(),
         tokens: (0..TOKENS).map(|_| TokenId::new()).collect(),
     };
-    let store = EventStore::open(dir.path()).unwrap();
+    let store = Arc::new(EventStore::open(dir.path()).unwrap());
     let mut written = Vec::new();
     // An older latchd's records, with no index.
     for about in before {
@@ -113,10 +113,8 @@ fn check_activity(before: Vec<About>, after: Vec<About>, overwrites: Vec<(usize,
     }
     assert!(!store.activity_index_is_complete(ActivityRecordIndexer::VERSION).unwrap());
     check(&store, &ids);
-    assert_eq!(
-        store.index_activity_with(Arc::new(ActivityRecordIndexer)).unwrap(),
-        written.len() as u64
-    );
+    let indexing = store.index_activity_with(Arc::new(ActivityRecordIndexer)).unwrap();
+    assert_eq!(indexing.wait().unwrap(), written.len() as u64);
     assert!(store.activity_index_is_complete(ActivityRecordIndexer::VERSION).unwrap());
     for about in after {
         let record = record(&ids, written.len(), about);

@@ -118,7 +118,12 @@ impl RecordPrinter {
                 if self.section.take().is_some() {
                     writeln!(self.out)?;
                 }
-                writeln!(self.out, "{}", printable(&show(record)))
+                // One record, several lines: each written out on its own
+                // (the fields in them are escaped already).
+                for line in show(record).split('\n') {
+                    writeln!(self.out, "{}", printable(line))?;
+                }
+                Ok(())
             }
             Layout::Row { section, columns } => {
                 if self.section != Some(section) {
@@ -242,15 +247,19 @@ const fn column(heading: &'static str, width: usize, show: fn(&Value) -> String)
     }
 }
 
+/// A field as a table shows it: control characters written out, so a
+/// name cannot break or rewrite the lines around it.
 fn field(record: &Value, name: &str) -> String {
-    cell(record, name)
+    printable(&cell(record, name)).into_owned()
 }
 
 /// A time to the second: what a person compares in a table.
 fn time(record: &Value, name: &str) -> String {
     match record[name].as_str() {
-        Some(text) if text.len() > 20 && text.ends_with('Z') => format!("{}Z", &text[..19]),
-        Some(text) => text.to_owned(),
+        Some(text) if text.len() > 20 && text.ends_with('Z') && text.is_char_boundary(19) => {
+            format!("{}Z", printable(&text[..19]))
+        }
+        Some(text) => printable(text).into_owned(),
         None => match name {
             "expires_at" => "never".into(),
             _ => String::new(),
@@ -261,11 +270,13 @@ fn time(record: &Value, name: &str) -> String {
 fn actor(actor: &Value) -> String {
     match actor["kind"].as_str() {
         Some("system") => "system".into(),
-        _ => actor["account_name"]
-            .as_str()
-            .or(actor["account_id"].as_str())
-            .unwrap_or_default()
-            .to_owned(),
+        _ => printable(
+            actor["account_name"]
+                .as_str()
+                .or(actor["account_id"].as_str())
+                .unwrap_or_default(),
+        )
+        .into_owned(),
     }
 }
 
@@ -283,9 +294,10 @@ fn moment_line(moment: &Value) -> String {
     let at = time(moment, "at");
     let position = field(moment, "position");
     match moment["permission"].as_str() {
-        Some(permission) => {
-            format!("who could do {permission} at {at} (log position {position})")
-        }
+        Some(permission) => format!(
+            "who could do {} at {at} (log position {position})",
+            printable(permission)
+        ),
         None => format!(
             "state at {at} (log position {position}, {} events replayed)",
             field(moment, "events")
@@ -298,7 +310,8 @@ fn story_header(token: &Value) -> String {
         format!(
             "token {} {:?} of account {} ({})",
             field(token, "id"),
-            field(token, "name"),
+            // Quoted, and its control characters escaped, as Rust does.
+            cell(token, "name"),
             field(token, "account_name"),
             field(token, "account_id")
         ),

@@ -104,12 +104,26 @@ pub(crate) fn is_complete(side: Option<&SideRecords>, version: u32) -> Result<bo
     Ok(side.db().get_cf(index, VERSION_KEY)?.as_deref() == Some(&version.to_be_bytes()[..]))
 }
 
-/// Removes every entry and the version.
+/// The version the index says it was written by; `None` when it is not
+/// whole.
+pub(crate) fn version(side: &SideRecords) -> Result<Option<Vec<u8>>, StoreError> {
+    let db = side.db();
+    Ok(db.get_cf(handle(db, CF_ACTIVITY_INDEX)?, VERSION_KEY)?)
+}
+
+/// Whether any activity record is kept, in either place.
+pub(crate) fn any_record(log: &DB, side: &SideRecords) -> Result<bool, StoreError> {
+    let mut stop = |_: [u8; 16], _: &[u8]| false;
+    Ok(!crate::side_records::scan_family(log, CF_ACTIVITY, None, &mut stop)?
+        || !side.scan(CF_ACTIVITY, None, &mut stop)?)
+}
+
+/// Removes every entry and the version (one range tombstone: RocksDB
+/// reclaims the space as it compacts).
 pub(crate) fn clear(side: &SideRecords) -> Result<(), StoreError> {
     let db = side.db();
     let index = handle(db, CF_ACTIVITY_INDEX)?;
     db.delete_range_cf(index, VERSION_KEY, &PAST_EVERY_ENTRY[..])?;
-    db.compact_range_cf(index, None::<&[u8]>, None::<&[u8]>);
     Ok(())
 }
 
@@ -150,45 +164,92 @@ pub(crate) fn fill(
     Ok(records)
 }
 
-/// Deletes the entries of the records keyed before `end` (before the
-/// records themselves go): with no indexer, the index's version instead.
-pub(crate) fn delete_entries_before(
+/// The entries of the records keyed before `end`, to delete once the
+/// records are gone (`delete_entries`): an entry left by a crash in
+/// between points at nothing, which readers pass over, where a record left
+/// without its entries would be missing from indexed answers.
+pub(crate) fn entries_before(
     log: &DB,
     side: &SideRecords,
-    indexer: Option<&dyn ActivityIndexer>,
+    indexer: &dyn ActivityIndexer,
     end: [u8; 16],
-) -> Result<(), StoreError> {
-    let db = side.db();
-    let index = handle(db, CF_ACTIVITY_INDEX)?;
-    let Some(indexer) = indexer else {
-        db.delete_cf(index, VERSION_KEY)?;
-        return Ok(());
-    };
-    let mut batch = WriteBatch::default();
-    let mut failed = None;
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut entries = Vec::new();
     let mut each = |id: [u8; 16], record: &[u8]| {
         if id >= end {
             return false;
         }
         for key in derive(indexer, record) {
-            batch.delete_cf(index, entry(&key, &id));
-        }
-        if batch.len() >= BATCH {
-            if let Err(error) = db.write(std::mem::take(&mut batch)) {
-                failed = Some(error);
-                return false;
-            }
+            entries.push(entry(&key, &id));
         }
         true
     };
+    // Records in the log's own family are older than every side record:
+    // one at or past `end` there means none in the side records is before it.
     if crate::side_records::scan_family(log, CF_ACTIVITY, None, &mut each)? {
         side.scan(CF_ACTIVITY, None, &mut each)?;
     }
-    if let Some(error) = failed {
-        return Err(error.into());
+    Ok(entries)
+}
+
+/// Deletes `entries`, a batch at a time.
+pub(crate) fn delete_entries(side: &SideRecords, entries: &[Vec<u8>]) -> Result<(), StoreError> {
+    let db = side.db();
+    let index = handle(db, CF_ACTIVITY_INDEX)?;
+    for chunk in entries.chunks(BATCH) {
+        let mut batch = WriteBatch::default();
+        for entry in chunk {
+            batch.delete_cf(index, entry);
+        }
+        db.write(batch)?;
     }
-    db.write(batch)?;
     Ok(())
+}
+
+/// Marks the index as not whole (a deletion no indexer could follow).
+pub(crate) fn mark_not_whole(side: &SideRecords) -> Result<(), StoreError> {
+    let db = side.db();
+    db.delete_cf(handle(db, CF_ACTIVITY_INDEX)?, VERSION_KEY)?;
+    Ok(())
+}
+
+/// An activity index being written from the records already there, on a
+/// thread of its own (`EventStore::index_activity_with`): until it is
+/// done, readers scan every record.
+#[derive(Debug)]
+pub struct ActivityIndexing {
+    building: Option<std::thread::JoinHandle<Result<u64, StoreError>>>,
+}
+
+impl ActivityIndexing {
+    pub(crate) fn whole() -> Self {
+        Self { building: None }
+    }
+
+    pub(crate) fn building(thread: std::thread::JoinHandle<Result<u64, StoreError>>) -> Self {
+        Self {
+            building: Some(thread),
+        }
+    }
+
+    /// Whether records are still being indexed.
+    pub fn is_building(&self) -> bool {
+        self.building.as_ref().is_some_and(|thread| !thread.is_finished())
+    }
+
+    /// Waits until the index is whole; returns how many records were read
+    /// to make it so (0 when it already was).
+    pub fn wait(self) -> Result<u64, StoreError> {
+        match self.building {
+            None => Ok(0),
+            Some(thread) => thread.join().unwrap_or_else(|_| {
+                Err(StoreError::Corrupt {
+                    position: latch_core::Position::ZERO,
+                    problem: "indexing the activity records failed (the thread panicked)".into(),
+                })
+            }),
+        }
+    }
 }
 
 /// The records `key` points at, after `after` (or from the first), in id

@@ -23,7 +23,7 @@ mod side_records;
 mod store_error;
 mod stored_event;
 
-pub use activity_index::ActivityIndexer;
+pub use activity_index::{ActivityIndexer, ActivityIndexing};
 pub use append::{
     AppendRejected, AppendRequest, Appended, IdempotencyKey, IdempotencyRecord, NewEvent,
 };

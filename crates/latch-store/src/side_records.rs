@@ -20,6 +20,32 @@ const DIR: &str = "records";
 
 pub(crate) struct SideRecords {
     db: DB,
+    /// Opened for writing: flushed when dropped (see `Drop`).
+    writable: bool,
+}
+
+/// The most write-ahead log the side records keep before flushing. What is
+/// not flushed is replayed by every open, a read-only one included (each
+/// `latch audit … --data-dir` on a stopped latchd's directory): activity
+/// is written on every request, so this is smaller than the log's.
+const MAX_WAL_BYTES: u64 = 64 << 20;
+
+impl Drop for SideRecords {
+    /// A stopped latchd leaves no write-ahead log to replay: without this,
+    /// every later open (a read-only `--data-dir` question too) re-read up
+    /// to `MAX_WAL_BYTES` of it, over a second after a busy day.
+    fn drop(&mut self) {
+        if !self.writable {
+            return;
+        }
+        for family in [CF_ACTIVITY, CF_USAGE, CF_WEBHOOKS, CF_ACTIVITY_INDEX] {
+            if let Some(handle) = self.db.cf_handle(family)
+                && let Err(error) = self.db.flush_cf(handle)
+            {
+                tracing::warn!(%error, family, "side records: flush on close failed");
+            }
+        }
+    }
 }
 
 impl SideRecords {
@@ -28,12 +54,13 @@ impl SideRecords {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        options.set_max_total_wal_size(crate::event_store::MAX_WAL_BYTES);
+        options.set_max_total_wal_size(MAX_WAL_BYTES);
         let descriptors = [CF_ACTIVITY, CF_USAGE, CF_WEBHOOKS, CF_ACTIVITY_INDEX]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, options.clone()));
         Ok(Self {
             db: DB::open_cf_descriptors(&options, log.join(DIR), descriptors)?,
+            writable: true,
         })
     }
 
@@ -43,10 +70,12 @@ impl SideRecords {
         if !path.is_dir() {
             return Ok(None);
         }
-        let options = Options::default();
+        let mut options = Options::default();
+        options.set_max_open_files(crate::event_store::READ_ONLY_OPEN_FILES);
         let existing = DB::list_cf(&options, &path)?;
         Ok(Some(Self {
             db: DB::open_cf_for_read_only(&options, path, existing, false)?,
+            writable: false,
         }))
     }
 

@@ -87,17 +87,25 @@ fn records_go_beside_the_log_and_older_ones_in_the_log_stay_readable() {
     assert_eq!(restored.usage(id(8)).unwrap(), Some(b"new-usage".to_vec()));
 }
 
-/// A record `b"k:<keys>"` is indexed under each of its key bytes (index
-/// `k`); any other record under none.
-struct KeyBytes;
+/// A record `b"k:<keys>"` is indexed under each of its key bytes (in
+/// index `index`); any other record under none.
+struct KeyBytes {
+    version: u32,
+    index: u8,
+}
+
+/// Version 7, index `k`.
+const KEY_BYTES: KeyBytes = KeyBytes { version: 7, index: b'k' };
+/// Version 9: the same key bytes under index `o`.
+const OTHER_KEYS: KeyBytes = KeyBytes { version: 9, index: b'o' };
 
 impl latch_store::ActivityIndexer for KeyBytes {
     fn version(&self) -> u32 {
-        7
+        self.version
     }
     fn keys(&self, record: &[u8], keys: &mut Vec<latch_store::IndexKey>) {
         if let Some(named) = record.strip_prefix(b"k:") {
-            keys.extend(named.iter().map(|b| latch_store::IndexKey::new(b'k', vec![*b])));
+            keys.extend(named.iter().map(|b| latch_store::IndexKey::new(self.index, vec![*b])));
         }
     }
 }
@@ -137,17 +145,17 @@ fn the_activity_index_finds_a_keys_records_and_follows_every_write_and_deletion(
         db.put_cf(db.cf_handle("activity").unwrap(), id(1), b"k:ab")
             .unwrap();
     }
-    let store = EventStore::open(&log).unwrap();
+    let store = Arc::new(EventStore::open(&log).unwrap());
     // Written before any indexer: the index is not whole, so not trusted.
     store.put_activity(id(2), b"k:a").unwrap();
     store.put_activity(id(3), b"unkeyed").unwrap();
     assert!(!store.activity_index_is_complete(7).unwrap());
 
     // Installing the indexer indexes what is there, both places.
-    assert_eq!(store.index_activity_with(Arc::new(KeyBytes)).unwrap(), 3);
+    assert_eq!(store.index_activity_with(Arc::new(KEY_BYTES)).unwrap().wait().unwrap(), 3);
     assert!(store.activity_index_is_complete(7).unwrap());
     assert!(!store.activity_index_is_complete(8).unwrap(), "another version's index");
-    assert_eq!(store.index_activity_with(Arc::new(KeyBytes)).unwrap(), 0);
+    assert_eq!(store.index_activity_with(Arc::new(KEY_BYTES)).unwrap().wait().unwrap(), 0);
     assert_eq!(indexed(&store, b'a', None), [1, 2]);
     assert_eq!(indexed(&store, b'b', None), [1]);
 
@@ -180,12 +188,33 @@ fn the_activity_index_finds_a_keys_records_and_follows_every_write_and_deletion(
     assert_eq!(indexed(&read_only, b'b', None), [4, 5]);
     drop(read_only);
 
+    // An index of another version is cleared, not trusted or added to.
+    let store = Arc::new(EventStore::open(&log).unwrap());
+    let indexing = store.index_activity_with(Arc::new(OTHER_KEYS)).unwrap();
+    assert_eq!(indexing.wait().unwrap(), 3, "records 3 to 5");
+    assert!(store.activity_index_is_complete(9).unwrap());
+    assert!(!store.activity_index_is_complete(7).unwrap());
+    assert_eq!(indexed(&store, b'a', None), Vec::<u8>::new(), "version 7's entries are gone");
+    let mut other = Vec::new();
+    store
+        .scan_activity_by(&latch_store::IndexKey::new(b'o', vec![b'a']), None, |id, _| {
+            other.push(id[15]);
+            true
+        })
+        .unwrap();
+    assert_eq!(other, [5]);
+    drop(store);
+
     // A store with no indexer installed writes a record: the index is no
     // longer whole, and says so, until it is rebuilt.
     let store = EventStore::open(&log).unwrap();
     store.put_activity(id(6), b"k:a").unwrap();
-    assert!(!store.activity_index_is_complete(7).unwrap());
-    assert_eq!(store.reindex_activity(&KeyBytes).unwrap(), 4, "records 3 to 6");
+    assert!(!store.activity_index_is_complete(9).unwrap());
+    assert_eq!(store.reindex_activity(&KEY_BYTES).unwrap(), 4, "records 3 to 6");
     assert!(store.activity_index_is_complete(7).unwrap());
     assert_eq!(indexed(&store, b'a', None), [5, 6]);
+    // Nor can it follow a deletion: the entries it cannot derive stay, and
+    // the index says it is not whole.
+    store.delete_activity_before(id(4)).unwrap();
+    assert!(!store.activity_index_is_complete(7).unwrap());
 }

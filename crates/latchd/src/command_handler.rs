@@ -362,18 +362,11 @@ impl CommandHandler {
                 "indexed the log's events by token, account, actor and time"
             );
         }
-        // API activity records by account and token, likewise: records an
-        // older latchd wrote are indexed now.
+        // API activity records by account and token, likewise; records an
+        // older latchd wrote are indexed on a thread of the store's own
+        // (it logs when done) while latchd serves.
         if config.index_log {
-            let started = std::time::Instant::now();
-            let records = store.index_activity_with(Arc::new(latch_audit::ActivityRecordIndexer))?;
-            if records > 0 {
-                tracing::info!(
-                    records,
-                    took_ms = started.elapsed().as_millis() as u64,
-                    "indexed the API activity records by account and token"
-                );
-            }
+            store.index_activity_with(Arc::new(latch_audit::ActivityRecordIndexer))?;
         }
         let rebuilt = rebuild(&store)?;
         store.set_record_format(config.record_format);

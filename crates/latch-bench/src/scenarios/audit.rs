@@ -272,8 +272,8 @@ pub async fn run(
 /// index, `story` the caller of one in every 50,000; returns how long
 /// that took.
 fn write_activity(log: &Path, story: (AccountId, TokenId), records: u64) -> anyhow::Result<Duration> {
-    let store = EventStore::open(log)?;
-    store.index_activity_with(Arc::new(latch_audit::ActivityRecordIndexer))?;
+    let store = Arc::new(EventStore::open(log)?);
+    store.index_activity_with(Arc::new(latch_audit::ActivityRecordIndexer))?.wait()?;
     let accounts: Vec<AccountId> = (0..1_000).map(|_| AccountId::new()).collect();
     let tokens: Vec<TokenId> = (0..10_000).map(|_| TokenId::new()).collect();
     let started = Instant::now();

@@ -24,6 +24,7 @@ mod problem;
 mod prometheus_text;
 mod request_limits;
 mod routes;
+mod whole_number;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

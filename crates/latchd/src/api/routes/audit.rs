@@ -26,8 +26,10 @@ pub struct AuditQuery {
     /// At most this many (default 100, at most 1000).
     pub limit: Option<usize>,
     /// Only requests made by this account (or refused while presenting one of its tokens).
+    #[param(value_type = Option<uuid::Uuid>)]
     pub account: Option<String>,
     /// Only requests made with this token (accepted or refused).
+    #[param(value_type = Option<uuid::Uuid>)]
     pub token: Option<String>,
     /// Only responses with this status, e.g. 403.
     pub status: Option<u16>,

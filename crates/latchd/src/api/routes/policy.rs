@@ -30,7 +30,7 @@ pub struct PolicyLayer {
     #[serde(default)]
     pub rotation_grace: Option<String>,
     /// Live tokens one account may hold.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::whole_number::optional_u32")]
     pub max_tokens_per_account: Option<u32>,
     /// Whether every token must expire (`ttl: "never"` refused).
     #[serde(default)]
