@@ -125,7 +125,7 @@ fn main() {
         return;
     }
     if let Err(error) = run(cli) {
-        eprintln!("error: {error}");
+        eprintln!("{}", output::error_line(&error));
         std::process::exit(error.exit_code());
     }
 }

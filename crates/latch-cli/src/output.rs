@@ -72,6 +72,13 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     shown.into()
 }
 
+/// An error as the CLI prints it to stderr: on one line, its control
+/// characters written out. An error may carry latchd's problem detail or
+/// text from the log, which someone else may have chosen.
+pub fn error_line(error: &dyn std::fmt::Display) -> String {
+    format!("error: {}", printable(&error.to_string()))
+}
+
 /// Rows without a heading, for output that continues a table (`--follow`).
 pub fn print_rows(rows: &[&Value], columns: &[Column]) {
     for row in rows {
@@ -114,6 +121,20 @@ pub fn print_table(rows: &[&Value], columns: &[Column]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_from_latchd_is_printed_on_one_line_with_control_characters_written_out() {
+        let error = crate::client::CliError::Api {
+            status: 422,
+            title: "Unprocessable".into(),
+            detail: "name \u{1b}]0;owned\u{7} is taken\r\nerror: all good".into(),
+            request_id: Some("r-1".into()),
+        };
+        let line = error_line(&error);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.contains("\\u{1b}]0;owned"), "{line}");
+        assert!(line.starts_with("error: Unprocessable (422): "), "{line}");
+    }
 
     #[test]
     fn a_table_cell_shows_control_characters_written_out() {
