@@ -291,7 +291,7 @@ fn if_match_guards_against_lost_updates() {
 fn every_request_is_in_the_activity_audit() {
     let latchd = Latchd::start();
     let admin = latchd.admin_token();
-    let (_, token_id, token) = account_with_token(&latchd, &admin, "watched", "auditor", None);
+    let (account_id, token_id, token) = account_with_token(&latchd, &admin, "watched", "auditor", None);
     assert_eq!(
         latchd
             .post(
@@ -315,6 +315,13 @@ fn every_request_is_in_the_activity_audit() {
             .as_str()
             .is_some_and(|r| !r.is_empty())
     );
+    // The account's records (from the activity index) are its token's:
+    // the refused request among them, none of the admin's.
+    let by_account = latchd.get(&format!("/v1/audit?account={account_id}&limit=1000"), &admin);
+    assert_eq!(by_account.status, 200, "{:?}", by_account.body);
+    let of_account = by_account.body["records"].as_array().unwrap();
+    assert!(of_account.iter().all(|r| r["account_id"] == account_id.as_str()), "{of_account:?}");
+    assert!(of_account.iter().any(|r| r["status"] == 403 && r["route"] == "/v1/accounts"));
     let unauthenticated = latchd.get("/v1/audit?status=401", &admin);
     assert!(
         unauthenticated.body["records"]

@@ -6,10 +6,10 @@
 use chrono::{DateTime, Utc};
 use latch_core::{AccountId, TokenId};
 use latch_store::{EventStore, StoreError};
-
-use crate::activity_indexer::{ActivityOf, ActivityRecordIndexer};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::activity_indexer::{ActivityOf, ActivityRecordIndexer};
 
 /// One API request, or one verifier's report of a token's accepted uses
 /// (`method` `VERIFY`, `route` `verifier`, `path` the verifier's name,

@@ -73,12 +73,13 @@ pub async fn list(
         };
         // A token's or an account's records from the activity index: a
         // page reads only them, however many other records there are.
-        match (token, account) {
-            (Some(token), _) => ActivityRecord::scan_of(&store, ActivityOf::Token(token), query.after, &mut each)?,
-            (None, Some(account)) => {
-                ActivityRecord::scan_of(&store, ActivityOf::Account(account), query.after, &mut each)?
-            }
-            (None, None) => ActivityRecord::scan(&store, query.after, &mut each)?,
+        let of = match (token, account) {
+            (Some(token), _) => Some(ActivityOf::Token(token)),
+            (None, account) => account.map(ActivityOf::Account),
+        };
+        match of {
+            Some(of) => ActivityRecord::scan_of(&store, of, query.after, &mut each)?,
+            None => ActivityRecord::scan(&store, query.after, &mut each)?,
         }
         let next_after = if records.len() >= limit { last } else { None };
         Ok::<_, latch_store::StoreError>(AuditPage {
