@@ -247,10 +247,10 @@ const fn column(heading: &'static str, width: usize, show: fn(&Value) -> String)
     }
 }
 
-/// A field as a table shows it: control characters written out, so a
-/// name cannot break or rewrite the lines around it.
+/// A field as a table shows it: `cell` writes control characters out, so
+/// a name cannot break or rewrite the lines around it.
 fn field(record: &Value, name: &str) -> String {
-    printable(&cell(record, name)).into_owned()
+    cell(record, name)
 }
 
 /// A time to the second: what a person compares in a table.
@@ -310,8 +310,9 @@ fn story_header(token: &Value) -> String {
         format!(
             "token {} {:?} of account {} ({})",
             field(token, "id"),
-            // Quoted, and its control characters escaped, as Rust does.
-            cell(token, "name"),
+            // Quoted, its control characters escaped as Rust does (from the
+            // raw text: `cell` would escape them once already).
+            token["name"].as_str().unwrap_or_default(),
             field(token, "account_name"),
             field(token, "account_id")
         ),

@@ -21,7 +21,7 @@
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
 
 use crate::event_index::IndexKey;
-use crate::side_records::{CF_ACTIVITY, SideRecords};
+use crate::side_records::{CF_ACTIVITY, SideRecords, handle, scan_activity};
 use crate::store_error::StoreError;
 
 pub(crate) const CF_ACTIVITY_INDEX: &str = "activity_index";
@@ -59,13 +59,6 @@ fn derive(indexer: &dyn ActivityIndexer, record: &[u8]) -> Vec<IndexKey> {
     keys.sort();
     keys.dedup();
     keys
-}
-
-fn handle<'a>(db: &'a DB, family: &str) -> Result<&'a rocksdb::ColumnFamily, StoreError> {
-    db.cf_handle(family).ok_or_else(|| StoreError::Corrupt {
-        position: latch_core::Position::ZERO,
-        problem: format!("no column family {family} in the side records"),
-    })
 }
 
 /// Writes (or overwrites) a record and its entries in one batch; with no
@@ -113,9 +106,7 @@ pub(crate) fn version(side: &SideRecords) -> Result<Option<Vec<u8>>, StoreError>
 
 /// Whether any activity record is kept, in either place.
 pub(crate) fn any_record(log: &DB, side: &SideRecords) -> Result<bool, StoreError> {
-    let mut stop = |_: [u8; 16], _: &[u8]| false;
-    Ok(!crate::side_records::scan_family(log, CF_ACTIVITY, None, &mut stop)?
-        || !side.scan(CF_ACTIVITY, None, &mut stop)?)
+    Ok(!scan_activity(log, Some(side), None, &mut |_, _| false)?)
 }
 
 /// Removes every entry and the version (one range tombstone: RocksDB
@@ -153,9 +144,7 @@ pub(crate) fn fill(
         }
         true
     };
-    if crate::side_records::scan_family(log, CF_ACTIVITY, None, &mut each)? {
-        side.scan(CF_ACTIVITY, None, &mut each)?;
-    }
+    scan_activity(log, Some(side), None, &mut each)?;
     if let Some(error) = failed {
         return Err(error.into());
     }
@@ -184,11 +173,8 @@ pub(crate) fn entries_before(
         }
         true
     };
-    // Records in the log's own family are older than every side record:
-    // one at or past `end` there means none in the side records is before it.
-    if crate::side_records::scan_family(log, CF_ACTIVITY, None, &mut each)? {
-        side.scan(CF_ACTIVITY, None, &mut each)?;
-    }
+    // Oldest first: the first record at or past `end` ends the walk.
+    scan_activity(log, Some(side), None, &mut each)?;
     Ok(entries)
 }
 

@@ -1759,12 +1759,7 @@ impl EventStore {
         after: Option<[u8; 16]>,
         mut keep: impl FnMut([u8; 16], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
-        if !crate::side_records::scan_family(&self.db, CF_ACTIVITY, after, &mut keep)? {
-            return Ok(());
-        }
-        if let Some(records) = &self.records {
-            records.scan(CF_ACTIVITY, after, &mut keep)?;
-        }
+        crate::side_records::scan_activity(&self.db, self.records.as_ref(), after, &mut keep)?;
         Ok(())
     }
 

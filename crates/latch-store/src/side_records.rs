@@ -18,6 +18,9 @@ pub(crate) const CF_USAGE: &str = "usage";
 pub(crate) const CF_WEBHOOKS: &str = "webhooks";
 const DIR: &str = "records";
 
+/// Every family of the side records, as opened and as flushed.
+const FAMILIES: [&str; 4] = [CF_ACTIVITY, CF_USAGE, CF_WEBHOOKS, CF_ACTIVITY_INDEX];
+
 pub(crate) struct SideRecords {
     db: DB,
     /// Opened for writing: flushed when dropped (see `Drop`).
@@ -38,7 +41,7 @@ impl Drop for SideRecords {
         if !self.writable {
             return;
         }
-        for family in [CF_ACTIVITY, CF_USAGE, CF_WEBHOOKS, CF_ACTIVITY_INDEX] {
+        for family in FAMILIES {
             if let Some(handle) = self.db.cf_handle(family)
                 && let Err(error) = self.db.flush_cf(handle)
             {
@@ -55,7 +58,7 @@ impl SideRecords {
         options.create_missing_column_families(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
         options.set_max_total_wal_size(MAX_WAL_BYTES);
-        let descriptors = [CF_ACTIVITY, CF_USAGE, CF_WEBHOOKS, CF_ACTIVITY_INDEX]
+        let descriptors = FAMILIES
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, options.clone()));
         Ok(Self {
@@ -146,11 +149,30 @@ impl SideRecords {
     }
 }
 
-fn handle<'a>(db: &'a DB, family: &str) -> Result<&'a rocksdb::ColumnFamily, StoreError> {
+pub(crate) fn handle<'a>(db: &'a DB, family: &str) -> Result<&'a rocksdb::ColumnFamily, StoreError> {
     db.cf_handle(family).ok_or_else(|| StoreError::Corrupt {
         position: latch_core::Position::ZERO,
         problem: format!("no column family {family} in the side records"),
     })
+}
+
+/// Every activity record after `after` (or from the first), oldest first,
+/// for as long as `keep` says; `false` when `keep` stopped it: those an
+/// older latchd kept in the log's own family, then the side records' (all
+/// newer: ids are UUIDv7).
+pub(crate) fn scan_activity(
+    log: &DB,
+    side: Option<&SideRecords>,
+    after: Option<[u8; 16]>,
+    keep: &mut dyn FnMut([u8; 16], &[u8]) -> bool,
+) -> Result<bool, StoreError> {
+    if !scan_family(log, CF_ACTIVITY, after, keep)? {
+        return Ok(false);
+    }
+    match side {
+        Some(side) => side.scan(CF_ACTIVITY, after, keep),
+        None => Ok(true),
+    }
 }
 
 /// Deletes the records keyed before `end` (one range tombstone) and
