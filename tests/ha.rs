@@ -270,8 +270,16 @@ fn acknowledged(cluster: &HaCluster, method: &str, path: &str, token: &str, body
         .map(|n| n.url.clone())
         .collect();
     let key = format!("k-{}", rand::random::<u64>());
-    let reply = until_answered(&agent(), &urls, method, path, token, Some(&body), &key, Duration::from_secs(30))
-        .expect("an answer within 30 s");
+    let Some(reply) = until_answered(&agent(), &urls, method, path, token, Some(&body), &key, Duration::from_secs(30))
+    else {
+        panic!(
+            "{method} {path}: no answer within 30 s; readiness: {:?}; logs:\n{}",
+            (0..cluster.nodes.len())
+                .map(|i| cluster.ready_field(i, "ha_role"))
+                .collect::<Vec<_>>(),
+            cluster.all_logs()
+        );
+    };
     assert!(reply.status < 300, "{method} {path}: {} {:?}", reply.status, reply.body);
     reply
 }

@@ -5,7 +5,7 @@
 //! `acquire_every`; when it finds it vacant it takes it, stops following,
 //! **takes over** (reads the stream to its end into its log, publishes any
 //! events its log holds that the stream lost, e.g. a log from before HA
-//! mode), renews once more, and only then decides commands and starts the
+//! mode; renewing the lease all the while), renews once more, and only then decides commands and starts the
 //! leader's duties (heartbeats, the NATS command service, the scheduler).
 //! A leader renews its lease every `acquire_every`; it steps down when the
 //! lease is lost, when it could not renew for `give_up_after`, or when its
@@ -15,6 +15,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream::Stream};
@@ -202,8 +203,8 @@ impl HaController {
             if let Some(held) = &mut session.leading {
                 // The leader's own view of the stream, for /readyz.
                 if let Ok(Some(sequence)) = self.store.stream_sequence() {
-                    self.state.applied_sequence.store(sequence, std::sync::atomic::Ordering::Relaxed);
-                    self.state.stream_last_sequence.store(sequence, std::sync::atomic::Ordering::Relaxed);
+                    self.state.applied_sequence.store(sequence, Ordering::Relaxed);
+                    self.state.stream_last_sequence.store(sequence, Ordering::Relaxed);
                 }
                 // A renewal that hangs counts as failed: a leader cut off
                 // from the quorum must stop (and stop its heartbeats)
@@ -269,7 +270,7 @@ impl HaController {
                     // an empty node leading would start another log, and
                     // the one with events could then join neither.
                     let newborn = self.store.head().position == Position::ZERO
-                        && self.state.stream_last_sequence.load(std::sync::atomic::Ordering::Relaxed) == 0;
+                        && self.state.stream_last_sequence.load(Ordering::Relaxed) == 0;
                     if newborn && began.elapsed() < self.config.lease {
                         continue;
                     }
@@ -293,7 +294,22 @@ impl HaController {
         let started = Instant::now();
         tracing::info!(node = %self.config.node_id, "ha: took the lease; catching up before leading");
         self.stop_following(session).await;
-        let leader = match self.take_over(js, stream.clone()).await {
+        // The lease is renewed while this node catches up: a catch-up
+        // longer than the lease (a slow machine, a stream still electing
+        // its leader after a server died) would otherwise let it lapse,
+        // another node take it and start catching up in turn, and so on
+        // with nobody ever leading.
+        let held = AtomicU64::new(revision);
+        let taken = tokio::select! {
+            taken = self.take_over(js, stream.clone()) => taken,
+            () = lease.keep(&held, self.config.acquire_every()) => {
+                tracing::warn!("ha: lost the lease while catching up; following");
+                self.start_following(session, stream);
+                return Ok(());
+            }
+        };
+        let revision = held.load(Ordering::Relaxed);
+        let leader = match taken {
             Ok(leader) => leader,
             Err(error) => {
                 lease.release(revision).await;
@@ -301,8 +317,7 @@ impl HaController {
                 return Err(error);
             }
         };
-        // Catching up may have taken a while: lead only if the lease is
-        // still ours.
+        // Lead only if the lease is still ours.
         let revision = match within(self.config.lease, "renewing the lease", lease.renew(revision)).await? {
             Renewal::Renewed(revision) => revision,
             Renewal::Lost => {
@@ -391,10 +406,10 @@ impl HaController {
         }
         self.state
             .applied_sequence
-            .store(leader.last_sequence(), std::sync::atomic::Ordering::Relaxed);
+            .store(leader.last_sequence(), Ordering::Relaxed);
         self.state
             .stream_last_sequence
-            .store(leader.last_sequence(), std::sync::atomic::Ordering::Relaxed);
+            .store(leader.last_sequence(), Ordering::Relaxed);
         Ok(leader)
     }
 

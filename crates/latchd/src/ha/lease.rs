@@ -12,6 +12,9 @@
 //! elections (a denial of service that NATS permissions close), never send
 //! clients and their tokens elsewhere.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use async_nats::jetstream::{self, kv};
 use latch_bus::{SigningKey, TrustedKeys};
 use serde::{Deserialize, Serialize};
@@ -122,6 +125,27 @@ impl Lease {
         }
     }
 
+    /// Renews the lease held at the revision in `held` every `every`,
+    /// storing each new revision there, until it is lost (then returns).
+    /// A renewal that fails or hangs is tried again at the next tick: the
+    /// caller's own renewal afterwards decides whether it still holds the
+    /// lease. A node keeps its lease this way while it catches up, however
+    /// long that takes.
+    pub async fn keep(&self, held: &AtomicU64, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match tokio::time::timeout(every, self.renew(held.load(Ordering::Relaxed))).await {
+                Ok(Ok(Renewal::Renewed(revision))) => held.store(revision, Ordering::Relaxed),
+                Ok(Ok(Renewal::Lost)) => return,
+                Ok(Err(error)) => tracing::debug!(%error, "ha: renewing a kept lease"),
+                Err(_) => tracing::debug!("ha: renewing a kept lease timed out"),
+            }
+        }
+    }
+
     /// Gives the lease up at once (a stepping-down leader), so a standby
     /// need not wait for it to expire. Only our own revision is deleted.
     pub async fn release(&self, revision: u64) {
@@ -155,5 +179,83 @@ impl Lease {
             node_id: parsed.node_id,
             url: parsed.url,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::time::{Duration, Instant};
+
+    use latch_bus::SigningKey;
+
+    use super::{Lease, Renewal};
+    use crate::ha::HaConfig;
+
+    async fn lease_of(js: &async_nats::jetstream::Context, node: &str, key: &SigningKey) -> Lease {
+        let mut config = HaConfig::new(node, format!("http://{node}.invalid"));
+        config.replicas = 1;
+        config.lease = Duration::from_secs(1);
+        Lease::open(js, &config, key).await.expect("the lease bucket")
+    }
+
+    /// A node that took the lease and takes longer than the lease to catch
+    /// up keeps it: no other node takes it meanwhile (they would each take
+    /// it in turn, catch up, find it lost, and nobody would ever lead).
+    /// Once it is no longer kept, it lapses and another node takes it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_kept_while_catching_up_is_never_taken_and_lapses_when_let_go() {
+        let nats = latch_testkit::NatsServer::start();
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let key = SigningKey::generate().unwrap();
+        let ours = lease_of(&js, "catching-up", &key).await;
+        let theirs = lease_of(&js, "other", &key).await;
+        let revision = ours.try_acquire().await.unwrap().expect("vacant");
+        let held = AtomicU64::new(revision);
+        let every = Duration::from_millis(1000 / 6);
+        let contender = async {
+            // Three leases long, another node tries to take it.
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(3) {
+                assert_eq!(theirs.try_acquire().await.unwrap(), None, "another node took a kept lease");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            () = contender => {}
+            () = ours.keep(&held, every) => panic!("the kept lease was lost"),
+        }
+        let kept = held.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(kept > revision, "the lease was renewed while kept");
+        assert!(matches!(ours.renew(kept).await.unwrap(), Renewal::Renewed(_)));
+        // Let go: within about a lease another node takes it.
+        let started = Instant::now();
+        loop {
+            if theirs.try_acquire().await.unwrap().is_some() {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "a lease let go never lapsed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Keeping a lease ends as soon as another node holds it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keeping_a_lease_ends_once_another_node_holds_it() {
+        let nats = latch_testkit::NatsServer::start();
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let key = SigningKey::generate().unwrap();
+        let ours = lease_of(&js, "catching-up", &key).await;
+        let theirs = lease_of(&js, "other", &key).await;
+        let revision = ours.try_acquire().await.unwrap().expect("vacant");
+        // The entry is taken from under it (as after a lapse).
+        ours.release(revision).await;
+        theirs.try_acquire().await.unwrap().expect("vacant after the release");
+        let held = AtomicU64::new(revision);
+        tokio::time::timeout(Duration::from_secs(5), ours.keep(&held, Duration::from_millis(100)))
+            .await
+            .expect("keep returns once the lease is lost");
     }
 }
