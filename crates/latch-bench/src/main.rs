@@ -36,9 +36,8 @@ use scenarios::ha::{HaOptions, HaPart};
 use scenarios::http_load::HttpWork;
 use scenarios::propagation::{FollowMode, Signing};
 use scenarios::{
-    append, audit, checkpoint, cold_start, commands, exchange, feed_verify, ha, http_load, leaks,
-    propagation, propagation_http, records,
-    replay, store_peer, verify,
+    append, audit, checkpoint, cold_start, commands, exchange, exchange_fold, feed_verify, ha,
+    http_load, leaks, propagation, propagation_http, records, replay, store_peer, verify,
 };
 
 /// With `--features mimalloc`, the allocator latchd and latch use (ADR 0017),
@@ -126,6 +125,20 @@ enum Scenario {
         data_dir: PathBuf,
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+    },
+    /// Tokens issued by OIDC exchange folded into the state (in-process,
+    /// no I/O): what every exchange costs latchd and every replay, with
+    /// `lifetime_secs * 1000 / every_ms` identity tokens' `jti`s live.
+    ExchangeFold {
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        /// How long each identity token is valid (its `jti` is refused
+        /// until then).
+        #[arg(long, default_value_t = 3600)]
+        lifetime_secs: u64,
+        /// Log time between two exchanges.
+        #[arg(long, default_value_t = 20)]
+        every_ms: u64,
     },
     /// Token issues per second over HTTP and over NATS (latchd's command
     /// service, `latch.cmd.token.issue`), side by side.
@@ -360,6 +373,11 @@ fn main() -> anyhow::Result<()> {
             keep,
         } => runtime.block_on(audit::run(&base, events, checkpoint_every, activity, keep))?,
         Scenario::Checkpoint { data_dir, rounds } => checkpoint::run(&data_dir, rounds)?,
+        Scenario::ExchangeFold {
+            events,
+            lifetime_secs,
+            every_ms,
+        } => exchange_fold::run(events, lifetime_secs, every_ms)?,
         Scenario::HttpIssue {
             concurrency,
             seconds,

@@ -80,10 +80,10 @@ pub fn evolve(state: &mut State, recorded: &RecordedEvent) {
             if let Some(oidc) = oidc {
                 // Forget jtis whose tokens expired (they would be refused
                 // anyway), then remember this one until its token expires.
-                state.exchanged_jtis.retain(|_, expires_at| *expires_at > at);
-                state.exchanged_jtis.insert(
+                state.exchanged_jtis.record(
                     crate::state::jti_key(&oidc.issuer, &oidc.jti),
                     oidc.token_expires_at,
+                    at,
                 );
             }
             state.tokens.insert(Token {

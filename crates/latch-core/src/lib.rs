@@ -17,6 +17,7 @@ mod envelope;
 mod envelope_deserialize;
 mod event;
 mod evolve;
+mod exchanged_jtis;
 mod id;
 mod idempotency_key_digest;
 mod leak_report;

@@ -1,13 +1,14 @@
 //! `State`: the projection every part of Latch folds from the log (latchd,
 //! verifiers, audit tools), with the indexes they look things up by.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::account::{Account, AccountName};
 use crate::account_table::AccountTable;
+use crate::exchanged_jtis::ExchangedJtis;
 use crate::id::{AccountId, TokenId, TrustPolicyId};
 use crate::permission_set::PermissionSet;
 use crate::policy::{Policy, PolicySettings};
@@ -29,10 +30,10 @@ pub struct State {
     #[serde(default)]
     pub(crate) trust_policies: BTreeMap<TrustPolicyId, TrustPolicy>,
     /// `<issuer> <jti>` of OIDC tokens exchanged, with when each expires:
-    /// refused again until then (entries past it are dropped as events
+    /// refused again until then (entries past it are dropped as exchanges
     /// arrive).
     #[serde(default)]
-    pub(crate) exchanged_jtis: HashMap<String, DateTime<Utc>>,
+    pub(crate) exchanged_jtis: ExchangedJtis,
     pub(crate) roles: BTreeMap<RoleName, Role>,
     pub(crate) global_policy: PolicySettings,
     pub(crate) role_policies: BTreeMap<RoleName, PolicySettings>,
@@ -57,7 +58,7 @@ impl State {
             accounts: AccountTable::default(),
             tokens: TokenTable::default(),
             trust_policies: BTreeMap::new(),
-            exchanged_jtis: HashMap::new(),
+            exchanged_jtis: ExchangedJtis::default(),
             roles,
             global_policy: PolicySettings::default(),
             role_policies: BTreeMap::new(),
@@ -130,8 +131,8 @@ impl State {
     /// expired at `now`.
     pub fn jti_used(&self, issuer: &str, jti: &str, now: DateTime<Utc>) -> bool {
         self.exchanged_jtis
-            .get(&jti_key(issuer, jti))
-            .is_some_and(|expires_at| *expires_at > now)
+            .expires_at(&jti_key(issuer, jti))
+            .is_some_and(|expires_at| expires_at > now)
     }
 
     pub fn token_count(&self) -> usize {

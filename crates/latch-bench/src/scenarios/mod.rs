@@ -6,6 +6,7 @@ pub(crate) mod checkpoint;
 pub(crate) mod cold_start;
 pub(crate) mod commands;
 pub(crate) mod exchange;
+pub(crate) mod exchange_fold;
 pub(crate) mod feed_verify;
 pub(crate) mod ha;
 pub(crate) mod http_load;
