@@ -127,7 +127,24 @@ impl HaCluster {
         index
     }
 
+    /// Starts node `index` and waits until it is ready. A node that exits
+    /// because its port, chosen free, was taken before it bound it is
+    /// started again on another.
     fn launch(&mut self, index: usize) {
+        for _ in 0..3 {
+            if self.try_launch(index) {
+                return;
+            }
+            let port = free_port();
+            let node = &mut self.nodes[index];
+            node.port = port;
+            node.url = format!("http://127.0.0.1:{port}");
+        }
+        panic!("{} could not listen on a free port; logs:\n{}", self.nodes[index].name, self.nodes[index].logs());
+    }
+
+    /// `false` if latchd exited because it could not listen on its port.
+    fn try_launch(&mut self, index: usize) -> bool {
         let nats_url = self.nats.url();
         let node = &mut self.nodes[index];
         let mut child = Command::new(binary("latchd"))
@@ -157,7 +174,16 @@ impl HaCluster {
             if let Ok(response) = self.agent.get(format!("{url}/readyz")).call()
                 && response.status().as_u16() == 200
             {
-                return;
+                return true;
+            }
+            let node = &mut self.nodes[index];
+            if let Some(status) = node.child.as_mut().and_then(|child| child.try_wait().ok().flatten()) {
+                // What it printed last is read by a thread of its own.
+                std::thread::sleep(Duration::from_millis(300));
+                node.child = None;
+                let logs = node.logs();
+                assert!(logs.contains("listening on"), "{} exited ({status}); logs:\n{logs}", node.name);
+                return false;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(60),

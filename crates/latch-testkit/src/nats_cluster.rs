@@ -2,8 +2,9 @@
 //! processes on loopback (free ports, temporary store dirs), whose servers a
 //! test can kill and restart one by one.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::INSTALL_HINT;
 
@@ -19,36 +20,57 @@ pub struct NatsCluster {
     members: Vec<Member>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("free port")
-        .local_addr()
-        .unwrap()
-        .port()
+/// `count` distinct free loopback ports: each is held until all are
+/// chosen, so two of them are never the same port.
+fn free_ports(count: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("free port"))
+        .collect();
+    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
+
+/// Times a cluster is started on fresh ports when a server could not
+/// listen on its own (a port chosen free was taken before it bound it).
+const START_ATTEMPTS: usize = 3;
 
 impl NatsCluster {
     /// Starts `size` JetStream servers clustered together (cluster name
     /// `latch`). JetStream elects its meta leader a few seconds later;
-    /// clients retry until it has.
+    /// clients retry until it has. A server that exits or does not listen
+    /// (its port was taken between choosing and binding it) has the whole
+    /// cluster started again on other ports.
     pub fn start(size: usize) -> Self {
-        let members = (0..size)
-            .map(|index| Member {
-                name: format!("n{index}"),
-                port: free_port(),
-                cluster_port: free_port(),
-                store: tempfile::tempdir().expect("temp dir"),
-                child: None,
-            })
-            .collect();
-        let mut cluster = Self { members };
-        for index in 0..size {
-            cluster.launch(index);
+        let mut problem = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let ports = free_ports(size * 2);
+            let members = (0..size)
+                .map(|index| Member {
+                    name: format!("n{index}"),
+                    port: ports[index * 2],
+                    cluster_port: ports[index * 2 + 1],
+                    store: tempfile::tempdir().expect("temp dir"),
+                    child: None,
+                })
+                .collect();
+            let mut cluster = Self { members };
+            match (0..size).try_for_each(|index| cluster.try_launch(index)) {
+                Ok(()) => return cluster,
+                // Dropping it stops the servers it started.
+                Err(failed) => problem = failed,
+            }
         }
-        cluster
+        panic!("{problem}");
     }
 
     fn launch(&mut self, index: usize) {
+        if let Err(problem) = self.try_launch(index) {
+            panic!("{problem}");
+        }
+    }
+
+    /// Starts server `index` and waits until it listens; what went wrong
+    /// (with its log) if it exited or did not listen within 20 s.
+    fn try_launch(&mut self, index: usize) -> Result<(), String> {
         let routes: Vec<String> = self
             .members
             .iter()
@@ -57,18 +79,38 @@ impl NatsCluster {
             .map(|(_, m)| format!("nats://127.0.0.1:{}", m.cluster_port))
             .collect();
         let member = &mut self.members[index];
+        let log = member.store.path().join("nats-server.log");
         let child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &member.port.to_string(), "-js", "-sd"])
             .arg(member.store.path())
             .args(["-n", &member.name, "--cluster_name", "latch"])
             .args(["--cluster", &format!("nats://127.0.0.1:{}", member.cluster_port)])
             .args(["--routes", &routes.join(",")])
+            .arg("-l")
+            .arg(&log)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|error| panic!("{INSTALL_HINT} ({error})"));
-        member.child = Some(child);
-        crate::wait_listening(member.port, &format!("nats-server {}", member.name));
+        let child = member.child.insert(child);
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", member.port)).is_err() {
+            let exited = child.try_wait().ok().flatten();
+            if exited.is_some() || started.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                member.child = None;
+                return Err(format!(
+                    "nats-server {} did not start listening on {} ({}); its log:\n{}",
+                    member.name,
+                    member.port,
+                    exited.map_or("still running".to_owned(), |status| status.to_string()),
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
     }
 
     pub fn size(&self) -> usize {

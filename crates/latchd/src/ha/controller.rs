@@ -41,6 +41,18 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Events per publish when a new leader publishes what the stream lacks.
 const REPUBLISH_BATCH: usize = 256;
+/// Leases a node that took the lease keeps it for while it catches up.
+const KEEP_WHILE_CATCHING_UP: u32 = 10;
+/// A standby more stream messages behind than this lets a lease's time
+/// pass after it finds the lease vacant before it takes it, so that a node
+/// that is caught up (and leads at once) takes it first.
+const CAUGHT_UP_WITHIN: u64 = 1024;
+
+/// Whether a standby `lag` messages behind the stream, which has seen the
+/// lease vacant for `vacant_for`, leaves it to a fresher node for now.
+fn defers_to_fresher_nodes(lag: u64, vacant_for: Duration, lease: Duration) -> bool {
+    lag > CAUGHT_UP_WITHIN && vacant_for < lease
+}
 
 /// A task the leader runs, and how to stop it.
 pub struct RunningDuty {
@@ -182,6 +194,8 @@ impl HaController {
         self.start_following(session, &stream);
         let mut tick = tokio::time::interval(self.config.acquire_every());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Since when this node has seen the lease vacant, if it is.
+        let mut vacant_since: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -250,7 +264,12 @@ impl HaController {
                 }
                 self.start_following(session, &stream);
             }
-            match within(bound, "reading the lease", lease.holder(&trusted)).await? {
+            let holder = within(bound, "reading the lease", lease.holder(&trusted)).await?;
+            vacant_since = match holder {
+                Holder::Vacant => vacant_since.or(Some(Instant::now())),
+                _ => None,
+            };
+            match holder {
                 // An entry naming this node is left from before it
                 // restarted: it lapses; meanwhile there is no leader to send
                 // clients to.
@@ -272,6 +291,10 @@ impl HaController {
                     let newborn = self.store.head().position == Position::ZERO
                         && self.state.stream_last_sequence.load(Ordering::Relaxed) == 0;
                     if newborn && began.elapsed() < self.config.lease {
+                        continue;
+                    }
+                    let vacant_for = vacant_since.map_or(Duration::ZERO, |since| since.elapsed());
+                    if defers_to_fresher_nodes(self.state.lag(), vacant_for, self.config.lease) {
                         continue;
                     }
                     if let Some(revision) = within(bound, "taking the lease", lease.try_acquire()).await? {
@@ -299,10 +322,14 @@ impl HaController {
         // its leader after a server died) would otherwise let it lapse,
         // another node take it and start catching up in turn, and so on
         // with nobody ever leading.
+        // Not for ever: a node far behind (restored from an old backup)
+        // would keep every write waiting while it reads; past this its
+        // lease lapses and it leads only if nobody took it meanwhile.
         let held = AtomicU64::new(revision);
+        let keep_until = Instant::now() + self.config.lease * KEEP_WHILE_CATCHING_UP;
         let taken = tokio::select! {
             taken = self.take_over(js, stream.clone()) => taken,
-            () = lease.keep(&held, self.config.acquire_every()) => {
+            () = lease.keep(&held, self.config.acquire_every(), keep_until) => {
                 tracing::warn!("ha: lost the lease while catching up; following");
                 self.start_following(session, stream);
                 return Ok(());
@@ -493,5 +520,25 @@ async fn ensure_stream(js: &jetstream::Context, replicas: usize) -> Result<Strea
             })
             .await
             .map_err(nats),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{CAUGHT_UP_WITHIN, defers_to_fresher_nodes};
+
+    #[test]
+    fn a_standby_far_behind_leaves_a_vacant_lease_to_fresher_nodes_for_one_lease() {
+        let lease = Duration::from_secs(3);
+        assert!(!defers_to_fresher_nodes(0, Duration::ZERO, lease), "a caught-up node takes it at once");
+        assert!(!defers_to_fresher_nodes(CAUGHT_UP_WITHIN, Duration::ZERO, lease));
+        assert!(defers_to_fresher_nodes(CAUGHT_UP_WITHIN + 1, Duration::ZERO, lease));
+        assert!(defers_to_fresher_nodes(1_000_000, lease - Duration::from_millis(1), lease));
+        assert!(
+            !defers_to_fresher_nodes(1_000_000, lease, lease),
+            "with no fresher node, it takes the lease a lease later"
+        );
     }
 }

@@ -13,7 +13,7 @@
 //! clients and their tokens elsewhere.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
 use latch_bus::{SigningKey, TrustedKeys};
@@ -126,17 +126,21 @@ impl Lease {
     }
 
     /// Renews the lease held at the revision in `held` every `every`,
-    /// storing each new revision there, until it is lost (then returns).
-    /// A renewal that fails or hangs is tried again at the next tick: the
-    /// caller's own renewal afterwards decides whether it still holds the
-    /// lease. A node keeps its lease this way while it catches up, however
-    /// long that takes.
-    pub async fn keep(&self, held: &AtomicU64, every: Duration) {
+    /// storing each new revision there, until it is lost (then returns) or
+    /// until `until` (then renews no more, and never returns: the lease
+    /// lapses). A renewal that fails or hangs is tried again at the next
+    /// tick: the caller's own renewal afterwards decides whether it still
+    /// holds the lease. A node keeps its lease this way while it catches
+    /// up.
+    pub async fn keep(&self, held: &AtomicU64, every: Duration, until: Instant) {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
             tick.tick().await;
+            if Instant::now() >= until {
+                return std::future::pending().await;
+            }
             match tokio::time::timeout(every, self.renew(held.load(Ordering::Relaxed))).await {
                 Ok(Ok(Renewal::Renewed(revision))) => held.store(revision, Ordering::Relaxed),
                 Ok(Ok(Renewal::Lost)) => return,
@@ -192,11 +196,42 @@ mod tests {
     use super::{Lease, Renewal};
     use crate::ha::HaConfig;
 
-    async fn lease_of(js: &async_nats::jetstream::Context, node: &str, key: &SigningKey) -> Lease {
-        let mut config = HaConfig::new(node, format!("http://{node}.invalid"));
-        config.replicas = 1;
-        config.lease = Duration::from_secs(1);
-        Lease::open(js, &config, key).await.expect("the lease bucket")
+    /// How often a node renews a lease of a second.
+    const EVERY: Duration = Duration::from_millis(1000 / 6);
+
+    /// One nats-server and two nodes' view of a one-second lease, the
+    /// first holding it at the revision returned.
+    async fn two_nodes() -> (latch_testkit::NatsServer, Lease, Lease, u64) {
+        let nats = latch_testkit::NatsServer::start();
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let key = SigningKey::generate().unwrap();
+        let mut leases = Vec::new();
+        for node in ["catching-up", "other"] {
+            let mut config = HaConfig::new(node, format!("http://{node}.invalid"));
+            config.replicas = 1;
+            config.lease = Duration::from_secs(1);
+            leases.push(Lease::open(&js, &config, &key).await.expect("the lease bucket"));
+        }
+        let (theirs, ours) = (leases.pop().unwrap(), leases.pop().unwrap());
+        let revision = ours.try_acquire().await.unwrap().expect("vacant");
+        (nats, ours, theirs, revision)
+    }
+
+    /// When `lease` was taken, trying every 50 ms for at most `within`.
+    async fn taken_by(lease: &Lease, within: Duration) -> Instant {
+        let started = Instant::now();
+        loop {
+            if lease.try_acquire().await.unwrap().is_some() {
+                return Instant::now();
+            }
+            assert!(started.elapsed() < within, "the lease never lapsed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn forever() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
     }
 
     /// A node that took the lease and takes longer than the lease to catch
@@ -205,15 +240,8 @@ mod tests {
     /// Once it is no longer kept, it lapses and another node takes it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lease_kept_while_catching_up_is_never_taken_and_lapses_when_let_go() {
-        let nats = latch_testkit::NatsServer::start();
-        let client = async_nats::connect(nats.url()).await.expect("connect");
-        let js = async_nats::jetstream::new(client);
-        let key = SigningKey::generate().unwrap();
-        let ours = lease_of(&js, "catching-up", &key).await;
-        let theirs = lease_of(&js, "other", &key).await;
-        let revision = ours.try_acquire().await.unwrap().expect("vacant");
+        let (_nats, ours, theirs, revision) = two_nodes().await;
         let held = AtomicU64::new(revision);
-        let every = Duration::from_millis(1000 / 6);
         let contender = async {
             // Three leases long, another node tries to take it.
             let started = Instant::now();
@@ -224,38 +252,39 @@ mod tests {
         };
         tokio::select! {
             () = contender => {}
-            () = ours.keep(&held, every) => panic!("the kept lease was lost"),
+            () = ours.keep(&held, EVERY, forever()) => panic!("the kept lease was lost"),
         }
         let kept = held.load(std::sync::atomic::Ordering::Relaxed);
         assert!(kept > revision, "the lease was renewed while kept");
         assert!(matches!(ours.renew(kept).await.unwrap(), Renewal::Renewed(_)));
         // Let go: within about a lease another node takes it.
-        let started = Instant::now();
-        loop {
-            if theirs.try_acquire().await.unwrap().is_some() {
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(10), "a lease let go never lapsed");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        taken_by(&theirs, Duration::from_secs(10)).await;
     }
 
     /// Keeping a lease ends as soon as another node holds it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn keeping_a_lease_ends_once_another_node_holds_it() {
-        let nats = latch_testkit::NatsServer::start();
-        let client = async_nats::connect(nats.url()).await.expect("connect");
-        let js = async_nats::jetstream::new(client);
-        let key = SigningKey::generate().unwrap();
-        let ours = lease_of(&js, "catching-up", &key).await;
-        let theirs = lease_of(&js, "other", &key).await;
-        let revision = ours.try_acquire().await.unwrap().expect("vacant");
+        let (_nats, ours, theirs, revision) = two_nodes().await;
         // The entry is taken from under it (as after a lapse).
         ours.release(revision).await;
         theirs.try_acquire().await.unwrap().expect("vacant after the release");
         let held = AtomicU64::new(revision);
-        tokio::time::timeout(Duration::from_secs(5), ours.keep(&held, Duration::from_millis(100)))
+        tokio::time::timeout(Duration::from_secs(5), ours.keep(&held, EVERY, forever()))
             .await
             .expect("keep returns once the lease is lost");
+    }
+
+    /// Kept only until a deadline: past it the lease lapses and another
+    /// node takes it, though the keeper is still catching up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_is_kept_only_until_its_deadline() {
+        let (_nats, ours, theirs, revision) = two_nodes().await;
+        let held = AtomicU64::new(revision);
+        let until = Instant::now() + Duration::from_secs(2);
+        let taken = tokio::select! {
+            taken = taken_by(&theirs, Duration::from_secs(15)) => taken,
+            () = ours.keep(&held, EVERY, until) => panic!("keep returned"),
+        };
+        assert!(taken >= until, "taken before the deadline");
     }
 }
