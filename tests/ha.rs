@@ -699,6 +699,26 @@ fn messages_forged_into_the_stream_are_never_replicated() {
     }
     let accounts = cluster.call(leader, "GET", "/v1/accounts", &admin, None, None).unwrap().body.to_string();
     assert!(accounts.contains("after") && !accounts.contains("forged"), "{accounts}");
+    // A tail of forged messages does not leave the standbys looking behind
+    // the stream: they would report a lag that is not there, and let a
+    // vacant lease pass before taking it (a slower failover for anyone who
+    // can publish to the stream).
+    block_on(async {
+        let client = async_nats::connect(cluster.nats.server_url(0)).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let mut sent = Vec::new();
+        for _ in 0..1100 {
+            sent.push(js.publish("latch.events.token.revoked._", "junk".into()).await.unwrap());
+        }
+        for ack in sent {
+            ack.await.unwrap();
+        }
+    });
+    for index in (0..3).filter(|&index| index != leader) {
+        eventually("a standby reads past forged messages", || {
+            cluster.ready_field(index, "ha_lag").as_deref() == Some("0")
+        });
+    }
 }
 
 /// Someone else on a shared NATS publishes one message into the stream

@@ -68,8 +68,10 @@ impl NatsServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|error| panic!("{INSTALL_HINT} ({error})"));
-        self.child = Some(child);
-        wait_listening(self.port, "nats-server");
+        let child = self.child.insert(child);
+        if let Err(problem) = wait_listening(self.port, child) {
+            panic!("nats-server did not start listening on {}: {problem}", self.port);
+        }
     }
 
     pub fn url(&self) -> String {
@@ -146,16 +148,23 @@ impl NatsServer {
     }
 }
 
-/// Waits (up to 20 s) until something listens on the loopback `port`.
-pub(crate) fn wait_listening(port: u16, what: &str) {
+/// Waits (up to 20 s) until something listens on the loopback `port`;
+/// why not, if `child` exited first or nothing listened in time (the child
+/// is then stopped).
+pub(crate) fn wait_listening(port: u16, child: &mut Child) -> Result<(), String> {
     let started = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{what} did not start listening on {port}"
-        );
+        let exited = child.try_wait().ok().flatten();
+        if exited.is_some() || started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(exited.map_or("still not listening after 20 s".to_owned(), |status| {
+                format!("it exited ({status})")
+            }));
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    Ok(())
 }
 
 /// Stops a child process the way an operator would: SIGTERM, then waits up

@@ -2,9 +2,8 @@
 //! processes on loopback (free ports, temporary store dirs), whose servers a
 //! test can kill and restart one by one.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::INSTALL_HINT;
 
@@ -93,24 +92,15 @@ impl NatsCluster {
             .spawn()
             .unwrap_or_else(|error| panic!("{INSTALL_HINT} ({error})"));
         let child = member.child.insert(child);
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", member.port)).is_err() {
-            let exited = child.try_wait().ok().flatten();
-            if exited.is_some() || started.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
-                let _ = child.wait();
-                member.child = None;
-                return Err(format!(
-                    "nats-server {} did not start listening on {} ({}); its log:\n{}",
-                    member.name,
-                    member.port,
-                    exited.map_or("still running".to_owned(), |status| status.to_string()),
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
+        crate::wait_listening(member.port, child).map_err(|problem| {
+            member.child = None;
+            format!(
+                "nats-server {} did not start listening on {}: {problem}; its log:\n{}",
+                member.name,
+                member.port,
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })
     }
 
     pub fn size(&self) -> usize {

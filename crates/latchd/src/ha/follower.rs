@@ -246,6 +246,10 @@ impl Follower {
         sequence: u64,
     ) -> Result<(), HaError> {
         if batch.is_empty() {
+            // Messages skipped (no event of this cluster's) are read too:
+            // else a tail of forged messages would leave this node looking
+            // behind for ever, in `/readyz` and to `defers_to_fresher_nodes`.
+            self.state.applied_sequence.fetch_max(sequence, Ordering::Relaxed);
             return Ok(());
         }
         let events = std::mem::take(batch);
