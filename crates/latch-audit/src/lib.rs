@@ -51,7 +51,7 @@ pub use log_index::{IndexedBy, LogIndex, LogIndexer};
 pub use event_summary::summary;
 pub use log_verdict::{CheckpointCheck, verify_log};
 pub use moment::Moment;
-pub use replay::{Progress, Replayed, replay};
+pub use replay::{Progress, Replayed, for_each_recorded_after, replay};
 pub use state_entry::{RoleView, StateEntry, StateScope, TokenAt, state_entries};
 pub use token_story::{StoryEntry, TokenStory};
 pub use token_usage::{ReporterName, TokenUsage};

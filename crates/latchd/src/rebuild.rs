@@ -4,11 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use latch_core::{Position, State, evolve};
-use latch_store::{ChainHash, ChainVerdict, EventStore, StoreError};
+use latch_core::{Position, RecordedEvent, State, evolve};
+use latch_audit::AuditError;
+use latch_store::{ChainHash, EventStore, StoreError};
 use thiserror::Error;
-
-use crate::event_codec;
 
 #[derive(Debug)]
 pub struct Rebuilt {
@@ -35,17 +34,34 @@ pub fn rebuild(store: &EventStore) -> Result<Rebuilt, RebuildError> {
     let (mut state, anchor) =
         usable_snapshot(store)?.unwrap_or_else(|| (State::new(), ChainHash::GENESIS));
     let snapshot = (state.position() > Position::ZERO).then_some(state.position());
-    let from = state.position().next();
 
-    if let ChainVerdict::Broken { position, problem } = store.verify_chain_from(from, anchor)? {
-        return Err(RebuildError::BrokenChain { position, problem });
-    }
+    // One pass: each event is checked against the chain as it is read,
+    // and decoding is shared between two threads (latch-audit's replay).
     let mut replayed = 0u64;
-    for stored in store.iter_from(from) {
-        let recorded = event_codec::to_recorded(&stored?)?;
+    let (after, head) = (state.position(), store.head().position);
+    let fold = |recorded: RecordedEvent| {
         evolve(&mut state, &recorded);
         replayed += 1;
-    }
+        true
+    };
+    let folded = latch_audit::for_each_recorded_after(
+        store,
+        after,
+        anchor,
+        head,
+        &mut |_, _| {},
+        fold,
+    );
+    folded.map_err(|error| match error {
+        AuditError::BrokenChain { position, problem } => {
+            RebuildError::BrokenChain { position, problem }
+        }
+        AuditError::Store(error) => RebuildError::Store(error),
+        other => RebuildError::Store(StoreError::Corrupt {
+            position: state.position().next(),
+            problem: other.to_string(),
+        }),
+    })?;
     Ok(Rebuilt {
         state,
         snapshot,
