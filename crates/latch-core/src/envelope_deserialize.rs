@@ -43,6 +43,10 @@ enum Field {
     Other,
 }
 
+/// The envelope's time, read by `serde_time::text`.
+#[derive(Deserialize)]
+struct Time(#[serde(with = "crate::serde_time::text")] chrono::DateTime<chrono::Utc>);
+
 struct EnvelopeVisitor;
 
 impl<'de> Visitor<'de> for EnvelopeVisitor {
@@ -64,7 +68,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
         while let Some(field) = map.next_key::<Field>()? {
             match field {
                 Field::Id => id = Some(map.next_value()?),
-                Field::At => at = Some(map.next_value()?),
+                Field::At => at = Some(map.next_value::<Time>()?.0),
                 Field::Actor => actor = Some(map.next_value()?),
                 Field::RequestId => request_id = map.next_value()?,
                 Field::IdempotencyKey => {

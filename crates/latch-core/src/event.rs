@@ -58,6 +58,7 @@ pub enum Event {
         scopes: PermissionSet,
         digest: TokenDigest,
         /// `None`: the token never expires (policy `require_expiry = false`).
+        #[serde(default, with = "crate::serde_time::text::option")]
         expires_at: Option<DateTime<Utc>>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         allowed_cidrs: Vec<IpNet>,
@@ -85,24 +86,28 @@ pub enum Event {
         token_id: TokenId,
         account_id: AccountId,
         successor_id: TokenId,
+        #[serde(with = "crate::serde_time::text")]
         expires_at: DateTime<Utc>,
     },
     #[serde(rename = "token.expiring")]
     TokenExpiring {
         token_id: TokenId,
         account_id: AccountId,
+        #[serde(with = "crate::serde_time::text")]
         expires_at: DateTime<Utc>,
     },
     #[serde(rename = "token.expired")]
     TokenExpired {
         token_id: TokenId,
         account_id: AccountId,
+        #[serde(with = "crate::serde_time::text")]
         expires_at: DateTime<Utc>,
     },
     #[serde(rename = "token.rotation_due")]
     TokenRotationDue {
         token_id: TokenId,
         account_id: AccountId,
+        #[serde(with = "crate::serde_time::text")]
         issued_at: DateTime<Utc>,
     },
     /// Someone found the token where it should not be (GitHub or GitLab
@@ -126,6 +131,7 @@ pub enum Event {
         account_id: AccountId,
         /// When it was presented (by the reporter's clock, never later
         /// than latchd's).
+        #[serde(with = "crate::serde_time::text")]
         seen_at: DateTime<Utc>,
         /// The presenter's address, when the service knew it.
         #[serde(default, skip_serializing_if = "Option::is_none")]

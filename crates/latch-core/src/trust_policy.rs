@@ -131,6 +131,7 @@ pub struct OidcExchange {
     pub subject: String,
     pub jti: String,
     /// When the OIDC token expires: until then its `jti` is refused.
+    #[serde(with = "crate::serde_time::text")]
     pub token_expires_at: DateTime<Utc>,
 }
 
