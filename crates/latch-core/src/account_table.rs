@@ -13,6 +13,7 @@ use serde::ser::{Serialize, Serializer};
 
 use crate::account::{Account, AccountName};
 use crate::id::AccountId;
+use crate::random_key_hasher::RandomKeys;
 
 /// The most accounts reserved before any is read (4M, about 1 GB of
 /// tables): a checkpoint is latchd's own file, its lengths trusted up to a
@@ -21,7 +22,7 @@ const MOST_RESERVED: usize = 1 << 22;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct AccountTable {
-    by_id: HashMap<AccountId, Account>,
+    by_id: HashMap<AccountId, Account, RandomKeys>,
     by_name: HashMap<AccountName, AccountId>,
 }
 
@@ -83,7 +84,7 @@ impl<'de> Deserialize<'de> for AccountTable {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AccountTable, A::Error> {
                 let reserved = seq.size_hint().unwrap_or(0).min(MOST_RESERVED);
                 let mut table = AccountTable {
-                    by_id: HashMap::with_capacity(reserved),
+                    by_id: HashMap::with_capacity_and_hasher(reserved, RandomKeys::default()),
                     by_name: HashMap::with_capacity(reserved),
                 };
                 while let Some(account) = seq.next_element::<Account>()? {

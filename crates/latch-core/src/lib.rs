@@ -25,6 +25,7 @@ mod permission;
 mod permission_set;
 mod on_reuse;
 mod policy;
+mod random_key_hasher;
 mod position;
 mod role;
 mod schedule;

@@ -23,6 +23,7 @@ use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use serde::ser::{Error as _, Serialize, SerializeSeq, Serializer};
 
 use crate::id::{AccountId, TokenId};
+use crate::random_key_hasher::RandomKeys;
 use crate::token::Token;
 use crate::token_digest::TokenDigest;
 
@@ -35,12 +36,12 @@ const CHUNK: usize = if cfg!(test) { 64 } else { 1 << 16 };
 pub(crate) struct TokenTable {
     /// Full chunks of `CHUNK` tokens, then the one being filled.
     chunks: Vec<Vec<Token>>,
-    by_digest: HashMap<TokenDigest, u32>,
-    by_id: HashMap<TokenId, u32>,
+    by_digest: HashMap<TokenDigest, u32, RandomKeys>,
+    by_id: HashMap<TokenId, u32, RandomKeys>,
     /// Each account's tokens, in id order.
-    by_account: HashMap<AccountId, Vec<u32>>,
+    by_account: HashMap<AccountId, Vec<u32>, RandomKeys>,
     /// The tokens exchanged from each token, in issue order.
-    children: HashMap<TokenId, Vec<TokenId>>,
+    children: HashMap<TokenId, Vec<TokenId>, RandomKeys>,
 }
 
 impl TokenTable {
@@ -133,7 +134,7 @@ impl TokenTable {
         let len = u32::try_from(len).map_err(|_| "a token table of more than 2³² tokens")?;
         let tokens = || (0..).zip(chunks.iter().flatten());
         let digest_index = || {
-            let mut by_digest = HashMap::with_capacity(len as usize);
+            let mut by_digest = HashMap::with_capacity_and_hasher(len as usize, RandomKeys::default());
             for (slot, token) in tokens() {
                 if by_digest.insert(token.digest, slot).is_some() {
                     return Err("a token table with two tokens of one digest");
@@ -142,9 +143,9 @@ impl TokenTable {
             Ok(by_digest)
         };
         let other_indexes = || {
-            let mut by_id = HashMap::with_capacity(len as usize);
-            let mut by_account = HashMap::new();
-            let mut children: HashMap<TokenId, Vec<TokenId>> = HashMap::new();
+            let mut by_id = HashMap::with_capacity_and_hasher(len as usize, RandomKeys::default());
+            let mut by_account = HashMap::default();
+            let mut children: HashMap<TokenId, Vec<TokenId>, RandomKeys> = HashMap::default();
             for (slot, token) in tokens() {
                 // As `insert`: a child of a token issued before it only.
                 if let Some(parent) = token.parent.filter(|parent| by_id.contains_key(parent)) {
@@ -185,7 +186,7 @@ impl TokenTable {
 /// Adds `slot` to its account's tokens, keeping them in id order (ids
 /// grow with issue order, so this is nearly always a push).
 fn index_account(
-    by_account: &mut HashMap<AccountId, Vec<u32>>,
+    by_account: &mut HashMap<AccountId, Vec<u32>, RandomKeys>,
     chunks: &[Vec<Token>],
     token: &Token,
     slot: u32,
