@@ -277,6 +277,11 @@ fn gitlab_revocation_api_answers_only_gitlabs_token() {
     let leaks = events_of_type(&latchd, "token.leak_reported");
     assert_eq!(leaks.len(), 1);
     assert_eq!(leaks[0]["data"]["source"], "gitlab");
+    // Presenting the revoked token above is a reuse, noted in the log
+    // after the refusal: wait for it, so that it is not counted below.
+    latch_e2e::eventually("the reuse of the revoked token is noted", || {
+        events_of_type(&latchd, "token.reuse_detected").len() == 1
+    });
     // Again: the same answer, nothing new.
     let head = latchd.head();
     let again = latchd.raw(
