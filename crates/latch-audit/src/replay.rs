@@ -225,7 +225,10 @@ impl Pipeline {
     std::thread::scope(|scope| {
         let (chunks, arriving) = std::sync::mpsc::sync_channel::<Result<Chunk, AuditError>>(8);
         let pipeline = &pipeline;
-        scope.spawn(move || {
+        // latchd's writer thread rebuilds through here: no thread to be
+        // had is an error to return, not a panic.
+        let reader = std::thread::Builder::new().name("replay-reader".into());
+        let spawned = reader.spawn_scoped(scope, move || {
             let mut chunk = Vec::with_capacity(Pipeline::CHUNK);
             let send = |chunk: Vec<ChainedRecord>| {
                 let chunk = pipeline.prepare(chunk);
@@ -239,6 +242,7 @@ impl Pipeline {
                     Err(error) => {
                         // What was read before the error is handed out first.
                         let _ = send(chunk);
+                        pipeline.queued.fetch_add(1, Ordering::Relaxed);
                         let _ = chunks.send(Err(error.into()));
                         return;
                     }
@@ -252,6 +256,9 @@ impl Pipeline {
             }
             let _ = send(chunk);
         });
+        if let Err(error) = spawned {
+            return Err(AuditError::Store(StoreError::Io(error)));
+        }
         'fold: for chunk in arriving {
             pipeline.queued.fetch_sub(1, Ordering::Relaxed);
             for recorded in chunk?.decoded() {
@@ -281,7 +288,8 @@ impl Pipeline {
 struct Pipeline {
     /// Chunks sent and not yet taken by the fold.
     queued: AtomicUsize,
-    /// Chunks the reader decoded itself (for tests).
+    /// Chunks the reader decoded itself, wholly or up to a bad record (for
+    /// tests).
     decoded_by_reader: AtomicUsize,
 }
 
@@ -302,6 +310,7 @@ impl Pipeline {
                 // Handed over undecoded from here: the fold meets the error
                 // in order, after the events before it.
                 Err(_) => {
+                    self.decoded_by_reader.fetch_add(1, Ordering::Relaxed);
                     let rest = records.into_iter().skip(decoded.len()).collect();
                     return Ok(Chunk::Partly(decoded, rest));
                 }
@@ -463,6 +472,7 @@ mod tests {
                 other => panic!("{other:?}"),
             }
             if fold_pauses {
+                // The fourth chunk at least, up to the bad record.
                 assert!(by_reader > 0, "the reader decoded up to the bad record");
             }
         }

@@ -16,12 +16,22 @@
 //! looks up keys of its choice cannot make the entries collide.
 
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
 
 /// A `HashMap` hasher for random keys.
 pub(crate) type RandomKeys = BuildHasherDefault<RandomKeyHasher>;
 
-#[derive(Default)]
 pub(crate) struct RandomKeyHasher(u64);
+
+impl Default for RandomKeyHasher {
+    /// Starts from a value drawn once per process: a data directory or
+    /// checkpoint crafted with colliding keys cannot aim at a table whose
+    /// hashes it cannot compute.
+    fn default() -> Self {
+        static SEED: OnceLock<u64> = OnceLock::new();
+        Self(*SEED.get_or_init(rand::random))
+    }
+}
 
 /// An odd constant with its bits spread (2⁶⁴ over the golden ratio).
 const SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
