@@ -217,64 +217,63 @@ impl Pipeline {
         progress: Progress<'_>,
         mut each: impl FnMut(RecordedEvent) -> bool,
     ) -> Result<(), AuditError> {
-    if after >= last {
-        progress(last.get(), last.get());
-        return Ok(());
-    }
-    let pipeline = self;
-    std::thread::scope(|scope| {
-        let (chunks, arriving) = std::sync::mpsc::sync_channel::<Result<Chunk, AuditError>>(8);
-        let pipeline = &pipeline;
-        // latchd's writer thread rebuilds through here: no thread to be
-        // had is an error to return, not a panic.
-        let reader = std::thread::Builder::new().name("replay-reader".into());
-        let spawned = reader.spawn_scoped(scope, move || {
-            let mut chunk = Vec::with_capacity(Pipeline::CHUNK);
-            let send = |chunk: Vec<ChainedRecord>| {
-                let chunk = pipeline.prepare(chunk);
-                pipeline.queued.fetch_add(1, Ordering::Relaxed);
-                chunks.send(chunk)
-            };
-            for record in store.iter_chained_records(after.next(), prev) {
-                let record = match record {
-                    Ok(record) if record.position > last => break,
-                    Ok(record) => record,
-                    Err(error) => {
-                        // What was read before the error is handed out first.
-                        let _ = send(chunk);
-                        pipeline.queued.fetch_add(1, Ordering::Relaxed);
-                        let _ = chunks.send(Err(error.into()));
-                        return;
-                    }
+        if after >= last {
+            progress(last.get(), last.get());
+            return Ok(());
+        }
+        let pipeline = self;
+        std::thread::scope(|scope| {
+            let (chunks, arriving) = std::sync::mpsc::sync_channel::<Result<Chunk, AuditError>>(8);
+            // latchd's writer thread rebuilds through here: no thread to be
+            // had is an error to return, not a panic.
+            let reader = std::thread::Builder::new().name("replay-reader".into());
+            let spawned = reader.spawn_scoped(scope, move || {
+                let mut chunk = Vec::with_capacity(Pipeline::CHUNK);
+                let send = |chunk: Vec<ChainedRecord>| {
+                    let chunk = pipeline.prepare(chunk);
+                    pipeline.queued.fetch_add(1, Ordering::Relaxed);
+                    chunks.send(chunk)
                 };
-                chunk.push(record);
-                if chunk.len() == Pipeline::CHUNK
-                    && send(std::mem::replace(&mut chunk, Vec::with_capacity(Pipeline::CHUNK))).is_err()
-                {
-                    return; // the fold stopped
+                for record in store.iter_chained_records(after.next(), prev) {
+                    let record = match record {
+                        Ok(record) if record.position > last => break,
+                        Ok(record) => record,
+                        Err(error) => {
+                            // What was read before the error is handed out first.
+                            let _ = send(chunk);
+                            pipeline.queued.fetch_add(1, Ordering::Relaxed);
+                            let _ = chunks.send(Err(error.into()));
+                            return;
+                        }
+                    };
+                    chunk.push(record);
+                    if chunk.len() == Pipeline::CHUNK
+                        && send(std::mem::replace(&mut chunk, Vec::with_capacity(Pipeline::CHUNK))).is_err()
+                    {
+                        return; // the fold stopped
+                    }
+                }
+                let _ = send(chunk);
+            });
+            if let Err(error) = spawned {
+                return Err(AuditError::Store(StoreError::Io(error)));
+            }
+            'fold: for chunk in arriving {
+                pipeline.queued.fetch_sub(1, Ordering::Relaxed);
+                for recorded in chunk?.decoded() {
+                    let recorded = recorded?;
+                    let position = recorded.position.get();
+                    if position % PROGRESS_EVERY == 0 {
+                        progress(position, last.get());
+                    }
+                    if !each(recorded) {
+                        break 'fold;
+                    }
                 }
             }
-            let _ = send(chunk);
-        });
-        if let Err(error) = spawned {
-            return Err(AuditError::Store(StoreError::Io(error)));
-        }
-        'fold: for chunk in arriving {
-            pipeline.queued.fetch_sub(1, Ordering::Relaxed);
-            for recorded in chunk?.decoded() {
-                let recorded = recorded?;
-                let position = recorded.position.get();
-                if position % PROGRESS_EVERY == 0 {
-                    progress(position, last.get());
-                }
-                if !each(recorded) {
-                    break 'fold;
-                }
-            }
-        }
-        progress(last.get(), last.get());
-        Ok(())
-    })
+            progress(last.get(), last.get());
+            Ok(())
+        })
     }
 }
 
