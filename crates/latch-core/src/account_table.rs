@@ -2,10 +2,11 @@
 //! their names stay reserved, so a name in the audit trail always means
 //! one account), by id and by name.
 //!
-//! Only the accounts are written; the lookup by name is rebuilt when a
-//! table is read.
+//! Only the accounts are written, in the order added; the lookups by id
+//! and by name are rebuilt when a table is read.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
@@ -20,32 +21,37 @@ use crate::random_key_hasher::RandomKeys;
 /// bound; past it the tables grow as they are filled.
 const MOST_RESERVED: usize = 1 << 22;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct AccountTable {
-    by_id: HashMap<AccountId, Account, RandomKeys>,
-    by_name: HashMap<AccountName, AccountId>,
+    /// Every account, in the order added (accounts are never removed): an
+    /// account's slot is its place. Read from a checkpoint, each is
+    /// written in turn, not into a random bucket of a table of accounts.
+    accounts: Vec<Account>,
+    by_id: HashMap<AccountId, u32, RandomKeys>,
+    by_name: HashMap<AccountName, u32>,
 }
 
 impl AccountTable {
     pub(crate) fn len(&self) -> usize {
-        self.by_id.len()
+        self.accounts.len()
     }
 
     pub(crate) fn get(&self, id: &AccountId) -> Option<&Account> {
-        self.by_id.get(id)
+        self.by_id.get(id).map(|&slot| &self.accounts[slot as usize])
     }
 
     pub(crate) fn get_mut(&mut self, id: &AccountId) -> Option<&mut Account> {
-        self.by_id.get_mut(id)
+        let slot = *self.by_id.get(id)?;
+        self.accounts.get_mut(slot as usize)
     }
 
     pub(crate) fn by_name(&self, name: &AccountName) -> Option<&Account> {
-        self.by_name.get(name).and_then(|id| self.by_id.get(id))
+        self.by_name.get(name).map(|&slot| &self.accounts[slot as usize])
     }
 
-    /// Every account, in no particular order.
+    /// Every account, in the order added.
     pub(crate) fn values(&self) -> impl Iterator<Item = &Account> {
-        self.by_id.values()
+        self.accounts.iter()
     }
 
     /// Adds a newly created account. `decide` never creates one whose id
@@ -58,18 +64,38 @@ impl AccountTable {
 
     /// Adds `account` unless its id or name is taken; whether it did.
     fn add(&mut self, account: Account) -> bool {
-        if self.by_id.contains_key(&account.id) || self.by_name.contains_key(&account.name) {
+        let Ok(slot) = u32::try_from(self.accounts.len()) else {
             return false;
-        }
-        self.by_name.insert(account.name.clone(), account.id);
-        self.by_id.insert(account.id, account);
+        };
+        // One probe of each table (a checkpoint adds every account).
+        let Entry::Vacant(by_id) = self.by_id.entry(account.id) else {
+            return false;
+        };
+        let Entry::Vacant(by_name) = self.by_name.entry(account.name.clone()) else {
+            return false;
+        };
+        by_name.insert(slot);
+        by_id.insert(slot);
+        self.accounts.push(account);
         true
     }
 }
 
+impl PartialEq for AccountTable {
+    /// The same accounts, in whatever order they were added (a table read
+    /// from a checkpoint written before accounts had an order holds them
+    /// in the order of the table it was written from).
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self.accounts.iter().all(|account| other.get(&account.id) == Some(account))
+    }
+}
+
+impl Eq for AccountTable {}
+
 impl Serialize for AccountTable {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.by_id.values())
+        serializer.collect_seq(&self.accounts)
     }
 }
 
@@ -84,6 +110,7 @@ impl<'de> Deserialize<'de> for AccountTable {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AccountTable, A::Error> {
                 let reserved = seq.size_hint().unwrap_or(0).min(MOST_RESERVED);
                 let mut table = AccountTable {
+                    accounts: Vec::with_capacity(reserved),
                     by_id: HashMap::with_capacity_and_hasher(reserved, RandomKeys::default()),
                     by_name: HashMap::with_capacity(reserved),
                 };
@@ -96,5 +123,74 @@ impl<'de> Deserialize<'de> for AccountTable {
             }
         }
         deserializer.deserialize_seq(Accounts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::account::AccountStatus;
+    use crate::actor::Actor;
+    use crate::role::RoleName;
+
+    fn account(n: u128, name: &str) -> Account {
+        let at = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        Account {
+            id: AccountId::from_uuid(Uuid::from_u128(n)),
+            name: AccountName::parse(name).unwrap(),
+            role: RoleName::parse("auditor").unwrap(),
+            description: String::new(),
+            status: AccountStatus::Active,
+            created_at: at,
+            created_by: Actor::System,
+            updated_at: at,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn accounts_are_found_by_id_and_name_and_read_back() {
+        let mut table = AccountTable::default();
+        table.insert(account(2, "deploy"));
+        table.insert(account(1, "backup"));
+        // A taken id, a taken name: skipped, the first keeps them.
+        table.insert(account(2, "other"));
+        table.insert(account(3, "backup"));
+        assert_eq!(table.len(), 2);
+        let id = |n| AccountId::from_uuid(Uuid::from_u128(n));
+        assert_eq!(table.get(&id(2)).map(|a| a.name.as_str()), Some("deploy"));
+        assert_eq!(table.by_name(&AccountName::parse("backup").unwrap()).map(|a| a.id), Some(id(1)));
+        assert!(table.get(&id(3)).is_none());
+        assert!(table.by_name(&AccountName::parse("other").unwrap()).is_none());
+        table.get_mut(&id(1)).unwrap().version = 5;
+        assert_eq!(table.get(&id(1)).unwrap().version, 5);
+        assert_eq!(table.values().map(|a| a.id).collect::<Vec<_>>(), [id(2), id(1)]);
+
+        let read: AccountTable = postcard::from_bytes(&postcard::to_stdvec(&table).unwrap()).unwrap();
+        assert_eq!(read, table);
+        assert_eq!(read.by_name(&AccountName::parse("deploy").unwrap()).map(|a| a.id), Some(id(2)));
+        let json: AccountTable = serde_json::from_str(&serde_json::to_string(&table).unwrap()).unwrap();
+        assert_eq!(json, table);
+    }
+
+    #[test]
+    fn tables_of_the_same_accounts_are_equal_in_any_order_and_duplicates_are_refused() {
+        let mut one = AccountTable::default();
+        let mut other = AccountTable::default();
+        for n in 1..=5 {
+            one.insert(account(n, &format!("svc-{n}")));
+            other.insert(account(6 - n, &format!("svc-{}", 6 - n)));
+        }
+        assert_eq!(one, other);
+        other.get_mut(&AccountId::from_uuid(Uuid::from_u128(3))).unwrap().version = 2;
+        assert_ne!(one, other);
+
+        let twice = postcard::to_stdvec(&[account(1, "a"), account(1, "b")]).unwrap();
+        assert!(postcard::from_bytes::<AccountTable>(&twice).is_err());
+        let twice = postcard::to_stdvec(&[account(1, "a"), account(2, "a")]).unwrap();
+        assert!(postcard::from_bytes::<AccountTable>(&twice).is_err());
     }
 }

@@ -26,6 +26,7 @@ mod permission_set;
 mod on_reuse;
 mod policy;
 mod random_key_hasher;
+mod sharded_index;
 mod position;
 mod role;
 mod schedule;

@@ -24,6 +24,7 @@ use serde::ser::{Error as _, Serialize, SerializeSeq, Serializer};
 
 use crate::id::{AccountId, TokenId};
 use crate::random_key_hasher::RandomKeys;
+use crate::sharded_index::ShardedIndex;
 use crate::token::Token;
 use crate::token_digest::TokenDigest;
 
@@ -36,10 +37,10 @@ const CHUNK: usize = if cfg!(test) { 64 } else { 1 << 16 };
 pub(crate) struct TokenTable {
     /// Full chunks of `CHUNK` tokens, then the one being filled.
     chunks: Vec<Vec<Token>>,
-    by_digest: HashMap<TokenDigest, u32, RandomKeys>,
-    by_id: HashMap<TokenId, u32, RandomKeys>,
+    by_digest: ShardedIndex<TokenDigest, u32>,
+    by_id: ShardedIndex<TokenId, u32>,
     /// Each account's tokens, in id order.
-    by_account: HashMap<AccountId, Vec<u32>, RandomKeys>,
+    by_account: ShardedIndex<AccountId, Vec<u32>>,
     /// The tokens exchanged from each token, in issue order.
     children: HashMap<TokenId, Vec<TokenId>, RandomKeys>,
 }
@@ -100,8 +101,8 @@ impl TokenTable {
         if let Some(parent) = token.parent.filter(|parent| self.by_id.contains_key(parent)) {
             self.children.entry(parent).or_default().push(token.id);
         }
-        self.by_digest.insert(token.digest, slot);
-        self.by_id.insert(token.id, slot);
+        self.by_digest.insert_new(token.digest, slot);
+        self.by_id.insert_new(token.id, slot);
         index_account(&mut self.by_account, &self.chunks, &token, slot);
         if let Some(chunk) = self.chunks.last_mut() {
             chunk.push(token);
@@ -119,8 +120,8 @@ impl TokenTable {
     }
 
     /// A table of chunks as written (each full but the last), with the
-    /// lookups rebuilt; for a large table, by digest on a thread of its
-    /// own while the others are built on this one. Two tokens with one id
+    /// lookups rebuilt; for a large table, half of them on a thread of its
+    /// own while this one builds the other half. Two tokens with one id
     /// or one digest mean the bytes are not a table Latch wrote.
     fn from_chunks(chunks: Vec<Vec<Token>>) -> Result<Self, &'static str> {
         let shaped = chunks
@@ -133,46 +134,48 @@ impl TokenTable {
         let len = chunks.iter().map(Vec::len).sum::<usize>();
         let len = u32::try_from(len).map_err(|_| "a token table of more than 2³² tokens")?;
         let tokens = || (0..).zip(chunks.iter().flatten());
-        let digest_index = || {
-            let mut by_digest = HashMap::with_capacity_and_hasher(len as usize, RandomKeys::default());
+        // Two halves of about equal work, one on a thread of its own: the
+        // digests and each account's tokens; the ids and each token's
+        // children (which needs the ids).
+        let digests_and_accounts = || {
+            let by_digest = ShardedIndex::build(len as usize, tokens().map(|(slot, token)| (token.digest, slot)))
+                .map_err(|_| "a token table with two tokens of one digest")?;
+            let mut by_account = ShardedIndex::default();
             for (slot, token) in tokens() {
-                if by_digest.insert(token.digest, slot).is_some() {
-                    return Err("a token table with two tokens of one digest");
-                }
+                index_account(&mut by_account, &chunks, token, slot);
             }
-            Ok(by_digest)
+            Ok::<_, &'static str>((by_digest, by_account))
         };
-        let other_indexes = || {
-            let mut by_id = HashMap::with_capacity_and_hasher(len as usize, RandomKeys::default());
-            let mut by_account = HashMap::default();
+        let ids_and_children = || {
+            let by_id = ShardedIndex::build(len as usize, tokens().map(|(slot, token)| (token.id, slot)))
+                .map_err(|_| "a token table with two tokens of one id")?;
             let mut children: HashMap<TokenId, Vec<TokenId>, RandomKeys> = HashMap::default();
             for (slot, token) in tokens() {
                 // As `insert`: a child of a token issued before it only.
-                if let Some(parent) = token.parent.filter(|parent| by_id.contains_key(parent)) {
+                if let Some(parent) = token
+                    .parent
+                    .filter(|parent| by_id.get(parent).is_some_and(|&at| at < slot))
+                {
                     children.entry(parent).or_default().push(token.id);
                 }
-                if by_id.insert(token.id, slot).is_some() {
-                    return Err("a token table with two tokens of one id");
-                }
-                index_account(&mut by_account, &chunks, token, slot);
             }
-            Ok((by_id, by_account, children))
+            Ok::<_, &'static str>((by_id, children))
         };
-        let (by_digest, others) = if chunks.len() > 1 {
+        let (first, second) = if chunks.len() > 1 {
             thread::scope(|scope| {
-                let by_digest = thread::Builder::new().spawn_scoped(scope, digest_index);
-                let others = other_indexes();
-                let by_digest = match by_digest {
+                let first = thread::Builder::new().spawn_scoped(scope, digests_and_accounts);
+                let second = ids_and_children();
+                let first = match first {
                     Ok(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
                     // No thread to be had (a process limit): this one builds it.
-                    Err(_) => digest_index(),
+                    Err(_) => digests_and_accounts(),
                 };
-                (by_digest, others)
+                (first, second)
             })
         } else {
-            (digest_index(), other_indexes())
+            (digests_and_accounts(), ids_and_children())
         };
-        let (by_digest, (by_id, by_account, children)) = (by_digest?, others?);
+        let ((by_digest, by_account), (by_id, children)) = (first?, second?);
         Ok(Self {
             chunks,
             by_digest,
@@ -186,12 +189,18 @@ impl TokenTable {
 /// Adds `slot` to its account's tokens, keeping them in id order (ids
 /// grow with issue order, so this is nearly always a push).
 fn index_account(
-    by_account: &mut HashMap<AccountId, Vec<u32>, RandomKeys>,
+    by_account: &mut ShardedIndex<AccountId, Vec<u32>>,
     chunks: &[Vec<Token>],
     token: &Token,
     slot: u32,
 ) {
-    let slots = by_account.entry(token.account_id).or_default();
+    let slots = by_account.get_or_default(token.account_id);
+    // The last token first: a binary search would touch a dozen tokens
+    // spread over the table (a cache miss each) for what is a push.
+    if slots.last().is_none_or(|&last| token_at(chunks, last).id < token.id) {
+        slots.push(slot);
+        return;
+    }
     let at = slots.partition_point(|&held| token_at(chunks, held).id < token.id);
     slots.insert(at, slot);
 }
