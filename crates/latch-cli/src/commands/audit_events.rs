@@ -2,6 +2,8 @@
 //! `GET /v1/events`, long-polled with `--follow`) or offline (`--data-dir`,
 //! re-opened every second with `--follow` to see what latchd appends).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -129,9 +131,19 @@ fn offline(
     let filter = filter_offline(&store, args)?;
     let mut after = Position::ZERO;
     loop {
-        let names = latch_audit::AccountNames::read(&store).map_err(audit_error)?;
+        // Names read as the events printed need them, one account stream's
+        // first event each (a log may hold a million accounts; the events
+        // asked for name a few). A name that cannot be read is left out of
+        // its event; the scan itself reports a store that fails.
+        let names: RefCell<HashMap<AccountId, Option<String>>> = RefCell::default();
         let mut stopped = false;
-        let name_of = |id| names.get(id).map(str::to_owned);
+        let name_of = |id| {
+            names
+                .borrow_mut()
+                .entry(id)
+                .or_insert_with(|| latch_audit::AccountNames::name_in(&store, id).ok().flatten())
+                .clone()
+        };
         let end = latch_audit::scan_events(&store, &filter, after, u64::MAX, &name_of, |event| {
             let Ok(value) = serde_json::to_value(&event) else {
                 return false;
@@ -153,7 +165,6 @@ fn offline(
 
 /// The filter, account names resolved from the log itself.
 fn filter_offline(store: &EventStore, args: &EventsArgs) -> Result<EventFilter, CliError> {
-    let names = latch_audit::AccountNames::read(store).map_err(audit_error)?;
     let account = |text: &str| -> Result<AccountId, CliError> {
         if let Ok(id) = text.parse::<AccountId>() {
             return Ok(id);
@@ -161,7 +172,9 @@ fn filter_offline(store: &EventStore, args: &EventsArgs) -> Result<EventFilter, 
         let name = AccountName::parse(text).map_err(|_| {
             CliError::Usage(format!("{text:?} is neither an account id nor a name"))
         })?;
-        names
+        // No index by name: every account's name is read.
+        latch_audit::AccountNames::read(store)
+            .map_err(audit_error)?
             .id_of(&name)
             .ok_or_else(|| CliError::NotFound(format!("no account named {name} in this log")))
     };
