@@ -81,11 +81,13 @@ impl<K: Hash + Eq, V> ShardedIndex<K, V> {
     where
         V: Default,
     {
-        let shard = &mut self.shards[shard_of(&key)];
-        if !shard.contains_key(&key) {
-            self.len += 1;
+        match self.shards[shard_of(&key)].entry(key) {
+            Entry::Occupied(held) => held.into_mut(),
+            Entry::Vacant(free) => {
+                self.len += 1;
+                free.insert(V::default())
+            }
         }
-        shard.entry(key).or_default()
     }
 
     pub(crate) fn contains_key(&self, key: &K) -> bool {

@@ -496,15 +496,24 @@ mod tests {
         assert!(postcard::from_bytes::<TokenTable>(&encode_chunks(&chunks)).is_ok());
 
         // Two tokens with one digest, or one id: lookups would disagree.
+        // (Added to the last chunk, which has room: the table's shape is
+        // right, so only the lookups can refuse them.)
+        let last = chunks.len() - 1;
+        let mut fresh = chunks.clone();
+        let mut copy = fresh[1][0].clone();
+        copy.id = id(9_999_999);
+        copy.digest = TokenDigest::of("fresh");
+        fresh[last].push(copy);
+        assert!(postcard::from_bytes::<TokenTable>(&encode_chunks(&fresh)).is_ok());
         let mut twice = chunks.clone();
         let mut copy = twice[1][0].clone();
         copy.id = id(9_999_999);
-        twice[1].push(copy);
+        twice[last].push(copy);
         assert!(postcard::from_bytes::<TokenTable>(&encode_chunks(&twice)).is_err());
         let mut twice = chunks.clone();
         let mut copy = twice[1][0].clone();
         copy.digest = TokenDigest::of("fresh");
-        twice[1].push(copy);
+        twice[last].push(copy);
         assert!(postcard::from_bytes::<TokenTable>(&encode_chunks(&twice)).is_err());
 
         // A short chunk before the last: slots would not be places.

@@ -2,7 +2,7 @@
 //! `GET /v1/events`, long-polled with `--follow`) or offline (`--data-dir`,
 //! re-opened every second with `--follow` to see what latchd appends).
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -133,16 +133,21 @@ fn offline(
     loop {
         // Names read as the events printed need them, one account stream's
         // first event each (a log may hold a million accounts; the events
-        // asked for name a few). A name that cannot be read is left out of
-        // its event; the scan itself reports a store that fails.
+        // asked for name a few). A name that cannot be read ends the
+        // command with the store's error, as a record that cannot.
         let names: RefCell<HashMap<AccountId, Option<String>>> = RefCell::default();
+        let unreadable: RefCell<Option<latch_audit::AuditError>> = RefCell::default();
         let mut stopped = false;
         let name_of = |id| {
-            names
-                .borrow_mut()
-                .entry(id)
-                .or_insert_with(|| latch_audit::AccountNames::name_in(&store, id).ok().flatten())
-                .clone()
+            if let Some(name) = names.borrow().get(&id) {
+                return name.clone();
+            }
+            let name = latch_audit::AccountNames::name_in(&store, id).unwrap_or_else(|error| {
+                unreadable.borrow_mut().get_or_insert(error);
+                None
+            });
+            names.borrow_mut().insert(id, name.clone());
+            name
         };
         let end = latch_audit::scan_events(&store, &filter, after, u64::MAX, &name_of, |event| {
             let Ok(value) = serde_json::to_value(&event) else {
@@ -152,6 +157,9 @@ fn offline(
             !stopped
         })
         .map_err(audit_error)?;
+        if let Some(error) = unreadable.into_inner() {
+            return Err(audit_error(error));
+        }
         if stopped || end.complete || !args.follow {
             return Ok(());
         }
@@ -165,6 +173,9 @@ fn offline(
 
 /// The filter, account names resolved from the log itself.
 fn filter_offline(store: &EventStore, args: &EventsArgs) -> Result<EventFilter, CliError> {
+    // No index by name: every account's name is read, once, and only
+    // when a name is given.
+    let names = OnceCell::new();
     let account = |text: &str| -> Result<AccountId, CliError> {
         if let Ok(id) = text.parse::<AccountId>() {
             return Ok(id);
@@ -172,10 +183,12 @@ fn filter_offline(store: &EventStore, args: &EventsArgs) -> Result<EventFilter, 
         let name = AccountName::parse(text).map_err(|_| {
             CliError::Usage(format!("{text:?} is neither an account id nor a name"))
         })?;
-        // No index by name: every account's name is read.
-        latch_audit::AccountNames::read(store)
-            .map_err(audit_error)?
-            .id_of(&name)
+        if names.get().is_none() {
+            let _ = names.set(latch_audit::AccountNames::read(store).map_err(audit_error)?);
+        }
+        names
+            .get()
+            .and_then(|names: &latch_audit::AccountNames| names.id_of(&name))
             .ok_or_else(|| CliError::NotFound(format!("no account named {name} in this log")))
     };
     let token = |flag: &str, text: &str| -> Result<TokenId, CliError> {
