@@ -1,6 +1,6 @@
-//! `ShardedIndex`: a map from random keys (token digests, token ids) to
-//! small values (a token's slot), split into `SHARDS` hash maps by bits
-//! of each key's hash.
+//! `ShardedIndex`: a map from random keys (token digests, token and
+//! account ids) to small values (a token's slot, an account's slots),
+//! split into `SHARDS` hash maps by bits of each key's hash.
 //!
 //! One map of millions of entries is hundreds of megabytes, and every
 //! insert into it lands on a page of its own: a cache and a TLB miss an
@@ -120,6 +120,8 @@ fn deal<K: Hash, T>(expected: usize, entries: impl Iterator<Item = (K, T)>) -> V
     dealt
 }
 
+/// (For tests: `TokenTable`'s equality is its tokens', the lookups follow.)
+#[cfg(test)]
 impl<K: Hash + Eq, V: PartialEq> PartialEq for ShardedIndex<K, V> {
     fn eq(&self, other: &Self) -> bool {
         self.len == other.len && self.shards == other.shards
