@@ -11,6 +11,12 @@
 //! shard at a time while it fits in the cache; and a shard that grows
 //! rehashes a thousandth of the entries. A lookup costs one more
 //! indexing of an array.
+//!
+//! A bulk build also picks how many shards (at least `SHARDS`): a shard's
+//! table is a power of two of buckets, so with a fixed number of shards
+//! an index just past a power of two holds each table at under half full
+//! (8M tokens in 1,024 shards: 16,384 buckets for 7,800 entries each).
+//! Built, every shard is about three quarters full, whatever the count.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -21,6 +27,14 @@ use crate::random_key_hasher::RandomKeys;
 /// How many maps an index is split into. (Unit tests use a few, so that
 /// shards hold several keys each.)
 const SHARDS: usize = if cfg!(test) { 8 } else { 1024 };
+
+/// How full a bulk build makes its shards' tables, in 80ths: hashbrown
+/// grows a table at 7/8 (70/80), and the spread of random keys over the
+/// shards needs room under that.
+const FILL_80THS: usize = 61;
+
+/// Bits of a key's hash (from bit 32) that choose its shard.
+const SHARD_BITS: u32 = 24;
 
 #[derive(Debug, Clone)]
 pub(crate) struct ShardedIndex<K, V> {
@@ -37,22 +51,38 @@ impl<K, V> Default for ShardedIndex<K, V> {
     }
 }
 
-/// The shard a key belongs in: bits of its hash that a shard's own table
-/// does not look at (it takes its low bits for the bucket and its top
-/// seven for the tag), so the keys of one shard still spread over it.
-fn shard_of<K: Hash>(key: &K) -> usize {
-    (RandomKeys::default().hash_one(key) >> 32) as usize % SHARDS
+/// The shard of `shards` a key belongs in: bits 32 to 55 of its hash,
+/// which a shard's own table does not look at (it takes the low bits for
+/// the bucket and the top seven for the tag), so the keys of one shard
+/// still spread over it; scaled to the count (not a modulo: any count).
+fn shard_of<K: Hash>(key: &K, shards: usize) -> usize {
+    let bits = (RandomKeys::default().hash_one(key) >> 32) & ((1 << SHARD_BITS) - 1);
+    ((bits as usize) * shards) >> SHARD_BITS
+}
+
+/// How many shards a bulk build of `expected` keys makes: at least
+/// `SHARDS`, and enough that each shard's table (a power of two of
+/// buckets, the largest that leaves at least `SHARDS` of them) is filled
+/// to about `FILL_80THS`.
+fn shards_for(expected: usize) -> usize {
+    let fill = |buckets: usize| buckets * FILL_80THS / 80;
+    let mut buckets = 8;
+    while fill(buckets * 2) * SHARDS <= expected {
+        buckets *= 2;
+    }
+    expected.div_ceil(fill(buckets)).clamp(SHARDS, 1 << SHARD_BITS)
 }
 
 impl<K: Hash + Eq, V> ShardedIndex<K, V> {
     /// An index of `entries` (about `expected` of them), built shard by
     /// shard; the first key found twice, if any.
     pub(crate) fn build(expected: usize, entries: impl Iterator<Item = (K, V)>) -> Result<Self, K> {
+        let count = shards_for(expected);
         let mut index = Self {
-            shards: Vec::with_capacity(SHARDS),
+            shards: Vec::with_capacity(count),
             len: 0,
         };
-        for entries in deal(expected, entries) {
+        for entries in deal(count, expected, entries) {
             let mut shard = HashMap::with_capacity_and_hasher(entries.len(), RandomKeys::default());
             for (key, value) in entries {
                 match shard.entry(key) {
@@ -73,7 +103,7 @@ impl<K: Hash + Eq, V> ShardedIndex<K, V> {
     }
 
     pub(crate) fn get(&self, key: &K) -> Option<&V> {
-        self.shards[shard_of(key)].get(key)
+        self.shards[shard_of(key, self.shards.len())].get(key)
     }
 
     /// The value of `key`, added as `V::default()` if it was not there.
@@ -81,7 +111,8 @@ impl<K: Hash + Eq, V> ShardedIndex<K, V> {
     where
         V: Default,
     {
-        match self.shards[shard_of(&key)].entry(key) {
+        let shard = shard_of(&key, self.shards.len());
+        match self.shards[shard].entry(key) {
             Entry::Occupied(held) => held.into_mut(),
             Entry::Vacant(free) => {
                 self.len += 1;
@@ -91,12 +122,13 @@ impl<K: Hash + Eq, V> ShardedIndex<K, V> {
     }
 
     pub(crate) fn contains_key(&self, key: &K) -> bool {
-        self.shards[shard_of(key)].contains_key(key)
+        self.shards[shard_of(key, self.shards.len())].contains_key(key)
     }
 
     /// Adds `key` unless it is there; whether it did.
     pub(crate) fn insert_new(&mut self, key: K, value: V) -> bool {
-        match self.shards[shard_of(&key)].entry(key) {
+        let shard = shard_of(&key, self.shards.len());
+        match self.shards[shard].entry(key) {
             Entry::Occupied(_) => false,
             Entry::Vacant(free) => {
                 free.insert(value);
@@ -107,15 +139,15 @@ impl<K: Hash + Eq, V> ShardedIndex<K, V> {
     }
 }
 
-/// `entries` (about `expected` of them) dealt out to their shards, each
-/// shard's in the order given.
-fn deal<K: Hash, T>(expected: usize, entries: impl Iterator<Item = (K, T)>) -> Vec<Vec<(K, T)>> {
+/// `entries` (about `expected` of them) dealt out to `shards` shards,
+/// each shard's in the order given.
+fn deal<K: Hash, T>(shards: usize, expected: usize, entries: impl Iterator<Item = (K, T)>) -> Vec<Vec<(K, T)>> {
     // A quarter over the even share: no shard regrows its list for the
     // spread of random keys over a thousand shards.
-    let share = expected / SHARDS + expected / SHARDS / 4 + 8;
-    let mut dealt: Vec<Vec<(K, T)>> = (0..SHARDS).map(|_| Vec::with_capacity(share)).collect();
+    let share = expected / shards + expected / shards / 4 + 8;
+    let mut dealt: Vec<Vec<(K, T)>> = (0..shards).map(|_| Vec::with_capacity(share)).collect();
     for (key, value) in entries {
-        dealt[shard_of(&key)].push((key, value));
+        dealt[shard_of(&key, shards)].push((key, value));
     }
     dealt
 }
@@ -149,7 +181,28 @@ mod tests {
         }
         assert_eq!(built.get(&1000), None);
         // Every shard holds some: the keys are spread.
-        assert!(built.shards.iter().all(|shard| shard.len() > 1000 / SHARDS / 2));
+        assert!(built.shards.iter().all(|shard| shard.len() > 1000 / built.shards.len() / 2));
+    }
+
+    #[test]
+    fn a_built_index_fills_its_tables_whatever_its_size() {
+        // 1,800 keys in the 8 shards of a fixed count would be 225 a shard:
+        // tables of 512 buckets, under half full.
+        for keys in [100u64, 1_000, 1_800, 3_000, 20_000] {
+            let mut built = ShardedIndex::build(keys as usize, (0..keys).map(|n| (n, n))).unwrap();
+            let room: usize = built.shards.iter().map(HashMap::capacity).sum();
+            let fill = keys as f64 / room as f64;
+            assert!(built.shards.len() >= SHARDS);
+            assert!(keys < 1_000 || fill > 0.6, "{keys} keys fill {fill:.2} of their tables");
+            // It grows as any index does, with its own count of shards.
+            for n in keys..keys * 2 {
+                assert!(built.insert_new(n, n));
+            }
+            assert!(!built.insert_new(keys / 2, 0));
+            assert_eq!(built.len(), keys as usize * 2);
+            assert!((0..keys * 2).all(|n| built.get(&n) == Some(&n)));
+            assert_eq!(built.get(&(keys * 2)), None);
+        }
     }
 
     #[test]
