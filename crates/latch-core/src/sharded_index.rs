@@ -102,8 +102,13 @@ impl<K: Hash + Eq, V> ShardedIndex<K, V> {
         self.len
     }
 
+    /// The shard `key` belongs in, of this index's count.
+    fn shard(&self, key: &K) -> usize {
+        shard_of(key, self.shards.len())
+    }
+
     pub(crate) fn get(&self, key: &K) -> Option<&V> {
-        self.shards[shard_of(key, self.shards.len())].get(key)
+        self.shards[self.shard(key)].get(key)
     }
 
     /// The value of `key`, added as `V::default()` if it was not there.
@@ -111,7 +116,7 @@ impl<K: Hash + Eq, V> ShardedIndex<K, V> {
     where
         V: Default,
     {
-        let shard = shard_of(&key, self.shards.len());
+        let shard = self.shard(&key);
         match self.shards[shard].entry(key) {
             Entry::Occupied(held) => held.into_mut(),
             Entry::Vacant(free) => {
@@ -122,12 +127,12 @@ impl<K: Hash + Eq, V> ShardedIndex<K, V> {
     }
 
     pub(crate) fn contains_key(&self, key: &K) -> bool {
-        self.shards[shard_of(key, self.shards.len())].contains_key(key)
+        self.shards[self.shard(key)].contains_key(key)
     }
 
     /// Adds `key` unless it is there; whether it did.
     pub(crate) fn insert_new(&mut self, key: K, value: V) -> bool {
-        let shard = shard_of(&key, self.shards.len());
+        let shard = self.shard(&key);
         match self.shards[shard].entry(key) {
             Entry::Occupied(_) => false,
             Entry::Vacant(free) => {

@@ -130,12 +130,13 @@ fn offline(
     let mut store = open_log(dir)?;
     let filter = filter_offline(&store, args)?;
     let mut after = Position::ZERO;
+    // Names read as the events printed need them, one account stream's
+    // first event each (a log may hold a million accounts; the events
+    // asked for name a few), and kept across `--follow`'s polls: a name
+    // is the one the account was created with. A name that cannot be read
+    // ends the command with the store's error, as a record that cannot.
+    let names: RefCell<HashMap<AccountId, Option<String>>> = RefCell::default();
     loop {
-        // Names read as the events printed need them, one account stream's
-        // first event each (a log may hold a million accounts; the events
-        // asked for name a few). A name that cannot be read ends the
-        // command with the store's error, as a record that cannot.
-        let names: RefCell<HashMap<AccountId, Option<String>>> = RefCell::default();
         let unreadable: RefCell<Option<latch_audit::AuditError>> = RefCell::default();
         let mut stopped = false;
         let name_of = |id| {
